@@ -1,0 +1,79 @@
+//! The one error type of the core: each variant has a stable code that the binding hands to JavaScript.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The layer spec is malformed or cannot be applied to the input shape.
+    #[error("invalid model spec: {0}")]
+    InvalidSpec(String),
+
+    /// A layer type the core does not know.
+    #[error("unknown layer type {found:?} at layers[{index}]; expected one of {expected}")]
+    UnknownLayer { index: usize, found: String, expected: String },
+
+    /// Input data whose shape or size disagrees with what was declared.
+    #[error("{what}: expected {expected}, got {got}")]
+    BadShape { what: String, expected: String, got: String },
+
+    /// A class label outside `0..classes`.
+    #[error("{what}: label {label} at position {position} is out of range; expected 0..{classes}")]
+    LabelOutOfRange { what: String, label: i64, position: usize, classes: i64 },
+
+    /// An option with a value outside what it accepts.
+    #[error("invalid option {field}: expected {expected}, got {got}")]
+    InvalidOption { field: String, expected: String, got: String },
+
+    /// A checkpoint that cannot be parsed.
+    #[error("corrupt checkpoint {path}: {reason}")]
+    CorruptCheckpoint { path: PathBuf, reason: String },
+
+    /// A checkpoint whose tensors do not fit its spec or the model.
+    #[error("checkpoint {path} does not match the model: {reason}")]
+    CheckpointMismatch { path: PathBuf, reason: String },
+
+    /// A file system error, with the file it concerns.
+    #[error("{action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+
+    /// The requested device cannot be used.
+    #[error("device {requested:?} is not available: {reason}")]
+    DeviceUnavailable { requested: String, reason: String },
+
+    /// Work stopped because its cancel token was set.
+    #[error("cancelled")]
+    Cancelled,
+
+    /// An error raised by libtorch itself.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+impl Error {
+    /// The stable code JavaScript sees as `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "INVALID_SPEC",
+            Error::UnknownLayer { .. } => "UNKNOWN_LAYER",
+            Error::BadShape { .. } => "BAD_SHAPE",
+            Error::LabelOutOfRange { .. } => "LABEL_OUT_OF_RANGE",
+            Error::InvalidOption { .. } => "INVALID_OPTION",
+            Error::CorruptCheckpoint { .. } => "CORRUPT_CHECKPOINT",
+            Error::CheckpointMismatch { .. } => "CHECKPOINT_MISMATCH",
+            Error::Io { .. } => "IO_ERROR",
+            Error::DeviceUnavailable { .. } => "DEVICE_UNAVAILABLE",
+            Error::Cancelled => "CANCELLED",
+            Error::Torch(_) => "TORCH_ERROR",
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.into(), source }
+    }
+
+    pub(crate) fn option(field: &str, expected: impl Into<String>, got: impl std::fmt::Display) -> Self {
+        Error::InvalidOption { field: field.to_owned(), expected: expected.into(), got: got.to_string() }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

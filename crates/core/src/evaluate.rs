@@ -1,0 +1,104 @@
+//! Evaluation over many batches: loss, top-1, top-5, per-class counts and the confusion matrix,
+//! accumulated on the device and read back once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::{Kind, Reduction, Tensor};
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Network;
+use crate::trainer::check_dataset;
+
+/// Counts over an evaluated set. Accuracies are left to the caller: counts add up across calls, ratios do not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalCounts {
+    pub count: i64,
+    /// Sum of per-image cross-entropy.
+    pub loss_sum: f64,
+    pub top1_correct: i64,
+    /// Images whose label is among the five highest scores (or all, with fewer than five classes).
+    pub top5_correct: i64,
+    /// `confusion[true * classes + predicted]`, row-major.
+    pub confusion: Vec<i64>,
+    pub classes: i64,
+}
+
+impl EvalCounts {
+    pub fn per_class_correct(&self) -> Vec<i64> {
+        (0..self.classes).map(|k| self.confusion[(k * self.classes + k) as usize]).collect()
+    }
+
+    pub fn per_class_total(&self) -> Vec<i64> {
+        let k = self.classes as usize;
+        self.confusion.chunks(k).map(|row| row.iter().sum()).collect()
+    }
+}
+
+/// Evaluates `net` on `data` at `indices` (all of it when `None`) in batches of `batch_size`,
+/// checking `cancel` between batches.
+pub fn evaluate(
+    net: &Network,
+    data: &Dataset,
+    indices: Option<&[i64]>,
+    batch_size: usize,
+    cancel: &AtomicBool,
+) -> Result<EvalCounts> {
+    check_dataset(net, data)?;
+    if batch_size == 0 {
+        return Err(Error::option("batchSize", "an integer > 0", 0));
+    }
+    let all: Vec<i64>;
+    let indices = match indices {
+        Some(i) => i,
+        None => {
+            all = (0..data.len()).collect();
+            &all
+        }
+    };
+    let classes = net.classes();
+    let k = classes.min(5);
+    let device = net.device;
+    let _guard = tch::no_grad_guard();
+    let mut loss_sum = Tensor::f_zeros([], (Kind::Double, device))?;
+    let mut top1 = Tensor::f_zeros([], (Kind::Int64, device))?;
+    let mut top5 = Tensor::f_zeros([], (Kind::Int64, device))?;
+    let mut confusion = Tensor::f_zeros([classes * classes], (Kind::Int64, device))?;
+    for chunk in indices.chunks(batch_size) {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let (x, y) = data.gather(&data.index_tensor(chunk)?)?;
+        let logits = net.forward_t(&x, false)?;
+        let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0)?;
+        let _ = loss_sum.f_add_(&loss.f_to_kind(Kind::Double)?)?;
+        let (_, top) = logits.f_topk(k, 1, true, true)?;
+        let hits = top.f_eq_tensor(&y.f_unsqueeze(1)?)?;
+        let _ = top1.f_add_(&hits.f_select(1, 0)?.f_sum(Kind::Int64)?)?;
+        let _ = top5.f_add_(&hits.f_sum(Kind::Int64)?)?;
+        let pairs = y.f_mul_scalar(classes)?.f_add(&top.f_select(1, 0)?)?;
+        let _ = confusion.f_add_(&pairs.f_bincount::<Tensor>(None, classes * classes)?)?;
+    }
+    let confusion = confusion.f_to_device(tch::Device::Cpu)?;
+    let mut flat = vec![0i64; (classes * classes) as usize];
+    let n = flat.len();
+    confusion.f_copy_data(&mut flat, n)?;
+    Ok(EvalCounts {
+        count: indices.len() as i64,
+        loss_sum: loss_sum.f_double_value(&[])?,
+        top1_correct: top1.f_int64_value(&[])?,
+        top5_correct: top5.f_int64_value(&[])?,
+        confusion: flat,
+        classes,
+    })
+}
+
+/// Class probabilities for a normalized float batch, one row per image.
+pub fn probabilities(net: &Network, x: &Tensor) -> Result<Vec<f32>> {
+    let _guard = tch::no_grad_guard();
+    let probs = net.forward_t(x, false)?.f_softmax(1, Kind::Float)?.f_to_device(tch::Device::Cpu)?;
+    let mut out = vec![0f32; probs.numel()];
+    let n = out.len();
+    probs.f_copy_data(&mut out, n)?;
+    Ok(out)
+}
