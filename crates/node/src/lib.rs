@@ -1,1 +1,91 @@
-// placeholder
+//! The napi-rs binding of ConvKit. It converts types, runs libtorch work off the JS thread and maps
+//! errors; everything else lives in `convkit-core`.
+
+mod cancel;
+mod dataset;
+mod errors;
+mod model;
+mod worker;
+
+use napi_derive::napi;
+
+pub use cancel::CancelToken;
+pub use dataset::NativeDataset;
+pub use model::NativeModel;
+
+/// What libtorch this process runs on, and whether it can use CUDA.
+#[napi(object)]
+pub struct RuntimeInfo {
+    pub torch_version: String,
+    pub cuda_available: bool,
+    pub cuda_device_count: i64,
+    /// Where `libtorch_cuda.so` was loaded from, when it was.
+    pub cuda_loaded_from: Option<String>,
+    /// Why CUDA is not in use, when it is not.
+    pub cuda_load_error: Option<String>,
+    /// libtorch's intra-op threads.
+    pub threads: i64,
+}
+
+/// Reports the libtorch runtime: version, CUDA, threads.
+#[napi]
+pub fn runtime_info() -> napi::Result<RuntimeInfo> {
+    worker::run(|| {
+        let cuda = convkit_core::runtime::init().clone();
+        let available = convkit_core::runtime::cuda_available();
+        Ok(RuntimeInfo {
+            torch_version: env!("CONVKIT_TORCH_VERSION").to_owned(),
+            cuda_available: available,
+            cuda_device_count: if available { tch::Cuda::device_count() } else { 0 },
+            cuda_loaded_from: cuda.loaded_from,
+            cuda_load_error: cuda.load_error,
+            threads: convkit_core::runtime::threads() as i64,
+        })
+    })
+}
+
+/// Seeds libtorch's random generators (weights, dropout).
+#[napi]
+pub fn set_seed(seed: i64) -> napi::Result<()> {
+    worker::run(move || {
+        convkit_core::runtime::seed(seed as u64);
+        Ok(())
+    })
+}
+
+/// Sets libtorch's intra-op thread count.
+#[napi]
+pub fn set_threads(threads: u32) -> napi::Result<()> {
+    worker::run(move || {
+        convkit_core::runtime::set_threads(threads as usize);
+        Ok(())
+    })
+}
+
+/// One row of a model summary.
+#[napi(object)]
+pub struct BindingLayerInfo {
+    pub kind: String,
+    pub name: Option<String>,
+    pub input_shape: Vec<i64>,
+    pub output_shape: Vec<i64>,
+    pub params: i64,
+}
+
+/// Checks a spec (JSON) and infers each layer's shapes and parameter count.
+#[napi]
+pub fn resolve_spec(spec_json: String) -> napi::Result<Vec<BindingLayerInfo>> {
+    let layers = convkit_core::ModelSpec::from_json(&spec_json)
+        .and_then(|s| s.resolve())
+        .map_err(errors::to_napi)?;
+    Ok(layers
+        .iter()
+        .map(|l| BindingLayerInfo {
+            kind: l.kind().to_owned(),
+            name: l.name.clone(),
+            input_shape: l.input_shape.clone(),
+            output_shape: l.output_shape.clone(),
+            params: l.param_count(),
+        })
+        .collect())
+}

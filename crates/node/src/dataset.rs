@@ -1,0 +1,81 @@
+//! `NativeDataset`: uint8 images and labels resident on the model's device.
+
+use std::sync::{Arc, Mutex};
+
+use convkit_core::{runtime, Dataset, Normalization};
+use napi::bindgen_prelude::{AsyncTask, Int32Array, Uint8Array};
+use napi_derive::napi;
+
+use crate::worker::TorchTask;
+
+/// Options for [`NativeDataset::create`].
+#[napi(object)]
+pub struct BindingDatasetOptions {
+    /// `[channels, height, width]` of one image.
+    pub shape: Vec<i64>,
+    /// How many classes labels range over.
+    pub classes: i64,
+    /// Per-channel mean of pixels scaled to [0, 1].
+    pub mean: Vec<f64>,
+    /// Per-channel standard deviation of pixels scaled to [0, 1].
+    pub std: Vec<f64>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+}
+
+/// A labelled image set kept on a device as uint8, normalized batch by batch where it lives.
+#[napi]
+pub struct NativeDataset {
+    pub(crate) inner: Arc<Mutex<Dataset>>,
+    // Kept beside the data so reading them never waits for work holding the lock.
+    len: i64,
+    device: String,
+}
+
+pub(crate) fn shape3(shape: &[i64], field: &str) -> napi::Result<[i64; 3]> {
+    <[i64; 3]>::try_from(shape).map_err(|_| {
+        crate::errors::to_napi(convkit_core::Error::InvalidOption {
+            field: field.into(),
+            expected: "[channels, height, width]".into(),
+            got: format!("{shape:?}"),
+        })
+    })
+}
+
+#[napi]
+impl NativeDataset {
+    /// Copies `pixels` (N·C·H·W bytes, channel-first) and `labels` (N class indices) onto the device.
+    #[napi(ts_return_type = "Promise<NativeDataset>")]
+    pub fn create(pixels: Uint8Array, labels: Int32Array, options: BindingDatasetOptions) -> napi::Result<AsyncTask<TorchTask<Dataset, NativeDataset>>> {
+        let shape = shape3(&options.shape, "shape")?;
+        let pixels = pixels.to_vec();
+        let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+        let norm = Normalization { mean: options.mean, std: options.std };
+        let (classes, device) = (options.classes, options.device);
+        Ok(AsyncTask::new(TorchTask::new(
+            move || Dataset::new(&pixels, &labels, shape, classes, norm, runtime::parse_device(&device)?),
+            |_, d| {
+                let (len, device) = (d.len(), runtime::device_name(d.device()));
+                Ok(NativeDataset { inner: Arc::new(Mutex::new(d)), len, device })
+            },
+        )))
+    }
+
+    /// Number of images.
+    #[napi(getter)]
+    pub fn length(&self) -> i64 {
+        self.len
+    }
+
+    /// The device the data lives on.
+    #[napi(getter)]
+    pub fn device(&self) -> String {
+        self.device.clone()
+    }
+}
+
+
+/// Locks shared native state; a panic while it was held has already been reported, so the data is still usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
