@@ -30,23 +30,48 @@ impl Normalization {
     /// Scale and shift as `[1, C, 1, 1]` tensors, so normalizing is one fused multiply-add.
     fn affine(&self, device: Device) -> Result<(Tensor, Tensor)> {
         let c = self.mean.len() as i64;
-        let scale: Vec<f32> = self.std.iter().map(|s| (1.0 / (255.0 * s)) as f32).collect();
-        let shift: Vec<f32> = self.mean.iter().zip(&self.std).map(|(m, s)| (-m / s) as f32).collect();
-        let to = |v: &[f32]| -> Result<Tensor> { Ok(Tensor::f_from_slice(v)?.f_view([1, c, 1, 1])?.f_to_device(device)?) };
+        let scale: Vec<f32> = self
+            .std
+            .iter()
+            .map(|s| (1.0 / (255.0 * s)) as f32)
+            .collect();
+        let shift: Vec<f32> = self
+            .mean
+            .iter()
+            .zip(&self.std)
+            .map(|(m, s)| (-m / s) as f32)
+            .collect();
+        let to = |v: &[f32]| -> Result<Tensor> {
+            Ok(Tensor::f_from_slice(v)?
+                .f_view([1, c, 1, 1])?
+                .f_to_device(device)?)
+        };
         Ok((to(&scale)?, to(&shift)?))
     }
 
     /// Normalizes uint8 pixels `[N, C, H, W]` into floats.
     pub fn apply(&self, pixels: &Tensor) -> Result<Tensor> {
         let (scale, shift) = self.affine(pixels.device())?;
-        Ok(pixels.f_to_kind(Kind::Float)?.f_mul(&scale)?.f_add(&shift)?)
+        Ok(pixels
+            .f_to_kind(Kind::Float)?
+            .f_mul(&scale)?
+            .f_add(&shift)?)
     }
 }
 
 /// Checks labels against the class count before they reach libtorch, which would abort on them.
 pub fn check_labels(labels: &[i64], classes: i64, what: &str) -> Result<()> {
-    if let Some((position, &label)) = labels.iter().enumerate().find(|(_, &l)| l < 0 || l >= classes) {
-        return Err(Error::LabelOutOfRange { what: what.to_owned(), label, position, classes });
+    if let Some((position, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l < 0 || l >= classes)
+    {
+        return Err(Error::LabelOutOfRange {
+            what: what.to_owned(),
+            label,
+            position,
+            classes,
+        });
     }
     Ok(())
 }
@@ -74,7 +99,11 @@ impl Dataset {
         device: Device,
     ) -> Result<Self> {
         if shape.iter().any(|&d| d <= 0) {
-            return Err(Error::option("shape", "[channels, height, width] of positive sizes", format!("{shape:?}")));
+            return Err(Error::option(
+                "shape",
+                "[channels, height, width] of positive sizes",
+                format!("{shape:?}"),
+            ));
         }
         if classes <= 0 {
             return Err(Error::option("classes", "a count > 0", classes));
@@ -84,16 +113,29 @@ impl Dataset {
         if pixels.len() as i64 != n * per_image {
             return Err(Error::BadShape {
                 what: "dataset pixels".into(),
-                expected: format!("{n} labels × {per_image} bytes ({shape:?}) = {} bytes", n * per_image),
+                expected: format!(
+                    "{n} labels × {per_image} bytes ({shape:?}) = {} bytes",
+                    n * per_image
+                ),
                 got: format!("{} bytes", pixels.len()),
             });
         }
         check_labels(labels, classes, "dataset labels")?;
         normalization.validate(shape[0])?;
-        let images = Tensor::f_from_slice(pixels)?.f_view([n, shape[0], shape[1], shape[2]])?.f_to_device(device)?;
+        let images = Tensor::f_from_slice(pixels)?
+            .f_view([n, shape[0], shape[1], shape[2]])?
+            .f_to_device(device)?;
         let labels = Tensor::f_from_slice(labels)?.f_to_device(device)?;
         let (scale, shift) = normalization.affine(device)?;
-        Ok(Dataset { images, labels, shape, classes, normalization, scale, shift })
+        Ok(Dataset {
+            images,
+            labels,
+            shape,
+            classes,
+            normalization,
+            scale,
+            shift,
+        })
     }
 
     pub fn len(&self) -> i64 {
@@ -123,7 +165,10 @@ impl Dataset {
 
     /// The normalized float images and labels at `index` (a tensor from [`Dataset::index_tensor`]).
     pub fn gather(&self, index: &Tensor) -> Result<(Tensor, Tensor)> {
-        let x = self.images.f_index_select(0, index)?.f_to_kind(Kind::Float)?;
+        let x = self
+            .images
+            .f_index_select(0, index)?
+            .f_to_kind(Kind::Float)?;
         let x = x.f_mul(&self.scale)?.f_add(&self.shift)?;
         Ok((x, self.labels.f_index_select(0, index)?))
     }

@@ -10,19 +10,36 @@ pub enum Error {
 
     /// A layer type the core does not know.
     #[error("unknown layer type {found:?} at layers[{index}]; expected one of {expected}")]
-    UnknownLayer { index: usize, found: String, expected: String },
+    UnknownLayer {
+        index: usize,
+        found: String,
+        expected: String,
+    },
 
     /// Input data whose shape or size disagrees with what was declared.
     #[error("{what}: expected {expected}, got {got}")]
-    BadShape { what: String, expected: String, got: String },
+    BadShape {
+        what: String,
+        expected: String,
+        got: String,
+    },
 
     /// A class label outside `0..classes`.
     #[error("{what}: label {label} at position {position} is out of range; expected 0..{classes}")]
-    LabelOutOfRange { what: String, label: i64, position: usize, classes: i64 },
+    LabelOutOfRange {
+        what: String,
+        label: i64,
+        position: usize,
+        classes: i64,
+    },
 
     /// An option with a value outside what it accepts.
     #[error("invalid option {field}: expected {expected}, got {got}")]
-    InvalidOption { field: String, expected: String, got: String },
+    InvalidOption {
+        field: String,
+        expected: String,
+        got: String,
+    },
 
     /// A checkpoint that cannot be parsed.
     #[error("corrupt checkpoint {path}: {reason}")]
@@ -34,7 +51,11 @@ pub enum Error {
 
     /// A file system error, with the file it concerns.
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// The requested device cannot be used.
     #[error("device {requested:?} is not available: {reason}")]
@@ -67,12 +88,28 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
-    pub(crate) fn option(field: &str, expected: impl Into<String>, got: impl std::fmt::Display) -> Self {
-        Error::InvalidOption { field: field.to_owned(), expected: expected.into(), got: got.to_string() }
+    pub(crate) fn option(
+        field: &str,
+        expected: impl Into<String>,
+        got: impl std::fmt::Display,
+    ) -> Self {
+        Error::InvalidOption {
+            field: field.to_owned(),
+            expected: expected.into(),
+            got: got.to_string(),
+        }
     }
 }
 

@@ -26,12 +26,17 @@ pub struct EvalCounts {
 
 impl EvalCounts {
     pub fn per_class_correct(&self) -> Vec<i64> {
-        (0..self.classes).map(|k| self.confusion[(k * self.classes + k) as usize]).collect()
+        (0..self.classes)
+            .map(|k| self.confusion[(k * self.classes + k) as usize])
+            .collect()
     }
 
     pub fn per_class_total(&self) -> Vec<i64> {
         let k = self.classes as usize;
-        self.confusion.chunks(k).map(|row| row.iter().sum()).collect()
+        self.confusion
+            .chunks(k)
+            .map(|row| row.iter().sum())
+            .collect()
     }
 }
 
@@ -96,7 +101,10 @@ pub fn evaluate(
 /// Class probabilities for a normalized float batch, one row per image.
 pub fn probabilities(net: &Network, x: &Tensor) -> Result<Vec<f32>> {
     let _guard = tch::no_grad_guard();
-    let probs = net.forward_t(x, false)?.f_softmax(1, Kind::Float)?.f_to_device(tch::Device::Cpu)?;
+    let probs = net
+        .forward_t(x, false)?
+        .f_softmax(1, Kind::Float)?
+        .f_to_device(tch::Device::Cpu)?;
     let mut out = vec![0f32; probs.numel()];
     let n = out.len();
     probs.f_copy_data(&mut out, n)?;

@@ -25,7 +25,9 @@ pub struct Network {
 /// Lays a 4-d tensor out as NHWC in memory while keeping its NCHW shape: libtorch reads the strides
 /// and picks its channels_last kernels.
 pub fn to_channels_last(x: &Tensor) -> Result<Tensor> {
-    Ok(x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
+    Ok(x.f_permute([0, 2, 3, 1])?
+        .f_contiguous()?
+        .f_permute([0, 3, 1, 2])?)
 }
 
 impl Network {
@@ -41,7 +43,11 @@ impl Network {
                 let mut t = Tensor::f_empty(shape.as_slice(), (Kind::Float, device))?;
                 match layer.layer {
                     Layer::Batchnorm2d { .. } => {
-                        let _ = if field == "weight" { t.f_fill_(1.0)? } else { t.f_zero_()? };
+                        let _ = if field == "weight" {
+                            t.f_fill_(1.0)?
+                        } else {
+                            t.f_zero_()?
+                        };
                     }
                     _ => {
                         let fan_in: i64 = layer.params[0].1[1..].iter().product();
@@ -54,13 +60,22 @@ impl Network {
             for (field, shape) in &layer.buffers {
                 let t = match field.as_str() {
                     "running_var" => Tensor::f_ones(shape.as_slice(), (Kind::Float, device))?,
-                    "num_batches_tracked" => Tensor::f_zeros(shape.as_slice(), (Kind::Int64, device))?,
+                    "num_batches_tracked" => {
+                        Tensor::f_zeros(shape.as_slice(), (Kind::Int64, device))?
+                    }
                     _ => Tensor::f_zeros(shape.as_slice(), (Kind::Float, device))?,
                 };
                 buffers.push((format!("{prefix}.{field}"), t));
             }
         }
-        Ok(Network { spec, layers, device, params, buffers, channels_last: false })
+        Ok(Network {
+            spec,
+            layers,
+            device,
+            params,
+            buffers,
+            channels_last: false,
+        })
     }
 
     pub fn classes(&self) -> i64 {
@@ -73,11 +88,21 @@ impl Network {
 
     fn param(&self, name: &str) -> &Tensor {
         // Names come from the resolved spec that built `params`, so a miss is a bug, not bad input.
-        &self.params.iter().find(|(n, _)| n == name).expect("parameter built from the spec").1
+        &self
+            .params
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("parameter built from the spec")
+            .1
     }
 
     fn buffer(&self, name: &str) -> &Tensor {
-        &self.buffers.iter().find(|(n, _)| n == name).expect("buffer built from the spec").1
+        &self
+            .buffers
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("buffer built from the spec")
+            .1
     }
 
     /// Switches the memory order of the conv weights (and so of the activations) to channels_last or back.
@@ -87,7 +112,11 @@ impl Network {
         }
         tch::no_grad(|| -> Result<()> {
             for (_, p) in self.params.iter_mut().filter(|(_, p)| p.dim() == 4) {
-                let relaid = if on { to_channels_last(p)? } else { p.f_contiguous()? };
+                let relaid = if on {
+                    to_channels_last(p)?
+                } else {
+                    p.f_contiguous()?
+                };
                 *p = relaid.f_detach()?.f_set_requires_grad(true)?;
             }
             Ok(())
@@ -98,16 +127,30 @@ impl Network {
 
     /// Runs the network on a float batch `[N, C, H, W]`; `train` turns on dropout and batch statistics.
     pub fn forward_t(&self, input: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = if self.channels_last { to_channels_last(input)? } else { input.shallow_clone() };
+        let mut x = if self.channels_last {
+            to_channels_last(input)?
+        } else {
+            input.shallow_clone()
+        };
         for layer in &self.layers {
             let name = layer.name.as_deref().unwrap_or_default();
             let p = |field: &str| self.param(&format!("{name}.{field}"));
             x = match &layer.layer {
-                Layer::Conv2d { stride, padding, .. } => {
-                    x.f_conv2d(p("weight"), Some(p("bias")), [*stride, *stride], [*padding, *padding], [1, 1], 1)?
-                }
+                Layer::Conv2d {
+                    stride, padding, ..
+                } => x.f_conv2d(
+                    p("weight"),
+                    Some(p("bias")),
+                    [*stride, *stride],
+                    [*padding, *padding],
+                    [1, 1],
+                    1,
+                )?,
                 Layer::Relu => x.f_relu()?,
-                Layer::Maxpool2d { kernel_size, stride } => {
+                Layer::Maxpool2d {
+                    kernel_size,
+                    stride,
+                } => {
                     let s = stride.unwrap_or(*kernel_size);
                     x.f_max_pool2d([*kernel_size, *kernel_size], [s, s], [0, 0], [1, 1], false)?
                 }
@@ -144,12 +187,21 @@ impl Network {
 
     /// Copies tensors into the network, checking that every name is present with the right shape.
     /// `source` names where they came from, for the error message.
-    pub fn load_tensors(&mut self, mut tensors: HashMap<String, Tensor>, source: &std::path::Path) -> Result<()> {
-        let mismatch = |reason: String| Error::CheckpointMismatch { path: source.to_owned(), reason };
+    pub fn load_tensors(
+        &mut self,
+        mut tensors: HashMap<String, Tensor>,
+        source: &std::path::Path,
+    ) -> Result<()> {
+        let mismatch = |reason: String| Error::CheckpointMismatch {
+            path: source.to_owned(),
+            reason,
+        };
         let expected: Vec<String> = self.named_tensors().map(|(n, _)| n.clone()).collect();
         let unexpected: Vec<&String> = tensors.keys().filter(|k| !expected.contains(k)).collect();
         if !unexpected.is_empty() {
-            return Err(mismatch(format!("unexpected tensor(s) {unexpected:?}; the model has {expected:?}")));
+            return Err(mismatch(format!(
+                "unexpected tensor(s) {unexpected:?}; the model has {expected:?}"
+            )));
         }
         tch::no_grad(|| -> Result<()> {
             for (name, target) in self.params.iter_mut().chain(self.buffers.iter_mut()) {

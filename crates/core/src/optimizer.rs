@@ -63,20 +63,29 @@ fn adamw_decay() -> f64 {
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
-        OptimizerConfig::Adam { lr: 1e-3, beta1: beta1(), beta2: beta2(), eps: eps(), weight_decay: 0.0 }
+        OptimizerConfig::Adam {
+            lr: 1e-3,
+            beta1: beta1(),
+            beta2: beta2(),
+            eps: eps(),
+            weight_decay: 0.0,
+        }
     }
 }
 
 impl OptimizerConfig {
     pub fn from_json(json: &str) -> Result<Self> {
-        let config: Self = serde_json::from_str(json).map_err(|e| Error::option("optimizer", "adam, adamw or sgd with a positive lr", e))?;
+        let config: Self = serde_json::from_str(json)
+            .map_err(|e| Error::option("optimizer", "adam, adamw or sgd with a positive lr", e))?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn lr(&self) -> f64 {
         match self {
-            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Adamw { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr,
+            OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::Adamw { lr, .. }
+            | OptimizerConfig::Sgd { lr, .. } => *lr,
         }
     }
 
@@ -86,23 +95,51 @@ impl OptimizerConfig {
             return Err(Error::option("optimizer.lr", "a finite number > 0", lr));
         }
         match self {
-            OptimizerConfig::Adam { beta1, beta2, weight_decay, .. }
-            | OptimizerConfig::Adamw { beta1, beta2, weight_decay, .. } => {
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                weight_decay,
+                ..
+            }
+            | OptimizerConfig::Adamw {
+                beta1,
+                beta2,
+                weight_decay,
+                ..
+            } => {
                 for (field, v) in [("optimizer.beta1", beta1), ("optimizer.beta2", beta2)] {
                     if !(0.0..1.0).contains(v) {
                         return Err(Error::option(field, "a number in [0, 1)", v));
                     }
                 }
                 if *weight_decay < 0.0 {
-                    return Err(Error::option("optimizer.weightDecay", "a number >= 0", weight_decay));
+                    return Err(Error::option(
+                        "optimizer.weightDecay",
+                        "a number >= 0",
+                        weight_decay,
+                    ));
                 }
             }
-            OptimizerConfig::Sgd { momentum, nesterov, dampening, weight_decay, .. } => {
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                dampening,
+                weight_decay,
+                ..
+            } => {
                 if *momentum < 0.0 || *weight_decay < 0.0 {
-                    return Err(Error::option("optimizer.momentum", "momentum and weightDecay >= 0", momentum));
+                    return Err(Error::option(
+                        "optimizer.momentum",
+                        "momentum and weightDecay >= 0",
+                        momentum,
+                    ));
                 }
                 if *nesterov && (*momentum <= 0.0 || *dampening != 0.0) {
-                    return Err(Error::option("optimizer.nesterov", "momentum > 0 and dampening 0", "nesterov"));
+                    return Err(Error::option(
+                        "optimizer.nesterov",
+                        "momentum > 0 and dampening 0",
+                        "nesterov",
+                    ));
                 }
             }
         }
@@ -123,7 +160,11 @@ pub struct Optimizer {
 impl Optimizer {
     pub fn new(config: OptimizerConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Optimizer { config, step: 0, state: Vec::new() })
+        Ok(Optimizer {
+            config,
+            step: 0,
+            state: Vec::new(),
+        })
     }
 
     pub fn set_lr(&mut self, new_lr: f64) -> Result<()> {
@@ -131,9 +172,9 @@ impl Optimizer {
             return Err(Error::option("lr", "a finite number > 0", new_lr));
         }
         match &mut self.config {
-            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Adamw { lr, .. } | OptimizerConfig::Sgd { lr, .. } => {
-                *lr = new_lr
-            }
+            OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::Adamw { lr, .. }
+            | OptimizerConfig::Sgd { lr, .. } => *lr = new_lr,
         }
         Ok(())
     }
@@ -158,8 +199,20 @@ impl Optimizer {
                 continue;
             }
             match self.config.clone() {
-                OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay }
-                | OptimizerConfig::Adamw { lr, beta1, beta2, eps, weight_decay } => {
+                OptimizerConfig::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                }
+                | OptimizerConfig::Adamw {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                } => {
                     let decoupled = matches!(self.config, OptimizerConfig::Adamw { .. });
                     let g = if weight_decay == 0.0 {
                         grad.shallow_clone()
@@ -181,9 +234,18 @@ impl Optimizer {
                     let _ = denom.f_add_scalar_(eps)?;
                     let _ = param.f_addcdiv_(&exp_avg.f_mul_scalar(-step_size)?, &denom)?;
                 }
-                OptimizerConfig::Sgd { lr, momentum, dampening, nesterov, weight_decay } => {
-                    let mut g =
-                        if weight_decay == 0.0 { grad.shallow_clone() } else { grad.f_add(&param.f_mul_scalar(weight_decay)?)? };
+                OptimizerConfig::Sgd {
+                    lr,
+                    momentum,
+                    dampening,
+                    nesterov,
+                    weight_decay,
+                } => {
+                    let mut g = if weight_decay == 0.0 {
+                        grad.shallow_clone()
+                    } else {
+                        grad.f_add(&param.f_mul_scalar(weight_decay)?)?
+                    };
                     if momentum != 0.0 {
                         let key = format!("{name}.momentum_buffer");
                         let fresh = !self.state.iter().any(|(k, _)| *k == key);
@@ -194,7 +256,11 @@ impl Optimizer {
                             let _ = buf.f_mul_scalar_(momentum)?;
                             let _ = buf.f_add_(&g.f_mul_scalar(1.0 - dampening)?)?;
                         }
-                        g = if nesterov { g.f_add(&buf.f_mul_scalar(momentum)?)? } else { buf };
+                        g = if nesterov {
+                            g.f_add(&buf.f_mul_scalar(momentum)?)?
+                        } else {
+                            buf
+                        };
                     }
                     let _ = param.f_sub_(&g.f_mul_scalar(lr)?)?;
                 }

@@ -25,9 +25,9 @@ static CUDA: OnceLock<CudaStatus> = OnceLock::new();
 /// The folder of the `libtorch_cpu.so` this process runs on, read from the loader's own map.
 fn libtorch_dir() -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find_map(|p| {
-        p.strip_suffix("/libtorch_cpu.so").map(str::to_owned)
-    })
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find_map(|p| p.strip_suffix("/libtorch_cpu.so").map(str::to_owned))
 }
 
 fn dlopen_global(path: &str) -> std::result::Result<(), String> {
@@ -39,7 +39,9 @@ fn dlopen_global(path: &str) -> std::result::Result<(), String> {
         return Err(if msg.is_null() {
             format!("could not load {path}")
         } else {
-            unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(msg) }
+                .to_string_lossy()
+                .into_owned()
         });
     }
     Ok(())
@@ -50,18 +52,33 @@ fn dlopen_global(path: &str) -> std::result::Result<(), String> {
 pub fn init() -> &'static CudaStatus {
     CUDA.get_or_init(|| {
         if std::env::var("CONVKIT_DISABLE_CUDA").is_ok_and(|v| v == "1") {
-            return CudaStatus { loaded_from: None, load_error: Some("disabled by CONVKIT_DISABLE_CUDA=1".into()) };
+            return CudaStatus {
+                loaded_from: None,
+                load_error: Some("disabled by CONVKIT_DISABLE_CUDA=1".into()),
+            };
         }
         let Some(dir) = libtorch_dir() else {
-            return CudaStatus { loaded_from: None, load_error: Some("libtorch_cpu.so is not mapped".into()) };
+            return CudaStatus {
+                loaded_from: None,
+                load_error: Some("libtorch_cpu.so is not mapped".into()),
+            };
         };
         let path = format!("{dir}/libtorch_cuda.so");
         if !std::path::Path::new(&path).exists() {
-            return CudaStatus { loaded_from: None, load_error: Some(format!("{path} does not exist")) };
+            return CudaStatus {
+                loaded_from: None,
+                load_error: Some(format!("{path} does not exist")),
+            };
         }
         match dlopen_global(&path) {
-            Ok(()) => CudaStatus { loaded_from: Some(path), load_error: None },
-            Err(e) => CudaStatus { loaded_from: None, load_error: Some(e) },
+            Ok(()) => CudaStatus {
+                loaded_from: Some(path),
+                load_error: None,
+            },
+            Err(e) => CudaStatus {
+                loaded_from: None,
+                load_error: Some(e),
+            },
         }
     })
 }
@@ -75,17 +92,29 @@ pub fn cuda_available() -> bool {
 /// Turns `auto`, `cpu`, `cuda` or `cuda:N` into a device, failing when CUDA is asked for and missing.
 pub fn parse_device(requested: &str) -> Result<Device> {
     init();
-    let unavailable = |reason: String| Error::DeviceUnavailable { requested: requested.to_owned(), reason };
+    let unavailable = |reason: String| Error::DeviceUnavailable {
+        requested: requested.to_owned(),
+        reason,
+    };
     match requested {
-        "auto" => Ok(if tch::Cuda::is_available() { Device::Cuda(0) } else { Device::Cpu }),
+        "auto" => Ok(if tch::Cuda::is_available() {
+            Device::Cuda(0)
+        } else {
+            Device::Cpu
+        }),
         "cpu" => Ok(Device::Cpu),
         cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
             let index: usize = match cuda.strip_prefix("cuda:") {
                 None => 0,
-                Some(n) => n.parse().map_err(|_| Error::option("device", "auto, cpu, cuda or cuda:N", cuda))?,
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| Error::option("device", "auto, cpu, cuda or cuda:N", cuda))?,
             };
             if !tch::Cuda::is_available() {
-                let why = init().load_error.clone().unwrap_or_else(|| "no CUDA device was found".into());
+                let why = init()
+                    .load_error
+                    .clone()
+                    .unwrap_or_else(|| "no CUDA device was found".into());
                 return Err(unavailable(why));
             }
             let count = tch::Cuda::device_count() as usize;

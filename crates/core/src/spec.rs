@@ -95,19 +95,24 @@ impl ResolvedLayer {
     }
 
     pub fn param_count(&self) -> i64 {
-        self.params.iter().map(|(_, s)| s.iter().product::<i64>()).sum()
+        self.params
+            .iter()
+            .map(|(_, s)| s.iter().product::<i64>())
+            .sum()
     }
 }
 
 impl ModelSpec {
     /// Parses a spec from JSON, naming the layer and field at fault.
     pub fn from_json(json: &str) -> Result<Self> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| Error::InvalidSpec(format!("not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidSpec(format!("not valid JSON: {e}")))?;
         let layers = value
             .get("layers")
             .and_then(|l| l.as_array())
-            .ok_or_else(|| Error::InvalidSpec("field `layers`: expected an array of layer objects".into()))?;
+            .ok_or_else(|| {
+                Error::InvalidSpec("field `layers`: expected an array of layer objects".into())
+            })?;
         for (index, layer) in layers.iter().enumerate() {
             let found = layer.get("type").and_then(|t| t.as_str());
             match found {
@@ -117,7 +122,11 @@ impl ModelSpec {
                     )))
                 }
                 Some(t) if !LAYER_TYPES.split(", ").any(|known| known == t) => {
-                    return Err(Error::UnknownLayer { index, found: t.to_owned(), expected: LAYER_TYPES.to_owned() })
+                    return Err(Error::UnknownLayer {
+                        index,
+                        found: t.to_owned(),
+                        expected: LAYER_TYPES.to_owned(),
+                    })
                 }
                 Some(_) => {
                     serde_json::from_value::<Layer>(layer.clone())
@@ -137,16 +146,40 @@ impl ModelSpec {
         ModelSpec {
             input_shape,
             layers: vec![
-                Layer::Conv2d { out_channels: 32, kernel_size: 3, stride: 1, padding: 1, name: None },
+                Layer::Conv2d {
+                    out_channels: 32,
+                    kernel_size: 3,
+                    stride: 1,
+                    padding: 1,
+                    name: None,
+                },
                 Layer::Relu,
-                Layer::Maxpool2d { kernel_size: 2, stride: None },
-                Layer::Conv2d { out_channels: 64, kernel_size: 3, stride: 1, padding: 1, name: None },
+                Layer::Maxpool2d {
+                    kernel_size: 2,
+                    stride: None,
+                },
+                Layer::Conv2d {
+                    out_channels: 64,
+                    kernel_size: 3,
+                    stride: 1,
+                    padding: 1,
+                    name: None,
+                },
                 Layer::Relu,
-                Layer::Maxpool2d { kernel_size: 2, stride: None },
+                Layer::Maxpool2d {
+                    kernel_size: 2,
+                    stride: None,
+                },
                 Layer::Flatten,
-                Layer::Linear { out_features: 512, name: None },
+                Layer::Linear {
+                    out_features: 512,
+                    name: None,
+                },
                 Layer::Relu,
-                Layer::Linear { out_features: classes, name: None },
+                Layer::Linear {
+                    out_features: classes,
+                    name: None,
+                },
             ],
         }
     }
@@ -162,7 +195,9 @@ impl ModelSpec {
             )));
         }
         if self.layers.is_empty() {
-            return Err(Error::InvalidSpec("field `layers`: expected at least one layer".into()));
+            return Err(Error::InvalidSpec(
+                "field `layers`: expected at least one layer".into(),
+            ));
         }
         let mut shape = self.input_shape.to_vec();
         let (mut convs, mut linears, mut norms) = (0, 0, 0);
@@ -173,53 +208,96 @@ impl ModelSpec {
             let spatial = |what: &str| -> Result<(i64, i64, i64)> {
                 match input_shape.as_slice() {
                     [c, h, w] => Ok((*c, *h, *w)),
-                    other => Err(bad(i, format!("{what} expects a [channels, height, width] input, got {other:?}"))),
+                    other => Err(bad(
+                        i,
+                        format!("{what} expects a [channels, height, width] input, got {other:?}"),
+                    )),
                 }
             };
-            let mut pick_name = |given: &Option<String>, prefix: &str, counter: &mut usize| -> Result<String> {
-                *counter += 1;
-                let name = given.clone().unwrap_or_else(|| format!("{prefix}{counter}"));
-                let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
-                    return Err(bad(i, format!("name {name:?}: expected letters, digits and underscores")));
-                }
-                if names.contains(&name) {
-                    return Err(bad(i, format!("name {name:?} is used twice")));
-                }
-                names.push(name.clone());
-                Ok(name)
-            };
+            let mut pick_name =
+                |given: &Option<String>, prefix: &str, counter: &mut usize| -> Result<String> {
+                    *counter += 1;
+                    let name = given
+                        .clone()
+                        .unwrap_or_else(|| format!("{prefix}{counter}"));
+                    let valid = !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !valid {
+                        return Err(bad(
+                            i,
+                            format!("name {name:?}: expected letters, digits and underscores"),
+                        ));
+                    }
+                    if names.contains(&name) {
+                        return Err(bad(i, format!("name {name:?} is used twice")));
+                    }
+                    names.push(name.clone());
+                    Ok(name)
+                };
             let (name, params, buffers) = match layer {
-                Layer::Conv2d { out_channels, kernel_size, stride, padding, name } => {
+                Layer::Conv2d {
+                    out_channels,
+                    kernel_size,
+                    stride,
+                    padding,
+                    name,
+                } => {
                     let (c, h, w) = spatial("conv2d")?;
                     if *out_channels <= 0 || *kernel_size <= 0 || *stride <= 0 || *padding < 0 {
-                        return Err(bad(i, "conv2d expects outChannels, kernelSize, stride > 0 and padding >= 0".into()));
+                        return Err(bad(
+                            i,
+                            "conv2d expects outChannels, kernelSize, stride > 0 and padding >= 0"
+                                .into(),
+                        ));
                     }
                     let out = |d: i64| (d + 2 * padding - kernel_size) / stride + 1;
                     if out(h) <= 0 || out(w) <= 0 {
-                        return Err(bad(i, format!("conv2d kernel {kernel_size} does not fit a {h}x{w} input")));
+                        return Err(bad(
+                            i,
+                            format!("conv2d kernel {kernel_size} does not fit a {h}x{w} input"),
+                        ));
                     }
                     shape = vec![*out_channels, out(h), out(w)];
                     let name = pick_name(name, "conv", &mut convs)?;
                     let params = vec![
-                        ("weight".into(), vec![*out_channels, c, *kernel_size, *kernel_size]),
+                        (
+                            "weight".into(),
+                            vec![*out_channels, c, *kernel_size, *kernel_size],
+                        ),
                         ("bias".into(), vec![*out_channels]),
                     ];
                     (Some(name), params, vec![])
                 }
-                Layer::Maxpool2d { kernel_size, stride } => {
+                Layer::Maxpool2d {
+                    kernel_size,
+                    stride,
+                } => {
                     let (c, h, w) = spatial("maxpool2d")?;
                     let stride = stride.unwrap_or(*kernel_size);
                     if *kernel_size <= 0 || stride <= 0 || *kernel_size > h || *kernel_size > w {
-                        return Err(bad(i, format!("maxpool2d kernel {kernel_size} does not fit a {h}x{w} input")));
+                        return Err(bad(
+                            i,
+                            format!("maxpool2d kernel {kernel_size} does not fit a {h}x{w} input"),
+                        ));
                     }
-                    shape = vec![c, (h - kernel_size) / stride + 1, (w - kernel_size) / stride + 1];
+                    shape = vec![
+                        c,
+                        (h - kernel_size) / stride + 1,
+                        (w - kernel_size) / stride + 1,
+                    ];
                     (None, vec![], vec![])
                 }
-                Layer::Batchnorm2d { name, eps, momentum } => {
+                Layer::Batchnorm2d {
+                    name,
+                    eps,
+                    momentum,
+                } => {
                     let (c, _, _) = spatial("batchnorm2d")?;
                     if *eps <= 0.0 || !(0.0..=1.0).contains(momentum) {
-                        return Err(bad(i, "batchnorm2d expects eps > 0 and momentum in [0, 1]".into()));
+                        return Err(bad(
+                            i,
+                            "batchnorm2d expects eps > 0 and momentum in [0, 1]".into(),
+                        ));
                     }
                     let name = pick_name(name, "bn", &mut norms)?;
                     let params = vec![("weight".into(), vec![c]), ("bias".into(), vec![c])];
@@ -245,8 +323,10 @@ impl ModelSpec {
                     }
                     shape = vec![*out_features];
                     let name = pick_name(name, "fc", &mut linears)?;
-                    let params =
-                        vec![("weight".into(), vec![*out_features, features]), ("bias".into(), vec![*out_features])];
+                    let params = vec![
+                        ("weight".into(), vec![*out_features, features]),
+                        ("bias".into(), vec![*out_features]),
+                    ];
                     (Some(name), params, vec![])
                 }
                 Layer::Flatten => {
@@ -292,7 +372,10 @@ mod tests {
     #[test]
     fn reference_network_shapes_follow_the_input() {
         let layers = ModelSpec::reference([3, 32, 32], 10).resolve().unwrap();
-        let fc1 = layers.iter().find(|l| l.name.as_deref() == Some("fc1")).unwrap();
+        let fc1 = layers
+            .iter()
+            .find(|l| l.name.as_deref() == Some("fc1"))
+            .unwrap();
         // Two 2x2 pools halve 32 twice: 64 channels of 8x8 reach fc1.
         assert_eq!(fc1.params[0].1, vec![512, 64 * 8 * 8]);
         assert_eq!(layers.last().unwrap().output_shape, vec![10]);
@@ -300,7 +383,10 @@ mod tests {
         assert_eq!(total, 896 + 18_496 + 2_097_664 + 5_130);
 
         let small = ModelSpec::reference([1, 28, 28], 10).resolve().unwrap();
-        let fc1 = small.iter().find(|l| l.name.as_deref() == Some("fc1")).unwrap();
+        let fc1 = small
+            .iter()
+            .find(|l| l.name.as_deref() == Some("fc1"))
+            .unwrap();
         assert_eq!(fc1.params[0].1, vec![512, 64 * 7 * 7]);
     }
 
@@ -311,27 +397,45 @@ mod tests {
 
         let unknown = r#"{"inputShape":[3,8,8],"layers":[{"type":"relu"},{"type":"conv3d"}]}"#;
         match ModelSpec::from_json(unknown) {
-            Err(Error::UnknownLayer { index: 1, found, .. }) => assert_eq!(found, "conv3d"),
+            Err(Error::UnknownLayer {
+                index: 1, found, ..
+            }) => assert_eq!(found, "conv3d"),
             other => panic!("expected UnknownLayer, got {other:?}"),
         }
         let missing = r#"{"inputShape":[3,8,8],"layers":[{"type":"conv2d","kernelSize":3}]}"#;
         let msg = ModelSpec::from_json(missing).unwrap_err().to_string();
-        assert!(msg.contains("layers[0]") && msg.contains("outChannels"), "{msg}");
+        assert!(
+            msg.contains("layers[0]") && msg.contains("outChannels"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn shape_errors_explain_the_fix() {
         let no_flatten = ModelSpec {
             input_shape: [3, 8, 8],
-            layers: vec![Layer::Linear { out_features: 10, name: None }],
+            layers: vec![Layer::Linear {
+                out_features: 10,
+                name: None,
+            }],
         };
         let msg = no_flatten.resolve().unwrap_err().to_string();
         assert!(msg.contains("flatten"), "{msg}");
 
         let too_small = ModelSpec {
             input_shape: [3, 2, 2],
-            layers: vec![Layer::Conv2d { out_channels: 4, kernel_size: 5, stride: 1, padding: 0, name: None }],
+            layers: vec![Layer::Conv2d {
+                out_channels: 4,
+                kernel_size: 5,
+                stride: 1,
+                padding: 0,
+                name: None,
+            }],
         };
-        assert!(too_small.resolve().unwrap_err().to_string().contains("does not fit"));
+        assert!(too_small
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("does not fit"));
     }
 }

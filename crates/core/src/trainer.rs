@@ -25,7 +25,10 @@ pub struct Trainer {
 
 impl Trainer {
     pub fn new(net: Network, optimizer: OptimizerConfig) -> Result<Self> {
-        Ok(Trainer { net, optimizer: Optimizer::new(optimizer)? })
+        Ok(Trainer {
+            net,
+            optimizer: Optimizer::new(optimizer)?,
+        })
     }
 
     /// Forward, cross-entropy, backward and an optimizer step on a normalized float batch.
@@ -34,15 +37,28 @@ impl Trainer {
         let loss = logits.f_cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)?;
         loss.f_backward()?;
         self.optimizer.step(&mut self.net.params)?;
-        let correct = tch::no_grad(|| -> Result<Tensor> { Ok(logits.f_argmax(1, false)?.f_eq_tensor(y)?.f_sum(Kind::Int64)?) })?;
-        Ok(StepOutput { loss: loss.f_double_value(&[])?, correct: correct.f_int64_value(&[])?, count: y.size()[0] })
+        let correct = tch::no_grad(|| -> Result<Tensor> {
+            Ok(logits
+                .f_argmax(1, false)?
+                .f_eq_tensor(y)?
+                .f_sum(Kind::Int64)?)
+        })?;
+        Ok(StepOutput {
+            loss: loss.f_double_value(&[])?,
+            correct: correct.f_int64_value(&[])?,
+            count: y.size()[0],
+        })
     }
 
     /// A step on the dataset images at `indices`.
     pub fn step_indices(&mut self, data: &Dataset, indices: &[i64]) -> Result<StepOutput> {
         self.check_dataset(data)?;
         if indices.is_empty() {
-            return Err(Error::BadShape { what: "batch indices".into(), expected: "at least one index".into(), got: "none".into() });
+            return Err(Error::BadShape {
+                what: "batch indices".into(),
+                expected: "at least one index".into(),
+                got: "none".into(),
+            });
         }
         let (x, y) = data.gather(&data.index_tensor(indices)?)?;
         self.step(&x, &y)
@@ -78,7 +94,11 @@ pub fn check_dataset(net: &Network, data: &Dataset) -> Result<()> {
         });
     }
     if data.device() != net.device {
-        return Err(Error::option("dataset device", format!("{:?}, the model's", net.device), format!("{:?}", data.device())));
+        return Err(Error::option(
+            "dataset device",
+            format!("{:?}, the model's", net.device),
+            format!("{:?}", data.device()),
+        ));
     }
     Ok(())
 }
@@ -94,5 +114,7 @@ pub fn floats_to_batch(net: &Network, pixels: &[f32], count: usize, what: &str) 
             got: format!("{} floats", pixels.len()),
         });
     }
-    Ok(Tensor::f_from_slice(pixels)?.f_view([n, c, h, w])?.f_to_device(net.device)?)
+    Ok(Tensor::f_from_slice(pixels)?
+        .f_view([n, c, h, w])?
+        .f_to_device(net.device)?)
 }

@@ -3,8 +3,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use convkit_core::checkpoint::{load_network, load_optimizer, optimizer_path, save_network, save_optimizer};
-use convkit_core::{evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, Trainer};
+use convkit_core::checkpoint::{
+    load_network, load_optimizer, optimizer_path, save_network, save_optimizer,
+};
+use convkit_core::{
+    evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, Trainer,
+};
 use tch::Device;
 
 /// 64 images of 3×16×16 whose class (0..4) is which quadrant is bright: learnable in a few steps.
@@ -20,7 +24,8 @@ fn quadrant_data() -> (Vec<u8>, Vec<i64>) {
             for y in oy..oy + side / 2 {
                 for x in ox..ox + side / 2 {
                     // A little per-image texture so images are not identical.
-                    pixels[((i * 3 + c) * side + y) * side + x] = 200 + ((i * 7 + x + y) % 40) as u8;
+                    pixels[((i * 3 + c) * side + y) * side + x] =
+                        200 + ((i * 7 + x + y) % 40) as u8;
                 }
             }
         }
@@ -32,7 +37,10 @@ fn trainer(seed: u64) -> (Trainer, Dataset) {
     runtime::seed(seed);
     let net = Network::new(ModelSpec::reference([3, 16, 16], 4), Device::Cpu).unwrap();
     let (pixels, labels) = quadrant_data();
-    let norm = Normalization { mean: vec![0.5; 3], std: vec![0.5; 3] };
+    let norm = Normalization {
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+    };
     let data = Dataset::new(&pixels, &labels, [3, 16, 16], 4, norm, Device::Cpu).unwrap();
     (Trainer::new(net, OptimizerConfig::default()).unwrap(), data)
 }
@@ -53,15 +61,34 @@ fn steps_lower_the_loss_and_evaluation_counts() {
     assert_eq!(counts.per_class_total(), vec![16; 4]);
     // Four classes: top-5 covers them all.
     assert_eq!(counts.top5_correct, 64);
-    assert!(counts.top1_correct >= 56, "top-1 {} of 64 after training", counts.top1_correct);
-    assert_eq!(counts.per_class_correct().iter().sum::<i64>(), counts.top1_correct);
+    assert!(
+        counts.top1_correct >= 56,
+        "top-1 {} of 64 after training",
+        counts.top1_correct
+    );
+    assert_eq!(
+        counts.per_class_correct().iter().sum::<i64>(),
+        counts.top1_correct
+    );
 }
 
 #[test]
 fn bad_labels_and_shapes_are_errors() {
     let (mut t, data) = trainer(2);
-    let err = t.step_floats(&vec![0.0; 2 * 3 * 16 * 16], &[0, 9]).unwrap_err();
-    assert!(matches!(err, Error::LabelOutOfRange { label: 9, position: 1, .. }), "{err}");
+    let err = t
+        .step_floats(&vec![0.0; 2 * 3 * 16 * 16], &[0, 9])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LabelOutOfRange {
+                label: 9,
+                position: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = t.step_floats(&[0.0; 10], &[0]).unwrap_err();
     assert_eq!(err.code(), "BAD_SHAPE");
     let err = t.step_indices(&data, &[0, 64]).unwrap_err();
@@ -79,7 +106,10 @@ fn checkpoint_round_trip_resumes_identically() {
     for _ in 0..3 {
         t.step_indices(&data, &batch).unwrap();
     }
-    let meta = HashMap::from([("convkit.classes".to_string(), "[\"a\",\"b\",\"c\",\"d\"]".to_string())]);
+    let meta = HashMap::from([(
+        "convkit.classes".to_string(),
+        "[\"a\",\"b\",\"c\",\"d\"]".to_string(),
+    )]);
     save_network(&t.net, &path, meta).unwrap();
     save_optimizer(&t.optimizer, &optimizer_path(&path)).unwrap();
 
@@ -112,14 +142,25 @@ fn corrupt_and_mismatched_checkpoints_are_errors() {
 
     let truncated = dir.path().join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    assert_eq!(load_network(&truncated, Device::Cpu).unwrap_err().code(), "CORRUPT_CHECKPOINT");
+    assert_eq!(
+        load_network(&truncated, Device::Cpu).unwrap_err().code(),
+        "CORRUPT_CHECKPOINT"
+    );
 
     let mut other = Network::new(ModelSpec::reference([3, 16, 16], 7), Device::Cpu).unwrap();
     let err = convkit_core::checkpoint::load_weights(&mut other, &path).unwrap_err();
     assert_eq!(err.code(), "CHECKPOINT_MISMATCH");
-    assert!(err.to_string().contains("fc2.weight") && err.to_string().contains("[4, 512]"), "{err}");
+    assert!(
+        err.to_string().contains("fc2.weight") && err.to_string().contains("[4, 512]"),
+        "{err}"
+    );
 
-    assert_eq!(load_network(&dir.path().join("missing.safetensors"), Device::Cpu).unwrap_err().code(), "IO_ERROR");
+    assert_eq!(
+        load_network(&dir.path().join("missing.safetensors"), Device::Cpu)
+            .unwrap_err()
+            .code(),
+        "IO_ERROR"
+    );
     // Nothing but the two checkpoints and the truncated copy: no temporary files left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
@@ -127,7 +168,10 @@ fn corrupt_and_mismatched_checkpoints_are_errors() {
 #[test]
 fn channels_last_computes_the_same_function() {
     let (mut t, data) = trainer(5);
-    let x = data.gather(&data.index_tensor(&[0, 1, 2, 3]).unwrap()).unwrap().0;
+    let x = data
+        .gather(&data.index_tensor(&[0, 1, 2, 3]).unwrap())
+        .unwrap()
+        .0;
     let plain = t.net.forward_t(&x, false).unwrap();
     t.net.set_channels_last(true).unwrap();
     let relaid = t.net.forward_t(&x, false).unwrap();

@@ -46,17 +46,37 @@ pub(crate) fn shape3(shape: &[i64], field: &str) -> napi::Result<[i64; 3]> {
 impl NativeDataset {
     /// Copies `pixels` (N·C·H·W bytes, channel-first) and `labels` (N class indices) onto the device.
     #[napi(ts_return_type = "Promise<NativeDataset>")]
-    pub fn create(pixels: Uint8Array, labels: Int32Array, options: BindingDatasetOptions) -> napi::Result<AsyncTask<TorchTask<Dataset, NativeDataset>>> {
+    pub fn create(
+        pixels: Uint8Array,
+        labels: Int32Array,
+        options: BindingDatasetOptions,
+    ) -> napi::Result<AsyncTask<TorchTask<Dataset, NativeDataset>>> {
         let shape = shape3(&options.shape, "shape")?;
         let pixels = pixels.to_vec();
         let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-        let norm = Normalization { mean: options.mean, std: options.std };
+        let norm = Normalization {
+            mean: options.mean,
+            std: options.std,
+        };
         let (classes, device) = (options.classes, options.device);
         Ok(AsyncTask::new(TorchTask::new(
-            move || Dataset::new(&pixels, &labels, shape, classes, norm, runtime::parse_device(&device)?),
+            move || {
+                Dataset::new(
+                    &pixels,
+                    &labels,
+                    shape,
+                    classes,
+                    norm,
+                    runtime::parse_device(&device)?,
+                )
+            },
             |_, d| {
                 let (len, device) = (d.len(), runtime::device_name(d.device()));
-                Ok(NativeDataset { inner: Arc::new(Mutex::new(d)), len, device })
+                Ok(NativeDataset {
+                    inner: Arc::new(Mutex::new(d)),
+                    len,
+                    device,
+                })
             },
         )))
     }
@@ -73,7 +93,6 @@ impl NativeDataset {
         self.device.clone()
     }
 }
-
 
 /// Locks shared native state; a panic while it was held has already been reported, so the data is still usable.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -4,7 +4,10 @@
 use convkit_core::Error;
 
 pub fn to_napi(err: Error) -> napi::Error {
-    napi::Error::new(napi::Status::GenericFailure, format!("[{}] {err}", err.code()))
+    napi::Error::new(
+        napi::Status::GenericFailure,
+        format!("[{}] {err}", err.code()),
+    )
 }
 
 /// A panic caught before it crossed into Node: reported, never an abort.
@@ -14,5 +17,8 @@ pub fn panicked(payload: Box<dyn std::any::Any + Send>) -> napi::Error {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    napi::Error::new(napi::Status::GenericFailure, format!("[INTERNAL] native code panicked: {what}"))
+    napi::Error::new(
+        napi::Status::GenericFailure,
+        format!("[INTERNAL] native code panicked: {what}"),
+    )
 }

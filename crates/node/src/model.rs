@@ -28,7 +28,11 @@ pub struct BindingStep {
 
 impl From<StepOutput> for BindingStep {
     fn from(s: StepOutput) -> Self {
-        BindingStep { loss: s.loss, correct: s.correct, count: s.count }
+        BindingStep {
+            loss: s.loss,
+            correct: s.correct,
+            count: s.count,
+        }
     }
 }
 
@@ -144,7 +148,11 @@ impl NativeModel {
 
     /// One training step on the dataset images at `indices`.
     #[napi(ts_return_type = "Promise<BindingStep>")]
-    pub fn train_batch(&self, dataset: &NativeDataset, indices: Int32Array) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
+    pub fn train_batch(
+        &self,
+        dataset: &NativeDataset,
+        indices: Int32Array,
+    ) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
         let (inner, data) = (Arc::clone(&self.inner), Arc::clone(&dataset.inner));
         let indices = labels_i64(&indices);
         AsyncTask::new(TorchTask::new(
@@ -155,10 +163,17 @@ impl NativeModel {
 
     /// One training step on normalized floats `[N, C, H, W]` and their labels.
     #[napi(ts_return_type = "Promise<BindingStep>")]
-    pub fn train_batch_floats(&self, pixels: Float32Array, labels: Int32Array) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
+    pub fn train_batch_floats(
+        &self,
+        pixels: Float32Array,
+        labels: Int32Array,
+    ) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
         let inner = Arc::clone(&self.inner);
         let (pixels, labels) = (pixels.to_vec(), labels_i64(&labels));
-        AsyncTask::new(TorchTask::new(move || lock(&inner).step_floats(&pixels, &labels), |_, s| Ok(s.into())))
+        AsyncTask::new(TorchTask::new(
+            move || lock(&inner).step_floats(&pixels, &labels),
+            |_, s| Ok(s.into()),
+        ))
     }
 
     /// Evaluates on the dataset (at `indices`, or all of it) in batches, without training.
@@ -174,14 +189,26 @@ impl NativeModel {
         let indices = indices.map(|i| labels_i64(&i));
         let flag = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
         AsyncTask::new(TorchTask::new(
-            move || convkit_core::evaluate(&lock(&inner).net, &lock(&data), indices.as_deref(), batch_size as usize, &flag),
+            move || {
+                convkit_core::evaluate(
+                    &lock(&inner).net,
+                    &lock(&data),
+                    indices.as_deref(),
+                    batch_size as usize,
+                    &flag,
+                )
+            },
             |_, c| Ok(c.into()),
         ))
     }
 
     /// Class probabilities for `count` normalized images `[N, C, H, W]`, row by row.
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn predict_floats(&self, pixels: Float32Array, count: u32) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
+    pub fn predict_floats(
+        &self,
+        pixels: Float32Array,
+        count: u32,
+    ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
         let inner = Arc::clone(&self.inner);
         let pixels = pixels.to_vec();
         AsyncTask::new(TorchTask::new(
@@ -197,7 +224,12 @@ impl NativeModel {
     /// Writes the weights (and, with `withOptimizer`, the optimizer state beside them) atomically.
     /// `metadata` lands in the safetensors header.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn save(&self, path: String, metadata: HashMap<String, String>, with_optimizer: bool) -> AsyncTask<TorchTask<(), ()>> {
+    pub fn save(
+        &self,
+        path: String,
+        metadata: HashMap<String, String>,
+        with_optimizer: bool,
+    ) -> AsyncTask<TorchTask<(), ()>> {
         let inner = Arc::clone(&self.inner);
         AsyncTask::new(TorchTask::new(
             move || {
@@ -218,7 +250,9 @@ impl NativeModel {
     pub fn load_weights(&self, path: String) -> AsyncTask<TorchTask<(), ()>> {
         let inner = Arc::clone(&self.inner);
         AsyncTask::new(TorchTask::new(
-            move || checkpoint::load_weights(&mut lock(&inner).net, &PathBuf::from(path)).map(|_| ()),
+            move || {
+                checkpoint::load_weights(&mut lock(&inner).net, &PathBuf::from(path)).map(|_| ())
+            },
             |_, ()| Ok(()),
         ))
     }

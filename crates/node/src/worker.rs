@@ -32,19 +32,27 @@ fn queue() -> Sender<Job> {
 }
 
 /// Runs `f` on the libtorch thread and waits for it. Errors and panics come back as JS errors.
-pub fn run<T: Send + 'static>(f: impl FnOnce() -> convkit_core::Result<T> + Send + 'static) -> napi::Result<T> {
+pub fn run<T: Send + 'static>(
+    f: impl FnOnce() -> convkit_core::Result<T> + Send + 'static,
+) -> napi::Result<T> {
     let (tx, rx) = channel();
     let job: Job = Box::new(move || {
         let out = catch_unwind(AssertUnwindSafe(f));
         let _ = tx.send(out);
     });
-    queue()
-        .send(job)
-        .map_err(|_| napi::Error::new(napi::Status::GenericFailure, "[INTERNAL] the libtorch thread has stopped"))?;
+    queue().send(job).map_err(|_| {
+        napi::Error::new(
+            napi::Status::GenericFailure,
+            "[INTERNAL] the libtorch thread has stopped",
+        )
+    })?;
     match rx.recv() {
         Ok(Ok(result)) => result.map_err(to_napi),
         Ok(Err(payload)) => Err(panicked(payload)),
-        Err(_) => Err(napi::Error::new(napi::Status::GenericFailure, "[INTERNAL] the libtorch thread dropped a job")),
+        Err(_) => Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            "[INTERNAL] the libtorch thread dropped a job",
+        )),
     }
 }
 
@@ -59,12 +67,17 @@ impl<T: Send + 'static, J> TorchTask<T, J> {
         job: impl FnOnce() -> convkit_core::Result<T> + Send + 'static,
         convert: fn(napi::Env, T) -> napi::Result<J>,
     ) -> Self {
-        TorchTask { job: Some(Box::new(job)), convert }
+        TorchTask {
+            job: Some(Box::new(job)),
+            convert,
+        }
     }
 }
 
-impl<T: Send + 'static, J: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName> napi::Task
-    for TorchTask<T, J>
+impl<
+        T: Send + 'static,
+        J: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName,
+    > napi::Task for TorchTask<T, J>
 {
     type Output = T;
     type JsValue = J;

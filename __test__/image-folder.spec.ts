@@ -1,0 +1,89 @@
+// Reading `root/<class>/*`: any format and size, channel conversion, and named errors for bad folders.
+import test from 'ava'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import sharp from 'sharp'
+import { DataError, decodeImage, readImageFolder } from '../ts/index.ts'
+import type { ConvkitError } from '../ts/index.ts'
+
+function tmpdir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-folder-'))
+}
+
+/** A solid image of one colour, encoded as `format`. */
+async function solid(file: string, width: number, height: number, channels: 1 | 3 | 4, value: number[], format: 'png' | 'jpeg' | 'webp' | 'tiff' | 'gif') {
+  const raw = Buffer.alloc(width * height * channels)
+  for (let i = 0; i < raw.length; i++) raw[i] = value[i % channels]!
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  await sharp(raw, { raw: { width, height, channels } }).toFormat(format).toFile(file)
+}
+
+test('mixed formats, sizes and channel counts decode to C×H×W, classes sorted by folder name', async (t) => {
+  const root = tmpdir()
+  await solid(path.join(root, 'red', 'a.png'), 50, 20, 3, [255, 0, 0], 'png')
+  await solid(path.join(root, 'red', 'b.webp'), 7, 90, 4, [255, 0, 0, 128], 'webp')
+  await solid(path.join(root, 'blue', 'c.jpg'), 32, 32, 3, [0, 0, 255], 'jpeg')
+  await solid(path.join(root, 'blue', 'd.tiff'), 64, 64, 3, [0, 0, 255], 'tiff')
+  await solid(path.join(root, 'gray', 'e.png'), 10, 10, 1, [100], 'png')
+  await solid(path.join(root, 'gray', 'f.gif'), 12, 9, 3, [100, 100, 100], 'gif')
+  fs.writeFileSync(path.join(root, 'gray', 'notes.txt'), 'not an image, ignored')
+
+  const set = await readImageFolder(root, { size: [16, 24] })
+  t.deepEqual(set.classes, ['blue', 'gray', 'red'])
+  t.deepEqual(set.shape, [3, 16, 24])
+  t.is(set.labels.length, 6)
+  t.is(set.pixels.length, 6 * 3 * 16 * 24)
+  t.deepEqual([...set.labels], [0, 0, 1, 1, 2, 2])
+  const plane = 16 * 24
+  const channelMeans = (i: number) =>
+    [0, 1, 2].map((c) => set.pixels.subarray((i * 3 + c) * plane, (i * 3 + c + 1) * plane).reduce((a, b) => a + b, 0) / plane)
+  const [r, g, b] = channelMeans(set.files.findIndex((f) => f.endsWith('a.png')))
+  t.true(r! > 240 && g! < 15 && b! < 15, `red image decoded as ${r}, ${g}, ${b}`)
+  const gray = channelMeans(set.files.findIndex((f) => f.endsWith('e.png')))
+  // Grayscale becomes three equal channels.
+  t.true(gray.every((v) => Math.abs(v - 100) < 3), `gray image decoded as ${gray}`)
+
+  const mono = await readImageFolder(root, { size: [8, 8], channels: 1 })
+  t.deepEqual(mono.shape, [1, 8, 8])
+  t.is(mono.pixels.length, 6 * 64)
+})
+
+test('decodeImage reads encoded bytes as well as paths', async (t) => {
+  const root = tmpdir()
+  const file = path.join(root, 'x.png')
+  await solid(file, 5, 5, 3, [0, 255, 0], 'png')
+  const fromBytes = await decodeImage(fs.readFileSync(file), { size: [4, 4], channels: 3 })
+  t.deepEqual(fromBytes, await decodeImage(file, { size: [4, 4], channels: 3 }))
+  t.is(fromBytes[16], 255)
+})
+
+test('a missing folder, no class folders and an empty class folder are DataErrors naming the path', async (t) => {
+  const root = tmpdir()
+  const missing = (await t.throwsAsync(readImageFolder(path.join(root, 'nope')), { instanceOf: DataError })) as ConvkitError
+  t.is(missing.code, 'DATA_NOT_FOUND')
+  t.regex(missing.message, /nope/)
+  t.is(((await t.throwsAsync(readImageFolder(root))) as ConvkitError).code, 'DATA_EMPTY')
+  await solid(path.join(root, 'cat', 'a.png'), 4, 4, 3, [1, 2, 3], 'png')
+  fs.mkdirSync(path.join(root, 'dog'))
+  fs.writeFileSync(path.join(root, 'dog', 'readme.md'), '#')
+  const empty = (await t.throwsAsync(readImageFolder(root))) as ConvkitError
+  t.is(empty.code, 'DATA_EMPTY')
+  t.regex(empty.message, /dog/)
+})
+
+test('corrupt and zero-byte images fail by name, or are skipped and listed when asked', async (t) => {
+  const root = tmpdir()
+  await solid(path.join(root, 'cat', 'good.png'), 4, 4, 3, [1, 2, 3], 'png')
+  fs.writeFileSync(path.join(root, 'cat', 'empty.jpg'), '')
+  fs.writeFileSync(path.join(root, 'cat', 'broken.png'), fs.readFileSync(path.join(root, 'cat', 'good.png')).subarray(0, 30))
+  const err = (await t.throwsAsync(readImageFolder(root), { instanceOf: DataError })) as DataError
+  t.is(err.code, 'DATA_BAD_IMAGE')
+  t.regex(err.message, /2 image\(s\).*broken\.png.*empty\.jpg/)
+  t.is(err.files.length, 2)
+
+  const skipped = await readImageFolder(root, { skipBadImages: true, size: [4, 4] })
+  t.is(skipped.labels.length, 1)
+  t.is(skipped.pixels.length, 3 * 16)
+  t.deepEqual(skipped.skipped.map((f) => path.basename(f)), ['broken.png', 'empty.jpg'])
+})

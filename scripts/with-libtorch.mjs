@@ -1,0 +1,27 @@
+// Runs a command with LIBTORCH pointing at the libtorch `npm install` found or provisioned,
+// so cargo and napi build against the same one without the user exporting anything.
+import { spawnSync } from 'node:child_process'
+import { findLibtorch, TORCH_VERSION } from './libtorch.mjs'
+
+const [cmd, ...args] = process.argv.slice(2)
+if (!cmd) {
+  console.error('usage: node scripts/with-libtorch.mjs <command> [args...]')
+  process.exit(2)
+}
+let found
+try {
+  found = findLibtorch()
+} catch (err) {
+  console.error(`convkit: ${err.message}`)
+  process.exit(1)
+}
+if (!found) {
+  console.error(`convkit: libtorch ${TORCH_VERSION} is not provisioned yet; run \`npm install\` (or set LIBTORCH).`)
+  process.exit(1)
+}
+const result = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, LIBTORCH: found.dir } })
+if (result.error) {
+  console.error(`convkit: could not run ${cmd}: ${result.error.message}`)
+  process.exit(1)
+}
+process.exit(result.status ?? 1)

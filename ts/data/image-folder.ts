@@ -1,0 +1,110 @@
+// Reads a folder of images laid out as `root/<class>/<file>` into an ImageSet, decoding with sharp.
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { DataError } from '../errors.ts'
+import { decodeInto, type DecodeOptions } from './decode-image.ts'
+import type { ImageSet } from './image-set.ts'
+
+/** Extensions read as images; other files in class folders (README, .DS_Store, ...) are ignored. */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg']
+
+export interface ImageFolderOptions {
+  /** `[height, width]` every image is resized to. Defaults to `[32, 32]`. */
+  size?: [number, number]
+  /** 3 (RGB) or 1 (grayscale). Defaults to 3. */
+  channels?: 1 | 3
+  /** Skip unreadable images instead of failing; they are listed in the result's `skipped`. Defaults to false. */
+  skipBadImages?: boolean
+  /** Images decoded at once. Defaults to 16. */
+  concurrency?: number
+}
+
+export interface ImageFolderResult extends ImageSet {
+  files: string[]
+  /** Images that could not be decoded and were skipped (only with `skipBadImages`). */
+  skipped: string[]
+}
+
+async function listDir(dir: string): Promise<import('node:fs').Dirent[]> {
+  try {
+    return await fs.readdir(dir, { withFileTypes: true })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new DataError('DATA_NOT_FOUND', `image folder ${dir} does not exist or is not a folder`, { cause: err })
+    }
+    throw err
+  }
+}
+
+/**
+ * Reads `root/<class>/*`. Class names are the folder names, sorted; labels index into them.
+ *
+ * @example
+ * const train = await readImageFolder('data/train', { size: [32, 32] })
+ */
+export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolderResult> {
+  const decode: DecodeOptions = { size: options.size ?? [32, 32], channels: options.channels ?? 3 }
+  const classes = (await listDir(root))
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort()
+  if (classes.length === 0) throw new DataError('DATA_EMPTY', `image folder ${root} has no class folders; expected ${root}/<class>/<image>`)
+
+  const files: string[] = []
+  const labels: number[] = []
+  for (const [label, name] of classes.entries()) {
+    const dir = path.join(root, name)
+    const images = (await listDir(dir))
+      .filter((e) => e.isFile() && !e.name.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
+      .map((e) => e.name)
+      .sort()
+    if (images.length === 0) {
+      throw new DataError('DATA_EMPTY', `class folder ${dir} has no images (looked for ${IMAGE_EXTENSIONS.join(', ')})`)
+    }
+    for (const image of images) {
+      files.push(path.join(dir, image))
+      labels.push(label)
+    }
+  }
+
+  const [h, w] = decode.size
+  const perImage = decode.channels * h * w
+  const pixels = new Uint8Array(files.length * perImage)
+  const failed: { file: string; reason: string }[] = []
+  let next = 0
+  const worker = async () => {
+    for (let i = next++; i < files.length; i = next++) {
+      try {
+        await decodeInto(files[i]!, decode, pixels, i * perImage)
+      } catch (err) {
+        failed.push({ file: files[i]!, reason: (err as Error).message })
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 16) }, worker))
+
+  if (failed.length > 0 && !options.skipBadImages) {
+    failed.sort((a, b) => a.file.localeCompare(b.file))
+    const shown = failed.slice(0, 3).map((f) => `${f.file} (${f.reason})`).join('; ')
+    const more = failed.length > 3 ? ` and ${failed.length - 3} more` : ''
+    throw new DataError('DATA_BAD_IMAGE', `${failed.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`, {
+      files: failed.map((f) => f.file),
+    })
+  }
+  if (failed.length === 0) {
+    return { pixels, labels: Int32Array.from(labels), shape: [decode.channels, h, w], classes, files, skipped: [] }
+  }
+  const bad = new Set(failed.map((f) => f.file))
+  const keep = files.map((f, i) => (bad.has(f) ? -1 : i)).filter((i) => i >= 0)
+  const kept = new Uint8Array(keep.length * perImage)
+  keep.forEach((src, dst) => kept.set(pixels.subarray(src * perImage, (src + 1) * perImage), dst * perImage))
+  return {
+    pixels: kept,
+    labels: Int32Array.from(keep.map((i) => labels[i]!)),
+    shape: [decode.channels, h, w],
+    classes,
+    files: keep.map((i) => files[i]!),
+    skipped: [...bad].sort(),
+  }
+}

@@ -1,0 +1,32 @@
+// The in-memory form every data source produces: uint8 pixels, channel-first, with labels and class names.
+import type { Shape3 } from '../spec.ts'
+
+/** Decoded images, ready to be normalized. */
+export interface ImageSet {
+  /** N·C·H·W bytes, channel-first (`[image][channel][row][column]`). */
+  pixels: Uint8Array
+  /** N class indices into `classes`. */
+  labels: Int32Array
+  /** `[channels, height, width]` of each image. */
+  shape: Shape3
+  /** Class names; `labels` index into them. */
+  classes: string[]
+  /** The file each image came from, when it came from one. */
+  files?: string[]
+}
+
+/** Per-channel normalization applied to pixels scaled to [0, 1]: `(x - mean) / std`. */
+export interface Normalization {
+  mean: number[]
+  std: number[]
+}
+
+/** The default normalization, mean 0.5 and std 0.5 per channel, which maps pixels to [-1, 1]. */
+export function halfNormalization(channels: number): Normalization {
+  return { mean: Array(channels).fill(0.5), std: Array(channels).fill(0.5) }
+}
+
+/** How many images an ImageSet holds. */
+export function imageCount(set: ImageSet): number {
+  return set.labels.length
+}

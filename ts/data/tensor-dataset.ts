@@ -1,0 +1,57 @@
+// An ImageSet moved onto the model's device as uint8; batches are gathered and normalized there.
+import { call, native, type Native } from '../binding.ts'
+import { InputError } from '../errors.ts'
+import type { Shape3 } from '../spec.ts'
+import { halfNormalization, type ImageSet, type Normalization } from './image-set.ts'
+import type { Device } from '../device.ts'
+
+export interface TensorDatasetOptions {
+  /** Where the data lives; use the model's device. Defaults to `'auto'` (CUDA when present). */
+  device?: Device
+  /** Defaults to mean 0.5, std 0.5 per channel. */
+  normalization?: Normalization
+}
+
+/** Images resident on a device. Training and evaluation pass indices into it, never pixels. */
+export class TensorDataset {
+  readonly native: Native.NativeDataset
+  readonly shape: Shape3
+  readonly classes: string[]
+  readonly normalization: Normalization
+
+  private constructor(handle: Native.NativeDataset, set: ImageSet, normalization: Normalization) {
+    this.native = handle
+    this.shape = set.shape
+    this.classes = set.classes
+    this.normalization = normalization
+  }
+
+  /**
+   * Copies an ImageSet onto a device.
+   *
+   * @example
+   * const data = await TensorDataset.create(await readImageFolder('cifar/train'), { device: model.device })
+   */
+  static async create(set: ImageSet, options: TensorDatasetOptions = {}): Promise<TensorDataset> {
+    const normalization = options.normalization ?? halfNormalization(set.shape[0])
+    if (set.classes.length === 0) throw new InputError('INVALID_OPTION', 'image set: expected at least one class name in `classes`')
+    const handle = await call('creating a dataset', () =>
+      native.NativeDataset.create(set.pixels, set.labels, {
+        shape: [...set.shape],
+        classes: set.classes.length,
+        mean: normalization.mean,
+        std: normalization.std,
+        device: options.device ?? 'auto',
+      }),
+    )
+    return new TensorDataset(handle, set, normalization)
+  }
+
+  get length(): number {
+    return this.native.length
+  }
+
+  get device(): string {
+    return this.native.device
+  }
+}

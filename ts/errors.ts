@@ -1,0 +1,111 @@
+// Every error ConvKit throws: one base class with a stable `code`, typed subclasses, and guards.
+
+/** Stable codes; match on these rather than on messages. */
+export type ErrorCode =
+  | 'INVALID_SPEC'
+  | 'UNKNOWN_LAYER'
+  | 'BAD_SHAPE'
+  | 'LABEL_OUT_OF_RANGE'
+  | 'INVALID_OPTION'
+  | 'CORRUPT_CHECKPOINT'
+  | 'CHECKPOINT_MISMATCH'
+  | 'IO_ERROR'
+  | 'DEVICE_UNAVAILABLE'
+  | 'CANCELLED'
+  | 'TORCH_ERROR'
+  | 'INTERNAL'
+  | 'DATA_NOT_FOUND'
+  | 'DATA_EMPTY'
+  | 'DATA_BAD_IMAGE'
+
+/** The base of every ConvKit error. `code` is stable; the message names the input, the field and what was expected. */
+export class ConvkitError extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** A model spec that is malformed, names an unknown layer, or does not fit its input shape. */
+export class SpecError extends ConvkitError {}
+
+/** Input data or an option of the wrong shape, size, range or value. */
+export class InputError extends ConvkitError {}
+
+/** A checkpoint that cannot be read, or whose tensors do not fit the model. */
+export class CheckpointError extends ConvkitError {}
+
+/** A dataset that is missing, empty or holds unreadable images. */
+export class DataError extends ConvkitError {
+  /** The files at fault, when there are any. */
+  readonly files: readonly string[]
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; files?: readonly string[] }) {
+    super(code, message, options)
+    this.files = options?.files ?? []
+  }
+}
+
+/** A device that was asked for and cannot be used (`cuda` on a machine without one). */
+export class DeviceError extends ConvkitError {}
+
+/** Work stopped by an AbortSignal. */
+export class CancelledError extends ConvkitError {}
+
+/** A file that could not be read or written. */
+export class FileError extends ConvkitError {}
+
+/** libtorch itself failed, or native code hit a bug; the message carries its words. */
+export class NativeError extends ConvkitError {}
+
+const classByCode: Record<ErrorCode, new (code: ErrorCode, message: string, options?: { cause?: unknown }) => ConvkitError> = {
+  INVALID_SPEC: SpecError,
+  UNKNOWN_LAYER: SpecError,
+  BAD_SHAPE: InputError,
+  LABEL_OUT_OF_RANGE: InputError,
+  INVALID_OPTION: InputError,
+  CORRUPT_CHECKPOINT: CheckpointError,
+  CHECKPOINT_MISMATCH: CheckpointError,
+  IO_ERROR: FileError,
+  DEVICE_UNAVAILABLE: DeviceError,
+  CANCELLED: CancelledError,
+  TORCH_ERROR: NativeError,
+  INTERNAL: NativeError,
+  DATA_NOT_FOUND: DataError,
+  DATA_EMPTY: DataError,
+  DATA_BAD_IMAGE: DataError,
+}
+
+/** Makes the error class that fits `code`. */
+export function errorFor(code: ErrorCode, message: string, options?: { cause?: unknown }): ConvkitError {
+  const ErrorClass = classByCode[code]
+  return new ErrorClass(code, message, options)
+}
+
+/** Turns an error from the native addon (`[CODE] message`) into the matching ConvkitError. */
+export function fromNative(err: unknown, context?: string): unknown {
+  if (!(err instanceof Error)) return err
+  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err.message)
+  if (!match || !(match[1]! in classByCode)) return err
+  const message = context ? `${context}: ${match[2]}` : match[2]!
+  return errorFor(match[1] as ErrorCode, message, { cause: err })
+}
+
+export function isConvkitError(error: unknown): error is ConvkitError {
+  return error instanceof ConvkitError
+}
+
+export function isCheckpointError(error: unknown): error is CheckpointError {
+  return error instanceof CheckpointError
+}
+
+export function isDataError(error: unknown): error is DataError {
+  return error instanceof DataError
+}
+
+export function isCancelledError(error: unknown): error is CancelledError {
+  return error instanceof CancelledError
+}
