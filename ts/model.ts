@@ -45,7 +45,7 @@ export interface ModelOptions {
   optimizer?: OptimizerOptions
   /** Seeds libtorch before the weights are drawn, so two models with one seed start equal. */
   seed?: number
-  /** Run convolutions in channels_last memory order. Defaults to false. */
+  /** Run convolutions in channels_last memory order. Defaults to true on the CPU (about 20 % faster there, see bench/RESULTS.md), false on CUDA. */
   channelsLast?: boolean
   /** Class names, saved in checkpoints so predictions can be named. */
   classNames?: string[]
@@ -166,10 +166,10 @@ export class Model {
   }
 
   /** Loads a checkpoint written by `save`, with its optimizer state when that was saved beside it. */
-  static async load(path: string, options: { device?: Device } = {}): Promise<Model> {
+  static async load(path: string, options: { device?: Device; channelsLast?: boolean } = {}): Promise<Model> {
     const device = options.device ?? 'auto'
     checkDevice(device)
-    const handle = await call(`loading ${path}`, () => native.NativeModel.load(path, device))
+    const handle = await call(`loading ${path}`, () => native.NativeModel.load(path, device, options.channelsLast))
     const meta = handle.metadata
     const extras: { classNames?: string[]; normalization?: Normalization } = {}
     const classNames = parseMeta<string[]>(meta, META_CLASSES, path)

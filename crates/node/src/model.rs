@@ -10,6 +10,7 @@ use convkit_core::trainer::floats_to_batch;
 use convkit_core::{runtime, EvalCounts, ModelSpec, Network, OptimizerConfig, StepOutput, Trainer};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array};
 use napi_derive::napi;
+use tch::Device;
 
 use crate::cancel::CancelToken;
 use crate::dataset::{lock, NativeDataset};
@@ -71,7 +72,7 @@ pub struct BindingModelOptions {
     pub optimizer_json: String,
     /// Seeds libtorch before the weights are drawn.
     pub seed: Option<i64>,
-    /// Lay activations out channels_last.
+    /// Lay activations out channels_last. Defaults to true on the CPU, where oneDNN runs it about 20 % faster.
     pub channels_last: Option<bool>,
 }
 
@@ -119,7 +120,7 @@ impl NativeModel {
                 runtime::seed(seed as u64);
             }
             let mut net = Network::new(spec, device)?;
-            net.set_channels_last(options.channels_last.unwrap_or(false))?;
+            net.set_channels_last(options.channels_last.unwrap_or(device == Device::Cpu))?;
             Trainer::new(net, optimizer)
         })?;
         Ok(NativeModel::wrap(trainer, HashMap::new()))
@@ -128,12 +129,17 @@ impl NativeModel {
     /// Loads a checkpoint written by `save`: spec and weights, and optimizer state when its
     /// `.optim.safetensors` file is beside it.
     #[napi(ts_return_type = "Promise<NativeModel>")]
-    pub fn load(path: String, device: String) -> AsyncTask<TorchTask<Loaded, NativeModel>> {
+    pub fn load(
+        path: String,
+        device: String,
+        channels_last: Option<bool>,
+    ) -> AsyncTask<TorchTask<Loaded, NativeModel>> {
         AsyncTask::new(TorchTask::new(
             move || {
                 let path = PathBuf::from(path);
                 let device = runtime::parse_device(&device)?;
-                let (net, metadata) = checkpoint::load_network(&path, device)?;
+                let (mut net, metadata) = checkpoint::load_network(&path, device)?;
+                net.set_channels_last(channels_last.unwrap_or(device == Device::Cpu))?;
                 let opt_path = optimizer_path(&path);
                 let optimizer = if opt_path.exists() {
                     checkpoint::load_optimizer(&net, &opt_path)?

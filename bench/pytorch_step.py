@@ -1,0 +1,89 @@
+"""PyTorch's own training step on the reference network, data preloaded in one tensor: the compute floor.
+
+Reads the images ConvKit's bench wrote (uint8 N×3×32×32 and int32 labels), normalizes them once, and times
+forward + cross-entropy + backward + Adam over shuffled batches, contiguous and channels_last.
+Prints one JSON object on stdout.
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Network(nn.Module):
+    """The seed's network: conv 3→32, pool, conv 32→64, pool, fc 4096→512, fc 512→classes."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(64 * 8 * 8, 512)
+        self.fc2 = nn.Linear(512, classes)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def time_steps(x, y, layout, steps, warmup, batch, seed):
+    torch.manual_seed(seed)
+    model = Network(10)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    order = torch.randperm(x.shape[0])
+    def step(i):
+        idx = order[(i * batch) % (x.shape[0] - batch):][:batch]
+        xb = x[idx].contiguous(memory_format=fmt)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xb), y[idx])
+        loss.backward()
+        opt.step()
+        return loss.item()
+    for i in range(warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(warmup + i)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def time_eval(x, steps, batch):
+    model = Network(10).eval()
+    with torch.no_grad():
+        model(x[:batch])
+        start = time.perf_counter()
+        for i in range(steps):
+            model(x[(i * batch) % (x.shape[0] - batch):][:batch]).argmax(1)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--pixels", required=True)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--eval-batch", type=int, default=500)
+    p.add_argument("--layouts", default="contiguous,channels_last")
+    a = p.parse_args()
+    labels = torch.from_numpy(np.fromfile(a.labels, dtype=np.int32).astype(np.int64))
+    pixels = torch.from_numpy(np.fromfile(a.pixels, dtype=np.uint8)).view(labels.shape[0], 3, 32, 32)
+    x = (pixels.float() / 255 - 0.5) / 0.5
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "train": {}}
+    for layout in a.layouts.split(","):
+        out["train"][layout] = time_steps(x, labels, layout, a.steps, a.warmup, a.batch, seed=0)
+    out["eval"] = time_eval(x, max(4, a.steps // 4), a.eval_batch)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+// Training-step and evaluation throughput: ConvKit from TypeScript against PyTorch's own step on the same images,
+// in memory, on this machine, in this run. Prints images/s and the ratios; absolute numbers vary by machine.
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Model, TensorDataset, readImageFolder, referenceCnn, runtimeInfo } from '../ts/index.ts'
+import { cifarSubset } from '../__test__/helpers/cifar-subset.ts'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const STEPS = Number(process.env.BENCH_STEPS ?? 40)
+const WARMUP = 5
+const BATCH = 128
+const EVAL_BATCH = 500
+const python = process.env.PYTHON ?? 'python3'
+
+function order(n: number): Int32Array {
+  const o = Int32Array.from({ length: n }, (_, i) => i)
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[o[i], o[j]] = [o[j]!, o[i]!]
+  }
+  return o
+}
+
+async function convkitTrain(data: TensorDataset, channelsLast: boolean): Promise<number> {
+  const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0, channelsLast })
+  const idx = order(data.length)
+  const batchAt = (i: number) => idx.subarray((i * BATCH) % (data.length - BATCH)).subarray(0, BATCH)
+  for (let i = 0; i < WARMUP; i++) await model.trainBatch(data, batchAt(i))
+  const start = performance.now()
+  for (let i = 0; i < STEPS; i++) await model.trainBatch(data, batchAt(WARMUP + i))
+  return (STEPS * BATCH) / ((performance.now() - start) / 1000)
+}
+
+async function convkitTrainFloats(pixels: Float32Array, labels: Int32Array): Promise<number> {
+  const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0 })
+  const per = 3 * 32 * 32
+  const n = labels.length
+  const batchAt = (i: number) => {
+    const s = (i * BATCH) % (n - BATCH)
+    return [pixels.subarray(s * per, (s + BATCH) * per), labels.subarray(s, s + BATCH)] as const
+  }
+  for (let i = 0; i < WARMUP; i++) await model.trainBatchFloats(...batchAt(i))
+  const start = performance.now()
+  for (let i = 0; i < STEPS; i++) await model.trainBatchFloats(...batchAt(WARMUP + i))
+  return (STEPS * BATCH) / ((performance.now() - start) / 1000)
+}
+
+async function convkitEval(data: TensorDataset): Promise<number> {
+  const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0 })
+  const count = Math.max(4, Math.floor(STEPS / 4)) * EVAL_BATCH
+  const indices = Int32Array.from({ length: count }, (_, i) => i % data.length)
+  await model.evaluate(data, { indices: indices.subarray(0, EVAL_BATCH), batchSize: EVAL_BATCH })
+  const start = performance.now()
+  await model.evaluate(data, { indices, batchSize: EVAL_BATCH })
+  return count / ((performance.now() - start) / 1000)
+}
+
+interface TorchResult {
+  torch: string
+  threads: number
+  train: Record<'contiguous' | 'channels_last', number>
+  eval: number
+}
+
+function pytorch(set: { pixels: Uint8Array; labels: Int32Array }): TorchResult | string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-'))
+  const px = path.join(dir, 'pixels.u8')
+  const lb = path.join(dir, 'labels.i32')
+  fs.writeFileSync(px, set.pixels)
+  fs.writeFileSync(lb, Buffer.from(set.labels.buffer, set.labels.byteOffset, set.labels.byteLength))
+  const run = spawnSync(python, [path.join(here, 'pytorch_step.py'), '--pixels', px, '--labels', lb, '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--eval-batch', String(EVAL_BATCH)], { encoding: 'utf8' })
+  fs.rmSync(dir, { recursive: true, force: true })
+  if (run.status !== 0) return `PyTorch part skipped: ${python} failed (${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)}). Set PYTHON to a python with torch 2.11.`
+  return JSON.parse(run.stdout) as TorchResult
+}
+
+const fmt = (v: number) => `${v.toFixed(0).padStart(7)} img/s`
+const ratio = (a: number, b: number) => `${(a / b).toFixed(3)}×`
+
+const info = runtimeInfo()
+console.log(`ConvKit bench: libtorch ${info.torchVersion}, ${info.threads} threads, ${os.cpus()[0]?.model ?? 'cpu'}; ${STEPS} timed steps of batch ${BATCH}`)
+const set = await readImageFolder(cifarSubset().train)
+const data = await TensorDataset.create(set, { device: 'cpu' })
+const floats = new Float32Array(set.pixels.length)
+for (let i = 0; i < floats.length; i++) floats[i] = (set.pixels[i]! / 255 - 0.5) / 0.5
+
+// This machine's speed drifts by ±15 % from minute to minute, so the two sides alternate for a few rounds
+// and each figure is the median of its rounds.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const rounds: { torch: TorchResult | string; contiguous: number; channelsLast: number; floats: number; eval: number }[] = []
+for (let r = 0; r < ROUNDS; r++) {
+  rounds.push({
+    torch: pytorch(set),
+    channelsLast: await convkitTrain(data, true),
+    contiguous: await convkitTrain(data, false),
+    floats: await convkitTrainFloats(floats, set.labels),
+    eval: await convkitEval(data),
+  })
+}
+const ck = {
+  contiguous: median(rounds.map((r) => r.contiguous)),
+  channelsLast: median(rounds.map((r) => r.channelsLast)),
+  floats: median(rounds.map((r) => r.floats)),
+  eval: median(rounds.map((r) => r.eval)),
+}
+const torchRuns = rounds.map((r) => r.torch).filter((t): t is TorchResult => typeof t !== 'string')
+const torch: TorchResult | string =
+  torchRuns.length === 0
+    ? (rounds[0]!.torch as string)
+    : {
+        ...torchRuns[0]!,
+        train: {
+          contiguous: median(torchRuns.map((t) => t.train.contiguous)),
+          channels_last: median(torchRuns.map((t) => t.train.channels_last)),
+        },
+        eval: median(torchRuns.map((t) => t.eval)),
+      }
+console.log(`medians of ${ROUNDS} alternating rounds`)
+console.log('\ntraining step (forward, cross-entropy, backward, Adam)')
+console.log(`  convkit, indices into resident data, contiguous     ${fmt(ck.contiguous)}`)
+console.log(`  convkit, indices into resident data, channels_last  ${fmt(ck.channelsLast)}`)
+console.log(`  convkit, float batch sent from JS each step          ${fmt(ck.floats)}`)
+console.log('evaluation (forward, loss, top-k, confusion)')
+console.log(`  convkit                                             ${fmt(ck.eval)}`)
+if (typeof torch === 'string') {
+  console.log(`\n${torch}`)
+} else {
+  console.log(`pytorch ${torch.torch} (${torch.threads} threads), data preloaded in one tensor`)
+  console.log(`  train contiguous                                    ${fmt(torch.train.contiguous)}`)
+  console.log(`  train channels_last                                 ${fmt(torch.train.channels_last)}`)
+  console.log(`  eval                                                ${fmt(torch.eval)}`)
+  const bestTorch = Math.max(torch.train.contiguous, torch.train.channels_last)
+  const bestOurs = Math.max(ck.contiguous, ck.channelsLast)
+  console.log('\nratios (convkit / pytorch, same layout)')
+  console.log(`  train contiguous      ${ratio(ck.contiguous, torch.train.contiguous)}`)
+  console.log(`  train channels_last   ${ratio(ck.channelsLast, torch.train.channels_last)}`)
+  console.log(`  train best vs best    ${ratio(bestOurs, bestTorch)}`)
+  console.log(`  eval                  ${ratio(ck.eval, torch.eval)}`)
+}
