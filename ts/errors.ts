@@ -17,6 +17,9 @@ export type ErrorCode =
   | 'DATA_NOT_FOUND'
   | 'DATA_EMPTY'
   | 'DATA_BAD_IMAGE'
+  | 'DATA_CORRUPT'
+  | 'DOWNLOAD_FAILED'
+  | 'CHECKSUM_MISMATCH'
 
 /** The base of every ConvKit error. `code` is stable; the message names the input, the field and what was expected. */
 export class ConvkitError extends Error {
@@ -77,6 +80,9 @@ const classByCode: Record<ErrorCode, new (code: ErrorCode, message: string, opti
   DATA_NOT_FOUND: DataError,
   DATA_EMPTY: DataError,
   DATA_BAD_IMAGE: DataError,
+  DATA_CORRUPT: DataError,
+  DOWNLOAD_FAILED: DataError,
+  CHECKSUM_MISMATCH: DataError,
 }
 
 /** Makes the error class that fits `code`. */

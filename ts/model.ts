@@ -212,10 +212,18 @@ export class Model {
     })
   }
 
-  /** One training step (forward, cross-entropy, backward, optimizer) on the dataset images at `indices`. */
-  async trainBatch(data: TensorDataset, indices: Int32Array | readonly number[]): Promise<StepResult> {
+  /**
+   * One training step (forward, cross-entropy, backward, optimizer) on the dataset images at `indices`.
+   * With `augmentSeed` (a 32-bit unsigned integer), each image is randomly cropped from a 4-pixel zero padding
+   * and flipped left-right, the draws fixed by the seed.
+   */
+  async trainBatch(data: TensorDataset, indices: Int32Array | readonly number[], options: { augmentSeed?: number } = {}): Promise<StepResult> {
     const index = toInt32(indices, 'indices')
-    return call('training step', () => this.native.trainBatch(data.native, index))
+    const seed = options.augmentSeed
+    if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) {
+      throw new InputError('INVALID_OPTION', `option augmentSeed: expected an integer in [0, 2^32), got ${seed}`)
+    }
+    return call('training step', () => this.native.trainBatch(data.native, index, seed))
   }
 
   /** One training step on normalized floats `[N, C, H, W]` and their labels, sent from JavaScript. */

@@ -102,9 +102,8 @@ fn save_tensors<'a>(
     let host: Vec<(String, HostTensor)> = tensors
         .map(|(n, t)| Ok((n.clone(), to_host(t)?)))
         .collect::<Result<_>>()?;
-    let bytes =
-        safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-            .map_err(|e| Error::io("serializing", path, std::io::Error::other(e.to_string())))?;
+    let bytes = safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+        .map_err(|e| Error::io("serializing", path, std::io::Error::other(e.to_string())))?;
     write_atomic(path, &bytes)
 }
 
@@ -121,10 +120,9 @@ pub fn read_safetensors(path: &Path, device: Device) -> Result<LoadedFile> {
         path: path.to_owned(),
         reason,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| corrupt(format!("bad safetensors header ({e})")))?;
-    let parsed = SafeTensors::deserialize(&bytes)
-        .map_err(|e| corrupt(format!("bad safetensors data ({e})")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(format!("bad safetensors header ({e})")))?;
+    let parsed = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(format!("bad safetensors data ({e})")))?;
     let mut tensors = HashMap::new();
     for (name, view) in parsed.tensors() {
         let kind = match view.dtype() {
@@ -133,11 +131,7 @@ pub fn read_safetensors(path: &Path, device: Device) -> Result<LoadedFile> {
             Dtype::I64 => Kind::Int64,
             Dtype::F16 => Kind::Half,
             Dtype::BF16 => Kind::BFloat16,
-            other => {
-                return Err(corrupt(format!(
-                    "tensor {name:?} has unsupported dtype {other:?}"
-                )))
-            }
+            other => return Err(corrupt(format!("tensor {name:?} has unsupported dtype {other:?}"))),
         };
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let t = Tensor::f_from_data_size(view.data(), &shape, kind)?;
@@ -157,32 +151,21 @@ pub fn read_safetensors(path: &Path, device: Device) -> Result<LoadedFile> {
 
 /// Saves the network's weights with its spec, plus the caller's `metadata` (classes, normalization,
 /// epoch, metrics...) in the safetensors header.
-pub fn save_network(
-    net: &Network,
-    path: &Path,
-    mut metadata: HashMap<String, String>,
-) -> Result<()> {
+pub fn save_network(net: &Network, path: &Path, mut metadata: HashMap<String, String>) -> Result<()> {
     metadata.insert(SPEC_KEY.into(), net.spec.to_json());
     metadata.insert(FORMAT_KEY.into(), FORMAT_VERSION.into());
     // safetensors' own convention, so that `safetensors.torch.load_file` reads it without a warning.
-    metadata
-        .entry("format".into())
-        .or_insert_with(|| "pt".into());
+    metadata.entry("format".into()).or_insert_with(|| "pt".into());
     save_tensors(path, net.named_tensors(), metadata)
 }
 
 /// Loads a network saved by [`save_network`]: its spec from the header, then its weights checked against it.
 pub fn load_network(path: &Path, device: Device) -> Result<(Network, HashMap<String, String>)> {
     let file = read_safetensors(path, device)?;
-    let spec_json = file
-        .metadata
-        .get(SPEC_KEY)
-        .ok_or_else(|| Error::CorruptCheckpoint {
-            path: path.to_owned(),
-            reason: format!(
-                "no {SPEC_KEY:?} in its header; load plain state dicts with a spec instead"
-            ),
-        })?;
+    let spec_json = file.metadata.get(SPEC_KEY).ok_or_else(|| Error::CorruptCheckpoint {
+        path: path.to_owned(),
+        reason: format!("no {SPEC_KEY:?} in its header; load plain state dicts with a spec instead"),
+    })?;
     let spec = ModelSpec::from_json(spec_json).map_err(|e| Error::CorruptCheckpoint {
         path: path.to_owned(),
         reason: format!("its spec is invalid: {e}"),
@@ -244,11 +227,7 @@ pub fn load_optimizer(net: &Network, path: &Path) -> Result<Optimizer> {
                 if t.size() != param.size() {
                     return Err(Error::CheckpointMismatch {
                         path: path.to_owned(),
-                        reason: format!(
-                            "{key:?} has shape {:?}, the parameter has {:?}",
-                            t.size(),
-                            param.size()
-                        ),
+                        reason: format!("{key:?} has shape {:?}, the parameter has {:?}", t.size(), param.size()),
                     });
                 }
                 // Keep the parameter's memory layout so the update stays elementwise-aligned.
@@ -259,9 +238,5 @@ pub fn load_optimizer(net: &Network, path: &Path) -> Result<Optimizer> {
             }
         }
     }
-    Ok(Optimizer {
-        config,
-        step,
-        state,
-    })
+    Ok(Optimizer { config, step, state })
 }

@@ -30,42 +30,23 @@ impl Normalization {
     /// Scale and shift as `[1, C, 1, 1]` tensors, so normalizing is one fused multiply-add.
     fn affine(&self, device: Device) -> Result<(Tensor, Tensor)> {
         let c = self.mean.len() as i64;
-        let scale: Vec<f32> = self
-            .std
-            .iter()
-            .map(|s| (1.0 / (255.0 * s)) as f32)
-            .collect();
-        let shift: Vec<f32> = self
-            .mean
-            .iter()
-            .zip(&self.std)
-            .map(|(m, s)| (-m / s) as f32)
-            .collect();
-        let to = |v: &[f32]| -> Result<Tensor> {
-            Ok(Tensor::f_from_slice(v)?
-                .f_view([1, c, 1, 1])?
-                .f_to_device(device)?)
-        };
+        let scale: Vec<f32> = self.std.iter().map(|s| (1.0 / (255.0 * s)) as f32).collect();
+        let shift: Vec<f32> = self.mean.iter().zip(&self.std).map(|(m, s)| (-m / s) as f32).collect();
+        let to =
+            |v: &[f32]| -> Result<Tensor> { Ok(Tensor::f_from_slice(v)?.f_view([1, c, 1, 1])?.f_to_device(device)?) };
         Ok((to(&scale)?, to(&shift)?))
     }
 
     /// Normalizes uint8 pixels `[N, C, H, W]` into floats.
     pub fn apply(&self, pixels: &Tensor) -> Result<Tensor> {
         let (scale, shift) = self.affine(pixels.device())?;
-        Ok(pixels
-            .f_to_kind(Kind::Float)?
-            .f_mul(&scale)?
-            .f_add(&shift)?)
+        Ok(pixels.f_to_kind(Kind::Float)?.f_mul(&scale)?.f_add(&shift)?)
     }
 }
 
 /// Checks labels against the class count before they reach libtorch, which would abort on them.
 pub fn check_labels(labels: &[i64], classes: i64, what: &str) -> Result<()> {
-    if let Some((position, &label)) = labels
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| l < 0 || l >= classes)
-    {
+    if let Some((position, &label)) = labels.iter().enumerate().find(|(_, &l)| l < 0 || l >= classes) {
         return Err(Error::LabelOutOfRange {
             what: what.to_owned(),
             label,
@@ -113,10 +94,7 @@ impl Dataset {
         if pixels.len() as i64 != n * per_image {
             return Err(Error::BadShape {
                 what: "dataset pixels".into(),
-                expected: format!(
-                    "{n} labels × {per_image} bytes ({shape:?}) = {} bytes",
-                    n * per_image
-                ),
+                expected: format!("{n} labels × {per_image} bytes ({shape:?}) = {} bytes", n * per_image),
                 got: format!("{} bytes", pixels.len()),
             });
         }
@@ -165,11 +143,54 @@ impl Dataset {
 
     /// The normalized float images and labels at `index` (a tensor from [`Dataset::index_tensor`]).
     pub fn gather(&self, index: &Tensor) -> Result<(Tensor, Tensor)> {
-        let x = self
-            .images
-            .f_index_select(0, index)?
-            .f_to_kind(Kind::Float)?;
-        let x = x.f_mul(&self.scale)?.f_add(&self.shift)?;
+        self.gather_with(index, None)
+    }
+
+    /// Like [`Dataset::gather`], augmenting when `augment` holds a seed: each image is zero-padded by
+    /// [`CROP_PADDING`] pixels, cropped back to its size at a random offset, and flipped left-right
+    /// with probability 1/2, as torchvision's `RandomCrop(size, padding=4)` and `RandomHorizontalFlip()`.
+    /// The draws depend only on the seed, so a run repeats (and resumes) exactly.
+    pub fn gather_with(&self, index: &Tensor, augment: Option<u64>) -> Result<(Tensor, Tensor)> {
+        let mut x = self.images.f_index_select(0, index)?;
+        if let Some(seed) = augment {
+            x = random_crop_flip(&x, seed)?;
+        }
+        let x = x.f_to_kind(Kind::Float)?.f_mul(&self.scale)?.f_add(&self.shift)?;
         Ok((x, self.labels.f_index_select(0, index)?))
     }
+}
+
+/// Zero padding around each image before the random crop.
+pub const CROP_PADDING: i64 = 4;
+
+/// SplitMix64: a tiny, well-mixed generator, enough for crop offsets and coin flips.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_crop_flip(batch: &Tensor, seed: u64) -> Result<Tensor> {
+    let (n, h, w) = (batch.size()[0], batch.size()[2], batch.size()[3]);
+    let p = CROP_PADDING;
+    let padded = batch.f_constant_pad_nd([p, p, p, p])?;
+    let mut rng = SplitMix(seed);
+    let mut crops = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let dy = rng.below(2 * p as u64 + 1) as i64;
+        let dx = rng.below(2 * p as u64 + 1) as i64;
+        let crop = padded.f_narrow(0, i, 1)?.f_narrow(2, dy, h)?.f_narrow(3, dx, w)?;
+        crops.push(if rng.below(2) == 1 { crop.f_flip([3])? } else { crop });
+    }
+    Ok(Tensor::f_cat(&crops, 0)?)
 }

@@ -88,11 +88,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),
@@ -100,11 +96,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn option(
-        field: &str,
-        expected: impl Into<String>,
-        got: impl std::fmt::Display,
-    ) -> Self {
+    pub(crate) fn option(field: &str, expected: impl Into<String>, got: impl std::fmt::Display) -> Self {
         Error::InvalidOption {
             field: field.to_owned(),
             expected: expected.into(),

@@ -33,10 +33,7 @@ impl EvalCounts {
 
     pub fn per_class_total(&self) -> Vec<i64> {
         let k = self.classes as usize;
-        self.confusion
-            .chunks(k)
-            .map(|row| row.iter().sum())
-            .collect()
+        self.confusion.chunks(k).map(|row| row.iter().sum()).collect()
     }
 }
 

@@ -25,9 +25,7 @@ pub struct Network {
 /// Lays a 4-d tensor out as NHWC in memory while keeping its NCHW shape: libtorch reads the strides
 /// and picks its channels_last kernels.
 pub fn to_channels_last(x: &Tensor) -> Result<Tensor> {
-    Ok(x.f_permute([0, 2, 3, 1])?
-        .f_contiguous()?
-        .f_permute([0, 3, 1, 2])?)
+    Ok(x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
 }
 
 impl Network {
@@ -60,9 +58,7 @@ impl Network {
             for (field, shape) in &layer.buffers {
                 let t = match field.as_str() {
                     "running_var" => Tensor::f_ones(shape.as_slice(), (Kind::Float, device))?,
-                    "num_batches_tracked" => {
-                        Tensor::f_zeros(shape.as_slice(), (Kind::Int64, device))?
-                    }
+                    "num_batches_tracked" => Tensor::f_zeros(shape.as_slice(), (Kind::Int64, device))?,
                     _ => Tensor::f_zeros(shape.as_slice(), (Kind::Float, device))?,
                 };
                 buffers.push((format!("{prefix}.{field}"), t));
@@ -112,11 +108,7 @@ impl Network {
         }
         tch::no_grad(|| -> Result<()> {
             for (_, p) in self.params.iter_mut().filter(|(_, p)| p.dim() == 4) {
-                let relaid = if on {
-                    to_channels_last(p)?
-                } else {
-                    p.f_contiguous()?
-                };
+                let relaid = if on { to_channels_last(p)? } else { p.f_contiguous()? };
                 *p = relaid.f_detach()?.f_set_requires_grad(true)?;
             }
             Ok(())
@@ -136,9 +128,7 @@ impl Network {
             let name = layer.name.as_deref().unwrap_or_default();
             let p = |field: &str| self.param(&format!("{name}.{field}"));
             x = match &layer.layer {
-                Layer::Conv2d {
-                    stride, padding, ..
-                } => x.f_conv2d(
+                Layer::Conv2d { stride, padding, .. } => x.f_conv2d(
                     p("weight"),
                     Some(p("bias")),
                     [*stride, *stride],
@@ -147,10 +137,7 @@ impl Network {
                     1,
                 )?,
                 Layer::Relu => x.f_relu()?,
-                Layer::Maxpool2d {
-                    kernel_size,
-                    stride,
-                } => {
+                Layer::Maxpool2d { kernel_size, stride } => {
                     let s = stride.unwrap_or(*kernel_size);
                     x.f_max_pool2d([*kernel_size, *kernel_size], [s, s], [0, 0], [1, 1], false)?
                 }
@@ -187,11 +174,7 @@ impl Network {
 
     /// Copies tensors into the network, checking that every name is present with the right shape.
     /// `source` names where they came from, for the error message.
-    pub fn load_tensors(
-        &mut self,
-        mut tensors: HashMap<String, Tensor>,
-        source: &std::path::Path,
-    ) -> Result<()> {
+    pub fn load_tensors(&mut self, mut tensors: HashMap<String, Tensor>, source: &std::path::Path) -> Result<()> {
         let mismatch = |reason: String| Error::CheckpointMismatch {
             path: source.to_owned(),
             reason,

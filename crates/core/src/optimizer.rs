@@ -83,9 +83,9 @@ impl OptimizerConfig {
 
     pub fn lr(&self) -> f64 {
         match self {
-            OptimizerConfig::Adam { lr, .. }
-            | OptimizerConfig::Adamw { lr, .. }
-            | OptimizerConfig::Sgd { lr, .. } => *lr,
+            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Adamw { lr, .. } | OptimizerConfig::Sgd { lr, .. } => {
+                *lr
+            }
         }
     }
 
@@ -113,11 +113,7 @@ impl OptimizerConfig {
                     }
                 }
                 if *weight_decay < 0.0 {
-                    return Err(Error::option(
-                        "optimizer.weightDecay",
-                        "a number >= 0",
-                        weight_decay,
-                    ));
+                    return Err(Error::option("optimizer.weightDecay", "a number >= 0", weight_decay));
                 }
             }
             OptimizerConfig::Sgd {
@@ -172,9 +168,9 @@ impl Optimizer {
             return Err(Error::option("lr", "a finite number > 0", new_lr));
         }
         match &mut self.config {
-            OptimizerConfig::Adam { lr, .. }
-            | OptimizerConfig::Adamw { lr, .. }
-            | OptimizerConfig::Sgd { lr, .. } => *lr = new_lr,
+            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Adamw { lr, .. } | OptimizerConfig::Sgd { lr, .. } => {
+                *lr = new_lr
+            }
         }
         Ok(())
     }

@@ -39,9 +39,7 @@ fn dlopen_global(path: &str) -> std::result::Result<(), String> {
         return Err(if msg.is_null() {
             format!("could not load {path}")
         } else {
-            unsafe { CStr::from_ptr(msg) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
         });
     }
     Ok(())

@@ -95,24 +95,19 @@ impl ResolvedLayer {
     }
 
     pub fn param_count(&self) -> i64 {
-        self.params
-            .iter()
-            .map(|(_, s)| s.iter().product::<i64>())
-            .sum()
+        self.params.iter().map(|(_, s)| s.iter().product::<i64>()).sum()
     }
 }
 
 impl ModelSpec {
     /// Parses a spec from JSON, naming the layer and field at fault.
     pub fn from_json(json: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::InvalidSpec(format!("not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::InvalidSpec(format!("not valid JSON: {e}")))?;
         let layers = value
             .get("layers")
             .and_then(|l| l.as_array())
-            .ok_or_else(|| {
-                Error::InvalidSpec("field `layers`: expected an array of layer objects".into())
-            })?;
+            .ok_or_else(|| Error::InvalidSpec("field `layers`: expected an array of layer objects".into()))?;
         for (index, layer) in layers.iter().enumerate() {
             let found = layer.get("type").and_then(|t| t.as_str());
             match found {
@@ -195,9 +190,7 @@ impl ModelSpec {
             )));
         }
         if self.layers.is_empty() {
-            return Err(Error::InvalidSpec(
-                "field `layers`: expected at least one layer".into(),
-            ));
+            return Err(Error::InvalidSpec("field `layers`: expected at least one layer".into()));
         }
         let mut shape = self.input_shape.to_vec();
         let (mut convs, mut linears, mut norms) = (0, 0, 0);
@@ -214,26 +207,22 @@ impl ModelSpec {
                     )),
                 }
             };
-            let mut pick_name =
-                |given: &Option<String>, prefix: &str, counter: &mut usize| -> Result<String> {
-                    *counter += 1;
-                    let name = given
-                        .clone()
-                        .unwrap_or_else(|| format!("{prefix}{counter}"));
-                    let valid = !name.is_empty()
-                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                    if !valid {
-                        return Err(bad(
-                            i,
-                            format!("name {name:?}: expected letters, digits and underscores"),
-                        ));
-                    }
-                    if names.contains(&name) {
-                        return Err(bad(i, format!("name {name:?} is used twice")));
-                    }
-                    names.push(name.clone());
-                    Ok(name)
-                };
+            let mut pick_name = |given: &Option<String>, prefix: &str, counter: &mut usize| -> Result<String> {
+                *counter += 1;
+                let name = given.clone().unwrap_or_else(|| format!("{prefix}{counter}"));
+                let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(bad(
+                        i,
+                        format!("name {name:?}: expected letters, digits and underscores"),
+                    ));
+                }
+                if names.contains(&name) {
+                    return Err(bad(i, format!("name {name:?} is used twice")));
+                }
+                names.push(name.clone());
+                Ok(name)
+            };
             let (name, params, buffers) = match layer {
                 Layer::Conv2d {
                     out_channels,
@@ -246,8 +235,7 @@ impl ModelSpec {
                     if *out_channels <= 0 || *kernel_size <= 0 || *stride <= 0 || *padding < 0 {
                         return Err(bad(
                             i,
-                            "conv2d expects outChannels, kernelSize, stride > 0 and padding >= 0"
-                                .into(),
+                            "conv2d expects outChannels, kernelSize, stride > 0 and padding >= 0".into(),
                         ));
                     }
                     let out = |d: i64| (d + 2 * padding - kernel_size) / stride + 1;
@@ -260,18 +248,12 @@ impl ModelSpec {
                     shape = vec![*out_channels, out(h), out(w)];
                     let name = pick_name(name, "conv", &mut convs)?;
                     let params = vec![
-                        (
-                            "weight".into(),
-                            vec![*out_channels, c, *kernel_size, *kernel_size],
-                        ),
+                        ("weight".into(), vec![*out_channels, c, *kernel_size, *kernel_size]),
                         ("bias".into(), vec![*out_channels]),
                     ];
                     (Some(name), params, vec![])
                 }
-                Layer::Maxpool2d {
-                    kernel_size,
-                    stride,
-                } => {
+                Layer::Maxpool2d { kernel_size, stride } => {
                     let (c, h, w) = spatial("maxpool2d")?;
                     let stride = stride.unwrap_or(*kernel_size);
                     if *kernel_size <= 0 || stride <= 0 || *kernel_size > h || *kernel_size > w {
@@ -280,24 +262,13 @@ impl ModelSpec {
                             format!("maxpool2d kernel {kernel_size} does not fit a {h}x{w} input"),
                         ));
                     }
-                    shape = vec![
-                        c,
-                        (h - kernel_size) / stride + 1,
-                        (w - kernel_size) / stride + 1,
-                    ];
+                    shape = vec![c, (h - kernel_size) / stride + 1, (w - kernel_size) / stride + 1];
                     (None, vec![], vec![])
                 }
-                Layer::Batchnorm2d {
-                    name,
-                    eps,
-                    momentum,
-                } => {
+                Layer::Batchnorm2d { name, eps, momentum } => {
                     let (c, _, _) = spatial("batchnorm2d")?;
                     if *eps <= 0.0 || !(0.0..=1.0).contains(momentum) {
-                        return Err(bad(
-                            i,
-                            "batchnorm2d expects eps > 0 and momentum in [0, 1]".into(),
-                        ));
+                        return Err(bad(i, "batchnorm2d expects eps > 0 and momentum in [0, 1]".into()));
                     }
                     let name = pick_name(name, "bn", &mut norms)?;
                     let params = vec![("weight".into(), vec![c]), ("bias".into(), vec![c])];
@@ -314,7 +285,9 @@ impl ModelSpec {
                         other => {
                             return Err(bad(
                                 i,
-                                format!("linear expects a flat input, got {other:?}; add {{\"type\": \"flatten\"}} before it"),
+                                format!(
+                                "linear expects a flat input, got {other:?}; add {{\"type\": \"flatten\"}} before it"
+                            ),
                             ))
                         }
                     };
@@ -372,10 +345,7 @@ mod tests {
     #[test]
     fn reference_network_shapes_follow_the_input() {
         let layers = ModelSpec::reference([3, 32, 32], 10).resolve().unwrap();
-        let fc1 = layers
-            .iter()
-            .find(|l| l.name.as_deref() == Some("fc1"))
-            .unwrap();
+        let fc1 = layers.iter().find(|l| l.name.as_deref() == Some("fc1")).unwrap();
         // Two 2x2 pools halve 32 twice: 64 channels of 8x8 reach fc1.
         assert_eq!(fc1.params[0].1, vec![512, 64 * 8 * 8]);
         assert_eq!(layers.last().unwrap().output_shape, vec![10]);
@@ -383,10 +353,7 @@ mod tests {
         assert_eq!(total, 896 + 18_496 + 2_097_664 + 5_130);
 
         let small = ModelSpec::reference([1, 28, 28], 10).resolve().unwrap();
-        let fc1 = small
-            .iter()
-            .find(|l| l.name.as_deref() == Some("fc1"))
-            .unwrap();
+        let fc1 = small.iter().find(|l| l.name.as_deref() == Some("fc1")).unwrap();
         assert_eq!(fc1.params[0].1, vec![512, 64 * 7 * 7]);
     }
 
@@ -397,17 +364,12 @@ mod tests {
 
         let unknown = r#"{"inputShape":[3,8,8],"layers":[{"type":"relu"},{"type":"conv3d"}]}"#;
         match ModelSpec::from_json(unknown) {
-            Err(Error::UnknownLayer {
-                index: 1, found, ..
-            }) => assert_eq!(found, "conv3d"),
+            Err(Error::UnknownLayer { index: 1, found, .. }) => assert_eq!(found, "conv3d"),
             other => panic!("expected UnknownLayer, got {other:?}"),
         }
         let missing = r#"{"inputShape":[3,8,8],"layers":[{"type":"conv2d","kernelSize":3}]}"#;
         let msg = ModelSpec::from_json(missing).unwrap_err().to_string();
-        assert!(
-            msg.contains("layers[0]") && msg.contains("outChannels"),
-            "{msg}"
-        );
+        assert!(msg.contains("layers[0]") && msg.contains("outChannels"), "{msg}");
     }
 
     #[test]
@@ -432,10 +394,6 @@ mod tests {
                 name: None,
             }],
         };
-        assert!(too_small
-            .resolve()
-            .unwrap_err()
-            .to_string()
-            .contains("does not fit"));
+        assert!(too_small.resolve().unwrap_err().to_string().contains("does not fit"));
     }
 }

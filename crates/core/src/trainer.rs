@@ -37,12 +37,8 @@ impl Trainer {
         let loss = logits.f_cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)?;
         loss.f_backward()?;
         self.optimizer.step(&mut self.net.params)?;
-        let correct = tch::no_grad(|| -> Result<Tensor> {
-            Ok(logits
-                .f_argmax(1, false)?
-                .f_eq_tensor(y)?
-                .f_sum(Kind::Int64)?)
-        })?;
+        let correct =
+            tch::no_grad(|| -> Result<Tensor> { Ok(logits.f_argmax(1, false)?.f_eq_tensor(y)?.f_sum(Kind::Int64)?) })?;
         Ok(StepOutput {
             loss: loss.f_double_value(&[])?,
             correct: correct.f_int64_value(&[])?,
@@ -50,8 +46,8 @@ impl Trainer {
         })
     }
 
-    /// A step on the dataset images at `indices`.
-    pub fn step_indices(&mut self, data: &Dataset, indices: &[i64]) -> Result<StepOutput> {
+    /// A step on the dataset images at `indices`, augmented (random crop and flip) when `augment` holds a seed.
+    pub fn step_indices(&mut self, data: &Dataset, indices: &[i64], augment: Option<u64>) -> Result<StepOutput> {
         self.check_dataset(data)?;
         if indices.is_empty() {
             return Err(Error::BadShape {
@@ -60,7 +56,7 @@ impl Trainer {
                 got: "none".into(),
             });
         }
-        let (x, y) = data.gather(&data.index_tensor(indices)?)?;
+        let (x, y) = data.gather_with(&data.index_tensor(indices)?, augment)?;
         self.step(&x, &y)
     }
 

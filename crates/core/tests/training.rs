@@ -3,12 +3,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use convkit_core::checkpoint::{
-    load_network, load_optimizer, optimizer_path, save_network, save_optimizer,
-};
-use convkit_core::{
-    evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, Trainer,
-};
+use convkit_core::checkpoint::{load_network, load_optimizer, optimizer_path, save_network, save_optimizer};
+use convkit_core::{evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, Trainer};
 use tch::Device;
 
 /// 64 images of 3×16×16 whose class (0..4) is which quadrant is bright: learnable in a few steps.
@@ -24,8 +20,7 @@ fn quadrant_data() -> (Vec<u8>, Vec<i64>) {
             for y in oy..oy + side / 2 {
                 for x in ox..ox + side / 2 {
                     // A little per-image texture so images are not identical.
-                    pixels[((i * 3 + c) * side + y) * side + x] =
-                        200 + ((i * 7 + x + y) % 40) as u8;
+                    pixels[((i * 3 + c) * side + y) * side + x] = 200 + ((i * 7 + x + y) % 40) as u8;
                 }
             }
         }
@@ -49,10 +44,10 @@ fn trainer(seed: u64) -> (Trainer, Dataset) {
 fn steps_lower_the_loss_and_evaluation_counts() {
     let (mut t, data) = trainer(1);
     let all: Vec<i64> = (0..data.len()).collect();
-    let first = t.step_indices(&data, &all).unwrap().loss;
+    let first = t.step_indices(&data, &all, None).unwrap().loss;
     let mut last = first;
     for _ in 0..15 {
-        last = t.step_indices(&data, &all).unwrap().loss;
+        last = t.step_indices(&data, &all, None).unwrap().loss;
     }
     assert!(last < first * 0.5, "loss went from {first} to {last}");
 
@@ -66,18 +61,13 @@ fn steps_lower_the_loss_and_evaluation_counts() {
         "top-1 {} of 64 after training",
         counts.top1_correct
     );
-    assert_eq!(
-        counts.per_class_correct().iter().sum::<i64>(),
-        counts.top1_correct
-    );
+    assert_eq!(counts.per_class_correct().iter().sum::<i64>(), counts.top1_correct);
 }
 
 #[test]
 fn bad_labels_and_shapes_are_errors() {
     let (mut t, data) = trainer(2);
-    let err = t
-        .step_floats(&vec![0.0; 2 * 3 * 16 * 16], &[0, 9])
-        .unwrap_err();
+    let err = t.step_floats(&vec![0.0; 2 * 3 * 16 * 16], &[0, 9]).unwrap_err();
     assert!(
         matches!(
             err,
@@ -91,7 +81,7 @@ fn bad_labels_and_shapes_are_errors() {
     );
     let err = t.step_floats(&[0.0; 10], &[0]).unwrap_err();
     assert_eq!(err.code(), "BAD_SHAPE");
-    let err = t.step_indices(&data, &[0, 64]).unwrap_err();
+    let err = t.step_indices(&data, &[0, 64], None).unwrap_err();
     assert_eq!(err.code(), "BAD_SHAPE");
     let cancelled = evaluate(&t.net, &data, None, 8, &AtomicBool::new(true)).unwrap_err();
     assert_eq!(cancelled.code(), "CANCELLED");
@@ -104,12 +94,9 @@ fn checkpoint_round_trip_resumes_identically() {
     let (mut t, data) = trainer(3);
     let batch: Vec<i64> = (0..32).collect();
     for _ in 0..3 {
-        t.step_indices(&data, &batch).unwrap();
+        t.step_indices(&data, &batch, None).unwrap();
     }
-    let meta = HashMap::from([(
-        "convkit.classes".to_string(),
-        "[\"a\",\"b\",\"c\",\"d\"]".to_string(),
-    )]);
+    let meta = HashMap::from([("convkit.classes".to_string(), "[\"a\",\"b\",\"c\",\"d\"]".to_string())]);
     save_network(&t.net, &path, meta).unwrap();
     save_optimizer(&t.optimizer, &optimizer_path(&path)).unwrap();
 
@@ -124,8 +111,8 @@ fn checkpoint_round_trip_resumes_identically() {
     let optimizer = load_optimizer(&net, &optimizer_path(&path)).unwrap();
     let mut resumed = Trainer { net, optimizer };
     for _ in 0..2 {
-        t.step_indices(&data, &batch).unwrap();
-        resumed.step_indices(&data, &batch).unwrap();
+        t.step_indices(&data, &batch, None).unwrap();
+        resumed.step_indices(&data, &batch, None).unwrap();
     }
     for ((name, a), (_, b)) in t.net.params.iter().zip(&resumed.net.params) {
         assert!(a.equal(b), "{name} differs after resuming");
@@ -168,12 +155,26 @@ fn corrupt_and_mismatched_checkpoints_are_errors() {
 #[test]
 fn channels_last_computes_the_same_function() {
     let (mut t, data) = trainer(5);
-    let x = data
-        .gather(&data.index_tensor(&[0, 1, 2, 3]).unwrap())
-        .unwrap()
-        .0;
+    let x = data.gather(&data.index_tensor(&[0, 1, 2, 3]).unwrap()).unwrap().0;
     let plain = t.net.forward_t(&x, false).unwrap();
     t.net.set_channels_last(true).unwrap();
     let relaid = t.net.forward_t(&x, false).unwrap();
     assert!(plain.allclose(&relaid, 1e-5, 1e-5, false));
+}
+
+#[test]
+fn augmentation_crops_and_flips_repeatably() {
+    let (_, data) = trainer(6);
+    let index = data.index_tensor(&(0..16).collect::<Vec<_>>()).unwrap();
+    let plain = data.gather(&index).unwrap().0;
+    let a = data.gather_with(&index, Some(42)).unwrap().0;
+    let b = data.gather_with(&index, Some(42)).unwrap().0;
+    let c = data.gather_with(&index, Some(43)).unwrap().0;
+    assert_eq!(a.size(), plain.size());
+    assert!(a.equal(&b), "one seed, one augmentation");
+    assert!(!a.equal(&c), "another seed, another augmentation");
+    assert!(!a.equal(&plain), "augmented images differ from the originals");
+    // Padding is zero pixels, normalized to -1 with mean 0.5 and std 0.5: a shifted crop shows some.
+    let min = a.min().double_value(&[]);
+    assert!((min + 1.0).abs() < 1e-6, "padding normalizes to -1, got min {min}");
 }

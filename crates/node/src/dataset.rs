@@ -60,16 +60,7 @@ impl NativeDataset {
         };
         let (classes, device) = (options.classes, options.device);
         Ok(AsyncTask::new(TorchTask::new(
-            move || {
-                Dataset::new(
-                    &pixels,
-                    &labels,
-                    shape,
-                    classes,
-                    norm,
-                    runtime::parse_device(&device)?,
-                )
-            },
+            move || Dataset::new(&pixels, &labels, shape, classes, norm, runtime::parse_device(&device)?),
             |_, d| {
                 let (len, device) = (d.len(), runtime::device_name(d.device()));
                 Ok(NativeDataset {

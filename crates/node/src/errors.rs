@@ -4,10 +4,7 @@
 use convkit_core::Error;
 
 pub fn to_napi(err: Error) -> napi::Error {
-    napi::Error::new(
-        napi::Status::GenericFailure,
-        format!("[{}] {err}", err.code()),
-    )
+    napi::Error::new(napi::Status::GenericFailure, format!("[{}] {err}", err.code()))
 }
 
 /// A panic caught before it crossed into Node: reported, never an abort.

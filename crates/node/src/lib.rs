@@ -36,11 +36,7 @@ pub fn runtime_info() -> napi::Result<RuntimeInfo> {
         Ok(RuntimeInfo {
             torch_version: env!("CONVKIT_TORCH_VERSION").to_owned(),
             cuda_available: available,
-            cuda_device_count: if available {
-                tch::Cuda::device_count()
-            } else {
-                0
-            },
+            cuda_device_count: if available { tch::Cuda::device_count() } else { 0 },
             cuda_loaded_from: cuda.loaded_from,
             cuda_load_error: cuda.load_error,
             threads: convkit_core::runtime::threads() as i64,

@@ -152,17 +152,20 @@ impl NativeModel {
         ))
     }
 
-    /// One training step on the dataset images at `indices`.
+    /// One training step on the dataset images at `indices`; with `augmentSeed`, each image is randomly
+    /// cropped (4-pixel zero padding) and flipped, the draws fixed by the seed.
     #[napi(ts_return_type = "Promise<BindingStep>")]
     pub fn train_batch(
         &self,
         dataset: &NativeDataset,
         indices: Int32Array,
+        augment_seed: Option<u32>,
     ) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
         let (inner, data) = (Arc::clone(&self.inner), Arc::clone(&dataset.inner));
         let indices = labels_i64(&indices);
+        let augment = augment_seed.map(u64::from);
         AsyncTask::new(TorchTask::new(
-            move || lock(&inner).step_indices(&lock(&data), &indices),
+            move || lock(&inner).step_indices(&lock(&data), &indices, augment),
             |_, s| Ok(s.into()),
         ))
     }
@@ -210,11 +213,7 @@ impl NativeModel {
 
     /// Class probabilities for `count` normalized images `[N, C, H, W]`, row by row.
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn predict_floats(
-        &self,
-        pixels: Float32Array,
-        count: u32,
-    ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
+    pub fn predict_floats(&self, pixels: Float32Array, count: u32) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
         let inner = Arc::clone(&self.inner);
         let pixels = pixels.to_vec();
         AsyncTask::new(TorchTask::new(
@@ -256,9 +255,7 @@ impl NativeModel {
     pub fn load_weights(&self, path: String) -> AsyncTask<TorchTask<(), ()>> {
         let inner = Arc::clone(&self.inner);
         AsyncTask::new(TorchTask::new(
-            move || {
-                checkpoint::load_weights(&mut lock(&inner).net, &PathBuf::from(path)).map(|_| ())
-            },
+            move || checkpoint::load_weights(&mut lock(&inner).net, &PathBuf::from(path)).map(|_| ()),
             |_, ()| Ok(()),
         ))
     }

@@ -32,9 +32,7 @@ fn queue() -> Sender<Job> {
 }
 
 /// Runs `f` on the libtorch thread and waits for it. Errors and panics come back as JS errors.
-pub fn run<T: Send + 'static>(
-    f: impl FnOnce() -> convkit_core::Result<T> + Send + 'static,
-) -> napi::Result<T> {
+pub fn run<T: Send + 'static>(f: impl FnOnce() -> convkit_core::Result<T> + Send + 'static) -> napi::Result<T> {
     let (tx, rx) = channel();
     let job: Job = Box::new(move || {
         let out = catch_unwind(AssertUnwindSafe(f));
@@ -74,10 +72,8 @@ impl<T: Send + 'static, J> TorchTask<T, J> {
     }
 }
 
-impl<
-        T: Send + 'static,
-        J: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName,
-    > napi::Task for TorchTask<T, J>
+impl<T: Send + 'static, J: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName> napi::Task
+    for TorchTask<T, J>
 {
     type Output = T;
     type JsValue = J;

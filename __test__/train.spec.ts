@@ -1,0 +1,110 @@
+// train() and the train CLI on real CIFAR-10 images: the run directory's schema, resume, SIGINT, divergence.
+import test from 'ava'
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { InputError, Model, TensorDataset, readImageFolder, train } from '../ts/index.ts'
+import type { HistoryFile } from '../ts/index.ts'
+import { cifarSubset } from './helpers/cifar-subset.ts'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const dirs = cifarSubset()
+const root = path.dirname(dirs.train)
+const sets = Promise.all([readImageFolder(dirs.train), readImageFolder(dirs.test)])
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-run-'))
+
+test('a short run writes history.json in the documented shape, the best checkpoint and last, and learns', async (t) => {
+  const [trainSet, testSet] = await sets
+  const out = tmp()
+  const result = await train({ data: { train: trainSet, test: testSet }, epochs: 6, device: 'cpu', out, quiet: true, seed: 3 })
+  const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
+  t.deepEqual(history.classes, trainSet.classes)
+  t.is(history.config.batchSize, 128)
+  t.is(history.config.monitor, 'val_loss')
+  t.is(history.epochs.length, 6)
+  const e = history.epochs[5]!
+  t.deepEqual(Object.keys(e).sort(), ['epoch', 'imagesPerSecond', 'lr', 'seconds', 'test', 'train', 'val'])
+  t.deepEqual(Object.keys(e.train).sort(), ['loss', 'lossSum', 'perClass', 'top1', 'top5'])
+  t.deepEqual(Object.keys(e.test!).sort(), ['confusion', 'loss', 'lossSum', 'perClass', 'top1', 'top5'])
+  t.deepEqual(Object.keys(e.test!.perClass), trainSet.classes)
+  t.is(e.test!.confusion!.flat().reduce((a, b) => a + b, 0), 1000)
+  // 10 % of 2 000 training images are held out for validation.
+  t.is(Math.round(e.val!.lossSum / e.val!.loss), 200)
+  t.truthy(history.best)
+  t.regex(history.best!.checkpoint, /^epoch_\d+_accuracy_\d+\.\d\d\.safetensors$/)
+  t.true(fs.existsSync(path.join(out, history.best!.checkpoint)))
+  for (const f of ['history.csv', 'last.safetensors', 'last.optim.safetensors']) t.true(fs.existsSync(path.join(out, f)), f)
+  t.is(fs.readFileSync(path.join(out, 'history.csv'), 'utf8').trim().split('\n').length, 7)
+  t.false(result.stoppedEarly)
+
+  t.true(e.train.loss < history.epochs[0]!.train.loss * 0.8, 'training loss fell')
+  // Chance is 10 %; six epochs on 1 800 images reach about 40 %.
+  t.true(e.test!.top1 > 35, `test top-1 ${e.test!.top1}`)
+  const best = await Model.load(path.join(out, history.best!.checkpoint), { device: 'cpu' })
+  const testData = await TensorDataset.create(testSet, { device: 'cpu' })
+  const again = await best.evaluate(testData)
+  t.is(again.top1, history.epochs[history.best!.epoch - 1]!.test!.top1)
+})
+
+test('resuming after k epochs gives the same weights as an uninterrupted run', async (t) => {
+  const [trainSet, testSet] = await sets
+  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, seed: 11, limitTrain: 600, limitTest: 200, augment: true }
+  const straight = tmp()
+  await train({ ...base, epochs: 3, out: straight })
+  const split = tmp()
+  await train({ ...base, epochs: 1, out: split })
+  const resumed = await train({ ...base, resume: split, epochs: 3 })
+  t.is(resumed.history.epochs.length, 3)
+  const a = JSON.parse(fs.readFileSync(path.join(straight, 'history.json'), 'utf8')) as HistoryFile
+  const b = JSON.parse(fs.readFileSync(path.join(split, 'history.json'), 'utf8')) as HistoryFile
+  t.deepEqual(b.epochs.map((e) => e.test!.lossSum), a.epochs.map((e) => e.test!.lossSum))
+  const data = await TensorDataset.create(testSet, { device: 'cpu' })
+  const [ma, mb] = await Promise.all([Model.load(path.join(straight, 'last.safetensors'), { device: 'cpu' }), Model.load(path.join(split, 'last.safetensors'), { device: 'cpu' })])
+  t.is((await mb.evaluate(data)).lossSum, (await ma.evaluate(data)).lossSum)
+  t.is(mb.optimizerStep, ma.optimizerStep)
+})
+
+test('a diverging run stops with a reason', async (t) => {
+  const [trainSet, testSet] = await sets
+  const result = await train({ data: { train: trainSet, test: testSet }, optimizer: 'sgd', lr: 1e12, epochs: 5, device: 'cpu', out: tmp(), quiet: true, limitTrain: 512, limitTest: 100 })
+  t.true(result.stoppedEarly)
+  t.regex(result.stopReason!, /(train_loss|val_loss) is (NaN|Infinity) at epoch 1: training diverged/)
+  t.is(result.history.epochs.length, 1)
+})
+
+test('bad options fail before any work starts, naming the option', async (t) => {
+  const [trainSet] = await sets
+  await t.throwsAsync(train({ data: { train: trainSet }, monitor: 'val_acc', out: tmp() }), { instanceOf: InputError, message: /val_acc.*val_loss/ })
+  await t.throwsAsync(train({ data: { train: trainSet }, epochs: 0, out: tmp() }), { instanceOf: InputError, message: /epochs/ })
+  await t.throwsAsync(train({ data: { train: trainSet }, valSplit: 0, monitor: 'val_loss', out: tmp() }), { instanceOf: InputError, message: /test_loss/ })
+})
+
+test('the CLI stops cleanly on SIGINT, says how to resume, and --resume continues at the next epoch', async (t) => {
+  const out = tmp()
+  const args = ['--import=tsx', path.join(repo, 'scripts', 'train.ts'), '--data', root, '--limit-train', '1000', '--limit-test', '200', '--epochs', '30', '--device', 'cpu', '--out', out]
+  const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (d) => {
+      stdout += d
+      // The first table row means epoch 1 is done; interrupt during epoch 2.
+      if (/^\s+1\*? /m.test(stdout) && !child.killed) child.kill('SIGINT')
+    })
+    child.on('exit', (c) => resolve(c))
+  })
+  t.is(code, 130, stderr)
+  t.regex(stderr, /resume with: npm run train -- --resume /)
+  const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
+  const done = history.epochs.length
+  t.true(done >= 1)
+  t.true(fs.existsSync(path.join(out, 'last.safetensors')))
+
+  const resume = spawn(process.execPath, ['--import=tsx', path.join(repo, 'scripts', 'train.ts'), '--resume', out, '--epochs', String(done + 1), '--quiet'], { cwd: repo, stdio: 'ignore' })
+  t.is(await new Promise((resolve) => resume.on('exit', resolve)), 0)
+  const after = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
+  t.deepEqual(after.epochs.map((e) => e.epoch), Array.from({ length: done + 1 }, (_, i) => i + 1))
+})

@@ -1,0 +1,63 @@
+// History: every epoch's record, written after each epoch as history.json and history.csv.
+import path from 'node:path'
+import { writeFileAtomic } from '../atomic-write.ts'
+import type { Callback, EpochRecord, SplitMetrics } from './callback.ts'
+
+/** history.json as a whole. */
+export interface HistoryFile {
+  classes: string[]
+  config: Record<string, unknown>
+  epochs: EpochRecord[]
+  best: { epoch: number; monitor: string; value: number; checkpoint: string } | null
+  stoppedEarly: boolean
+  stopReason: string | null
+  /** Callback state, for `--resume`. */
+  resume?: Record<string, unknown>
+}
+
+function csvCell(v: number | string | undefined): string {
+  if (v === undefined) return ''
+  const s = typeof v === 'number' ? (Number.isFinite(v) ? String(Number(v.toFixed(6))) : String(v)) : v
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}
+
+/** One row per epoch: the headline metrics of each split, then per-class top-1. */
+export function historyCsv(history: HistoryFile): string {
+  const splits = (['train', 'val', 'test'] as const).filter((s) => history.epochs.some((e) => e[s]))
+  const header = ['epoch', 'seconds', 'lr', 'images_per_second']
+  for (const s of splits) header.push(`${s}_loss`, `${s}_top1`, `${s}_top5`)
+  for (const s of splits) for (const c of history.classes) header.push(`${s}_top1_${c}`)
+  const rows = history.epochs.map((e) => {
+    const cells: (number | string | undefined)[] = [e.epoch, e.seconds, e.lr, e.imagesPerSecond]
+    for (const s of splits) cells.push(e[s]?.loss, e[s]?.top1, e[s]?.top5)
+    for (const s of splits) for (const c of history.classes) cells.push((e[s] as SplitMetrics | undefined)?.perClass[c])
+    return cells.map(csvCell).join(',')
+  })
+  return [header.map(csvCell).join(','), ...rows].join('\n') + '\n'
+}
+
+export async function writeHistory(runDir: string, history: HistoryFile): Promise<void> {
+  await writeFileAtomic(path.join(runDir, 'history.json'), JSON.stringify(history, null, 2) + '\n')
+  await writeFileAtomic(path.join(runDir, 'history.csv'), historyCsv(history))
+}
+
+/** Collects epoch records as training goes. */
+export class History implements Callback {
+  epochs: EpochRecord[] = []
+
+  reset(): void {
+    this.epochs = []
+  }
+
+  onEpochEnd(record: EpochRecord): void {
+    this.epochs.push(record)
+  }
+
+  state(): EpochRecord[] {
+    return this.epochs
+  }
+
+  loadState(state: unknown): void {
+    this.epochs = [...(state as EpochRecord[])]
+  }
+}

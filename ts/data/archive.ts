@@ -1,0 +1,95 @@
+// Unpacks `.tar.gz`/`.tgz`/`.tar` archives into the cache once, with the system `tar`, never leaving a half-extracted folder.
+import { spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import { DataError } from '../errors.ts'
+import { datasetCacheDir } from './cache-dir.ts'
+
+/** Archive names `extractArchive` takes. GNU tar detects the compression itself, so the name only has to say "tar". */
+export const ARCHIVE_EXTENSIONS = ['.tar.gz', '.tgz', '.tar']
+
+/** Whether `file` is named like an archive `extractArchive` unpacks. */
+export function isArchive(file: string): boolean {
+  const lower = file.toLowerCase()
+  return ARCHIVE_EXTENSIONS.some((ext) => lower.endsWith(ext))
+}
+
+/**
+ * Extracts `file` into `<cacheDir>/extracted/<name>-<key>` and returns that folder. The key hashes the archive's
+ * absolute path, size and mtime, so a later call with the same archive returns at once and a changed archive is
+ * extracted afresh. Extraction goes to a temporary folder that is renamed into place when tar succeeds, so the
+ * folder exists only when it is complete.
+ *
+ * @param cacheDir The datasets cache. Defaults to `~/.cache/convkit/datasets` (see `datasetCacheDir`).
+ * @example
+ * const root = await extractArchive('../shared/datasets/cifar10-jpg.tar.gz') // …/extracted/cifar10-jpg-1a2b3c4d5e6f7a8b
+ */
+export async function extractArchive(file: string, cacheDir?: string): Promise<string> {
+  const archive = path.resolve(file)
+  let stat
+  try {
+    stat = await fsp.stat(archive)
+  } catch (cause) {
+    throw new DataError('DATA_NOT_FOUND', `archive ${file} does not exist`, { cause, files: [archive] })
+  }
+  if (!stat.isFile()) throw new DataError('DATA_NOT_FOUND', `archive ${file} is not a file`, { files: [archive] })
+  if (!isArchive(archive)) {
+    throw new DataError('DATA_CORRUPT', `archive ${file}: expected a name ending in ${ARCHIVE_EXTENSIONS.join(', ')}`, { files: [archive] })
+  }
+  const key = createHash('sha256').update(`${archive}\0${stat.size}\0${stat.mtimeMs}`).digest('hex').slice(0, 16)
+  const name = path.basename(archive).replace(/\.(tar\.gz|tgz|tar)$/i, '')
+  const dest = path.join(datasetCacheDir(cacheDir), 'extracted', `${name}-${key}`)
+  if (await exists(dest)) return dest
+  await untarInto(archive, dest)
+  return dest
+}
+
+/**
+ * Unpacks `archive` so that its contents appear at `dest` all at once: tar writes into a sibling temporary folder,
+ * which is renamed to `dest`. If another process got there first, its copy is kept.
+ */
+export async function untarInto(archive: string, dest: string): Promise<void> {
+  await fsp.mkdir(path.dirname(dest), { recursive: true })
+  const staging = `${dest}.partial-${process.pid}-${randomBytes(4).toString('hex')}`
+  await fsp.mkdir(staging)
+  try {
+    await runTar(archive, staging)
+    await fsp.rename(staging, dest)
+  } catch (err) {
+    await fsp.rm(staging, { recursive: true, force: true })
+    // rename fails with ENOTEMPTY/EEXIST when a concurrent run finished first; theirs is as good as ours.
+    const code = (err as NodeJS.ErrnoException).code
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await exists(dest))) return
+    throw err
+  }
+}
+
+function runTar(archive: string, into: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // --no-same-owner: when run as root, tar would otherwise chown files to the archive's uids.
+    const tar = spawn('tar', ['-xf', archive, '-C', into, '--no-same-owner'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    tar.stderr.setEncoding('utf8')
+    tar.stderr.on('data', (chunk: string) => {
+      if (stderr.length < 4000) stderr += chunk
+    })
+    tar.on('error', (cause) => {
+      reject(new DataError('DATA_CORRUPT', `cannot extract ${archive}: the system \`tar\` could not be started (${cause.message})`, { cause, files: [archive] }))
+    })
+    tar.on('close', (code, signal) => {
+      if (code === 0) return resolve()
+      const why = stderr.trim().split('\n').slice(0, 3).join('; ') || `tar exited with ${code ?? signal}`
+      reject(new DataError('DATA_CORRUPT', `cannot extract ${archive}: expected a readable tar archive (${why})`, { files: [archive] }))
+    })
+  })
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.access(p)
+    return true
+  } catch {
+    return false
+  }
+}

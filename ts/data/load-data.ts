@@ -1,0 +1,154 @@
+// One entry point for every data source: 'cifar10', an image folder, an idx folder, a CIFAR copy, or an archive of any of them.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import { DataError, InputError } from '../errors.ts'
+import { extractArchive, isArchive, ARCHIVE_EXTENSIONS } from './archive.ts'
+import { datasetCacheDir } from './cache-dir.ts'
+import { findCifar10, loadCifar10, readCifar10 } from './cifar10.ts'
+import { readImageFolderCached } from './decoded-cache.ts'
+import { hasIdxFiles, loadIdxDir } from './idx.ts'
+import type { ImageSet } from './image-set.ts'
+
+export interface LoadDataOptions {
+  /** `[height, width]` images from image folders are resized to; CIFAR-10 (32×32) and idx files keep their own size. Defaults to `[32, 32]`. */
+  size?: [number, number]
+  /** Channels of images read from image folders: 3 (RGB) or 1 (grayscale). Defaults to 3. */
+  channels?: 1 | 3
+  /** Where downloads, extracted archives and decoded images are cached. Defaults to `~/.cache/convkit/datasets` (see `datasetCacheDir`). */
+  cacheDir?: string
+  /** Where `'cifar10'` is downloaded from. Defaults to `$CONVKIT_CIFAR10_URL`, else the official site. */
+  baseUrl?: string
+  /** Skip images that cannot be decoded, listing them in `skipped`, instead of failing. Defaults to false. */
+  skipBadImages?: boolean
+  /** Draw no progress bars. Defaults to false. */
+  quiet?: boolean
+  /** Cancels a download. Defaults to none. */
+  signal?: AbortSignal
+}
+
+/** Which reader produced the data. */
+export type DataFormat = 'cifar10-binary' | 'cifar10-python' | 'idx' | 'image-folder'
+
+export interface LoadedData {
+  train: ImageSet
+  /** The source's own test set; undefined for a single image folder, which the caller splits. */
+  test?: ImageSet
+  /** What was asked for: `'cifar10'`, or the absolute path of the folder or archive. */
+  source: string
+  format: DataFormat
+  /** Images skipped as unreadable (only with `skipBadImages`). */
+  skipped: string[]
+}
+
+/** Names that mean "download the official CIFAR-10"; a folder of that name is reached as `./cifar10`. */
+const CIFAR10_NAMES = new Set(['cifar10', 'cifar-10'])
+
+function checkOptions(options: LoadDataOptions): void {
+  const { size, channels } = options
+  if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d > 0))) {
+    throw new InputError('INVALID_OPTION', `option size: expected [height, width] of positive integers, got ${JSON.stringify(size)}`)
+  }
+  if (channels !== undefined && channels !== 1 && channels !== 3) {
+    throw new InputError('INVALID_OPTION', `option channels: expected 1 or 3, got ${JSON.stringify(channels)}`)
+  }
+}
+
+/**
+ * Loads a dataset from `source`:
+ * - `'cifar10'`: the official binary release, downloaded and cached once (see `loadCifar10`);
+ * - a `.tar.gz`/`.tgz`/`.tar` archive: extracted into the cache once (see `extractArchive`); when it holds a single
+ *   top-level folder, that folder is the dataset; then read as a folder;
+ * - a folder holding `cifar-10-batches-bin/` or `cifar-10-batches-py/` (or being one): read as CIFAR-10;
+ * - a folder of MNIST-style idx files: `train-*` is the training set, `t10k-*` the test set;
+ * - a folder with `train/` and `test/` image folders (`<split>/<class>/<image>`): both decoded, through the decoded cache;
+ * - any other folder: one image folder (`<class>/<image>`), returned with `test` undefined for the caller to split.
+ *
+ * A missing path is a `DATA_NOT_FOUND` DataError naming it.
+ *
+ * @example
+ * const { train, test } = await loadData('../shared/datasets/cifar10-jpg.tar.gz')
+ * const fashion = await loadData('/usr/share/datasets/fashion-mnist')
+ */
+export async function loadData(source: string, options: LoadDataOptions = {}): Promise<LoadedData> {
+  checkOptions(options)
+  if (CIFAR10_NAMES.has(source.toLowerCase())) {
+    // Look first only to report which release was read; loadCifar10 makes the same choice.
+    const copy = await findCifar10(datasetCacheDir(options.cacheDir))
+    const { train, test } = copy
+      ? await readCifar10(copy)
+      : await loadCifar10({ cacheDir: options.cacheDir, baseUrl: options.baseUrl, quiet: options.quiet, signal: options.signal })
+    return { train, test, source: 'cifar10', format: copy?.format ?? 'cifar10-binary', skipped: [] }
+  }
+
+  const resolved = path.resolve(source)
+  let stat: fs.Stats
+  try {
+    stat = await fsp.stat(resolved)
+  } catch (cause) {
+    throw new DataError('DATA_NOT_FOUND', `data source ${source} does not exist (looked for ${resolved}); expected 'cifar10', a folder or a ${ARCHIVE_EXTENSIONS.join('/')} archive`, {
+      cause,
+      files: [resolved],
+    })
+  }
+  let dir = resolved
+  if (stat.isFile()) {
+    if (!isArchive(resolved)) {
+      throw new InputError('INVALID_OPTION', `data source ${source} is a file but not a ${ARCHIVE_EXTENSIONS.join('/')} archive; expected 'cifar10', a folder or an archive`)
+    }
+    dir = await singleTopFolder(await extractArchive(resolved, options.cacheDir))
+  } else if (!stat.isDirectory()) {
+    throw new DataError('DATA_NOT_FOUND', `data source ${source} is neither a folder nor a file`, { files: [resolved] })
+  }
+  return { ...(await readFolder(dir, options)), source: resolved }
+}
+
+/** Archives usually wrap their contents in one folder (`cifar10-jpg/…`); that folder is the dataset. */
+async function singleTopFolder(dir: string): Promise<string> {
+  const entries = (await fsp.readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith('.') && e.name !== '__MACOSX')
+  const only = entries[0]
+  if (entries.length === 1 && only!.isDirectory()) return path.join(dir, only!.name)
+  return dir
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(p)).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<LoadedData, 'source'>> {
+  const cifar = await findCifar10(dir)
+  if (cifar) return { ...(await readCifar10(cifar)), format: cifar.format, skipped: [] }
+  if (await hasIdxFiles(dir)) return { ...(await loadIdxDir(dir)), format: 'idx', skipped: [] }
+
+  const folderOptions = { size: options.size, channels: options.channels, skipBadImages: options.skipBadImages, cacheDir: options.cacheDir, quiet: options.quiet }
+  const trainDir = path.join(dir, 'train')
+  if (await isDir(trainDir)) {
+    const train = await readImageFolderCached(trainDir, folderOptions)
+    const testDir = path.join(dir, 'test')
+    if (!(await isDir(testDir))) return { train, format: 'image-folder', skipped: train.skipped }
+    const test = await readImageFolderCached(testDir, folderOptions)
+    return { train, test: alignClasses(test, train.classes, testDir, trainDir), format: 'image-folder', skipped: [...train.skipped, ...test.skipped] }
+  }
+  const train = await readImageFolderCached(dir, folderOptions)
+  return { train, format: 'image-folder', skipped: train.skipped }
+}
+
+/**
+ * Makes the test set's labels index the training classes. A test folder may lack some classes (labels are then
+ * remapped by name); one the training folder lacks could never be predicted, so it is an error.
+ */
+function alignClasses<T extends ImageSet>(test: T, classes: string[], testDir: string, trainDir: string): T {
+  if (test.classes.join('\n') === classes.join('\n')) return test
+  const extra = test.classes.filter((c) => !classes.includes(c))
+  if (extra.length > 0) {
+    throw new DataError('DATA_CORRUPT', `${testDir} has class folder(s) ${extra.join(', ')} that ${trainDir} lacks; expected the test classes to be among the training classes (${classes.join(', ')})`, {
+      files: extra.map((c) => path.join(testDir, c)),
+    })
+  }
+  const toTrain = test.classes.map((c) => classes.indexOf(c))
+  return { ...test, labels: test.labels.map((l) => toTrain[l]!), classes }
+}
