@@ -2,22 +2,13 @@
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { extractArchive } from '../ts/data/archive.ts'
 import { DataError } from '../ts/errors.ts'
 import type { ConvkitError } from '../ts/errors.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
-const made: string[] = []
-test.after.always(() => {
-  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
-})
-
-function tmpdir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-archive-'))
-  made.push(dir)
-  return dir
-}
+const tmpdir = tempDirs('archive')
 
 /** `work/set.tar.gz` holding `set/a/1.txt` and `set/b/2.txt`. */
 function makeArchive(name = 'set.tar.gz'): string {

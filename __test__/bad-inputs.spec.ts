@@ -1,12 +1,12 @@
 // Bad input from TypeScript is a typed error with a code and a message naming the fault; the process lives on.
 import test from 'ava'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { CheckpointError, DeviceError, FileError, InputError, Model, SpecError, TensorDataset, referenceCnn, runtimeInfo } from '../ts/index.ts'
 import type { ConvkitError, ModelSpec } from '../ts/index.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bad-'))
+const tmp = tempDirs('bad')()
 const small = referenceCnn({ classes: 3, inputShape: [1, 8, 8] })
 
 function tiny(seed = 1): Model {

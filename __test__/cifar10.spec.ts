@@ -9,20 +9,12 @@ import { CIFAR10_CLASSES, cifar10Url, loadCifar10 } from '../ts/data/cifar10.ts'
 import { DataError } from '../ts/errors.ts'
 import type { ConvkitError } from '../ts/errors.ts'
 import { serve } from './helpers/serve.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
 const PIXELS = 3072
 const BATCHES = ['data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5', 'test_batch']
 
-const made: string[] = []
-test.after.always(() => {
-  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
-})
-
-function tmpdir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-cifar-'))
-  made.push(dir)
-  return dir
-}
+const tmpdir = tempDirs('cifar')
 
 /** Image `n`'s byte at channel `c`, position `p`: distinct per image and per plane, so order mix-ups show. */
 function pixel(n: number, c: number, p: number): number {

@@ -2,26 +2,17 @@
 import test from 'ava'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { download } from '../ts/data/download.ts'
 import { CancelledError, DataError, InputError } from '../ts/errors.ts'
 import type { ConvkitError } from '../ts/errors.ts'
 import { pseudoRandomBytes, serve } from './helpers/serve.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
 const body = pseudoRandomBytes(300_000)
 const md5 = createHash('md5').update(body).digest('hex')
 
-const made: string[] = []
-test.after.always(() => {
-  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
-})
-
-function tmpdir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-download-'))
-  made.push(dir)
-  return dir
-}
+const tmpdir = tempDirs('download')
 
 test('downloads through a redirect, checks the MD5, reports progress and leaves only the file', async (t) => {
   const server = await serve({ 'data.bin': body })

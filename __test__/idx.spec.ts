@@ -1,25 +1,16 @@
 // idx files: plain and gzipped, header checks (magic, sizes, counts), class names, and the real Fashion-MNIST when installed.
 import test from 'ava'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import zlib from 'node:zlib'
 import { FASHION_MNIST_CLASSES, loadIdxDir, readIdxPair } from '../ts/data/idx.ts'
 import { DataError } from '../ts/errors.ts'
 import type { ConvkitError } from '../ts/errors.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
 const FASHION = '/usr/share/datasets/fashion-mnist'
 
-const made: string[] = []
-test.after.always(() => {
-  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
-})
-
-function tmpdir(prefix = 'convkit-idx-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  made.push(dir)
-  return dir
-}
+const tmpdir = tempDirs('idx')
 
 /** An idx3 images file: magic 0x00000803, count, rows, cols (big-endian), then the pixels. */
 function imagesFile(count: number, rows: number, cols: number, pixel = (n: number, i: number) => (n * 17 + i) & 0xff): Buffer {
@@ -70,7 +61,7 @@ test('loadIdxDir reads gzipped files and both splits; "fashion" in the path give
   t.deepEqual([...held.labels], [4, 5])
   t.is(train.classes[9], '9')
 
-  const fashion = tmpdir('convkit-fashion-mnist-')
+  const fashion = tmpdir('fashion-mnist')
   writeIdxDir(fashion, false)
   const named = await loadIdxDir(fashion)
   t.deepEqual(named.train.classes, FASHION_MNIST_CLASSES)

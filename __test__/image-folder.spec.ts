@@ -1,15 +1,13 @@
 // Reading `root/<class>/*`: any format and size, channel conversion, and named errors for bad folders.
 import test from 'ava'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import sharp from 'sharp'
 import { DataError, decodeImage, readImageFolder } from '../ts/index.ts'
 import type { ConvkitError } from '../ts/index.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
-function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-folder-'))
-}
+const tmpdir = tempDirs('folder')
 
 /** A solid image of one colour, encoded as `format`. */
 async function solid(file: string, width: number, height: number, channels: 1 | 3 | 4, value: number[], format: 'png' | 'jpeg' | 'webp' | 'tiff' | 'gif') {

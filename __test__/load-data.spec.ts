@@ -2,7 +2,6 @@
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import zlib from 'node:zlib'
 import sharp from 'sharp'
@@ -13,19 +12,11 @@ import { loadData } from '../ts/data/load-data.ts'
 import { DataError, InputError } from '../ts/errors.ts'
 import type { ConvkitError } from '../ts/errors.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
 const FASHION = '/usr/share/datasets/fashion-mnist'
 
-const made: string[] = []
-test.after.always(() => {
-  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
-})
-
-function tmpdir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-load-'))
-  made.push(dir)
-  return dir
-}
+const tmpdir = tempDirs('load')
 
 /** A solid image of one colour; uncompressed TIFF, so its byte size depends only on its dimensions. */
 async function solid(file: string, rgb: [number, number, number], size = 12): Promise<void> {

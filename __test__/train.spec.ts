@@ -2,18 +2,18 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InputError, Model, TensorDataset, readImageFolder, train } from '../ts/index.ts'
 import type { HistoryFile } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const dirs = cifarSubset()
 const root = path.dirname(dirs.train)
 const sets = Promise.all([readImageFolder(dirs.train), readImageFolder(dirs.test)])
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-run-'))
+const tmp = tempDirs('run')
 
 test('a short run writes history.json in the documented shape, the best checkpoint and last, and learns', async (t) => {
   const [trainSet, testSet] = await sets

@@ -1,10 +1,10 @@
 // The reference CNN learns real CIFAR-10 images through the public API, and checkpoints round-trip.
 import test from 'ava'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { CancelledError, Model, TensorDataset, readImageFolder, referenceCnn } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
 
 /** A seeded Fisher–Yates shuffle, so runs repeat. */
 function shuffled(n: number, seed: number): Int32Array {
@@ -30,6 +30,7 @@ async function epoch(model: Model, data: TensorDataset, seed: number, batch = 12
 }
 
 const dirs = cifarSubset()
+const tmpdir = tempDirs('train')
 const loaded = Promise.all([readImageFolder(dirs.train), readImageFolder(dirs.test)])
 
 test('the reference CNN learns 2 000 CIFAR-10 images: loss falls and test top-1 beats chance by far', async (t) => {
@@ -55,7 +56,7 @@ test('the reference CNN learns 2 000 CIFAR-10 images: loss falls and test top-1 
   t.is(after.confusion.flat().reduce((a, b) => a + b, 0), 1000)
 
   // Save, load, and the loaded model scores the test set exactly as the trained one.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-train-'))
+  const dir = tmpdir()
   const file = path.join(dir, 'epoch_6.safetensors')
   await model.save(file, { metadata: { epoch: 6, top1: after.top1 } })
   t.true(fs.existsSync(path.join(dir, 'epoch_6.optim.safetensors')))

@@ -5,6 +5,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { DataError } from '../errors.ts'
 import { datasetCacheDir } from './cache-dir.ts'
+import { exists } from './paths.ts'
 
 /** Archive names `extractArchive` takes. GNU tar detects the compression itself, so the name only has to say "tar". */
 export const ARCHIVE_EXTENSIONS = ['.tar.gz', '.tgz', '.tar']
@@ -83,13 +84,4 @@ function runTar(archive: string, into: string): Promise<void> {
       reject(new DataError('DATA_CORRUPT', `cannot extract ${archive}: expected a readable tar archive (${why})`, { files: [archive] }))
     })
   })
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.access(p)
-    return true
-  } catch {
-    return false
-  }
 }

@@ -7,6 +7,7 @@ import { datasetCacheDir } from './cache-dir.ts'
 import { download, md5File } from './download.ts'
 import type { ImageSet } from './image-set.ts'
 import { isNdArray, readPickle, type PickleValue } from './pickle.ts'
+import { exists } from './paths.ts'
 
 /** The class names, in label order, used when a copy has no `batches.meta.txt`. */
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
@@ -256,13 +257,4 @@ async function readPythonBatches(files: string[], classes: string[]): Promise<Im
     n += part.labels.length
   }
   return { pixels, labels, shape: [...SHAPE], classes }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.access(p)
-    return true
-  } catch {
-    return false
-  }
 }

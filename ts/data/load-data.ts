@@ -9,6 +9,7 @@ import { findCifar10, loadCifar10, readCifar10 } from './cifar10.ts'
 import { readImageFolderCached } from './decoded-cache.ts'
 import { hasIdxFiles, loadIdxDir } from './idx.ts'
 import type { ImageSet } from './image-set.ts'
+import { isDirectory } from './paths.ts'
 
 export interface LoadDataOptions {
   /** `[height, width]` images from image folders are resized to; CIFAR-10 (32×32) and idx files keep their own size. Defaults to `[32, 32]`. */
@@ -111,13 +112,6 @@ async function singleTopFolder(dir: string): Promise<string> {
   return dir
 }
 
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await fsp.stat(p)).isDirectory()
-  } catch {
-    return false
-  }
-}
 
 async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<LoadedData, 'source'>> {
   const cifar = await findCifar10(dir)
@@ -126,10 +120,10 @@ async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<L
 
   const folderOptions = { size: options.size, channels: options.channels, skipBadImages: options.skipBadImages, cacheDir: options.cacheDir, quiet: options.quiet }
   const trainDir = path.join(dir, 'train')
-  if (await isDir(trainDir)) {
+  if (await isDirectory(trainDir)) {
     const train = await readImageFolderCached(trainDir, folderOptions)
     const testDir = path.join(dir, 'test')
-    if (!(await isDir(testDir))) return { train, format: 'image-folder', skipped: train.skipped }
+    if (!(await isDirectory(testDir))) return { train, format: 'image-folder', skipped: train.skipped }
     const test = await readImageFolderCached(testDir, folderOptions)
     return { train, test: alignClasses(test, train.classes, testDir, trainDir), format: 'image-folder', skipped: [...train.skipped, ...test.skipped] }
   }
