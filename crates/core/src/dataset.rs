@@ -180,17 +180,30 @@ impl SplitMix {
     }
 }
 
+/// Crops and flips the whole batch with two gathers (rows, then columns) from the zero-padded batch,
+/// the offsets and flips drawn per image; the flip is folded into the column index.
 fn random_crop_flip(batch: &Tensor, seed: u64) -> Result<Tensor> {
-    let (n, h, w) = (batch.size()[0], batch.size()[2], batch.size()[3]);
+    let [n, c, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
     let p = CROP_PADDING;
     let padded = batch.f_constant_pad_nd([p, p, p, p])?;
     let mut rng = SplitMix(seed);
-    let mut crops = Vec::with_capacity(n as usize);
-    for i in 0..n {
+    let mut rows = Vec::with_capacity((n * h) as usize);
+    let mut cols = Vec::with_capacity((n * w) as usize);
+    for _ in 0..n {
         let dy = rng.below(2 * p as u64 + 1) as i64;
         let dx = rng.below(2 * p as u64 + 1) as i64;
-        let crop = padded.f_narrow(0, i, 1)?.f_narrow(2, dy, h)?.f_narrow(3, dx, w)?;
-        crops.push(if rng.below(2) == 1 { crop.f_flip([3])? } else { crop });
+        let flip = rng.below(2) == 1;
+        rows.extend((0..h).map(|r| dy + r));
+        cols.extend((0..w).map(|x| dx + if flip { w - 1 - x } else { x }));
     }
-    Ok(Tensor::f_cat(&crops, 0)?)
+    let device = batch.device();
+    let rows = Tensor::f_from_slice(&rows)?
+        .f_view([n, 1, h, 1])?
+        .f_to_device(device)?
+        .f_expand([n, c, h, w + 2 * p], false)?;
+    let cols = Tensor::f_from_slice(&cols)?
+        .f_view([n, 1, 1, w])?
+        .f_to_device(device)?
+        .f_expand([n, c, h, w], false)?;
+    Ok(padded.f_gather(2, &rows, false)?.f_gather(3, &cols, false)?)
 }

@@ -174,6 +174,27 @@ fn augmentation_crops_and_flips_repeatably() {
     assert!(a.equal(&b), "one seed, one augmentation");
     assert!(!a.equal(&c), "another seed, another augmentation");
     assert!(!a.equal(&plain), "augmented images differ from the originals");
+    // Every augmented image is a crop of its zero-padded original at an offset of 0..=8, maybe mirrored.
+    for k in 0..16 {
+        let padded = data.images.get(k).unsqueeze(0).constant_pad_nd([4, 4, 4, 4]);
+        let target = a.get(k);
+        let matches = (0..=8).any(|dy| {
+            (0..=8).any(|dx| {
+                let crop = padded.narrow(2, dy, 16).narrow(3, dx, 16);
+                [crop.shallow_clone(), crop.flip([3])].iter().any(|c| {
+                    data.normalization
+                        .apply(c)
+                        .unwrap()
+                        .get(0)
+                        .allclose(&target, 1e-6, 1e-6, false)
+                })
+            })
+        });
+        assert!(
+            matches,
+            "augmented image {k} is no shifted or mirrored crop of its original"
+        );
+    }
     // Padding is zero pixels, normalized to -1 with mean 0.5 and std 0.5: a shifted crop shows some.
     let min = a.min().double_value(&[]);
     assert!((min + 1.0).abs() < 1e-6, "padding normalizes to -1, got min {min}");
