@@ -10,26 +10,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-class Network(nn.Module):
-    """The seed's network: conv 3→32, pool, conv 32→64, pool, fc 4096→512, fc 512→classes."""
-
-    def __init__(self, classes: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.fc1 = nn.Linear(64 * 8 * 8, 512)
-        self.fc2 = nn.Linear(512, classes)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        return self.fc2(F.relu(self.fc1(x)))
+from seed_network import Network
 
 
 def time_steps(x, y, layout, steps, warmup, batch, seed):

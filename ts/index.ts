@@ -10,6 +10,8 @@ export { History } from './callbacks/history.ts'
 export type { HistoryFile } from './callbacks/history.ts'
 export type { Callback, EpochLogs, EpochRecord, SplitMetrics, TrainContext } from './callbacks/callback.ts'
 export { Model } from './model.ts'
+export { loadModel, predict } from './predict.ts'
+export type { ClassScore, ImageInput, Prediction, PredictOptions, RawImage } from './predict-images.ts'
 export type { AdamOptions, EvaluateOptions, LayerSummary, ModelOptions, OptimizerOptions, SaveOptions, SgdOptions, StepResult } from './model.ts'
 export { referenceCnn } from './spec.ts'
 export type {

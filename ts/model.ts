@@ -5,6 +5,7 @@ import type { Normalization } from './data/image-set.ts'
 import type { Device } from './device.ts'
 import { CancelledError, CheckpointError, InputError } from './errors.ts'
 import { metricsFromCounts, type EvalMetrics } from './metrics.ts'
+import { predictWith, type ImageInput, type Prediction, type PredictOptions } from './predict-images.ts'
 import type { ModelSpec } from './spec.ts'
 
 /** Adam with PyTorch's defaults unless told otherwise. */
@@ -249,6 +250,18 @@ export class Model {
     } finally {
       signal?.removeEventListener('abort', onAbort)
     }
+  }
+
+  /**
+   * Predicts the class of each image: paths, encoded bytes or raw pixels, any format and size sharp reads.
+   * Images are resized and converted to the model's input and normalized as in training; arrays run in
+   * batches, one native call per batch.
+   *
+   * @example
+   * const [{ label, probability, topK }] = await model.predict(['cat.png'], { topK: 3 })
+   */
+  async predict(images: readonly ImageInput[], options: PredictOptions = {}): Promise<Prediction[]> {
+    return predictWith(this, images, options)
   }
 
   /** Class probabilities for `count` normalized images `[N, C, H, W]`: one Float32Array of `classes` per image. */

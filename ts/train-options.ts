@@ -1,4 +1,6 @@
 // The options of train(), their defaults (the seed's), and their checks, done before any work starts.
+import fs from 'node:fs'
+import path from 'node:path'
 import type { Callback, EpochRecord, TrainContext } from './callbacks/callback.ts'
 import type { ImageSet } from './data/image-set.ts'
 import type { Device } from './device.ts'
@@ -141,7 +143,8 @@ export function resolveConfig(options: TrainOptions): TrainConfig {
   const monitor = options.monitor ?? (valSplit > 0 ? 'val_loss' : 'test_loss')
   checkMonitor(monitor, runMetrics(valSplit > 0), 'option monitor')
   return {
-    data: typeof options.data === 'string' ? options.data : IN_MEMORY,
+    // A path is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are.
+    data: typeof options.data === 'string' ? (fs.existsSync(options.data) ? path.resolve(options.data) : options.data) : IN_MEMORY,
     model: typeof options.model === 'object' ? options.model : null,
     epochs: int('epochs', options.epochs, 40, 1),
     batchSize: int('batchSize', options.batchSize, 128, 1),

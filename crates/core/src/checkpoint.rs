@@ -164,7 +164,9 @@ pub fn load_network(path: &Path, device: Device) -> Result<(Network, HashMap<Str
     let file = read_safetensors(path, device)?;
     let spec_json = file.metadata.get(SPEC_KEY).ok_or_else(|| Error::CorruptCheckpoint {
         path: path.to_owned(),
-        reason: format!("no {SPEC_KEY:?} in its header; load plain state dicts with a spec instead"),
+        reason: format!(
+            "no {SPEC_KEY:?} in its header; build the model from its spec and call loadWeights for a plain state dict"
+        ),
     })?;
     let spec = ModelSpec::from_json(spec_json).map_err(|e| Error::CorruptCheckpoint {
         path: path.to_owned(),

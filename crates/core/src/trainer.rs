@@ -2,7 +2,7 @@
 
 use tch::{Kind, Reduction, Tensor};
 
-use crate::dataset::{check_labels, Dataset};
+use crate::dataset::{check_labels, Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::optimizer::{Optimizer, OptimizerConfig};
@@ -113,4 +113,23 @@ pub fn floats_to_batch(net: &Network, pixels: &[f32], count: usize, what: &str) 
     Ok(Tensor::f_from_slice(pixels)?
         .f_view([n, c, h, w])?
         .f_to_device(net.device)?)
+}
+
+/// Checks uint8 pixels `[N, C, H, W]` against `count` images of the network's input shape, then normalizes them
+/// into a float batch on the network's device.
+pub fn pixels_to_batch(net: &Network, pixels: &[u8], count: usize, norm: &Normalization, what: &str) -> Result<Tensor> {
+    let [c, h, w] = net.spec.input_shape;
+    let n = count as i64;
+    if count == 0 || pixels.len() as i64 != n * c * h * w {
+        return Err(Error::BadShape {
+            what: what.into(),
+            expected: format!("{n} × {c}×{h}×{w} = {} bytes (N, C, H, W)", n * c * h * w),
+            got: format!("{} bytes", pixels.len()),
+        });
+    }
+    norm.validate(c)?;
+    let x = Tensor::f_from_slice(pixels)?
+        .f_view([n, c, h, w])?
+        .f_to_device(net.device)?;
+    norm.apply(&x)
 }

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use convkit_core::checkpoint::{self, optimizer_path};
 use convkit_core::evaluate::probabilities;
-use convkit_core::trainer::floats_to_batch;
-use convkit_core::{runtime, EvalCounts, ModelSpec, Network, OptimizerConfig, StepOutput, Trainer};
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array};
+use convkit_core::trainer::{floats_to_batch, pixels_to_batch};
+use convkit_core::{runtime, EvalCounts, ModelSpec, Network, Normalization, OptimizerConfig, StepOutput, Trainer};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
 use napi_derive::napi;
 use tch::Device;
 
@@ -220,6 +220,29 @@ impl NativeModel {
             move || {
                 let trainer = lock(&inner);
                 let x = floats_to_batch(&trainer.net, &pixels, count as usize, "predict images")?;
+                probabilities(&trainer.net, &x)
+            },
+            |_, p| Ok(Float32Array::new(p)),
+        ))
+    }
+
+    /// Class probabilities for `count` uint8 images `[N, C, H, W]`, normalized natively with `mean` and `std`
+    /// (per channel, on pixels scaled to [0, 1]).
+    #[napi(ts_return_type = "Promise<Float32Array>")]
+    pub fn predict_pixels(
+        &self,
+        pixels: Uint8Array,
+        count: u32,
+        mean: Vec<f64>,
+        std: Vec<f64>,
+    ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
+        let inner = Arc::clone(&self.inner);
+        let pixels = pixels.to_vec();
+        AsyncTask::new(TorchTask::new(
+            move || {
+                let trainer = lock(&inner);
+                let norm = Normalization { mean, std };
+                let x = pixels_to_batch(&trainer.net, &pixels, count as usize, &norm, "predict images")?;
                 probabilities(&trainer.net, &x)
             },
             |_, p| Ok(Float32Array::new(p)),

@@ -1,5 +1,5 @@
-// Training-step and evaluation throughput: ConvKit from TypeScript against PyTorch's own step on the same images,
-// in memory, on this machine, in this run. Prints images/s and the ratios; absolute numbers vary by machine.
+// Training-step, evaluation and prediction throughput: ConvKit from TypeScript against PyTorch's own on the same
+// images, in memory, on this machine, in this run. Prints images/s and the ratios; absolute numbers vary by machine.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -12,7 +12,7 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const STEPS = Number(process.env.BENCH_STEPS ?? 40)
 const WARMUP = 5
 const BATCH = 128
-const EVAL_BATCH = 500
+const EVAL_BATCH = 512
 const python = process.env.PYTHON ?? 'python3'
 
 function order(n: number): Int32Array {
@@ -58,6 +58,34 @@ async function convkitEval(data: TensorDataset): Promise<number> {
   return count / ((performance.now() - start) / 1000)
 }
 
+/** Batched prediction from uint8 pixels (normalized natively), and single-image latency from pixels and from a file. */
+async function convkitPredict(set: { pixels: Uint8Array; files?: string[] }): Promise<{ batch: number; singleMs: number; fileMs: number }> {
+  const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0 })
+  const per = 3 * 32 * 32
+  const mean = [0.5, 0.5, 0.5]
+  const std = [0.5, 0.5, 0.5]
+  const batch = set.pixels.subarray(0, EVAL_BATCH * per)
+  await model.native.predictPixels(batch, EVAL_BATCH, mean, std)
+  const rounds = Math.max(4, Math.floor(STEPS / 4))
+  let start = performance.now()
+  for (let i = 0; i < rounds; i++) await model.native.predictPixels(batch, EVAL_BATCH, mean, std)
+  const batchRate = (rounds * EVAL_BATCH) / ((performance.now() - start) / 1000)
+  const one = set.pixels.subarray(0, per)
+  const times: number[] = []
+  for (let i = 0; i < 50; i++) {
+    start = performance.now()
+    await model.native.predictPixels(one, 1, mean, std)
+    times.push(performance.now() - start)
+  }
+  const fileTimes: number[] = []
+  for (const file of (set.files ?? []).slice(0, 30)) {
+    start = performance.now()
+    await model.predict([file])
+    fileTimes.push(performance.now() - start)
+  }
+  return { batch: batchRate, singleMs: median(times), fileMs: fileTimes.length ? median(fileTimes) : Number.NaN }
+}
+
 interface TorchResult {
   torch: string
   threads: number
@@ -77,6 +105,7 @@ function pytorch(set: { pixels: Uint8Array; labels: Int32Array }): TorchResult |
   return JSON.parse(run.stdout) as TorchResult
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const fmt = (v: number) => `${v.toFixed(0).padStart(7)} img/s`
 const ratio = (a: number, b: number) => `${(a / b).toFixed(3)}×`
 
@@ -90,8 +119,7 @@ for (let i = 0; i < floats.length; i++) floats[i] = (set.pixels[i]! / 255 - 0.5)
 // This machine's speed drifts by ±15 % from minute to minute, so the two sides alternate for a few rounds
 // and each figure is the median of its rounds.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-const rounds: { torch: TorchResult | string; contiguous: number; channelsLast: number; floats: number; eval: number }[] = []
+const rounds: { torch: TorchResult | string; contiguous: number; channelsLast: number; floats: number; eval: number; predict: Awaited<ReturnType<typeof convkitPredict>> }[] = []
 for (let r = 0; r < ROUNDS; r++) {
   rounds.push({
     torch: pytorch(set),
@@ -99,6 +127,7 @@ for (let r = 0; r < ROUNDS; r++) {
     contiguous: await convkitTrain(data, false),
     floats: await convkitTrainFloats(floats, set.labels),
     eval: await convkitEval(data),
+    predict: await convkitPredict(set),
   })
 }
 const ck = {
@@ -106,6 +135,9 @@ const ck = {
   channelsLast: median(rounds.map((r) => r.channelsLast)),
   floats: median(rounds.map((r) => r.floats)),
   eval: median(rounds.map((r) => r.eval)),
+  predict: median(rounds.map((r) => r.predict.batch)),
+  singleMs: median(rounds.map((r) => r.predict.singleMs)),
+  fileMs: median(rounds.map((r) => r.predict.fileMs)),
 }
 const torchRuns = rounds.map((r) => r.torch).filter((t): t is TorchResult => typeof t !== 'string')
 const torch: TorchResult | string =
@@ -126,6 +158,10 @@ console.log(`  convkit, indices into resident data, channels_last  ${fmt(ck.chan
 console.log(`  convkit, float batch sent from JS each step          ${fmt(ck.floats)}`)
 console.log('evaluation (forward, loss, top-k, confusion)')
 console.log(`  convkit                                             ${fmt(ck.eval)}`)
+console.log('prediction (forward, softmax, probabilities back to JS)')
+console.log(`  convkit, batch ${EVAL_BATCH} of uint8 pixels                  ${fmt(ck.predict)}`)
+console.log(`  convkit, one image from pixels                      ${ck.singleMs.toFixed(2).padStart(7)} ms`)
+console.log(`  convkit, one image from a JPEG file (decode incl.)  ${ck.fileMs.toFixed(2).padStart(7)} ms`)
 if (typeof torch === 'string') {
   console.log(`\n${torch}`)
 } else {
@@ -140,4 +176,5 @@ if (typeof torch === 'string') {
   console.log(`  train channels_last   ${ratio(ck.channelsLast, torch.train.channels_last)}`)
   console.log(`  train best vs best    ${ratio(bestOurs, bestTorch)}`)
   console.log(`  eval                  ${ratio(ck.eval, torch.eval)}`)
+  console.log(`  predict vs eval floor ${ratio(ck.predict, torch.eval)}`)
 }
