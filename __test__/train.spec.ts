@@ -19,6 +19,7 @@ test('a short run writes history.json in the documented shape, the best checkpoi
   const [trainSet, testSet] = await sets
   const out = tmp()
   const result = await train({ data: { train: trainSet, test: testSet }, epochs: 6, device: 'cpu', out, quiet: true, seed: 3 })
+  t.false(fs.existsSync(path.join(out, '.early-stopping-best.safetensors')))
   const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
   t.deepEqual(history.classes, trainSet.classes)
   t.is(history.config.batchSize, 128)
@@ -35,7 +36,9 @@ test('a short run writes history.json in the documented shape, the best checkpoi
   t.truthy(history.best)
   t.regex(history.best!.checkpoint, /^epoch_\d+_accuracy_\d+\.\d\d\.safetensors$/)
   t.true(fs.existsSync(path.join(out, history.best!.checkpoint)))
-  for (const f of ['history.csv', 'last.safetensors', 'last.optim.safetensors']) t.true(fs.existsSync(path.join(out, f)), f)
+  for (const f of ['history.csv', 'last.safetensors', 'last.optim.safetensors', 'samples.png', 'report.html', 'plots/top1.png', 'plots/confusion.svg']) {
+    t.true(fs.existsSync(path.join(out, f)), f)
+  }
   t.is(fs.readFileSync(path.join(out, 'history.csv'), 'utf8').trim().split('\n').length, 7)
   t.false(result.stoppedEarly)
 
@@ -50,7 +53,7 @@ test('a short run writes history.json in the documented shape, the best checkpoi
 
 test('resuming after k epochs gives the same weights as an uninterrupted run', async (t) => {
   const [trainSet, testSet] = await sets
-  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, seed: 11, limitTrain: 600, limitTest: 200, augment: true }
+  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, seed: 11, limitTrain: 600, limitTest: 200, augment: true, report: false }
   const straight = tmp()
   await train({ ...base, epochs: 3, out: straight })
   const split = tmp()

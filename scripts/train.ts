@@ -1,5 +1,9 @@
 // The train CLI: `npm run train -- [options]` or `npx tsx scripts/train.ts [options]`, built on train().
+import fs from 'node:fs'
 import { parseArgs } from 'node:util'
+import { loadData } from '../ts/data/load-data.ts'
+import { Model } from '../ts/model.ts'
+import { specForData, type ModelSpec } from '../ts/spec.ts'
 import { isConvkitError } from '../ts/errors.ts'
 import { train } from '../ts/train.ts'
 import type { OptimizerName, TrainOptions } from '../ts/train-options.ts'
@@ -41,7 +45,9 @@ early stopping and output
   --min-delta <x>                                                                    (default: 0)
   --out <dir>            run directory                               (default: runs/<date-time>)
   --resume <run-dir>     continue a run at its next epoch
-  --quiet                no table, no progress bars
+  --quiet                no summary, table or progress bars
+  --no-report            skip samples.png, plots/ and report.html
+  --summary              print the model summary for the data and exit
   --help                 this text
 `
 
@@ -52,7 +58,7 @@ function number(flag: string, value: string | undefined): number | undefined {
   return n
 }
 
-function parse(argv: string[]): TrainOptions | null {
+function parse(argv: string[]): (TrainOptions & { summaryOnly?: boolean }) | null {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -83,6 +89,8 @@ function parse(argv: string[]): TrainOptions | null {
       out: { type: 'string' },
       resume: { type: 'string' },
       quiet: { type: 'boolean' },
+      'no-report': { type: 'boolean' },
+      summary: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -120,13 +128,24 @@ function parse(argv: string[]): TrainOptions | null {
     out: values.out,
     resume: values.resume,
     quiet: values.quiet,
+    report: values['no-report'] ? false : undefined,
   }
   // Undefined means "the default" to train(); drop the keys so resolveConfig sees them as absent.
-  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions
+  return { ...defined, summaryOnly: values.summary }
+}
+
+/** `--summary`: the model that would be trained on this data, without training it. */
+async function printSummary(options: TrainOptions): Promise<void> {
+  const { data } = options
+  const loaded = typeof data === 'string' ? await loadData(data, { size: options.size, cacheDir: options.cacheDir, quiet: options.quiet ?? false }) : data
+  const spec = typeof options.model === 'string' ? (JSON.parse(fs.readFileSync(options.model, 'utf8')) as ModelSpec) : (options.model ?? null)
+  const model = Model.create(specForData(spec, loaded.train.shape, loaded.train.classes.length), { device: options.device ?? 'auto' })
+  console.log(model.summary())
 }
 
 async function main(): Promise<number> {
-  let options: TrainOptions | null
+  let options: ReturnType<typeof parse>
   try {
     options = parse(process.argv.slice(2))
   } catch (err) {
@@ -137,13 +156,18 @@ async function main(): Promise<number> {
     console.log(HELP)
     return 0
   }
+  const { summaryOnly, ...trainOptions } = options
+  if (summaryOnly) {
+    await printSummary(trainOptions)
+    return 0
+  }
   const controller = new AbortController()
   process.on('SIGINT', () => {
     if (controller.signal.aborted) process.exit(130)
     console.error('\nconvkit: interrupted; finishing the current batch and saving (Ctrl-C again to quit at once)')
     controller.abort()
   })
-  const result = await train({ ...options, signal: controller.signal })
+  const result = await train({ ...trainOptions, signal: controller.signal })
   if (result.interrupted) {
     const done = result.history.epochs.length
     console.error(`convkit: stopped after ${done} complete epoch(s); the last checkpoint and history are in ${result.runDir}.`)

@@ -6,6 +6,7 @@ import type { Device } from './device.ts'
 import { CancelledError, CheckpointError, InputError } from './errors.ts'
 import { metricsFromCounts, type EvalMetrics } from './metrics.ts'
 import { predictWith, type ImageInput, type Prediction, type PredictOptions } from './predict-images.ts'
+import { formatSummary } from './report/model-summary.ts'
 import type { ModelSpec } from './spec.ts'
 
 /** Adam with PyTorch's defaults unless told otherwise. */
@@ -204,13 +205,23 @@ export class Model {
     callSync('setting the learning rate', () => this.native.setLr(lr))
   }
 
-  /** Each layer with its output shape and parameter count. */
-  summary(): LayerSummary[] {
+  /** Each layer with its input and output shapes and parameter count. */
+  layers(): LayerSummary[] {
     return callSync('summarizing the model', () => native.resolveSpec(this.native.specJson)).map((l) => {
       const row: LayerSummary = { kind: l.kind, inputShape: l.inputShape, outputShape: l.outputShape, params: l.params }
       if (l.name != null) row.name = l.name
       return row
     })
+  }
+
+  /**
+   * A Keras-style table: each layer's type, output shape and parameter count, the total, and the size of the weights.
+   *
+   * @example
+   * console.log(model.summary())
+   */
+  summary(): string {
+    return formatSummary(this.layers(), this.spec.inputShape)
   }
 
   /**

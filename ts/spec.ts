@@ -1,4 +1,5 @@
 // Model specs: the layer types a model is built from, and the reference CNN.
+import { InputError } from './errors.ts'
 
 /** A 2-d convolution. Its tensors are named `conv1`, `conv2`, ... in order unless `name` is given. */
 export interface Conv2dLayer {
@@ -79,4 +80,20 @@ export function referenceCnn(options: { classes: number; inputShape?: Shape3 }):
       { type: 'linear', outFeatures: options.classes },
     ],
   }
+}
+
+/**
+ * The spec to train on data of `shape` with `classes` classes: `spec` with its input shape filled in from the data,
+ * or the reference CNN when there is none. Fails when the spec's input or output disagrees with the data.
+ */
+export function specForData(spec: ModelSpec | null, shape: Shape3, classes: number): ModelSpec {
+  const resolved = spec ? { ...spec, inputShape: spec.inputShape ?? shape } : referenceCnn({ classes, inputShape: shape })
+  if (resolved.inputShape.join() !== shape.join()) {
+    throw new InputError('INVALID_OPTION', `option model: inputShape [${resolved.inputShape}] does not match the data's images [${shape}]`)
+  }
+  const last = resolved.layers.at(-1)
+  if (last?.type === 'linear' && last.outFeatures !== classes) {
+    throw new InputError('INVALID_OPTION', `option model: the last layer has ${last.outFeatures} outputs, the data has ${classes} classes`)
+  }
+  return resolved
 }

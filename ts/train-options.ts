@@ -67,6 +67,8 @@ export interface TrainOptions {
   skipBadImages?: boolean
   /** Continue the run in this directory at its next epoch, with its weights and optimizer state. */
   resume?: string
+  /** Write samples.png at the start, and plots/ and report.html at the end. Defaults to true. */
+  report?: boolean
   /** No table, no progress bars. Defaults to false. */
   quiet?: boolean
   /** Stops at the end of the current batch; the last checkpoint and history are on disk. */

@@ -16,7 +16,8 @@ import { DataError, InputError } from './errors.ts'
 import type { EvalMetrics } from './metrics.ts'
 import { Model, type OptimizerOptions } from './model.ts'
 import { ProgressBar } from './progress.ts'
-import { referenceCnn, type ModelSpec } from './spec.ts'
+import { specForData, type ModelSpec } from './spec.ts'
+import { writeRunReport, writeSamples } from './report/run-report.ts'
 import { IN_MEMORY, resolveConfig, runMetrics, type TrainConfig, type TrainOptions } from './train-options.ts'
 
 export interface TrainResult {
@@ -48,19 +49,6 @@ function readSpec(model: TrainOptions['model']): ModelSpec | null {
   } catch (err) {
     throw new InputError('INVALID_OPTION', `option model: ${model} is not a readable JSON model spec (${(err as Error).message})`, { cause: err })
   }
-}
-
-/** Fills in the spec's input shape from the data, and checks its output against the class count. */
-function specFor(config: TrainConfig, shape: ImageSet['shape'], classes: number): ModelSpec {
-  const spec = config.model ? { ...config.model, inputShape: config.model.inputShape ?? shape } : referenceCnn({ classes, inputShape: shape })
-  if (spec.inputShape.join() !== shape.join()) {
-    throw new InputError('INVALID_OPTION', `option model: inputShape [${spec.inputShape}] does not match the data's images [${shape}]`)
-  }
-  const last = spec.layers.at(-1)
-  if (last?.type === 'linear' && last.outFeatures !== classes) {
-    throw new InputError('INVALID_OPTION', `option model: the last layer has ${last.outFeatures} outputs, the data has ${classes} classes`)
-  }
-  return spec
 }
 
 function optimizerOptions(config: TrainConfig): OptimizerOptions {
@@ -157,7 +145,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const specFromOptions = previous ? config.model : readSpec(options.model)
 
   const data = await prepareData(source, { ...config, model: specFromOptions }, options.cacheDir)
-  const spec = specFor({ ...config, model: specFromOptions }, data.trainSet.shape, data.classes.length)
+  const spec = specForData(specFromOptions, data.trainSet.shape, data.classes.length)
   fs.mkdirSync(runDir, { recursive: true })
 
   const model = previous
@@ -204,6 +192,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (options.signal?.aborted) interrupted = true
   const summaryLine = `convkit: ${data.classes.length} classes; ${data.train.length} train, ${data.val.length} val, ${data.test.length} test images; ${model.paramCount.toLocaleString('en-US')} parameters on ${device}; run in ${runDir}`
   print(summaryLine)
+  print(model.summary())
+  if (options.report !== false && !previous) await writeSamples(runDir, data.trainSet, data.train)
   let headerShown = false
 
   try {
@@ -267,6 +257,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const final = historyFile()
   if (interrupted) final.stopReason = null
   await writeHistory(runDir, final)
+  if (options.report !== false && final.epochs.length > 0) {
+    try {
+      await writeRunReport(runDir, final, model, data.testSet, data.test)
+      print(`convkit: plots in ${path.join(runDir, 'plots')}, report in ${path.join(runDir, 'report.html')}`)
+    } catch (err) {
+      // The run itself is on disk already; a report that cannot be drawn must not hide it.
+      console.error(`convkit: could not write the plots or report: ${(err as Error).message}`)
+    }
+  }
   if (ctx.stopTraining) print(`convkit: stopped early: ${ctx.stopReason}`)
   if (final.best) print(`convkit: best epoch ${final.best.epoch} (${final.best.monitor} ${final.best.value.toFixed(4)}): ${path.join(runDir, final.best.checkpoint)}`)
   return {

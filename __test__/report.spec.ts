@@ -1,0 +1,91 @@
+// Plots, the model summary, sample grids and report.html; the report is opened in headless Chromium.
+import test from 'ava'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import sharp from 'sharp'
+import type { HistoryFile } from '../ts/callbacks/history.ts'
+import { CHART_NAMES } from '../ts/report/history-charts.ts'
+import { reportHtml } from '../ts/report/html-report.ts'
+import { balancedSample, imageGrid, imagePng } from '../ts/report/image-grid.ts'
+import { plotHistory } from '../ts/report/plot-history.ts'
+import { Model, readImageFolder, referenceCnn } from '../ts/index.ts'
+import { cifarSubset } from './helpers/cifar-subset.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const tmpdir = tempDirs('report')
+/** A real 8-epoch CIFAR-10 run's history.json. */
+const fixture = JSON.parse(fs.readFileSync(path.join(here, 'fixtures', 'history.json'), 'utf8')) as HistoryFile
+
+/** Whether a picture has real content: several distinct grays, not one flat colour. */
+async function nonTrivial(png: Buffer): Promise<{ width: number; height: number; spread: number }> {
+  const { width, height } = await sharp(png).metadata()
+  const stats = await sharp(png).stats()
+  return { width: width!, height: height!, spread: Math.max(...stats.channels.map((c) => c.stdev)) }
+}
+
+test('the six plots are written as PNG (800×500, with content) and SVG, with titles and axis labels', async (t) => {
+  const out = tmpdir()
+  await plotHistory({ ...fixture, stoppedEarly: true, stopReason: 'val_loss has not improved for 5 epochs' }, out)
+  t.deepEqual(fs.readdirSync(out).sort(), CHART_NAMES.flatMap((n) => [`${n}.png`, `${n}.svg`]).sort())
+  for (const name of CHART_NAMES) {
+    const png = await nonTrivial(fs.readFileSync(path.join(out, `${name}.png`)))
+    t.deepEqual([png.width, png.height], [800, 500], name)
+    t.true(png.spread > 20, `${name}.png has content (stdev ${png.spread})`)
+    const svg = fs.readFileSync(path.join(out, `${name}.svg`), 'utf8')
+    t.regex(svg, /<svg/)
+  }
+  const top1 = fs.readFileSync(path.join(out, 'top1.svg'), 'utf8')
+  for (const text of ['Top-1 accuracy by epoch', 'top-1 accuracy (%)', 'epoch', 'best (epoch 4)', 'early stop (epoch 8)', 'train', 'val', 'test']) t.true(top1.includes(text), text)
+  t.true(fs.readFileSync(path.join(out, 'per-class-test.svg'), 'utf8').includes('airplane'))
+  t.true(fs.readFileSync(path.join(out, 'confusion.svg'), 'utf8').includes('predicted class'))
+})
+
+test('the model summary lists each layer, its output shape and parameters, and the totals', (t) => {
+  const summary = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu' }).summary()
+  t.regex(summary, /conv1 \(conv2d\)\s+\[32, 32, 32\]\s+896/)
+  t.regex(summary, /fc1 \(linear\)\s+\[512\]\s+2,097,664/)
+  t.regex(summary, /Total params: 2,122,186/)
+  t.regex(summary, /Size: 8\.10 MiB/)
+})
+
+test('report.html is self-contained and loads in headless Chromium with no console errors and every image drawn', async (t) => {
+  const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
+  if (!chromium) return t.log('skipped: no chromium (apt-get install chromium; .ci/run installs it)') ?? t.pass()
+  const set = await readImageFolder(cifarSubset().test)
+  const picks = balancedSample(set.labels, 10, 2)
+  const out = tmpdir()
+  const charts = await plotHistory(fixture, path.join(out, 'plots'))
+  const html = reportHtml({
+    history: fixture,
+    summary: Model.create(referenceCnn({ classes: 10 }), { device: 'cpu' }).summary(),
+    samplesPng: await imageGrid(set, picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })), { columns: 10 }),
+    charts,
+    predictions: await Promise.all(picks.map(async (i) => ({ png: await imagePng(set, i), truth: set.classes[set.labels[i]!]!, predicted: 'cat', probability: 0.5 }))),
+  })
+  t.notRegex(html, /(src|href)="(https?:)?\/\//, 'nothing is fetched from a network')
+  const file = path.join(out, 'report.html')
+  fs.writeFileSync(file, html)
+
+  const { default: puppeteer } = await import('puppeteer-core')
+  const browser = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--disable-gpu'] })
+  try {
+    const page = await browser.newPage()
+    const problems: string[] = []
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text())
+    })
+    page.on('pageerror', (e) => problems.push(String(e)))
+    page.on('requestfailed', (r) => problems.push(`failed: ${r.url().slice(0, 80)}`))
+    await page.goto(`file://${file}`, { waitUntil: 'load' })
+    // Evaluated in the page, so written as a string: this project's TypeScript has no DOM types.
+    const images = (await page.evaluate('Array.from(document.images, (img) => ({ alt: img.alt, ok: img.complete && img.naturalWidth > 0 }))')) as { alt: string; ok: boolean }[]
+    t.deepEqual(problems, [])
+    t.is(images.length, 1 + CHART_NAMES.length + picks.length)
+    t.deepEqual(images.filter((i) => !i.ok), [])
+    t.regex(await page.title(), /ConvKit run report/)
+  } finally {
+    await browser.close()
+  }
+})

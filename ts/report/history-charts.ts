@@ -1,0 +1,105 @@
+// The training plots as Vega-Lite specs, built from history.json: curves per split, per class, and the confusion matrix.
+import type { TopLevelSpec } from 'vega-lite'
+import type { HistoryFile } from '../callbacks/history.ts'
+
+/** Every plot is drawn at this size, axes and legend included. */
+export const CHART_SIZE = { width: 800, height: 500 }
+
+export type ChartName = 'top1' | 'loss' | 'top5' | 'per-class-train' | 'per-class-test' | 'confusion'
+export const CHART_NAMES: ChartName[] = ['top1', 'loss', 'top5', 'per-class-train', 'per-class-test', 'confusion']
+
+interface Marker {
+  epoch: number
+  label: string
+  color: string
+}
+
+/** The best epoch, and the epoch early stopping ended on: drawn as labelled vertical rules. */
+function markers(history: HistoryFile): Marker[] {
+  const out: Marker[] = []
+  if (history.best) out.push({ epoch: history.best.epoch, label: `best (epoch ${history.best.epoch})`, color: '#2ca02c' })
+  const last = history.epochs.at(-1)?.epoch
+  if (history.stoppedEarly && last !== undefined) out.push({ epoch: last, label: `early stop (epoch ${last})`, color: '#d62728' })
+  return out
+}
+
+const base = {
+  $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+  ...CHART_SIZE,
+  autosize: { type: 'fit', contains: 'padding' },
+  background: 'white',
+  config: { font: 'DejaVu Sans', title: { fontSize: 18 }, axis: { labelFontSize: 12, titleFontSize: 14 }, legend: { labelFontSize: 12, titleFontSize: 13 } },
+} as const
+
+function curves(title: string, yTitle: string, rows: { epoch: number; series: string; value: number }[], seriesTitle: string, history: HistoryFile): TopLevelSpec {
+  const epochs = history.epochs.length
+  const x = { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: [1, Math.max(2, epochs)] }, axis: { tickMinStep: 1, format: 'd' } } as const
+  const layers: unknown[] = [
+    {
+      data: { values: rows.filter((r) => Number.isFinite(r.value)) },
+      mark: { type: 'line', point: true, strokeWidth: 2 },
+      encoding: { x, y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } }, color: { field: 'series', type: 'nominal', title: seriesTitle } },
+    },
+  ]
+  const marks = markers(history).map((m) => ({ ...m, side: m.epoch >= epochs ? 'right' : 'left' }))
+  if (marks.length > 0) {
+    layers.push({
+      data: { values: marks },
+      mark: { type: 'rule', strokeDash: [6, 4], strokeWidth: 1.5 },
+      encoding: { x: { field: 'epoch', type: 'quantitative' }, color: { field: 'color', type: 'nominal', scale: null } },
+    })
+    // Labels sit at the foot of their rule, on the side away from the plot's edge.
+    for (const side of ['left', 'right'] as const) {
+      layers.push({
+        data: { values: marks },
+        transform: [{ filter: `datum.side === '${side}'` }],
+        mark: { type: 'text', align: side, baseline: 'bottom', dx: side === 'left' ? 4 : -4, dy: -4, fontSize: 12 },
+        encoding: { x: { field: 'epoch', type: 'quantitative' }, y: { value: { expr: 'height' } }, text: { field: 'label' }, color: { field: 'color', type: 'nominal', scale: null } },
+      })
+    }
+  }
+  return { ...base, title, layer: layers } as unknown as TopLevelSpec
+}
+
+function splitRows(history: HistoryFile, metric: 'top1' | 'top5' | 'loss') {
+  return history.epochs.flatMap((e) =>
+    (['train', 'val', 'test'] as const).flatMap((split) => (e[split] ? [{ epoch: e.epoch, series: split, value: e[split]![metric] }] : [])),
+  )
+}
+
+function classRows(history: HistoryFile, split: 'train' | 'test') {
+  return history.epochs.flatMap((e) => Object.entries(e[split]?.perClass ?? {}).map(([series, value]) => ({ epoch: e.epoch, series, value })))
+}
+
+function confusion(history: HistoryFile): TopLevelSpec {
+  const at = history.best?.epoch ?? history.epochs.at(-1)?.epoch
+  const matrix = history.epochs.find((e) => e.epoch === at)?.test?.confusion ?? []
+  const rows = matrix.flatMap((row, t) => row.map((count, p) => ({ true: history.classes[t] ?? String(t), predicted: history.classes[p] ?? String(p), count })))
+  const order = history.classes
+  const x = { field: 'predicted', type: 'ordinal', sort: order, title: 'predicted class', axis: { labelAngle: -40 } } as const
+  const y = { field: 'true', type: 'ordinal', sort: order, title: 'true class' } as const
+  return {
+    ...base,
+    title: `Test confusion matrix at epoch ${at} (images)`,
+    data: { values: rows },
+    layer: [
+      { mark: 'rect', encoding: { x, y, color: { field: 'count', type: 'quantitative', title: 'images', scale: { scheme: 'blues' } } } },
+      {
+        mark: { type: 'text', fontSize: 11 },
+        encoding: { x, y, text: { field: 'count', type: 'quantitative' }, color: { condition: { test: `datum.count > ${Math.max(...rows.map((r) => r.count), 1) / 2}`, value: 'white' }, value: 'black' } },
+      },
+    ],
+  } as unknown as TopLevelSpec
+}
+
+/** The six plots of a run. */
+export function historyCharts(history: HistoryFile): Record<ChartName, TopLevelSpec> {
+  return {
+    top1: curves('Top-1 accuracy by epoch', 'top-1 accuracy (%)', splitRows(history, 'top1'), 'data', history),
+    loss: curves('Cross-entropy loss by epoch', 'mean loss (nats per image)', splitRows(history, 'loss'), 'data', history),
+    top5: curves('Top-5 accuracy by epoch', 'top-5 accuracy (%)', splitRows(history, 'top5'), 'data', history),
+    'per-class-train': curves('Per-class top-1 accuracy on training data', 'top-1 accuracy (%)', classRows(history, 'train'), 'class', history),
+    'per-class-test': curves('Per-class top-1 accuracy on test data', 'top-1 accuracy (%)', classRows(history, 'test'), 'class', history),
+    confusion: confusion(history),
+  }
+}

@@ -1,0 +1,102 @@
+// report.html: one self-contained page for a run (config, model, metrics, samples, plots, per-class accuracy,
+// predictions), every image embedded, nothing fetched from a network.
+import type { HistoryFile } from '../callbacks/history.ts'
+import type { RenderedChart } from './plot-history.ts'
+
+export interface PredictedImage {
+  /** PNG bytes of the image. */
+  png: Buffer
+  truth: string
+  predicted: string
+  probability: number
+}
+
+export interface ReportInput {
+  history: HistoryFile
+  summary: string
+  /** The grid of training samples, when there is one. */
+  samplesPng?: Buffer
+  charts: RenderedChart[]
+  predictions: PredictedImage[]
+}
+
+function esc(value: unknown): string {
+  return String(value).replace(/[<>&"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
+}
+
+const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString('base64')}`
+const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(2)} %`)
+
+function metricsTable(history: HistoryFile): string {
+  const epoch = history.epochs.find((e) => e.epoch === history.best?.epoch) ?? history.epochs.at(-1)
+  if (!epoch) return '<p>No epoch finished.</p>'
+  const rows = (['train', 'val', 'test'] as const)
+    .filter((s) => epoch[s])
+    .map((s) => `<tr><th>${s}</th><td>${epoch[s]!.loss.toFixed(4)}</td><td>${pct(epoch[s]!.top1)}</td><td>${pct(epoch[s]!.top5)}</td></tr>`)
+  return `<p>At epoch ${epoch.epoch}${history.best ? ` (best by ${esc(history.best.monitor)})` : ''}; ${history.epochs.length} epoch(s) run${
+    history.stoppedEarly ? `, stopped early: ${esc(history.stopReason)}` : ''
+  }.</p>
+<table><thead><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+}
+
+function perClassTable(history: HistoryFile): string {
+  const epoch = history.epochs.find((e) => e.epoch === history.best?.epoch) ?? history.epochs.at(-1)
+  if (!epoch) return ''
+  const splits = (['train', 'val', 'test'] as const).filter((s) => epoch[s])
+  const rows = history.classes.map((c) => `<tr><th>${esc(c)}</th>${splits.map((s) => `<td>${pct(epoch[s]!.perClass[c])}</td>`).join('')}</tr>`)
+  return `<table><thead><tr><th>class</th>${splits.map((s) => `<th>${s} top-1</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`
+}
+
+/** The page's HTML. */
+export function reportHtml(input: ReportInput): string {
+  const { history } = input
+  const config = Object.entries(history.config)
+    .filter(([k]) => k !== 'model')
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(JSON.stringify(v))}</td></tr>`)
+    .join('')
+  const charts = input.charts.map((c) => `<figure><img src="${dataUri(c.png)}" width="800" height="500" alt="${esc(c.name)} plot"></figure>`).join('\n')
+  const predictions = input.predictions
+    .map((p) => {
+      const ok = p.truth === p.predicted
+      return `<figure class="pred ${ok ? 'ok' : 'bad'}"><img src="${dataUri(p.png)}" alt="${esc(p.truth)}"><figcaption>true: ${esc(p.truth)}<br>predicted: ${esc(p.predicted)} (${(100 * p.probability).toFixed(0)} %)</figcaption></figure>`
+    })
+    .join('\n')
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>ConvKit run report</title>
+<style>
+body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }
+h1, h2 { font-weight: 600; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+th { background: #f4f4f4; text-align: left; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
+figure { display: inline-block; margin: 0.4em; }
+.pred { width: 140px; text-align: center; font-size: 0.8em; }
+.pred img { width: 96px; height: 96px; image-rendering: pixelated; }
+.pred.ok figcaption { color: #2a7a2a; }
+.pred.bad figcaption { color: #b22222; }
+</style>
+</head>
+<body>
+<h1>ConvKit run report</h1>
+<p>${history.classes.length} classes: ${history.classes.map(esc).join(', ')}.</p>
+<h2>Final metrics</h2>
+${metricsTable(history)}
+<h2>Configuration</h2>
+<table><tbody>${config}</tbody></table>
+<h2>Model</h2>
+<pre>${esc(input.summary)}</pre>
+${input.samplesPng ? `<h2>Training samples</h2>\n<figure><img src="${dataUri(input.samplesPng)}" alt="training samples"></figure>` : ''}
+<h2>Curves</h2>
+${charts}
+<h2>Per-class accuracy</h2>
+${perClassTable(history)}
+<h2>Test images: predicted vs true</h2>
+${predictions}
+</body>
+</html>
+`
+}

@@ -1,0 +1,49 @@
+// A run's pictures: samples.png before training; plots/ and report.html after it.
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { writeFileAtomic } from '../atomic-write.ts'
+import type { HistoryFile } from '../callbacks/history.ts'
+import type { ImageSet } from '../data/image-set.ts'
+import type { Model } from '../model.ts'
+import { reportHtml, type PredictedImage } from './html-report.ts'
+import { balancedSample, imageGrid, imagePng } from './image-grid.ts'
+import { plotHistory } from './plot-history.ts'
+
+/** Up to this many images per class, and at most 64 in all, in sample grids. */
+function perClass(classes: number, wanted: number): number {
+  return Math.max(1, Math.min(wanted, Math.floor(64 / classes)))
+}
+
+/** A grid of training images (decoded and resized, not normalized) with their class names. */
+export async function samplesPng(set: ImageSet, indices: Int32Array): Promise<Buffer> {
+  const picks = balancedSample(set.labels, set.classes.length, perClass(set.classes.length, 4), indices)
+  const columns = Math.min(10, Math.max(4, set.classes.length))
+  return imageGrid(set, picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })), { columns, title: 'Training samples' })
+}
+
+export async function writeSamples(runDir: string, set: ImageSet, indices: Int32Array): Promise<void> {
+  await writeFileAtomic(path.join(runDir, 'samples.png'), await samplesPng(set, indices))
+}
+
+/** Writes plots/ (six charts, SVG and PNG) and report.html for a finished or stopped run. */
+export async function writeRunReport(runDir: string, history: HistoryFile, model: Model, testSet: ImageSet, testIndices: Int32Array): Promise<void> {
+  const charts = await plotHistory(history, path.join(runDir, 'plots'))
+  const picks = balancedSample(testSet.labels, testSet.classes.length, perClass(testSet.classes.length, 3), testIndices)
+  const per = testSet.shape.reduce((a, b) => a * b, 1)
+  const pixels = new Uint8Array(picks.length * per)
+  picks.forEach((src, dst) => pixels.set(testSet.pixels.subarray(src * per, (src + 1) * per), dst * per))
+  const norm = model.normalization ?? { mean: Array(testSet.shape[0]).fill(0.5), std: Array(testSet.shape[0]).fill(0.5) }
+  const probs = picks.length > 0 ? await model.native.predictPixels(pixels, picks.length, norm.mean, norm.std) : new Float32Array(0)
+  const k = model.classes
+  const predictions: PredictedImage[] = await Promise.all(
+    picks.map(async (index, j) => {
+      const row = probs.subarray(j * k, (j + 1) * k)
+      const best = row.indexOf(Math.max(...row))
+      return { png: await imagePng(testSet, index), truth: testSet.classes[testSet.labels[index]!]!, predicted: testSet.classes[best] ?? String(best), probability: row[best]! }
+    }),
+  )
+  // samples.png was drawn when the run started (a resumed run keeps the first one).
+  const samples = await fs.readFile(path.join(runDir, 'samples.png')).catch(() => undefined)
+  const html = reportHtml({ history, summary: model.summary(), samplesPng: samples, charts, predictions })
+  await writeFileAtomic(path.join(runDir, 'report.html'), html)
+}
