@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Model, TensorDataset, readImageFolder, referenceCnn, runtimeInfo } from '../ts/index.ts'
+import { Model, TensorDataset, readImageFolder, referenceCnn, runtimeInfo, train } from '../ts/index.ts'
 import { cifarSubset } from '../__test__/helpers/cifar-subset.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -106,6 +106,20 @@ function pytorch(set: { pixels: Uint8Array; labels: Int32Array }): TorchResult |
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+/** One training epoch over the image folder, end to end from TypeScript (decoded cache, shuffling, steps). */
+async function convkitEpoch(trainDir: string): Promise<number> {
+  const run = await train({ data: path.dirname(trainDir), epochs: 1, valSplit: 0, monitor: 'test_loss', device: 'cpu', quiet: true, report: false, out: fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-run-')) })
+  fs.rmSync(run.runDir, { recursive: true, force: true })
+  return run.history.epochs[0]!.imagesPerSecond
+}
+
+/** The seed's pipeline for one epoch on the same folder: JPEG decode, ToTensor and Normalize per image in a DataLoader. */
+function seedEpoch(trainDir: string): number | string {
+  const run = spawnSync(python, [path.join(here, 'seed_pipeline.py'), '--root', trainDir], { encoding: 'utf8' })
+  if (run.status !== 0) return `seed pipeline skipped: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)} (needs torchvision)`
+  return (JSON.parse(run.stdout) as { images_per_second: number }).images_per_second
+}
+
 const fmt = (v: number) => `${v.toFixed(0).padStart(7)} img/s`
 const ratio = (a: number, b: number) => `${(a / b).toFixed(3)}×`
 
@@ -119,7 +133,16 @@ for (let i = 0; i < floats.length; i++) floats[i] = (set.pixels[i]! / 255 - 0.5)
 // This machine's speed drifts by ±15 % from minute to minute, so the two sides alternate for a few rounds
 // and each figure is the median of its rounds.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const rounds: { torch: TorchResult | string; contiguous: number; channelsLast: number; floats: number; eval: number; predict: Awaited<ReturnType<typeof convkitPredict>> }[] = []
+const rounds: {
+  torch: TorchResult | string
+  contiguous: number
+  channelsLast: number
+  floats: number
+  eval: number
+  predict: Awaited<ReturnType<typeof convkitPredict>>
+  epoch: number
+  seed: number | string
+}[] = []
 for (let r = 0; r < ROUNDS; r++) {
   rounds.push({
     torch: pytorch(set),
@@ -128,6 +151,8 @@ for (let r = 0; r < ROUNDS; r++) {
     floats: await convkitTrainFloats(floats, set.labels),
     eval: await convkitEval(data),
     predict: await convkitPredict(set),
+    epoch: await convkitEpoch(cifarSubset().train),
+    seed: seedEpoch(cifarSubset().train),
   })
 }
 const ck = {
@@ -138,7 +163,10 @@ const ck = {
   predict: median(rounds.map((r) => r.predict.batch)),
   singleMs: median(rounds.map((r) => r.predict.singleMs)),
   fileMs: median(rounds.map((r) => r.predict.fileMs)),
+  epoch: median(rounds.map((r) => r.epoch)),
 }
+const seedRuns = rounds.map((r) => r.seed).filter((v): v is number => typeof v === 'number')
+const seed = seedRuns.length > 0 ? median(seedRuns) : (rounds[0]!.seed as string)
 const torchRuns = rounds.map((r) => r.torch).filter((t): t is TorchResult => typeof t !== 'string')
 const torch: TorchResult | string =
   torchRuns.length === 0
@@ -156,6 +184,9 @@ console.log('\ntraining step (forward, cross-entropy, backward, Adam)')
 console.log(`  convkit, indices into resident data, contiguous     ${fmt(ck.contiguous)}`)
 console.log(`  convkit, indices into resident data, channels_last  ${fmt(ck.channelsLast)}`)
 console.log(`  convkit, float batch sent from JS each step          ${fmt(ck.floats)}`)
+console.log('one training epoch from the image folder, end to end')
+console.log(`  convkit train(), decoded cache                       ${fmt(ck.epoch)}`)
+console.log(typeof seed === 'number' ? `  seed pipeline (ImageFolder, ToTensor, Normalize)    ${fmt(seed)}    ratio ${ratio(ck.epoch, seed)}` : `  ${seed}`)
 console.log('evaluation (forward, loss, top-k, confusion)')
 console.log(`  convkit                                             ${fmt(ck.eval)}`)
 console.log('prediction (forward, softmax, probabilities back to JS)')

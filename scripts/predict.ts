@@ -1,8 +1,8 @@
 // The predict CLI: `npx tsx scripts/predict.ts --model <checkpoint> <images...>`, a table or JSON lines.
 import { parseArgs } from 'node:util'
-import { isConvkitError } from '../ts/errors.ts'
 import { loadModel } from '../ts/predict.ts'
 import type { Device } from '../ts/device.ts'
+import { runCli } from './cli.ts'
 
 const HELP = `Predict the class of images with a trained checkpoint.
 
@@ -59,11 +59,4 @@ async function main(): Promise<number> {
   return 0
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (isConvkitError(err)) console.error(`convkit: ${err.name} [${err.code}]: ${err.message}`)
-    else console.error(err)
-    process.exit(1)
-  },
-)
+runCli(main)

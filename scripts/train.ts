@@ -4,10 +4,10 @@ import { parseArgs } from 'node:util'
 import { loadData } from '../ts/data/load-data.ts'
 import { Model } from '../ts/model.ts'
 import { specForData, type ModelSpec } from '../ts/spec.ts'
-import { isConvkitError } from '../ts/errors.ts'
 import { train } from '../ts/train.ts'
 import type { OptimizerName, TrainOptions } from '../ts/train-options.ts'
 import type { Device } from '../ts/device.ts'
+import { runCli } from './cli.ts'
 
 const HELP = `Train a CNN image classifier.
 
@@ -178,11 +178,4 @@ async function main(): Promise<number> {
   return 0
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (isConvkitError(err)) console.error(`convkit: ${err.name} [${err.code}]: ${err.message}`)
-    else console.error(err)
-    process.exit(1)
-  },
-)
+runCli(main)

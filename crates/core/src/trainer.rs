@@ -99,37 +99,31 @@ pub fn check_dataset(net: &Network, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// Checks a flat float buffer against `count` images of the network's input shape and makes a batch of it.
-pub fn floats_to_batch(net: &Network, pixels: &[f32], count: usize, what: &str) -> Result<Tensor> {
+/// Checks that `len` values of `unit` hold `count` images of the network's input shape; returns `[N, C, H, W]`.
+fn batch_shape(net: &Network, len: usize, count: usize, unit: &str, what: &str) -> Result<[i64; 4]> {
     let [c, h, w] = net.spec.input_shape;
     let n = count as i64;
-    if count == 0 || pixels.len() as i64 != n * c * h * w {
+    if count == 0 || len as i64 != n * c * h * w {
         return Err(Error::BadShape {
             what: what.into(),
-            expected: format!("{n} × {c}×{h}×{w} = {} floats (N, C, H, W)", n * c * h * w),
-            got: format!("{} floats", pixels.len()),
+            expected: format!("{n} × {c}×{h}×{w} = {} {unit} (N, C, H, W)", n * c * h * w),
+            got: format!("{len} {unit}"),
         });
     }
-    Ok(Tensor::f_from_slice(pixels)?
-        .f_view([n, c, h, w])?
-        .f_to_device(net.device)?)
+    Ok([n, c, h, w])
+}
+
+/// Checks a flat float buffer against `count` images of the network's input shape and makes a batch of it.
+pub fn floats_to_batch(net: &Network, pixels: &[f32], count: usize, what: &str) -> Result<Tensor> {
+    let shape = batch_shape(net, pixels.len(), count, "floats", what)?;
+    Ok(Tensor::f_from_slice(pixels)?.f_view(shape)?.f_to_device(net.device)?)
 }
 
 /// Checks uint8 pixels `[N, C, H, W]` against `count` images of the network's input shape, then normalizes them
 /// into a float batch on the network's device.
 pub fn pixels_to_batch(net: &Network, pixels: &[u8], count: usize, norm: &Normalization, what: &str) -> Result<Tensor> {
-    let [c, h, w] = net.spec.input_shape;
-    let n = count as i64;
-    if count == 0 || pixels.len() as i64 != n * c * h * w {
-        return Err(Error::BadShape {
-            what: what.into(),
-            expected: format!("{n} × {c}×{h}×{w} = {} bytes (N, C, H, W)", n * c * h * w),
-            got: format!("{} bytes", pixels.len()),
-        });
-    }
-    norm.validate(c)?;
-    let x = Tensor::f_from_slice(pixels)?
-        .f_view([n, c, h, w])?
-        .f_to_device(net.device)?;
+    let shape = batch_shape(net, pixels.len(), count, "bytes", what)?;
+    norm.validate(shape[1])?;
+    let x = Tensor::f_from_slice(pixels)?.f_view(shape)?.f_to_device(net.device)?;
     norm.apply(&x)
 }
