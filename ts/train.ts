@@ -80,7 +80,7 @@ async function prepareData(options: TrainOptions, config: TrainConfig, cacheDir:
     typeof options.data === 'string'
       ? await loadData(options.data, { size: config.size, cacheDir, skipBadImages: config.skipBadImages, quiet: options.quiet ?? false, signal: options.signal })
       : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
-  let trainSet = loaded.train
+  const trainSet = loaded.train
   let testSet = loaded.test
   let trainPool = range(trainSet.labels.length)
   let test: Int32Array
@@ -96,7 +96,7 @@ async function prepareData(options: TrainOptions, config: TrainConfig, cacheDir:
   if (trainSet.classes.join('\n') !== testSet.classes.join('\n')) {
     throw new DataError('DATA_CORRUPT', `the training classes (${trainSet.classes.join(', ')}) differ from the test classes (${testSet.classes.join(', ')})`)
   }
-  trainPool = limitIndices(trainPool, config.limitTrain ?? undefined, deriveSeed(config.seed, 0x1)) 
+  trainPool = limitIndices(trainPool, config.limitTrain ?? undefined, deriveSeed(config.seed, 0x1))
   test = limitIndices(test, config.limitTest ?? undefined, deriveSeed(config.seed, 0x2))
   const { kept, held } = splitIndices(trainPool.length, config.valSplit, deriveSeed(config.seed, 0x3))
   const train = kept.map((i) => trainPool[i]!)
