@@ -38,13 +38,14 @@ def time_steps(x, y, layout, steps, warmup, batch, seed):
     return steps * batch / (time.perf_counter() - start)
 
 
-def time_eval(x, steps, batch):
-    model = Network(10).eval()
+def time_eval(x, steps, batch, layout):
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    model = Network(10).eval().to(memory_format=fmt)
     with torch.no_grad():
-        model(x[:batch])
+        model(x[:batch].contiguous(memory_format=fmt))
         start = time.perf_counter()
         for i in range(steps):
-            model(x[(i * batch) % (x.shape[0] - batch):][:batch]).argmax(1)
+            model(x[(i * batch) % (x.shape[0] - batch):][:batch].contiguous(memory_format=fmt)).argmax(1)
     return steps * batch / (time.perf_counter() - start)
 
 
@@ -61,10 +62,10 @@ def main():
     labels = torch.from_numpy(np.fromfile(a.labels, dtype=np.int32).astype(np.int64))
     pixels = torch.from_numpy(np.fromfile(a.pixels, dtype=np.uint8)).view(labels.shape[0], 3, 32, 32)
     x = (pixels.float() / 255 - 0.5) / 0.5
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "train": {}}
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "train": {}, "eval": {}}
     for layout in a.layouts.split(","):
         out["train"][layout] = time_steps(x, labels, layout, a.steps, a.warmup, a.batch, seed=0)
-    out["eval"] = time_eval(x, max(4, a.steps // 4), a.eval_batch)
+        out["eval"][layout] = time_eval(x, max(4, a.steps // 4), a.eval_batch, layout)
     print(json.dumps(out))
 
 
