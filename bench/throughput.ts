@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { native } from '../ts/binding.ts'
 import { Model, TensorDataset, readImageFolder, referenceCnn, runtimeInfo, train } from '../ts/index.ts'
 import { cifarSubset } from '../__test__/helpers/cifar-subset.ts'
 
@@ -120,6 +121,15 @@ function seedEpoch(trainDir: string): number | string {
   return (JSON.parse(run.stdout) as { images_per_second: number }).images_per_second
 }
 
+/** Microseconds for one asynchronous native call that does nothing: the overhead every batch pays. */
+async function callOverheadUs(): Promise<number> {
+  for (let i = 0; i < 100; i++) await native.ping()
+  const n = 2000
+  const start = performance.now()
+  for (let i = 0; i < n; i++) await native.ping()
+  return ((performance.now() - start) * 1000) / n
+}
+
 const fmt = (v: number) => `${v.toFixed(0).padStart(7)} img/s`
 const ratio = (a: number, b: number) => `${(a / b).toFixed(3)}×`
 
@@ -167,6 +177,7 @@ const ck = {
 }
 const seedRuns = rounds.map((r) => r.seed).filter((v): v is number => typeof v === 'number')
 const seed = seedRuns.length > 0 ? median(seedRuns) : (rounds[0]!.seed as string)
+const overhead = await callOverheadUs()
 const torchRuns = rounds.map((r) => r.torch).filter((t): t is TorchResult => typeof t !== 'string')
 const torch: TorchResult | string =
   torchRuns.length === 0
@@ -187,6 +198,7 @@ console.log('\ntraining step (forward, cross-entropy, backward, Adam)')
 console.log(`  convkit, indices into resident data, contiguous     ${fmt(ck.contiguous)}`)
 console.log(`  convkit, indices into resident data, channels_last  ${fmt(ck.channelsLast)}`)
 console.log(`  convkit, float batch sent from JS each step          ${fmt(ck.floats)}`)
+console.log(`native-call overhead per batch (empty async call to the libtorch thread): ${overhead.toFixed(1)} µs`)
 console.log('one training epoch from the image folder, end to end')
 console.log(`  convkit train(), decoded cache                       ${fmt(ck.epoch)}`)
 console.log(typeof seed === 'number' ? `  seed pipeline (ImageFolder, ToTensor, Normalize)    ${fmt(seed)}    ratio ${ratio(ck.epoch, seed)}` : `  ${seed}`)
@@ -215,3 +227,4 @@ if (typeof torch === 'string') {
   console.log(`  eval best vs best     ${ratio(ck.eval, bestEval)}`)
   console.log(`  predict vs eval floor ${ratio(ck.predict, bestEval)}`)
 }
+console.log(`\npeak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)

@@ -44,6 +44,12 @@ pub fn runtime_info() -> napi::Result<RuntimeInfo> {
     })
 }
 
+/// Runs an empty job on the libtorch thread and resolves: the fixed cost of one asynchronous native call.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn ping() -> napi::bindgen_prelude::AsyncTask<worker::TorchTask<(), ()>> {
+    napi::bindgen_prelude::AsyncTask::new(worker::TorchTask::new(|| Ok(()), |_, ()| Ok(())))
+}
+
 /// Seeds libtorch's random generators (weights, dropout).
 #[napi]
 pub fn set_seed(seed: i64) -> napi::Result<()> {
