@@ -7,6 +7,7 @@ import type { EpochRecord, TrainContext } from '../ts/callbacks/callback.ts'
 import { EarlyStopping, decideStop } from '../ts/callbacks/early-stopping.ts'
 import { historyCsv } from '../ts/callbacks/history.ts'
 import { ModelCheckpoint } from '../ts/callbacks/model-checkpoint.ts'
+import { ReduceLROnPlateau } from '../ts/callbacks/reduce-lr-on-plateau.ts'
 import { InputError } from '../ts/errors.ts'
 import type { Model } from '../ts/model.ts'
 
@@ -30,7 +31,7 @@ function fakeContext(): TrainContext & { saved: string[] } {
       fs.writeFileSync(file, 'weights')
     },
   } as unknown as Model
-  return { model, runDir, metrics, stopTraining: false, saved }
+  return { model, runDir, metrics, stopTraining: false, lr: 1e-3, saved }
 }
 
 async function feed(cb: EarlyStopping | ModelCheckpoint, ctx: TrainContext, losses: number[]): Promise<number | undefined> {
@@ -111,4 +112,21 @@ test('history.csv has a row per epoch with per-class columns', (t) => {
   t.true(header!.includes('test_top1_dog'))
   t.is(rows.length, 2)
   t.is(rows[1]!.split(',')[7], '0.8')
+})
+
+test('ReduceLROnPlateau divides the rate after `patience` flat epochs, honours cooldown and minLr, and saves its state', (t) => {
+  const reduce = new ReduceLROnPlateau({ patience: 2, factor: 0.5, cooldown: 1, minLr: 2e-4 })
+  const ctx = fakeContext()
+  reduce.onTrainBegin(ctx)
+  const lrs: number[] = []
+  for (const [i, loss] of [1.0, 0.9, 0.95, 0.93, 0.94, 0.96, 0.97, 0.99, 0.98].entries()) {
+    reduce.onEpochEnd(record(i + 1, loss), { val_loss: loss }, ctx)
+    lrs.push(ctx.lr)
+  }
+  // Improves at 2; flat at 3 and 4 → halve after 4; cooldown epoch 5; flat 6, 7 → halve after 7 (then minLr holds).
+  t.deepEqual(lrs, [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4])
+  const copy = new ReduceLROnPlateau({ patience: 2 })
+  copy.loadState(JSON.parse(JSON.stringify(reduce.state())))
+  t.deepEqual(copy.state(), reduce.state())
+  t.throws(() => new ReduceLROnPlateau({ monitor: 'val_acc' }).onTrainBegin(fakeContext()), { instanceOf: InputError })
 })

@@ -42,6 +42,8 @@ model and optimization
 early stopping and output
   --monitor <metric>     val_loss | val_top1 | test_loss | test_top1 | train_loss ... (default: val_loss)
   --patience <n>                                                                     (default: 5)
+  --lr-patience <n>      multiply lr by --lr-factor after n epochs without improvement   (default: off)
+  --lr-factor <x>                                                                    (default: 0.1)
   --min-delta <x>                                                                    (default: 0)
   --out <dir>            run directory                               (default: runs/<date-time>)
   --resume <run-dir>     continue a run at its next epoch
@@ -85,6 +87,8 @@ function parse(argv: string[]): (TrainOptions & { summaryOnly?: boolean }) | nul
       device: { type: 'string' },
       monitor: { type: 'string' },
       patience: { type: 'string' },
+      'lr-patience': { type: 'string' },
+      'lr-factor': { type: 'string' },
       'min-delta': { type: 'string' },
       out: { type: 'string' },
       resume: { type: 'string' },
@@ -124,6 +128,8 @@ function parse(argv: string[]): (TrainOptions & { summaryOnly?: boolean }) | nul
     device: values.device as Device | undefined,
     monitor: values.monitor,
     patience: number('patience', values.patience),
+    lrPatience: number('lr-patience', values['lr-patience']),
+    lrFactor: number('lr-factor', values['lr-factor']),
     minDelta: number('min-delta', values['min-delta']),
     out: values.out,
     resume: values.resume,

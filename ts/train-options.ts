@@ -35,6 +35,10 @@ export interface TrainOptions {
   nesterov?: boolean
   /** Defaults to 0 (0.01 for adamw). */
   weightDecay?: number
+  /** Multiply the learning rate by `lrFactor` after this many epochs without improvement of the monitor. Off by default. */
+  lrPatience?: number
+  /** The factor for `lrPatience`. Defaults to 0.1. */
+  lrFactor?: number
   /** Early-stopping patience in epochs. Defaults to 5. */
   patience?: number
   /** The least change of the monitor that counts as an improvement. Defaults to 0. */
@@ -91,6 +95,8 @@ export interface TrainConfig {
   nesterov: boolean
   weightDecay: number
   patience: number
+  lrPatience: number | null
+  lrFactor: number
   minDelta: number
   monitor: string
   valSplit: number
@@ -156,6 +162,8 @@ export function resolveConfig(options: TrainOptions): TrainConfig {
     nesterov: options.nesterov ?? false,
     weightDecay: num('weightDecay', options.weightDecay, optimizer === 'adamw' ? 0.01 : 0, (v) => v >= 0, 'a number >= 0'),
     patience: int('patience', options.patience, 5, 1),
+    lrPatience: options.lrPatience === undefined ? null : int('lrPatience', options.lrPatience, 0, 1),
+    lrFactor: num('lrFactor', options.lrFactor, 0.1, (v) => v > 0 && v < 1, 'a number in (0, 1)'),
     minDelta: num('minDelta', options.minDelta, 0, (v) => v >= 0, 'a number >= 0'),
     monitor,
     valSplit,

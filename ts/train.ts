@@ -5,6 +5,7 @@ import { flattenLogs, type Callback, type EpochRecord, type SplitMetrics, type T
 import { EarlyStopping } from './callbacks/early-stopping.ts'
 import { History, writeHistory, type HistoryFile } from './callbacks/history.ts'
 import { ModelCheckpoint } from './callbacks/model-checkpoint.ts'
+import { ReduceLROnPlateau } from './callbacks/reduce-lr-on-plateau.ts'
 import { halfNormalization, type ImageSet, type Normalization } from './data/image-set.ts'
 import { loadData } from './data/load-data.ts'
 import { datasetNormalization } from './data/normalization.ts'
@@ -159,9 +160,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const stopper = new EarlyStopping({ monitor: config.monitor, patience: config.patience, minDelta: config.minDelta })
   const checkpoint = new ModelCheckpoint({ monitor: config.monitor, minDelta: config.minDelta })
   const builtIn: Record<string, Callback> = { history, earlyStopping: stopper, checkpoint }
+  if (config.lrPatience !== null) {
+    builtIn.reduceLr = new ReduceLROnPlateau({ monitor: config.monitor, patience: config.lrPatience, factor: config.lrFactor, minDelta: config.minDelta })
+  }
   const callbacks: Callback[] = [...Object.values(builtIn), ...(options.callbacks ?? [])]
   const metrics = runMetrics(data.val.length > 0)
-  const ctx: TrainContext = { model, runDir, metrics, stopTraining: false }
+  // A resumed run continues at the rate its last epoch ended with.
+  const ctx: TrainContext = { model, runDir, metrics, stopTraining: false, lr: previous?.lr ?? config.lr }
   const savedConfig = { ...config, model: spec, device }
 
   const historyFile = (): HistoryFile => ({
@@ -172,6 +177,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     stoppedEarly: ctx.stopTraining,
     stopReason: ctx.stopReason ?? null,
     resume: Object.fromEntries(Object.entries(builtIn).map(([k, cb]) => [k, cb.state?.()])),
+    lr: ctx.lr,
   })
 
   for (const cb of callbacks) await cb.onTrainBegin?.(ctx)
@@ -199,6 +205,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     for (let epoch = firstEpoch; epoch <= config.epochs && !interrupted && !ctx.stopTraining; epoch++) {
       const started = performance.now()
+      const lr = ctx.lr
+      model.setLearningRate(lr)
       // Per-epoch seeds make each epoch's shuffle, augmentation and dropout the same whether or not the run was resumed.
       setSeed(deriveSeed(config.seed, epoch, 0xd0))
       const order = shuffle(data.train, deriveSeed(config.seed, epoch))
@@ -232,7 +240,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const record: EpochRecord = {
         epoch,
         seconds: (performance.now() - started) / 1000,
-        lr: config.lr,
+        lr,
         imagesPerSecond: seen / trainSeconds,
         train: splitMetrics(trainM, false),
         ...(valM ? { val: splitMetrics(valM, false) } : {}),

@@ -30,6 +30,8 @@ export interface TrainContext {
   metrics: string[]
   stopTraining: boolean
   stopReason?: string
+  /** The learning rate for the next epoch; callbacks may change it (ReduceLROnPlateau). */
+  lr: number
 }
 
 export interface Callback {

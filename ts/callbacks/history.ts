@@ -13,6 +13,8 @@ export interface HistoryFile {
   stopReason: string | null
   /** Callback state, for `--resume`. */
   resume?: Record<string, unknown>
+  /** The learning rate the next epoch would use, for `--resume`. */
+  lr?: number
 }
 
 function csvCell(v: number | string | undefined): string {
