@@ -33,7 +33,7 @@ const base = {
 
 function curves(title: string, yTitle: string, rows: { epoch: number; series: string; value: number }[], seriesTitle: string, history: HistoryFile): TopLevelSpec {
   const epochs = history.epochs.length
-  const x = { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: [1, Math.max(2, epochs)] }, axis: { tickMinStep: 1, format: 'd' } } as const
+  const x = { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: [1, Math.max(2, epochs)], nice: false }, axis: { tickMinStep: 1, format: 'd' } } as const
   const layers: unknown[] = [
     {
       data: { values: rows.filter((r) => Number.isFinite(r.value)) },
@@ -41,20 +41,27 @@ function curves(title: string, yTitle: string, rows: { epoch: number; series: st
       encoding: { x, y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } }, color: { field: 'series', type: 'nominal', title: seriesTitle } },
     },
   ]
-  const marks = markers(history).map((m) => ({ ...m, side: m.epoch >= epochs ? 'right' : 'left' }))
+  const marks = markers(history)
   if (marks.length > 0) {
     layers.push({
       data: { values: marks },
       mark: { type: 'rule', strokeDash: [6, 4], strokeWidth: 1.5 },
       encoding: { x: { field: 'epoch', type: 'quantitative' }, color: { field: 'color', type: 'nominal', scale: null } },
     })
-    // Labels sit at the foot of their rule, on the side away from the plot's edge.
-    for (const side of ['left', 'right'] as const) {
+    // The best epoch is labelled at the foot of its rule, early stopping at the head, so the two never collide;
+    // each label sits on the side of its rule away from the plot's right edge.
+    for (const [i, m] of marks.entries()) {
+      const side = m.epoch >= epochs ? 'right' : 'left'
+      const atTop = i > 0
       layers.push({
-        data: { values: marks },
-        transform: [{ filter: `datum.side === '${side}'` }],
-        mark: { type: 'text', align: side, baseline: 'bottom', dx: side === 'left' ? 4 : -4, dy: -4, fontSize: 12 },
-        encoding: { x: { field: 'epoch', type: 'quantitative' }, y: { value: { expr: 'height' } }, text: { field: 'label' }, color: { field: 'color', type: 'nominal', scale: null } },
+        data: { values: [m] },
+        mark: { type: 'text', align: side, baseline: atTop ? 'top' : 'bottom', dx: side === 'left' ? 4 : -4, dy: atTop ? 4 : -4, fontSize: 12 },
+        encoding: {
+          x: { field: 'epoch', type: 'quantitative' },
+          y: { value: atTop ? 0 : { expr: 'height' } },
+          text: { field: 'label' },
+          color: { field: 'color', type: 'nominal', scale: null },
+        },
       })
     }
   }
