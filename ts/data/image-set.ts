@@ -25,8 +25,3 @@ export interface Normalization {
 export function halfNormalization(channels: number): Normalization {
   return { mean: Array(channels).fill(0.5), std: Array(channels).fill(0.5) }
 }
-
-/** How many images an ImageSet holds. */
-export function imageCount(set: ImageSet): number {
-  return set.labels.length
-}
