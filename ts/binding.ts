@@ -5,13 +5,22 @@ import { fromNative } from './errors.ts'
 
 const require = createRequire(import.meta.url)
 
+/** What each place the loader tried said, e.g. "libtorch_cpu.so: cannot open shared object file". */
+function loadReasons(err: unknown): string {
+  const reasons: string[] = []
+  for (let e: unknown = err; e instanceof Error && reasons.length < 8; e = e.cause) reasons.push(e.message.split('\n')[0]!)
+  const specific = reasons.filter((r) => !r.startsWith('Cannot find native binding'))
+  return (specific.length > 0 ? specific : reasons).join('; ')
+}
+
 function load(): typeof Native {
   try {
     return require('../native/index.cjs') as typeof Native
   } catch (err) {
     throw new Error(
-      'convkit: the native addon is not built or cannot load libtorch. Run `npm install` in the package (it provisions libtorch ' +
-        'and builds the addon), or set LIBTORCH to a libtorch 2.11.0.',
+      `convkit: the native addon could not be loaded (${loadReasons(err)}). In a checkout, run \`npm install\`: it provisions ` +
+        'libtorch and builds the addon. In an installed package, run `npm rebuild convkit`: it finds or provisions libtorch and ' +
+        'links it beside the prebuilt addon; set LIBTORCH to a libtorch 2.11.0 first to use your own.',
       { cause: err },
     )
   }

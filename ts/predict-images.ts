@@ -78,6 +78,9 @@ function scores(probs: Float32Array, names: readonly string[], k: number): Predi
 
 /** Scores images with a loaded model: one native call per batch. */
 export async function predictWith(model: Model, inputs: readonly ImageInput[], options: PredictOptions = {}): Promise<Prediction[]> {
+  if (!Array.isArray(inputs)) {
+    throw new InputError('INVALID_OPTION', `model.predict(images): expected an array of images, got ${typeof inputs}; for one image, pass [image] or call predict(image, modelPath)`)
+  }
   const [channels, height, width] = model.spec.inputShape
   if (channels !== 1 && channels !== 3) throw new InputError('BAD_SHAPE', `model input has ${channels} channels; prediction from images supports 1 or 3`)
   const k = Math.min(options.topK ?? 5, model.classes)

@@ -5,10 +5,13 @@
 // two processes reach about 2 500–3 700 images/s. The per-image cost is libvips pipeline setup, which contends
 // inside one process.
 import { fork, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { DecodeOptions } from './decode-image.ts'
 import type { DecodeJob, DecodeReply } from './decode-worker.ts'
 
-const WORKER = new URL('./decode-worker.ts', import.meta.url)
+// Beside this file: decode-worker.ts in a checkout, decode-worker.js in the compiled package.
+const WORKER = new URL(`./decode-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url)
 
 export interface ParallelDecodeResult {
   /** `files.length × C×H×W` bytes, channel-first; a failed image's bytes are zero. */
