@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import { parseArgs } from 'node:util'
 import { loadData } from '../ts/data/load-data.ts'
-import { Model } from '../ts/model.ts'
+import { Model, type Precision } from '../ts/model.ts'
 import { specForData, type ModelSpec } from '../ts/spec.ts'
 import { train } from '../ts/train.ts'
 import type { OptimizerName, TrainOptions } from '../ts/train-options.ts'
@@ -38,6 +38,7 @@ model and optimization
   --weight-decay <x>                                                 (default: 0; adamw 0.01)
   --seed <n>                                                                         (default: 0)
   --device <d>           auto | cpu | cuda | cuda:N                                  (default: auto)
+  --precision <p>        fp32 | bf16 (bfloat16 conv and linear layers, like autocast) (default: fp32)
 
 early stopping and output
   --monitor <metric>     val_loss | val_top1 | test_loss | test_top1 | train_loss ... (default: val_loss)
@@ -85,6 +86,7 @@ function parse(argv: string[]): (TrainOptions & { summaryOnly?: boolean }) | nul
       'weight-decay': { type: 'string' },
       seed: { type: 'string' },
       device: { type: 'string' },
+      precision: { type: 'string' },
       monitor: { type: 'string' },
       patience: { type: 'string' },
       'lr-patience': { type: 'string' },
@@ -126,6 +128,7 @@ function parse(argv: string[]): (TrainOptions & { summaryOnly?: boolean }) | nul
     weightDecay: number('weight-decay', values['weight-decay']),
     seed: number('seed', values.seed),
     device: values.device as Device | undefined,
+    precision: values.precision as Precision | undefined,
     monitor: values.monitor,
     patience: number('patience', values.patience),
     lrPatience: number('lr-patience', values['lr-patience']),

@@ -14,7 +14,7 @@ export type { Callback, EpochLogs, EpochRecord, SplitMetrics, TrainContext } fro
 export { Model } from './model.ts'
 export { loadModel, predict } from './predict.ts'
 export type { ClassScore, ImageInput, Prediction, PredictOptions, RawImage } from './predict-images.ts'
-export type { AdamOptions, EvaluateOptions, LayerSummary, ModelOptions, OptimizerOptions, SaveOptions, SgdOptions, StepResult } from './model.ts'
+export type { AdamOptions, EvaluateOptions, LayerSummary, LoadOptions, ModelOptions, Precision, OptimizerOptions, SaveOptions, SgdOptions, StepResult } from './model.ts'
 export { referenceCnn } from './spec.ts'
 export type {
   BatchNorm2dLayer,

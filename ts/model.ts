@@ -40,6 +40,12 @@ export interface SgdOptions {
 
 export type OptimizerOptions = AdamOptions | SgdOptions
 
+/**
+ * The type convolutions and linear layers compute in. `'bf16'` does what PyTorch's autocast does for these
+ * layers: bfloat16 copies of inputs and weights, fp32 weights trained and saved, fp32 logits, loss and softmax.
+ */
+export type Precision = 'fp32' | 'bf16'
+
 export interface ModelOptions {
   /** Defaults to `'auto'`: CUDA when available, else the CPU. */
   device?: Device
@@ -49,10 +55,21 @@ export interface ModelOptions {
   seed?: number
   /** Run convolutions in channels_last memory order. Defaults to true on the CPU (about 20 % faster there, see bench/RESULTS.md), false on CUDA. */
   channelsLast?: boolean
+  /** Defaults to `'fp32'`. */
+  precision?: Precision
   /** Class names, saved in checkpoints so predictions can be named. */
   classNames?: string[]
   /** The normalization the training data used, saved in checkpoints so prediction repeats it. */
   normalization?: Normalization
+}
+
+export interface LoadOptions {
+  /** Defaults to `'auto'`: CUDA when available, else the CPU. */
+  device?: Device
+  /** As in {@link ModelOptions.channelsLast}. */
+  channelsLast?: boolean
+  /** Defaults to `'fp32'`. */
+  precision?: Precision
 }
 
 export interface StepResult {
@@ -140,6 +157,7 @@ export class Model {
   normalization?: Normalization
   /** The header of the checkpoint this model came from; empty for a new model. */
   readonly metadata: Record<string, string>
+  #precision: Precision = 'fp32'
 
   private constructor(handle: Native.NativeModel, extras: { classNames?: string[]; normalization?: Normalization }) {
     this.native = handle
@@ -164,11 +182,13 @@ export class Model {
     const extras: { classNames?: string[]; normalization?: Normalization } = {}
     if (options.classNames) extras.classNames = options.classNames
     if (options.normalization) extras.normalization = options.normalization
-    return new Model(handle, extras)
+    const model = new Model(handle, extras)
+    if (options.precision) model.setPrecision(options.precision)
+    return model
   }
 
   /** Loads a checkpoint written by `save`, with its optimizer state when that was saved beside it. */
-  static async load(path: string, options: { device?: Device; channelsLast?: boolean } = {}): Promise<Model> {
+  static async load(path: string, options: LoadOptions = {}): Promise<Model> {
     const device = options.device ?? 'auto'
     checkDevice(device)
     const handle = await call(`loading ${path}`, () => native.NativeModel.load(path, device, options.channelsLast))
@@ -178,7 +198,20 @@ export class Model {
     const normalization = parseMeta<Normalization>(meta, META_NORMALIZATION, path)
     if (classNames) extras.classNames = classNames
     if (normalization) extras.normalization = normalization
-    return new Model(handle, extras)
+    const model = new Model(handle, extras)
+    if (options.precision) model.setPrecision(options.precision)
+    return model
+  }
+
+  /** The type convolutions and linear layers compute in. */
+  get precision(): Precision {
+    return this.#precision
+  }
+
+  /** Switches the compute type for the following steps, evaluations and predictions; the weights stay fp32. */
+  setPrecision(precision: Precision): void {
+    callSync('setting the precision', () => this.native.setPrecision(precision))
+    this.#precision = precision
   }
 
   /** `'cpu'` or `'cuda[:N]'`: where the weights live. */

@@ -1,7 +1,6 @@
 // loadModel() and predict(): use a trained checkpoint from other apps in one or two calls.
 import fs from 'node:fs'
-import type { Device } from './device.ts'
-import { Model } from './model.ts'
+import { Model, type LoadOptions } from './model.ts'
 import type { ImageInput, Prediction, PredictOptions } from './predict-images.ts'
 
 /**
@@ -11,7 +10,7 @@ import type { ImageInput, Prediction, PredictOptions } from './predict-images.ts
  * const model = await loadModel('runs/x/epoch_6_accuracy_71.90.safetensors')
  * const [best] = await model.predict(['cat.png'])
  */
-export async function loadModel(path: string, options: { device?: Device } = {}): Promise<Model> {
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   return Model.load(path, options)
 }
 

@@ -6,7 +6,7 @@ import type { ImageSet } from './data/image-set.ts'
 import type { Device } from './device.ts'
 import { checkMonitor } from './callbacks/monitor.ts'
 import { InputError } from './errors.ts'
-import type { StepResult } from './model.ts'
+import type { Precision, StepResult } from './model.ts'
 import type { ModelSpec } from './spec.ts'
 
 export type OptimizerName = 'adam' | 'adamw' | 'sgd'
@@ -53,6 +53,11 @@ export interface TrainOptions {
   augment?: boolean
   /** `'half'` (mean 0.5, std 0.5) or `'dataset'` (per-channel statistics of the training data). Defaults to `'half'`. */
   normalize?: 'half' | 'dataset'
+  /**
+   * `'bf16'` computes convolutions and linear layers in bfloat16 from fp32 weights, as PyTorch's autocast does;
+   * see bench/RESULTS.md for its speed and accuracy. Defaults to `'fp32'`.
+   */
+  precision?: Precision
   /** Seeds weights, shuffling, splits and augmentation. Defaults to 0. */
   seed?: number
   /** Defaults to `'auto'`. */
@@ -103,6 +108,7 @@ export interface TrainConfig {
   testSplit: number
   augment: boolean
   normalize: 'half' | 'dataset'
+  precision: Precision
   seed: number
   device: Device
   limitTrain: number | null
@@ -142,6 +148,8 @@ export function resolveConfig(options: TrainOptions): TrainConfig {
   const valSplit = num('valSplit', options.valSplit, 0.1, (v) => v >= 0 && v < 1, 'a fraction in [0, 1)')
   const normalize = options.normalize ?? 'half'
   if (normalize !== 'half' && normalize !== 'dataset') throw bad('normalize', "'half' or 'dataset'", normalize)
+  const precision = options.precision ?? 'fp32'
+  if (precision !== 'fp32' && precision !== 'bf16') throw bad('precision', "'fp32' or 'bf16'", precision)
   const device = options.device ?? 'auto'
   if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device)) throw bad('device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
   const size = options.size ?? [32, 32]
@@ -170,6 +178,7 @@ export function resolveConfig(options: TrainOptions): TrainConfig {
     testSplit: num('testSplit', options.testSplit, 0.2, (v) => v > 0 && v < 1, 'a fraction in (0, 1)'),
     augment: options.augment ?? false,
     normalize,
+    precision,
     seed: int('seed', options.seed, 0, 0),
     device,
     limitTrain: limit('limitTrain', options.limitTrain),

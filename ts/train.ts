@@ -150,8 +150,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   fs.mkdirSync(runDir, { recursive: true })
 
   const model = previous
-    ? await Model.load(path.join(runDir, LAST), { device: config.device })
-    : Model.create(spec, { device: config.device, seed: config.seed, optimizer: optimizerOptions(config), classNames: data.classes, normalization: data.normalization })
+    ? await Model.load(path.join(runDir, LAST), { device: config.device, precision: config.precision ?? 'fp32' })
+    : Model.create(spec, {
+        device: config.device,
+        seed: config.seed,
+        optimizer: optimizerOptions(config),
+        classNames: data.classes,
+        normalization: data.normalization,
+        precision: config.precision,
+      })
   const device = model.device as TrainConfig['device']
   const trainData = await TensorDataset.create(data.trainSet, { device, normalization: data.normalization })
   const testData = data.testSet === data.trainSet ? trainData : await TensorDataset.create(data.testSet, { device, normalization: data.normalization })
@@ -160,7 +167,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const stopper = new EarlyStopping({ monitor: config.monitor, patience: config.patience, minDelta: config.minDelta })
   const checkpoint = new ModelCheckpoint({ monitor: config.monitor, minDelta: config.minDelta })
   const builtIn: Record<string, Callback> = { history, earlyStopping: stopper, checkpoint }
-  if (config.lrPatience !== null) {
+  // `!= null`: runs written before lrPatience existed have no such field.
+  if (config.lrPatience != null) {
     builtIn.reduceLr = new ReduceLROnPlateau({ monitor: config.monitor, patience: config.lrPatience, factor: config.lrFactor, minDelta: config.minDelta })
   }
   const callbacks: Callback[] = [...Object.values(builtIn), ...(options.callbacks ?? [])]

@@ -16,7 +16,7 @@ pub mod trainer;
 pub use dataset::{Dataset, Normalization};
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, EvalCounts};
-pub use model::Network;
+pub use model::{Network, Precision};
 pub use optimizer::{Optimizer, OptimizerConfig};
 pub use spec::{Layer, ModelSpec, ResolvedLayer};
 pub use trainer::{StepOutput, Trainer};

@@ -20,6 +20,37 @@ pub struct Network {
     pub buffers: Vec<(String, Tensor)>,
     /// Whether activations run in channels_last memory order, which oneDNN convolves faster on CPU.
     pub channels_last: bool,
+    /// The type convolutions and linear layers compute in.
+    pub precision: Precision,
+}
+
+/// What PyTorch's autocast does for this network's layers, written out: with `Bf16`, convolutions and
+/// linear layers take bfloat16 copies of their input and weights (the fp32 weights stay the ones trained),
+/// the layers between them run in whatever type they receive, and the logits come back as fp32, so the
+/// loss and softmax run in full precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "fp32" => Ok(Precision::Fp32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(Error::option("precision", "fp32 or bf16", other)),
+        }
+    }
+
+    /// `t` in the type this precision computes convolutions and linear layers in.
+    fn compute(self, t: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Precision::Fp32 => t.shallow_clone(),
+            Precision::Bf16 => t.f_to_kind(Kind::BFloat16)?,
+        })
+    }
 }
 
 /// Lays a 4-d tensor out as NHWC in memory while keeping its NCHW shape: libtorch reads the strides
@@ -71,6 +102,7 @@ impl Network {
             params,
             buffers,
             channels_last: false,
+            precision: Precision::Fp32,
         })
     }
 
@@ -124,13 +156,14 @@ impl Network {
         } else {
             input.shallow_clone()
         };
+        let low = |t: &Tensor| self.precision.compute(t);
         for layer in &self.layers {
             let name = layer.name.as_deref().unwrap_or_default();
             let p = |field: &str| self.param(&format!("{name}.{field}"));
             x = match &layer.layer {
-                Layer::Conv2d { stride, padding, .. } => x.f_conv2d(
-                    p("weight"),
-                    Some(p("bias")),
+                Layer::Conv2d { stride, padding, .. } => low(&x)?.f_conv2d(
+                    &low(p("weight"))?,
+                    Some(low(p("bias"))?),
                     [*stride, *stride],
                     [*padding, *padding],
                     [1, 1],
@@ -142,7 +175,7 @@ impl Network {
                     x.f_max_pool2d([*kernel_size, *kernel_size], [s, s], [0, 0], [1, 1], false)?
                 }
                 Layer::Flatten => x.f_flatten(1, -1)?,
-                Layer::Linear { .. } => x.f_linear(p("weight"), Some(p("bias")))?,
+                Layer::Linear { .. } => low(&x)?.f_linear(&low(p("weight"))?, Some(low(p("bias"))?))?,
                 Layer::Dropout { p: rate } => x.f_dropout(*rate, train)?,
                 Layer::Batchnorm2d { eps, momentum, .. } => {
                     let b = |field: &str| self.buffer(&format!("{name}.{field}"));
@@ -164,7 +197,11 @@ impl Network {
                 }
             };
         }
-        Ok(x)
+        Ok(if x.kind() == Kind::Float {
+            x
+        } else {
+            x.f_to_kind(Kind::Float)?
+        })
     }
 
     /// Every saved tensor by name, parameters then buffers.

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
 use convkit_core::checkpoint::{load_network, load_optimizer, optimizer_path, save_network, save_optimizer};
-use convkit_core::{evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, Trainer};
+use convkit_core::{
+    evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, Precision, Trainer,
+};
 use tch::Device;
 
 /// 64 images of 3×16×16 whose class (0..4) is which quadrant is bright: learnable in a few steps.
@@ -160,6 +162,29 @@ fn channels_last_computes_the_same_function() {
     t.net.set_channels_last(true).unwrap();
     let relaid = t.net.forward_t(&x, false).unwrap();
     assert!(plain.allclose(&relaid, 1e-5, 1e-5, false));
+}
+
+#[test]
+fn bf16_keeps_fp32_weights_and_logits_and_still_learns() {
+    let (mut t, data) = trainer(6);
+    let x = data.gather(&data.index_tensor(&[0, 1, 2, 3]).unwrap()).unwrap().0;
+    let full = t.net.forward_t(&x, false).unwrap();
+    t.net.precision = Precision::Bf16;
+    let low = t.net.forward_t(&x, false).unwrap();
+    assert_eq!(low.kind(), tch::Kind::Float);
+    // bfloat16 keeps 8 bits of mantissa: close to the fp32 logits, but not equal to them.
+    assert!(low.allclose(&full, 0.05, 0.05, false));
+    assert!(!low.allclose(&full, 1e-6, 1e-6, false));
+
+    let all: Vec<i64> = (0..data.len()).collect();
+    let first = t.step_indices(&data, &all, None).unwrap().loss;
+    let mut last = first;
+    for _ in 0..15 {
+        last = t.step_indices(&data, &all, None).unwrap().loss;
+    }
+    assert!(last < first * 0.5, "bf16 loss went from {first} to {last}");
+    assert!(t.net.params.iter().all(|(_, p)| p.kind() == tch::Kind::Float));
+    assert!(Precision::parse("fp16").is_err());
 }
 
 #[test]

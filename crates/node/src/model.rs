@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use convkit_core::checkpoint::{self, optimizer_path};
 use convkit_core::evaluate::probabilities;
 use convkit_core::trainer::{floats_to_batch, pixels_to_batch};
-use convkit_core::{runtime, EvalCounts, ModelSpec, Network, Normalization, OptimizerConfig, StepOutput, Trainer};
+use convkit_core::{
+    runtime, EvalCounts, ModelSpec, Network, Normalization, OptimizerConfig, Precision, StepOutput, Trainer,
+};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
 use napi_derive::napi;
 use tch::Device;
@@ -315,6 +317,17 @@ impl NativeModel {
     pub fn optimizer_step(&self) -> napi::Result<i64> {
         let inner = Arc::clone(&self.inner);
         worker::run(move || Ok(lock(&inner).optimizer.step))
+    }
+
+    /// `fp32`, or `bf16`: convolutions and linear layers compute in bfloat16 from fp32 weights, as under
+    /// PyTorch's autocast.
+    #[napi]
+    pub fn set_precision(&self, precision: String) -> napi::Result<()> {
+        let inner = Arc::clone(&self.inner);
+        worker::run(move || {
+            lock(&inner).net.precision = Precision::parse(&precision)?;
+            Ok(())
+        })
     }
 
     /// Changes the learning rate for the following steps.
