@@ -51,9 +51,19 @@ test('a short run writes history.json in the documented shape, the best checkpoi
   t.is(again.top1, history.epochs[history.best!.epoch - 1]!.test!.top1)
 })
 
-test('resuming after k epochs gives the same weights as an uninterrupted run', async (t) => {
+test('resuming after k epochs gives the same weights as an uninterrupted run, in bf16 with augmentation', async (t) => {
   const [trainSet, testSet] = await sets
-  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, seed: 11, limitTrain: 600, limitTest: 200, augment: true, report: false }
+  const base = {
+    data: { train: trainSet, test: testSet },
+    device: 'cpu' as const,
+    quiet: true,
+    seed: 11,
+    limitTrain: 600,
+    limitTest: 200,
+    augment: true,
+    precision: 'bf16' as const,
+    report: false,
+  }
   const straight = tmp()
   await train({ ...base, epochs: 3, out: straight })
   const split = tmp()
@@ -62,6 +72,7 @@ test('resuming after k epochs gives the same weights as an uninterrupted run', a
   t.is(resumed.history.epochs.length, 3)
   const a = JSON.parse(fs.readFileSync(path.join(straight, 'history.json'), 'utf8')) as HistoryFile
   const b = JSON.parse(fs.readFileSync(path.join(split, 'history.json'), 'utf8')) as HistoryFile
+  t.is(b.config.precision, 'bf16')
   t.deepEqual(b.epochs.map((e) => e.test!.lossSum), a.epochs.map((e) => e.test!.lossSum))
   const data = await TensorDataset.create(testSet, { device: 'cpu' })
   const [ma, mb] = await Promise.all([Model.load(path.join(straight, 'last.safetensors'), { device: 'cpu' }), Model.load(path.join(split, 'last.safetensors'), { device: 'cpu' })])
@@ -81,6 +92,7 @@ test('bad options fail before any work starts, naming the option', async (t) => 
   const [trainSet] = await sets
   await t.throwsAsync(train({ data: { train: trainSet }, monitor: 'val_acc', out: tmp() }), { instanceOf: InputError, message: /val_acc.*val_loss/ })
   await t.throwsAsync(train({ data: { train: trainSet }, epochs: 0, out: tmp() }), { instanceOf: InputError, message: /epochs/ })
+  await t.throwsAsync(train({ data: { train: trainSet }, precision: 'fp16' as never, out: tmp() }), { instanceOf: InputError, message: /precision.*'fp32' or 'bf16'/ })
   await t.throwsAsync(train({ data: { train: trainSet }, valSplit: 0, monitor: 'val_loss', out: tmp() }), { instanceOf: InputError, message: /test_loss/ })
 })
 

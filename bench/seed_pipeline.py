@@ -19,23 +19,28 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--root", required=True, help="a train/<class>/*.jpg folder")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
+    device = torch.device(a.device)
     torch.manual_seed(0)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
     data = ImageFolder(a.root, transform=transform)
     loader = DataLoader(data, batch_size=128, shuffle=True, num_workers=a.workers)
-    model = Network(len(data.classes))
+    model = Network(len(data.classes)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     start = time.perf_counter()
     seen = 0
     for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         seen += y.shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    print(json.dumps({"images_per_second": seen / seconds, "seconds": seconds, "images": seen, "workers": a.workers}))
+    print(json.dumps({"images_per_second": seen / seconds, "seconds": seconds, "images": seen, "workers": a.workers, "device": str(device)}))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { native } from '../ts/binding.ts'
-import { Model, TensorDataset, readImageFolder, referenceCnn, runtimeInfo, train } from '../ts/index.ts'
+import { Model, TensorDataset, readImageFolder, referenceCnn, runtimeInfo, train, type Precision } from '../ts/index.ts'
 import { cifarSubset } from '../__test__/helpers/cifar-subset.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -25,8 +25,8 @@ function order(n: number): Int32Array {
   return o
 }
 
-async function convkitTrain(data: TensorDataset, channelsLast: boolean): Promise<number> {
-  const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0, channelsLast })
+async function convkitTrain(data: TensorDataset, channelsLast: boolean, precision: Precision = 'fp32'): Promise<number> {
+  const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0, channelsLast, precision })
   const idx = order(data.length)
   const batchAt = (i: number) => idx.subarray((i * BATCH) % (data.length - BATCH)).subarray(0, BATCH)
   for (let i = 0; i < WARMUP; i++) await model.trainBatch(data, batchAt(i))
@@ -94,13 +94,13 @@ interface TorchResult {
   eval: Record<'contiguous' | 'channels_last', number>
 }
 
-function pytorch(set: { pixels: Uint8Array; labels: Int32Array }): TorchResult | string {
+function pytorch(set: { pixels: Uint8Array; labels: Int32Array }, extra: string[] = []): TorchResult | string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-'))
   const px = path.join(dir, 'pixels.u8')
   const lb = path.join(dir, 'labels.i32')
   fs.writeFileSync(px, set.pixels)
   fs.writeFileSync(lb, Buffer.from(set.labels.buffer, set.labels.byteOffset, set.labels.byteLength))
-  const run = spawnSync(python, [path.join(here, 'pytorch_step.py'), '--pixels', px, '--labels', lb, '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--eval-batch', String(EVAL_BATCH)], { encoding: 'utf8' })
+  const run = spawnSync(python, [path.join(here, 'pytorch_step.py'), '--pixels', px, '--labels', lb, '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--eval-batch', String(EVAL_BATCH), ...extra], { encoding: 'utf8' })
   fs.rmSync(dir, { recursive: true, force: true })
   if (run.status !== 0) return `PyTorch part skipped: ${python} failed (${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)}). Set PYTHON to a python with torch 2.11.`
   return JSON.parse(run.stdout) as TorchResult
@@ -145,8 +145,10 @@ for (let i = 0; i < floats.length; i++) floats[i] = (set.pixels[i]! / 255 - 0.5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const rounds: {
   torch: TorchResult | string
+  torchBf16: TorchResult | string
   contiguous: number
   channelsLast: number
+  bf16: number
   floats: number
   eval: number
   predict: Awaited<ReturnType<typeof convkitPredict>>
@@ -157,6 +159,8 @@ for (let r = 0; r < ROUNDS; r++) {
   rounds.push({
     torch: pytorch(set),
     channelsLast: await convkitTrain(data, true),
+    torchBf16: pytorch(set, ['--bf16', '--layouts', 'channels_last']),
+    bf16: await convkitTrain(data, true, 'bf16'),
     contiguous: await convkitTrain(data, false),
     floats: await convkitTrainFloats(floats, set.labels),
     eval: await convkitEval(data),
@@ -168,6 +172,7 @@ for (let r = 0; r < ROUNDS; r++) {
 const ck = {
   contiguous: median(rounds.map((r) => r.contiguous)),
   channelsLast: median(rounds.map((r) => r.channelsLast)),
+  bf16: median(rounds.map((r) => r.bf16)),
   floats: median(rounds.map((r) => r.floats)),
   eval: median(rounds.map((r) => r.eval)),
   predict: median(rounds.map((r) => r.predict.batch)),
@@ -198,6 +203,7 @@ console.log('\ntraining step (forward, cross-entropy, backward, Adam)')
 console.log(`  convkit, indices into resident data, contiguous     ${fmt(ck.contiguous)}`)
 console.log(`  convkit, indices into resident data, channels_last  ${fmt(ck.channelsLast)}`)
 console.log(`  convkit, float batch sent from JS each step          ${fmt(ck.floats)}`)
+console.log(`  convkit, bf16 (autocast's rule), channels_last      ${fmt(ck.bf16)}    vs fp32 ${ratio(ck.bf16, ck.channelsLast)}`)
 console.log(`native-call overhead per batch (empty async call to the libtorch thread): ${overhead.toFixed(1)} µs`)
 console.log('one training epoch from the image folder, end to end')
 console.log(`  convkit train(), decoded cache                       ${fmt(ck.epoch)}`)
@@ -226,5 +232,10 @@ if (typeof torch === 'string') {
   console.log(`  eval (channels_last)  ${ratio(ck.eval, torch.eval.channels_last)}`)
   console.log(`  eval best vs best     ${ratio(ck.eval, bestEval)}`)
   console.log(`  predict vs eval floor ${ratio(ck.predict, bestEval)}`)
+}
+const torchBf16 = rounds.map((r) => r.torchBf16).filter((t): t is TorchResult => typeof t !== 'string')
+if (torchBf16.length > 0) {
+  const floor = median(torchBf16.map((t) => t.train.channels_last))
+  console.log(`pytorch under bf16 autocast, channels_last: train ${fmt(floor)}; convkit bf16 / pytorch bf16 ${ratio(ck.bf16, floor)}`)
 }
 console.log(`\npeak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)
