@@ -5,6 +5,8 @@ import path from 'node:path'
 import sharp from 'sharp'
 import { DataError, decodeImage, readImageFolder } from '../ts/index.ts'
 import type { ConvkitError } from '../ts/index.ts'
+import { decodeJpegsNatively } from '../ts/data/native-jpeg.ts'
+import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
 const tmpdir = tempDirs('folder')
@@ -45,6 +47,53 @@ test('mixed formats, sizes and channel counts decode to C×H×W, classes sorted 
   const mono = await readImageFolder(root, { size: [8, 8], channels: 1 })
   t.deepEqual(mono.shape, [1, 8, 8])
   t.is(mono.pixels.length, 6 * 64)
+})
+
+test('JPEGs at the wanted size decode natively to exactly the bytes sharp gives; the rest go through sharp', async (t) => {
+  const root = tmpdir()
+  const cifar = cifarSubset().train
+  const photos: string[] = []
+  for (const name of ['cat', 'ship']) {
+    fs.mkdirSync(path.join(root, name))
+    for (let i = 0; i < 30; i++) {
+      const file = `${String(i).padStart(4, '0')}.jpg`
+      fs.copyFileSync(path.join(cifar, name, file), path.join(root, name, file))
+      photos.push(path.join(root, name, file))
+    }
+  }
+  // The same photo re-encoded in the JPEG variants the fast path takes, and in those it must leave to sharp.
+  const photo = sharp(photos[0]!)
+  const variants = {
+    'p-progressive.jpg': photo.clone().jpeg({ progressive: true, quality: 80 }),
+    'p-444.jpg': photo.clone().jpeg({ chromaSubsampling: '4:4:4', quality: 95 }),
+    'p-gray.jpg': photo.clone().toColourspace('b-w').jpeg(),
+    'p-restarts.jpg': photo.clone().jpeg({ quality: 60, optimiseCoding: false }),
+    'q-icc.jpg': photo.clone().withIccProfile('p3').jpeg(),
+    'q-cmyk.jpg': photo.clone().toColourspace('cmyk').jpeg(),
+    'q-larger.jpg': photo.clone().resize(40, 30).jpeg(),
+    'q-png.png': photo.clone().png(),
+  }
+  fs.mkdirSync(path.join(root, 'variants'))
+  for (const [name, image] of Object.entries(variants)) await image.toFile(path.join(root, 'variants', name))
+
+  for (const channels of [3, 1] as const) {
+    const set = await readImageFolder(root, { channels })
+    const per = channels * 32 * 32
+    for (const [i, file] of set.files.entries()) {
+      const bySharp = await decodeImage(file, { size: [32, 32], channels })
+      t.true(Buffer.from(bySharp).equals(Buffer.from(set.pixels.subarray(i * per, (i + 1) * per))), `${path.basename(file)}, ${channels} channel(s)`)
+    }
+    const { rest } = await decodeJpegsNatively(set.files, { size: [32, 32], channels })
+    const leftToSharp = rest.map((i) => path.basename(set.files[i]!))
+    if (channels === 3) {
+      // A grayscale JPEG into RGB is sharp's colourspace conversion, so it goes there too.
+      t.deepEqual(leftToSharp, ['p-gray.jpg', 'q-cmyk.jpg', 'q-icc.jpg', 'q-larger.jpg', 'q-png.png'])
+    } else {
+      // To one channel, only the one-component JPEG: sharp's luminance of colour is its own arithmetic.
+      t.false(leftToSharp.includes('p-gray.jpg'))
+      t.is(leftToSharp.length, set.files.length - 1)
+    }
+  }
 })
 
 test('decodeImage reads encoded bytes as well as paths', async (t) => {

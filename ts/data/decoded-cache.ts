@@ -8,6 +8,7 @@ import { DataError } from '../errors.ts'
 import { ProgressBar } from '../progress.ts'
 import { datasetCacheDir } from './cache-dir.ts'
 import { IMAGE_EXTENSIONS, readImageFolder, type ImageFolderOptions, type ImageFolderResult } from './image-folder.ts'
+import { decodeJpegsNatively } from './native-jpeg.ts'
 import { decodeInProcesses } from './parallel-decode.ts'
 
 export interface CachedImageFolderOptions extends ImageFolderOptions {
@@ -79,23 +80,31 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
 }
 
 /**
- * Decodes in child processes when that pays, else (and whenever something is off) with `readImageFolder`, which then
- * also produces the errors and skip lists: bad images cost a second, in-process pass, but their handling stays in
- * one place.
+ * Decodes JPEGs at the wanted size natively, then the rest with sharp: in child processes when that pays, else (and
+ * whenever something is off) with `readImageFolder`, which then also produces the errors and skip lists: bad images
+ * cost a second, in-process pass, but their handling stays in one place.
  */
 async function decodeFolder(root: string, options: CachedImageFolderOptions & { size: [number, number]; channels: 1 | 3 }): Promise<ImageFolderResult> {
   const processes = Math.max(1, Math.floor(options.processes ?? os.availableParallelism()))
-  const listing = processes > 1 ? listFolder(root) : undefined
-  if (listing && (options.processes !== undefined || listing.files.length >= PARALLEL_MIN_IMAGES)) {
+  const listing = listFolder(root)
+  if (listing) {
+    const { size, channels } = options
     const bar = new ProgressBar(`decode ${path.basename(root)}`, { total: listing.files.length, rateUnit: ' img/s', quiet: options.quiet })
     try {
-      const { size, channels } = options
-      const decoded = await decodeInProcesses(listing.files, { size, channels }, Math.min(processes, listing.files.length), (n) => bar.update(n))
-      if (decoded.failed.length === 0) {
-        return { pixels: decoded.pixels, labels: listing.labels, shape: [channels, size[0], size[1]], classes: listing.classes, files: listing.files, skipped: [] }
+      const { pixels, rest } = await decodeJpegsNatively(listing.files, { size, channels }, (n) => bar.update(n))
+      const inChildren = processes > 1 && rest.length > 0 && (options.processes !== undefined || rest.length >= PARALLEL_MIN_IMAGES)
+      const decoded = inChildren
+        ? await decodeInProcesses(rest.map((i) => listing.files[i]!), { size, channels }, Math.min(processes, rest.length), (n) =>
+            bar.update(listing.files.length - rest.length + n),
+          )
+        : undefined
+      if (rest.length === 0 || (decoded && decoded.failed.length === 0)) {
+        const perImage = channels * size[0] * size[1]
+        rest.forEach((i, k) => pixels.set(decoded!.pixels.subarray(k * perImage, (k + 1) * perImage), i * perImage))
+        return { pixels, labels: listing.labels, shape: [channels, size[0], size[1]], classes: listing.classes, files: listing.files, skipped: [] }
       }
     } catch (err) {
-      process.emitWarning(`convkit: decoding ${root} in child processes failed (${(err as Error).message}); decoding in this process instead`)
+      process.emitWarning(`convkit: decoding ${root} in parallel failed (${(err as Error).message}); decoding it again in this process`)
     } finally {
       bar.done()
     }

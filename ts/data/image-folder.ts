@@ -1,9 +1,11 @@
-// Reads a folder of images laid out as `root/<class>/<file>` into an ImageSet, decoding with sharp.
+// Reads a folder of images laid out as `root/<class>/<file>` into an ImageSet, decoding with sharp (JPEGs at the
+// wanted size natively, with identical pixels).
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { DataError } from '../errors.ts'
 import { decodeInto, type DecodeOptions } from './decode-image.ts'
 import type { ImageSet } from './image-set.ts'
+import { decodeJpegsNatively } from './native-jpeg.ts'
 
 /** Extensions read as images; other files in class folders (README, .DS_Store, ...) are ignored. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg']
@@ -70,11 +72,12 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
 
   const [h, w] = decode.size
   const perImage = decode.channels * h * w
-  const pixels = new Uint8Array(files.length * perImage)
+  const { pixels, rest } = await decodeJpegsNatively(files, decode)
   const failed: { file: string; reason: string }[] = []
   let next = 0
   const worker = async () => {
-    for (let i = next++; i < files.length; i = next++) {
+    for (let k = next++; k < rest.length; k = next++) {
+      const i = rest[k]!
       try {
         await decodeInto(files[i]!, decode, pixels, i * perImage)
       } catch (err) {

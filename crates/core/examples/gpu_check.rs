@@ -40,7 +40,10 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag}: expected a value"));
-        let number = |v: String| v.parse::<u64>().map_err(|_| format!("{flag}: expected an integer, got {v}"));
+        let number = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: expected an integer, got {v}"))
+        };
         match flag.as_str() {
             "--data" => args.data = PathBuf::from(value()?),
             "--epochs" => args.epochs = number(value()?)? as usize,
@@ -121,13 +124,17 @@ fn run(args: Args) -> Result<(), String> {
 
     runtime::seed(args.seed);
     let mut net = Network::new(ModelSpec::reference(SHAPE, CLASSES), device).map_err(|e| e.to_string())?;
-    net.set_channels_last(device == tch::Device::Cpu).map_err(|e| e.to_string())?;
+    net.set_channels_last(device == tch::Device::Cpu)
+        .map_err(|e| e.to_string())?;
     net.precision = Precision::parse(&args.precision).map_err(|e| e.to_string())?;
     let mut trainer = Trainer::new(net, OptimizerConfig::default()).map_err(|e| e.to_string())?;
     let cancel = AtomicBool::new(false);
     let mut best = 0.0f64;
     for epoch in 1..=args.epochs {
-        let order = shuffled(train.len() as usize, args.seed.wrapping_mul(1000).wrapping_add(epoch as u64));
+        let order = shuffled(
+            train.len() as usize,
+            args.seed.wrapping_mul(1000).wrapping_add(epoch as u64),
+        );
         let start = Instant::now();
         let (mut loss_sum, mut seen) = (0.0, 0i64);
         for batch in order.chunks(args.batch) {
@@ -156,7 +163,10 @@ fn run(args: Args) -> Result<(), String> {
             })
         );
     }
-    println!("{}", json!({"event": "done", "best_test_top1": best, "precision": args.precision}));
+    println!(
+        "{}",
+        json!({"event": "done", "best_test_top1": best, "precision": args.precision})
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 mod cancel;
 mod dataset;
 mod errors;
+mod jpeg;
 mod model;
 mod worker;
 
@@ -11,6 +12,7 @@ use napi_derive::napi;
 
 pub use cancel::CancelToken;
 pub use dataset::NativeDataset;
+pub use jpeg::{decode_jpeg_files, DecodeJpegs, JpegBatch};
 pub use model::NativeModel;
 
 /// What libtorch this process runs on, and whether it can use CUDA.
