@@ -42,15 +42,19 @@ fn trainer(seed: u64) -> (Trainer, Dataset) {
     (Trainer::new(net, OptimizerConfig::default()).unwrap(), data)
 }
 
+/// The loss of the first and the last of `steps` steps over the whole dataset.
+fn full_batch_steps(t: &mut Trainer, data: &Dataset, steps: usize) -> (f64, f64) {
+    let all: Vec<i64> = (0..data.len()).collect();
+    let losses: Vec<f64> = (0..steps)
+        .map(|_| t.step_indices(data, &all, None).unwrap().loss)
+        .collect();
+    (losses[0], losses[steps - 1])
+}
+
 #[test]
 fn steps_lower_the_loss_and_evaluation_counts() {
     let (mut t, data) = trainer(1);
-    let all: Vec<i64> = (0..data.len()).collect();
-    let first = t.step_indices(&data, &all, None).unwrap().loss;
-    let mut last = first;
-    for _ in 0..15 {
-        last = t.step_indices(&data, &all, None).unwrap().loss;
-    }
+    let (first, last) = full_batch_steps(&mut t, &data, 16);
     assert!(last < first * 0.5, "loss went from {first} to {last}");
 
     let counts = evaluate(&t.net, &data, None, 10, &AtomicBool::new(false)).unwrap();
@@ -176,12 +180,7 @@ fn bf16_keeps_fp32_weights_and_logits_and_still_learns() {
     assert!(low.allclose(&full, 0.05, 0.05, false));
     assert!(!low.allclose(&full, 1e-6, 1e-6, false));
 
-    let all: Vec<i64> = (0..data.len()).collect();
-    let first = t.step_indices(&data, &all, None).unwrap().loss;
-    let mut last = first;
-    for _ in 0..15 {
-        last = t.step_indices(&data, &all, None).unwrap().loss;
-    }
+    let (first, last) = full_batch_steps(&mut t, &data, 16);
     assert!(last < first * 0.5, "bf16 loss went from {first} to {last}");
     assert!(t.net.params.iter().all(|(_, p)| p.kind() == tch::Kind::Float));
     assert!(Precision::parse("fp16").is_err());
