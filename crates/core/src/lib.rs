@@ -3,6 +3,7 @@
 //! A [`ModelSpec`] describes the layers; [`Network`] holds their weights; [`Trainer`] steps them with an
 //! [`Optimizer`]; [`evaluate()`] counts what they get right; [`checkpoint`] saves and restores them.
 
+pub mod allocator;
 pub mod checkpoint;
 pub mod dataset;
 pub mod error;
