@@ -31,7 +31,10 @@ function run(cmd: string, args: string[], options: SpawnSyncOptions): string {
 
 test('the packed tarballs install without Rust and train, predict and type-check from ESM and CommonJS', async (t) => {
   run(process.execPath, [path.join(repo, 'scripts', 'package.mjs')], { cwd: repo })
-  const tarballs = fs.readdirSync(path.join(repo, 'dist')).sort()
+  const tarballs = fs
+    .readdirSync(path.join(repo, 'dist'))
+    .filter((f) => f.startsWith(`${manifest.name}-`) && f.endsWith('.tgz'))
+    .sort()
   t.deepEqual(tarballs, [`${manifest.name}-${manifest.version}.tgz`, `${manifest.name}-linux-x64-gnu-${manifest.version}.tgz`])
 
   // The project gets copies of the tarballs and images: nothing in it points back into the checkout.

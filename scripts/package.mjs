@@ -90,8 +90,9 @@ const common = {
 }
 
 fs.rmSync(stage, { recursive: true, force: true })
-fs.rmSync(dist, { recursive: true, force: true })
 fs.mkdirSync(dist, { recursive: true })
+// Only this package's earlier tarballs go; anything else in dist/ is left alone.
+for (const file of fs.readdirSync(dist)) if (file.startsWith(`${manifest.name}-`) && file.endsWith('.tgz')) fs.rmSync(path.join(dist, file))
 
 // Up to date in seconds when nothing changed; makes sure the addon matches this checkout.
 run(process.execPath, [path.join(root, 'scripts', 'build-addon.mjs')])
