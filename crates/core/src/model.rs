@@ -197,11 +197,8 @@ impl Network {
                 }
             };
         }
-        Ok(if x.kind() == Kind::Float {
-            x
-        } else {
-            x.f_to_kind(Kind::Float)?
-        })
+        // A no-op in fp32; bf16 logits come back as fp32 for the loss and softmax.
+        Ok(x.f_to_kind(Kind::Float)?)
     }
 
     /// Every saved tensor by name, parameters then buffers.

@@ -7,8 +7,6 @@
 //! decoder error) is handed back as a fallback index for sharp to decode or to report in its own words.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use mozjpeg::{ColorSpace, Decompress, Marker};
 use napi::bindgen_prelude::{AsyncTask, Uint8Array};
@@ -91,26 +89,30 @@ impl Task for DecodeJpegs {
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let per_image = self.channels * self.size[0] * self.size[1];
         let mut pixels = vec![0u8; self.files.len() * per_image];
-        let fallback = Mutex::new(Vec::new());
-        let next = AtomicUsize::new(0);
-        // Each worker claims runs of files from a shared counter; the output slots are disjoint chunks.
-        let slots: Vec<Mutex<&mut [u8]>> = pixels.chunks_mut(per_image.max(1)).map(Mutex::new).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..self.threads.clamp(1, 64) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(slot) = slots.get(i) else { break };
-                    let mut out = slot.lock().unwrap_or_else(|e| e.into_inner());
-                    if !decode_file(&self.files[i], self.size, self.channels, &mut out) {
-                        out.fill(0);
-                        fallback.lock().unwrap_or_else(|e| e.into_inner()).push(i as u32);
-                    }
-                });
-            }
+        // One contiguous share of the files and of the output per thread; each returns its own fallbacks.
+        let share = self.files.len().div_ceil(self.threads.clamp(1, 64)).max(1);
+        let (files, size, channels) = (&self.files, self.size, self.channels);
+        let fallback = std::thread::scope(|scope| {
+            let workers: Vec<_> = files
+                .chunks(share)
+                .zip(pixels.chunks_mut((share * per_image).max(1)))
+                .enumerate()
+                .map(|(k, (paths, out))| {
+                    scope.spawn(move || {
+                        let mut missed = Vec::new();
+                        for (j, (path, slot)) in paths.iter().zip(out.chunks_mut(per_image.max(1))).enumerate() {
+                            if !decode_file(path, size, channels, slot) {
+                                slot.fill(0);
+                                missed.push((k * share + j) as u32);
+                            }
+                        }
+                        missed
+                    })
+                })
+                .collect();
+            // A worker cannot panic (decode_file catches libjpeg's unwinding), so join only fails if that changes.
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
         });
-        drop(slots);
-        let mut fallback = fallback.into_inner().unwrap_or_else(|e| e.into_inner());
-        fallback.sort_unstable();
         Ok((pixels, fallback))
     }
 
