@@ -119,12 +119,13 @@ test('ReduceLROnPlateau divides the rate after `patience` flat epochs, honours c
   const ctx = fakeContext()
   reduce.onTrainBegin(ctx)
   const lrs: number[] = []
-  for (const [i, loss] of [1.0, 0.9, 0.95, 0.93, 0.94, 0.96, 0.97, 0.99, 0.98].entries()) {
+  for (const [i, loss] of [1.0, 0.9, 0.95, 0.93, 0.94, 0.96, 0.97, 0.99, 0.98, 0.97, 0.99, 0.98, 0.97].entries()) {
     reduce.onEpochEnd(record(i + 1, loss), { val_loss: loss }, ctx)
     lrs.push(ctx.lr)
   }
-  // Improves at 2; flat at 3 and 4 → halve after 4; cooldown epoch 5; flat 6, 7 → halve after 7 (then minLr holds).
-  t.deepEqual(lrs, [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4])
+  // Improves at 2; flat at 3 and 4 → halve after 4; cooldown epoch 5; flat 6, 7 → halve after 7; cooldown 8; flat 9,
+  // 10 → halving would give 1.25e-4, below minLr: the rate stops at 2e-4, and the next reduction after 13 keeps it there.
+  t.deepEqual(lrs, [1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 2.5e-4, 2e-4, 2e-4, 2e-4, 2e-4])
   const copy = new ReduceLROnPlateau({ patience: 2 })
   copy.loadState(JSON.parse(JSON.stringify(reduce.state())))
   t.deepEqual(copy.state(), reduce.state())

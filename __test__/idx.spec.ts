@@ -1,5 +1,6 @@
 // idx files: plain and gzipped, header checks (magic, sizes, counts), class names, and the real Fashion-MNIST when installed.
 import test from 'ava'
+import { needs } from './helpers/needs.ts'
 import fs from 'node:fs'
 import path from 'node:path'
 import zlib from 'node:zlib'
@@ -120,12 +121,7 @@ test('a folder missing one of the four files is DATA_NOT_FOUND naming it', async
   t.regex(err.message, /has no t10k-labels-idx1-ubyte \(or t10k-labels-idx1-ubyte\.gz\)/)
 })
 
-test("Fashion-MNIST from Debian's dataset-fashion-mnist package", async (t) => {
-  if (!fs.existsSync(FASHION)) {
-    t.log(`${FASHION} is absent (apt-get install -y dataset-fashion-mnist); skipped`)
-    t.pass()
-    return
-  }
+needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist; .ci/run installs it)`)("Fashion-MNIST from Debian's dataset-fashion-mnist package", async (t) => {
   const { train, test: held } = await loadIdxDir(FASHION)
   t.deepEqual(train.shape, [1, 28, 28])
   t.is(train.labels.length, 60_000)

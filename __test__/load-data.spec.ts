@@ -1,5 +1,6 @@
 // loadData(): every kind of source, the decoded-image cache, and named errors for missing or unusable input.
 import test from 'ava'
+import { needs } from './helpers/needs.ts'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -231,12 +232,7 @@ test('a .tgz of idx files (one top folder) and a folder holding cifar-10-batches
   t.is(named.test?.labels[0], 6)
 })
 
-test('Fashion-MNIST through loadData, when the Debian package is installed', async (t) => {
-  if (!fs.existsSync(FASHION)) {
-    t.log(`${FASHION} is absent (apt-get install -y dataset-fashion-mnist); skipped`)
-    t.pass()
-    return
-  }
+needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist; .ci/run installs it)`)('Fashion-MNIST through loadData', async (t) => {
   const loaded = await loadData(FASHION, { cacheDir: tmpdir() })
   t.is(loaded.format, 'idx')
   t.deepEqual(loaded.train.shape, [1, 28, 28])

@@ -1,5 +1,6 @@
 // Plots, the model summary, sample grids and report.html; the report is opened in headless Chromium.
 import test from 'ava'
+import { needs } from './helpers/needs.ts'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -50,9 +51,9 @@ test('the model summary lists each layer, its output shape and parameters, and t
   t.regex(summary, /Size: 8\.10 MiB/)
 })
 
-test('report.html is self-contained and loads in headless Chromium with no console errors and every image drawn', async (t) => {
-  const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
-  if (!chromium) return t.log('skipped: no chromium (apt-get install chromium; .ci/run installs it)') ?? t.pass()
+const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
+
+needs(chromium ? null : 'chromium (apt-get install chromium; .ci/run installs it)')('report.html is self-contained and loads in headless Chromium with no console errors and every image drawn', async (t) => {
   const set = await readImageFolder(cifarSubset().test)
   const picks = balancedSample(set.labels, 10, 2)
   const out = tmpdir()
@@ -69,7 +70,7 @@ test('report.html is self-contained and loads in headless Chromium with no conso
   fs.writeFileSync(file, html)
 
   const { default: puppeteer } = await import('puppeteer-core')
-  const browser = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--disable-gpu'] })
+  const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
   try {
     const page = await browser.newPage()
     const problems: string[] = []

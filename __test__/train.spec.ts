@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { InputError, Model, TensorDataset, readImageFolder, train } from '../ts/index.ts'
+import { EarlyStopping, InputError, Model, TensorDataset, readImageFolder, train } from '../ts/index.ts'
 import type { HistoryFile } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
@@ -92,7 +92,7 @@ test('bad options fail before any work starts, naming the option', async (t) => 
   const [trainSet] = await sets
   await t.throwsAsync(train({ data: { train: trainSet }, monitor: 'val_acc', out: tmp() }), { instanceOf: InputError, message: /val_acc.*val_loss/ })
   await t.throwsAsync(train({ data: { train: trainSet }, epochs: 0, out: tmp() }), { instanceOf: InputError, message: /epochs/ })
-  await t.throwsAsync(train({ data: { train: trainSet }, precision: 'fp16' as never, out: tmp() }), { instanceOf: InputError, message: /precision.*'fp32' or 'bf16'/ })
+  await t.throwsAsync(train({ data: { train: trainSet }, precision: 'fp16' as never, out: tmp() }), { instanceOf: InputError, message: /precision.*'fp32', 'bf16' or 'auto'/ })
   await t.throwsAsync(train({ data: { train: trainSet }, valSplit: 0, monitor: 'val_loss', out: tmp() }), { instanceOf: InputError, message: /test_loss/ })
 })
 
@@ -122,4 +122,78 @@ test('the CLI stops cleanly on SIGINT, says how to resume, and --resume continue
   t.is(await new Promise((resolve) => resume.on('exit', resolve)), 0)
   const after = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
   t.deepEqual(after.epochs.map((e) => e.epoch), Array.from({ length: done + 1 }, (_, i) => i + 1))
+})
+
+test('a resumed run is checked like a new one: old runs get defaults, unknown fields and changed settings are errors', async (t) => {
+  const [trainSet, testSet] = await sets
+  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, seed: 5, limitTrain: 300, limitTest: 100, report: false }
+  const out = tmp()
+  await train({ ...base, epochs: 1, out })
+  const file = path.join(out, 'history.json')
+  const written = JSON.parse(fs.readFileSync(file, 'utf8')) as HistoryFile
+  // Each epoch is stored once: resume state holds the callbacks' own state, not the epochs again.
+  t.deepEqual(Object.keys(written.resume ?? {}).sort(), ['checkpoint', 'earlyStopping'])
+
+  // A run written before `labelSmoothing` and `schedule` existed resumes with their defaults, and says so.
+  const old = { ...written, config: { ...written.config } }
+  delete old.config.labelSmoothing
+  delete old.config.schedule
+  fs.writeFileSync(file, JSON.stringify(old))
+  const lines: string[] = []
+  const log = console.log
+  console.log = (line: string) => lines.push(line)
+  try {
+    await train({ ...base, quiet: false, resume: out, epochs: 2 })
+  } finally {
+    console.log = log
+  }
+  t.true(lines.some((l) => /written before labelSmoothing, schedule existed/.test(l)), lines.join('\n'))
+  const after = JSON.parse(fs.readFileSync(file, 'utf8')) as HistoryFile
+  t.is(after.epochs.length, 2)
+  t.is(after.config.labelSmoothing, 0)
+
+  await t.throwsAsync(train({ ...base, resume: out, epochs: 3, batchSize: 64 }), { instanceOf: InputError, message: /option batchSize: the run in .* was made with 128; a resumed run keeps it \(got 64\)/ })
+  fs.writeFileSync(file, JSON.stringify({ ...after, config: { ...after.config, warpDrive: true } }))
+  await t.throwsAsync(train({ ...base, resume: out, epochs: 3 }), { instanceOf: InputError, message: /config field\(s\) warpDrive/ })
+})
+
+test('callbacks are reset when a run starts, so one instance serves two runs', async (t) => {
+  const [trainSet, testSet] = await sets
+  const stopper = new EarlyStopping({ monitor: 'val_loss', patience: 1 })
+  const run = () => train({ data: { train: trainSet, test: testSet }, device: 'cpu', quiet: true, seed: 2, limitTrain: 200, limitTest: 50, epochs: 2, report: false, out: tmp(), callbacks: [stopper] })
+  const first = await run()
+  const second = await run()
+  // Without the reset, the second run would compare its first loss with the first run's best (a later, lower one),
+  // see no improvement and stop after one epoch; with it, the seeded second run repeats the first exactly.
+  t.false(first.stoppedEarly)
+  t.is(second.history.epochs.length, first.history.epochs.length)
+  t.false(second.stoppedEarly)
+  t.deepEqual(second.history.epochs.map((e) => e.val!.loss), first.history.epochs.map((e) => e.val!.loss))
+})
+
+test('a schedule sets the rate per batch, and the epoch records the last one', async (t) => {
+  const [trainSet, testSet] = await sets
+  const rates: number[] = []
+  const result = await train({
+    data: { train: trainSet, test: testSet },
+    device: 'cpu',
+    quiet: true,
+    report: false,
+    out: tmp(),
+    limitTrain: 256,
+    limitTest: 50,
+    valSplit: 0,
+    batchSize: 64,
+    epochs: 2,
+    lr: 0.01,
+    schedule: 'linear',
+    warmup: 0.25,
+    onBatchEnd: (_b, _s, ctx) => void rates.push(ctx.model.learningRate),
+  })
+  // 4 batches × 2 epochs = 8 steps: warmup over the first 25 % of progress, then linear to 0.
+  t.is(rates.length, 8)
+  t.is(rates[0], 0)
+  t.true(Math.abs(rates[2]! - 0.01 * (1 - (2 / 7 - 0.25) / 0.75)) < 1e-12, String(rates))
+  t.is(rates[7], 0)
+  t.is(result.history.epochs[1]!.lr, 0)
 })

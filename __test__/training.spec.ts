@@ -61,7 +61,7 @@ test('the reference CNN learns 2 000 CIFAR-10 images: loss falls and test top-1 
   await model.save(file, { metadata: { epoch: 6, top1: after.top1 } })
   t.true(fs.existsSync(path.join(dir, 'epoch_6.optim.safetensors')))
   t.deepEqual(fs.readdirSync(dir).sort(), ['epoch_6.optim.safetensors', 'epoch_6.safetensors'])
-  const back = await Model.load(file, { device: 'cpu' })
+  const back = await Model.load(file, { device: 'cpu', forTraining: true })
   t.deepEqual(back.classNames, trainSet.classes)
   t.is(back.metadata.epoch, '6')
   t.is(back.optimizerStep, model.optimizerStep)
@@ -105,10 +105,19 @@ test('an AbortSignal stops evaluation between batches', async (t) => {
   const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 1 })
   const data = await TensorDataset.create(trainSet, { device: 'cpu' })
   const controller = new AbortController()
-  const pending = model.evaluate(data, { batchSize: 10, signal: controller.signal })
-  setTimeout(() => controller.abort(), 20)
+  // Native work runs in order on one thread: the evaluation starts only after the step queued before it, by which
+  // time the signal has fired, so its first check between batches stops it.
+  const events: string[] = []
+  const step = model.trainBatch(data, Int32Array.from({ length: 128 }, (_, i) => i)).then(() => events.push('step'))
+  const pending = model.evaluate(data, { batchSize: 10, signal: controller.signal }).catch((err: unknown) => {
+    events.push('evaluation rejected')
+    throw err
+  })
+  controller.abort()
   const err = await t.throwsAsync(pending, { instanceOf: CancelledError })
+  await step
   t.is(err?.code, 'CANCELLED')
+  t.deepEqual(events, ['step', 'evaluation rejected'])
   await t.throwsAsync(model.evaluate(data, { signal: AbortSignal.abort() }), { instanceOf: CancelledError })
 })
 
@@ -116,10 +125,10 @@ test('native work leaves the JS thread free', async (t) => {
   const [trainSet] = await loaded
   const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 2 })
   const data = await TensorDataset.create(trainSet, { device: 'cpu' })
-  let ticks = 0
-  const timer = setInterval(() => ticks++, 5)
-  await model.evaluate(data, { batchSize: 100 })
-  clearInterval(timer)
-  // Evaluating 2 000 images takes a few hundred ms; a blocked thread would not tick at all.
-  t.true(ticks >= 5, `${ticks} timer ticks during evaluation`)
+  const events: string[] = []
+  const evaluation = model.evaluate(data, { batchSize: 100 }).then(() => events.push('evaluation done'))
+  // A callback scheduled after the call runs before the evaluation of 2 000 images ends: the call did not block.
+  await new Promise<void>((resolve) => setImmediate(() => (events.push('immediate'), resolve())))
+  await evaluation
+  t.deepEqual(events, ['immediate', 'evaluation done'])
 })

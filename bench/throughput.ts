@@ -63,19 +63,17 @@ async function convkitEval(data: TensorDataset): Promise<number> {
 async function convkitPredict(set: { pixels: Uint8Array; files?: string[] }): Promise<{ batch: number; singleMs: number; fileMs: number }> {
   const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0 })
   const per = 3 * 32 * 32
-  const mean = [0.5, 0.5, 0.5]
-  const std = [0.5, 0.5, 0.5]
   const batch = set.pixels.subarray(0, EVAL_BATCH * per)
-  await model.native.predictPixels(batch, EVAL_BATCH, mean, std)
+  await model.predictPixels(batch, EVAL_BATCH)
   const rounds = Math.max(4, Math.floor(STEPS / 4))
   let start = performance.now()
-  for (let i = 0; i < rounds; i++) await model.native.predictPixels(batch, EVAL_BATCH, mean, std)
+  for (let i = 0; i < rounds; i++) await model.predictPixels(batch, EVAL_BATCH)
   const batchRate = (rounds * EVAL_BATCH) / ((performance.now() - start) / 1000)
   const one = set.pixels.subarray(0, per)
   const times: number[] = []
   for (let i = 0; i < 50; i++) {
     start = performance.now()
-    await model.native.predictPixels(one, 1, mean, std)
+    await model.predictPixels(one, 1)
     times.push(performance.now() - start)
   }
   const fileTimes: number[] = []

@@ -29,6 +29,7 @@ function load(): typeof Native {
 export const native = load()
 
 export type { Native }
+export type { OptimizerConfig, ParamGroup } from '../native/index.cjs'
 
 /** Runs a native call, sync or async, rethrowing its error as the matching ConvkitError. */
 export async function call<T>(context: string, fn: () => Promise<T>): Promise<T> {

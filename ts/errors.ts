@@ -91,9 +91,28 @@ export function errorFor(code: ErrorCode, message: string, options?: { cause?: u
   return new ErrorClass(code, message, options)
 }
 
-/** Turns an error from the native addon (`[CODE] message`) into the matching ConvkitError. */
+/** napi's own argument errors: a value of the wrong type where an option object crosses into Rust. */
+const NAPI_ARGUMENT_CODES = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'BigintExpected'])
+
+/**
+ * napi names the Rust types a bad value sat in (`… on OptimizerConfig.lr on BindingModelOptions.optimizer`); users
+ * know the option path (`optimizer.lr`).
+ */
+function napiArgumentMessage(message: string): string {
+  const [what, ...places] = message.split(' on ')
+  const path = places.map((p) => p.split('.').slice(1).join('.')).filter(Boolean).reverse().join('.')
+  const text = what!.replace(/^Failed to convert napi value (\w+) into rust type `(\w+)`$/, (_, from: string, to: string) => `expected ${to === 'f64' || to === 'i64' || to === 'u32' || to === 'i32' ? 'a number' : to === 'bool' ? 'a boolean' : to === 'String' ? 'a string' : to}, got a ${from.toLowerCase()}`)
+  return path ? `option ${path}: ${text.charAt(0).toLowerCase()}${text.slice(1)}` : text
+}
+
+/** Turns an error from the native addon (`[CODE] message`, or napi's own argument errors) into the matching ConvkitError. */
 export function fromNative(err: unknown, context?: string): unknown {
   if (!(err instanceof Error)) return err
+  const napiCode = (err as { code?: unknown }).code
+  if (typeof napiCode === 'string' && NAPI_ARGUMENT_CODES.has(napiCode)) {
+    const message = napiArgumentMessage(err.message)
+    return new InputError('INVALID_OPTION', context ? `${context}: ${message}` : message, { cause: err })
+  }
   const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err.message)
   if (!match || !(match[1]! in classByCode)) return err
   const message = context ? `${context}: ${match[2]}` : match[2]!

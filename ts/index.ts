@@ -1,7 +1,10 @@
 // ConvKit's public API.
 export { train } from './train.ts'
 export type { TrainResult } from './train.ts'
-export type { OptimizerName, TrainConfig, TrainOptions } from './train-options.ts'
+export { TRAIN_OPTIONS } from './train-options.ts'
+export type { TrainConfig, TrainOptions } from './train-options.ts'
+export { lrMultiplier } from './schedule.ts'
+export type { ScheduleOptions } from './schedule.ts'
 export { EarlyStopping } from './callbacks/early-stopping.ts'
 export type { EarlyStoppingOptions, EarlyStoppingState, StopDecision } from './callbacks/early-stopping.ts'
 export { ModelCheckpoint } from './callbacks/model-checkpoint.ts'
@@ -11,23 +14,61 @@ export type { ReduceLROnPlateauOptions, ReduceLROnPlateauState } from './callbac
 export { History } from './callbacks/history.ts'
 export type { HistoryFile } from './callbacks/history.ts'
 export type { Callback, EpochLogs, EpochRecord, SplitMetrics, TrainContext } from './callbacks/callback.ts'
+export { TensorBoard, TENSORBOARD_TAGS } from './callbacks/tensorboard.ts'
+export type { TensorBoardOptions, TensorBoardState } from './callbacks/tensorboard.ts'
 export { Model } from './model.ts'
 export { loadModel, predict } from './predict.ts'
 export type { ClassScore, ImageInput, Prediction, PredictOptions, RawImage } from './predict-images.ts'
-export type { AdamOptions, EvaluateOptions, LayerSummary, LoadOptions, ModelOptions, Precision, OptimizerOptions, SaveOptions, SgdOptions, StepResult } from './model.ts'
+export type {
+  AugmentOptions,
+  AveragingOptions,
+  EvaluateOptions,
+  LoadOptions,
+  LoadWeightsOptions,
+  ModelOptions,
+  OptimizerOptions,
+  Precision,
+  Preprocessing,
+  SaveOptions,
+  StepOptions,
+  StepResult,
+  Tta,
+} from './model.ts'
+export type { ParamGroup } from './binding.ts'
+export type { LayerSummary } from './report/model-summary.ts'
+export { cpuBf16Flags } from './precision.ts'
+export { readTorchStateDict, parseTorchStateDict, torchTensorValues, STATE_DICT_KEYS } from './weights/torch-checkpoint.ts'
+export type { TorchDType, TorchTensor, TorchTensorValues } from './weights/torch-checkpoint.ts'
 export { referenceCnn } from './spec.ts'
 export type {
+  ActivationName,
+  AdaptiveAvgPool2dLayer,
+  AdaptiveMaxPool2dLayer,
+  AvgPool2dLayer,
   BatchNorm2dLayer,
   Conv2dLayer,
   DropoutLayer,
   FlattenLayer,
+  GeluLayer,
+  HardsigmoidLayer,
+  HardswishLayer,
+  IdentityLayer,
   Layer,
   LinearLayer,
   MaxPool2dLayer,
   ModelSpec,
   ReluLayer,
+  Relu6Layer,
+  ResidualLayer,
+  ScaleLayer,
+  SeLayer,
+  SequentialLayer,
   Shape3,
-} from './spec.ts'
+  SigmoidLayer,
+  SiluLayer,
+  Size2,
+  WeightInit,
+} from './layers.ts'
 export { TensorDataset } from './data/tensor-dataset.ts'
 export type { TensorDatasetOptions } from './data/tensor-dataset.ts'
 export { loadData } from './data/load-data.ts'

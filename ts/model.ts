@@ -1,44 +1,20 @@
-// Model: a CNN and its optimizer on a device. Build it from a spec, step it, evaluate it, save and load it.
-import { call, callSync, native, type Native } from './binding.ts'
-import type { TensorDataset } from './data/tensor-dataset.ts'
-import type { Normalization } from './data/image-set.ts'
+// Model: a network and its optimizer on a device. Build it from a spec, step it, evaluate it, predict with it,
+// save and load it. The only holder of the native model handle: every native call goes through `call()`, which
+// turns native errors into ConvkitErrors.
+import path from 'node:path'
+import { call, callSync, native, type Native, type OptimizerConfig, type ParamGroup } from './binding.ts'
+import { datasetHandle, type TensorDataset } from './data/tensor-dataset.ts'
+import { halfNormalization, type Normalization } from './data/image-set.ts'
 import type { Device } from './device.ts'
 import { CancelledError, CheckpointError, InputError } from './errors.ts'
+import type { ModelSpec } from './layers.ts'
 import { metricsFromCounts, type EvalMetrics } from './metrics.ts'
-import { predictWith, type ImageInput, type Prediction, type PredictOptions } from './predict-images.ts'
-import { formatSummary } from './report/model-summary.ts'
-import type { ModelSpec } from './spec.ts'
+import { prepareImages, rankScores, type ImageInput, type Prediction, type PredictOptions } from './predict-images.ts'
+import { formatSummary, type LayerSummary } from './report/model-summary.ts'
+import { readTorchStateDict, type TorchTensor } from './weights/torch-checkpoint.ts'
 
-/** Adam with PyTorch's defaults unless told otherwise. */
-export interface AdamOptions {
-  type: 'adam' | 'adamw'
-  /** Defaults to 1e-3. */
-  lr?: number
-  /** Defaults to 0.9. */
-  beta1?: number
-  /** Defaults to 0.999. */
-  beta2?: number
-  /** Defaults to 1e-8. */
-  eps?: number
-  /** L2 penalty for adam, decoupled decay for adamw. Defaults to 0 (adam) or 0.01 (adamw). */
-  weightDecay?: number
-}
-
-export interface SgdOptions {
-  type: 'sgd'
-  /** Defaults to 1e-2. */
-  lr?: number
-  /** Defaults to 0. */
-  momentum?: number
-  /** Defaults to 0. */
-  dampening?: number
-  /** Defaults to false. */
-  nesterov?: boolean
-  /** Defaults to 0. */
-  weightDecay?: number
-}
-
-export type OptimizerOptions = AdamOptions | SgdOptions
+/** Any optimizer with its hyper-parameters; absent fields take PyTorch's defaults. */
+export type OptimizerOptions = OptimizerConfig
 
 /**
  * The type convolutions and linear layers compute in. `'bf16'` does what PyTorch's autocast does for these
@@ -46,11 +22,20 @@ export type OptimizerOptions = AdamOptions | SgdOptions
  */
 export type Precision = 'fp32' | 'bf16'
 
+/** Test-time augmentation: the logits of the image, its mirror image, and (with `mirrorTranslate`) 1-px shifts, averaged. */
+export type Tta = 'none' | 'mirror' | 'mirrorTranslate'
+
 export interface ModelOptions {
   /** Defaults to `'auto'`: CUDA when available, else the CPU. */
   device?: Device
-  /** Defaults to `{ type: 'adam', lr: 1e-3 }`. */
+  /** Defaults to `{ type: 'adam' }` with PyTorch's defaults (lr 1e-3). */
   optimizer?: OptimizerOptions
+  /** Parameters with their own learning-rate scale or weight decay (see `ParamGroup`). Defaults to none. */
+  paramGroups?: ParamGroup[]
+  /** Label smoothing ε of the training loss. Defaults to 0. */
+  labelSmoothing?: number
+  /** `'mean'` or `'sum'` of the per-image losses. Defaults to `'mean'`. */
+  lossReduction?: 'mean' | 'sum'
   /** Seeds libtorch before the weights are drawn, so two models with one seed start equal. */
   seed?: number
   /** Run convolutions in channels_last memory order. Defaults to true on the CPU (about 20 % faster there, see bench/RESULTS.md), false on CUDA. */
@@ -61,6 +46,16 @@ export interface ModelOptions {
   classNames?: string[]
   /** The normalization the training data used, saved in checkpoints so prediction repeats it. */
   normalization?: Normalization
+  /** How images are resized for prediction, saved in checkpoints. Defaults to stretching to the input size. */
+  preprocessing?: Preprocessing
+  /** Test-time augmentation `predict()` uses by default, saved in checkpoints. Defaults to `'none'`. */
+  tta?: Tta
+}
+
+/** How `predict()` fits an image to the model's input. */
+export interface Preprocessing {
+  /** Resize the shorter side to this many pixels, then take the centre (torchvision's `Resize` + `CenterCrop`). */
+  resizeShorter?: number
 }
 
 export interface LoadOptions {
@@ -70,14 +65,49 @@ export interface LoadOptions {
   channelsLast?: boolean
   /** Defaults to `'fp32'`. */
   precision?: Precision
+  /**
+   * Also restore the optimizer (and weight-averaging) state from `<name>.optim.safetensors` beside the checkpoint,
+   * to continue training. Defaults to false: prediction needs the weights alone.
+   */
+  forTraining?: boolean
+}
+
+/** Augmentation of one training batch, on the device. */
+export interface AugmentOptions {
+  /** Random crop back to the input size from this much padding on each side. Defaults to 0. */
+  cropPadding?: number
+  /** How crop padding is filled. Defaults to `'zeros'`. */
+  padMode?: 'zeros' | 'reflect'
+  /** Defaults to `'none'`. `'alternating'` gives each image one random flip, inverted every other epoch. */
+  flip?: 'none' | 'random' | 'alternating'
+  /** Side of a square zeroed at a random place in each image. Defaults to 0. */
+  cutout?: number
+  /** A random-resized crop: `scale` of the area and `ratio` of the aspect, resized to the input. */
+  resizedCrop?: { scale: [number, number]; ratio: [number, number] }
+}
+
+export interface StepOptions {
+  /** The learning rate of this step (schedules set it per batch). Defaults to the last one set. */
+  lr?: number
+  augment?: AugmentOptions
+  /** Seeds this batch's random crops, flips and cutouts (an unsigned 32-bit integer). */
+  batchSeed?: number
+  /** Seeds each image's alternating flip for a whole run. */
+  runSeed?: number
+  /** The 1-based epoch, for alternating flips. */
+  epoch?: number
 }
 
 export interface StepResult {
-  /** Mean cross-entropy of the batch, before the update. */
+  /** Mean cross-entropy of the batch (without label smoothing), before the update. */
   loss: number
   /** Images the model got right, before the update. */
   correct: number
+  /** Images whose label was among the five highest scores. */
+  top5Correct: number
   count: number
+  /** The predicted class of each image of the batch. */
+  predicted: Int32Array
 }
 
 export interface EvaluateOptions {
@@ -87,6 +117,10 @@ export interface EvaluateOptions {
   batchSize?: number
   /** Stops between batches; the promise rejects with a CancelledError. */
   signal?: AbortSignal
+  /** Test-time augmentation. Defaults to `'none'`. */
+  tta?: Tta
+  /** Evaluate the averaged weights when weight averaging is on. Defaults to true. */
+  averaged?: boolean
 }
 
 export interface SaveOptions {
@@ -94,29 +128,30 @@ export interface SaveOptions {
   metadata?: Record<string, unknown>
   /** Also write the optimizer state beside the weights (`<name>.optim.safetensors`), for resuming. Defaults to true. */
   withOptimizer?: boolean
+  /** Write the averaged weights (when weight averaging is on): the ones evaluation scores. Defaults to false. */
+  averaged?: boolean
 }
 
-/** One row of a model summary. */
-export interface LayerSummary {
-  kind: string
-  name?: string
-  inputShape: number[]
-  outputShape: number[]
-  params: number
+/** Weight averaging while training (see `train()`'s `averaging` options). */
+export interface AveragingOptions {
+  mode: 'ema' | 'lookahead'
+  decay: number
+  /** Defaults to 1. */
+  every?: number
+  /** `'cubic'` scales the decay by (step / totalSteps)³. Defaults to `'none'`. */
+  warmup?: 'none' | 'cubic'
+  totalSteps?: number
 }
 
-const DEVICE = /^(auto|cpu|cuda(:\d+)?)$/
+export interface LoadWeightsOptions {
+  /** Renames a file's keys to the model's (return null to drop a key), where the layouts differ. */
+  mapKey?: (key: string) => string | null
+}
 
 function checkDevice(device: string): void {
-  if (!DEVICE.test(device)) throw new InputError('INVALID_OPTION', `option device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(device)}`)
-}
-
-function optimizerJson(options: OptimizerOptions | undefined): string {
-  const opt = options ?? { type: 'adam' }
-  if (opt.type !== 'adam' && opt.type !== 'adamw' && opt.type !== 'sgd') {
-    throw new InputError('INVALID_OPTION', `option optimizer.type: expected 'adam', 'adamw' or 'sgd', got ${JSON.stringify((opt as { type: unknown }).type)}`)
+  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device)) {
+    throw new InputError('INVALID_OPTION', `option device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(device)}`)
   }
-  return JSON.stringify({ ...opt, lr: opt.lr ?? (opt.type === 'sgd' ? 1e-2 : 1e-3) })
 }
 
 function toInt32(values: Int32Array | readonly number[], field: string): Int32Array {
@@ -127,18 +162,35 @@ function toInt32(values: Int32Array | readonly number[], field: string): Int32Ar
   return out
 }
 
-const META_CLASSES = 'convkit.classes'
-const META_NORMALIZATION = 'convkit.normalization'
-const META_SPEC = 'convkit.spec'
+function checkSeed(field: string, seed: number | undefined): void {
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) {
+    throw new InputError('INVALID_OPTION', `option ${field}: expected an integer in [0, 2^32), got ${seed}`)
+  }
+}
 
-function parseMeta<T>(metadata: Record<string, string>, key: string, path: string): T | undefined {
+const META = {
+  classes: 'convkit.classes',
+  normalization: 'convkit.normalization',
+  preprocessing: 'convkit.preprocessing',
+  tta: 'convkit.tta',
+  spec: 'convkit.spec',
+} as const
+
+function parseMeta<T>(metadata: Record<string, string>, key: string, file: string): T | undefined {
   const raw = metadata[key]
   if (raw === undefined) return undefined
   try {
     return JSON.parse(raw) as T
   } catch (err) {
-    throw new CheckpointError('CORRUPT_CHECKPOINT', `checkpoint ${path}: header entry ${key} is not valid JSON`, { cause: err })
+    throw new CheckpointError('CORRUPT_CHECKPOINT', `checkpoint ${file}: header entry ${key} is not valid JSON`, { cause: err })
   }
+}
+
+interface Extras {
+  classNames?: string[]
+  normalization?: Normalization
+  preprocessing?: Preprocessing
+  tta?: Tta
 }
 
 /**
@@ -151,20 +203,26 @@ function parseMeta<T>(metadata: Record<string, string>, key: string, path: strin
  * await model.save('runs/last.safetensors')
  */
 export class Model {
-  readonly native: Native.NativeModel
+  readonly #native: Native.NativeModel
+  /** The spec, every default written out. */
   readonly spec: ModelSpec
   classNames?: string[]
   normalization?: Normalization
+  preprocessing?: Preprocessing
+  /** The test-time augmentation `predict()` uses unless told otherwise. */
+  tta: Tta = 'none'
   /** The header of the checkpoint this model came from; empty for a new model. */
   readonly metadata: Record<string, string>
   #precision: Precision = 'fp32'
 
-  private constructor(handle: Native.NativeModel, extras: { classNames?: string[]; normalization?: Normalization }) {
-    this.native = handle
+  private constructor(handle: Native.NativeModel, extras: Extras) {
+    this.#native = handle
     this.spec = JSON.parse(handle.specJson) as ModelSpec
     this.metadata = handle.metadata
     if (extras.classNames) this.classNames = extras.classNames
     if (extras.normalization) this.normalization = extras.normalization
+    if (extras.preprocessing) this.preprocessing = extras.preprocessing
+    if (extras.tta) this.tta = extras.tta
   }
 
   /** Builds a freshly initialized model from a spec. Cheap: it runs synchronously. */
@@ -172,32 +230,37 @@ export class Model {
     const device = options.device ?? 'auto'
     checkDevice(device)
     const handle = callSync('creating a model', () =>
-      native.NativeModel.create(JSON.stringify(spec), {
+      native.NativeModel.create(spec, {
         device,
-        optimizerJson: optimizerJson(options.optimizer),
+        optimizer: options.optimizer,
+        paramGroups: options.paramGroups,
         seed: options.seed,
         channelsLast: options.channelsLast,
+        precision: options.precision,
+        labelSmoothing: options.labelSmoothing,
+        lossReduction: options.lossReduction,
       }),
     )
-    const extras: { classNames?: string[]; normalization?: Normalization } = {}
-    if (options.classNames) extras.classNames = options.classNames
-    if (options.normalization) extras.normalization = options.normalization
-    const model = new Model(handle, extras)
-    if (options.precision) model.setPrecision(options.precision)
+    const model = new Model(handle, options)
+    model.#precision = options.precision ?? 'fp32'
     return model
   }
 
-  /** Loads a checkpoint written by `save`, with its optimizer state when that was saved beside it. */
-  static async load(path: string, options: LoadOptions = {}): Promise<Model> {
+  /** Loads a checkpoint written by `save`; with `forTraining`, its optimizer state too when it was saved beside it. */
+  static async load(file: string, options: LoadOptions = {}): Promise<Model> {
     const device = options.device ?? 'auto'
     checkDevice(device)
-    const handle = await call(`loading ${path}`, () => native.NativeModel.load(path, device, options.channelsLast))
+    const handle = await call(`loading ${file}`, () => native.NativeModel.load(file, { device, channelsLast: options.channelsLast, forTraining: options.forTraining }))
     const meta = handle.metadata
-    const extras: { classNames?: string[]; normalization?: Normalization } = {}
-    const classNames = parseMeta<string[]>(meta, META_CLASSES, path)
-    const normalization = parseMeta<Normalization>(meta, META_NORMALIZATION, path)
+    const extras: Extras = {}
+    const classNames = parseMeta<string[]>(meta, META.classes, file)
+    const normalization = parseMeta<Normalization>(meta, META.normalization, file)
+    const preprocessing = parseMeta<Preprocessing>(meta, META.preprocessing, file)
+    const tta = parseMeta<Tta>(meta, META.tta, file)
     if (classNames) extras.classNames = classNames
     if (normalization) extras.normalization = normalization
+    if (preprocessing) extras.preprocessing = preprocessing
+    if (tta) extras.tta = tta
     const model = new Model(handle, extras)
     if (options.precision) model.setPrecision(options.precision)
     return model
@@ -210,45 +273,78 @@ export class Model {
 
   /** Switches the compute type for the following steps, evaluations and predictions; the weights stay fp32. */
   setPrecision(precision: Precision): void {
-    callSync('setting the precision', () => this.native.setPrecision(precision))
+    callSync('setting the precision', () => this.#native.setPrecision(precision))
     this.#precision = precision
   }
 
   /** `'cpu'` or `'cuda[:N]'`: where the weights live. */
   get device(): string {
-    return this.native.device
+    return this.#native.device
   }
 
   /** How many classes the model scores. */
   get classes(): number {
-    return this.native.classes
+    return this.#native.classes
   }
 
   get paramCount(): number {
-    return this.native.paramCount
+    return this.#native.paramCount
+  }
+
+  /** Parameters that train now (frozen layers excluded). */
+  get trainableParamCount(): number {
+    return callSync('reading the model', () => this.#native.trainableParamCount())
   }
 
   /** Steps the optimizer has taken. */
   get optimizerStep(): number {
-    return callSync('reading the optimizer', () => this.native.optimizerStep())
+    return callSync('reading the optimizer', () => this.#native.optimizerStep())
+  }
+
+  /** The learning rate of the next step, before parameter-group scales. */
+  get learningRate(): number {
+    return callSync('reading the optimizer', () => this.#native.lr())
   }
 
   /** Changes the learning rate from the next step on. */
   setLearningRate(lr: number): void {
-    callSync('setting the learning rate', () => this.native.setLr(lr))
+    callSync('setting the learning rate', () => this.#native.setLr(lr))
   }
 
-  /** Each layer with its input and output shapes and parameter count. */
+  /**
+   * Freezes (`false`) or unfreezes the parameters whose names match any of `patterns` (globs over names such as
+   * `layer4.*`; `*` matches any run of characters). A frozen layer's batch norm keeps its running statistics.
+   * Layers the spec froze stay frozen. Returns how many parameters changed.
+   *
+   * @example
+   * model.setTrainable(['*'], false); model.setTrainable(['fc.*'], true) // train the head alone
+   */
+  setTrainable(patterns: readonly string[], trainable: boolean): number {
+    return callSync('freezing parameters', () => this.#native.setTrainable([...patterns], trainable))
+  }
+
+  /** Starts weight averaging (EMA or Lookahead) from the current weights, or stops it with `null`. */
+  setAveraging(options: AveragingOptions | null): void {
+    callSync('setting weight averaging', () => this.#native.setAveraging(options ?? undefined))
+  }
+
+  /** Copies the averaged weights into the model for good and stops averaging. */
+  async finishAveraging(): Promise<void> {
+    await call('finishing weight averaging', () => this.#native.finishAveraging())
+  }
+
+  /** Each layer, depth first, with its input and output shapes, parameters and whether it trains now. */
   layers(): LayerSummary[] {
-    return callSync('summarizing the model', () => native.resolveSpec(this.native.specJson)).map((l) => {
-      const row: LayerSummary = { kind: l.kind, inputShape: l.inputShape, outputShape: l.outputShape, params: l.params }
+    return callSync('summarizing the model', () => this.#native.layers()).map((l) => {
+      const row: LayerSummary = { kind: l.kind, depth: l.depth, inputShape: l.inputShape, outputShape: l.outputShape, params: l.params, trainable: l.trainable }
       if (l.name != null) row.name = l.name
       return row
     })
   }
 
   /**
-   * A Keras-style table: each layer's type, output shape and parameter count, the total, and the size of the weights.
+   * A Keras-style table: each layer's type, output shape and parameter count, nested blocks indented, the totals,
+   * and the size of the weights.
    *
    * @example
    * console.log(model.summary())
@@ -258,22 +354,19 @@ export class Model {
   }
 
   /**
-   * One training step (forward, cross-entropy, backward, optimizer) on the dataset images at `indices`.
-   * With `augmentSeed` (a 32-bit unsigned integer), each image is randomly cropped from a 4-pixel zero padding
-   * and flipped left-right, the draws fixed by the seed.
+   * One training step (forward, loss, backward, optimizer, weight averaging) on the dataset images at `indices`,
+   * with this step's learning rate and augmentation.
    */
-  async trainBatch(data: TensorDataset, indices: Int32Array | readonly number[], options: { augmentSeed?: number } = {}): Promise<StepResult> {
+  async trainBatch(data: TensorDataset, indices: Int32Array | readonly number[], options: StepOptions = {}): Promise<StepResult> {
     const index = toInt32(indices, 'indices')
-    const seed = options.augmentSeed
-    if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) {
-      throw new InputError('INVALID_OPTION', `option augmentSeed: expected an integer in [0, 2^32), got ${seed}`)
-    }
-    return call('training step', () => this.native.trainBatch(data.native, index, seed))
+    checkSeed('batchSeed', options.batchSeed)
+    checkSeed('runSeed', options.runSeed)
+    return call('training step', () => this.#native.trainBatch(datasetHandle(data), index, options))
   }
 
   /** One training step on normalized floats `[N, C, H, W]` and their labels, sent from JavaScript. */
   async trainBatchFloats(pixels: Float32Array, labels: Int32Array | readonly number[]): Promise<StepResult> {
-    return call('training step', () => this.native.trainBatchFloats(pixels, toInt32(labels, 'labels')))
+    return call('training step', () => this.#native.trainBatchFloats(pixels, toInt32(labels, 'labels')))
   }
 
   /** Loss, top-1, top-5, per-class top-1 and the confusion matrix, computed on the device. */
@@ -289,7 +382,7 @@ export class Model {
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       const indices = options.indices ? toInt32(options.indices, 'indices') : null
-      const counts = await call('evaluation', () => this.native.evaluate(data.native, indices, batchSize, token))
+      const counts = await call('evaluation', () => this.#native.evaluate(datasetHandle(data), indices, batchSize, options.tta, options.averaged ?? true, token))
       return metricsFromCounts(counts, data.classes)
     } finally {
       signal?.removeEventListener('abort', onAbort)
@@ -305,33 +398,97 @@ export class Model {
    * const [{ label, probability, topK }] = await model.predict(['cat.png'], { topK: 3 })
    */
   async predict(images: readonly ImageInput[], options: PredictOptions = {}): Promise<Prediction[]> {
-    return predictWith(this, images, options)
-  }
-
-  /** Class probabilities for `count` normalized images `[N, C, H, W]`: one Float32Array of `classes` per image. */
-  async predictFloats(pixels: Float32Array, count: number): Promise<Float32Array[]> {
-    const probs = await call('prediction', () => this.native.predictFloats(pixels, count))
-    const k = this.classes
-    return Array.from({ length: count }, (_, i) => probs.subarray(i * k, (i + 1) * k))
+    if (!Array.isArray(images)) {
+      throw new InputError('INVALID_OPTION', `model.predict(images): expected an array of images, got ${typeof images}; for one image, pass [image] or call predict(image, modelPath)`)
+    }
+    const [channels, height, width] = this.spec.inputShape
+    if (channels !== 1 && channels !== 3) throw new InputError('BAD_SHAPE', `model input has ${channels} channels; prediction from images supports 1 or 3`)
+    const k = Math.min(options.topK ?? 5, this.classes)
+    if (!Number.isInteger(k) || k < 1) throw new InputError('INVALID_OPTION', `option topK: expected an integer >= 1, got ${options.topK}`)
+    const batchSize = options.batchSize ?? 512
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError('INVALID_OPTION', `option batchSize: expected an integer >= 1, got ${batchSize}`)
+    const decode = { size: [height, width] as [number, number], channels: channels as 1 | 3, resizeShorter: this.preprocessing?.resizeShorter }
+    const names = this.classNames ?? []
+    const results: Prediction[] = []
+    for (let start = 0; start < images.length; start += batchSize) {
+      const batch = images.slice(start, start + batchSize)
+      const pixels = await prepareImages(batch, start, decode)
+      const probs = await this.predictPixels(pixels, batch.length, { tta: options.tta })
+      for (const row of probs) results.push(rankScores(row, names, k))
+    }
+    return results
   }
 
   /**
-   * Writes the weights as safetensors (PyTorch's tensor names), with spec, class names and normalization in the
-   * header. The write is atomic: a crash leaves the previous file or the new one, never a truncated one.
+   * Class probabilities for `count` uint8 images `[N, C, H, W]` at the model's input size, normalized as in
+   * training: one Float32Array of `classes` per image.
    */
-  async save(path: string, options: SaveOptions = {}): Promise<void> {
-    const metadata: Record<string, string> = {}
-    for (const [key, value] of Object.entries(options.metadata ?? {})) {
-      if (key === META_SPEC) throw new InputError('INVALID_OPTION', `metadata key ${key} is reserved for the model spec`)
-      metadata[key] = typeof value === 'string' ? value : JSON.stringify(value)
-    }
-    if (this.classNames) metadata[META_CLASSES] = JSON.stringify(this.classNames)
-    if (this.normalization) metadata[META_NORMALIZATION] = JSON.stringify(this.normalization)
-    await call(`saving ${path}`, () => this.native.save(path, metadata, options.withOptimizer ?? true))
+  async predictPixels(pixels: Uint8Array, count: number, options: { tta?: Tta } = {}): Promise<Float32Array[]> {
+    const norm = this.normalization ?? halfNormalization(this.spec.inputShape[0])
+    const probs = await call('prediction', () => this.#native.predictPixels(pixels, count, norm.mean, norm.std, options.tta ?? this.tta))
+    return this.rows(probs, count)
   }
 
-  /** Loads weights alone, such as a PyTorch `state_dict` saved with `safetensors.torch.save_file`, into this model. */
-  async loadWeights(path: string): Promise<void> {
-    await call(`loading weights from ${path}`, () => this.native.loadWeights(path))
+  /**
+   * Class probabilities (or, with `logits`, the raw scores) for `count` normalized images `[N, C, H, W]`: one
+   * Float32Array of `classes` per image.
+   */
+  async predictFloats(pixels: Float32Array, count: number, options: { tta?: Tta; logits?: boolean } = {}): Promise<Float32Array[]> {
+    const out = await call('prediction', () => this.#native.predictFloats(pixels, count, options.tta ?? 'none', options.logits ?? false))
+    return this.rows(out, count)
+  }
+
+  private rows(flat: Float32Array, count: number): Float32Array[] {
+    const k = this.classes
+    return Array.from({ length: count }, (_, i) => flat.subarray(i * k, (i + 1) * k))
+  }
+
+  /**
+   * Writes the weights as safetensors (PyTorch's tensor names), with spec, class names, normalization and
+   * preprocessing in the header. The write is atomic: a crash leaves the previous file or the new one, never a
+   * truncated one.
+   */
+  async save(file: string, options: SaveOptions = {}): Promise<void> {
+    const metadata: Record<string, string> = {}
+    for (const [key, value] of Object.entries(options.metadata ?? {})) {
+      if (key === META.spec) throw new InputError('INVALID_OPTION', `metadata key ${key} is reserved for the model spec`)
+      metadata[key] = typeof value === 'string' ? value : JSON.stringify(value)
+    }
+    if (this.classNames) metadata[META.classes] = JSON.stringify(this.classNames)
+    if (this.normalization) metadata[META.normalization] = JSON.stringify(this.normalization)
+    if (this.preprocessing) metadata[META.preprocessing] = JSON.stringify(this.preprocessing)
+    if (this.tta !== 'none') metadata[META.tta] = JSON.stringify(this.tta)
+    await call(`saving ${file}`, () => this.#native.save(file, metadata, options.withOptimizer ?? true, options.averaged ?? false))
+  }
+
+  /**
+   * Loads weights alone into this model, as `load_state_dict(strict=True)` does: a safetensors file (such as
+   * `safetensors.torch.save_file(model.state_dict(), …)`) or a PyTorch `.pth`/`.pt` file (zip or legacy format,
+   * read without running anything). A mismatch lists every missing, unexpected and mis-shaped key.
+   */
+  async loadWeights(file: string, options: LoadWeightsOptions = {}): Promise<void> {
+    if (path.extname(file) === '.safetensors' && !options.mapKey) {
+      await call(`loading weights from ${file}`, () => this.#native.loadWeights(file))
+      return
+    }
+    const tensors = path.extname(file) === '.safetensors' ? await this.safetensorsAsTorch(file) : await readTorchStateDict(file)
+    await this.loadStateDict(tensors, { source: file, mapKey: options.mapKey })
+  }
+
+  /** Loads a state dict of raw tensors (as `readTorchStateDict` returns them) into this model, strictly. */
+  async loadStateDict(tensors: ReadonlyMap<string, TorchTensor> | readonly TorchTensor[], options: LoadWeightsOptions & { source?: string } = {}): Promise<void> {
+    const list = tensors instanceof Map ? [...tensors.values()] : [...(tensors as readonly TorchTensor[])]
+    const mapped: Native.BindingTensor[] = []
+    for (const t of list) {
+      const name = options.mapKey ? options.mapKey(t.name) : t.name
+      if (name !== null) mapped.push({ name, dtype: t.dtype, shape: t.shape, data: t.data })
+    }
+    const source = options.source ?? '(a state dict)'
+    await call(`loading weights from ${source}`, () => this.#native.loadStateDict(mapped, source))
+  }
+
+  private async safetensorsAsTorch(file: string): Promise<TorchTensor[]> {
+    const { readSafetensors } = await import('./weights/safetensors-file.ts')
+    return readSafetensors(file)
   }
 }

@@ -1,11 +1,8 @@
-// Scoring images with a model: any format and size, prepared exactly as the training data was, in batches.
+// Preparing images to score: any format and size, decoded, resized and converted exactly as the training data
+// was, into one channel-first uint8 batch; and ranking a model's probabilities into labelled predictions.
 import fs from 'node:fs'
-import sharp from 'sharp'
-import { call } from './binding.ts'
 import { decodeInto, type DecodeOptions } from './data/decode-image.ts'
-import { halfNormalization } from './data/image-set.ts'
 import { DataError, InputError } from './errors.ts'
-import type { Model } from './model.ts'
 
 /** Pixels already decoded: `width × height × channels` bytes, interleaved (as sharp's `raw()` gives them). */
 export interface RawImage {
@@ -24,6 +21,11 @@ export interface PredictOptions {
   topK?: number
   /** Images per native call for arrays. Defaults to 512. */
   batchSize?: number
+  /**
+   * Test-time augmentation: `'mirror'` averages the image and its mirror image, `'mirrorTranslate'` adds 1-pixel
+   * shifts. Defaults to the one the model was trained with (stored in its checkpoint), else `'none'`.
+   */
+  tta?: 'none' | 'mirror' | 'mirrorTranslate'
 }
 
 export interface ClassScore {
@@ -46,6 +48,18 @@ function describe(input: ImageInput, i: number): string {
   return isRaw(input) ? `raw image #${i}` : `encoded image #${i}`
 }
 
+/** Raw pixels already at the wanted size and channels go straight into the batch, HWC to CHW, without sharp. */
+function copyRaw(raw: RawImage, decode: DecodeOptions, out: Uint8Array, offset: number): boolean {
+  const [h, w] = decode.size
+  if (raw.width !== w || raw.height !== h || raw.channels !== decode.channels || decode.resizeShorter !== undefined) return false
+  const plane = h * w
+  for (let c = 0; c < raw.channels; c++) {
+    const base = offset + c * plane
+    for (let i = 0, j = c; i < plane; i++, j += raw.channels) out[base + i] = raw.data[j]!
+  }
+  return true
+}
+
 /** Decodes one input into the model's `[C, H, W]` uint8 layout at `offset`: same resize and channel handling as training. */
 async function prepare(input: ImageInput, i: number, decode: DecodeOptions, out: Uint8Array, offset: number): Promise<void> {
   if (isRaw(input)) {
@@ -56,8 +70,8 @@ async function prepare(input: ImageInput, i: number, decode: DecodeOptions, out:
     if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || data.length !== width * height * channels) {
       throw new InputError('BAD_SHAPE', `raw image #${i}: expected width × height × channels = ${width} × ${height} × ${channels} = ${width * height * channels} bytes, got ${data.length}`)
     }
-    const png = await sharp(data, { raw: { width, height, channels } }).png().toBuffer()
-    return decodeInto(png, decode, out, offset)
+    if (copyRaw(input, decode, out, offset)) return
+    return decodeInto({ raw: input }, decode, out, offset)
   }
   if (typeof input === 'string' && !fs.existsSync(input)) throw new DataError('DATA_NOT_FOUND', `image ${input} does not exist`, { files: [input] })
   try {
@@ -70,34 +84,17 @@ async function prepare(input: ImageInput, i: number, decode: DecodeOptions, out:
   }
 }
 
-function scores(probs: Float32Array, names: readonly string[], k: number): Prediction {
+/** Decodes `inputs` into one uint8 batch `[N, C, H, W]` as `decode` says; errors name the input at fault. */
+export async function prepareImages(inputs: readonly ImageInput[], first: number, decode: DecodeOptions): Promise<Uint8Array> {
+  const perImage = decode.channels * decode.size[0] * decode.size[1]
+  const pixels = new Uint8Array(inputs.length * perImage)
+  await Promise.all(inputs.map((input, j) => prepare(input, first + j, decode, pixels, j * perImage)))
+  return pixels
+}
+
+/** One image's probabilities as a labelled prediction with the `k` best. */
+export function rankScores(probs: Float32Array, names: readonly string[], k: number): Prediction {
   const ranked = Array.from(probs, (probability, index) => ({ label: names[index] ?? String(index), index, probability }))
   ranked.sort((a, b) => b.probability - a.probability || a.index - b.index)
   return { ...ranked[0]!, topK: ranked.slice(0, k) }
-}
-
-/** Scores images with a loaded model: one native call per batch. */
-export async function predictWith(model: Model, inputs: readonly ImageInput[], options: PredictOptions = {}): Promise<Prediction[]> {
-  if (!Array.isArray(inputs)) {
-    throw new InputError('INVALID_OPTION', `model.predict(images): expected an array of images, got ${typeof inputs}; for one image, pass [image] or call predict(image, modelPath)`)
-  }
-  const [channels, height, width] = model.spec.inputShape
-  if (channels !== 1 && channels !== 3) throw new InputError('BAD_SHAPE', `model input has ${channels} channels; prediction from images supports 1 or 3`)
-  const k = Math.min(options.topK ?? 5, model.classes)
-  if (!Number.isInteger(k) || k < 1) throw new InputError('INVALID_OPTION', `option topK: expected an integer >= 1, got ${options.topK}`)
-  const batchSize = options.batchSize ?? 512
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError('INVALID_OPTION', `option batchSize: expected an integer >= 1, got ${batchSize}`)
-  const decode: DecodeOptions = { size: [height, width], channels }
-  const norm = model.normalization ?? halfNormalization(channels)
-  const names = model.classNames ?? []
-  const perImage = channels * height * width
-  const results: Prediction[] = []
-  for (let start = 0; start < inputs.length; start += batchSize) {
-    const batch = inputs.slice(start, start + batchSize)
-    const pixels = new Uint8Array(batch.length * perImage)
-    await Promise.all(batch.map((input, j) => prepare(input, start + j, decode, pixels, j * perImage)))
-    const probs = await call('prediction', () => model.native.predictPixels(pixels, batch.length, norm.mean, norm.std))
-    for (let j = 0; j < batch.length; j++) results.push(scores(probs.subarray(j * model.classes, (j + 1) * model.classes), names, k))
-  }
-  return results
 }

@@ -1,61 +1,6 @@
-// Model specs: the layer types a model is built from, and the reference CNN.
+// Specs for training: the reference CNN, and a spec fitted to the data it will train on.
 import { InputError } from './errors.ts'
-
-/** A 2-d convolution. Its tensors are named `conv1`, `conv2`, ... in order unless `name` is given. */
-export interface Conv2dLayer {
-  type: 'conv2d'
-  outChannels: number
-  kernelSize: number
-  /** Defaults to 1. */
-  stride?: number
-  /** Zero padding on each side. Defaults to 0. */
-  padding?: number
-  name?: string
-}
-export interface ReluLayer {
-  type: 'relu'
-}
-export interface MaxPool2dLayer {
-  type: 'maxpool2d'
-  kernelSize: number
-  /** Defaults to `kernelSize`. */
-  stride?: number
-}
-/** Flattens `[C, H, W]` to `[C·H·W]`; needed before the first linear layer. */
-export interface FlattenLayer {
-  type: 'flatten'
-}
-/** A fully connected layer, named `fc1`, `fc2`, ... unless `name` is given. */
-export interface LinearLayer {
-  type: 'linear'
-  outFeatures: number
-  name?: string
-}
-export interface DropoutLayer {
-  type: 'dropout'
-  /** Probability of zeroing an activation while training, in [0, 1). */
-  p: number
-}
-/** Batch normalization over channels, named `bn1`, `bn2`, ... unless `name` is given. */
-export interface BatchNorm2dLayer {
-  type: 'batchnorm2d'
-  /** Defaults to 1e-5. */
-  eps?: number
-  /** Defaults to 0.1. */
-  momentum?: number
-  name?: string
-}
-
-export type Layer = Conv2dLayer | ReluLayer | MaxPool2dLayer | FlattenLayer | LinearLayer | DropoutLayer | BatchNorm2dLayer
-
-/** `[channels, height, width]` of one image. */
-export type Shape3 = [channels: number, height: number, width: number]
-
-/** A model: its input shape and its layers. Sizes between layers are inferred; the last layer's output is the class count. */
-export interface ModelSpec {
-  inputShape: Shape3
-  layers: Layer[]
-}
+import type { ModelSpec, Shape3 } from './layers.ts'
 
 /**
  * The reference network: conv 3→32 (3×3, pad 1), ReLU, maxpool 2; conv 32→64 (3×3, pad 1), ReLU, maxpool 2;
@@ -84,11 +29,13 @@ export function referenceCnn(options: { classes: number; inputShape?: Shape3 }):
 
 /**
  * The spec to train on data of `shape` with `classes` classes: `spec` with its input shape filled in from the data,
- * or the reference CNN when there is none. Fails when the spec's input or output disagrees with the data.
+ * or the reference CNN when there is none. Fails when the spec's input or output disagrees with the data. Images
+ * may be stored larger than the model's input (random crops take the input size from them).
  */
 export function specForData(spec: ModelSpec | null, shape: Shape3, classes: number): ModelSpec {
   const resolved = spec ? { ...spec, inputShape: spec.inputShape ?? shape } : referenceCnn({ classes, inputShape: shape })
-  if (resolved.inputShape.join() !== shape.join()) {
+  const [c, h, w] = resolved.inputShape
+  if (c !== shape[0] || h > shape[1] || w > shape[2]) {
     throw new InputError('INVALID_OPTION', `option model: inputShape [${resolved.inputShape}] does not match the data's images [${shape}]`)
   }
   const last = resolved.layers.at(-1)

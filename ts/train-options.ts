@@ -1,17 +1,170 @@
-// The options of train(), their defaults (the seed's), and their checks, done before any work starts.
+// The options of train(), each declared once: its check, default, CLI flag and help, and what a resumed run may
+// change. TrainOptions, TrainConfig, validation, defaults, the train CLI's flags and --help all follow from TRAIN_OPTIONS.
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Callback, EpochRecord, TrainContext } from './callbacks/callback.ts'
+import { checkMonitor } from './callbacks/monitor.ts'
 import type { ImageSet } from './data/image-set.ts'
 import type { Device } from './device.ts'
-import { checkMonitor } from './callbacks/monitor.ts'
 import { InputError } from './errors.ts'
-import type { Precision, StepResult } from './model.ts'
-import type { ModelSpec } from './spec.ts'
+import type { StepResult } from './model.ts'
+import { bad, boolean, choice, int, json, number, optionalInt, optionalText, resolveTable, size, text, value, type InputsOf, type ResolvedOf } from './options/option.ts'
+import type { ParamGroup } from './binding.ts'
+import type { ModelSpec } from './layers.ts'
 
-export type OptimizerName = 'adam' | 'adamw' | 'sgd'
+const DEVICE = /^(auto|cpu|cuda(:\d+)?)$/
 
-export interface TrainOptions {
+function paramGroups(v: unknown, field: string): ParamGroup[] {
+  if (!Array.isArray(v)) throw bad(field, 'an array of { names?, layer?, field?, lrScale?, weightDecay? }', v)
+  const allowed = ['names', 'layer', 'field', 'lrScale', 'weightDecay']
+  v.forEach((g: unknown, i) => {
+    if (typeof g !== 'object' || g === null) throw bad(`${field}[${i}]`, 'an object', g)
+    const unknown = Object.keys(g).filter((k) => !allowed.includes(k))
+    if (unknown.length > 0) throw bad(`${field}[${i}]`, `only the keys ${allowed.join(', ')}`, unknown)
+  })
+  return v as ParamGroup[]
+}
+
+/**
+ * Every option of train() and `npm run train`. The JSDoc of each key is what editors show for `TrainOptions`.
+ * Adding an option is one entry here (and the code that uses it in train.ts).
+ */
+export const TRAIN_OPTIONS = {
+  /**
+   * The network: a spec, or the path of a JSON file holding one. Defaults to the reference CNN.
+   * @example { inputShape: [3, 32, 32], layers: [...] }
+   */
+  model: value<ModelSpec | string | null | undefined, ModelSpec | null>(
+    { help: 'a layer-spec JSON file (default: the reference CNN)', group: 'model', default: null, cli: true, metavar: '<spec.json>' },
+    (v, field) => {
+      if (v === null || v === undefined) return null
+      if (typeof v === 'object') return v
+      try {
+        return JSON.parse(fs.readFileSync(v, 'utf8')) as ModelSpec
+      } catch (err) {
+        throw new InputError('INVALID_OPTION', `option ${field}: ${v} is not a readable JSON model spec (${(err as Error).message})`, { cause: err })
+      }
+    },
+  ),
+  /** Passes over the training data; a fraction ends the last epoch early. @default 40 */
+  epochs: number({ help: 'passes over the training data (a fraction ends the last one early)', group: 'optimization', default: 40, ok: (v) => v > 0, expected: 'a number > 0', onResume: 'override' }),
+  /** Images per training step. @default 128 */
+  batchSize: int({ help: 'images per training step', group: 'optimization', default: 128, min: 1 }),
+  /** Skip the last, smaller batch of each epoch. @default false */
+  dropLast: boolean({ help: 'skip the last, smaller batch of each epoch', group: 'optimization', default: false }),
+  /** @default 'adam' */
+  optimizer: choice(['adam', 'adamw', 'sgd'], { help: 'the optimizer', group: 'optimization', default: 'adam' }),
+  /** The peak learning rate (schedules multiply it). @default 1e-3 (1e-2 for sgd) */
+  lr: number({ help: 'peak learning rate', group: 'optimization', default: (c) => (c.optimizer === 'sgd' ? 1e-2 : 1e-3), shownDefault: '1e-3; sgd 1e-2', ok: (v) => v > 0, expected: 'a number > 0' }),
+  /** SGD momentum. @default 0.9 with sgd */
+  momentum: number({ help: 'sgd momentum', group: 'optimization', default: (c) => (c.optimizer === 'sgd' ? 0.9 : 0), shownDefault: '0.9', ok: (v) => v >= 0 && v < 1, expected: 'a number in [0, 1)' }),
+  /** Nesterov momentum for sgd. @default false */
+  nesterov: boolean({ help: 'sgd with Nesterov momentum', group: 'optimization', default: false }),
+  /** L2 penalty (adam, sgd) or decoupled decay (adamw). @default 0 (0.01 for adamw) */
+  weightDecay: number({ help: 'weight decay', group: 'optimization', default: (c) => (c.optimizer === 'adamw' ? 0.01 : 0), shownDefault: '0; adamw 0.01', ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  /**
+   * Parameters with their own learning-rate scale or weight decay, picked by name glob, layer type or field.
+   * @example [{ layer: 'batchnorm2d', field: 'bias', lrScale: 64 }]
+   */
+  paramGroups: json<ParamGroup[]>({ help: 'parameter groups as JSON, e.g. \'[{"layer":"batchnorm2d","field":"bias","lrScale":64}]\'', group: 'optimization', default: [], shownDefault: 'none' }, paramGroups),
+  /** Label smoothing ε of the training loss. @default 0 */
+  labelSmoothing: number({ help: 'label smoothing of the training loss', group: 'recipe', default: 0, ok: (v) => v >= 0 && v < 1, expected: 'a number in [0, 1)' }),
+  /** How per-image losses combine: `mean` (PyTorch's default) or `sum`. @default 'mean' */
+  lossReduction: choice(['mean', 'sum'], { help: 'combine per-image losses by', group: 'recipe', default: 'mean' }),
+  /** The learning-rate schedule, stepped per batch. @default 'constant' */
+  schedule: choice(['constant', 'linear', 'cosine', 'onecycle', 'piecewise'], { help: 'learning-rate schedule, stepped per batch', group: 'recipe', default: 'constant' }),
+  /** Fraction of all steps spent warming the rate up linearly. @default 0 (0.3 for onecycle) */
+  warmup: number({ help: 'fraction of the steps spent warming up', group: 'recipe', default: (c) => (c.schedule === 'onecycle' ? 0.3 : 0), shownDefault: '0; onecycle 0.3', ok: (v) => v >= 0 && v < 1, expected: 'a number in [0, 1)' }),
+  /** The rate's multiplier at the first step of the warmup. @default 0 (1/25 for onecycle) */
+  warmupStart: number({ help: 'multiplier of the rate where warmup starts', group: 'recipe', default: (c) => (c.schedule === 'onecycle' ? 1 / 25 : 0), shownDefault: '0; onecycle 0.04', ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  /** The rate's multiplier at the last step (linear, cosine and onecycle). @default 0 (4e-6 for onecycle) */
+  finalLr: number({ help: 'multiplier of the rate at the last step', group: 'recipe', default: (c) => (c.schedule === 'onecycle' ? 1 / 25 / 1e4 : 0), shownDefault: '0; onecycle 4e-6', ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  /**
+   * Piecewise-linear schedule: `[progress, multiplier]` points, progress from 0 (first step) to 1 (last step).
+   * @example [[0, 0.2], [0.23, 1], [1, 0.07]]
+   */
+  lrPoints: json<[number, number][]>({ help: 'points [[progress, multiplier], ...] of the piecewise schedule', group: 'recipe', default: [], shownDefault: 'none' }, (v, field) => {
+    const ok = Array.isArray(v) && v.length !== 1 && v.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    if (!ok) throw bad(field, 'at least two [progress, multiplier] pairs', v)
+    if (v.length === 0) return []
+    const points = v as [number, number][]
+    if (points[0]![0] !== 0 || points.at(-1)![0] !== 1 || points.some((p, i) => i > 0 && p[0] <= points[i - 1]![0])) {
+      throw bad(field, 'progress increasing from 0 to 1', points.map((p) => p[0]))
+    }
+    return points
+  }),
+  /** Multiply the rate by `lrFactor` after this many epochs without improvement of the monitor. Off by default. */
+  lrPatience: optionalInt({ help: 'multiply the rate by --lr-factor after n epochs without improvement', group: 'optimization', default: null, shownDefault: 'off', min: 1 }),
+  /** @default 0.1 */
+  lrFactor: number({ help: 'factor for --lr-patience', group: 'optimization', default: 0.1, ok: (v) => v > 0 && v < 1, expected: 'a number in (0, 1)' }),
+  /** Weight averaging: an exponential moving average of the weights, or Lookahead. @default 'none' */
+  averaging: choice(['none', 'ema', 'lookahead'], { help: 'weight averaging; evaluation uses the averaged weights', group: 'recipe', default: 'none' }),
+  /** How much of the average each update keeps. @default 0.999 (ema), 0.5 (lookahead) */
+  averagingDecay: number({ help: 'decay of the average', group: 'recipe', default: (c) => (c.averaging === 'lookahead' ? 0.5 : 0.999), shownDefault: '0.999; lookahead 0.5', ok: (v) => v >= 0 && v <= 1, expected: 'a number in [0, 1]' }),
+  /** Average every this many steps. @default 1 (5 for lookahead) */
+  averagingEvery: int({ help: 'average every n steps', group: 'recipe', default: (c) => (c.averaging === 'lookahead' ? 5 : 1), shownDefault: '1; lookahead 5', min: 1 }),
+  /** `cubic` scales the decay by (progress)³: weak early, full at the end. @default 'none' */
+  averagingWarmup: choice(['none', 'cubic'], { help: 'ramp the decay with training progress', group: 'recipe', default: 'none' }),
+  /** Early-stopping patience in epochs. @default 5 */
+  patience: int({ help: 'early-stopping patience in epochs', group: 'output', default: 5, min: 1, onResume: 'override' }),
+  /** The least change of the monitor that counts as an improvement. @default 0 */
+  minDelta: number({ help: 'least change that counts as an improvement', group: 'output', default: 0, ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  /** Fraction of the training data held out for validation. @default 0.1 */
+  valSplit: number({ help: 'fraction of the training data held out for validation', group: 'data', default: 0.1, ok: (v) => v >= 0 && v < 1, expected: 'a fraction in [0, 1)' }),
+  /** The metric early stopping and the best checkpoint follow. @default 'val_loss' ('test_loss' when valSplit is 0) */
+  monitor: text<string>({ help: 'metric for early stopping and the best checkpoint', group: 'output', default: (c) => ((c.valSplit as number) > 0 ? 'val_loss' : 'test_loss'), shownDefault: 'val_loss', metavar: '<metric>' }),
+  /** Fraction held out as the test set when the data has none. @default 0.2 */
+  testSplit: number({ help: 'fraction held out as test set when the data has none', group: 'data', default: 0.2, ok: (v) => v > 0 && v < 1, expected: 'a fraction in (0, 1)' }),
+  /** Shorthand for `cropPadding: 4` and `flip: 'random'`. @default false */
+  augment: boolean({ help: 'random crop (4-px padding) and horizontal flip', group: 'data', default: false }),
+  /** Random crop from this much padding on each side while training. @default 0 (4 with augment) */
+  cropPadding: int({ help: 'random crop from this much padding', group: 'data', default: (c) => (c.augment ? 4 : 0), shownDefault: '0; --augment 4', min: 0 }),
+  /** How the crop padding is filled. @default 'zeros' */
+  padMode: choice(['zeros', 'reflect'], { help: 'crop padding', group: 'data', default: 'zeros' }),
+  /** Horizontal flips while training: random each time, or alternating by epoch. @default 'none' ('random' with augment) */
+  flip: choice(['none', 'random', 'alternating'], { help: 'horizontal flips while training', group: 'data', default: (c) => (c.augment ? 'random' : 'none'), shownDefault: 'none; --augment random' }),
+  /** Zero a square of this side at a random place in each training image. @default 0 */
+  cutout: int({ help: 'cutout square side', group: 'data', default: 0, min: 0 }),
+  /** Test-time augmentation of validation and test data (and of predict() with the checkpoint). @default 'none' */
+  tta: choice(['none', 'mirror', 'mirrorTranslate'], { help: 'test-time augmentation', group: 'evaluation', default: 'none' }),
+  /** `running`: train metrics from the epoch's own forward passes (as Keras reports); `full`: an extra pass. @default 'running' */
+  trainMetrics: choice(['running', 'full'], { help: 'train metrics from the training passes, or a full extra pass', group: 'evaluation', default: 'running' }),
+  /** `'half'` (mean 0.5, std 0.5) or `'dataset'` (per-channel statistics of the training data). @default 'half' */
+  normalize: choice(['half', 'dataset'], { help: 'pixel normalization', group: 'data', default: 'half' }),
+  /**
+   * `'bf16'` computes convolutions and linear layers in bfloat16 from fp32 weights, as PyTorch's autocast does;
+   * `'auto'` picks bf16 where the CPU has native bf16 and a short probe finds it faster.
+   * @default 'fp32'
+   */
+  precision: choice(['fp32', 'bf16', 'auto'], { help: 'compute precision of conv and linear layers', group: 'model', default: 'fp32' }),
+  /** Seeds weights, shuffling, splits and augmentation. @default 0 */
+  seed: int({ help: 'seeds weights, shuffles, splits and augmentation', group: 'model', default: 0, min: 0 }),
+  /** @default 'auto' */
+  device: text<Device>({ help: 'auto | cpu | cuda | cuda:N', group: 'model', default: 'auto', ok: (v) => DEVICE.test(v), expected: "'auto', 'cpu', 'cuda' or 'cuda:N'", metavar: '<device>' }),
+  /** Train on a seeded subset of this many images. */
+  limitTrain: optionalInt({ help: 'train on a seeded subset of n images', group: 'data', default: null, shownDefault: 'all', min: 1 }),
+  /** Test on a seeded subset of this many images. */
+  limitTest: optionalInt({ help: 'test on a seeded subset of n images', group: 'data', default: null, shownDefault: 'all', min: 1 }),
+  /** Images are resized to `[height, width]` when read from files. @default [32, 32] */
+  size: size({ help: 'resize images read from files', group: 'data', default: [32, 32], shownDefault: '32x32' }),
+  /** Skip unreadable images instead of failing; they are counted in the run's report. @default false */
+  skipBadImages: boolean({ help: 'skip unreadable images instead of failing', group: 'data', default: false }),
+  /** Where downloads and decoded datasets are cached. @default '~/.cache/convkit/datasets' */
+  cacheDir: optionalText({ help: 'dataset cache', group: 'data', default: null, shownDefault: '~/.cache/convkit/datasets', stored: false, onResume: 'override', metavar: '<dir>' }),
+  /** The run directory. @default 'runs/<date-time>' */
+  out: optionalText({ help: 'run directory', group: 'output', default: null, shownDefault: 'runs/<date-time>', stored: false, onResume: 'override', metavar: '<dir>' }),
+  /** Continue the run in this directory at its next epoch, with its weights, optimizer state and configuration. */
+  resume: optionalText({ help: 'continue a run at its next epoch', group: 'output', default: null, shownDefault: undefined, stored: false, onResume: 'override', metavar: '<run-dir>' }),
+  /** Write samples.png at the start, and plots/ and report.html at the end. @default true */
+  report: boolean({ help: 'skip samples.png, plots/ and report.html', group: 'output', default: true, stored: false, onResume: 'override' }),
+  /** No table, no progress bars. @default false */
+  quiet: boolean({ help: 'no summary, table or progress bars', group: 'output', default: false, stored: false, onResume: 'override' }),
+} as const
+
+export type TrainOptionTable = typeof TRAIN_OPTIONS
+
+/** Options whose values only code can pass. */
+interface RuntimeOptions {
   /**
    * What to train on: `'cifar10'` (downloaded and cached), a folder (`root/train/<class>`, `root/test/<class>`;
    * or `root/<class>` with `testSplit`), a folder of MNIST idx files, a `.tar.gz` of any of these, or images in memory.
@@ -19,103 +172,25 @@ export interface TrainOptions {
    * @example '../shared/datasets/cifar10-jpg.tar.gz'
    */
   data: string | { train: ImageSet; test?: ImageSet }
-  /** The network; a spec, or the path of a JSON file holding one. Defaults to the reference CNN. */
-  model?: ModelSpec | string
-  /** Defaults to 40. */
-  epochs?: number
-  /** Defaults to 128. */
-  batchSize?: number
-  /** Defaults to `'adam'`. */
-  optimizer?: OptimizerName
-  /** Defaults to 1e-3 (1e-2 for sgd). */
-  lr?: number
-  /** SGD momentum. Defaults to 0.9 with sgd. */
-  momentum?: number
-  /** Nesterov momentum for sgd. Defaults to false. */
-  nesterov?: boolean
-  /** Defaults to 0 (0.01 for adamw). */
-  weightDecay?: number
-  /** Multiply the learning rate by `lrFactor` after this many epochs without improvement of the monitor. Off by default. */
-  lrPatience?: number
-  /** The factor for `lrPatience`. Defaults to 0.1. */
-  lrFactor?: number
-  /** Early-stopping patience in epochs. Defaults to 5. */
-  patience?: number
-  /** The least change of the monitor that counts as an improvement. Defaults to 0. */
-  minDelta?: number
-  /** The metric early stopping and the best checkpoint follow. Defaults to `'val_loss'` (`'test_loss'` when valSplit is 0). */
-  monitor?: string
-  /** Fraction of the training data held out for validation. Defaults to 0.1. */
-  valSplit?: number
-  /** Fraction held out as the test set when the data has none. Defaults to 0.2. */
-  testSplit?: number
-  /** Random crop (4-pixel padding) and horizontal flip while training. Defaults to false. */
-  augment?: boolean
-  /** `'half'` (mean 0.5, std 0.5) or `'dataset'` (per-channel statistics of the training data). Defaults to `'half'`. */
-  normalize?: 'half' | 'dataset'
-  /**
-   * `'bf16'` computes convolutions and linear layers in bfloat16 from fp32 weights, as PyTorch's autocast does;
-   * see bench/RESULTS.md for its speed and accuracy. Defaults to `'fp32'`.
-   */
-  precision?: Precision
-  /** Seeds weights, shuffling, splits and augmentation. Defaults to 0. */
-  seed?: number
-  /** Defaults to `'auto'`. */
-  device?: Device
-  /** The run directory. Defaults to `runs/<date-time>`. */
-  out?: string
-  /** Train on a seeded subset of this many images. */
-  limitTrain?: number
-  /** Test on a seeded subset of this many images. */
-  limitTest?: number
-  /** Images are resized to `[height, width]` when read from files. Defaults to `[32, 32]`. */
-  size?: [number, number]
-  /** Where downloads and decoded datasets are cached. Defaults to `~/.cache/convkit/datasets`. */
-  cacheDir?: string
-  /** Skip unreadable images instead of failing; they are counted in the run's report. Defaults to false. */
-  skipBadImages?: boolean
-  /** Continue the run in this directory at its next epoch, with its weights and optimizer state. */
-  resume?: string
-  /** Write samples.png at the start, and plots/ and report.html at the end. Defaults to true. */
-  report?: boolean
-  /** No table, no progress bars. Defaults to false. */
-  quiet?: boolean
   /** Stops at the end of the current batch; the last checkpoint and history are on disk. */
   signal?: AbortSignal
-  /** More callbacks, run after the built-in History, EarlyStopping and ModelCheckpoint. */
+  /** More callbacks, run after the built-in History, EarlyStopping and ModelCheckpoint. Each is reset when the run starts. */
   callbacks?: Callback[]
   onEpochEnd?: (record: EpochRecord, ctx: TrainContext) => void | Promise<void>
   onBatchEnd?: (batch: number, step: StepResult, ctx: TrainContext) => void | Promise<void>
 }
 
-/** The options a run is reproduced from: what history.json stores as `config`. */
-export interface TrainConfig {
-  data: string
-  model: ModelSpec | null
-  epochs: number
-  batchSize: number
-  optimizer: OptimizerName
-  lr: number
-  momentum: number
-  nesterov: boolean
-  weightDecay: number
-  patience: number
-  lrPatience: number | null
-  lrFactor: number
-  minDelta: number
-  monitor: string
-  valSplit: number
-  testSplit: number
-  augment: boolean
-  normalize: 'half' | 'dataset'
-  precision: Precision
-  seed: number
-  device: Device
-  limitTrain: number | null
-  limitTest: number | null
-  size: [number, number]
-  skipBadImages: boolean
-}
+/** The options of train(): `data`, and any of TRAIN_OPTIONS. */
+export type TrainOptions = RuntimeOptions & InputsOf<TrainOptionTable>
+
+type Resolved = ResolvedOf<TrainOptionTable>
+type StoredKeys = { [K in keyof TrainOptionTable]: TrainOptionTable[K]['stored'] extends false ? never : K }[keyof TrainOptionTable]
+
+/** The options a run is reproduced from: what history.json stores as `config`, with `data` as given. */
+export type TrainConfig = Pick<Resolved, StoredKeys> & { data: string }
+
+/** What steers one invocation: the stored config plus the options that are not stored. */
+export type ResolvedTrainOptions = TrainConfig & Omit<Resolved, StoredKeys>
 
 /** What history.json records as `data` for images passed in memory. */
 export const IN_MEMORY = '<in-memory>'
@@ -125,65 +200,70 @@ export function runMetrics(withVal: boolean): string[] {
   return ['train', ...(withVal ? ['val'] : []), 'test'].flatMap((s) => [`${s}_loss`, `${s}_top1`, `${s}_top5`])
 }
 
-function bad(field: string, expected: string, got: unknown): InputError {
-  return new InputError('INVALID_OPTION', `option ${field}: expected ${expected}, got ${JSON.stringify(got)}`)
+function dataSource(data: TrainOptions['data']): string {
+  if (typeof data === 'string') {
+    // A path is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are.
+    return fs.existsSync(data) ? path.resolve(data) : data
+  }
+  if (!data || typeof data !== 'object' || !('train' in data)) throw bad('data', "a source such as 'cifar10' or a path, or { train, test }", data)
+  return IN_MEMORY
 }
 
-function int(field: string, value: number | undefined, fallback: number, min: number): number {
-  const v = value ?? fallback
-  if (!Number.isInteger(v) || v < min) throw bad(field, `an integer >= ${min}`, v)
-  return v
-}
-
-function num(field: string, value: number | undefined, fallback: number, check: (v: number) => boolean, expected: string): number {
-  const v = value ?? fallback
-  if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) throw bad(field, expected, v)
-  return v
+function crossChecks(config: ResolvedTrainOptions): void {
+  checkMonitor(config.monitor, runMetrics(config.valSplit > 0), 'option monitor')
+  if (config.schedule === 'piecewise' && config.lrPoints.length === 0) throw bad('lrPoints', "points for schedule 'piecewise'", config.lrPoints)
+  if (config.averagingWarmup === 'cubic' && config.averaging === 'none') throw bad('averagingWarmup', "an averaging ('ema' or 'lookahead') to ramp", config.averagingWarmup)
 }
 
 /** Applies defaults and checks every option; throws an InputError naming the first bad one. */
-export function resolveConfig(options: TrainOptions): TrainConfig {
-  const optimizer = options.optimizer ?? 'adam'
-  if (!['adam', 'adamw', 'sgd'].includes(optimizer)) throw bad('optimizer', "'adam', 'adamw' or 'sgd'", optimizer)
-  const valSplit = num('valSplit', options.valSplit, 0.1, (v) => v >= 0 && v < 1, 'a fraction in [0, 1)')
-  const normalize = options.normalize ?? 'half'
-  if (normalize !== 'half' && normalize !== 'dataset') throw bad('normalize', "'half' or 'dataset'", normalize)
-  const precision = options.precision ?? 'fp32'
-  if (precision !== 'fp32' && precision !== 'bf16') throw bad('precision', "'fp32' or 'bf16'", precision)
-  const device = options.device ?? 'auto'
-  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device)) throw bad('device', "'auto', 'cpu', 'cuda' or 'cuda:N'", device)
-  const size = options.size ?? [32, 32]
-  if (!Array.isArray(size) || size.length !== 2 || !size.every((d) => Number.isInteger(d) && d > 0)) throw bad('size', '[height, width] of positive integers', size)
-  const limit = (field: string, v: number | undefined) => (v === undefined ? null : int(field, v, 0, 1))
-  if (typeof options.data !== 'string' && !(options.data && 'train' in options.data)) throw bad('data', "a source such as 'cifar10' or a path, or { train, test }", options.data)
-  const monitor = options.monitor ?? (valSplit > 0 ? 'val_loss' : 'test_loss')
-  checkMonitor(monitor, runMetrics(valSplit > 0), 'option monitor')
-  return {
-    // A path is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are.
-    data: typeof options.data === 'string' ? (fs.existsSync(options.data) ? path.resolve(options.data) : options.data) : IN_MEMORY,
-    model: typeof options.model === 'object' ? options.model : null,
-    epochs: int('epochs', options.epochs, 40, 1),
-    batchSize: int('batchSize', options.batchSize, 128, 1),
-    optimizer,
-    lr: num('lr', options.lr, optimizer === 'sgd' ? 1e-2 : 1e-3, (v) => v > 0, 'a number > 0'),
-    momentum: num('momentum', options.momentum, optimizer === 'sgd' ? 0.9 : 0, (v) => v >= 0 && v < 1, 'a number in [0, 1)'),
-    nesterov: options.nesterov ?? false,
-    weightDecay: num('weightDecay', options.weightDecay, optimizer === 'adamw' ? 0.01 : 0, (v) => v >= 0, 'a number >= 0'),
-    patience: int('patience', options.patience, 5, 1),
-    lrPatience: options.lrPatience === undefined ? null : int('lrPatience', options.lrPatience, 0, 1),
-    lrFactor: num('lrFactor', options.lrFactor, 0.1, (v) => v > 0 && v < 1, 'a number in (0, 1)'),
-    minDelta: num('minDelta', options.minDelta, 0, (v) => v >= 0, 'a number >= 0'),
-    monitor,
-    valSplit,
-    testSplit: num('testSplit', options.testSplit, 0.2, (v) => v > 0 && v < 1, 'a fraction in (0, 1)'),
-    augment: options.augment ?? false,
-    normalize,
-    precision,
-    seed: int('seed', options.seed, 0, 0),
-    device,
-    limitTrain: limit('limitTrain', options.limitTrain),
-    limitTest: limit('limitTest', options.limitTest),
-    size: [size[0], size[1]],
-    skipBadImages: options.skipBadImages ?? false,
+export function resolveConfig(options: TrainOptions): ResolvedTrainOptions {
+  const given = { ...options } as unknown as Record<string, unknown>
+  const config = { ...resolveTable(TRAIN_OPTIONS, given), data: dataSource(options.data) } as ResolvedTrainOptions
+  crossChecks(config)
+  return config
+}
+
+/**
+ * The configuration of a resumed run: the stored config, checked like a new run's, with the options given now
+ * applied where a resumed run may change them. A stored field this version does not know is an error naming it; a
+ * field the run was written before takes its default (listed in `filled`); a given option that would change a
+ * fixed one is an error.
+ */
+export function resumeConfig(stored: Record<string, unknown>, options: TrainOptions, runDir: string): { config: ResolvedTrainOptions; filled: string[] } {
+  const known = new Set<string>([...Object.keys(TRAIN_OPTIONS), 'data'])
+  const unknown = Object.keys(stored).filter((k) => !known.has(k))
+  if (unknown.length > 0) {
+    throw new InputError('INVALID_OPTION', `option resume: ${runDir}/history.json has config field(s) ${unknown.join(', ')} that this version does not know; resume it with the version that wrote it`)
   }
+  const table = TRAIN_OPTIONS as Record<string, { onResume: string; stored: boolean }>
+  const merged: Record<string, unknown> = {}
+  const filled: string[] = []
+  for (const [key, decl] of Object.entries(table)) {
+    const now = (options as unknown as Record<string, unknown>)[key]
+    const before = stored[key]
+    if (!decl.stored || decl.onResume === 'override') {
+      merged[key] = now !== undefined ? now : before
+    } else {
+      if (now !== undefined && before !== undefined && JSON.stringify(now) !== JSON.stringify(before)) {
+        throw new InputError('INVALID_OPTION', `option ${key}: the run in ${runDir} was made with ${JSON.stringify(before)}; a resumed run keeps it (got ${JSON.stringify(now)})`)
+      }
+      merged[key] = before !== undefined ? before : now
+    }
+    if (decl.stored && before === undefined && key !== 'model') filled.push(key)
+  }
+  if (typeof stored.data !== 'string') throw bad('resume', `a run directory whose history.json config has a data source (${runDir})`, stored.data)
+  const data = typeof options.data === 'object' ? options.data : (stored.data as string)
+  if (data === IN_MEMORY) {
+    throw new InputError('INVALID_OPTION', `option data: the run in ${runDir} trained on images in memory; pass them again as data to resume it`)
+  }
+  const config = { ...resolveTable(TRAIN_OPTIONS, merged), data: typeof data === 'string' ? data : IN_MEMORY } as ResolvedTrainOptions
+  crossChecks(config)
+  return { config, filled }
+}
+
+/** The part of a resolved config that history.json stores. */
+export function storedConfig(config: ResolvedTrainOptions): TrainConfig {
+  const out: Record<string, unknown> = { data: config.data }
+  for (const [key, decl] of Object.entries(TRAIN_OPTIONS)) if (decl.stored) out[key] = (config as Record<string, unknown>)[key]
+  return out as TrainConfig
 }

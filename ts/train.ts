@@ -1,4 +1,5 @@
-// train(): the epoch loop. Data, splits and metrics are TypeScript's; each step and evaluation is one native call.
+// train(): the epoch loop. Data, splits, schedules and metrics are TypeScript's; each step and evaluation is one
+// native call.
 import fs from 'node:fs'
 import path from 'node:path'
 import { flattenLogs, type Callback, type EpochRecord, type SplitMetrics, type TrainContext } from './callbacks/callback.ts'
@@ -14,16 +15,19 @@ import { TensorDataset } from './data/tensor-dataset.ts'
 import { setSeed } from './device.ts'
 import { tableHeader, tableRow } from './epoch-table.ts'
 import { DataError, InputError } from './errors.ts'
-import type { EvalMetrics } from './metrics.ts'
-import { Model, type OptimizerOptions } from './model.ts'
+import { percent, type EvalMetrics } from './metrics.ts'
+import { Model, type AugmentOptions, type OptimizerOptions, type Precision } from './model.ts'
+import { choosePrecision } from './precision.ts'
 import { ProgressBar } from './progress.ts'
-import { specForData, type ModelSpec } from './spec.ts'
-import { writeRunReport, writeSamples } from './report/run-report.ts'
-import { IN_MEMORY, resolveConfig, runMetrics, type TrainConfig, type TrainOptions } from './train-options.ts'
+import { lrMultiplier } from './schedule.ts'
+import { specForData } from './spec.ts'
+import { samplesPng, writeRunReport } from './report/run-report.ts'
+import { writeFileAtomic } from './atomic-write.ts'
+import { resolveConfig, resumeConfig, runMetrics, storedConfig, type ResolvedTrainOptions, type TrainOptions } from './train-options.ts'
 
 export interface TrainResult {
   runDir: string
-  /** The model as training left it (with the best weights, if EarlyStopping restored them). */
+  /** The model as training left it (with the averaged weights, or the best ones if EarlyStopping restored them). */
   model: Model
   history: HistoryFile
   /** The best checkpoint's path. */
@@ -42,21 +46,16 @@ function timestamp(): string {
   return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*$/, '')
 }
 
-function readSpec(model: TrainOptions['model']): ModelSpec | null {
-  if (model === undefined) return null
-  if (typeof model !== 'string') return model
-  try {
-    return JSON.parse(fs.readFileSync(model, 'utf8')) as ModelSpec
-  } catch (err) {
-    throw new InputError('INVALID_OPTION', `option model: ${model} is not a readable JSON model spec (${(err as Error).message})`, { cause: err })
-  }
-}
-
-function optimizerOptions(config: TrainConfig): OptimizerOptions {
+function optimizerOptions(config: ResolvedTrainOptions): OptimizerOptions {
   if (config.optimizer === 'sgd') {
     return { type: 'sgd', lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay }
   }
   return { type: config.optimizer, lr: config.lr, weightDecay: config.weightDecay }
+}
+
+function augmentOptions(config: ResolvedTrainOptions): AugmentOptions | undefined {
+  const aug: AugmentOptions = { cropPadding: config.cropPadding, padMode: config.padMode, flip: config.flip, cutout: config.cutout }
+  return config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 ? aug : undefined
 }
 
 function splitMetrics(m: EvalMetrics, withConfusion: boolean): SplitMetrics {
@@ -64,7 +63,7 @@ function splitMetrics(m: EvalMetrics, withConfusion: boolean): SplitMetrics {
   return withConfusion ? { ...rest, confusion } : rest
 }
 
-/** Prepared data: one resident dataset per source set, and the indices of each split. */
+/** Prepared data: the source sets, and the indices of each split. */
 interface Splits {
   classes: string[]
   normalization: Normalization
@@ -76,10 +75,10 @@ interface Splits {
   skipped: string[]
 }
 
-async function prepareData(options: TrainOptions, config: TrainConfig, cacheDir: string | undefined): Promise<Splits> {
+async function prepareData(options: TrainOptions, config: ResolvedTrainOptions): Promise<Splits> {
   const loaded =
-    typeof options.data === 'string'
-      ? await loadData(options.data, { size: config.size, cacheDir, skipBadImages: config.skipBadImages, quiet: options.quiet ?? false, signal: options.signal })
+    typeof options.data === 'string' || options.data === undefined
+      ? await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, skipBadImages: config.skipBadImages, quiet: config.quiet, signal: options.signal })
       : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
   const trainSet = loaded.train
   let testSet = loaded.test
@@ -122,9 +121,55 @@ function readHistory(runDir: string): HistoryFile {
   }
 }
 
+/** How many batches each epoch runs: a fractional `epochs` ends the last one early (rounding up). */
+function batchPlan(config: ResolvedTrainOptions, images: number): number[] {
+  const perEpoch = config.dropLast ? Math.floor(images / config.batchSize) : Math.ceil(images / config.batchSize)
+  if (perEpoch === 0) throw new DataError('DATA_EMPTY', `${images} training images make no full batch of ${config.batchSize} (dropLast)`)
+  const whole = Math.floor(config.epochs)
+  const plan = Array<number>(whole).fill(perEpoch)
+  const rest = config.epochs - whole
+  if (rest > 1e-9) plan.push(Math.ceil(rest * perEpoch))
+  return plan
+}
+
+/** Train metrics accumulated from the epoch's own forward passes (before each update), as Keras reports them. */
+class RunningMetrics {
+  private lossSum = 0
+  private count = 0
+  private top1 = 0
+  private top5 = 0
+  private readonly correctPerClass: number[]
+  private readonly totalPerClass: number[]
+  private readonly classes: string[]
+
+  constructor(classes: string[]) {
+    this.classes = classes
+    this.correctPerClass = Array(classes.length).fill(0)
+    this.totalPerClass = Array(classes.length).fill(0)
+  }
+
+  add(step: { loss: number; correct: number; top5Correct: number; count: number; predicted: Int32Array }, labels: Int32Array, indices: Int32Array): void {
+    this.lossSum += step.loss * step.count
+    this.count += step.count
+    this.top1 += step.correct
+    this.top5 += step.top5Correct
+    indices.forEach((index, j) => {
+      const label = labels[index]!
+      this.totalPerClass[label]!++
+      if (step.predicted[j] === label) this.correctPerClass[label]!++
+    })
+  }
+
+  metrics(): SplitMetrics {
+    const perClass: Record<string, number> = {}
+    this.classes.forEach((c, k) => (perClass[c] = percent(this.correctPerClass[k]!, this.totalPerClass[k]!)))
+    return { loss: this.lossSum / this.count, lossSum: this.lossSum, top1: percent(this.top1, this.count), top5: percent(this.top5, this.count), perClass }
+  }
+}
+
 /**
- * Trains a classifier, evaluating train, validation and test data after every epoch, with early stopping,
- * the best checkpoint, `last.safetensors` for resuming, and history.json/csv in the run directory.
+ * Trains a classifier, evaluating validation and test data after every epoch, with early stopping, the best
+ * checkpoint, `last.safetensors` for resuming, and history.json/csv in the run directory.
  *
  * @example
  * const result = await train({ data: 'cifar10', epochs: 10 })
@@ -132,50 +177,61 @@ function readHistory(runDir: string): HistoryFile {
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const previous = options.resume ? readHistory(options.resume) : undefined
-  // A resumed run keeps its configuration; only the epoch count may be raised.
-  const config: TrainConfig = previous
-    ? { ...(previous.config as unknown as TrainConfig), ...(options.epochs !== undefined ? { epochs: options.epochs } : {}) }
-    : resolveConfig(options)
-  // In-memory data cannot be read back from history.json: a resumed in-memory run passes it again.
-  const source = previous && typeof options.data !== 'object' ? { ...options, data: config.data } : options
-  if (typeof source.data === 'string' && source.data === IN_MEMORY) {
-    throw new InputError('INVALID_OPTION', `option data: the run in ${options.resume} trained on images in memory; pass them again as data to resume it`)
-  }
-  const runDir = path.resolve(options.resume ?? options.out ?? path.join('runs', timestamp()))
-  const print = options.quiet ? () => {} : (line: string) => console.log(line)
-  const specFromOptions = previous ? config.model : readSpec(options.model)
+  const { config, filled } = previous ? resumeConfig(previous.config, options, options.resume!) : { config: resolveConfig(options), filled: [] as string[] }
+  const runDir = path.resolve(options.resume ?? config.out ?? path.join('runs', timestamp()))
+  const print = config.quiet ? () => {} : (line: string) => console.log(line)
+  if (filled.length > 0) print(`convkit: ${runDir} was written before ${filled.join(', ')} existed; resuming with their defaults`)
 
-  const data = await prepareData(source, { ...config, model: specFromOptions }, options.cacheDir)
-  const spec = specForData(specFromOptions, data.trainSet.shape, data.classes.length)
+  const data = await prepareData(options, config)
+  const spec = specForData(config.model, data.trainSet.shape, data.classes.length)
   fs.mkdirSync(runDir, { recursive: true })
+  const device = config.device
 
-  const model = previous
-    ? await Model.load(path.join(runDir, LAST), { device: config.device, precision: config.precision ?? 'fp32' })
+  let model = previous
+    ? await Model.load(path.join(runDir, LAST), { device, forTraining: true })
     : Model.create(spec, {
-        device: config.device,
+        device,
         seed: config.seed,
         optimizer: optimizerOptions(config),
+        paramGroups: config.paramGroups,
+        labelSmoothing: config.labelSmoothing,
+        lossReduction: config.lossReduction,
         classNames: data.classes,
         normalization: data.normalization,
-        precision: config.precision,
+        tta: config.tta,
       })
-  const device = model.device as TrainConfig['device']
-  const trainData = await TensorDataset.create(data.trainSet, { device, normalization: data.normalization })
-  const testData = data.testSet === data.trainSet ? trainData : await TensorDataset.create(data.testSet, { device, normalization: data.normalization })
+  const modelDevice = model.device as ResolvedTrainOptions['device']
+  const trainData = await TensorDataset.create(data.trainSet, { device: modelDevice, normalization: data.normalization })
+  const testData = data.testSet === data.trainSet ? trainData : await TensorDataset.create(data.testSet, { device: modelDevice, normalization: data.normalization })
+
+  let chosen: { precision: string; precisionReason: string }
+  if (previous?.chosen) chosen = previous.chosen
+  else if (config.precision === 'auto') {
+    const c = await choosePrecision(model.spec, trainData, data.train, config.batchSize, modelDevice)
+    chosen = { precision: c.precision, precisionReason: c.reason }
+  } else chosen = { precision: config.precision, precisionReason: `${config.precision}: as asked` }
+  if (config.precision === 'auto') print(`convkit: precision ${chosen.precisionReason}`)
+  model.setPrecision(chosen.precision as Precision)
 
   const history = new History()
   const stopper = new EarlyStopping({ monitor: config.monitor, patience: config.patience, minDelta: config.minDelta })
   const checkpoint = new ModelCheckpoint({ monitor: config.monitor, minDelta: config.minDelta })
-  const builtIn: Record<string, Callback> = { history, earlyStopping: stopper, checkpoint }
-  // `!= null`: runs written before lrPatience existed have no such field.
-  if (config.lrPatience != null) {
+  const builtIn: Record<string, Callback> = { earlyStopping: stopper, checkpoint }
+  if (config.lrPatience !== null) {
     builtIn.reduceLr = new ReduceLROnPlateau({ monitor: config.monitor, patience: config.lrPatience, factor: config.lrFactor, minDelta: config.minDelta })
   }
-  const callbacks: Callback[] = [...Object.values(builtIn), ...(options.callbacks ?? [])]
+  const callbacks: Callback[] = [history, ...Object.values(builtIn), ...(options.callbacks ?? [])]
   const metrics = runMetrics(data.val.length > 0)
+  const plan = batchPlan(config, data.train.length)
+  const totalSteps = plan.reduce((a, b) => a + b, 0)
   // A resumed run continues at the rate its last epoch ended with.
-  const ctx: TrainContext = { model, runDir, metrics, stopTraining: false, lr: previous?.lr ?? config.lr }
-  const savedConfig = { ...config, model: spec, device }
+  const ctx: TrainContext = { model, runDir, metrics, stopTraining: false, lr: previous?.lr ?? config.lr, classNames: data.classes }
+  const savedConfig = { ...storedConfig(config), model: model.spec, device: modelDevice }
+  const augment = augmentOptions(config)
+  const runSeed = deriveSeed(config.seed, 0xf1)
+  if (config.averaging !== 'none') {
+    model.setAveraging({ mode: config.averaging, decay: config.averagingDecay, every: config.averagingEvery, warmup: config.averagingWarmup, totalSteps })
+  }
 
   const historyFile = (): HistoryFile => ({
     classes: data.classes,
@@ -186,17 +242,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     stopReason: ctx.stopReason ?? null,
     resume: Object.fromEntries(Object.entries(builtIn).map(([k, cb]) => [k, cb.state?.()])),
     lr: ctx.lr,
+    chosen,
   })
 
+  if (options.report !== false && config.report && !previous) {
+    ctx.samplesPng = await samplesPng(data.trainSet, data.train)
+    await writeFileAtomic(path.join(runDir, 'samples.png'), ctx.samplesPng)
+  }
+  for (const cb of callbacks) cb.reset?.()
   for (const cb of callbacks) await cb.onTrainBegin?.(ctx)
-  if (previous?.resume) {
-    for (const [k, cb] of Object.entries(builtIn)) if (previous.resume[k] !== undefined) cb.loadState?.(previous.resume[k])
+  if (previous) {
+    history.loadState(previous.epochs)
+    for (const [k, cb] of Object.entries(builtIn)) if (previous.resume?.[k] !== undefined) cb.loadState?.(previous.resume[k])
   } else {
     // Epoch 0's weights, so an interrupt before the first epoch ends still leaves a consistent `last`.
     await model.save(path.join(runDir, LAST), { metadata: { epoch: 0 } })
   }
   const firstEpoch = history.epochs.length + 1
-  if (firstEpoch > config.epochs) print(`convkit: ${runDir} already has ${history.epochs.length} epochs; pass a larger epochs to continue`)
+  if (firstEpoch > plan.length) print(`convkit: ${runDir} already has ${history.epochs.length} epochs; pass a larger epochs to continue`)
 
   let interrupted = false
   const onAbort = () => {
@@ -204,36 +267,35 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   options.signal?.addEventListener('abort', onAbort, { once: true })
   if (options.signal?.aborted) interrupted = true
-  const summaryLine = `convkit: ${data.classes.length} classes; ${data.train.length} train, ${data.val.length} val, ${data.test.length} test images; ${model.paramCount.toLocaleString('en-US')} parameters on ${device}; run in ${runDir}`
-  print(summaryLine)
+  print(
+    `convkit: ${data.classes.length} classes; ${data.train.length} train, ${data.val.length} val, ${data.test.length} test images; ` +
+      `${model.paramCount.toLocaleString('en-US')} parameters on ${modelDevice} (${chosen.precision}); run in ${runDir}`,
+  )
   print(model.summary())
-  if (options.report !== false && !previous) await writeSamples(runDir, data.trainSet, data.train)
   let headerShown = false
+  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { indices, batchSize: 1000, tta: config.tta })
 
   try {
-    for (let epoch = firstEpoch; epoch <= config.epochs && !interrupted && !ctx.stopTraining; epoch++) {
+    for (let epoch = firstEpoch; epoch <= plan.length && !interrupted && !ctx.stopTraining; epoch++) {
       const started = performance.now()
-      const lr = ctx.lr
-      model.setLearningRate(lr)
+      const baseLr = ctx.lr
       // Per-epoch seeds make each epoch's shuffle, augmentation and dropout the same whether or not the run was resumed.
       setSeed(deriveSeed(config.seed, epoch, 0xd0))
       const order = shuffle(data.train, deriveSeed(config.seed, epoch))
-      const batches = Math.ceil(order.length / config.batchSize)
-      const bar = new ProgressBar(`${epochGauge(epoch - 1, config.epochs)} epoch ${epoch}/${config.epochs}`, {
-        total: batches,
-        quiet: options.quiet ?? false,
-        format: (n) => n.toFixed(0),
-        rateUnit: ' batch/s',
-      })
+      const batches = plan[epoch - 1]!
+      const stepsBefore = plan.slice(0, epoch - 1).reduce((a, b) => a + b, 0)
+      const bar = new ProgressBar(`${epochGauge(epoch - 1, plan.length)} epoch ${epoch}/${plan.length}`, { total: batches, quiet: config.quiet, format: (n) => n.toFixed(0), rateUnit: ' batch/s' })
+      const running = new RunningMetrics(data.classes)
       let seen = 0
-      let lossSum = 0
+      let lastLr = baseLr
       for (let b = 0; b < batches; b++) {
         const indices = order.subarray(b * config.batchSize, (b + 1) * config.batchSize)
-        const step = await model.trainBatch(trainData, indices, config.augment ? { augmentSeed: deriveSeed(config.seed, epoch, b, 0xa9) } : {})
+        lastLr = baseLr * lrMultiplier(config, stepsBefore + b, totalSteps)
+        const step = await model.trainBatch(trainData, indices, { lr: lastLr, augment, batchSeed: deriveSeed(config.seed, epoch, b, 0xa9), runSeed, epoch })
+        running.add(step, data.trainSet.labels, indices)
         seen += step.count
-        lossSum += step.loss * step.count
         const elapsed = (performance.now() - started) / 1000
-        bar.update(b + 1, { loss: lossSum / seen, 'img/s': (seen / elapsed).toFixed(0) })
+        bar.update(b + 1, { loss: running.metrics().loss, 'img/s': (seen / elapsed).toFixed(0) })
         for (const cb of callbacks) await cb.onBatchEnd?.(b, step, ctx)
         await options.onBatchEnd?.(b, step, ctx)
         if (interrupted) break
@@ -241,16 +303,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       bar.done()
       if (interrupted) break
       const trainSeconds = (performance.now() - started) / 1000
-      const evalBatch = 1000
-      const trainM = await model.evaluate(trainData, { indices: data.train, batchSize: evalBatch })
-      const valM = data.val.length > 0 ? await model.evaluate(trainData, { indices: data.val, batchSize: evalBatch }) : undefined
-      const testM = await model.evaluate(testData, { indices: data.test, batchSize: evalBatch })
+      const trainM = config.trainMetrics === 'full' ? splitMetrics(await evaluate(trainData, data.train), false) : running.metrics()
+      const valM = data.val.length > 0 ? await evaluate(trainData, data.val) : undefined
+      const testM = await evaluate(testData, data.test)
       const record: EpochRecord = {
         epoch,
         seconds: (performance.now() - started) / 1000,
-        lr,
+        lr: config.schedule === 'constant' && config.warmup === 0 ? baseLr : lastLr,
         imagesPerSecond: seen / trainSeconds,
-        train: splitMetrics(trainM, false),
+        train: trainM,
         ...(valM ? { val: splitMetrics(valM, false) } : {}),
         test: splitMetrics(testM, true),
       }
@@ -269,11 +330,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     options.signal?.removeEventListener('abort', onAbort)
   }
 
+  // The averaged weights are the ones evaluated each epoch: the run ends with them (last.safetensors keeps the raw
+  // weights and the average beside them, for --resume).
+  if (config.averaging !== 'none' && !interrupted) await model.finishAveraging()
   for (const cb of callbacks) await cb.onTrainEnd?.(ctx)
+  model = ctx.model
   const final = historyFile()
   if (interrupted) final.stopReason = null
   await writeHistory(runDir, final)
-  if (options.report !== false && final.epochs.length > 0) {
+  if (options.report !== false && config.report && final.epochs.length > 0) {
     try {
       await writeRunReport(runDir, final, model, data.testSet, data.test)
       print(`convkit: plots in ${path.join(runDir, 'plots')}, report in ${path.join(runDir, 'report.html')}`)
@@ -295,3 +360,4 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     skipped: data.skipped,
   }
 }
+

@@ -32,9 +32,15 @@ export interface TrainContext {
   stopReason?: string
   /** The learning rate for the next epoch; callbacks may change it (ReduceLROnPlateau). */
   lr: number
+  /** A PNG grid of training images with their class names (the run's samples.png), when the run drew one. */
+  samplesPng?: Uint8Array
+  /** Class names, in label order. */
+  classNames?: string[]
 }
 
 export interface Callback {
+  /** Clears state left by an earlier run; train() calls it before onTrainBegin, so one instance can serve several runs. */
+  reset?(): void
   onTrainBegin?(ctx: TrainContext): void | Promise<void>
   onBatchEnd?(batch: number, step: StepResult, ctx: TrainContext): void | Promise<void>
   onEpochEnd?(record: EpochRecord, logs: EpochLogs, ctx: TrainContext): void | Promise<void>

@@ -115,7 +115,7 @@ export class EarlyStopping implements Callback {
 
   async onEpochEnd(record: EpochRecord, logs: EpochLogs, ctx: TrainContext): Promise<void> {
     const decision = this.evaluate(record.epoch, logs)
-    if (decision.improved && this.bestWeights) await ctx.model.save(this.bestWeights, { withOptimizer: false })
+    if (decision.improved && this.bestWeights) await ctx.model.save(this.bestWeights, { withOptimizer: false, averaged: true })
     if (decision.shouldStop) {
       ctx.stopTraining = true
       ctx.stopReason = decision.reason

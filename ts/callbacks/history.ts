@@ -11,10 +11,12 @@ export interface HistoryFile {
   best: { epoch: number; monitor: string; value: number; checkpoint: string } | null
   stoppedEarly: boolean
   stopReason: string | null
-  /** Callback state, for `--resume`. */
+  /** The built-in callbacks' state (early stopping, best checkpoint, plateau), for `--resume`; the epochs are above. */
   resume?: Record<string, unknown>
   /** The learning rate the next epoch would use, for `--resume`. */
   lr?: number
+  /** What the run chose where its options left a choice: the precision (with `precision: 'auto'`) and why. */
+  chosen?: { precision: string; precisionReason: string }
 }
 
 function csvCell(v: number | string | undefined): string {

@@ -79,6 +79,7 @@ export class ModelCheckpoint implements Callback {
     const file = `${this.filename(record)}.safetensors`
     await ctx.model.save(path.join(ctx.runDir, file), {
       withOptimizer: false,
+      averaged: true,
       metadata: { epoch: record.epoch, monitor: this.monitor, [this.monitor]: value, ...this.metadata(record) },
     })
     const previous = this.current.bestFile

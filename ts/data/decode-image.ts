@@ -2,19 +2,48 @@
 import sharp from 'sharp'
 
 export interface DecodeOptions {
-  /** `[height, width]` to resize to. */
+  /** `[height, width]` of the result. */
   size: [number, number]
   /** 1 for grayscale, 3 for RGB; other inputs (RGBA, grayscale, CMYK) are converted. */
   channels: 1 | 3
+  /**
+   * Resize the shorter side to this many pixels (keeping the aspect ratio), then take the centre `size`, as
+   * torchvision's `Resize(n)` + `CenterCrop(size)` do. Without it the image is stretched to `size` exactly.
+   */
+  resizeShorter?: number
+}
+
+/** Raw interleaved pixels to decode as an image. */
+export interface RawInput {
+  raw: { data: Uint8Array; width: number; height: number; channels: 1 | 2 | 3 | 4 }
+}
+
+function pipeline(input: string | Buffer | RawInput): ReturnType<typeof sharp> {
+  if (typeof input === 'object' && 'raw' in input) {
+    const { data, width, height, channels } = input.raw
+    return sharp(data, { raw: { width, height, channels } })
+  }
+  return sharp(input, { failOn: 'error' })
 }
 
 /**
- * Decodes `input` (a path or encoded bytes) and writes `channels × height × width` bytes into `out` at `offset`.
- * Resizing stretches to the exact size, as torchvision's `Resize((h, w))` does.
+ * Decodes `input` (a path, encoded bytes or raw pixels) and writes `channels × height × width` bytes into `out` at
+ * `offset`. Resizing stretches to the exact size, as torchvision's `Resize((h, w))` does, unless `resizeShorter`.
  */
-export async function decodeInto(input: string | Buffer, options: DecodeOptions, out: Uint8Array, offset: number): Promise<void> {
+export async function decodeInto(input: string | Buffer | RawInput, options: DecodeOptions, out: Uint8Array, offset: number): Promise<void> {
   const [height, width] = options.size
-  let image = sharp(input, { failOn: 'error' }).resize(width, height, { fit: 'fill' })
+  let image = pipeline(input)
+  if (options.resizeShorter !== undefined) {
+    const meta = await image.metadata()
+    const [w0, h0] = [meta.width ?? width, meta.height ?? height]
+    const scale = options.resizeShorter / Math.min(w0, h0)
+    const [w1, h1] = [Math.max(width, Math.round(w0 * scale)), Math.max(height, Math.round(h0 * scale))]
+    // Resize to a buffer first: sharp applies extract before resize within one pipeline.
+    const resized = await image.resize(w1, h1, { fit: 'fill' }).toBuffer({ resolveWithObject: true })
+    image = sharp(resized.data, { raw: resized.info }).extract({ left: Math.floor((w1 - width) / 2), top: Math.floor((h1 - height) / 2), width, height })
+  } else {
+    image = image.resize(width, height, { fit: 'fill' })
+  }
   image = options.channels === 1 ? image.grayscale() : image.toColourspace('srgb')
   const { data, info } = await image.removeAlpha().raw().toBuffer({ resolveWithObject: true })
   if (info.channels !== options.channels || info.width !== width || info.height !== height) {

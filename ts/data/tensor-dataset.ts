@@ -1,7 +1,7 @@
-// An ImageSet moved onto the model's device as uint8; batches are gathered and normalized there.
+// An ImageSet moved onto the model's device as uint8; batches are gathered, augmented and normalized there.
 import { call, native, type Native } from '../binding.ts'
 import { InputError } from '../errors.ts'
-import type { Shape3 } from '../spec.ts'
+import type { Shape3 } from '../layers.ts'
 import { halfNormalization, type ImageSet, type Normalization } from './image-set.ts'
 import type { Device } from '../device.ts'
 
@@ -12,22 +12,35 @@ export interface TensorDatasetOptions {
   normalization?: Normalization
 }
 
+/** Each dataset's native handle, kept out of the public object: only Model hands it to native calls. */
+const handles = new WeakMap<TensorDataset, Native.NativeDataset>()
+
+/** The native handle of a dataset, for Model's calls. Not exported from the package. */
+export function datasetHandle(data: TensorDataset): Native.NativeDataset {
+  const handle = handles.get(data)
+  if (!handle) throw new InputError('INVALID_OPTION', 'expected a TensorDataset made by TensorDataset.create')
+  return handle
+}
+
 /** Images resident on a device. Training and evaluation pass indices into it, never pixels. */
 export class TensorDataset {
-  readonly native: Native.NativeDataset
   readonly shape: Shape3
   readonly classes: string[]
   readonly normalization: Normalization
+  readonly length: number
+  readonly device: string
 
   private constructor(handle: Native.NativeDataset, set: ImageSet, normalization: Normalization) {
-    this.native = handle
+    handles.set(this, handle)
     this.shape = set.shape
     this.classes = set.classes
     this.normalization = normalization
+    this.length = handle.length
+    this.device = handle.device
   }
 
   /**
-   * Copies an ImageSet onto a device.
+   * Copies an ImageSet onto a device, once, off the JS thread (leave its pixels unchanged until this resolves).
    *
    * @example
    * const data = await TensorDataset.create(await readImageFolder('cifar/train'), { device: model.device })
@@ -45,13 +58,5 @@ export class TensorDataset {
       }),
     )
     return new TensorDataset(handle, set, normalization)
-  }
-
-  get length(): number {
-    return this.native.length
-  }
-
-  get device(): string {
-    return this.native.device
   }
 }

@@ -21,23 +21,31 @@ export async function samplesPng(set: ImageSet, indices: Int32Array): Promise<Bu
   return imageGrid(set, picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })), { columns, title: 'Training samples' })
 }
 
-export async function writeSamples(runDir: string, set: ImageSet, indices: Int32Array): Promise<void> {
-  await writeFileAtomic(path.join(runDir, 'samples.png'), await samplesPng(set, indices))
+/** The images at `picks` as the model's input: the centre of each, where the set stores them larger. */
+function modelInputs(set: ImageSet, picks: readonly number[], model: Model): Uint8Array {
+  const [c, h, w] = set.shape
+  const [, mh, mw] = model.spec.inputShape
+  const [top, left] = [Math.floor((h - mh) / 2), Math.floor((w - mw) / 2)]
+  const out = new Uint8Array(picks.length * c * mh * mw)
+  picks.forEach((src, dst) => {
+    for (let ch = 0; ch < c; ch++) {
+      for (let y = 0; y < mh; y++) {
+        const from = ((src * c + ch) * h + top + y) * w + left
+        out.set(set.pixels.subarray(from, from + mw), ((dst * c + ch) * mh + y) * mw)
+      }
+    }
+  })
+  return out
 }
 
 /** Writes plots/ (six charts, SVG and PNG) and report.html for a finished or stopped run. */
 export async function writeRunReport(runDir: string, history: HistoryFile, model: Model, testSet: ImageSet, testIndices: Int32Array): Promise<void> {
   const charts = await plotHistory(history, path.join(runDir, 'plots'))
   const picks = balancedSample(testSet.labels, testSet.classes.length, perClass(testSet.classes.length, 3), testIndices)
-  const per = testSet.shape.reduce((a, b) => a * b, 1)
-  const pixels = new Uint8Array(picks.length * per)
-  picks.forEach((src, dst) => pixels.set(testSet.pixels.subarray(src * per, (src + 1) * per), dst * per))
-  const norm = model.normalization ?? { mean: Array(testSet.shape[0]).fill(0.5), std: Array(testSet.shape[0]).fill(0.5) }
-  const probs = picks.length > 0 ? await model.native.predictPixels(pixels, picks.length, norm.mean, norm.std) : new Float32Array(0)
-  const k = model.classes
+  const probs = picks.length > 0 ? await model.predictPixels(modelInputs(testSet, picks, model), picks.length) : []
   const predictions: PredictedImage[] = await Promise.all(
     picks.map(async (index, j) => {
-      const row = probs.subarray(j * k, (j + 1) * k)
+      const row = probs[j]!
       const best = row.indexOf(Math.max(...row))
       return { png: await imagePng(testSet, index), truth: testSet.classes[testSet.labels[index]!]!, predicted: testSet.classes[best] ?? String(best), probability: row[best]! }
     }),

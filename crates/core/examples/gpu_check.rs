@@ -144,8 +144,10 @@ fn run(args: Args) -> Result<(), String> {
         }
         let train_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let on_train = evaluate(&trainer.net, &train, None, 500, &cancel).map_err(|e| e.to_string())?;
-        let on_test = evaluate(&trainer.net, &test, None, 500, &cancel).map_err(|e| e.to_string())?;
+        let on_train =
+            evaluate(&trainer.net, &train, None, 500, convkit_core::Tta::None, &cancel).map_err(|e| e.to_string())?;
+        let on_test =
+            evaluate(&trainer.net, &test, None, 500, convkit_core::Tta::None, &cancel).map_err(|e| e.to_string())?;
         let eval_seconds = start.elapsed().as_secs_f64();
         best = best.max(top1(&on_test));
         println!(

@@ -1,7 +1,10 @@
-//! A labelled image set kept resident as uint8 on the model's device; batches are gathered and normalized there.
+//! A labelled image set kept resident as uint8 on the model's device; batches are gathered, cropped,
+//! augmented and normalized there. Images may be stored larger than the model's input (a margin for random
+//! crops): evaluation then takes the centre, training a random crop or a random-resized crop.
 
 use tch::{Device, Kind, Tensor};
 
+use crate::augment::{crop_flip, cutout, resized_crop, to_float, Augment, Draw};
 use crate::error::{Error, Result};
 
 /// Per-channel normalization: `x = (pixel / 255 - mean) / std`.
@@ -37,7 +40,7 @@ impl Normalization {
         Ok((to(&scale)?, to(&shift)?))
     }
 
-    /// Normalizes uint8 pixels `[N, C, H, W]` into floats.
+    /// Normalizes pixels `[N, C, H, W]` (uint8, or floats on the 0–255 scale) into floats.
     pub fn apply(&self, pixels: &Tensor) -> Result<Tensor> {
         let (scale, shift) = self.affine(pixels.device())?;
         Ok(pixels.f_to_kind(Kind::Float)?.f_mul(&scale)?.f_add(&shift)?)
@@ -70,7 +73,7 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Copies `pixels` (N·C·H·W bytes, channel-first) and `labels` onto `device`.
+    /// Copies `pixels` (N·C·H·W bytes, channel-first) and `labels` onto `device`, once.
     pub fn new(
         pixels: &[u8],
         labels: &[i64],
@@ -141,69 +144,43 @@ impl Dataset {
         Ok(Tensor::f_from_slice(indices)?.f_to_device(self.device())?)
     }
 
-    /// The normalized float images and labels at `index` (a tensor from [`Dataset::index_tensor`]).
-    pub fn gather(&self, index: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.gather_with(index, None)
+    /// The images at `indices` as normalized floats of `out` (`[height, width]`) and their labels: the centre
+    /// of each image when no augmentation is given, else cropped, flipped and cut out as `augment` says, with
+    /// the draws of `draw`.
+    pub fn batch(
+        &self,
+        indices: &[i64],
+        out: [i64; 2],
+        augment: Option<(&Augment, &Draw)>,
+    ) -> Result<(Tensor, Tensor)> {
+        let index = self.index_tensor(indices)?;
+        let raw = self.images.f_index_select(0, &index)?;
+        let labels = self.labels.f_index_select(0, &index)?;
+        let default = Augment::default();
+        let (aug, draw) = match augment {
+            Some((a, d)) => (a, Some(d)),
+            None => (&default, None),
+        };
+        let x = match (aug.resized_crop.as_ref(), draw) {
+            (Some(rc), Some(d)) => {
+                let x = resized_crop(&to_float(&raw)?, indices, out, rc, aug.flip, d)?;
+                x.f_mul(&self.scale)?.f_add(&self.shift)?
+            }
+            _ => {
+                let same =
+                    out == [self.shape[1], self.shape[2]] && aug.crop_padding == 0 && aug.flip == Default::default();
+                let x = if same || draw.is_none() && out == [self.shape[1], self.shape[2]] {
+                    raw
+                } else {
+                    crop_flip(&raw, indices, out, aug, draw)?
+                };
+                x.f_to_kind(Kind::Float)?.f_mul(&self.scale)?.f_add(&self.shift)?
+            }
+        };
+        let x = match draw {
+            Some(d) if aug.cutout > 0 => cutout(&x, aug.cutout, d)?,
+            _ => x,
+        };
+        Ok((x, labels))
     }
-
-    /// Like [`Dataset::gather`], augmenting when `augment` holds a seed: each image is zero-padded by
-    /// [`CROP_PADDING`] pixels, cropped back to its size at a random offset, and flipped left-right
-    /// with probability 1/2, as torchvision's `RandomCrop(size, padding=4)` and `RandomHorizontalFlip()`.
-    /// The draws depend only on the seed, so a run repeats (and resumes) exactly.
-    pub fn gather_with(&self, index: &Tensor, augment: Option<u64>) -> Result<(Tensor, Tensor)> {
-        let mut x = self.images.f_index_select(0, index)?;
-        if let Some(seed) = augment {
-            x = random_crop_flip(&x, seed)?;
-        }
-        let x = x.f_to_kind(Kind::Float)?.f_mul(&self.scale)?.f_add(&self.shift)?;
-        Ok((x, self.labels.f_index_select(0, index)?))
-    }
-}
-
-/// Zero padding around each image before the random crop.
-pub const CROP_PADDING: i64 = 4;
-
-/// SplitMix64: a tiny, well-mixed generator, enough for crop offsets and coin flips.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Crops and flips the whole batch with two gathers (rows, then columns) from the zero-padded batch,
-/// the offsets and flips drawn per image; the flip is folded into the column index.
-fn random_crop_flip(batch: &Tensor, seed: u64) -> Result<Tensor> {
-    let [n, c, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
-    let p = CROP_PADDING;
-    let padded = batch.f_constant_pad_nd([p, p, p, p])?;
-    let mut rng = SplitMix(seed);
-    let mut rows = Vec::with_capacity((n * h) as usize);
-    let mut cols = Vec::with_capacity((n * w) as usize);
-    for _ in 0..n {
-        let dy = rng.below(2 * p as u64 + 1) as i64;
-        let dx = rng.below(2 * p as u64 + 1) as i64;
-        let flip = rng.below(2) == 1;
-        rows.extend((0..h).map(|r| dy + r));
-        cols.extend((0..w).map(|x| dx + if flip { w - 1 - x } else { x }));
-    }
-    let device = batch.device();
-    let rows = Tensor::f_from_slice(&rows)?
-        .f_view([n, 1, h, 1])?
-        .f_to_device(device)?
-        .f_expand([n, c, h, w + 2 * p], false)?;
-    let cols = Tensor::f_from_slice(&cols)?
-        .f_view([n, 1, 1, w])?
-        .f_to_device(device)?
-        .f_expand([n, c, h, w], false)?;
-    Ok(padded.f_gather(2, &rows, false)?.f_gather(3, &cols, false)?)
 }

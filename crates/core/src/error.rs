@@ -9,9 +9,9 @@ pub enum Error {
     InvalidSpec(String),
 
     /// A layer type the core does not know.
-    #[error("unknown layer type {found:?} at layers[{index}]; expected one of {expected}")]
+    #[error("unknown layer type {found:?} at {path}; expected one of {expected}")]
     UnknownLayer {
-        index: usize,
+        path: String,
         found: String,
         expected: String,
     },
@@ -49,6 +49,18 @@ pub enum Error {
     #[error("checkpoint {path} does not match the model: {reason}")]
     CheckpointMismatch { path: PathBuf, reason: String },
 
+    /// Weights whose names or shapes differ from the model's, all listed, as `load_state_dict(strict=True)` does.
+    #[error(
+        "{path} does not match the model: {}",
+        describe_mismatch(missing, unexpected, misshaped)
+    )]
+    StateDictMismatch {
+        path: PathBuf,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+        misshaped: Vec<String>,
+    },
+
     /// A file system error, with the file it concerns.
     #[error("{action} {path}: {source}")]
     Io {
@@ -80,7 +92,7 @@ impl Error {
             Error::LabelOutOfRange { .. } => "LABEL_OUT_OF_RANGE",
             Error::InvalidOption { .. } => "INVALID_OPTION",
             Error::CorruptCheckpoint { .. } => "CORRUPT_CHECKPOINT",
-            Error::CheckpointMismatch { .. } => "CHECKPOINT_MISMATCH",
+            Error::CheckpointMismatch { .. } | Error::StateDictMismatch { .. } => "CHECKPOINT_MISMATCH",
             Error::Io { .. } => "IO_ERROR",
             Error::DeviceUnavailable { .. } => "DEVICE_UNAVAILABLE",
             Error::Cancelled => "CANCELLED",
@@ -103,6 +115,31 @@ impl Error {
             got: got.to_string(),
         }
     }
+}
+
+/// "missing keys: a, b; unexpected keys: c; size mismatch: d …", each list cut at 20 with a count of the rest.
+fn describe_mismatch(missing: &[String], unexpected: &[String], misshaped: &[String]) -> String {
+    let list = |what: &str, keys: &[String]| {
+        if keys.is_empty() {
+            return None;
+        }
+        let shown = keys.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+        let more = if keys.len() > 20 {
+            format!(" and {} more", keys.len() - 20)
+        } else {
+            String::new()
+        };
+        Some(format!("{} {what}: {shown}{more}", keys.len()))
+    };
+    [
+        list("missing key(s)", missing),
+        list("unexpected key(s)", unexpected),
+        list("mis-shaped", misshaped),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("; ")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,14 +1,57 @@
-//! Evaluation over many batches: loss, top-1, top-5, per-class counts and the confusion matrix,
-//! accumulated on the device and read back once.
+//! Evaluation over many batches: loss, top-1, top-5, per-class counts and the confusion matrix, accumulated on
+//! the device and read back once; optionally with test-time augmentation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Network;
-use crate::trainer::check_dataset;
+use crate::trainer::{check_dataset, input_size};
+
+/// Test-time augmentation: the logits of several views of each image, averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Tta {
+    /// The image as it is.
+    #[default]
+    None,
+    /// The image and its mirror image, averaged.
+    Mirror,
+    /// Half the mirror average, half the mirror averages of the image shifted one pixel up-left and down-right
+    /// (reflect padding): airbench's evaluation.
+    MirrorTranslate,
+}
+
+impl Tta {
+    pub fn parse(name: &str) -> Result<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned()))
+            .map_err(|_| Error::option("tta", "'none', 'mirror' or 'mirrorTranslate'", name))
+    }
+}
+
+/// The logits of `net` for a normalized batch, averaged over the views `tta` names.
+pub fn logits_with(net: &Network, x: &Tensor, tta: Tta) -> Result<Tensor> {
+    let mirror = |x: &Tensor| -> Result<Tensor> {
+        let a = net.forward_t(x, false)?;
+        let b = net.forward_t(&x.f_flip([3])?, false)?;
+        Ok(a.f_add(&b)?.f_mul_scalar(0.5)?)
+    };
+    match tta {
+        Tta::None => net.forward_t(x, false),
+        Tta::Mirror => mirror(x),
+        Tta::MirrorTranslate => {
+            let [_, _, h, w] = <[i64; 4]>::try_from(x.size()).expect("a batch is 4-d");
+            let padded = x.f_reflection_pad2d([1, 1, 1, 1])?;
+            let up_left = padded.f_narrow(2, 0, h)?.f_narrow(3, 0, w)?;
+            let down_right = padded.f_narrow(2, 2, h)?.f_narrow(3, 2, w)?;
+            let shifted = mirror(&up_left)?.f_add(&mirror(&down_right)?)?.f_mul_scalar(0.5)?;
+            Ok(mirror(x)?.f_add(&shifted)?.f_mul_scalar(0.5)?)
+        }
+    }
+}
 
 /// Counts over an evaluated set. Accuracies are left to the caller: counts add up across calls, ratios do not.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,13 +80,14 @@ impl EvalCounts {
     }
 }
 
-/// Evaluates `net` on `data` at `indices` (all of it when `None`) in batches of `batch_size`,
+/// Evaluates `net` on `data` at `indices` (all of it when `None`) in batches of `batch_size`, with `tta`,
 /// checking `cancel` between batches.
 pub fn evaluate(
     net: &Network,
     data: &Dataset,
     indices: Option<&[i64]>,
     batch_size: usize,
+    tta: Tta,
     cancel: &AtomicBool,
 ) -> Result<EvalCounts> {
     check_dataset(net, data)?;
@@ -61,6 +105,7 @@ pub fn evaluate(
     let classes = net.classes();
     let k = classes.min(5);
     let device = net.device;
+    let out = input_size(net);
     let _guard = tch::no_grad_guard();
     let mut loss_sum = Tensor::f_zeros([], (Kind::Double, device))?;
     let mut top1 = Tensor::f_zeros([], (Kind::Int64, device))?;
@@ -70,8 +115,8 @@ pub fn evaluate(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let (x, y) = data.gather(&data.index_tensor(chunk)?)?;
-        let logits = net.forward_t(&x, false)?;
+        let (x, y) = data.batch(chunk, out, None)?;
+        let logits = logits_with(net, &x, tta)?;
         let loss = logits.f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0)?;
         let _ = loss_sum.f_add_(&loss.f_to_kind(Kind::Double)?)?;
         let (_, top) = logits.f_topk(k, 1, true, true)?;
@@ -95,15 +140,24 @@ pub fn evaluate(
     })
 }
 
-/// Class probabilities for a normalized float batch, one row per image.
-pub fn probabilities(net: &Network, x: &Tensor) -> Result<Vec<f32>> {
+/// Class probabilities for a normalized float batch, one row per image, with `tta`.
+pub fn probabilities(net: &Network, x: &Tensor, tta: Tta) -> Result<Vec<f32>> {
     let _guard = tch::no_grad_guard();
-    let probs = net
-        .forward_t(x, false)?
+    let probs = logits_with(net, x, tta)?
         .f_softmax(1, Kind::Float)?
         .f_to_device(tch::Device::Cpu)?;
     let mut out = vec![0f32; probs.numel()];
     let n = out.len();
     probs.f_copy_data(&mut out, n)?;
+    Ok(out)
+}
+
+/// Logits for a normalized float batch, one row per image, with `tta`.
+pub fn logits(net: &Network, x: &Tensor, tta: Tta) -> Result<Vec<f32>> {
+    let _guard = tch::no_grad_guard();
+    let l = logits_with(net, x, tta)?.f_to_device(tch::Device::Cpu)?;
+    let mut out = vec![0f32; l.numel()];
+    let n = out.len();
+    l.f_copy_data(&mut out, n)?;
     Ok(out)
 }

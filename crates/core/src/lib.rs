@@ -1,13 +1,20 @@
 //! ConvKit's native core: convolutional classifiers on libtorch, with no JavaScript in sight.
 //!
-//! A [`ModelSpec`] describes the layers; [`Network`] holds their weights; [`Trainer`] steps them with an
-//! [`Optimizer`]; [`evaluate()`] counts what they get right; [`checkpoint`] saves and restores them.
+//! A [`ModelSpec`] describes the layers ([`layers`], one file per type); [`Network`] holds their weights;
+//! [`Trainer`] steps them with an [`Optimizer`], a loss and optional weight averaging; [`evaluate()`] counts what
+//! they get right; [`checkpoint`] saves and restores them; [`jpeg`] decodes image folders fast.
 
 pub mod allocator;
+pub mod augment;
+pub mod averaging;
 pub mod checkpoint;
 pub mod dataset;
 pub mod error;
 pub mod evaluate;
+pub mod glob;
+pub mod jpeg;
+pub mod layers;
+pub mod loss;
 pub mod model;
 pub mod optimizer;
 pub mod runtime;
@@ -16,8 +23,9 @@ pub mod trainer;
 
 pub use dataset::{Dataset, Normalization};
 pub use error::{Error, Result};
-pub use evaluate::{evaluate, EvalCounts};
+pub use evaluate::{evaluate, EvalCounts, Tta};
+pub use layers::{Layer, LAYER_TYPES};
 pub use model::{Network, Precision};
-pub use optimizer::{Optimizer, OptimizerConfig};
-pub use spec::{Layer, ModelSpec, ResolvedLayer};
+pub use optimizer::{Optimizer, OptimizerConfig, ParamGroup};
+pub use spec::{LayerRow, ModelSpec};
 pub use trainer::{StepOutput, Trainer};

@@ -1,23 +1,45 @@
-//! A CNN built from a [`ModelSpec`]: named parameters with PyTorch's layout and initialization, and its forward pass.
+//! A network built from a [`ModelSpec`]: named parameters and buffers with PyTorch's layout and initialization,
+//! which of them train, and the forward pass.
 
 use std::collections::HashMap;
 
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::spec::{Layer, ModelSpec, ResolvedLayer};
+use crate::layers::{Forward, Node, TensorDecl, TensorInit};
+use crate::spec::{summary_rows, LayerRow, ModelSpec};
 
-/// A network's weights and buffers on one device. Tensor names match PyTorch's `state_dict`
-/// keys (`conv1.weight`, `fc2.bias`, `bn1.running_mean`), so checkpoints move between the two.
+/// A trainable tensor of the network.
+#[derive(Debug)]
+pub struct Param {
+    /// PyTorch's `state_dict` key (`layer1.0.conv1.weight`).
+    pub name: String,
+    pub tensor: Tensor,
+    /// Whether it trains now: false where the spec froze it, or while the caller freezes it (fine-tuning).
+    pub trainable: bool,
+    /// Frozen by the spec itself (a layer with `trainable: false`, a batch norm's `frozenScale`): never trains.
+    pub fixed: bool,
+    /// The type of the layer holding it (`conv2d`) and its own name there (`weight`), for parameter groups.
+    pub layer: &'static str,
+    pub field: String,
+}
+
+/// A saved tensor that is not trained (batch norm statistics).
+#[derive(Debug)]
+pub struct Buffer {
+    pub name: String,
+    pub tensor: Tensor,
+}
+
+/// A network's weights and buffers on one device. Tensor names match PyTorch's `state_dict` keys
+/// (`conv1.weight`, `features.3.block.1.fc1.bias`, `bn1.running_mean`), so checkpoints move between the two.
 #[derive(Debug)]
 pub struct Network {
     pub spec: ModelSpec,
-    pub layers: Vec<ResolvedLayer>,
+    pub nodes: Vec<Node>,
     pub device: Device,
-    /// Trainable tensors, in layer order.
-    pub params: Vec<(String, Tensor)>,
-    /// Saved but not trained (batch norm statistics).
-    pub buffers: Vec<(String, Tensor)>,
+    pub params: Vec<Param>,
+    pub buffers: Vec<Buffer>,
     /// Whether activations run in channels_last memory order, which oneDNN convolves faster on CPU.
     pub channels_last: bool,
     /// The type convolutions and linear layers compute in.
@@ -44,8 +66,15 @@ impl Precision {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
     /// `t` in the type this precision computes convolutions and linear layers in.
-    fn compute(self, t: &Tensor) -> Result<Tensor> {
+    pub fn compute(self, t: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Precision::Fp32 => t.shallow_clone(),
             Precision::Bf16 => t.f_to_kind(Kind::BFloat16)?,
@@ -59,45 +88,72 @@ pub fn to_channels_last(x: &Tensor) -> Result<Tensor> {
     Ok(x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
 }
 
+fn init_tensor(decl: &TensorDecl, device: Device) -> Result<Tensor> {
+    let shape = decl.shape.as_slice();
+    let t = match decl.init {
+        TensorInit::Zeros => Tensor::f_zeros(shape, (decl.kind, device))?,
+        TensorInit::Ones => Tensor::f_ones(shape, (decl.kind, device))?,
+        TensorInit::Uniform(bound) => Tensor::f_empty(shape, (decl.kind, device))?.f_uniform_(-bound, bound)?,
+        TensorInit::Normal(std) => Tensor::f_empty(shape, (decl.kind, device))?.f_normal_(0.0, std)?,
+        TensorInit::DiracOver(bound) => {
+            // PyTorch's default, then `dirac_` on the first min(out, in) filters: each passes one channel through.
+            let t = Tensor::f_empty(shape, (decl.kind, device))?.f_uniform_(-bound, bound)?;
+            let (out, inp) = (shape[0], shape[1]);
+            let (kh, kw) = (shape[2] / 2, shape[3] / 2);
+            let n = out.min(inp);
+            let _ = t.f_narrow(0, 0, n)?.f_zero_()?;
+            for i in 0..n {
+                let _ = t.f_get(i)?.f_get(i)?.f_get(kh)?.f_get(kw)?.f_fill_(1.0)?;
+            }
+            t
+        }
+    };
+    Ok(t)
+}
+
+/// Visits every node depth first, with mutable access, in declaration order.
+fn for_each_node(nodes: &mut [Node], f: &mut impl FnMut(&mut Node) -> Result<()>) -> Result<()> {
+    for node in nodes {
+        f(node)?;
+        for branch in &mut node.branches {
+            for_each_node(branch, f)?;
+        }
+    }
+    Ok(())
+}
+
 impl Network {
-    /// Builds the network with PyTorch's default initialization: weights and biases of conv and linear
-    /// layers uniform in ±1/sqrt(fan_in); batch norm weight 1, bias 0.
+    /// Builds the network with each layer's initialization (PyTorch's defaults unless the spec says otherwise).
     pub fn new(spec: ModelSpec, device: Device) -> Result<Self> {
-        let layers = spec.resolve()?;
+        let mut nodes = spec.resolve()?;
         let mut params = Vec::new();
         let mut buffers = Vec::new();
-        for layer in &layers {
-            let Some(prefix) = &layer.name else { continue };
-            for (field, shape) in &layer.params {
-                let mut t = Tensor::f_empty(shape.as_slice(), (Kind::Float, device))?;
-                match layer.layer {
-                    Layer::Batchnorm2d { .. } => {
-                        let _ = if field == "weight" {
-                            t.f_fill_(1.0)?
-                        } else {
-                            t.f_zero_()?
-                        };
-                    }
-                    _ => {
-                        let fan_in: i64 = layer.params[0].1[1..].iter().product();
-                        let bound = 1.0 / (fan_in as f64).sqrt();
-                        let _ = t.f_uniform_(-bound, bound)?;
-                    }
-                }
-                params.push((format!("{prefix}.{field}"), t.f_set_requires_grad(true)?));
+        for_each_node(&mut nodes, &mut |node| {
+            for decl in &node.param_decls {
+                let fixed = !node.trainable || decl.frozen;
+                let tensor = init_tensor(decl, device)?.f_set_requires_grad(!fixed)?;
+                node.params.push(params.len());
+                params.push(Param {
+                    name: format!("{}.{}", node.path, decl.field),
+                    tensor,
+                    trainable: !fixed,
+                    fixed,
+                    layer: node.layer.kind(),
+                    field: decl.field.rsplit('.').next().unwrap_or_default().to_owned(),
+                });
             }
-            for (field, shape) in &layer.buffers {
-                let t = match field.as_str() {
-                    "running_var" => Tensor::f_ones(shape.as_slice(), (Kind::Float, device))?,
-                    "num_batches_tracked" => Tensor::f_zeros(shape.as_slice(), (Kind::Int64, device))?,
-                    _ => Tensor::f_zeros(shape.as_slice(), (Kind::Float, device))?,
-                };
-                buffers.push((format!("{prefix}.{field}"), t));
+            for decl in &node.buffer_decls {
+                node.buffers.push(buffers.len());
+                buffers.push(Buffer {
+                    name: format!("{}.{}", node.path, decl.field),
+                    tensor: init_tensor(decl, device)?,
+                });
             }
-        }
+            Ok(())
+        })?;
         Ok(Network {
             spec,
-            layers,
+            nodes,
             device,
             params,
             buffers,
@@ -107,30 +163,41 @@ impl Network {
     }
 
     pub fn classes(&self) -> i64 {
-        self.layers.last().map(|l| l.output_shape[0]).unwrap_or(0)
+        self.nodes.last().map(|l| l.output_shape[0]).unwrap_or(0)
     }
 
     pub fn param_count(&self) -> i64 {
-        self.layers.iter().map(ResolvedLayer::param_count).sum()
+        self.params.iter().map(|p| p.tensor.numel() as i64).sum()
     }
 
-    fn param(&self, name: &str) -> &Tensor {
-        // Names come from the resolved spec that built `params`, so a miss is a bug, not bad input.
-        &self
-            .params
+    pub fn trainable_param_count(&self) -> i64 {
+        self.params
             .iter()
-            .find(|(n, _)| n == name)
-            .expect("parameter built from the spec")
-            .1
+            .filter(|p| p.trainable)
+            .map(|p| p.tensor.numel() as i64)
+            .sum()
     }
 
-    fn buffer(&self, name: &str) -> &Tensor {
-        &self
-            .buffers
-            .iter()
-            .find(|(n, _)| n == name)
-            .expect("buffer built from the spec")
-            .1
+    /// Each layer with its shapes and parameters, depth first; `trainable` says whether it trains now.
+    pub fn summary(&self) -> Vec<LayerRow> {
+        summary_rows(&self.nodes, &|node: &Node| {
+            node.params.is_empty() && node.trainable || node.params.iter().any(|&i| self.params[i].trainable)
+        })
+    }
+
+    /// Freezes or unfreezes the parameters whose names `select` picks. Parameters the spec fixed stay frozen.
+    /// Returns how many parameters changed.
+    pub fn set_trainable(&mut self, select: impl Fn(&str) -> bool, on: bool) -> Result<usize> {
+        let mut changed = 0;
+        for p in self.params.iter_mut().filter(|p| select(&p.name)) {
+            let want = on && !p.fixed;
+            if p.trainable != want {
+                p.trainable = want;
+                p.tensor = p.tensor.f_detach()?.f_set_requires_grad(want)?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     /// Switches the memory order of the conv weights (and so of the activations) to channels_last or back.
@@ -139,9 +206,13 @@ impl Network {
             return Ok(());
         }
         tch::no_grad(|| -> Result<()> {
-            for (_, p) in self.params.iter_mut().filter(|(_, p)| p.dim() == 4) {
-                let relaid = if on { to_channels_last(p)? } else { p.f_contiguous()? };
-                *p = relaid.f_detach()?.f_set_requires_grad(true)?;
+            for p in self.params.iter_mut().filter(|p| p.tensor.dim() == 4) {
+                let relaid = if on {
+                    to_channels_last(&p.tensor)?
+                } else {
+                    p.tensor.f_contiguous()?
+                };
+                p.tensor = relaid.f_detach()?.f_set_requires_grad(p.trainable)?;
             }
             Ok(())
         })?;
@@ -149,97 +220,79 @@ impl Network {
         Ok(())
     }
 
-    /// Runs the network on a float batch `[N, C, H, W]`; `train` turns on dropout and batch statistics.
+    /// Runs the network on a float batch `[N, C, H, W]`; `train` turns on dropout, stochastic depth and batch
+    /// statistics in the layers that train.
     pub fn forward_t(&self, input: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = if self.channels_last {
+        let x = if self.channels_last && input.dim() == 4 {
             to_channels_last(input)?
         } else {
             input.shallow_clone()
         };
-        let low = |t: &Tensor| self.precision.compute(t);
-        for layer in &self.layers {
-            let name = layer.name.as_deref().unwrap_or_default();
-            let p = |field: &str| self.param(&format!("{name}.{field}"));
-            x = match &layer.layer {
-                Layer::Conv2d { stride, padding, .. } => low(&x)?.f_conv2d(
-                    &low(p("weight"))?,
-                    Some(low(p("bias"))?),
-                    [*stride, *stride],
-                    [*padding, *padding],
-                    [1, 1],
-                    1,
-                )?,
-                Layer::Relu => x.f_relu()?,
-                Layer::Maxpool2d { kernel_size, stride } => {
-                    let s = stride.unwrap_or(*kernel_size);
-                    x.f_max_pool2d([*kernel_size, *kernel_size], [s, s], [0, 0], [1, 1], false)?
-                }
-                Layer::Flatten => x.f_flatten(1, -1)?,
-                Layer::Linear { .. } => low(&x)?.f_linear(&low(p("weight"))?, Some(low(p("bias"))?))?,
-                Layer::Dropout { p: rate } => x.f_dropout(*rate, train)?,
-                Layer::Batchnorm2d { eps, momentum, .. } => {
-                    let b = |field: &str| self.buffer(&format!("{name}.{field}"));
-                    if train {
-                        let mut tracked = b("num_batches_tracked").shallow_clone();
-                        let _ = tracked.f_add_scalar_(1)?;
-                    }
-                    Tensor::f_batch_norm(
-                        &x,
-                        Some(p("weight")),
-                        Some(p("bias")),
-                        Some(b("running_mean")),
-                        Some(b("running_var")),
-                        train,
-                        *momentum,
-                        *eps,
-                        true,
-                    )?
-                }
-            };
-        }
+        let logits = Forward { net: self, train }.run(&self.nodes, x)?;
         // A no-op in fp32; bf16 logits come back as fp32 for the loss and softmax.
-        Ok(x.f_to_kind(Kind::Float)?)
+        Ok(logits.f_to_kind(Kind::Float)?)
     }
 
     /// Every saved tensor by name, parameters then buffers.
-    pub fn named_tensors(&self) -> impl Iterator<Item = &(String, Tensor)> {
-        self.params.iter().chain(self.buffers.iter())
+    pub fn named_tensors(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.params
+            .iter()
+            .map(|p| (p.name.as_str(), &p.tensor))
+            .chain(self.buffers.iter().map(|b| (b.name.as_str(), &b.tensor)))
     }
 
-    /// Copies tensors into the network, checking that every name is present with the right shape.
-    /// `source` names where they came from, for the error message.
+    /// Copies tensors into the network as `load_state_dict(strict=True)` does: every name present with the right
+    /// shape, nothing extra. A mismatch is one error listing every missing, unexpected and mis-shaped key.
+    /// Floating tensors of another precision are converted; `source` names where they came from.
     pub fn load_tensors(&mut self, mut tensors: HashMap<String, Tensor>, source: &std::path::Path) -> Result<()> {
-        let mismatch = |reason: String| Error::CheckpointMismatch {
-            path: source.to_owned(),
-            reason,
-        };
-        let expected: Vec<String> = self.named_tensors().map(|(n, _)| n.clone()).collect();
-        let unexpected: Vec<&String> = tensors.keys().filter(|k| !expected.contains(k)).collect();
-        if !unexpected.is_empty() {
-            return Err(mismatch(format!(
-                "unexpected tensor(s) {unexpected:?}; the model has {expected:?}"
-            )));
+        let expected: HashMap<&str, (Vec<i64>, Kind)> =
+            self.named_tensors().map(|(n, t)| (n, (t.size(), t.kind()))).collect();
+        let mut missing: Vec<String> = expected
+            .keys()
+            .filter(|k| !tensors.contains_key(**k))
+            .map(|k| k.to_string())
+            .collect();
+        let mut unexpected: Vec<String> = tensors
+            .keys()
+            .filter(|k| !expected.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        let mut misshaped: Vec<String> = tensors
+            .iter()
+            .filter_map(|(k, t)| {
+                let (shape, _) = expected.get(k.as_str())?;
+                (t.size() != *shape).then(|| format!("{k}: {:?} in the file, {shape:?} in the model", t.size()))
+            })
+            .collect();
+        let mut wrong_type: Vec<String> = tensors
+            .iter()
+            .filter_map(|(k, t)| {
+                let (_, kind) = expected.get(k.as_str())?;
+                let float = |k: Kind| matches!(k, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16);
+                (t.kind() != *kind && float(t.kind()) != float(*kind))
+                    .then(|| format!("{k}: {:?} in the file, {kind:?} in the model", t.kind()))
+            })
+            .collect();
+        if !(missing.is_empty() && unexpected.is_empty() && misshaped.is_empty() && wrong_type.is_empty()) {
+            for list in [&mut missing, &mut unexpected, &mut misshaped, &mut wrong_type] {
+                list.sort();
+            }
+            return Err(Error::StateDictMismatch {
+                path: source.to_owned(),
+                missing,
+                unexpected,
+                misshaped: misshaped.into_iter().chain(wrong_type).collect(),
+            });
         }
         tch::no_grad(|| -> Result<()> {
-            for (name, target) in self.params.iter_mut().chain(self.buffers.iter_mut()) {
-                let src = tensors
-                    .remove(name.as_str())
-                    .ok_or_else(|| mismatch(format!("tensor {name:?} is missing")))?;
-                if src.size() != target.size() {
-                    return Err(mismatch(format!(
-                        "tensor {name:?} has shape {:?}, the model expects {:?}",
-                        src.size(),
-                        target.size()
-                    )));
-                }
-                if src.kind() != target.kind() {
-                    return Err(mismatch(format!(
-                        "tensor {name:?} has dtype {:?}, the model expects {:?}",
-                        src.kind(),
-                        target.kind()
-                    )));
-                }
-                target.f_copy_(&src)?;
+            let targets = self
+                .params
+                .iter_mut()
+                .map(|p| (&p.name, &mut p.tensor))
+                .chain(self.buffers.iter_mut().map(|b| (&b.name, &mut b.tensor)));
+            for (name, target) in targets {
+                let src = tensors.remove(name.as_str()).expect("checked above");
+                target.f_copy_(&src.f_to_kind(target.kind())?)?;
             }
             Ok(())
         })

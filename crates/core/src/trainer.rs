@@ -1,54 +1,116 @@
-//! A network paired with its optimizer: the training step over one batch.
+//! A network paired with its optimizer, loss and weight averaging: the training step over one batch.
 
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Tensor};
 
+use crate::augment::{Augment, Draw};
+use crate::averaging::{Averager, AveragingConfig};
 use crate::dataset::{check_labels, Dataset, Normalization};
 use crate::error::{Error, Result};
+use crate::loss::{training_loss, LossConfig};
 use crate::model::Network;
-use crate::optimizer::{Optimizer, OptimizerConfig};
+use crate::optimizer::{Optimizer, OptimizerConfig, ParamGroup};
 
-/// What one training step reports.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What one training step reports, measured on the batch before the update.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StepOutput {
-    /// Mean cross-entropy over the batch, before the update.
+    /// Mean cross-entropy over the batch (without label smoothing, so it compares with evaluation's).
     pub loss: f64,
-    /// How many images the model classified right, before the update.
+    /// Images classified right.
     pub correct: i64,
+    /// Images whose label is among the five highest scores.
+    pub top5_correct: i64,
     pub count: i64,
+    /// The predicted class of each image, in batch order.
+    pub predicted: Vec<i64>,
 }
 
 #[derive(Debug)]
 pub struct Trainer {
     pub net: Network,
     pub optimizer: Optimizer,
+    pub loss: LossConfig,
+    pub averager: Option<Averager>,
 }
 
 impl Trainer {
     pub fn new(net: Network, optimizer: OptimizerConfig) -> Result<Self> {
         Ok(Trainer {
             net,
-            optimizer: Optimizer::new(optimizer)?,
+            optimizer: Optimizer::new(optimizer, Vec::new())?,
+            loss: LossConfig::default(),
+            averager: None,
         })
     }
 
-    /// Forward, cross-entropy, backward and an optimizer step on a normalized float batch.
+    pub fn with_groups(
+        net: Network,
+        optimizer: OptimizerConfig,
+        groups: Vec<ParamGroup>,
+        loss: LossConfig,
+    ) -> Result<Self> {
+        loss.validate()?;
+        Ok(Trainer {
+            net,
+            optimizer: Optimizer::new(optimizer, groups)?,
+            loss,
+            averager: None,
+        })
+    }
+
+    /// Starts (or, with `None`, stops) weight averaging from the current weights.
+    pub fn set_averaging(&mut self, config: Option<AveragingConfig>) -> Result<()> {
+        self.averager = match config {
+            Some(c) => Some(Averager::new(c, &mut self.net)?),
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// Forward, loss, backward, an optimizer step and the averaging on a normalized float batch.
     pub fn step(&mut self, x: &Tensor, y: &Tensor) -> Result<StepOutput> {
+        if !self.net.params.iter().any(|p| p.trainable) {
+            return Err(Error::option(
+                "trainable parameters",
+                "at least one (every layer is frozen)",
+                "none",
+            ));
+        }
         let logits = self.net.forward_t(x, true)?;
-        let loss = logits.f_cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)?;
+        let (loss, nll) = training_loss(&logits, y, &self.loss)?;
         loss.f_backward()?;
         self.optimizer.step(&mut self.net.params)?;
-        let correct =
-            tch::no_grad(|| -> Result<Tensor> { Ok(logits.f_argmax(1, false)?.f_eq_tensor(y)?.f_sum(Kind::Int64)?) })?;
+        if let Some(avg) = &mut self.averager {
+            avg.after_step(&mut self.net, self.optimizer.step)?;
+        }
+        let count = y.size()[0];
+        let (top1, top5, predicted) = tch::no_grad(|| -> Result<(i64, i64, Vec<i64>)> {
+            let k = logits.size()[1].min(5);
+            let (_, top) = logits.f_topk(k, 1, true, true)?;
+            let hits = top.f_eq_tensor(&y.f_unsqueeze(1)?)?;
+            let top1 = hits.f_select(1, 0)?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+            let top5 = hits.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+            let first = top.f_select(1, 0)?.f_to_device(tch::Device::Cpu)?;
+            let mut predicted = vec![0i64; count as usize];
+            first.f_copy_data(&mut predicted, count as usize)?;
+            Ok((top1, top5, predicted))
+        })?;
         Ok(StepOutput {
-            loss: loss.f_double_value(&[])?,
-            correct: correct.f_int64_value(&[])?,
-            count: y.size()[0],
+            loss: nll.f_mean(Kind::Double)?.f_double_value(&[])?,
+            correct: top1,
+            top5_correct: top5,
+            count,
+            predicted,
         })
     }
 
-    /// A step on the dataset images at `indices`, augmented (random crop and flip) when `augment` holds a seed.
-    pub fn step_indices(&mut self, data: &Dataset, indices: &[i64], augment: Option<u64>) -> Result<StepOutput> {
-        self.check_dataset(data)?;
+    /// A step on the dataset images at `indices`, augmented when `augment` is given.
+    pub fn step_indices(
+        &mut self,
+        data: &Dataset,
+        indices: &[i64],
+        augment: Option<(&Augment, &Draw)>,
+    ) -> Result<StepOutput> {
+        check_dataset(&self.net, data)?;
         if indices.is_empty() {
             return Err(Error::BadShape {
                 what: "batch indices".into(),
@@ -56,7 +118,7 @@ impl Trainer {
                 got: "none".into(),
             });
         }
-        let (x, y) = data.gather_with(&data.index_tensor(indices)?, augment)?;
+        let (x, y) = data.batch(indices, input_size(&self.net), augment)?;
         self.step(&x, &y)
     }
 
@@ -67,18 +129,21 @@ impl Trainer {
         let y = Tensor::f_from_slice(labels)?.f_to_device(self.net.device)?;
         self.step(&x, &y)
     }
-
-    /// Fails unless the dataset's image shape and classes are the ones the network expects.
-    pub fn check_dataset(&self, data: &Dataset) -> Result<()> {
-        check_dataset(&self.net, data)
-    }
 }
 
+/// The model's input `[height, width]`.
+pub fn input_size(net: &Network) -> [i64; 2] {
+    [net.spec.input_shape[1], net.spec.input_shape[2]]
+}
+
+/// Fails unless the dataset's images fit the network (same channels, at least its height and width), its
+/// classes are among the network's, and it lives on the network's device.
 pub fn check_dataset(net: &Network, data: &Dataset) -> Result<()> {
-    if data.shape != net.spec.input_shape {
+    let [c, h, w] = net.spec.input_shape;
+    if data.shape[0] != c || data.shape[1] < h || data.shape[2] < w {
         return Err(Error::BadShape {
             what: "dataset images".into(),
-            expected: format!("{:?} (the model's inputShape)", net.spec.input_shape),
+            expected: format!("[{c}, ≥{h}, ≥{w}] (the model's inputShape, or larger for crops)"),
             got: format!("{:?}", data.shape),
         });
     }

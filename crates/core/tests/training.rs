@@ -3,11 +3,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use convkit_core::checkpoint::{load_network, load_optimizer, optimizer_path, save_network, save_optimizer};
+use convkit_core::augment::{Augment, Draw, Flip, PadMode};
+use convkit_core::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
+use convkit_core::checkpoint::{load_network, load_trainer, save_network, save_trainer};
+use convkit_core::loss::{LossConfig, Reduction};
 use convkit_core::{
-    evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, Precision, Trainer,
+    evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, ParamGroup, Precision,
+    Trainer, Tta,
 };
-use tch::Device;
+use tch::{Device, Tensor};
 
 /// 64 images of 3×16×16 whose class (0..4) is which quadrant is bright: learnable in a few steps.
 fn quadrant_data() -> (Vec<u8>, Vec<i64>) {
@@ -57,7 +61,7 @@ fn steps_lower_the_loss_and_evaluation_counts() {
     let (first, last) = full_batch_steps(&mut t, &data, 16);
     assert!(last < first * 0.5, "loss went from {first} to {last}");
 
-    let counts = evaluate(&t.net, &data, None, 10, &AtomicBool::new(false)).unwrap();
+    let counts = evaluate(&t.net, &data, None, 10, Tta::None, &AtomicBool::new(false)).unwrap();
     assert_eq!(counts.count, 64);
     assert_eq!(counts.per_class_total(), vec![16; 4]);
     // Four classes: top-5 covers them all.
@@ -89,7 +93,7 @@ fn bad_labels_and_shapes_are_errors() {
     assert_eq!(err.code(), "BAD_SHAPE");
     let err = t.step_indices(&data, &[0, 64], None).unwrap_err();
     assert_eq!(err.code(), "BAD_SHAPE");
-    let cancelled = evaluate(&t.net, &data, None, 8, &AtomicBool::new(true)).unwrap_err();
+    let cancelled = evaluate(&t.net, &data, None, 8, Tta::None, &AtomicBool::new(true)).unwrap_err();
     assert_eq!(cancelled.code(), "CANCELLED");
 }
 
@@ -103,25 +107,24 @@ fn checkpoint_round_trip_resumes_identically() {
         t.step_indices(&data, &batch, None).unwrap();
     }
     let meta = HashMap::from([("convkit.classes".to_string(), "[\"a\",\"b\",\"c\",\"d\"]".to_string())]);
-    save_network(&t.net, &path, meta).unwrap();
-    save_optimizer(&t.optimizer, &optimizer_path(&path)).unwrap();
+    save_trainer(&t, &path, meta, true).unwrap();
 
     let (net, meta) = load_network(&path, Device::Cpu).unwrap();
     assert_eq!(meta["convkit.classes"], "[\"a\",\"b\",\"c\",\"d\"]");
     assert_eq!(net.spec, t.net.spec);
-    let x = data.gather(&data.index_tensor(&batch).unwrap()).unwrap().0;
+    let x = plain_batch(&data, &batch);
     let before = t.net.forward_t(&x, false).unwrap();
     assert!(before.equal(&net.forward_t(&x, false).unwrap()));
 
     // Two more steps in memory, and two after reloading weights and optimizer state: the same weights.
-    let optimizer = load_optimizer(&net, &optimizer_path(&path)).unwrap();
-    let mut resumed = Trainer { net, optimizer };
+    let (mut resumed, _, _) = load_trainer(&path, Device::Cpu).unwrap();
+    assert_eq!(resumed.optimizer.step, 3);
     for _ in 0..2 {
         t.step_indices(&data, &batch, None).unwrap();
         resumed.step_indices(&data, &batch, None).unwrap();
     }
-    for ((name, a), (_, b)) in t.net.params.iter().zip(&resumed.net.params) {
-        assert!(a.equal(b), "{name} differs after resuming");
+    for (a, b) in t.net.params.iter().zip(&resumed.net.params) {
+        assert!(a.tensor.equal(&b.tensor), "{} differs after resuming", a.name);
     }
 }
 
@@ -143,9 +146,11 @@ fn corrupt_and_mismatched_checkpoints_are_errors() {
     let mut other = Network::new(ModelSpec::reference([3, 16, 16], 7), Device::Cpu).unwrap();
     let err = convkit_core::checkpoint::load_weights(&mut other, &path).unwrap_err();
     assert_eq!(err.code(), "CHECKPOINT_MISMATCH");
+    // Like load_state_dict(strict=True): every mis-shaped key in one message.
+    let msg = err.to_string();
     assert!(
-        err.to_string().contains("fc2.weight") && err.to_string().contains("[4, 512]"),
-        "{err}"
+        msg.contains("2 mis-shaped") && msg.contains("fc2.weight: [4, 512] in the file, [7, 512]"),
+        "{msg}"
     );
 
     assert_eq!(
@@ -161,7 +166,7 @@ fn corrupt_and_mismatched_checkpoints_are_errors() {
 #[test]
 fn channels_last_computes_the_same_function() {
     let (mut t, data) = trainer(5);
-    let x = data.gather(&data.index_tensor(&[0, 1, 2, 3]).unwrap()).unwrap().0;
+    let x = plain_batch(&data, &[0, 1, 2, 3]);
     let plain = t.net.forward_t(&x, false).unwrap();
     t.net.set_channels_last(true).unwrap();
     let relaid = t.net.forward_t(&x, false).unwrap();
@@ -171,7 +176,7 @@ fn channels_last_computes_the_same_function() {
 #[test]
 fn bf16_keeps_fp32_weights_and_logits_and_still_learns() {
     let (mut t, data) = trainer(6);
-    let x = data.gather(&data.index_tensor(&[0, 1, 2, 3]).unwrap()).unwrap().0;
+    let x = plain_batch(&data, &[0, 1, 2, 3]);
     let full = t.net.forward_t(&x, false).unwrap();
     t.net.precision = Precision::Bf16;
     let low = t.net.forward_t(&x, false).unwrap();
@@ -182,44 +187,252 @@ fn bf16_keeps_fp32_weights_and_logits_and_still_learns() {
 
     let (first, last) = full_batch_steps(&mut t, &data, 16);
     assert!(last < first * 0.5, "bf16 loss went from {first} to {last}");
-    assert!(t.net.params.iter().all(|(_, p)| p.kind() == tch::Kind::Float));
+    assert!(t.net.params.iter().all(|p| p.tensor.kind() == tch::Kind::Float));
     assert!(Precision::parse("fp16").is_err());
+}
+
+fn plain_batch(data: &Dataset, indices: &[i64]) -> Tensor {
+    data.batch(indices, [16, 16], None).unwrap().0
+}
+
+fn draw(batch_seed: u64, epoch: i64) -> Draw {
+    Draw {
+        batch_seed,
+        run_seed: 7,
+        epoch,
+    }
+}
+
+/// Whether `target` is a crop of `original` (zero- or reflect-padded by `p`), maybe mirrored.
+fn is_shifted_crop(data: &Dataset, original: &Tensor, target: &Tensor, p: i64, reflect: bool) -> bool {
+    let image = original.unsqueeze(0).to_kind(tch::Kind::Float);
+    let padded = if reflect {
+        image.reflection_pad2d([p, p, p, p])
+    } else {
+        image.constant_pad_nd([p, p, p, p])
+    };
+    (0..=2 * p).any(|dy| {
+        (0..=2 * p).any(|dx| {
+            let crop = padded.narrow(2, dy, 16).narrow(3, dx, 16);
+            [crop.shallow_clone(), crop.flip([3])].iter().any(|c| {
+                data.normalization
+                    .apply(c)
+                    .unwrap()
+                    .get(0)
+                    .allclose(target, 1e-6, 1e-6, false)
+            })
+        })
+    })
 }
 
 #[test]
 fn augmentation_crops_and_flips_repeatably() {
     let (_, data) = trainer(6);
-    let index = data.index_tensor(&(0..16).collect::<Vec<_>>()).unwrap();
-    let plain = data.gather(&index).unwrap().0;
-    let a = data.gather_with(&index, Some(42)).unwrap().0;
-    let b = data.gather_with(&index, Some(42)).unwrap().0;
-    let c = data.gather_with(&index, Some(43)).unwrap().0;
+    let indices: Vec<i64> = (0..16).collect();
+    let aug = Augment {
+        crop_padding: 4,
+        flip: Flip::Random,
+        ..Augment::default()
+    };
+    let plain = plain_batch(&data, &indices);
+    let batch = |seed| data.batch(&indices, [16, 16], Some((&aug, &draw(seed, 1)))).unwrap().0;
+    let (a, b, c) = (batch(42), batch(42), batch(43));
     assert_eq!(a.size(), plain.size());
     assert!(a.equal(&b), "one seed, one augmentation");
     assert!(!a.equal(&c), "another seed, another augmentation");
     assert!(!a.equal(&plain), "augmented images differ from the originals");
-    // Every augmented image is a crop of its zero-padded original at an offset of 0..=8, maybe mirrored.
     for k in 0..16 {
-        let padded = data.images.get(k).unsqueeze(0).constant_pad_nd([4, 4, 4, 4]);
-        let target = a.get(k);
-        let matches = (0..=8).any(|dy| {
-            (0..=8).any(|dx| {
-                let crop = padded.narrow(2, dy, 16).narrow(3, dx, 16);
-                [crop.shallow_clone(), crop.flip([3])].iter().any(|c| {
-                    data.normalization
-                        .apply(c)
-                        .unwrap()
-                        .get(0)
-                        .allclose(&target, 1e-6, 1e-6, false)
-                })
-            })
-        });
         assert!(
-            matches,
-            "augmented image {k} is no shifted or mirrored crop of its original"
+            is_shifted_crop(&data, &data.images.get(k), &a.get(k), 4, false),
+            "augmented image {k} is no shifted or mirrored crop of its zero-padded original"
         );
     }
     // Padding is zero pixels, normalized to -1 with mean 0.5 and std 0.5: a shifted crop shows some.
     let min = a.min().double_value(&[]);
     assert!((min + 1.0).abs() < 1e-6, "padding normalizes to -1, got min {min}");
+
+    // Reflect padding never shows a pixel that is not in the image.
+    let reflect = Augment {
+        crop_padding: 2,
+        pad_mode: PadMode::Reflect,
+        ..Augment::default()
+    };
+    let r = data.batch(&indices, [16, 16], Some((&reflect, &draw(5, 1)))).unwrap().0;
+    for k in 0..16 {
+        assert!(
+            is_shifted_crop(&data, &data.images.get(k), &r.get(k), 2, true),
+            "reflect crop {k}"
+        );
+    }
+}
+
+#[test]
+fn alternating_flip_inverts_every_other_epoch() {
+    let (_, data) = trainer(7);
+    let indices: Vec<i64> = (0..16).collect();
+    let aug = Augment {
+        flip: Flip::Alternating,
+        ..Augment::default()
+    };
+    let plain = plain_batch(&data, &indices);
+    let at = |epoch, seed| {
+        data.batch(&indices, [16, 16], Some((&aug, &draw(seed, epoch))))
+            .unwrap()
+            .0
+    };
+    let (e1, e2, e3) = (at(1, 1), at(2, 2), at(3, 99));
+    let mut flipped_first = 0;
+    for k in 0..16 {
+        let mirrored = plain.get(k).flip([2]);
+        let one_flipped = e1.get(k).equal(&mirrored);
+        assert!(one_flipped || e1.get(k).equal(&plain.get(k)));
+        // The next epoch shows the other orientation; two epochs on, the same one, whatever the batch seed.
+        assert_eq!(e2.get(k).equal(&mirrored), !one_flipped, "image {k}");
+        assert!(e3.get(k).equal(&e1.get(k)), "image {k}");
+        flipped_first += one_flipped as usize;
+    }
+    assert!(flipped_first > 2 && flipped_first < 14, "{flipped_first} of 16 flipped");
+}
+
+#[test]
+fn label_smoothing_sums_and_parameter_groups_change_the_update() {
+    let make = |groups: Vec<ParamGroup>, loss: LossConfig| {
+        runtime::seed(11);
+        let net = Network::new(ModelSpec::reference([3, 16, 16], 4), Device::Cpu).unwrap();
+        let sgd = OptimizerConfig::Sgd {
+            lr: Some(0.01),
+            momentum: Some(0.9),
+            dampening: None,
+            nesterov: Some(true),
+            weight_decay: Some(0.01),
+            decoupled_weight_decay: Some(true),
+        };
+        Trainer::with_groups(net, sgd, groups, loss).unwrap()
+    };
+    let (_, data) = trainer(8);
+    let batch: Vec<i64> = (0..32).collect();
+    let mut base = make(vec![], LossConfig::default());
+    let frozen_bias = ParamGroup {
+        field: Some("bias".into()),
+        lr_scale: Some(0.0),
+        weight_decay: Some(0.0),
+        ..ParamGroup::default()
+    };
+    let mut grouped = make(vec![frozen_bias], LossConfig::default());
+    let bias_before = grouped.net.params[1].tensor.copy();
+    let summed = LossConfig {
+        label_smoothing: 0.2,
+        reduction: Reduction::Sum,
+    };
+    let mut smooth = make(vec![], summed);
+    for t in [&mut base, &mut grouped, &mut smooth] {
+        t.step_indices(&data, &batch, None).unwrap();
+    }
+    // lrScale 0 and no decay: the biases stay; the weights move as in the plain run.
+    assert!(grouped.net.params[1].tensor.equal(&bias_before));
+    assert!(grouped.net.params[0].tensor.equal(&base.net.params[0].tensor));
+    assert!(!base.net.params[1].tensor.equal(&bias_before));
+    // A summed, smoothed loss makes a different (larger) step.
+    let moved = |t: &Trainer| {
+        (&t.net.params[0].tensor - &base.net.params[0].tensor)
+            .abs()
+            .sum(tch::Kind::Double)
+            .double_value(&[])
+    };
+    assert!(moved(&smooth) > 0.0);
+    assert!(Trainer::with_groups(
+        Network::new(ModelSpec::reference([3, 16, 16], 4), Device::Cpu).unwrap(),
+        OptimizerConfig::default(),
+        vec![ParamGroup::default()],
+        LossConfig::default()
+    )
+    .is_err());
+}
+
+#[test]
+fn lookahead_pulls_weights_back_and_ema_follows_them() {
+    let (_, data) = trainer(9);
+    let batch: Vec<i64> = (0..32).collect();
+    let fresh = || {
+        runtime::seed(12);
+        Trainer::new(
+            Network::new(ModelSpec::reference([3, 16, 16], 4), Device::Cpu).unwrap(),
+            OptimizerConfig::default(),
+        )
+        .unwrap()
+    };
+    let (mut plain, mut look, mut ema) = (fresh(), fresh(), fresh());
+    let config = |mode| AveragingConfig {
+        mode,
+        decay: 0.5,
+        every: 2,
+        warmup: DecayWarmup::None,
+        total_steps: 0,
+    };
+    look.set_averaging(Some(config(AveragingMode::Lookahead))).unwrap();
+    ema.set_averaging(Some(config(AveragingMode::Ema))).unwrap();
+    let start = plain.net.params[0].tensor.copy();
+    for t in [&mut plain, &mut look, &mut ema] {
+        t.step_indices(&data, &batch, None).unwrap();
+    }
+    // After one step (not a multiple of 2) nothing is averaged yet.
+    assert!(look.net.params[0].tensor.equal(&plain.net.params[0].tensor));
+    for t in [&mut plain, &mut look, &mut ema] {
+        t.step_indices(&data, &batch, None).unwrap();
+    }
+    // Step 2: Lookahead sets the weights halfway between the start and where Adam went; EMA leaves them.
+    let halfway = (&start + &plain.net.params[0].tensor) * 0.5;
+    assert!(look.net.params[0].tensor.allclose(&halfway, 1e-6, 1e-7, false));
+    assert!(ema.net.params[0].tensor.equal(&plain.net.params[0].tensor));
+    let averager = ema.averager.as_mut().unwrap();
+    assert!(averager.average[0].allclose(&halfway, 1e-6, 1e-7, false));
+    // Swapping puts the average in for evaluation and back.
+    averager.swap(&mut ema.net).unwrap();
+    assert!(ema.net.params[0].tensor.allclose(&halfway, 1e-6, 1e-7, false));
+    ema.averager.as_mut().unwrap().swap(&mut ema.net).unwrap();
+    assert!(ema.net.params[0].tensor.equal(&plain.net.params[0].tensor));
+}
+
+#[test]
+fn frozen_layers_keep_their_weights_and_statistics() {
+    let json = r#"{"inputShape":[3,16,16],"layers":[
+        {"type":"conv2d","outChannels":8,"kernelSize":3,"padding":1},{"type":"batchnorm2d"},{"type":"relu"},
+        {"type":"adaptiveavgpool2d"},{"type":"flatten"},{"type":"linear","outFeatures":4}]}"#;
+    runtime::seed(13);
+    let net = Network::new(ModelSpec::from_json(json).unwrap(), Device::Cpu).unwrap();
+    let mut t = Trainer::new(net, OptimizerConfig::default()).unwrap();
+    let (_, data) = trainer(10);
+    let changed = t.net.set_trainable(|name| !name.starts_with("fc1."), false).unwrap();
+    assert_eq!(changed, 4);
+    let conv = t.net.params[0].tensor.copy();
+    let stats = t.net.buffers[0].tensor.copy();
+    let head = t.net.params[4].tensor.copy();
+    t.step_indices(&data, &(0..32).collect::<Vec<_>>(), None).unwrap();
+    assert!(t.net.params[0].tensor.equal(&conv), "a frozen conv does not move");
+    assert!(
+        t.net.buffers[0].tensor.equal(&stats),
+        "a frozen batch norm keeps its running mean"
+    );
+    assert!(!t.net.params[4].tensor.equal(&head), "the head trains");
+    assert_eq!(t.net.trainable_param_count(), 4 * 8 + 4);
+    t.net.set_trainable(|_| true, true).unwrap();
+    t.step_indices(&data, &(0..32).collect::<Vec<_>>(), None).unwrap();
+    assert!(
+        !t.net.buffers[0].tensor.equal(&stats),
+        "unfrozen, it follows the batches again"
+    );
+}
+
+#[test]
+fn test_time_augmentation_averages_views() {
+    let (t, data) = trainer(14);
+    let x = plain_batch(&data, &[0, 1, 2, 3]);
+    let plain = convkit_core::evaluate::logits_with(&t.net, &x, Tta::None).unwrap();
+    let mirror = convkit_core::evaluate::logits_with(&t.net, &x, Tta::Mirror).unwrap();
+    let expected = (&plain + t.net.forward_t(&x.flip([3]), false).unwrap()) * 0.5;
+    assert!(mirror.allclose(&expected, 1e-6, 1e-6, false));
+    let translate = convkit_core::evaluate::logits_with(&t.net, &x, Tta::MirrorTranslate).unwrap();
+    assert!(!translate.allclose(&mirror, 1e-6, 1e-6, false));
+    assert_eq!(Tta::parse("mirrorTranslate").unwrap(), Tta::MirrorTranslate);
+    assert!(Tta::parse("sideways").is_err());
 }

@@ -44,7 +44,9 @@ pub(crate) fn shape3(shape: &[i64], field: &str) -> napi::Result<[i64; 3]> {
 
 #[napi]
 impl NativeDataset {
-    /// Copies `pixels` (N·C·H·W bytes, channel-first) and `labels` (N class indices) onto the device.
+    /// Copies `pixels` (N·C·H·W bytes, channel-first) and `labels` (N class indices) onto the device. The
+    /// pixels are read where JavaScript holds them, once, off the JS thread: do not change them until the
+    /// promise settles.
     #[napi(ts_return_type = "Promise<NativeDataset>")]
     pub fn create(
         pixels: Uint8Array,
@@ -52,15 +54,16 @@ impl NativeDataset {
         options: BindingDatasetOptions,
     ) -> napi::Result<AsyncTask<TorchTask<Dataset, NativeDataset>>> {
         let shape = shape3(&options.shape, "shape")?;
-        let pixels = pixels.to_vec();
-        let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
         let norm = Normalization {
             mean: options.mean,
             std: options.std,
         };
         let (classes, device) = (options.classes, options.device);
         Ok(AsyncTask::new(TorchTask::new(
-            move || Dataset::new(&pixels, &labels, shape, classes, norm, runtime::parse_device(&device)?),
+            move || {
+                let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+                Dataset::new(&pixels, &labels, shape, classes, norm, runtime::parse_device(&device)?)
+            },
             |_, d| {
                 let (len, device) = (d.len(), runtime::device_name(d.device()));
                 Ok(NativeDataset {

@@ -6,6 +6,8 @@ mod dataset;
 mod errors;
 mod jpeg;
 mod model;
+mod options;
+mod summary;
 mod worker;
 
 use napi_derive::napi;
@@ -70,30 +72,27 @@ pub fn set_threads(threads: u32) -> napi::Result<()> {
     })
 }
 
-/// One row of a model summary.
-#[napi(object)]
-pub struct BindingLayerInfo {
-    pub kind: String,
-    pub name: Option<String>,
-    pub input_shape: Vec<i64>,
-    pub output_shape: Vec<i64>,
-    pub params: i64,
+/// Checks a spec and infers each layer's shapes and parameter count, depth first.
+#[napi]
+pub fn resolve_spec(
+    #[napi(ts_arg_type = "object")] spec: serde_json::Value,
+) -> napi::Result<Vec<summary::BindingLayerInfo>> {
+    let rows = convkit_core::ModelSpec::from_value(spec)
+        .and_then(|s| s.summary())
+        .map_err(errors::to_napi)?;
+    Ok(summary::rows(&rows))
 }
 
-/// Checks a spec (JSON) and infers each layer's shapes and parameter count.
+/// The spec with every default written out, as a checkpoint stores it (JSON).
 #[napi]
-pub fn resolve_spec(spec_json: String) -> napi::Result<Vec<BindingLayerInfo>> {
-    let layers = convkit_core::ModelSpec::from_json(&spec_json)
-        .and_then(|s| s.resolve())
-        .map_err(errors::to_napi)?;
-    Ok(layers
-        .iter()
-        .map(|l| BindingLayerInfo {
-            kind: l.kind().to_owned(),
-            name: l.name.clone(),
-            input_shape: l.input_shape.clone(),
-            output_shape: l.output_shape.clone(),
-            params: l.param_count(),
-        })
-        .collect())
+pub fn normalize_spec(#[napi(ts_arg_type = "object")] spec: serde_json::Value) -> napi::Result<String> {
+    convkit_core::ModelSpec::from_value(spec)
+        .map(|s| s.to_json())
+        .map_err(errors::to_napi)
+}
+
+/// Every layer type a spec may use.
+#[napi]
+pub fn layer_types() -> Vec<String> {
+    convkit_core::LAYER_TYPES.iter().map(|t| t.to_string()).collect()
 }

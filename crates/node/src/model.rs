@@ -2,31 +2,38 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use convkit_core::checkpoint::{self, optimizer_path};
-use convkit_core::evaluate::probabilities;
+use convkit_core::averaging::{Averager, AveragingConfig};
+use convkit_core::checkpoint::{self, tensor_from_bytes};
+use convkit_core::evaluate::{logits, probabilities};
+use convkit_core::glob::glob_match;
 use convkit_core::trainer::{floats_to_batch, pixels_to_batch};
-use convkit_core::{
-    runtime, EvalCounts, ModelSpec, Network, Normalization, OptimizerConfig, Precision, StepOutput, Trainer,
-};
+use convkit_core::{runtime, EvalCounts, ModelSpec, Network, Normalization, StepOutput, Trainer};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
 use napi_derive::napi;
 use tch::Device;
 
 use crate::cancel::CancelToken;
 use crate::dataset::{lock, NativeDataset};
+use crate::options::{precision, tta, BindingAveraging, BindingModelOptions, BindingStepOptions};
+use crate::summary::{rows, BindingLayerInfo};
 use crate::worker::{self, TorchTask};
 
 /// What one training step reports, measured before its update.
 #[napi(object)]
 pub struct BindingStep {
-    /// Mean cross-entropy over the batch.
+    /// Mean cross-entropy over the batch (without label smoothing).
     pub loss: f64,
     /// Images classified right.
     pub correct: i64,
+    /// Images whose label is among the five highest scores.
+    pub top5_correct: i64,
     /// Images in the batch.
     pub count: i64,
+    /// The predicted class of each image.
+    pub predicted: Int32Array,
 }
 
 impl From<StepOutput> for BindingStep {
@@ -34,7 +41,9 @@ impl From<StepOutput> for BindingStep {
         BindingStep {
             loss: s.loss,
             correct: s.correct,
+            top5_correct: s.top5_correct,
             count: s.count,
+            predicted: Int32Array::new(s.predicted.iter().map(|&p| p as i32).collect()),
         }
     }
 }
@@ -65,17 +74,25 @@ impl From<EvalCounts> for BindingEval {
     }
 }
 
-/// How to build a model.
+/// How to load a checkpoint.
 #[napi(object)]
-pub struct BindingModelOptions {
+pub struct BindingLoadOptions {
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
-    /// The optimizer as JSON: `{"type": "adam", "lr": 0.001}`.
-    pub optimizer_json: String,
-    /// Seeds libtorch before the weights are drawn.
-    pub seed: Option<i64>,
-    /// Lay activations out channels_last. Defaults to true on the CPU, where oneDNN runs it about 20 % faster.
     pub channels_last: Option<bool>,
+    /// Also restore the optimizer (and averaging) state from the `.optim.safetensors` file beside it, to train on.
+    /// Inference loads the weights alone.
+    pub for_training: Option<bool>,
+}
+
+/// One tensor of a state dict, as raw little-endian bytes.
+#[napi(object)]
+pub struct BindingTensor {
+    pub name: String,
+    /// `float32`, `float64`, `float16`, `bfloat16`, `int64`, `int32`, `uint8`, `int8` or `bool`.
+    pub dtype: String,
+    pub shape: Vec<i64>,
+    pub data: Uint8Array,
 }
 
 /// A network and its optimizer. All work runs on ConvKit's libtorch thread; methods returning
@@ -88,10 +105,12 @@ pub struct NativeModel {
     classes: i64,
     param_count: i64,
     metadata: HashMap<String, String>,
+    /// Averaged weights read from a checkpoint, waiting for `setAveraging` to say how to continue them.
+    pending_average: Arc<Mutex<Option<Vec<tch::Tensor>>>>,
 }
 
 impl NativeModel {
-    fn wrap(trainer: Trainer, metadata: HashMap<String, String>) -> Self {
+    fn wrap(trainer: Trainer, metadata: HashMap<String, String>, average: Option<Vec<tch::Tensor>>) -> Self {
         NativeModel {
             spec_json: trainer.net.spec.to_json(),
             device: runtime::device_name(trainer.net.device),
@@ -99,77 +118,124 @@ impl NativeModel {
             param_count: trainer.net.param_count(),
             inner: Arc::new(Mutex::new(trainer)),
             metadata,
+            pending_average: Arc::new(Mutex::new(average)),
         }
+    }
+
+    /// Runs `f` on the model off the JS thread.
+    fn task<T: Send + 'static, J: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName>(
+        &self,
+        f: impl FnOnce(&mut Trainer) -> convkit_core::Result<T> + Send + 'static,
+        convert: fn(napi::Env, T) -> napi::Result<J>,
+    ) -> AsyncTask<TorchTask<T, J>> {
+        let inner = Arc::clone(&self.inner);
+        AsyncTask::new(TorchTask::new(move || f(&mut lock(&inner)), convert))
+    }
+
+    /// Runs `f` on the model on the libtorch thread and waits: for cheap calls.
+    fn now<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Trainer) -> convkit_core::Result<T> + Send + 'static,
+    ) -> napi::Result<T> {
+        let inner = Arc::clone(&self.inner);
+        worker::run(move || f(&mut lock(&inner)))
     }
 }
 
-fn labels_i64(labels: &Int32Array) -> Vec<i64> {
-    labels.iter().map(|&l| l as i64).collect()
+fn indices_i64(values: &Int32Array) -> Vec<i64> {
+    values.iter().map(|&l| l as i64).collect()
 }
 
-type Loaded = (Trainer, HashMap<String, String>);
+type Loaded = (Trainer, HashMap<String, String>, Option<Vec<tch::Tensor>>);
+
+/// Runs `f` with the averaged weights swapped in when `averaged` asks for them and there are any.
+fn with_average<T>(
+    t: &mut Trainer,
+    averaged: bool,
+    f: impl FnOnce(&Trainer) -> convkit_core::Result<T>,
+) -> convkit_core::Result<T> {
+    let swap = averaged && t.averager.is_some();
+    if swap {
+        t.averager.as_mut().expect("checked").swap(&mut t.net)?;
+    }
+    let out = f(t);
+    if swap {
+        t.averager.as_mut().expect("checked").swap(&mut t.net)?;
+    }
+    out
+}
 
 #[napi]
 impl NativeModel {
-    /// Builds a freshly initialized model from a spec (JSON).
+    /// Builds a freshly initialized model from a spec.
     #[napi(factory)]
-    pub fn create(spec_json: String, options: BindingModelOptions) -> napi::Result<NativeModel> {
+    pub fn create(
+        #[napi(ts_arg_type = "object")] spec: serde_json::Value,
+        options: BindingModelOptions,
+    ) -> napi::Result<NativeModel> {
         let trainer = worker::run(move || {
-            let spec = ModelSpec::from_json(&spec_json)?;
-            let optimizer = OptimizerConfig::from_json(&options.optimizer_json)?;
+            let spec = ModelSpec::from_value(spec)?;
             let device = runtime::parse_device(&options.device)?;
             if let Some(seed) = options.seed {
                 runtime::seed(seed as u64);
             }
             let mut net = Network::new(spec, device)?;
             net.set_channels_last(options.channels_last.unwrap_or(device == Device::Cpu))?;
-            Trainer::new(net, optimizer)
+            net.precision = precision(options.precision.as_deref())?;
+            let loss = options.loss()?;
+            Trainer::with_groups(
+                net,
+                options.optimizer.unwrap_or_default(),
+                options.param_groups.unwrap_or_default(),
+                loss,
+            )
         })?;
-        Ok(NativeModel::wrap(trainer, HashMap::new()))
+        Ok(NativeModel::wrap(trainer, HashMap::new(), None))
     }
 
-    /// Loads a checkpoint written by `save`: spec and weights, and optimizer state when its
-    /// `.optim.safetensors` file is beside it.
+    /// Loads a checkpoint written by `save`: spec and weights, and, with `forTraining`, the optimizer and averaging
+    /// state when their `.optim.safetensors` file is beside it.
     #[napi(ts_return_type = "Promise<NativeModel>")]
-    pub fn load(
-        path: String,
-        device: String,
-        channels_last: Option<bool>,
-    ) -> AsyncTask<TorchTask<Loaded, NativeModel>> {
+    pub fn load(path: String, options: BindingLoadOptions) -> AsyncTask<TorchTask<Loaded, NativeModel>> {
         AsyncTask::new(TorchTask::new(
             move || {
                 let path = PathBuf::from(path);
-                let device = runtime::parse_device(&device)?;
-                let (mut net, metadata) = checkpoint::load_network(&path, device)?;
-                net.set_channels_last(channels_last.unwrap_or(device == Device::Cpu))?;
-                let opt_path = optimizer_path(&path);
-                let optimizer = if opt_path.exists() {
-                    checkpoint::load_optimizer(&net, &opt_path)?
+                let device = runtime::parse_device(&options.device)?;
+                let (mut trainer, metadata, average) = if options.for_training.unwrap_or(false) {
+                    checkpoint::load_trainer(&path, device)?
                 } else {
-                    convkit_core::Optimizer::new(OptimizerConfig::default())?
+                    let (net, metadata) = checkpoint::load_network(&path, device)?;
+                    (Trainer::new(net, Default::default())?, metadata, None)
                 };
-                Ok((Trainer { net, optimizer }, metadata))
+                trainer
+                    .net
+                    .set_channels_last(options.channels_last.unwrap_or(device == Device::Cpu))?;
+                Ok((trainer, metadata, average))
             },
-            |_, (trainer, metadata)| Ok(NativeModel::wrap(trainer, metadata)),
+            |_, (trainer, metadata, average)| Ok(NativeModel::wrap(trainer, metadata, average)),
         ))
     }
 
-    /// One training step on the dataset images at `indices`; with `augmentSeed`, each image is randomly
-    /// cropped (4-pixel zero padding) and flipped, the draws fixed by the seed.
+    /// One training step on the dataset images at `indices`, with this step's learning rate and augmentation.
     #[napi(ts_return_type = "Promise<BindingStep>")]
     pub fn train_batch(
         &self,
         dataset: &NativeDataset,
         indices: Int32Array,
-        augment_seed: Option<u32>,
+        options: BindingStepOptions,
     ) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
-        let (inner, data) = (Arc::clone(&self.inner), Arc::clone(&dataset.inner));
-        let indices = labels_i64(&indices);
-        let augment = augment_seed.map(u64::from);
-        AsyncTask::new(TorchTask::new(
-            move || lock(&inner).step_indices(&lock(&data), &indices, augment),
+        let data = Arc::clone(&dataset.inner);
+        let indices = indices_i64(&indices);
+        self.task(
+            move |t| {
+                if let Some(lr) = options.lr {
+                    t.optimizer.set_lr(lr)?;
+                }
+                let augment = options.augment()?;
+                t.step_indices(&lock(&data), &indices, augment.as_ref().map(|(a, d)| (a, d)))
+            },
             |_, s| Ok(s.into()),
-        ))
+        )
     }
 
     /// One training step on normalized floats `[N, C, H, W]` and their labels.
@@ -179,57 +245,68 @@ impl NativeModel {
         pixels: Float32Array,
         labels: Int32Array,
     ) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
-        let inner = Arc::clone(&self.inner);
-        let (pixels, labels) = (pixels.to_vec(), labels_i64(&labels));
-        AsyncTask::new(TorchTask::new(
-            move || lock(&inner).step_floats(&pixels, &labels),
-            |_, s| Ok(s.into()),
-        ))
+        let labels = indices_i64(&labels);
+        self.task(move |t| t.step_floats(&pixels, &labels), |_, s| Ok(s.into()))
     }
 
-    /// Evaluates on the dataset (at `indices`, or all of it) in batches, without training.
+    /// Evaluates on the dataset (at `indices`, or all of it) in batches, without training; with `averaged`, on
+    /// the averaged weights when averaging is on; `tta` names test-time augmentation.
     #[napi(ts_return_type = "Promise<BindingEval>")]
     pub fn evaluate(
         &self,
         dataset: &NativeDataset,
         indices: Option<Int32Array>,
         batch_size: u32,
+        tta_name: Option<String>,
+        averaged: Option<bool>,
         cancel: Option<&CancelToken>,
     ) -> AsyncTask<TorchTask<EvalCounts, BindingEval>> {
-        let (inner, data) = (Arc::clone(&self.inner), Arc::clone(&dataset.inner));
-        let indices = indices.map(|i| labels_i64(&i));
-        let flag = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
-        AsyncTask::new(TorchTask::new(
-            move || {
-                convkit_core::evaluate(
-                    &lock(&inner).net,
-                    &lock(&data),
-                    indices.as_deref(),
-                    batch_size as usize,
-                    &flag,
-                )
+        let data = Arc::clone(&dataset.inner);
+        let indices = indices.map(|i| indices_i64(&i));
+        let flag: Arc<AtomicBool> = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
+        self.task(
+            move |t| {
+                let tta = tta(tta_name.as_deref())?;
+                with_average(t, averaged.unwrap_or(false), |t| {
+                    convkit_core::evaluate(
+                        &t.net,
+                        &lock(&data),
+                        indices.as_deref(),
+                        batch_size as usize,
+                        tta,
+                        &flag,
+                    )
+                })
             },
             |_, c| Ok(c.into()),
-        ))
+        )
     }
 
-    /// Class probabilities for `count` normalized images `[N, C, H, W]`, row by row.
+    /// Class probabilities (or, with `rawLogits`, logits) for `count` normalized images `[N, C, H, W]`, row by row.
     #[napi(ts_return_type = "Promise<Float32Array>")]
-    pub fn predict_floats(&self, pixels: Float32Array, count: u32) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
-        let inner = Arc::clone(&self.inner);
-        let pixels = pixels.to_vec();
-        AsyncTask::new(TorchTask::new(
-            move || {
-                let trainer = lock(&inner);
-                let x = floats_to_batch(&trainer.net, &pixels, count as usize, "predict images")?;
-                probabilities(&trainer.net, &x)
+    pub fn predict_floats(
+        &self,
+        pixels: Float32Array,
+        count: u32,
+        tta_name: Option<String>,
+        raw_logits: Option<bool>,
+    ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
+        self.task(
+            move |t| {
+                let x = floats_to_batch(&t.net, &pixels, count as usize, "predict images")?;
+                let tta = tta(tta_name.as_deref())?;
+                if raw_logits.unwrap_or(false) {
+                    logits(&t.net, &x, tta)
+                } else {
+                    probabilities(&t.net, &x, tta)
+                }
             },
             |_, p| Ok(Float32Array::new(p)),
-        ))
+        )
     }
 
     /// Class probabilities for `count` uint8 images `[N, C, H, W]`, normalized natively with `mean` and `std`
-    /// (per channel, on pixels scaled to [0, 1]).
+    /// (per channel, on pixels scaled to [0, 1]), with optional test-time augmentation.
     #[napi(ts_return_type = "Promise<Float32Array>")]
     pub fn predict_pixels(
         &self,
@@ -237,55 +314,122 @@ impl NativeModel {
         count: u32,
         mean: Vec<f64>,
         std: Vec<f64>,
+        tta_name: Option<String>,
     ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
-        let inner = Arc::clone(&self.inner);
-        let pixels = pixels.to_vec();
-        AsyncTask::new(TorchTask::new(
-            move || {
-                let trainer = lock(&inner);
+        self.task(
+            move |t| {
                 let norm = Normalization { mean, std };
-                let x = pixels_to_batch(&trainer.net, &pixels, count as usize, &norm, "predict images")?;
-                probabilities(&trainer.net, &x)
+                let x = pixels_to_batch(&t.net, &pixels, count as usize, &norm, "predict images")?;
+                probabilities(&t.net, &x, tta(tta_name.as_deref())?)
             },
             |_, p| Ok(Float32Array::new(p)),
-        ))
+        )
     }
 
-    /// Writes the weights (and, with `withOptimizer`, the optimizer state beside them) atomically.
-    /// `metadata` lands in the safetensors header.
+    /// Writes the weights (and, with `withOptimizer`, the optimizer and averaging state beside them) atomically.
+    /// `metadata` lands in the safetensors header. With `averaged`, the averaged weights are written, when averaging.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn save(
         &self,
         path: String,
         metadata: HashMap<String, String>,
         with_optimizer: bool,
+        averaged: Option<bool>,
     ) -> AsyncTask<TorchTask<(), ()>> {
-        let inner = Arc::clone(&self.inner);
-        AsyncTask::new(TorchTask::new(
-            move || {
-                let trainer = lock(&inner);
-                let path = PathBuf::from(path);
-                checkpoint::save_network(&trainer.net, &path, metadata)?;
-                if with_optimizer {
-                    checkpoint::save_optimizer(&trainer.optimizer, &optimizer_path(&path))?;
+        self.task(
+            move |t| {
+                with_average(t, averaged.unwrap_or(false), |t| {
+                    checkpoint::save_trainer(t, &PathBuf::from(path), metadata, with_optimizer)
+                })
+            },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// Loads weights alone from a safetensors file (such as a PyTorch state dict) into this model, strictly.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn load_weights(&self, path: String) -> AsyncTask<TorchTask<(), ()>> {
+        self.task(
+            move |t| checkpoint::load_weights(&mut t.net, &PathBuf::from(path)).map(|_| ()),
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// Loads a state dict given as raw tensors (read from a `.pth` file, say) into this model, strictly, as
+    /// `load_state_dict(strict=True)`; `source` names where it came from in errors.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn load_state_dict(&self, tensors: Vec<BindingTensor>, source: String) -> AsyncTask<TorchTask<(), ()>> {
+        self.task(
+            move |t| {
+                let device = t.net.device;
+                let mut map = HashMap::with_capacity(tensors.len());
+                for b in tensors {
+                    let tensor = tensor_from_bytes(&b.dtype, &b.shape, &b.data, device).map_err(|e| match e {
+                        convkit_core::Error::BadShape { what, expected, got } => convkit_core::Error::BadShape {
+                            what: format!("{source}: tensor {:?} ({what})", b.name),
+                            expected,
+                            got,
+                        },
+                        other => other,
+                    })?;
+                    map.insert(b.name, tensor);
+                }
+                t.net.load_tensors(map, std::path::Path::new(&source))
+            },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// Freezes (`trainable` false) or unfreezes the parameters whose names match any of `patterns` (globs: `*`
+    /// any run of characters, `?` one). Layers the spec froze stay frozen. Returns how many parameters changed.
+    #[napi]
+    pub fn set_trainable(&self, patterns: Vec<String>, trainable: bool) -> napi::Result<u32> {
+        self.now(move |t| {
+            let n = t
+                .net
+                .set_trainable(|name| patterns.iter().any(|p| glob_match(p, name)), trainable)?;
+            Ok(n as u32)
+        })
+    }
+
+    /// Starts weight averaging from the current weights (continuing averaged weights read from the checkpoint, if
+    /// any), or stops it with `null`.
+    #[napi]
+    pub fn set_averaging(&self, config: Option<BindingAveraging>) -> napi::Result<()> {
+        let pending = Arc::clone(&self.pending_average);
+        self.now(move |t| {
+            let config = config.as_ref().map(AveragingConfig::try_from).transpose()?;
+            t.set_averaging(config)?;
+            if let (Some(avg), Some(saved)) = (t.averager.as_mut(), lock(&pending).take()) {
+                if saved.len() == avg.average.len() {
+                    avg.average = saved;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Copies the averaged weights into the model for good and stops averaging (the end of a run).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn finish_averaging(&self) -> AsyncTask<TorchTask<(), ()>> {
+        self.task(
+            move |t| {
+                if let Some(avg) = t.averager.take() {
+                    Averager::copy_in(&avg, &mut t.net)?;
                 }
                 Ok(())
             },
             |_, ()| Ok(()),
-        ))
+        )
     }
 
-    /// Loads weights alone (such as a PyTorch state dict saved as safetensors) into this model.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn load_weights(&self, path: String) -> AsyncTask<TorchTask<(), ()>> {
-        let inner = Arc::clone(&self.inner);
-        AsyncTask::new(TorchTask::new(
-            move || checkpoint::load_weights(&mut lock(&inner).net, &PathBuf::from(path)).map(|_| ()),
-            |_, ()| Ok(()),
-        ))
+    /// Each layer, depth first, with its shapes, parameters and whether it trains now.
+    #[napi]
+    pub fn layers(&self) -> napi::Result<Vec<BindingLayerInfo>> {
+        self.now(|t| Ok(rows(&t.net.summary())))
     }
 
-    /// The spec the model was built from, as JSON.
+    /// The spec the model was built from, as JSON, every default written out.
     #[napi(getter)]
     pub fn spec_json(&self) -> String {
         self.spec_json.clone()
@@ -306,6 +450,12 @@ impl NativeModel {
         self.param_count
     }
 
+    /// Parameters that train now.
+    #[napi]
+    pub fn trainable_param_count(&self) -> napi::Result<i64> {
+        self.now(|t| Ok(t.net.trainable_param_count()))
+    }
+
     /// The header of the checkpoint this model was loaded from; empty for a new model.
     #[napi(getter)]
     pub fn metadata(&self) -> HashMap<String, String> {
@@ -315,17 +465,21 @@ impl NativeModel {
     /// Steps the optimizer has taken.
     #[napi]
     pub fn optimizer_step(&self) -> napi::Result<i64> {
-        let inner = Arc::clone(&self.inner);
-        worker::run(move || Ok(lock(&inner).optimizer.step))
+        self.now(|t| Ok(t.optimizer.step))
+    }
+
+    /// The optimizer's learning rate (before parameter-group scales).
+    #[napi]
+    pub fn lr(&self) -> napi::Result<f64> {
+        self.now(|t| Ok(t.optimizer.lr))
     }
 
     /// `fp32`, or `bf16`: convolutions and linear layers compute in bfloat16 from fp32 weights, as under
     /// PyTorch's autocast.
     #[napi]
-    pub fn set_precision(&self, precision: String) -> napi::Result<()> {
-        let inner = Arc::clone(&self.inner);
-        worker::run(move || {
-            lock(&inner).net.precision = Precision::parse(&precision)?;
+    pub fn set_precision(&self, name: String) -> napi::Result<()> {
+        self.now(move |t| {
+            t.net.precision = precision(Some(&name))?;
             Ok(())
         })
     }
@@ -333,7 +487,6 @@ impl NativeModel {
     /// Changes the learning rate for the following steps.
     #[napi]
     pub fn set_lr(&self, lr: f64) -> napi::Result<()> {
-        let inner = Arc::clone(&self.inner);
-        worker::run(move || lock(&inner).optimizer.set_lr(lr))
+        self.now(move |t| t.optimizer.set_lr(lr))
     }
 }

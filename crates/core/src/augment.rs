@@ -1,0 +1,271 @@
+//! Augmentation on the device, batch by batch: random crops from zero- or reflect-padded images, random or
+//! alternating flips, random-resized crops, and cutout. Every draw comes from a seed, so a run repeats (and
+//! resumes) exactly; all images of a batch are cropped and flipped with two gathers or one `grid_sample`.
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// How the border is filled for random crops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PadMode {
+    #[default]
+    Zeros,
+    /// Mirror the image at its edge (without repeating the edge pixel), as `F.pad(mode='reflect')`.
+    Reflect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flip {
+    #[default]
+    None,
+    /// Each image flipped left-right with probability 1/2, drawn anew each time.
+    Random,
+    /// Each image gets one random flip for the whole run, inverted every other epoch, so consecutive epochs see
+    /// both orientations (airbench's alternating flip).
+    Alternating,
+}
+
+/// Random-resized crop: a box of `scale` of the area and `ratio` aspect, resized to the model's input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResizedCrop {
+    pub scale: [f64; 2],
+    pub ratio: [f64; 2],
+}
+
+/// What a training batch goes through. The default does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Augment {
+    /// Random crop back to the input size from this much padding on each side (0: none).
+    pub crop_padding: i64,
+    pub pad_mode: PadMode,
+    pub flip: Flip,
+    /// The side of a square zeroed (after normalization: the mean) at a random place in each image; 0 for none.
+    pub cutout: i64,
+    pub resized_crop: Option<ResizedCrop>,
+}
+
+/// The seeds of one batch's draws.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draw {
+    /// Seeds this batch's crops, random flips and cutouts.
+    pub batch_seed: u64,
+    /// Seeds each image's alternating flip, together with its index; fixed for a run.
+    pub run_seed: u64,
+    pub epoch: i64,
+}
+
+impl Augment {
+    pub fn validate(&self) -> Result<()> {
+        if self.crop_padding < 0 || self.cutout < 0 {
+            return Err(Error::option(
+                "augment",
+                "cropPadding and cutout >= 0",
+                self.crop_padding.min(self.cutout),
+            ));
+        }
+        if let Some(rc) = self.resized_crop {
+            let ok = rc.scale[0] > 0.0
+                && rc.scale[0] <= rc.scale[1]
+                && rc.scale[1] <= 1.0
+                && rc.ratio[0] > 0.0
+                && rc.ratio[0] <= rc.ratio[1];
+            if !ok {
+                return Err(Error::option(
+                    "augment.resizedCrop",
+                    "0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]",
+                    format!("scale {:?}, ratio {:?}", rc.scale, rc.ratio),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == Augment::default()
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed generator, enough for offsets and coin flips.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Whether image `index` is flipped at `epoch`.
+fn flipped(flip: Flip, draw: &Draw, index: i64, rng: &mut SplitMix) -> bool {
+    match flip {
+        Flip::None => false,
+        Flip::Random => rng.below(2) == 1,
+        Flip::Alternating => {
+            let base = SplitMix(draw.run_seed ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64() & 1 == 1;
+            base ^ (draw.epoch % 2 == 1)
+        }
+    }
+}
+
+fn reflect(v: i64, n: i64) -> i64 {
+    // One reflection suffices: padding never exceeds the image (checked by the caller).
+    if v < 0 {
+        -v
+    } else if v >= n {
+        2 * (n - 1) - v
+    } else {
+        v
+    }
+}
+
+fn index_tensor(v: &[i64], shape: [i64; 4], device: Device) -> Result<Tensor> {
+    Ok(Tensor::f_from_slice(v)?.f_view(shape)?.f_to_device(device)?)
+}
+
+/// Crops `out` (`[h, w]`) from each image of a uint8 batch `[N, C, H, W]`: at a random offset within `padding`
+/// (zeros or reflected) when `random`, else centred; flipped per `flip`. Two gathers, whatever the batch size.
+pub fn crop_flip(batch: &Tensor, indices: &[i64], out: [i64; 2], aug: &Augment, draw: Option<&Draw>) -> Result<Tensor> {
+    let [n, c, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
+    let p = if draw.is_some() { aug.crop_padding } else { 0 };
+    if aug.pad_mode == PadMode::Reflect && (p >= h || p >= w) {
+        return Err(Error::option(
+            "augment.cropPadding",
+            format!("less than the image size with reflect padding ({h}×{w})"),
+            p,
+        ));
+    }
+    let (ph, pw) = (h + 2 * p, w + 2 * p);
+    if out[0] > ph || out[1] > pw {
+        return Err(Error::BadShape {
+            what: "dataset images".into(),
+            expected: format!("at least the model's input {}×{}", out[0], out[1]),
+            got: format!("{h}×{w}"),
+        });
+    }
+    let mut rng = SplitMix(draw.map(|d| d.batch_seed).unwrap_or(0));
+    let zeros = p > 0 && aug.pad_mode == PadMode::Zeros;
+    let (source, source_w) = if zeros {
+        (batch.f_constant_pad_nd([p, p, p, p])?, pw)
+    } else {
+        (batch.shallow_clone(), w)
+    };
+    let mut rows = Vec::with_capacity((n * out[0]) as usize);
+    let mut cols = Vec::with_capacity((n * out[1]) as usize);
+    for &index in indices.iter().take(n as usize) {
+        let (dy, dx, flip) = match draw {
+            Some(d) => (
+                rng.below((ph - out[0] + 1) as u64) as i64,
+                rng.below((pw - out[1] + 1) as u64) as i64,
+                flipped(aug.flip, d, index, &mut rng),
+            ),
+            None => ((ph - out[0]) / 2, (pw - out[1]) / 2, false),
+        };
+        // Coordinates in the padded image; reflect padding maps them back into the image instead.
+        let map = |v: i64, size: i64| if zeros || p == 0 { v } else { reflect(v - p, size) };
+        rows.extend((0..out[0]).map(|r| map(dy + r, h)));
+        cols.extend((0..out[1]).map(|x| map(dx + if flip { out[1] - 1 - x } else { x }, w)));
+    }
+    let device = batch.device();
+    let rows = index_tensor(&rows, [n, 1, out[0], 1], device)?.f_expand([n, c, out[0], source_w], false)?;
+    let cols = index_tensor(&cols, [n, 1, 1, out[1]], device)?.f_expand([n, c, out[0], out[1]], false)?;
+    Ok(source.f_gather(2, &rows, false)?.f_gather(3, &cols, false)?)
+}
+
+/// Random-resized crops of a float batch `[N, C, H, W]` to `out`, flipped per `flip`, by bilinear `grid_sample`
+/// (torchvision's `RandomResizedCrop` box sampling: ten tries for a box that fits, else the central crop).
+pub fn resized_crop(
+    batch: &Tensor,
+    indices: &[i64],
+    out: [i64; 2],
+    rc: &ResizedCrop,
+    flip: Flip,
+    draw: &Draw,
+) -> Result<Tensor> {
+    let [n, c, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
+    let mut rng = SplitMix(draw.batch_seed);
+    let area = (h * w) as f64;
+    let (log_lo, log_hi) = (rc.ratio[0].ln(), rc.ratio[1].ln());
+    let mut theta = Vec::with_capacity((n * 6) as usize);
+    for &index in indices.iter().take(n as usize) {
+        let mut chosen = None;
+        for _ in 0..10 {
+            let target = area * (rc.scale[0] + (rc.scale[1] - rc.scale[0]) * rng.unit());
+            let aspect = (log_lo + (log_hi - log_lo) * rng.unit()).exp();
+            let bw = (target * aspect).sqrt().round() as i64;
+            let bh = (target / aspect).sqrt().round() as i64;
+            if bw > 0 && bh > 0 && bw <= w && bh <= h {
+                let top = rng.below((h - bh + 1) as u64) as i64;
+                let left = rng.below((w - bw + 1) as u64) as i64;
+                chosen = Some((top, left, bh, bw));
+                break;
+            }
+        }
+        let (top, left, bh, bw) = chosen.unwrap_or_else(|| {
+            // torchvision's fallback: the largest central box within the ratio bounds.
+            let in_ratio = w as f64 / h as f64;
+            let (bw, bh) = if in_ratio < rc.ratio[0] {
+                (w, (w as f64 / rc.ratio[0]).round() as i64)
+            } else if in_ratio > rc.ratio[1] {
+                ((h as f64 * rc.ratio[1]).round() as i64, h)
+            } else {
+                (w, h)
+            };
+            ((h - bh) / 2, (w - bw) / 2, bh, bw)
+        });
+        let mirror = if flipped(flip, draw, index, &mut rng) {
+            -1.0
+        } else {
+            1.0
+        };
+        // Output coordinates in [-1, 1] map onto the box, in grid_sample's align_corners=False convention.
+        let (sx, sy) = (bw as f64 / w as f64, bh as f64 / h as f64);
+        let tx = (2.0 * left as f64 + bw as f64) / w as f64 - 1.0;
+        let ty = (2.0 * top as f64 + bh as f64) / h as f64 - 1.0;
+        theta.extend_from_slice(&[(sx * mirror) as f32, 0.0, tx as f32, 0.0, sy as f32, ty as f32]);
+    }
+    let theta = Tensor::f_from_slice(&theta)?
+        .f_view([n, 2, 3])?
+        .f_to_device(batch.device())?;
+    let grid = Tensor::f_affine_grid_generator(&theta, [n, c, out[0], out[1]], false)?;
+    Ok(batch.f_grid_sampler(&grid, 0, 0, false)?)
+}
+
+/// Zeroes a `size`×`size` square at a random centre in each image of a float batch (clipped at the borders).
+pub fn cutout(batch: &Tensor, size: i64, draw: &Draw) -> Result<Tensor> {
+    let [n, _, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
+    let mut rng = SplitMix(draw.batch_seed ^ 0xC0_7C07);
+    let mut mask = vec![1f32; (n * h * w) as usize];
+    for i in 0..n {
+        let (cy, cx) = (rng.below(h as u64) as i64, rng.below(w as u64) as i64);
+        for y in (cy - size / 2).max(0)..(cy - size / 2 + size).min(h) {
+            for x in (cx - size / 2).max(0)..(cx - size / 2 + size).min(w) {
+                mask[(i * h * w + y * w + x) as usize] = 0.0;
+            }
+        }
+    }
+    let mask = Tensor::f_from_slice(&mask)?
+        .f_view([n, 1, h, w])?
+        .f_to_device(batch.device())?;
+    Ok(batch.f_mul(&mask.f_to_kind(batch.kind())?)?)
+}
+
+/// A uint8 batch as floats, for the operations that interpolate.
+pub fn to_float(batch: &Tensor) -> Result<Tensor> {
+    Ok(batch.f_to_kind(Kind::Float)?)
+}

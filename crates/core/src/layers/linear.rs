@@ -1,0 +1,94 @@
+//! `linear`: a fully connected layer over a flat input, with or without bias.
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use super::conv::default_bound;
+use super::values::{yes, WeightInit};
+use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Linear {
+    pub out_features: i64,
+    #[serde(default = "yes")]
+    pub bias: bool,
+    #[serde(default)]
+    pub init: WeightInit,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable: Option<bool>,
+}
+
+impl Linear {
+    pub fn new(out_features: i64) -> Self {
+        Linear {
+            out_features,
+            bias: true,
+            init: WeightInit::Default,
+            name: None,
+            trainable: None,
+        }
+    }
+}
+
+impl LayerKind for Linear {
+    const AUTO_NAME: Option<&'static str> = Some("fc");
+
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn trainable(&self) -> Option<bool> {
+        self.trainable
+    }
+
+    fn declare(&self, input: &[i64], ctx: &mut DeclareCtx) -> Result<Declared> {
+        let features = match input {
+            [f] => *f,
+            other => {
+                return Err(ctx.error(format!(
+                    "linear expects a flat input, got {other:?}; add {{\"type\": \"flatten\"}} before it"
+                )))
+            }
+        };
+        if self.out_features <= 0 {
+            return Err(ctx.error("linear expects outFeatures > 0"));
+        }
+        if self.init == WeightInit::Dirac {
+            return Err(
+                ctx.error("linear init 'dirac' is for convolutions; expected 'default', 'kaimingNormal' or 'zeros'")
+            );
+        }
+        let bound = default_bound(features);
+        let (weight, bias) = match self.init {
+            WeightInit::Default | WeightInit::Dirac => (TensorInit::Uniform(bound), TensorInit::Uniform(bound)),
+            WeightInit::KaimingNormal => (
+                TensorInit::Normal((2.0 / self.out_features as f64).sqrt()),
+                TensorInit::Zeros,
+            ),
+            WeightInit::Zeros => (TensorInit::Zeros, TensorInit::Zeros),
+        };
+        let mut params = vec![TensorDecl::float("weight", vec![self.out_features, features], weight)];
+        if self.bias {
+            params.push(TensorDecl::float("bias", vec![self.out_features], bias));
+        }
+        Ok(Declared {
+            output: vec![self.out_features],
+            params,
+            ..Declared::default()
+        })
+    }
+
+    fn forward(&self, node: &Node, f: &Forward, x: Tensor) -> Result<Tensor> {
+        let weight = f.low(f.param(node, 0))?;
+        let bias = if self.bias {
+            Some(f.low(f.param(node, 1))?)
+        } else {
+            None
+        };
+        Ok(f.low(&x)?.f_linear(&weight, bias.as_ref())?)
+    }
+}

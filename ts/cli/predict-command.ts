@@ -1,0 +1,55 @@
+// `convkit predict` (and `npm run predict`): a table or JSON lines of the classes of images.
+import { InputError } from '../errors.ts'
+import { int, choice, text, type OptionTable } from '../options/option.ts'
+import { loadModel } from '../predict.ts'
+import type { Device } from '../device.ts'
+import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
+
+const PREDICT_OPTIONS = {
+  model: text({ help: 'a checkpoint written by training (required)', group: 'model', default: '', metavar: '<file>' }),
+  topK: int({ help: 'classes to list per image', group: 'output', default: 3, shownDefault: '3 in the table, 5 in JSON', min: 1 }),
+  device: text<Device>({ help: 'auto | cpu | cuda | cuda:N', group: 'model', default: 'auto', ok: (v) => /^(auto|cpu|cuda(:\d+)?)$/.test(v), expected: "'auto', 'cpu', 'cuda' or 'cuda:N'" }),
+  tta: choice(['none', 'mirror', 'mirrorTranslate'], { help: 'test-time augmentation', group: 'model', default: 'none', shownDefault: "the checkpoint's" }),
+} satisfies OptionTable
+
+const EXTRA: ExtraFlag[] = [
+  { name: 'json', boolean: true, help: 'one JSON object per line: { file, label, index, probability, topK }' },
+  { name: 'help', boolean: true, help: 'this text', short: 'h' },
+]
+
+export const PREDICT_HELP = helpText(
+  `Predict the class of images with a trained checkpoint.
+
+usage: convkit predict --model <checkpoint.safetensors> [options] <image> [<image> ...]
+       npm run predict -- --model <checkpoint.safetensors> [options] <image> [<image> ...]`,
+  PREDICT_OPTIONS,
+  EXTRA,
+)
+
+export async function predictCommand(argv: string[]): Promise<number> {
+  const { options, extra, positionals: files } = parseFlags(PREDICT_OPTIONS, argv, EXTRA)
+  if (extra.help) {
+    console.log(PREDICT_HELP)
+    return 0
+  }
+  if (options.model === undefined) throw new InputError('INVALID_OPTION', 'option model: --model <checkpoint> is required (see --help)')
+  if (files.length === 0) throw new InputError('INVALID_OPTION', 'no images given: pass one or more image files after the options (see --help)')
+  const device = PREDICT_OPTIONS.device.check((options.device ?? 'auto') as Device, 'device')
+  const topK = PREDICT_OPTIONS.topK.check((options.topK as number | undefined) ?? (extra.json ? 5 : 3), 'topK')
+  const model = await loadModel(options.model as string, { device })
+  const tta = options.tta === undefined ? undefined : PREDICT_OPTIONS.tta.check(options.tta as 'none', 'tta')
+  const predictions = await model.predict(files, { topK, ...(tta ? { tta } : {}) })
+  if (extra.json) {
+    for (const [i, p] of predictions.entries()) {
+      console.log(JSON.stringify({ file: files[i], label: p.label, index: p.index, probability: p.probability, topK: p.topK.map(({ label, probability }) => ({ label, probability })) }))
+    }
+    return 0
+  }
+  const width = Math.max(4, ...files.map((f) => f.length))
+  console.log(`${'file'.padEnd(width)}  ${'label'.padEnd(14)} prob    top-${topK}`)
+  for (const [i, p] of predictions.entries()) {
+    const others = p.topK.map((s) => `${s.label} ${(100 * s.probability).toFixed(1)}%`).join(', ')
+    console.log(`${files[i]!.padEnd(width)}  ${p.label.padEnd(14)} ${(100 * p.probability).toFixed(1).padStart(5)}%  ${others}`)
+  }
+  return 0
+}

@@ -1,0 +1,59 @@
+// `convkit train` (and `npm run train`): train() from flags generated from TRAIN_OPTIONS.
+import { loadData } from '../data/load-data.ts'
+import { Model } from '../model.ts'
+import { specForData } from '../spec.ts'
+import { train } from '../train.ts'
+import { TRAIN_OPTIONS, resolveConfig, type TrainOptions } from '../train-options.ts'
+import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
+
+const USAGE = `Train a CNN image classifier.
+
+usage: convkit train [--data <source>] [options]
+       npm run train -- [--data <source>] [options]`
+
+const EXTRA: ExtraFlag[] = [
+  { name: 'data', boolean: false, help: "cifar10 (downloaded; the default) | a folder (root/train/<class> and root/test/<class>, or root/<class>) | a folder of MNIST idx files | a .tar.gz of any of these", metavar: '<source>' },
+  { name: 'summary', boolean: true, help: 'print the model summary for the data and exit' },
+  { name: 'help', boolean: true, help: 'this text', short: 'h' },
+]
+
+export const TRAIN_HELP = helpText(USAGE, TRAIN_OPTIONS, EXTRA)
+
+/** `--summary`: the model that would be trained on this data, without training it. */
+async function printSummary(options: TrainOptions): Promise<void> {
+  const config = resolveConfig(options)
+  const loaded = await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, quiet: config.quiet })
+  const model = Model.create(specForData(config.model, loaded.train.shape, loaded.train.classes.length), { device: config.device })
+  console.log(model.summary())
+}
+
+/** Runs the train command on `argv`; returns the exit code. */
+export async function trainCommand(argv: string[]): Promise<number> {
+  const { options, extra } = parseFlags(TRAIN_OPTIONS, argv, EXTRA)
+  if (extra.help) {
+    console.log(TRAIN_HELP)
+    return 0
+  }
+  // A resumed run reads its data source from history.json; a new one trains on CIFAR-10 unless told otherwise.
+  const data = (extra.data as string | undefined) ?? (options.resume ? undefined : 'cifar10')
+  const trainOptions = { ...options, data } as TrainOptions
+  if (extra.summary) {
+    await printSummary(trainOptions)
+    return 0
+  }
+  const controller = new AbortController()
+  process.on('SIGINT', () => {
+    if (controller.signal.aborted) process.exit(130)
+    console.error('\nconvkit: interrupted; finishing the current batch and saving (Ctrl-C again to quit at once)')
+    controller.abort()
+  })
+  const result = await train({ ...trainOptions, signal: controller.signal })
+  if (result.interrupted) {
+    const done = result.history.epochs.length
+    console.error(`convkit: stopped after ${done} complete epoch(s); the last checkpoint and history are in ${result.runDir}.`)
+    console.error(`convkit: resume with: npm run train -- --resume ${result.runDir}`)
+    return 130
+  }
+  if (result.skipped.length > 0) console.log(`convkit: skipped ${result.skipped.length} unreadable image(s)`)
+  return 0
+}
