@@ -50,6 +50,8 @@ export interface ModelOptions {
   preprocessing?: Preprocessing
   /** Test-time augmentation `predict()` uses by default, saved in checkpoints. Defaults to `'none'`. */
   tta?: Tta
+  /** The weights' type: `'float64'` computes everything in double precision, to check numerics against a reference. Defaults to `'float32'`. */
+  dtype?: 'float32' | 'float64'
 }
 
 /** How `predict()` fits an image to the model's input. */
@@ -239,6 +241,7 @@ export class Model {
         precision: options.precision,
         labelSmoothing: options.labelSmoothing,
         lossReduction: options.lossReduction,
+        dtype: options.dtype,
       }),
     )
     const model = new Model(handle, options)

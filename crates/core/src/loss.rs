@@ -2,7 +2,7 @@
 //! `torch.nn.functional.cross_entropy(logits, y, label_smoothing=ε, reduction=…)` does.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::{Error, Result};
 
@@ -50,18 +50,19 @@ impl LossConfig {
 
 /// The loss to differentiate, and the plain cross-entropy of each image (no smoothing) for metrics.
 pub fn training_loss(logits: &Tensor, y: &Tensor, config: &LossConfig) -> Result<(Tensor, Tensor)> {
-    let logp = logits.f_log_softmax(1, Kind::Float)?;
+    let kind = logits.kind();
+    let logp = logits.f_log_softmax(1, kind)?;
     let nll = logp.f_gather(1, &y.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?.f_neg()?;
     let per_image = if config.label_smoothing > 0.0 {
         let eps = config.label_smoothing;
-        let smooth = logp.f_mean_dim(&[1i64][..], false, Kind::Float)?.f_neg()?;
+        let smooth = logp.f_mean_dim(&[1i64][..], false, kind)?.f_neg()?;
         nll.f_mul_scalar(1.0 - eps)?.f_add(&smooth.f_mul_scalar(eps)?)?
     } else {
         nll.shallow_clone()
     };
     let loss = match config.reduction {
-        Reduction::Mean => per_image.f_mean(Kind::Float)?,
-        Reduction::Sum => per_image.f_sum(Kind::Float)?,
+        Reduction::Mean => per_image.f_mean(kind)?,
+        Reduction::Sum => per_image.f_sum(kind)?,
     };
     Ok((loss, nll.f_detach()?))
 }

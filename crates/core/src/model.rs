@@ -200,6 +200,27 @@ impl Network {
         Ok(changed)
     }
 
+    /// The type the weights are kept in: float32, or float64 for checking numerics against a reference.
+    pub fn dtype(&self) -> Kind {
+        self.params.first().map(|p| p.tensor.kind()).unwrap_or(Kind::Float)
+    }
+
+    /// Converts the floating weights and buffers to `kind` (`Float` or `Double`); integer buffers stay as they are.
+    pub fn set_dtype(&mut self, kind: Kind) -> Result<()> {
+        if !matches!(kind, Kind::Float | Kind::Double) {
+            return Err(Error::option("dtype", "float32 or float64", format!("{kind:?}")));
+        }
+        tch::no_grad(|| -> Result<()> {
+            for p in &mut self.params {
+                p.tensor = p.tensor.f_to_kind(kind)?.f_detach()?.f_set_requires_grad(p.trainable)?;
+            }
+            for b in self.buffers.iter_mut().filter(|b| b.tensor.is_floating_point()) {
+                b.tensor = b.tensor.f_to_kind(kind)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Switches the memory order of the conv weights (and so of the activations) to channels_last or back.
     pub fn set_channels_last(&mut self, on: bool) -> Result<()> {
         if on == self.channels_last {
@@ -223,14 +244,16 @@ impl Network {
     /// Runs the network on a float batch `[N, C, H, W]`; `train` turns on dropout, stochastic depth and batch
     /// statistics in the layers that train.
     pub fn forward_t(&self, input: &Tensor, train: bool) -> Result<Tensor> {
+        let dtype = self.dtype();
+        let input = if input.kind() != dtype { input.f_to_kind(dtype)? } else { input.shallow_clone() };
         let x = if self.channels_last && input.dim() == 4 {
-            to_channels_last(input)?
+            to_channels_last(&input)?
         } else {
-            input.shallow_clone()
+            input
         };
         let logits = Forward { net: self, train }.run(&self.nodes, x)?;
-        // A no-op in fp32; bf16 logits come back as fp32 for the loss and softmax.
-        Ok(logits.f_to_kind(Kind::Float)?)
+        // A no-op in fp32 and fp64; bf16 logits come back as fp32 for the loss and softmax.
+        Ok(logits.f_to_kind(dtype)?)
     }
 
     /// Every saved tensor by name, parameters then buffers.

@@ -17,7 +17,7 @@ use tch::Device;
 
 use crate::cancel::CancelToken;
 use crate::dataset::{lock, NativeDataset};
-use crate::options::{precision, tta, BindingAveraging, BindingModelOptions, BindingStepOptions};
+use crate::options::{dtype, precision, tta, BindingAveraging, BindingModelOptions, BindingStepOptions};
 use crate::summary::{rows, BindingLayerInfo};
 use crate::worker::{self, TorchTask};
 
@@ -182,6 +182,7 @@ impl NativeModel {
             let mut net = Network::new(spec, device)?;
             net.set_channels_last(options.channels_last.unwrap_or(device == Device::Cpu))?;
             net.precision = precision(options.precision.as_deref())?;
+            net.set_dtype(dtype(options.dtype.as_deref())?)?;
             let loss = options.loss()?;
             Trainer::with_groups(
                 net,

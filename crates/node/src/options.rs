@@ -33,10 +33,24 @@ pub struct BindingModelOptions {
     pub label_smoothing: Option<f64>,
     /// `mean` or `sum` of the per-image losses. Defaults to `mean`.
     pub loss_reduction: Option<String>,
+    /// `float32`, or `float64` to check numerics against a reference. Defaults to `float32`.
+    pub dtype: Option<String>,
 }
 
 pub fn precision(value: Option<&str>) -> Result<Precision, Error> {
     value.map(Precision::parse).transpose().map(Option::unwrap_or_default)
+}
+
+pub fn dtype(value: Option<&str>) -> Result<tch::Kind, Error> {
+    match value.unwrap_or("float32") {
+        "float32" => Ok(tch::Kind::Float),
+        "float64" => Ok(tch::Kind::Double),
+        other => Err(Error::InvalidOption {
+            field: "dtype".into(),
+            expected: "'float32' or 'float64'".into(),
+            got: format!("{other:?}"),
+        }),
+    }
 }
 
 impl BindingModelOptions {
