@@ -367,6 +367,19 @@ export class Model {
     return call('training step', () => this.#native.trainBatch(datasetHandle(data), index, options))
   }
 
+  /**
+   * One training step on uint8 images `[N, C, H, W]` (of `shape`, at least the model's input size) sent from
+   * JavaScript, as a streamed batch arrives: normalized with `normalization` (the model's by default) and augmented
+   * on the device as `options` says.
+   */
+  async trainBatchPixels(pixels: Uint8Array, labels: Int32Array | readonly number[], shape: readonly [number, number, number], options: StepOptions & { normalization?: Normalization } = {}): Promise<StepResult> {
+    checkSeed('batchSeed', options.batchSeed)
+    checkSeed('runSeed', options.runSeed)
+    const norm = options.normalization ?? this.normalization ?? halfNormalization(shape[0])
+    const { normalization: _n, ...step } = options
+    return call('training step', () => this.#native.trainBatchPixels(pixels, toInt32(labels, 'labels'), [...shape], norm.mean, norm.std, step))
+  }
+
   /** One training step on normalized floats `[N, C, H, W]` and their labels, sent from JavaScript. */
   async trainBatchFloats(pixels: Float32Array, labels: Int32Array | readonly number[]): Promise<StepResult> {
     return call('training step', () => this.#native.trainBatchFloats(pixels, toInt32(labels, 'labels')))

@@ -157,6 +157,8 @@ export const TRAIN_OPTIONS = {
   resume: optionalText({ help: 'continue a run at its next epoch', group: 'output', default: null, shownDefault: undefined, stored: false, onResume: 'override', metavar: '<run-dir>' }),
   /** Write samples.png at the start, and plots/ and report.html at the end. @default true */
   report: boolean({ help: 'skip samples.png, plots/ and report.html', group: 'output', default: true, stored: false, onResume: 'override' }),
+  /** Write TensorBoard event files here (`<dir>/train`, `<dir>/validation`, `<dir>/test`), as Keras does. Off by default. */
+  tensorboard: optionalText({ help: 'write TensorBoard logs to this folder', group: 'output', default: null, shownDefault: 'off', stored: false, onResume: 'override', metavar: '<dir>' }),
   /** No table, no progress bars. @default false */
   quiet: boolean({ help: 'no summary, table or progress bars', group: 'output', default: false, stored: false, onResume: 'override' }),
 } as const

@@ -7,6 +7,7 @@ import { EarlyStopping } from './callbacks/early-stopping.ts'
 import { History, writeHistory, type HistoryFile } from './callbacks/history.ts'
 import { ModelCheckpoint } from './callbacks/model-checkpoint.ts'
 import { ReduceLROnPlateau } from './callbacks/reduce-lr-on-plateau.ts'
+import { TensorBoard } from './callbacks/tensorboard.ts'
 import { halfNormalization, type ImageSet, type Normalization } from './data/image-set.ts'
 import { loadData } from './data/load-data.ts'
 import { datasetNormalization } from './data/normalization.ts'
@@ -220,6 +221,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (config.lrPatience !== null) {
     builtIn.reduceLr = new ReduceLROnPlateau({ monitor: config.monitor, patience: config.lrPatience, factor: config.lrFactor, minDelta: config.minDelta })
   }
+  if (config.tensorboard !== null) builtIn.tensorboard = new TensorBoard({ logDir: config.tensorboard })
   const callbacks: Callback[] = [history, ...Object.values(builtIn), ...(options.callbacks ?? [])]
   const metrics = runMetrics(data.val.length > 0)
   const plan = batchPlan(config, data.train.length)

@@ -239,6 +239,35 @@ impl NativeModel {
         )
     }
 
+    /// One training step on uint8 images `[N, C, H, W]` sent from JavaScript (a streamed batch), normalized with
+    /// `mean` and `std` and augmented as `options` says; images may be larger than the input, for random crops.
+    #[napi(ts_return_type = "Promise<BindingStep>")]
+    pub fn train_batch_pixels(
+        &self,
+        pixels: Uint8Array,
+        labels: Int32Array,
+        shape: Vec<i64>,
+        mean: Vec<f64>,
+        std: Vec<f64>,
+        options: BindingStepOptions,
+    ) -> napi::Result<AsyncTask<TorchTask<StepOutput, BindingStep>>> {
+        let shape = crate::dataset::shape3(&shape, "shape")?;
+        let labels = indices_i64(&labels);
+        Ok(self.task(
+            move |t| {
+                if let Some(lr) = options.lr {
+                    t.optimizer.set_lr(lr)?;
+                }
+                let norm = Normalization { mean, std };
+                let data = convkit_core::Dataset::new(&pixels, &labels, shape, t.net.classes(), norm, t.net.device)?;
+                let all: Vec<i64> = (0..data.len()).collect();
+                let augment = options.augment()?;
+                t.step_indices(&data, &all, augment.as_ref().map(|(a, d)| (a, d)))
+            },
+            |_, s| Ok(s.into()),
+        ))
+    }
+
     /// One training step on normalized floats `[N, C, H, W]` and their labels.
     #[napi(ts_return_type = "Promise<BindingStep>")]
     pub fn train_batch_floats(
