@@ -73,6 +73,10 @@ pub enum Error {
     #[error("device {requested:?} is not available: {reason}")]
     DeviceUnavailable { requested: String, reason: String },
 
+    /// A layer that ONNX has no operator for, in the form this model uses it.
+    #[error("cannot export to ONNX: {layer} has no ONNX form: {reason}")]
+    NotExportable { layer: String, reason: String },
+
     /// Work stopped because its cancel token was set.
     #[error("cancelled")]
     Cancelled,
@@ -95,6 +99,7 @@ impl Error {
             Error::CheckpointMismatch { .. } | Error::StateDictMismatch { .. } => "CHECKPOINT_MISMATCH",
             Error::Io { .. } => "IO_ERROR",
             Error::DeviceUnavailable { .. } => "DEVICE_UNAVAILABLE",
+            Error::NotExportable { .. } => "NOT_EXPORTABLE",
             Error::Cancelled => "CANCELLED",
             Error::Torch(_) => "TORCH_ERROR",
         }

@@ -2,7 +2,7 @@
 //!
 //! A [`ModelSpec`] describes the layers ([`layers`], one file per type); [`Network`] holds their weights;
 //! [`Trainer`] steps them with an [`Optimizer`], a loss and optional weight averaging; [`evaluate()`] counts what
-//! they get right; [`checkpoint`] saves and restores them; [`jpeg`] decodes image folders fast.
+//! they get right; [`checkpoint`] saves and restores them; [`onnx`] exports them; [`jpeg`] decodes image folders fast.
 
 pub mod allocator;
 pub mod augment;
@@ -16,6 +16,7 @@ pub mod jpeg;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod onnx;
 pub mod optimizer;
 pub mod runtime;
 pub mod spec;

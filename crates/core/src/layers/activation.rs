@@ -7,6 +7,7 @@ use tch::Tensor;
 use super::values::Activation;
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node};
 use crate::error::Result;
+use crate::onnx::OnnxGraph;
 
 macro_rules! activation {
     ($($(#[$doc:meta])* $name:ident => $which:expr;)*) => {$(
@@ -22,6 +23,10 @@ macro_rules! activation {
 
             fn forward(&self, _node: &Node, _f: &Forward, x: Tensor) -> Result<Tensor> {
                 $which.apply(&x)
+            }
+
+            fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+                Ok($which.onnx(node, g, input))
             }
         }
     )*};

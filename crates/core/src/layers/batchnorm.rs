@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 use super::values::yes;
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
 use crate::error::Result;
+use crate::onnx::{Attr, OnnxGraph};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -118,5 +119,26 @@ impl LayerKind for Batchnorm2d {
             self.eps,
             true,
         )?)
+    }
+
+    /// BatchNormalization in inference mode, on the running statistics; without affine parameters, a scale of
+    /// ones and a shift of zeros stand in for them.
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let (scale, shift) = if self.affine {
+            (g.param(node, 0)?, g.param(node, 1)?)
+        } else {
+            let c = node.input_shape[0];
+            (
+                g.constant(&format!("{}.weight", node.path), &[c], &vec![1.0; c as usize]),
+                g.constant(&format!("{}.bias", node.path), &[c], &vec![0.0; c as usize]),
+            )
+        };
+        let (mean, var) = (g.buffer(node, 0)?, g.buffer(node, 1)?);
+        Ok(g.op(
+            node,
+            "BatchNormalization",
+            &[input, &scale, &shift, &mean, &var],
+            &[("epsilon", Attr::Float(self.eps as f32))],
+        ))
     }
 }

@@ -7,6 +7,7 @@ use tch::Tensor;
 use super::values::{pads, yes, Padding, PaddingMode, Size2, WeightInit};
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
 use crate::error::Result;
+use crate::onnx::{Attr, OnnxGraph};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -159,5 +160,29 @@ impl LayerKind for Conv2d {
         };
         Ok(f.low(&x)?
             .f_conv2d(&weight, bias.as_ref(), stride, padding, dilation, self.groups)?)
+    }
+
+    /// One Conv: ONNX's `pads` give each side its own size, so `same` and `tf-same` need no Pad node. The input
+    /// size is fixed when exported, so `tf-same`'s padding is too.
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let (kernel, stride, dilation) = (self.kernel_size.pair(), self.stride.pair(), self.dilation.pair());
+        let size = [node.input_shape[1], node.input_shape[2]];
+        let [top, bottom, left, right] = pads(self.padding, size, kernel, stride, dilation);
+        let weight = g.param(node, 0)?;
+        let bias = if self.bias { Some(g.param(node, 1)?) } else { None };
+        let mut inputs = vec![input, weight.as_str()];
+        inputs.extend(bias.as_deref());
+        Ok(g.op(
+            node,
+            "Conv",
+            &inputs,
+            &[
+                ("kernel_shape", Attr::Ints(kernel.to_vec())),
+                ("strides", Attr::Ints(stride.to_vec())),
+                ("pads", Attr::Ints(vec![top, left, bottom, right])),
+                ("dilations", Attr::Ints(dilation.to_vec())),
+                ("group", Attr::Int(self.groups)),
+            ],
+        ))
     }
 }

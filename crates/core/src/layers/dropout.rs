@@ -5,6 +5,7 @@ use tch::Tensor;
 
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node};
 use crate::error::Result;
+use crate::onnx::OnnxGraph;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,5 +24,10 @@ impl LayerKind for Dropout {
 
     fn forward(&self, _node: &Node, f: &Forward, x: Tensor) -> Result<Tensor> {
         Ok(x.f_dropout(self.p, f.train)?)
+    }
+
+    /// Nothing: an exported model only infers, where dropout passes its input through.
+    fn onnx(&self, _node: &Node, _g: &mut OnnxGraph, input: &str) -> Result<String> {
+        Ok(input.to_owned())
     }
 }

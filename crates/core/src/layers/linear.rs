@@ -7,6 +7,7 @@ use super::conv::default_bound;
 use super::values::{yes, WeightInit};
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
 use crate::error::Result;
+use crate::onnx::{Attr, OnnxGraph};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -90,5 +91,14 @@ impl LayerKind for Linear {
             None
         };
         Ok(f.low(&x)?.f_linear(&weight, bias.as_ref())?)
+    }
+
+    /// Gemm with the weight transposed, as PyTorch keeps it `[out, in]`.
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let weight = g.param(node, 0)?;
+        let bias = if self.bias { Some(g.param(node, 1)?) } else { None };
+        let mut inputs = vec![input, weight.as_str()];
+        inputs.extend(bias.as_deref());
+        Ok(g.op(node, "Gemm", &inputs, &[("transB", Attr::Int(1))]))
     }
 }

@@ -1,8 +1,8 @@
 //! The layer types a model is built from. Each type is declared once, in its own file: its fields (with
-//! serde, as users write them in a spec), its shape inference and tensors ([`LayerKind::declare`]) and its
-//! forward pass ([`LayerKind::forward`]). [`layers!`] below lists them; that list is the only other place a
-//! new type is named. TypeScript's side is `ts/spec/layers.ts`, checked against this list by
-//! `__test__/spec-conformance.spec.ts`.
+//! serde, as users write them in a spec), its shape inference and tensors ([`LayerKind::declare`]), its
+//! forward pass ([`LayerKind::forward`]) and its ONNX form ([`LayerKind::onnx`]). [`layers!`] below lists
+//! them; that list is the only other place a new type is named. TypeScript's side is `ts/spec/layers.ts`,
+//! checked against this list by `__test__/spec-conformance.spec.ts`.
 
 mod activation;
 mod batchnorm;
@@ -24,6 +24,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::Network;
+use crate::onnx::OnnxGraph;
 
 pub use activation::{Gelu, Hardsigmoid, Hardswish, Relu, Relu6, Sigmoid, Silu};
 pub use batchnorm::Batchnorm2d;
@@ -100,6 +101,8 @@ pub struct Node {
     pub layer: Layer,
     /// The prefix of its tensors (`layer1.0.conv1`); empty for an unnamed layer without tensors.
     pub path: String,
+    /// Where it sits in the spec (`layers[3].layers[0]`), for messages about layers that have no `path`.
+    pub spec_path: String,
     pub input_shape: Vec<i64>,
     pub output_shape: Vec<i64>,
     /// The tensors it holds, as declared.
@@ -249,6 +252,7 @@ impl Scope {
             nodes.push(Node {
                 layer: layer.clone(),
                 path,
+                spec_path: format!("{}[{index}]", self.spec_path),
                 input_shape: shape.clone(),
                 output_shape: declared.output.clone(),
                 param_decls: declared.params,
@@ -359,6 +363,9 @@ pub trait LayerKind {
     fn declare(&self, input: &[i64], ctx: &mut DeclareCtx) -> Result<Declared>;
     /// Runs the layer on a batch `[N, ...input shape]`.
     fn forward(&self, node: &Node, f: &Forward, x: Tensor) -> Result<Tensor>;
+    /// Adds the layer's inference-time ONNX nodes (opset 17) on the value `input` to `g`; returns the name of its
+    /// output. A layer that ONNX cannot express in the form this one has returns [`OnnxGraph::unsupported`].
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String>;
 }
 
 /// Marks where a nested layer's own path ends in an error message, so the spec's parser can join the paths:
@@ -432,6 +439,9 @@ macro_rules! layers {
             }
             pub fn forward(&self, node: &Node, f: &Forward, x: Tensor) -> Result<Tensor> {
                 match self { $(Layer::$variant(l) => l.forward(node, f, x),)* }
+            }
+            pub fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+                match self { $(Layer::$variant(l) => l.onnx(node, g, input),)* }
             }
         }
     };

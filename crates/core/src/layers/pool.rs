@@ -7,6 +7,7 @@ use tch::Tensor;
 use super::values::Size2;
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node};
 use crate::error::Result;
+use crate::onnx::{Attr, OnnxGraph};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -123,6 +124,19 @@ impl LayerKind for Maxpool2d {
         let s = self.stride.unwrap_or(self.kernel_size).pair();
         Ok(x.f_max_pool2d(k, s, self.padding.pair(), [1, 1], self.ceil_mode)?)
     }
+
+    /// MaxPool with ceil mode written out as padding at the end (see [`ceil_overhang`]); a max never sees padding.
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let (k, s, p) = (
+            self.kernel_size.pair(),
+            self.stride.unwrap_or(self.kernel_size).pair(),
+            self.padding.pair(),
+        );
+        let e = ceil_overhang(node, k, s, p);
+        let pads = [p[0], p[1], p[0] + e[0], p[1] + e[1]];
+        check_pads(node, g, k, pads)?;
+        Ok(g.op(node, "MaxPool", &[input], &window_attrs(k, s, pads)))
+    }
 }
 
 impl LayerKind for Avgpool2d {
@@ -142,6 +156,32 @@ impl LayerKind for Avgpool2d {
         let k = self.kernel_size.pair();
         let s = self.stride.unwrap_or(self.kernel_size).pair();
         Ok(x.f_avg_pool2d(k, s, self.padding.pair(), self.ceil_mode, self.count_include_pad, None)?)
+    }
+
+    /// AvgPool. PyTorch's divisor counts the padding zeros (with `countIncludePad`) but never ceil mode's overhang
+    /// past them, while ONNX counts all of its `pads` or none: so with both, the zeros are padded explicitly and the
+    /// overhang is left out of the count.
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let (k, s, p) = (
+            self.kernel_size.pair(),
+            self.stride.unwrap_or(self.kernel_size).pair(),
+            self.padding.pair(),
+        );
+        let e = ceil_overhang(node, k, s, p);
+        let (x, pads, count_pad) = if e == [0, 0] {
+            (input.to_owned(), [p[0], p[1], p[0], p[1]], self.count_include_pad)
+        } else if self.count_include_pad && p != [0, 0] {
+            let amounts = g.constant_i64("/pads", &[8], &[0, 0, p[0], p[1], 0, 0, p[0], p[1]]);
+            let padded = g.op(node, "Pad", &[input, &amounts], &[]);
+            (padded, [0, 0, e[0], e[1]], false)
+        } else {
+            // Without padding zeros to count, PyTorch divides by the pixels inside the input, as ONNX does here.
+            (input.to_owned(), [p[0], p[1], p[0] + e[0], p[1] + e[1]], false)
+        };
+        check_pads(node, g, k, pads)?;
+        let mut attrs = window_attrs(k, s, pads);
+        attrs.push(("count_include_pad", Attr::Int(count_pad as i64)));
+        Ok(g.op(node, "AvgPool", &[&x], &attrs))
     }
 }
 
@@ -167,6 +207,10 @@ impl LayerKind for Adaptiveavgpool2d {
         }
         Ok(x.f_adaptive_avg_pool2d(out)?)
     }
+
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        adaptive_onnx(node, g, input, self.output_size, "GlobalAveragePool", "AvgPool")
+    }
 }
 
 impl LayerKind for Adaptivemaxpool2d {
@@ -181,4 +225,67 @@ impl LayerKind for Adaptivemaxpool2d {
         }
         Ok(x.f_adaptive_max_pool2d(out)?.0)
     }
+
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        adaptive_onnx(node, g, input, self.output_size, "GlobalMaxPool", "MaxPool")
+    }
+}
+
+/// How far ceil mode's last window reaches past the padding at the end of each axis: padding that much more at the
+/// end makes ONNX's floor-mode pooling give the windows PyTorch's ceil mode gives (including its rule that drops a
+/// last window starting inside the padding), whatever rule the runtime follows for `ceil_mode`.
+fn ceil_overhang(node: &Node, k: [i64; 2], s: [i64; 2], p: [i64; 2]) -> [i64; 2] {
+    let size = [node.input_shape[1], node.input_shape[2]];
+    let out = [node.output_shape[1], node.output_shape[2]];
+    [0, 1].map(|i| ((out[i] - 1) * s[i] + k[i] - (size[i] + 2 * p[i])).max(0))
+}
+
+/// ONNX pools take padding smaller than the kernel on each side.
+fn check_pads(node: &Node, g: &OnnxGraph, k: [i64; 2], pads: [i64; 4]) -> Result<()> {
+    if pads[0].max(pads[2]) >= k[0] || pads[1].max(pads[3]) >= k[1] {
+        return Err(g.unsupported(
+            node,
+            format!(
+                "its padding with ceil mode's overhang, {pads:?} (top, left, bottom, right), reaches the kernel {k:?}; \
+                 ONNX pools need padding smaller than the kernel"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn window_attrs(k: [i64; 2], s: [i64; 2], pads: [i64; 4]) -> Vec<(&'static str, Attr)> {
+    vec![
+        ("kernel_shape", Attr::Ints(k.to_vec())),
+        ("strides", Attr::Ints(s.to_vec())),
+        ("pads", Attr::Ints(pads.to_vec())),
+    ]
+}
+
+/// A global pool for outputSize 1, else a fixed window when the input divides evenly; uneven adaptive windows
+/// have no ONNX operator.
+fn adaptive_onnx(
+    node: &Node,
+    g: &mut OnnxGraph,
+    input: &str,
+    size: Size2,
+    global: &str,
+    window: &str,
+) -> Result<String> {
+    let out = size.pair();
+    if out == [1, 1] {
+        return Ok(g.op(node, global, &[input], &[]));
+    }
+    let (h, w) = (node.input_shape[1], node.input_shape[2]);
+    if h % out[0] != 0 || w % out[1] != 0 {
+        return Err(g.unsupported(
+            node,
+            format!(
+                "outputSize {out:?} does not divide its {h}x{w} input evenly, and ONNX has no adaptive pooling with \
+                 uneven windows; use an input size that it divides, or outputSize 1"
+            ),
+        ));
+    }
+    let k = [h / out[0], w / out[1]];
+    Ok(g.op(node, window, &[input], &window_attrs(k, k, [0; 4])))
 }

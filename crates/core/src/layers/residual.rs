@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 
 use super::{DeclareCtx, Declared, Forward, Layer, LayerKind, Naming, Node};
 use crate::error::Result;
+use crate::onnx::OnnxGraph;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -88,5 +89,15 @@ impl LayerKind for Residual {
             body = body.f_mul(&mask.f_to_kind(body.kind())?)?;
         }
         Ok(body.f_add(&skip)?)
+    }
+
+    /// `body + shortcut`; stochastic depth keeps every path at inference, so it leaves no trace.
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let body = g.run(&node.branches[0], input)?;
+        let skip = match node.branches.get(1) {
+            Some(shortcut) => g.run(shortcut, input)?,
+            None => input.to_owned(),
+        };
+        Ok(g.op(node, "Add", &[&body, &skip], &[]))
     }
 }

@@ -5,6 +5,7 @@ use tch::Tensor;
 
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node};
 use crate::error::Result;
+use crate::onnx::OnnxGraph;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,5 +23,10 @@ impl LayerKind for Scale {
 
     fn forward(&self, _node: &Node, _f: &Forward, x: Tensor) -> Result<Tensor> {
         Ok(x.f_mul_scalar(self.factor)?)
+    }
+
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let factor = g.scalar(self.factor as f32);
+        Ok(g.op(node, "Mul", &[input, &factor], &[]))
     }
 }

@@ -6,6 +6,7 @@ use tch::Tensor;
 
 use super::{DeclareCtx, Declared, Forward, Layer, LayerKind, Naming, Node};
 use crate::error::Result;
+use crate::onnx::OnnxGraph;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -43,5 +44,9 @@ impl LayerKind for Sequential {
 
     fn forward(&self, node: &Node, f: &Forward, x: Tensor) -> Result<Tensor> {
         f.run(&node.branches[0], x)
+    }
+
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        g.run(&node.branches[0], input)
     }
 }

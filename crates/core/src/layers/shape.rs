@@ -6,6 +6,7 @@ use tch::Tensor;
 
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node};
 use crate::error::Result;
+use crate::onnx::{Attr, OnnxGraph};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,10 @@ impl LayerKind for Flatten {
     fn forward(&self, _node: &Node, _f: &Forward, x: Tensor) -> Result<Tensor> {
         Ok(x.f_flatten(1, -1)?)
     }
+
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        Ok(g.op(node, "Flatten", &[input], &[("axis", Attr::Int(1))]))
+    }
 }
 
 impl LayerKind for Identity {
@@ -32,5 +37,10 @@ impl LayerKind for Identity {
 
     fn forward(&self, _node: &Node, _f: &Forward, x: Tensor) -> Result<Tensor> {
         Ok(x)
+    }
+
+    /// Nothing: the next layer reads the input itself.
+    fn onnx(&self, _node: &Node, _g: &mut OnnxGraph, input: &str) -> Result<String> {
+        Ok(input.to_owned())
     }
 }

@@ -9,6 +9,7 @@ use super::conv::default_bound;
 use super::values::Activation;
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
 use crate::error::Result;
+use crate::onnx::OnnxGraph;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -70,5 +71,18 @@ impl LayerKind for Se {
         let hidden = self.activation.apply(&conv(&squeezed, 0)?)?;
         let gate = self.gate.apply(&conv(&hidden, 2)?)?;
         Ok(x.f_mul(&gate)?)
+    }
+
+    fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
+        let squeezed = g.op(node, "GlobalAveragePool", &[input], &[]);
+        let conv = |g: &mut OnnxGraph, x: &str, w: usize| -> Result<String> {
+            let (weight, bias) = (g.param(node, w)?, g.param(node, w + 1)?);
+            Ok(g.op(node, "Conv", &[x, &weight, &bias], &[]))
+        };
+        let down = conv(g, &squeezed, 0)?;
+        let hidden = self.activation.onnx(node, g, &down);
+        let up = conv(g, &hidden, 2)?;
+        let gate = self.gate.onnx(node, g, &up);
+        Ok(g.op(node, "Mul", &[input, &gate], &[]))
     }
 }

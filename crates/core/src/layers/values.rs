@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+use super::Node;
 use crate::error::Result;
+use crate::onnx::{Attr, OnnxGraph};
 
 /// A size written as one number for both dimensions or as `[height, width]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -123,6 +125,41 @@ impl Activation {
             Activation::Hardsigmoid => x.f_hardsigmoid()?,
             Activation::Sigmoid => x.f_sigmoid()?,
         })
+    }
+
+    /// The activation's ONNX form on the value `x`, in `node`'s name scope.
+    pub fn onnx(self, node: &Node, g: &mut OnnxGraph, x: &str) -> String {
+        match self {
+            Activation::Relu => g.op(node, "Relu", &[x], &[]),
+            Activation::Relu6 => {
+                let (low, high) = (g.scalar(0.0), g.scalar(6.0));
+                g.op(node, "Clip", &[x, &low, &high], &[])
+            }
+            Activation::Gelu => {
+                // 0.5 · x · (1 + erf(x / √2)), as PyTorch exports the exact GELU below opset 20.
+                let root2 = g.scalar(std::f32::consts::SQRT_2);
+                let scaled = g.op(node, "Div", &[x, &root2], &[]);
+                let erf = g.op(node, "Erf", &[&scaled], &[]);
+                let one = g.scalar(1.0);
+                let shifted = g.op(node, "Add", &[&erf, &one], &[]);
+                let product = g.op(node, "Mul", &[x, &shifted], &[]);
+                let half = g.scalar(0.5);
+                g.op(node, "Mul", &[&product, &half], &[])
+            }
+            Activation::Silu => {
+                let gate = g.op(node, "Sigmoid", &[x], &[]);
+                g.op(node, "Mul", &[x, &gate], &[])
+            }
+            Activation::Hardswish => g.op(node, "HardSwish", &[x], &[]),
+            // ONNX's HardSigmoid is max(0, min(1, alpha·x + beta)); PyTorch's is relu6(x + 3) / 6.
+            Activation::Hardsigmoid => g.op(
+                node,
+                "HardSigmoid",
+                &[x],
+                &[("alpha", Attr::Float(1.0 / 6.0)), ("beta", Attr::Float(0.5))],
+            ),
+            Activation::Sigmoid => g.op(node, "Sigmoid", &[x], &[]),
+        }
     }
 }
 
