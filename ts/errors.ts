@@ -4,6 +4,7 @@
 export type ErrorCode =
   | 'INVALID_SPEC'
   | 'UNKNOWN_LAYER'
+  | 'NOT_EXPORTABLE'
   | 'BAD_SHAPE'
   | 'LABEL_OUT_OF_RANGE'
   | 'INVALID_OPTION'
@@ -32,7 +33,7 @@ export class ConvkitError extends Error {
   }
 }
 
-/** A model spec that is malformed, names an unknown layer, or does not fit its input shape. */
+/** A model spec that is malformed, names an unknown layer, does not fit its input shape, or has a layer with no ONNX form. */
 export class SpecError extends ConvkitError {}
 
 /** Input data or an option of the wrong shape, size, range or value. */
@@ -67,6 +68,7 @@ export class NativeError extends ConvkitError {}
 const classByCode: Record<ErrorCode, new (code: ErrorCode, message: string, options?: { cause?: unknown }) => ConvkitError> = {
   INVALID_SPEC: SpecError,
   UNKNOWN_LAYER: SpecError,
+  NOT_EXPORTABLE: SpecError,
   BAD_SHAPE: InputError,
   LABEL_OUT_OF_RANGE: InputError,
   INVALID_OPTION: InputError,

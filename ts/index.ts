@@ -23,6 +23,7 @@ export type {
   AugmentOptions,
   AveragingOptions,
   EvaluateOptions,
+  ExportOnnxOptions,
   LoadOptions,
   LoadWeightsOptions,
   ModelOptions,

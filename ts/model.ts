@@ -134,6 +134,17 @@ export interface SaveOptions {
   averaged?: boolean
 }
 
+/** How `exportOnnx()` writes the file. */
+export interface ExportOnnxOptions {
+  /**
+   * The ONNX operator set. Defaults to 17, the only one written: GELU is spelled out with `Erf` (ONNX's `Gelu`
+   * needs opset 20), and every runtime of the last years reads it.
+   */
+  opset?: 17
+  /** Extra `metadata_props` entries; objects are stored as JSON. Keys starting with `convkit.` are ConvKit's. */
+  metadata?: Record<string, unknown>
+}
+
 /** Weight averaging while training (see `train()`'s `averaging` options). */
 export interface AveragingOptions {
   mode: 'ema' | 'lookahead'
@@ -176,6 +187,7 @@ const META = {
   preprocessing: 'convkit.preprocessing',
   tta: 'convkit.tta',
   spec: 'convkit.spec',
+  inputShape: 'convkit.input_shape',
 } as const
 
 function parseMeta<T>(metadata: Record<string, string>, key: string, file: string): T | undefined {
@@ -475,6 +487,36 @@ export class Model {
     if (this.preprocessing) metadata[META.preprocessing] = JSON.stringify(this.preprocessing)
     if (this.tta !== 'none') metadata[META.tta] = JSON.stringify(this.tta)
     await call(`saving ${file}`, () => this.#native.save(file, metadata, options.withOptimizer ?? true, options.averaged ?? false))
+  }
+
+  /**
+   * Writes the model as an ONNX file for onnxruntime (Node, web, Python, C++) and other ONNX runtimes: opset 17,
+   * input `input` (float32 `[N, C, H, W]`, any batch size N), output `logits` (`[N, classes]`, before softmax).
+   * `metadata_props` say how to prepare an image: `convkit.input_shape` (`[C, H, W]`), `convkit.normalization`
+   * (`{ mean, std }` per channel, on pixels scaled to [0, 1]), `convkit.classes` (the class names, as JSON) and
+   * `convkit.preprocessing` when set; `convkit.version` says which ConvKit wrote it. Test-time augmentation is not
+   * part of the graph. The write is atomic. A layer with no ONNX form (an adaptive pool whose windows are uneven) is
+   * a SpecError with code `NOT_EXPORTABLE` naming the layer.
+   *
+   * @example
+   * await model.exportOnnx('model.onnx')
+   * // onnxruntime-node: const session = await InferenceSession.create('model.onnx')
+   * // const { logits } = await session.run({ input: new Tensor('float32', pixels, [1, 3, 32, 32]) })
+   */
+  async exportOnnx(file: string, options: ExportOnnxOptions = {}): Promise<void> {
+    if (options.opset !== undefined && options.opset !== 17) {
+      throw new InputError('INVALID_OPTION', `option opset: expected 17, got ${JSON.stringify(options.opset)}`)
+    }
+    const metadata: Record<string, string> = {}
+    for (const [key, value] of Object.entries(options.metadata ?? {})) {
+      if (key.startsWith('convkit.')) throw new InputError('INVALID_OPTION', `option metadata: key ${key} is reserved for ConvKit's own entries`)
+      metadata[key] = typeof value === 'string' ? value : JSON.stringify(value)
+    }
+    metadata[META.inputShape] = JSON.stringify(this.spec.inputShape)
+    metadata[META.normalization] = JSON.stringify(this.normalization ?? halfNormalization(this.spec.inputShape[0]))
+    if (this.classNames) metadata[META.classes] = JSON.stringify(this.classNames)
+    if (this.preprocessing) metadata[META.preprocessing] = JSON.stringify(this.preprocessing)
+    await call(`exporting ${file}`, () => this.#native.exportOnnx(file, metadata))
   }
 
   /**

@@ -68,7 +68,10 @@ fn the_reference_network_exports_at_opset_17_with_a_dynamic_batch() {
         .iter()
         .map(|p| (p.key.as_deref().unwrap(), p.value.as_deref().unwrap()))
         .collect();
-    assert_eq!(props, [("a", "1"), ("b", "2")]);
+    assert_eq!(
+        props,
+        [("a", "1"), ("b", "2"), ("convkit.version", env!("CARGO_PKG_VERSION"))]
+    );
 
     let graph = model.graph.unwrap();
     assert_eq!(graph.input.len(), 1);
@@ -141,7 +144,7 @@ fn every_layer_type_exports_to_a_well_formed_graph() {
         "HardSwish",
         "GlobalAveragePool",
         "Pad",
-        "AvgPool",
+        "AveragePool",
         "MaxPool",
         "Add",
         "Gemm",

@@ -376,6 +376,16 @@ impl NativeModel {
         )
     }
 
+    /// Writes the model as an ONNX file (opset 17, dynamic batch size, `input` → `logits`), atomically; `metadata`
+    /// becomes its `metadata_props`. A layer with no ONNX form is an error naming it.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn export_onnx(&self, path: String, metadata: HashMap<String, String>) -> AsyncTask<TorchTask<(), ()>> {
+        self.task(
+            move |t| convkit_core::onnx::export(&t.net, &PathBuf::from(path), &metadata.into_iter().collect()),
+            |_, ()| Ok(()),
+        )
+    }
+
     /// Loads weights alone from a safetensors file (such as a PyTorch state dict) into this model, strictly.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn load_weights(&self, path: String) -> AsyncTask<TorchTask<(), ()>> {

@@ -158,7 +158,7 @@ impl LayerKind for Avgpool2d {
         Ok(x.f_avg_pool2d(k, s, self.padding.pair(), self.ceil_mode, self.count_include_pad, None)?)
     }
 
-    /// AvgPool. PyTorch's divisor counts the padding zeros (with `countIncludePad`) but never ceil mode's overhang
+    /// AveragePool. PyTorch's divisor counts the padding zeros (with `countIncludePad`) but never ceil mode's overhang
     /// past them, while ONNX counts all of its `pads` or none: so with both, the zeros are padded explicitly and the
     /// overhang is left out of the count.
     fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
@@ -181,7 +181,7 @@ impl LayerKind for Avgpool2d {
         check_pads(node, g, k, pads)?;
         let mut attrs = window_attrs(k, s, pads);
         attrs.push(("count_include_pad", Attr::Int(count_pad as i64)));
-        Ok(g.op(node, "AvgPool", &[&x], &attrs))
+        Ok(g.op(node, "AveragePool", &[&x], &attrs))
     }
 }
 
@@ -209,7 +209,7 @@ impl LayerKind for Adaptiveavgpool2d {
     }
 
     fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
-        adaptive_onnx(node, g, input, self.output_size, "GlobalAveragePool", "AvgPool")
+        adaptive_onnx(node, g, input, self.output_size, "GlobalAveragePool", "AveragePool")
     }
 }
 

@@ -36,8 +36,14 @@ pub const OUTPUT: &str = "logits";
 /// The symbolic batch dimension.
 const BATCH: &str = "N";
 
-/// The network as an ONNX model; `metadata` becomes its `metadata_props`, in key order.
+/// The metadata key of the ConvKit version that wrote a file (its `producer_version` too).
+pub const VERSION_KEY: &str = "convkit.version";
+
+/// The network as an ONNX model; `metadata` becomes its `metadata_props`, in key order, with
+/// [`VERSION_KEY`] added.
 pub fn to_model(net: &Network, metadata: &BTreeMap<String, String>) -> Result<ModelProto> {
+    let mut metadata = metadata.clone();
+    metadata.insert(VERSION_KEY.into(), env!("CARGO_PKG_VERSION").into());
     let mut g = OnnxGraph::new(net, &[INPUT, OUTPUT]);
     let last = g.run(&net.nodes, INPUT)?;
     g.rename_output(&last, OUTPUT);
