@@ -336,6 +336,16 @@ export class Model {
     await call('finishing weight averaging', () => this.#native.finishAveraging())
   }
 
+  /**
+   * Initializes the convolution at `layer` (its tensor prefix; it must be the first layer) as a patch-whitening
+   * filter bank from the dataset images at `indices`: its filters become the eigenvectors of the images' patch
+   * second moment scaled by 1/√(λ + eps), largest first, with their negations when it has twice as many filters as
+   * patch dimensions (airbench's initialization). Returns the eigenvalues, largest first.
+   */
+  async initWhitening(data: TensorDataset, indices: Int32Array | readonly number[], layer: string, eps = 5e-4): Promise<number[]> {
+    return call('whitening the first layer', () => this.#native.initWhitening(datasetHandle(data), toInt32(indices, 'indices'), layer, eps))
+  }
+
   /** Each layer, depth first, with its input and output shapes, parameters and whether it trains now. */
   layers(): LayerSummary[] {
     return callSync('summarizing the model', () => this.#native.layers()).map((l) => {

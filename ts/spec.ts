@@ -2,6 +2,9 @@
 import { InputError } from './errors.ts'
 import type { ModelSpec, Shape3 } from './layers.ts'
 
+/** Builds a network once the data is known: its classes and the shape of its images. */
+export type ModelBuilder = (data: { classes: number; shape: Shape3 }) => ModelSpec
+
 /**
  * The reference network: conv 3→32 (3×3, pad 1), ReLU, maxpool 2; conv 32→64 (3×3, pad 1), ReLU, maxpool 2;
  * linear →512, ReLU; linear →classes. The first linear layer's input size follows from `inputShape`.
@@ -32,7 +35,8 @@ export function referenceCnn(options: { classes: number; inputShape?: Shape3 }):
  * or the reference CNN when there is none. Fails when the spec's input or output disagrees with the data. Images
  * may be stored larger than the model's input (random crops take the input size from them).
  */
-export function specForData(spec: ModelSpec | null, shape: Shape3, classes: number): ModelSpec {
+export function specForData(model: ModelSpec | ModelBuilder | null, shape: Shape3, classes: number): ModelSpec {
+  const spec = typeof model === 'function' ? model({ classes, shape }) : model
   const resolved = spec ? { ...spec, inputShape: spec.inputShape ?? shape } : referenceCnn({ classes, inputShape: shape })
   const [c, h, w] = resolved.inputShape
   if (c !== shape[0] || h > shape[1] || w > shape[2]) {

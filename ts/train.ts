@@ -10,7 +10,7 @@ import { ReduceLROnPlateau } from './callbacks/reduce-lr-on-plateau.ts'
 import { TensorBoard } from './callbacks/tensorboard.ts'
 import { halfNormalization, type ImageSet, type Normalization } from './data/image-set.ts'
 import { loadData } from './data/load-data.ts'
-import { datasetNormalization } from './data/normalization.ts'
+import { datasetNormalization, NAMED_NORMALIZATIONS } from './data/normalization.ts'
 import { deriveSeed, limitIndices, range, shuffle, splitIndices } from './data/split.ts'
 import { TensorDataset } from './data/tensor-dataset.ts'
 import { setSeed } from './device.ts'
@@ -103,7 +103,8 @@ async function prepareData(options: TrainOptions, config: ResolvedTrainOptions):
   const train = kept.map((i) => trainPool[i]!)
   const val = held.map((i) => trainPool[i]!)
   if (train.length === 0) throw new DataError('DATA_EMPTY', `no training images left after limits and splits (valSplit ${config.valSplit})`)
-  const normalization = config.normalize === 'dataset' ? datasetNormalization(trainSet, train) : halfNormalization(trainSet.shape[0])
+  const normalization =
+    config.normalize === 'dataset' ? datasetNormalization(trainSet, train) : config.normalize === 'half' ? halfNormalization(trainSet.shape[0]) : structuredClone(NAMED_NORMALIZATIONS[config.normalize]) as Normalization
   return { classes: trainSet.classes, normalization, trainSet, testSet, train, val, test, skipped: loaded.skipped ?? [] }
 }
 
@@ -231,6 +232,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const savedConfig = { ...storedConfig(config), model: model.spec, device: modelDevice }
   const augment = augmentOptions(config)
   const runSeed = deriveSeed(config.seed, 0xf1)
+  if (config.whiten > 0 && !previous) {
+    // A seeded, class-mixed sample: image folders list their files class by class.
+    const sample = shuffle(data.train, deriveSeed(config.seed, 0x3417)).subarray(0, config.whiten)
+    const first = model.layers().find((l) => l.depth === 0 && l.name !== undefined)
+    if (first?.kind !== 'conv2d') throw new InputError('INVALID_OPTION', `option whiten: the first layer must be a conv2d to whiten, got ${first?.kind ?? 'none'}`)
+    await model.initWhitening(trainData, sample, first.name!, config.whitenEps)
+  }
+  const applySpans = (epoch: number) => {
+    for (const span of config.trainableSpans) {
+      model.setTrainable([span.names], epoch >= (span.from ?? 1) && epoch <= (span.until ?? Infinity))
+    }
+  }
   if (config.averaging !== 'none') {
     model.setAveraging({ mode: config.averaging, decay: config.averagingDecay, every: config.averagingEvery, warmup: config.averagingWarmup, totalSteps })
   }
@@ -275,12 +288,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   )
   print(model.summary())
   let headerShown = false
-  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { indices, batchSize: 1000, tta: config.tta })
+  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { indices, batchSize: 1000, tta: config.tta, averaged: config.averaging === 'ema' })
 
   try {
     for (let epoch = firstEpoch; epoch <= plan.length && !interrupted && !ctx.stopTraining; epoch++) {
       const started = performance.now()
       const baseLr = ctx.lr
+      applySpans(epoch)
       // Per-epoch seeds make each epoch's shuffle, augmentation and dropout the same whether or not the run was resumed.
       setSeed(deriveSeed(config.seed, epoch, 0xd0))
       const order = shuffle(data.train, deriveSeed(config.seed, epoch))

@@ -453,6 +453,24 @@ impl NativeModel {
         )
     }
 
+    /// Initializes the first convolution (`layer`, its tensor prefix) as a patch-whitening filter bank from the
+    /// dataset images at `indices` (see `convkit_core::whitening`); returns the eigenvalues, largest first.
+    #[napi(ts_return_type = "Promise<Array<number>>")]
+    pub fn init_whitening(
+        &self,
+        dataset: &NativeDataset,
+        indices: Int32Array,
+        layer: String,
+        eps: f64,
+    ) -> AsyncTask<TorchTask<Vec<f64>, Vec<f64>>> {
+        let data = Arc::clone(&dataset.inner);
+        let indices = indices_i64(&indices);
+        self.task(
+            move |t| convkit_core::whitening::init_whitening(&mut t.net, &lock(&data), &indices, &layer, eps),
+            |_, v| Ok(v),
+        )
+    }
+
     /// Each layer, depth first, with its shapes, parameters and whether it trains now.
     #[napi]
     pub fn layers(&self) -> napi::Result<Vec<BindingLayerInfo>> {
