@@ -386,9 +386,15 @@ impl NativeModel {
     }
 
     /// Loads a state dict given as raw tensors (read from a `.pth` file, say) into this model, strictly, as
-    /// `load_state_dict(strict=True)`; `source` names where it came from in errors.
+    /// `load_state_dict(strict=True)`; `source` names where it came from in errors. The model's tensors matching a
+    /// glob of `keep` keep their own values (a new classifier), and the file's tensors of those names are ignored.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn load_state_dict(&self, tensors: Vec<BindingTensor>, source: String) -> AsyncTask<TorchTask<(), ()>> {
+    pub fn load_state_dict(
+        &self,
+        tensors: Vec<BindingTensor>,
+        source: String,
+        keep: Option<Vec<String>>,
+    ) -> AsyncTask<TorchTask<(), ()>> {
         self.task(
             move |t| {
                 let device = t.net.device;
@@ -404,7 +410,8 @@ impl NativeModel {
                     })?;
                     map.insert(b.name, tensor);
                 }
-                t.net.load_tensors(map, std::path::Path::new(&source))
+                t.net
+                    .load_tensors_keeping(map, std::path::Path::new(&source), &keep.unwrap_or_default())
             },
             |_, ()| Ok(()),
         )
