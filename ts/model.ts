@@ -348,6 +348,11 @@ export class Model {
     callSync('setting the learning rate', () => this.#native.setLr(lr))
   }
 
+  /** Replaces the optimizer's parameter groups (their own learning-rate scales and decay) from the next step on. */
+  setParamGroups(groups: readonly ParamGroup[]): void {
+    callSync('setting parameter groups', () => this.#native.setParamGroups([...groups]))
+  }
+
   /**
    * Freezes (`false`) or unfreezes the parameters whose names match any of `patterns` (globs over names such as
    * `layer4.*`; `*` matches any run of characters). A frozen layer's batch norm keeps its running statistics.

@@ -539,6 +539,12 @@ impl NativeModel {
         })
     }
 
+    /// Replaces the optimizer's parameter groups for the following steps.
+    #[napi]
+    pub fn set_param_groups(&self, groups: Vec<convkit_core::ParamGroup>) -> napi::Result<()> {
+        self.now(move |t| t.optimizer.set_groups(groups))
+    }
+
     /// Changes the learning rate for the following steps.
     #[napi]
     pub fn set_lr(&self, lr: f64) -> napi::Result<()> {
