@@ -16,12 +16,21 @@ use crate::trainer::input_size;
 /// dimensions the second half is the negation of the first (so a following nonlinearity sees both signs). The bias,
 /// if any, is zeroed. Returns the eigenvalues, largest first.
 pub fn init_whitening(net: &mut Network, data: &Dataset, indices: &[i64], path: &str, eps: f64) -> Result<Vec<f64>> {
-    let node = find(&net.nodes, path).ok_or_else(|| Error::option("whiten.layer", "the name of a conv2d layer", path))?;
+    let node =
+        find(&net.nodes, path).ok_or_else(|| Error::option("whiten.layer", "the name of a conv2d layer", path))?;
     let Layer::Conv2d(conv) = &node.layer else {
-        return Err(Error::option("whiten.layer", "a conv2d layer", format!("{path} ({})", node.layer.kind())));
+        return Err(Error::option(
+            "whiten.layer",
+            "a conv2d layer",
+            format!("{path} ({})", node.layer.kind()),
+        ));
     };
     if node.input_shape != net.spec.input_shape.to_vec() {
-        return Err(Error::option("whiten.layer", "the first layer (it whitens the input images)", path));
+        return Err(Error::option(
+            "whiten.layer",
+            "the first layer (it whitens the input images)",
+            path,
+        ));
     }
     let [kh, kw] = conv.kernel_size.pair();
     let c = node.input_shape[0];
@@ -30,7 +39,10 @@ pub fn init_whitening(net: &mut Network, data: &Dataset, indices: &[i64], path: 
     if conv.groups != 1 || (out != dims && out != 2 * dims) || conv.dilation.pair() != [1, 1] {
         return Err(Error::option(
             "whiten.layer",
-            format!("a conv2d of groups 1 and {dims} or {} filters (channels × kernel area, or twice that)", 2 * dims),
+            format!(
+                "a conv2d of groups 1 and {dims} or {} filters (channels × kernel area, or twice that)",
+                2 * dims
+            ),
             format!("{path} with {out} filters"),
         ));
     }
@@ -60,15 +72,24 @@ pub fn init_whitening(net: &mut Network, data: &Dataset, indices: &[i64], path: 
     let values = values.f_flip([0])?;
     let vectors = vectors.f_flip([1])?;
     let scale = values.f_add_scalar(eps)?.f_sqrt()?.f_reciprocal()?;
-    let filters = vectors.f_transpose(0, 1)?.f_mul(&scale.f_unsqueeze(1)?)?.f_reshape([dims, c, kh, kw])?;
-    let filters = if out == 2 * dims { Tensor::f_cat(&[&filters, &filters.f_neg()?], 0)? } else { filters };
+    let filters = vectors
+        .f_transpose(0, 1)?
+        .f_mul(&scale.f_unsqueeze(1)?)?
+        .f_reshape([dims, c, kh, kw])?;
+    let filters = if out == 2 * dims {
+        Tensor::f_cat(&[&filters, &filters.f_neg()?], 0)?
+    } else {
+        filters
+    };
     let weight = &mut net.params[weight_index].tensor;
     weight.f_copy_(&filters.f_to_kind(weight.kind())?)?;
     if let Some(b) = bias_index {
         let _ = net.params[b].tensor.f_zero_()?;
     }
     let mut eigen = vec![0f64; dims as usize];
-    values.f_to_device(tch::Device::Cpu)?.f_copy_data(&mut eigen, dims as usize)?;
+    values
+        .f_to_device(tch::Device::Cpu)?
+        .f_copy_data(&mut eigen, dims as usize)?;
     Ok(eigen)
 }
 

@@ -461,10 +461,16 @@ fn whitening_decorrelates_the_first_layers_patches() {
         assert!((got - expected).abs() < 1e-4, "direction {i}: {got} vs {expected}");
         for j in 0..12 {
             if j != i {
-                assert!(moment.double_value(&[i as i64, j as i64]).abs() < 1e-4, "({i}, {j}) not decorrelated");
+                assert!(
+                    moment.double_value(&[i as i64, j as i64]).abs() < 1e-4,
+                    "({i}, {j}) not decorrelated"
+                );
             }
         }
     }
     assert!(w.narrow(0, 12, 12).equal(&-w.narrow(0, 0, 12)));
-    assert!(net.params[1].tensor.abs().sum(tch::Kind::Double).double_value(&[]) == 0.0, "bias zeroed");
+    assert!(
+        net.params[1].tensor.abs().sum(tch::Kind::Double).double_value(&[]) == 0.0,
+        "bias zeroed"
+    );
 }
