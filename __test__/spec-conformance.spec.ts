@@ -53,7 +53,7 @@ test('a typo in a nested layer field is an error naming its path', (t) => {
 })
 
 test('every train option has a flag in --help, and the flags follow the option names', (t) => {
-  for (const [key, decl] of Object.entries(TRAIN_OPTIONS)) {
+  for (const [key, decl] of Object.entries(TRAIN_OPTIONS) as [string, { cli: boolean }][]) {
     if (!decl.cli) continue
     const flag = flagName(key)
     t.true(TRAIN_HELP.includes(`--${flag}`) || TRAIN_HELP.includes(`--no-${flag}`), `--${flag} in --help`)

@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { EarlyStopping, InputError, Model, TensorDataset, readImageFolder, train } from '../ts/index.ts'
-import type { HistoryFile } from '../ts/index.ts'
+import { EarlyStopping, InputError, Model, TensorDataset, readImageFolder, referenceCnn, train } from '../ts/index.ts'
+import type { HistoryFile, TrainContext } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -188,7 +188,7 @@ test('a schedule sets the rate per batch, and the epoch records the last one', a
     lr: 0.01,
     schedule: 'linear',
     warmup: 0.25,
-    onBatchEnd: (_b, _s, ctx) => void rates.push(ctx.model.learningRate),
+    onBatchEnd: (_b: number, _s: unknown, ctx: TrainContext) => void rates.push(ctx.model.learningRate),
   })
   // 4 batches × 2 epochs = 8 steps: warmup over the first 25 % of progress, then linear to 0.
   t.is(rates.length, 8)
@@ -196,4 +196,51 @@ test('a schedule sets the rate per batch, and the epoch records the last one', a
   t.true(Math.abs(rates[2]! - 0.01 * (1 - (2 / 7 - 0.25) / 0.75)) < 1e-12, String(rates))
   t.is(rates[7], 0)
   t.is(result.history.epochs[1]!.lr, 0)
+})
+
+test('a recipe supplies options the given ones override; trainable spans keep parameters frozen outside them', async (t) => {
+  const [trainSet, testSet] = await sets
+  const out = tmp()
+  const result = await train({
+    data: { train: trainSet, test: testSet },
+    recipe: 'airbench94',
+    // Given options win over the recipe's.
+    batchSize: 100,
+    epochs: 2,
+    limitTrain: 300,
+    limitTest: 100,
+    whiten: 200,
+    device: 'cpu',
+    quiet: true,
+    report: false,
+    out,
+  })
+  const config = result.history.config
+  t.is(config.optimizer, 'sgd')
+  t.is(config.batchSize, 100)
+  t.is(config.labelSmoothing, 0.2)
+  t.is(config.lossReduction, 'sum')
+  t.is(config.averaging, 'lookahead')
+  t.true(Math.abs((config.lr as number) - 11.5 / (1024 * (1 + 1 / 0.15))) < 1e-12)
+  t.is(result.history.epochs.length, 2)
+  // dropLast: 300 images in batches of 100 (no validation split) make 3 full batches per epoch.
+  t.is(result.model.optimizerStep, 6)
+  await t.throwsAsync(train({ data: { train: trainSet }, recipe: 'airbench95' as never, out: tmp() }), { instanceOf: InputError, message: /option recipe: expected 'none' or 'airbench94'/ })
+
+  // The whitening filters never train: they keep whitening's structure, the second 12 the negations of the first.
+  const { readSafetensors } = await import('../ts/weights/safetensors-file.ts')
+  const weights = async (file: string, name: string) => (await readSafetensors(file)).find((x) => x.name === name)!.data
+  const last = path.join(out, 'last.safetensors')
+  const frozen = await weights(last, 'whiten.weight')
+  const spans = tmp()
+  await train({ data: { train: trainSet, test: testSet }, limitTrain: 200, limitTest: 50, epochs: 1, device: 'cpu', quiet: true, report: false, out: spans, seed: 4, trainableSpans: [{ names: 'conv1.*', until: 0 }, { names: 'fc2.*', from: 2 }] })
+  const initial = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 4 })
+  const start = path.join(tmp(), 'start.safetensors')
+  await initial.save(start, { withOptimizer: false })
+  for (const name of ['conv1.weight', 'conv1.bias', 'fc2.weight']) t.deepEqual(await weights(path.join(spans, 'last.safetensors'), name), await weights(start, name), `${name} stayed frozen`)
+  t.notDeepEqual(await weights(path.join(spans, 'last.safetensors'), 'conv2.weight'), await weights(start, 'conv2.weight'))
+  const w = new Float32Array(frozen.slice().buffer)
+  const half = 12 * 3 * 2 * 2
+  t.true(w.slice(0, half).some((v) => v !== 0))
+  t.deepEqual(Array.from(w.slice(half)), Array.from(w.slice(0, half), (v) => -v))
 })

@@ -1,6 +1,7 @@
 // `npm run package`: writes the npm tarballs into dist/, the way napi ships native addons:
 //   convkit-<version>.tgz                 compiled ES modules and CommonJS with type declarations, the napi loader,
-//                                         and the install script that finds or provisions libtorch;
+//                                         the `convkit` command (bin/convkit.js), and the code that finds or
+//                                         provisions libtorch (run by the install script, or by the first load);
 //   convkit-linux-x64-gnu-<version>.tgz   the prebuilt addon, an optional dependency of the first.
 // Installing them needs no Rust. A checkout's own `npm install` still builds from source.
 import { spawnSync } from 'node:child_process'
@@ -105,9 +106,9 @@ for (const file of ['index.cjs', 'index.d.cts']) {
   fs.mkdirSync(path.join(lib, 'native'), { recursive: true })
   fs.copyFileSync(path.join(root, 'native', file), path.join(lib, 'native', file))
 }
-for (const file of ['install.mjs', 'libtorch.mjs']) {
-  fs.mkdirSync(path.join(main, 'scripts'), { recursive: true })
-  fs.copyFileSync(path.join(root, 'scripts', file), path.join(main, 'scripts', file))
+for (const file of ['scripts/install.mjs', 'scripts/libtorch.mjs', 'scripts/libtorch.cjs', 'bin/convkit.js']) {
+  fs.mkdirSync(path.dirname(path.join(main, file)), { recursive: true })
+  fs.copyFileSync(path.join(root, file), path.join(main, file))
 }
 for (const file of ['README.md', 'LICENSE']) fs.copyFileSync(path.join(root, file), path.join(main, file))
 writeJson(path.join(main, 'package.json'), {
@@ -123,7 +124,8 @@ writeJson(path.join(main, 'package.json'), {
     },
     './package.json': './package.json',
   },
-  files: ['lib', 'scripts', 'README.md', 'LICENSE'],
+  bin: manifest.bin,
+  files: ['lib', 'scripts', 'bin', 'README.md', 'LICENSE'],
   scripts: { install: 'node scripts/install.mjs' },
   dependencies: manifest.dependencies,
   optionalDependencies: { [platformName]: manifest.version },

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'DATA_EMPTY'
   | 'DATA_BAD_IMAGE'
   | 'DATA_CORRUPT'
+  | 'DATA_TOO_LARGE'
   | 'DOWNLOAD_FAILED'
   | 'CHECKSUM_MISMATCH'
 
@@ -83,6 +84,7 @@ const classByCode: Record<ErrorCode, new (code: ErrorCode, message: string, opti
   DATA_EMPTY: DataError,
   DATA_BAD_IMAGE: DataError,
   DATA_CORRUPT: DataError,
+  DATA_TOO_LARGE: DataError,
   DOWNLOAD_FAILED: DataError,
   CHECKSUM_MISMATCH: DataError,
 }

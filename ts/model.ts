@@ -12,6 +12,8 @@ import { metricsFromCounts, type EvalMetrics } from './metrics.ts'
 import { prepareImages, rankScores, type ImageInput, type Prediction, type PredictOptions } from './predict-images.ts'
 import { formatSummary, type LayerSummary } from './report/model-summary.ts'
 import { readTorchStateDict, type TorchTensor } from './weights/torch-checkpoint.ts'
+import { createPretrained, type PretrainedOptions } from './pretrained.ts'
+import { zooModel, type ZooName } from './zoo/architectures.ts'
 
 /** Any optimizer with its hyper-parameters; absent fields take PyTorch's defaults. */
 export type OptimizerOptions = OptimizerConfig
@@ -52,12 +54,18 @@ export interface ModelOptions {
   tta?: Tta
   /** The weights' type: `'float64'` computes everything in double precision, to check numerics against a reference. Defaults to `'float32'`. */
   dtype?: 'float32' | 'float64'
+  /** Outputs of a zoo architecture given by name (or of a pretrained model). Defaults to `classNames.length`. */
+  classes?: number
+  /** `[height, width]` of a zoo architecture given by name. Defaults to its own (224 × 224 for ImageNet networks). */
+  inputSize?: [number, number]
 }
 
 /** How `predict()` fits an image to the model's input. */
 export interface Preprocessing {
   /** Resize the shorter side to this many pixels, then take the centre (torchvision's `Resize` + `CenterCrop`). */
   resizeShorter?: number
+  /** The resampling filter, as the weights' own preprocessing names it. Defaults to sharp's Lanczos-3. */
+  interpolation?: 'bilinear' | 'bicubic'
 }
 
 export interface LoadOptions {
@@ -159,6 +167,11 @@ export interface AveragingOptions {
 export interface LoadWeightsOptions {
   /** Renames a file's keys to the model's (return null to drop a key), where the layouts differ. */
   mapKey?: (key: string) => string | null
+  /**
+   * Globs over the model's tensor names that keep their own values: the file need not have them and its tensors of
+   * those names are ignored (a classifier replaced for fine-tuning, `['fc.*']`). Everything else loads strictly.
+   */
+  keep?: readonly string[]
 }
 
 function checkDevice(device: string): void {
@@ -239,8 +252,29 @@ export class Model {
     if (extras.tta) this.tta = extras.tta
   }
 
-  /** Builds a freshly initialized model from a spec. Cheap: it runs synchronously. */
-  static create(spec: ModelSpec, options: ModelOptions = {}): Model {
+  /**
+   * Builds a freshly initialized model from a spec or a zoo architecture's name (cheap: it runs synchronously).
+   * With `pretrained`, it also fetches and loads weights and returns a Promise: a weight set's name brings its
+   * architecture, preprocessing and ImageNet labels; with `classes` (or `classNames`) other than the weights', the
+   * classifier is replaced for fine-tuning.
+   *
+   * @example
+   * const imagenet = await Model.create(null, { pretrained: 'efficientnet_lite0' })
+   * const mine = await Model.create(null, { pretrained: 'resnet18', classNames: ['cat', 'dog'] })
+   * const scratch = Model.create('resnet9', { classes: 10 })
+   */
+  static create(spec: ModelSpec | ZooName, options?: ModelOptions & { pretrained?: undefined }): Model
+  static create(spec: ModelSpec | ZooName | null, options: ModelOptions & PretrainedOptions): Promise<Model>
+  static create(spec: ModelSpec | ZooName | null, options: ModelOptions & Partial<PretrainedOptions> = {}): Model | Promise<Model> {
+    if (options.pretrained !== undefined) {
+      return createPretrained(spec, options as ModelOptions & PretrainedOptions, (s, o) => Model.create(s, { ...o, pretrained: undefined })).then((r) => r.model)
+    }
+    if (spec === null) throw new InputError('INVALID_OPTION', 'Model.create: expected a spec or a zoo name (null only with pretrained)')
+    if (typeof spec === 'string') {
+      const classes = options.classes ?? options.classNames?.length
+      if (classes === undefined) throw new InputError('INVALID_OPTION', `Model.create(${JSON.stringify(spec)}): pass classes (or classNames) for a zoo architecture`)
+      spec = zooModel(spec, { classes, inputSize: options.inputSize })
+    }
     const device = options.device ?? 'auto'
     checkDevice(device)
     const handle = callSync('creating a model', () =>
@@ -326,6 +360,11 @@ export class Model {
     callSync('setting the learning rate', () => this.#native.setLr(lr))
   }
 
+  /** Replaces the optimizer's parameter groups (their own learning-rate scales and decay) from the next step on. */
+  setParamGroups(groups: readonly ParamGroup[]): void {
+    callSync('setting parameter groups', () => this.#native.setParamGroups([...groups]))
+  }
+
   /**
    * Freezes (`false`) or unfreezes the parameters whose names match any of `patterns` (globs over names such as
    * `layer4.*`; `*` matches any run of characters). A frozen layer's batch norm keeps its running statistics.
@@ -346,6 +385,16 @@ export class Model {
   /** Copies the averaged weights into the model for good and stops averaging. */
   async finishAveraging(): Promise<void> {
     await call('finishing weight averaging', () => this.#native.finishAveraging())
+  }
+
+  /**
+   * Initializes the convolution at `layer` (its tensor prefix; it must be the first layer) as a patch-whitening
+   * filter bank from the dataset images at `indices`: its filters become the eigenvectors of the images' patch
+   * second moment scaled by 1/√(λ + eps), largest first, with their negations when it has twice as many filters as
+   * patch dimensions (airbench's initialization). Returns the eigenvalues, largest first.
+   */
+  async initWhitening(data: TensorDataset, indices: Int32Array | readonly number[], layer: string, eps = 5e-4): Promise<number[]> {
+    return call('whitening the first layer', () => this.#native.initWhitening(datasetHandle(data), toInt32(indices, 'indices'), layer, eps))
   }
 
   /** Each layer, depth first, with its input and output shapes, parameters and whether it trains now. */
@@ -435,7 +484,7 @@ export class Model {
     if (!Number.isInteger(k) || k < 1) throw new InputError('INVALID_OPTION', `option topK: expected an integer >= 1, got ${options.topK}`)
     const batchSize = options.batchSize ?? 512
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError('INVALID_OPTION', `option batchSize: expected an integer >= 1, got ${batchSize}`)
-    const decode = { size: [height, width] as [number, number], channels: channels as 1 | 3, resizeShorter: this.preprocessing?.resizeShorter }
+    const decode = { size: [height, width] as [number, number], channels: channels as 1 | 3, resizeShorter: this.preprocessing?.resizeShorter, interpolation: this.preprocessing?.interpolation }
     const names = this.classNames ?? []
     const results: Prediction[] = []
     for (let start = 0; start < images.length; start += batchSize) {
@@ -525,12 +574,12 @@ export class Model {
    * read without running anything). A mismatch lists every missing, unexpected and mis-shaped key.
    */
   async loadWeights(file: string, options: LoadWeightsOptions = {}): Promise<void> {
-    if (path.extname(file) === '.safetensors' && !options.mapKey) {
+    if (path.extname(file) === '.safetensors' && !options.mapKey && !options.keep?.length) {
       await call(`loading weights from ${file}`, () => this.#native.loadWeights(file))
       return
     }
     const tensors = path.extname(file) === '.safetensors' ? await this.safetensorsAsTorch(file) : await readTorchStateDict(file)
-    await this.loadStateDict(tensors, { source: file, mapKey: options.mapKey })
+    await this.loadStateDict(tensors, { ...options, source: file })
   }
 
   /** Loads a state dict of raw tensors (as `readTorchStateDict` returns them) into this model, strictly. */
@@ -542,7 +591,7 @@ export class Model {
       if (name !== null) mapped.push({ name, dtype: t.dtype, shape: t.shape, data: t.data })
     }
     const source = options.source ?? '(a state dict)'
-    await call(`loading weights from ${source}`, () => this.#native.loadStateDict(mapped, source))
+    await call(`loading weights from ${source}`, () => this.#native.loadStateDict(mapped, source, options.keep ? [...options.keep] : undefined))
   }
 
   private async safetensorsAsTorch(file: string): Promise<TorchTensor[]> {

@@ -8,9 +8,13 @@ import type { ImageSet } from './data/image-set.ts'
 import type { Device } from './device.ts'
 import { InputError } from './errors.ts'
 import type { StepResult } from './model.ts'
-import { bad, boolean, choice, int, json, number, optionalInt, optionalText, resolveTable, size, text, value, type InputsOf, type ResolvedOf } from './options/option.ts'
+import { bad, boolean, choice, int, json, number, optionalInt, optionalSize, optionalText, resolveTable, size, text, value, type InputsOf, type ResolvedOf } from './options/option.ts'
 import type { ParamGroup } from './binding.ts'
 import type { ModelSpec } from './layers.ts'
+import type { ModelBuilder } from './spec.ts'
+import { RECIPE_NAMES, RECIPES, type RecipeName } from './recipes/recipes.ts'
+import { isZooName, ZOO_NAMES, type ZooName } from './zoo/architectures.ts'
+import { PRETRAINED_WEIGHTS_NAMES } from './zoo/weights.ts'
 
 const DEVICE = /^(auto|cpu|cuda(:\d+)?)$/
 
@@ -25,20 +29,51 @@ function paramGroups(v: unknown, field: string): ParamGroup[] {
   return v as ParamGroup[]
 }
 
+/** A spec, a builder, or the path of a JSON spec file. */
+export type ModelSource = ModelSpec | ModelBuilder | string
+
+/** Parameters trainable only from epoch `from` to epoch `until` (1-based, inclusive), frozen otherwise. */
+export interface TrainableSpan {
+  /** A glob over parameter names, as in `setTrainable`. */
+  names: string
+  /** Defaults to 1. */
+  from?: number
+  /** 0 keeps them frozen for the whole run. Defaults to the last epoch. */
+  until?: number
+}
+
+function trainableSpans(v: unknown, field: string): TrainableSpan[] {
+  if (!Array.isArray(v)) throw bad(field, 'an array of { names, from?, until? }', v)
+  v.forEach((span: unknown, i) => {
+    const s = span as Record<string, unknown>
+    const ok =
+      typeof s === 'object' &&
+      s !== null &&
+      typeof s.names === 'string' &&
+      Object.keys(s).every((k) => ['names', 'from', 'until'].includes(k)) &&
+      ['from', 'until'].every((k) => s[k] === undefined || (Number.isInteger(s[k]) && (s[k] as number) >= 0))
+    if (!ok) throw bad(`${field}[${i}]`, '{ names: string, from?: epoch, until?: epoch }', span)
+  })
+  return v as TrainableSpan[]
+}
+
 /**
  * Every option of train() and `npm run train`. The JSDoc of each key is what editors show for `TrainOptions`.
  * Adding an option is one entry here (and the code that uses it in train.ts).
  */
 export const TRAIN_OPTIONS = {
+  /** Start from a named recipe's options (the options given beside it win): `'airbench94'`. @default 'none' */
+  recipe: choice<'none' | RecipeName>(['none', ...RECIPE_NAMES], { help: 'start from a recipe\'s options', group: 'recipe', default: 'none' }),
   /**
    * The network: a spec, or the path of a JSON file holding one. Defaults to the reference CNN.
    * @example { inputShape: [3, 32, 32], layers: [...] }
    */
-  model: value<ModelSpec | string | null | undefined, ModelSpec | null>(
-    { help: 'a layer-spec JSON file (default: the reference CNN)', group: 'model', default: null, cli: true, metavar: '<spec.json>' },
+  model: value<ModelSource | null | undefined, ModelSpec | ModelBuilder | ZooName | null>(
+    { help: `a zoo architecture (${ZOO_NAMES.join(', ')}) or a layer-spec JSON file (default: the reference CNN, or the pretrained weights' architecture)`, group: 'model', default: null, cli: true, metavar: '<name|spec.json>' },
     (v, field) => {
       if (v === null || v === undefined) return null
-      if (typeof v === 'object') return v
+      if (typeof v === 'object' || typeof v === 'function') return v
+      if (isZooName(v) && !fs.existsSync(v)) return v
       try {
         return JSON.parse(fs.readFileSync(v, 'utf8')) as ModelSpec
       } catch (err) {
@@ -46,6 +81,19 @@ export const TRAIN_OPTIONS = {
       }
     },
   ),
+  /**
+   * Start from pretrained weights: a weight set's name (its architecture, preprocessing and ImageNet labels come with
+   * it), or the path or URL of a `.pth`/`.safetensors` state dict for `model`. The classifier is replaced to fit the
+   * data's classes. Off by default.
+   * @example 'efficientnet_lite0'
+   */
+  pretrained: optionalText({ help: `pretrained weights: ${PRETRAINED_WEIGHTS_NAMES.join(', ')}, or a .pth/.safetensors path or URL`, group: 'model', default: null, shownDefault: 'none', metavar: '<name|path|url>' }),
+  /** The model's input `[height, width]`; images stored larger are cropped (randomly for training, centred for evaluation). @default the pretrained weights' size, else `size` */
+  inputSize: optionalSize({ help: 'model input (crops of larger stored images)', group: 'model', default: null, shownDefault: "the weights' or --size" }),
+  /** Epochs the pretrained body stays frozen (batch norm statistics too) while only the classifier trains. @default 1 with pretrained, else 0 */
+  freezeEpochs: int({ help: 'epochs the body stays frozen while the classifier trains', group: 'optimization', default: (c) => (c.pretrained ? 1 : 0), shownDefault: '1 with --pretrained, else 0', min: 0 }),
+  /** The body's learning rate relative to the classifier's, once unfrozen (discriminative rates). @default 0.1 with pretrained, else 1 */
+  backboneLrScale: number({ help: "the body's rate relative to the classifier's", group: 'optimization', default: (c) => (c.pretrained ? 0.1 : 1), shownDefault: '0.1 with --pretrained, else 1', ok: (v) => v >= 0, expected: 'a number >= 0' }),
   /** Passes over the training data; a fraction ends the last epoch early. @default 40 */
   epochs: number({ help: 'passes over the training data (a fraction ends the last one early)', group: 'optimization', default: 40, ok: (v) => v > 0, expected: 'a number > 0', onResume: 'override' }),
   /** Images per training step. @default 128 */
@@ -127,10 +175,34 @@ export const TRAIN_OPTIONS = {
   cutout: int({ help: 'cutout square side', group: 'data', default: 0, min: 0 }),
   /** Test-time augmentation of validation and test data (and of predict() with the checkpoint). @default 'none' */
   tta: choice(['none', 'mirror', 'mirrorTranslate'], { help: 'test-time augmentation', group: 'evaluation', default: 'none' }),
+  /** Evaluate the test split every n epochs (and after the last); 0 only after the last. Validation runs every epoch. @default 1 */
+  testEvery: int({ help: 'evaluate the test data every n epochs (0: after the last only)', group: 'evaluation', default: 1, min: 0, onResume: 'override' }),
   /** `running`: train metrics from the epoch's own forward passes (as Keras reports); `full`: an extra pass. @default 'running' */
   trainMetrics: choice(['running', 'full'], { help: 'train metrics from the training passes, or a full extra pass', group: 'evaluation', default: 'running' }),
-  /** `'half'` (mean 0.5, std 0.5) or `'dataset'` (per-channel statistics of the training data). @default 'half' */
-  normalize: choice(['half', 'dataset'], { help: 'pixel normalization', group: 'data', default: 'half' }),
+  /**
+   * `'half'` (mean 0.5, std 0.5), `'dataset'` (per-channel statistics of the training data), or the fixed
+   * statistics of `'cifar10'` or `'imagenet'`. @default 'half'
+   */
+  normalize: choice(['half', 'dataset', 'cifar10', 'imagenet', 'weights'], { help: "pixel normalization ('weights': the pretrained weights' own)", group: 'data', default: (c) => (c.pretrained ? 'weights' : 'half'), shownDefault: "half; with --pretrained, the weights'" }),
+  /** Random-resized crops of `[minScale, maxScale]` of the area (aspect 3/4–4/3) while training, resized to the input. Off by default. */
+  resizedCrop: value<[number, number] | null | undefined, [number, number] | null>(
+    { help: 'random-resized crops of [min, max] of the area while training, e.g. 0.25,1', group: 'data', default: null, shownDefault: 'off', cli: true, metavar: '<min>,<max>' },
+    (v, field) => {
+      if (v === null || v === undefined) return null
+      const pair = typeof v === 'string' ? (v as string).split(',').map(Number) : v
+      if (!Array.isArray(pair) || pair.length !== 2 || !(pair[0]! > 0 && pair[0]! <= pair[1]! && pair[1]! <= 1)) throw bad(field, '[min, max] with 0 < min <= max <= 1', v)
+      return [pair[0]!, pair[1]!]
+    },
+  ),
+  /** Initialize the first convolution as a patch-whitening filter bank from this many training images (0: off). @default 0 */
+  whiten: int({ help: 'whiten the first conv from n training images (0: off)', group: 'recipe', default: 0, min: 0 }),
+  /** The ε added to the patch eigenvalues by whitening. @default 5e-4 */
+  whitenEps: number({ help: 'epsilon of the whitening', group: 'recipe', default: 5e-4, ok: (v) => v > 0, expected: 'a number > 0' }),
+  /**
+   * Parameters trainable only for a span of epochs, e.g. a layer's bias for the first 3 epochs.
+   * @example [{ names: 'whiten.bias', until: 3 }]
+   */
+  trainableSpans: json<TrainableSpan[]>({ help: 'spans [{"names":"<glob>","from":1,"until":3}] outside which parameters are frozen', group: 'recipe', default: [], shownDefault: 'none' }, trainableSpans),
   /**
    * `'bf16'` computes convolutions and linear layers in bfloat16 from fp32 weights, as PyTorch's autocast does;
    * `'auto'` picks bf16 where the CPU has native bf16 and a short probe finds it faster.
@@ -213,13 +285,25 @@ function dataSource(data: TrainOptions['data']): string {
 
 function crossChecks(config: ResolvedTrainOptions): void {
   checkMonitor(config.monitor, runMetrics(config.valSplit > 0), 'option monitor')
+  if (config.testEvery !== 1 && config.monitor.startsWith('test_')) {
+    throw bad('monitor', `a metric of every epoch (train_*${config.valSplit > 0 ? ' or val_*' : ''}) when testEvery is ${config.testEvery}`, config.monitor)
+  }
   if (config.schedule === 'piecewise' && config.lrPoints.length === 0) throw bad('lrPoints', "points for schedule 'piecewise'", config.lrPoints)
   if (config.averagingWarmup === 'cubic' && config.averaging === 'none') throw bad('averagingWarmup', "an averaging ('ema' or 'lookahead') to ramp", config.averagingWarmup)
 }
 
+/** The options a recipe sets, under the ones given (a recipe name is checked like any option). */
+function withRecipe(options: TrainOptions): Record<string, unknown> {
+  const name = options.recipe ?? 'none'
+  const checked = TRAIN_OPTIONS.recipe.check(name, 'recipe')
+  const recipe = checked === 'none' ? {} : RECIPES[checked]
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
+  return { ...recipe, ...given }
+}
+
 /** Applies defaults and checks every option; throws an InputError naming the first bad one. */
 export function resolveConfig(options: TrainOptions): ResolvedTrainOptions {
-  const given = { ...options } as unknown as Record<string, unknown>
+  const given = withRecipe(options)
   const config = { ...resolveTable(TRAIN_OPTIONS, given), data: dataSource(options.data) } as ResolvedTrainOptions
   crossChecks(config)
   return config
@@ -266,6 +350,6 @@ export function resumeConfig(stored: Record<string, unknown>, options: TrainOpti
 /** The part of a resolved config that history.json stores. */
 export function storedConfig(config: ResolvedTrainOptions): TrainConfig {
   const out: Record<string, unknown> = { data: config.data }
-  for (const [key, decl] of Object.entries(TRAIN_OPTIONS)) if (decl.stored) out[key] = (config as Record<string, unknown>)[key]
+  for (const [key, decl] of Object.entries(TRAIN_OPTIONS) as [string, { stored: boolean }][]) if (decl.stored) out[key] = (config as unknown as Record<string, unknown>)[key]
   return out as TrainConfig
 }

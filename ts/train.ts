@@ -1,6 +1,7 @@
 // train(): the epoch loop. Data, splits, schedules and metrics are TypeScript's; each step and evaluation is one
 // native call.
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { flattenLogs, type Callback, type EpochRecord, type SplitMetrics, type TrainContext } from './callbacks/callback.ts'
 import { EarlyStopping } from './callbacks/early-stopping.ts'
@@ -10,18 +11,20 @@ import { ReduceLROnPlateau } from './callbacks/reduce-lr-on-plateau.ts'
 import { TensorBoard } from './callbacks/tensorboard.ts'
 import { halfNormalization, type ImageSet, type Normalization } from './data/image-set.ts'
 import { loadData } from './data/load-data.ts'
-import { datasetNormalization } from './data/normalization.ts'
+import { datasetNormalization, NAMED_NORMALIZATIONS } from './data/normalization.ts'
 import { deriveSeed, limitIndices, range, shuffle, splitIndices } from './data/split.ts'
 import { TensorDataset } from './data/tensor-dataset.ts'
 import { setSeed } from './device.ts'
 import { tableHeader, tableRow } from './epoch-table.ts'
 import { DataError, InputError } from './errors.ts'
 import { percent, type EvalMetrics } from './metrics.ts'
-import { Model, type AugmentOptions, type OptimizerOptions, type Precision } from './model.ts'
+import { Model, type AugmentOptions, type ModelOptions, type OptimizerOptions, type Precision } from './model.ts'
 import { choosePrecision } from './precision.ts'
 import { ProgressBar } from './progress.ts'
 import { lrMultiplier } from './schedule.ts'
 import { specForData } from './spec.ts'
+import { createPretrained } from './pretrained.ts'
+import { pretrainedWeights } from './zoo/weights.ts'
 import { samplesPng, writeRunReport } from './report/run-report.ts'
 import { writeFileAtomic } from './atomic-write.ts'
 import { resolveConfig, resumeConfig, runMetrics, storedConfig, type ResolvedTrainOptions, type TrainOptions } from './train-options.ts'
@@ -54,10 +57,22 @@ function optimizerOptions(config: ResolvedTrainOptions): OptimizerOptions {
   return { type: config.optimizer, lr: config.lr, weightDecay: config.weightDecay }
 }
 
-function augmentOptions(config: ResolvedTrainOptions): AugmentOptions | undefined {
+function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], input: [number, number]): AugmentOptions | undefined {
   const aug: AugmentOptions = { cropPadding: config.cropPadding, padMode: config.padMode, flip: config.flip, cutout: config.cutout }
-  return config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 ? aug : undefined
+  if (config.resizedCrop) aug.resizedCrop = { scale: config.resizedCrop, ratio: [3 / 4, 4 / 3] }
+  // Images stored larger than the input are cropped at random while training (and centred when evaluating).
+  const larger = stored[0] > input[0] || stored[1] > input[1]
+  return larger || config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 ? aug : undefined
 }
+
+/** The tensor prefix of a spec's classifier: its last linear layer, wherever it sits. */
+function classifierOf(model: Model): string {
+  const head = model.layers().filter((l) => l.kind === 'linear').at(-1)?.name
+  if (!head) throw new InputError('INVALID_OPTION', 'option freezeEpochs: the model has no linear layer to keep training while its body is frozen')
+  return head
+}
+
+
 
 function splitMetrics(m: EvalMetrics, withConfusion: boolean): SplitMetrics {
   const { count: _count, confusion, ...rest } = m
@@ -103,8 +118,36 @@ async function prepareData(options: TrainOptions, config: ResolvedTrainOptions):
   const train = kept.map((i) => trainPool[i]!)
   const val = held.map((i) => trainPool[i]!)
   if (train.length === 0) throw new DataError('DATA_EMPTY', `no training images left after limits and splits (valSplit ${config.valSplit})`)
-  const normalization = config.normalize === 'dataset' ? datasetNormalization(trainSet, train) : halfNormalization(trainSet.shape[0])
+  const normalization = normalizationFor(config, trainSet, train)
   return { classes: trainSet.classes, normalization, trainSet, testSet, train, val, test, skipped: loaded.skipped ?? [] }
+}
+
+/** The normalization `config.normalize` names: fixed statistics, the data's own, or the pretrained weights'. */
+function normalizationFor(config: ResolvedTrainOptions, set: ImageSet, train: Int32Array): Normalization {
+  switch (config.normalize) {
+    case 'dataset':
+      return datasetNormalization(set, train)
+    case 'half':
+      return halfNormalization(set.shape[0])
+    case 'weights': {
+      // Named weights say how their inputs were normalized; weights from a file are taken to be torchvision's.
+      const p = config.pretrained ? pretrainedWeights(config.pretrained)?.preprocessing : undefined
+      return p ? { mean: [...p.mean], std: [...p.std] } : structuredClone(NAMED_NORMALIZATIONS.imagenet) as Normalization
+    }
+    default:
+      return structuredClone(NAMED_NORMALIZATIONS[config.normalize]) as Normalization
+  }
+}
+
+/** Fails before anything large is copied when the resident data would not fit in memory (it lives in JavaScript and natively). */
+function checkMemory(sets: ImageSet[]): void {
+  const bytes = sets.reduce((a, s) => a + s.pixels.length, 0)
+  const need = 2 * bytes
+  if (need > os.totalmem() * 0.9) {
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`
+    const detail = sets.map((s) => `${s.labels.length} images × ${s.shape.join('×')} bytes`).join(' + ')
+    throw new DataError('DATA_TOO_LARGE', `the dataset needs ${gb(need)} resident (${detail}, held in JavaScript and on the device), more than this machine's ${gb(os.totalmem())}; use a smaller --size or --limit-train`)
+  }
 }
 
 /** The overall bar in front of each epoch's bar: how many epochs of the run are done. */
@@ -184,23 +227,38 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (filled.length > 0) print(`convkit: ${runDir} was written before ${filled.join(', ')} existed; resuming with their defaults`)
 
   const data = await prepareData(options, config)
-  const spec = specForData(config.model, data.trainSet.shape, data.classes.length)
+  checkMemory(data.testSet === data.trainSet ? [data.trainSet] : [data.trainSet, data.testSet])
   fs.mkdirSync(runDir, { recursive: true })
   const device = config.device
-
-  let model = previous
-    ? await Model.load(path.join(runDir, LAST), { device, forTraining: true })
-    : Model.create(spec, {
-        device,
-        seed: config.seed,
-        optimizer: optimizerOptions(config),
-        paramGroups: config.paramGroups,
-        labelSmoothing: config.labelSmoothing,
-        lossReduction: config.lossReduction,
-        classNames: data.classes,
-        normalization: data.normalization,
-        tta: config.tta,
-      })
+  const modelOptions: ModelOptions = {
+    device,
+    seed: config.seed,
+    optimizer: optimizerOptions(config),
+    paramGroups: config.paramGroups,
+    labelSmoothing: config.labelSmoothing,
+    lossReduction: config.lossReduction,
+    classNames: data.classes,
+    normalization: data.normalization,
+    tta: config.tta,
+  }
+  const inputSize = config.inputSize ?? (config.pretrained ? [...(pretrainedWeights(config.pretrained)?.preprocessing.inputSize ?? data.trainSet.shape.slice(1))] as [number, number] : null)
+  let model: Model
+  if (previous) model = await Model.load(path.join(runDir, LAST), { device, forTraining: true })
+  else if (config.pretrained) {
+    const architecture = typeof config.model === 'function' ? config.model({ classes: data.classes.length, shape: data.trainSet.shape }) : config.model
+    const created = await createPretrained(architecture, { ...modelOptions, pretrained: config.pretrained, inputSize: inputSize ?? undefined, cacheDir: config.cacheDir ?? undefined, quiet: config.quiet, signal: options.signal }, (s, o) =>
+      Model.create(specForData(s, data.trainSet.shape, data.classes.length), o),
+    )
+    model = created.model
+  } else {
+    const spec = specForData(config.model, data.trainSet.shape, data.classes.length, inputSize)
+    model = Model.create(spec, modelOptions)
+  }
+  // Discriminative rates: the body trains at backboneLrScale of the classifier's rate (after the user's groups).
+  if (config.backboneLrScale !== 1 && !previous) {
+    const classifier = classifierOf(model)
+    model.setParamGroups([...config.paramGroups, { names: `${classifier}.*`, lrScale: 1 }, { names: '*', lrScale: config.backboneLrScale }])
+  }
   const modelDevice = model.device as ResolvedTrainOptions['device']
   const trainData = await TensorDataset.create(data.trainSet, { device: modelDevice, normalization: data.normalization })
   const testData = data.testSet === data.trainSet ? trainData : await TensorDataset.create(data.testSet, { device: modelDevice, normalization: data.normalization })
@@ -229,8 +287,26 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // A resumed run continues at the rate its last epoch ended with.
   const ctx: TrainContext = { model, runDir, metrics, stopTraining: false, lr: previous?.lr ?? config.lr, classNames: data.classes }
   const savedConfig = { ...storedConfig(config), model: model.spec, device: modelDevice }
-  const augment = augmentOptions(config)
+  const augment = augmentOptions(config, [data.trainSet.shape[1], data.trainSet.shape[2]], [model.spec.inputShape[1], model.spec.inputShape[2]])
+  const head = config.freezeEpochs > 0 ? classifierOf(model) : null
   const runSeed = deriveSeed(config.seed, 0xf1)
+  if (config.whiten > 0 && !previous) {
+    // A seeded, class-mixed sample: image folders list their files class by class.
+    const sample = shuffle(data.train, deriveSeed(config.seed, 0x3417)).subarray(0, config.whiten)
+    const first = model.layers().find((l) => l.depth === 0 && l.name !== undefined)
+    if (first?.kind !== 'conv2d') throw new InputError('INVALID_OPTION', `option whiten: the first layer must be a conv2d to whiten, got ${first?.kind ?? 'none'}`)
+    await model.initWhitening(trainData, sample, first.name!, config.whitenEps)
+  }
+  const applySpans = (epoch: number) => {
+    // Fine-tuning: the body stays frozen (batch norm statistics too) for the first epochs while the classifier trains.
+    if (head !== null && epoch <= config.freezeEpochs + 1) {
+      model.setTrainable(['*'], epoch > config.freezeEpochs)
+      model.setTrainable([`${head}.*`], true)
+    }
+    for (const span of config.trainableSpans) {
+      model.setTrainable([span.names], epoch >= (span.from ?? 1) && epoch <= (span.until ?? Infinity))
+    }
+  }
   if (config.averaging !== 'none') {
     model.setAveraging({ mode: config.averaging, decay: config.averagingDecay, every: config.averagingEvery, warmup: config.averagingWarmup, totalSteps })
   }
@@ -274,13 +350,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       `${model.paramCount.toLocaleString('en-US')} parameters on ${modelDevice} (${chosen.precision}); run in ${runDir}`,
   )
   print(model.summary())
-  let headerShown = false
-  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { indices, batchSize: 1000, tta: config.tta })
+  let headerShown = ''
+  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { indices, batchSize: 1000, tta: config.tta, averaged: config.averaging === 'ema' })
 
   try {
     for (let epoch = firstEpoch; epoch <= plan.length && !interrupted && !ctx.stopTraining; epoch++) {
       const started = performance.now()
       const baseLr = ctx.lr
+      applySpans(epoch)
       // Per-epoch seeds make each epoch's shuffle, augmentation and dropout the same whether or not the run was resumed.
       setSeed(deriveSeed(config.seed, epoch, 0xd0))
       const order = shuffle(data.train, deriveSeed(config.seed, epoch))
@@ -307,7 +384,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const trainSeconds = (performance.now() - started) / 1000
       const trainM = config.trainMetrics === 'full' ? splitMetrics(await evaluate(trainData, data.train), false) : running.metrics()
       const valM = data.val.length > 0 ? await evaluate(trainData, data.val) : undefined
-      const testM = await evaluate(testData, data.test)
+      const lastEpoch = epoch === plan.length
+      const testNow = config.testEvery > 0 ? epoch % config.testEvery === 0 || lastEpoch : lastEpoch
+      const testM = testNow ? await evaluate(testData, data.test) : undefined
       const record: EpochRecord = {
         epoch,
         seconds: (performance.now() - started) / 1000,
@@ -315,14 +394,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         imagesPerSecond: seen / trainSeconds,
         train: trainM,
         ...(valM ? { val: splitMetrics(valM, false) } : {}),
-        test: splitMetrics(testM, true),
+        ...(testM ? { test: splitMetrics(testM, true) } : {}),
       }
       const logs = flattenLogs(record)
       for (const cb of callbacks) await cb.onEpochEnd?.(record, logs, ctx)
       await options.onEpochEnd?.(record, ctx)
-      if (!headerShown) {
-        print(tableHeader(record))
-        headerShown = true
+      const header = tableHeader(record)
+      if (header !== headerShown) {
+        print(header)
+        headerShown = header
       }
       print(tableRow(record, checkpoint.bestEpoch === epoch))
       await model.save(path.join(runDir, LAST), { metadata: { epoch, ...logs } })

@@ -68,9 +68,9 @@ export function parseFlags(table: OptionTable, argv: string[], extra: ExtraFlag[
 }
 
 function row(flag: string, help: string, shownDefault: string | undefined): string {
-  const left = `  ${flag}`.padEnd(30)
+  const left = `  ${flag}`
   const right = shownDefault === undefined ? help : `${help} (default: ${shownDefault})`
-  return left.length >= 30 ? `${left}\n${' '.repeat(30)}${right}` : `${left}${right}`
+  return left.length >= 30 ? `${left}\n${' '.repeat(30)}${right}` : `${left.padEnd(30)}${right}`
 }
 
 /** --help text: `usage`, then each group's flags with their help and defaults, then `extra`. */

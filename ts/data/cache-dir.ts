@@ -4,7 +4,7 @@ import path from 'node:path'
 
 /**
  * ConvKit's cache root: `$CONVKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/convkit`, else `~/.cache/convkit`.
- * Mirrors `cacheRoot()` in `scripts/libtorch.mjs`, which must stay plain JavaScript for `npm install`.
+ * Mirrors `cacheRoot()` in `scripts/libtorch.cjs`, which must stay plain JavaScript for `npm install`.
  */
 export function cacheRoot(): string {
   if (process.env.CONVKIT_CACHE_DIR) return path.resolve(process.env.CONVKIT_CACHE_DIR)

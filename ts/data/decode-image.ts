@@ -11,7 +11,14 @@ export interface DecodeOptions {
    * torchvision's `Resize(n)` + `CenterCrop(size)` do. Without it the image is stretched to `size` exactly.
    */
   resizeShorter?: number
+  /**
+   * The resampling filter: `'bilinear'` and `'bicubic'` as torchvision's antialiased resize (libvips' linear and
+   * cubic reducers), else sharp's default, Lanczos-3.
+   */
+  interpolation?: 'bilinear' | 'bicubic'
 }
+
+const KERNELS = { bilinear: 'linear', bicubic: 'cubic' } as const
 
 /** Raw interleaved pixels to decode as an image. */
 export interface RawInput {
@@ -39,10 +46,12 @@ export async function decodeInto(input: string | Buffer | RawInput, options: Dec
     const scale = options.resizeShorter / Math.min(w0, h0)
     const [w1, h1] = [Math.max(width, Math.round(w0 * scale)), Math.max(height, Math.round(h0 * scale))]
     // Resize to a buffer first: sharp applies extract before resize within one pipeline.
-    const resized = await image.resize(w1, h1, { fit: 'fill' }).toBuffer({ resolveWithObject: true })
+    const kernel = options.interpolation ? KERNELS[options.interpolation] : undefined
+    const resized = await image.resize(w1, h1, { fit: 'fill', ...(kernel ? { kernel } : {}) }).raw().toBuffer({ resolveWithObject: true })
     image = sharp(resized.data, { raw: resized.info }).extract({ left: Math.floor((w1 - width) / 2), top: Math.floor((h1 - height) / 2), width, height })
   } else {
-    image = image.resize(width, height, { fit: 'fill' })
+    const kernel = options.interpolation ? KERNELS[options.interpolation] : undefined
+    image = image.resize(width, height, { fit: 'fill', ...(kernel ? { kernel } : {}) })
   }
   image = options.channels === 1 ? image.grayscale() : image.toColourspace('srgb')
   const { data, info } = await image.removeAlpha().raw().toBuffer({ resolveWithObject: true })

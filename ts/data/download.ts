@@ -1,4 +1,4 @@
-// Downloads one file over HTTP(S): progress bar, resume from a `.partial`, MD5 check before the file takes its name.
+// Downloads one file over HTTP(S): progress bar, resume from a `.partial`, MD5 or SHA-256 check before the file takes its name.
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
@@ -14,6 +14,11 @@ import { ProgressBar, formatBytes } from '../progress.ts'
 export interface DownloadOptions {
   /** MD5 the whole file must have, as 32 hex digits; a file that differs is deleted and the download fails. Defaults to no check. */
   md5?: string
+  /**
+   * Hex digits the file's SHA-256 must start with: all 64, or a prefix of at least 8 as torchvision puts in its file
+   * names (torch.hub's `hash_prefix`). A file that differs is deleted and the download fails. Defaults to no check.
+   */
+  sha256?: string
   /** Called as bytes arrive with the bytes on disk so far (a resumed part included) and the total when the server gives it. Defaults to none. */
   onProgress?: (received: number, total: number | undefined) => void
   /** Draw no progress bar. Defaults to false; the bar is silent anyway when stderr is not a terminal. */
@@ -51,9 +56,9 @@ interface Attempt {
 
 /**
  * Fetches `url` into `dest`. Bytes go to `dest + '.partial'`, which is renamed to `dest` only once it is whole and,
- * when `md5` is given, matches it; so a file at `dest` is always complete. A `.partial` left by an earlier attempt is
- * resumed with a `Range` request when the server answers `206`, and restarted otherwise. Redirects are followed.
- * It always fetches: callers decide whether an existing `dest` is good enough.
+ * when `md5` or `sha256` is given, matches it; so a file at `dest` is always complete. A `.partial` left by an
+ * earlier attempt is resumed with a `Range` request when the server answers `206`, and restarted otherwise.
+ * Redirects are followed. It always fetches: callers decide whether an existing `dest` is good enough.
  *
  * Errors: `DOWNLOAD_FAILED` (HTTP error status, dropped connection, short body; the `.partial` is kept),
  * `CHECKSUM_MISMATCH` (the download is deleted first), `CANCELLED`.
@@ -73,6 +78,9 @@ export async function download(url: string, dest: string, options: DownloadOptio
   }
   if (options.md5 !== undefined && !/^[0-9a-f]{32}$/i.test(options.md5)) {
     throw new InputError('INVALID_OPTION', `download md5 ${JSON.stringify(options.md5)} for ${url}: expected 32 hex digits`)
+  }
+  if (options.sha256 !== undefined && !/^[0-9a-f]{8,64}$/i.test(options.sha256)) {
+    throw new InputError('INVALID_OPTION', `download sha256 ${JSON.stringify(options.sha256)} for ${url}: expected 8 to 64 hex digits (the hash or its beginning)`)
   }
   const retries = options.retries ?? 2
   if (!Number.isInteger(retries) || retries < 0) throw new InputError('INVALID_OPTION', `download retries: expected a whole number ≥ 0, got ${retries}`)
@@ -107,6 +115,17 @@ export async function download(url: string, dest: string, options: DownloadOptio
       )
     }
   }
+  if (options.sha256 !== undefined) {
+    const expected = options.sha256.toLowerCase()
+    const actual = await sha256File(attempt.partial)
+    if (!actual.startsWith(expected)) {
+      await fsp.rm(attempt.partial, { force: true })
+      const what = expected.length === 64 ? `expected ${expected}` : `expected it to start with ${expected}`
+      throw new DataError('CHECKSUM_MISMATCH', `download of ${url} into ${target} has SHA-256 ${actual}, ${what}; the file was deleted (${attempt.partial})`, {
+        files: [target],
+      })
+    }
+  }
   await fsp.rename(attempt.partial, target)
   return target
 }
@@ -117,7 +136,16 @@ function cancelled(attempt: Attempt, cause: unknown): CancelledError {
 
 /** Hex MD5 of a file, read as a stream so large files need no large buffer. */
 export async function md5File(file: string): Promise<string> {
-  const hash = createHash('md5')
+  return hashFile(file, 'md5')
+}
+
+/** Hex SHA-256 of a file, read as a stream. */
+export async function sha256File(file: string): Promise<string> {
+  return hashFile(file, 'sha256')
+}
+
+async function hashFile(file: string, algorithm: 'md5' | 'sha256'): Promise<string> {
+  const hash = createHash(algorithm)
   await pipeline(fs.createReadStream(file), hash)
   return hash.digest('hex')
 }

@@ -28,3 +28,9 @@ export function datasetNormalization(set: ImageSet, indices?: Int32Array): Norma
   const std = Array.from(squares, (q, c) => Math.sqrt(Math.max(q / n / 255 ** 2 - mean[c]! ** 2, 1e-12)))
   return { mean, std }
 }
+
+/** Normalizations by name: CIFAR-10's training statistics (as airbench uses them) and ImageNet's (torchvision's). */
+export const NAMED_NORMALIZATIONS = {
+  cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
+  imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+} as const satisfies Record<string, Normalization>

@@ -179,6 +179,17 @@ export function size(common: Common<[number, number]>): OptionDecl<[number, numb
   })
 }
 
+/** `[height, width]`, or null for "follow another option". */
+export function optionalSize(common: Common<[number, number] | null>): OptionDecl<[number, number] | null | undefined, [number, number] | null> {
+  const inner = size({ ...common, default: [1, 1] })
+  return declare<[number, number] | null | undefined, [number, number] | null>(common, {
+    boolean: false,
+    metavar: '<h>x<w>',
+    parse: inner.parse,
+    check: (v, field) => (v === null || v === undefined ? null : inner.check(v, field)),
+  })
+}
+
 /**
  * A JSON value checked by `validate` (which throws naming the field); JSON text on the command line. For
  * structured options such as parameter groups.

@@ -79,7 +79,9 @@ function classRows(history: HistoryFile, split: 'train' | 'test') {
 }
 
 function confusion(history: HistoryFile): TopLevelSpec {
-  const at = history.best?.epoch ?? history.epochs.at(-1)?.epoch
+  // The best epoch's, when the test data was evaluated then (see testEvery); else the last evaluated epoch's.
+  const tested = history.epochs.filter((e) => e.test?.confusion)
+  const at = (tested.find((e) => e.epoch === history.best?.epoch) ?? tested.at(-1))?.epoch
   const matrix = history.epochs.find((e) => e.epoch === at)?.test?.confusion ?? []
   const rows = matrix.flatMap((row, t) => row.map((count, p) => ({ true: history.classes[t] ?? String(t), predicted: history.classes[p] ?? String(p), count })))
   const order = history.classes

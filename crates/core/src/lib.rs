@@ -21,6 +21,7 @@ pub mod optimizer;
 pub mod runtime;
 pub mod spec;
 pub mod trainer;
+pub mod whitening;
 
 pub use dataset::{Dataset, Normalization};
 pub use error::{Error, Result};

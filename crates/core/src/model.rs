@@ -271,9 +271,26 @@ impl Network {
     /// Copies tensors into the network as `load_state_dict(strict=True)` does: every name present with the right
     /// shape, nothing extra. A mismatch is one error listing every missing, unexpected and mis-shaped key.
     /// Floating tensors of another precision are converted; `source` names where they came from.
-    pub fn load_tensors(&mut self, mut tensors: HashMap<String, Tensor>, source: &std::path::Path) -> Result<()> {
-        let expected: HashMap<&str, (Vec<i64>, Kind)> =
-            self.named_tensors().map(|(n, t)| (n, (t.size(), t.kind()))).collect();
+    pub fn load_tensors(&mut self, tensors: HashMap<String, Tensor>, source: &std::path::Path) -> Result<()> {
+        self.load_tensors_keeping(tensors, source, &[])
+    }
+
+    /// [`Network::load_tensors`], except that the model's tensors whose names match a glob of `keep` keep their own
+    /// values (a classifier replaced for fine-tuning): the file need not have them, and its tensors of those names
+    /// are left out.
+    pub fn load_tensors_keeping(
+        &mut self,
+        mut tensors: HashMap<String, Tensor>,
+        source: &std::path::Path,
+        keep: &[String],
+    ) -> Result<()> {
+        let kept = |name: &str| keep.iter().any(|g| crate::glob::glob_match(g, name));
+        tensors.retain(|name, _| !kept(name));
+        let expected: HashMap<&str, (Vec<i64>, Kind)> = self
+            .named_tensors()
+            .filter(|(n, _)| !kept(n))
+            .map(|(n, t)| (n, (t.size(), t.kind())))
+            .collect();
         let mut missing: Vec<String> = expected
             .keys()
             .filter(|k| !tensors.contains_key(**k))
@@ -318,7 +335,9 @@ impl Network {
                 .map(|p| (&p.name, &mut p.tensor))
                 .chain(self.buffers.iter_mut().map(|b| (&b.name, &mut b.tensor)));
             for (name, target) in targets {
-                let src = tensors.remove(name.as_str()).expect("checked above");
+                let Some(src) = tensors.remove(name.as_str()) else {
+                    continue; // kept: checked above that only kept tensors are absent
+                };
                 target.f_copy_(&src.f_to_kind(target.kind())?)?;
             }
             Ok(())

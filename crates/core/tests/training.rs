@@ -436,3 +436,41 @@ fn test_time_augmentation_averages_views() {
     assert_eq!(Tta::parse("mirrorTranslate").unwrap(), Tta::MirrorTranslate);
     assert!(Tta::parse("sideways").is_err());
 }
+
+#[test]
+fn whitening_decorrelates_the_first_layers_patches() {
+    let json = r#"{"inputShape":[3,16,16],"layers":[
+        {"type":"conv2d","outChannels":24,"kernelSize":2,"name":"whiten"},{"type":"gelu"},
+        {"type":"adaptiveavgpool2d"},{"type":"flatten"},{"type":"linear","outFeatures":4}]}"#;
+    let mut net = Network::new(ModelSpec::from_json(json).unwrap(), Device::Cpu).unwrap();
+    let (_, data) = trainer(15);
+    let all: Vec<i64> = (0..data.len()).collect();
+    let eigen = convkit_core::whitening::init_whitening(&mut net, &data, &all, "whiten", 5e-4).unwrap();
+    assert_eq!(eigen.len(), 12);
+    assert!(eigen.windows(2).all(|w| w[0] >= w[1]), "largest first: {eigen:?}");
+    // The first 12 filters map the patches to coordinates whose second moment is λ/(λ+ε): about the identity for
+    // every direction with λ ≫ ε; the other 12 are their negations.
+    let (x, _) = data.batch(&all, [16, 16], None).unwrap();
+    let w = &net.params[0].tensor;
+    let y = x.conv2d(&w.narrow(0, 0, 12), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let flat = y.permute([0, 2, 3, 1]).reshape([-1, 12]).to_kind(tch::Kind::Double);
+    let moment = flat.transpose(0, 1).matmul(&flat) / flat.size()[0] as f64;
+    for (i, &l) in eigen.iter().enumerate() {
+        let expected = l / (l + 5e-4);
+        let got = moment.double_value(&[i as i64, i as i64]);
+        assert!((got - expected).abs() < 1e-4, "direction {i}: {got} vs {expected}");
+        for j in 0..12 {
+            if j != i {
+                assert!(
+                    moment.double_value(&[i as i64, j as i64]).abs() < 1e-4,
+                    "({i}, {j}) not decorrelated"
+                );
+            }
+        }
+    }
+    assert!(w.narrow(0, 12, 12).equal(&-w.narrow(0, 0, 12)));
+    assert!(
+        net.params[1].tensor.abs().sum(tch::Kind::Double).double_value(&[]) == 0.0,
+        "bias zeroed"
+    );
+}

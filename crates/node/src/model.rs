@@ -396,9 +396,15 @@ impl NativeModel {
     }
 
     /// Loads a state dict given as raw tensors (read from a `.pth` file, say) into this model, strictly, as
-    /// `load_state_dict(strict=True)`; `source` names where it came from in errors.
+    /// `load_state_dict(strict=True)`; `source` names where it came from in errors. The model's tensors matching a
+    /// glob of `keep` keep their own values (a new classifier), and the file's tensors of those names are ignored.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn load_state_dict(&self, tensors: Vec<BindingTensor>, source: String) -> AsyncTask<TorchTask<(), ()>> {
+    pub fn load_state_dict(
+        &self,
+        tensors: Vec<BindingTensor>,
+        source: String,
+        keep: Option<Vec<String>>,
+    ) -> AsyncTask<TorchTask<(), ()>> {
         self.task(
             move |t| {
                 let device = t.net.device;
@@ -414,7 +420,8 @@ impl NativeModel {
                     })?;
                     map.insert(b.name, tensor);
                 }
-                t.net.load_tensors(map, std::path::Path::new(&source))
+                t.net
+                    .load_tensors_keeping(map, std::path::Path::new(&source), &keep.unwrap_or_default())
             },
             |_, ()| Ok(()),
         )
@@ -460,6 +467,24 @@ impl NativeModel {
                 Ok(())
             },
             |_, ()| Ok(()),
+        )
+    }
+
+    /// Initializes the first convolution (`layer`, its tensor prefix) as a patch-whitening filter bank from the
+    /// dataset images at `indices` (see `convkit_core::whitening`); returns the eigenvalues, largest first.
+    #[napi(ts_return_type = "Promise<Array<number>>")]
+    pub fn init_whitening(
+        &self,
+        dataset: &NativeDataset,
+        indices: Int32Array,
+        layer: String,
+        eps: f64,
+    ) -> AsyncTask<TorchTask<Vec<f64>, Vec<f64>>> {
+        let data = Arc::clone(&dataset.inner);
+        let indices = indices_i64(&indices);
+        self.task(
+            move |t| convkit_core::whitening::init_whitening(&mut t.net, &lock(&data), &indices, &layer, eps),
+            |_, v| Ok(v),
         )
     }
 
@@ -522,6 +547,12 @@ impl NativeModel {
             t.net.precision = precision(Some(&name))?;
             Ok(())
         })
+    }
+
+    /// Replaces the optimizer's parameter groups for the following steps.
+    #[napi]
+    pub fn set_param_groups(&self, groups: Vec<convkit_core::ParamGroup>) -> napi::Result<()> {
+        self.now(move |t| t.optimizer.set_groups(groups))
     }
 
     /// Changes the learning rate for the following steps.

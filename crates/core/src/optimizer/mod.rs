@@ -267,6 +267,16 @@ impl Optimizer {
         })
     }
 
+    /// Replaces the parameter groups from the next step on (the state of each parameter is kept).
+    pub fn set_groups(&mut self, groups: Vec<ParamGroup>) -> Result<()> {
+        for (i, g) in groups.iter().enumerate() {
+            g.validate(i)?;
+        }
+        self.groups = groups;
+        self.per_param.clear();
+        Ok(())
+    }
+
     pub fn set_lr(&mut self, lr: f64) -> Result<()> {
         self.lr = check("lr", lr, lr >= 0.0, "a finite number >= 0")?;
         Ok(())

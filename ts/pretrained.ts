@@ -1,0 +1,114 @@
+// Models that start from pretrained weights: a named weight set (its architecture, preprocessing and ImageNet
+// labels come with it), or a file or URL of weights for a given architecture; with the classifier replaced when
+// the data has other classes. Model.create({ pretrained }) and train({ pretrained }) come here.
+import { InputError } from './errors.ts'
+import type { Layer, ModelSpec } from './layers.ts'
+import type { Model, ModelOptions } from './model.ts'
+import { readSafetensors } from './weights/safetensors-file.ts'
+import { readTorchStateDict, type TorchTensor } from './weights/torch-checkpoint.ts'
+import { ZOO, isZooName, zooModel, type ZooName } from './zoo/architectures.ts'
+import { fetchWeights, type FetchWeightsOptions } from './zoo/fetch-weights.ts'
+import { pretrainedWeights, PRETRAINED_WEIGHTS_NAMES, type PretrainedWeights } from './zoo/weights.ts'
+
+/** What a pretrained model is made from, beside the usual ModelOptions. */
+export interface PretrainedOptions extends Pick<FetchWeightsOptions, 'cacheDir' | 'baseUrl' | 'indexUrl' | 'quiet' | 'signal'> {
+  /**
+   * A weight set's name (`'efficientnet_lite0'`, `'resnet50'`, …: its architecture, preprocessing and ImageNet class
+   * names come with it), or the path or URL of a `.pth`/`.safetensors` state dict for the architecture given beside
+   * it. Names and URLs are fetched into the cache once, checked against their sha256.
+   */
+  pretrained: string
+  /**
+   * The classes the model scores. When they differ from the weights' (1 000 for ImageNet), the classifier is
+   * replaced by a freshly initialized one of this size and everything else loads from the weights. Defaults to
+   * `classNames.length`, else the weights' own.
+   */
+  classes?: number
+  /** `[height, width]` of the input. Defaults to the weights' (224 × 224 for the ImageNet sets). */
+  inputSize?: [number, number]
+}
+
+/** The architecture and classifier of a pretrained model, as train() needs them for fine-tuning. */
+export interface PretrainedPlan {
+  spec: ModelSpec
+  /** The classifier's tensor prefixes: new when the classes changed, the part that trains first when fine-tuning. */
+  head: string[]
+  weights?: PretrainedWeights
+  /** Whether the classifier was replaced. */
+  newHead: boolean
+}
+
+/** The last linear layer's name in a spec's top level: the classifier of a spec that is not from the zoo. */
+function lastLinear(spec: ModelSpec): string {
+  const index = spec.layers.map((l) => l.type).lastIndexOf('linear')
+  const layer = spec.layers[index] as (Layer & { name?: string }) | undefined
+  if (!layer) throw new InputError('INVALID_OPTION', 'option pretrained: the model has no top-level linear layer to serve as its classifier')
+  const count = spec.layers.slice(0, index + 1).filter((l) => l.type === 'linear').length
+  return layer.name ?? `fc${count}`
+}
+
+function withClasses(spec: ModelSpec, head: string, classes: number): ModelSpec {
+  const count = { n: 0 }
+  const layers = spec.layers.map((l) => {
+    if (l.type !== 'linear') return l
+    count.n++
+    return (l.name ?? `fc${count.n}`) === head ? { ...l, outFeatures: classes } : l
+  })
+  return { ...spec, layers }
+}
+
+async function readWeights(file: string): Promise<TorchTensor[]> {
+  return file.endsWith('.safetensors') ? readSafetensors(file) : [...(await readTorchStateDict(file)).values()]
+}
+
+/**
+ * Works out the spec and classifier of a pretrained model (fetching nothing): the weights' architecture unless one
+ * is given, at the classes asked for.
+ */
+export function planPretrained(architecture: ModelSpec | ZooName | null | undefined, options: PretrainedOptions & { classNames?: string[] }, sourceClasses?: number): PretrainedPlan {
+  const weights = pretrainedWeights(options.pretrained)
+  const arch = architecture ?? weights?.architecture
+  if (!arch) {
+    throw new InputError(
+      'INVALID_OPTION',
+      `option pretrained: ${JSON.stringify(options.pretrained)} is not a named weight set (${PRETRAINED_WEIGHTS_NAMES.join(', ')}); for a file or URL of weights, give the architecture too (a zoo name or a spec)`,
+    )
+  }
+  const fromWeights = weights?.categories.length ?? sourceClasses
+  const classes = options.classes ?? options.classNames?.length ?? fromWeights
+  if (classes === undefined) throw new InputError('INVALID_OPTION', 'option classes: the weights do not say how many classes they score; pass classes')
+  if (typeof arch === 'string') {
+    if (!isZooName(arch)) throw new InputError('INVALID_OPTION', `option model: unknown architecture ${JSON.stringify(arch)}`)
+    const inputSize = options.inputSize ?? ([...(weights?.preprocessing.inputSize ?? ZOO[arch].defaultInputSize)] as [number, number])
+    return { spec: zooModel(arch, { classes, inputSize }), head: [...ZOO[arch].head], weights, newHead: fromWeights !== undefined && classes !== fromWeights }
+  }
+  const head = lastLinear(arch)
+  return { spec: withClasses(arch, head, classes), head: [head], weights, newHead: fromWeights !== undefined && classes !== fromWeights }
+}
+
+/**
+ * Builds the model of `plan` with `create` and loads the weights into it: strictly, except for a replaced
+ * classifier, which keeps its fresh initialization.
+ */
+export async function createPretrained(
+  architecture: ModelSpec | ZooName | null | undefined,
+  options: ModelOptions & PretrainedOptions,
+  create: (spec: ModelSpec, options: ModelOptions) => Model,
+): Promise<{ model: Model; plan: PretrainedPlan }> {
+  const file = await fetchWeights(options.pretrained, options)
+  const tensors = await readWeights(file)
+  const first = planPretrained(architecture, options)
+  // A file of weights for a zoo architecture says how many classes it scores through its classifier's shape.
+  const headWeight = tensors.find((t) => t.name === `${first.head[0]}.weight`)
+  const plan = first.weights ? first : planPretrained(architecture, options, headWeight?.shape[0])
+  const w = plan.weights
+  const sameClasses = !plan.newHead
+  const model = create(plan.spec, {
+    ...options,
+    classNames: options.classNames ?? (sameClasses ? w?.categories.slice() : undefined),
+    normalization: options.normalization ?? (w ? { mean: [...w.preprocessing.mean], std: [...w.preprocessing.std] } : undefined),
+    preprocessing: options.preprocessing ?? (w ? { resizeShorter: w.preprocessing.resizeShorter, interpolation: w.preprocessing.interpolation } : undefined),
+  })
+  await model.loadStateDict(tensors, { source: file, keep: plan.newHead ? plan.head.map((h) => `${h}.*`) : [] })
+  return { model, plan }
+}
