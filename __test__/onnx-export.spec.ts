@@ -1,7 +1,8 @@
 // ONNX export checked in onnxruntime: the exported file gives ConvKit's logits on real CIFAR-10 images in
-// onnxruntime-node (batch 1 and 5: the batch size is dynamic) for the reference CNN and for a spec with every layer
-// type, and a page with onnxruntime-web in headless Chromium classifies an image as predict() does.
-import test from 'ava'
+// onnxruntime-node (batch 1 and 5: the batch size is dynamic) for the reference CNN, a spec with every layer type
+// and each network of the zoo, and a page with onnxruntime-web in headless Chromium classifies an image as
+// predict() does.
+import test, { type ExecutionContext } from 'ava'
 import fs from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -10,9 +11,12 @@ import { fileURLToPath } from 'node:url'
 import * as ort from 'onnxruntime-node'
 import protobuf from 'protobufjs'
 import sharp from 'sharp'
-import { exportCommand } from '../ts/cli/export-command.ts'
+import { convkitCommand } from '../ts/cli/convkit.ts'
+import { EXPORT_HELP, exportCommand } from '../ts/cli/export-command.ts'
 import { InputError, Model, readImageFolder, referenceCnn, SpecError, TensorDataset, type ModelSpec } from '../ts/index.ts'
 import type { ImageSet } from '../ts/data/image-set.ts'
+import { readSafetensors } from '../ts/weights/safetensors-file.ts'
+import { ZOO_NAMES, zooModel } from '../ts/zoo/architectures.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { needs } from './helpers/needs.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
@@ -96,16 +100,36 @@ function normalized(set: ImageSet, indices: number[]): Float32Array {
   return out
 }
 
-/** The largest |ConvKit − onnxruntime| over the logits of images at `indices`, run as one batch in each. */
-async function maxLogitDiff(model: Model, session: ort.InferenceSession, set: ImageSet, indices: number[]): Promise<number> {
+/**
+ * The largest |ConvKit − onnxruntime| over the logits of images at `indices`, run as one batch in each, and the
+ * largest |logit|, which says what that difference is relative to.
+ */
+async function logitDiff(model: Model, session: ort.InferenceSession, set: ImageSet, indices: number[]): Promise<{ diff: number; scale: number }> {
   const x = normalized(set, indices)
   const ours = await model.predictFloats(x, indices.length, { logits: true })
   const { logits } = await session.run({ input: new ort.Tensor('float32', x, [indices.length, ...set.shape]) })
   if (!logits || logits.dims.join() !== [indices.length, model.classes].join()) throw new Error(`logits of shape ${logits?.dims}`)
   const theirs = logits.data as Float32Array
-  let max = 0
-  ours.forEach((row, n) => row.forEach((v, k) => (max = Math.max(max, Math.abs(v - theirs[n * model.classes + k]!)))))
-  return max
+  let diff = 0
+  let scale = 0
+  ours.forEach((row, n) =>
+    row.forEach((v, k) => {
+      diff = Math.max(diff, Math.abs(v - theirs[n * model.classes + k]!))
+      scale = Math.max(scale, Math.abs(v))
+    }),
+  )
+  return { diff, scale }
+}
+
+/** Checks ConvKit's and onnxruntime's logits for one image and for a batch of five (of five classes: 100 per class). */
+async function checkParity(t: ExecutionContext, model: Model, session: ort.InferenceSession, set: ImageSet): Promise<void> {
+  for (const indices of [[3], [0, 150, 420, 777, 999]]) {
+    const { diff, scale } = await logitDiff(model, session, set, indices)
+    t.log(`batch ${indices.length}: max |logit difference| ${diff.toExponential(2)}, max |logit| ${scale.toPrecision(3)}`)
+    t.true(diff < 1e-4, `batch ${indices.length}: ${diff}`)
+    // Small logits (an untrained head) would make 1e-4 loose: relative to them it must hold too.
+    t.true(diff < 1e-4 * scale, `batch ${indices.length}: ${diff} relative to ${scale}`)
+  }
 }
 
 const PARITY: [string, () => ModelSpec][] = [
@@ -122,12 +146,37 @@ for (const [what, spec] of PARITY) {
     const session = await ort.InferenceSession.create(file)
     t.deepEqual(session.inputNames, ['input'])
     t.deepEqual(session.outputNames, ['logits'])
-    // One image, then five of five classes (the subset has 100 per class), in the same session.
-    const one = await maxLogitDiff(model, session, set, [3])
-    const five = await maxLogitDiff(model, session, set, [0, 150, 420, 777, 999])
-    t.log(`max |logit difference|: ${one.toExponential(2)} (batch 1), ${five.toExponential(2)} (batch 5)`)
-    t.true(one < 1e-4, `batch 1: ${one}`)
-    t.true(five < 1e-4, `batch 5: ${five}`)
+    await checkParity(t, model, session, set)
+    await session.release()
+  })
+}
+
+/** Batch-norm statistics drawn at random (seeded), so the batch norms of an untrained zoo network do real work in both runtimes. */
+async function randomStatistics(model: Model): Promise<void> {
+  const file = path.join(tmpdir(), 'weights.safetensors')
+  await model.save(file, { withOptimizer: false })
+  let state = 12345
+  // A linear congruential generator: the same numbers on every run.
+  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+  const tensors = (await readSafetensors(file)).map((t) => {
+    const kind = /\.running_(mean|var)$/.exec(t.name)?.[1]
+    if (!kind) return t
+    const count = t.shape.reduce((a, b) => a * b, 1)
+    const values = Float32Array.from({ length: count }, () => (kind === 'mean' ? 0.2 * (random() - 0.5) : 0.5 + random()))
+    return { ...t, dtype: 'float32' as const, data: new Uint8Array(values.buffer) }
+  })
+  await model.loadStateDict(tensors)
+}
+
+for (const name of ZOO_NAMES) {
+  test(`zoo ${name} at 32×32: onnxruntime-node gives ConvKit's logits on real images within 1e-4, batch 1 and batch 5`, async (t) => {
+    const set = await cifarTest([32, 32])
+    const model = Model.create(zooModel(name, { classes: 10, inputSize: [32, 32] }), { device: 'cpu', seed: 7, normalization: NORMALIZATION })
+    await randomStatistics(model)
+    const file = path.join(tmpdir(), `${name}.onnx`)
+    await model.exportOnnx(file)
+    const session = await ort.InferenceSession.create(file)
+    await checkParity(t, model, session, set)
     await session.release()
   })
 }
@@ -142,11 +191,14 @@ test('convkit export writes opset 17 with a dynamic batch and the preprocessing 
   const print = console.log
   console.log = (line: string) => log.push(line)
   try {
-    t.is(await exportCommand(['--model', checkpoint, '--out', out]), 0)
+    t.is(await convkitCommand(['export', '--model', checkpoint, '--out', out]), 0)
+    t.is(await convkitCommand(['export', '--help']), 0)
   } finally {
     console.log = print
   }
-  t.regex(log.join('\n'), /wrote .*model\.onnx .*opset 17, input \[N, 3, 32, 32\]/)
+  t.regex(log[0]!, /wrote .*model\.onnx .*opset 17, input \[N, 3, 32, 32\]/)
+  t.is(log[1], EXPORT_HELP)
+  t.regex(EXPORT_HELP, /--model <file>[\s\S]*--out <file\.onnx>/)
 
   const onnx = readOnnx(out)
   t.deepEqual(onnx.opset_import.map((o) => [o.domain ?? '', o.version]), [['', 17]])
