@@ -6,8 +6,8 @@ import { loadModel } from '../predict.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const EXPORT_OPTIONS = {
-  model: text({ help: 'a checkpoint written by training (required)', group: 'model', default: '', metavar: '<file>' }),
-  out: text({ help: 'the ONNX file to write (required)', group: 'output', default: '', metavar: '<file.onnx>' }),
+  model: text({ help: 'a checkpoint written by training (required)', group: 'model', default: '', shownDefault: 'none', metavar: '<file>' }),
+  out: text({ help: 'the ONNX file to write (required)', group: 'output', default: '', shownDefault: 'none', metavar: '<file.onnx>' }),
   opset: int({ help: 'the ONNX operator set; 17 is the one written', group: 'output', default: 17, min: 17 }),
 } satisfies OptionTable
 
