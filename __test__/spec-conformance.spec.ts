@@ -30,8 +30,8 @@ const EVERY_FIELD: { [T in Layer['type']]: Full<T> } = {
   dropout: { type: 'dropout', p: 0.2 },
   scale: { type: 'scale', factor: 0.125 },
   sequential: { type: 'sequential', layers: [{ type: 'relu' }], name: 's', trainable: true },
-  residual: { type: 'residual', layers: [{ type: 'relu' }], shortcut: [{ type: 'identity' }], shortcutName: 'downsample', dropPath: 0.1, name: 'r', trainable: true },
-  se: { type: 'se', squeezeChannels: 4, activation: 'silu', gate: 'hardsigmoid', name: 'se', trainable: true },
+  residual: { type: 'residual', layers: [{ type: 'relu' }], shortcut: [{ type: 'identity' }], shortcutName: 'downsample', dropPath: 0.1, activation: 'relu', name: 'r', trainable: true },
+  se: { type: 'se', squeezeChannels: 4, activation: 'silu', gate: 'hardsigmoid', init: 'kaimingNormal', name: 'se', trainable: true },
 }
 
 test('TypeScript and Rust declare the same layer types', (t) => {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { native } from '../ts/binding.ts'
 import { Model, TensorDataset, readImageFolder, referenceCnn, runtimeInfo, train, type Precision } from '../ts/index.ts'
 import { cifarSubset } from '../__test__/helpers/cifar-subset.ts'
+import { zooStepBench } from './zoo-step.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const STEPS = Number(process.env.BENCH_STEPS ?? 40)
@@ -236,4 +237,5 @@ if (torchBf16.length > 0) {
   const floor = median(torchBf16.map((t) => t.train.channels_last))
   console.log(`pytorch under bf16 autocast, channels_last: train ${fmt(floor)}; convkit bf16 / pytorch bf16 ${ratio(ck.bf16, floor)}`)
 }
+await zooStepBench(ROUNDS)
 console.log(`\npeak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)

@@ -6,10 +6,12 @@
 export type Size2 = number | [height: number, width: number]
 
 /**
- * How a convolution starts out: PyTorch's `default` (uniform ±1/√fan_in), torchvision's `kaimingNormal`
- * (fan-out, ReLU gain), `dirac` (the first filters pass their channel through, airbench's partial identity) or `zeros`.
+ * How a layer's weights start out: PyTorch's `default` (uniform ±1/√fan_in), torchvision's `kaimingNormal`
+ * (fan-out, ReLU gain, zero biases), `normal` (N(0, 0.01²), zero biases: torchvision's MobileNet classifiers),
+ * `uniformOut` (±1/√out, zero biases: torchvision's EfficientNet classifiers), `dirac` (convolutions: the first
+ * filters pass their channel through, airbench's partial identity) or `zeros`.
  */
-export type WeightInit = 'default' | 'kaimingNormal' | 'dirac' | 'zeros'
+export type WeightInit = 'default' | 'kaimingNormal' | 'normal' | 'uniformOut' | 'dirac' | 'zeros'
 
 /** A nonlinearity named as a field (squeeze-and-excitation's `activation` and `gate`). */
 export type ActivationName = 'relu' | 'relu6' | 'gelu' | 'silu' | 'hardswish' | 'hardsigmoid' | 'sigmoid'
@@ -162,7 +164,7 @@ export interface SequentialLayer extends Named {
 }
 
 /**
- * `body(x) + shortcut(x)`. The body's layers are named like a PyTorch block's children (`conv1`, `bn1`, …); the
+ * `body(x) + shortcut(x)`, then `activation` if set. The body's layers are named like a PyTorch block's children (`conv1`, `bn1`, …); the
  * shortcut is the identity, or a projection run like a `sequential`.
  */
 export interface ResidualLayer extends Named {
@@ -173,6 +175,8 @@ export interface ResidualLayer extends Named {
   shortcutName?: string
   /** Stochastic depth: while training, skip the body for a whole image with this probability. @default 0 */
   dropPath?: number
+  /** Applied to the sum, as torchvision's ResNet blocks end with `relu(out + identity)`. @default none */
+  activation?: ActivationName
 }
 
 /** Squeeze-and-excitation: global pool, 1×1 conv down (`fc1`), activation, 1×1 conv up (`fc2`), gate, scale. */
@@ -183,6 +187,8 @@ export interface SeLayer extends Named {
   activation?: ActivationName
   /** @default 'sigmoid' */
   gate?: ActivationName
+  /** How `fc1` and `fc2` start: `'default'` or `'kaimingNormal'` (torchvision's). @default 'default' */
+  init?: 'default' | 'kaimingNormal'
 }
 
 export type Layer =

@@ -118,10 +118,12 @@ impl LayerKind for Conv2d {
             WeightInit::Default => TensorInit::Uniform(bound),
             WeightInit::Dirac => TensorInit::DiracOver(bound),
             WeightInit::Zeros => TensorInit::Zeros,
-            // kaiming_normal_(mode='fan_out', nonlinearity='relu'): std = sqrt(2 / fan_out).
+            // kaiming_normal_(mode='fan_out', nonlinearity='relu'): std = sqrt(2 / fan_out), fan_out = out · k².
             WeightInit::KaimingNormal => {
-                TensorInit::Normal((2.0 / (self.out_channels / self.groups * kernel[0] * kernel[1]) as f64).sqrt())
+                TensorInit::Normal((2.0 / (self.out_channels * kernel[0] * kernel[1]) as f64).sqrt())
             }
+            WeightInit::Normal => TensorInit::Normal(0.01),
+            WeightInit::UniformOut => TensorInit::Uniform(default_bound(self.out_channels)),
         };
         let mut params = vec![TensorDecl::float(
             "weight",
@@ -131,7 +133,9 @@ impl LayerKind for Conv2d {
         if self.bias {
             let bias_init = match self.init {
                 WeightInit::Default | WeightInit::Dirac => TensorInit::Uniform(bound),
-                WeightInit::KaimingNormal | WeightInit::Zeros => TensorInit::Zeros,
+                WeightInit::KaimingNormal | WeightInit::Zeros | WeightInit::Normal | WeightInit::UniformOut => {
+                    TensorInit::Zeros
+                }
             };
             params.push(TensorDecl::float("bias", vec![self.out_channels], bias_init));
         }

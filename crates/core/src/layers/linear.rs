@@ -60,7 +60,7 @@ impl LayerKind for Linear {
         }
         if self.init == WeightInit::Dirac {
             return Err(
-                ctx.error("linear init 'dirac' is for convolutions; expected 'default', 'kaimingNormal' or 'zeros'")
+                ctx.error("linear init 'dirac' is for convolutions; expected 'default', 'kaimingNormal', 'normal', 'uniformOut' or 'zeros'")
             );
         }
         let bound = default_bound(features);
@@ -71,6 +71,8 @@ impl LayerKind for Linear {
                 TensorInit::Zeros,
             ),
             WeightInit::Zeros => (TensorInit::Zeros, TensorInit::Zeros),
+            WeightInit::Normal => (TensorInit::Normal(0.01), TensorInit::Zeros),
+            WeightInit::UniformOut => (TensorInit::Uniform(default_bound(self.out_features)), TensorInit::Zeros),
         };
         let mut params = vec![TensorDecl::float("weight", vec![self.out_features, features], weight)];
         if self.bias {

@@ -1,11 +1,13 @@
 //! `residual`: `body(x) + shortcut(x)`, the shortcut being the identity or a projection (`downsample` in
 //! torchvision's ResNets), with optional stochastic depth on the body while training (torchvision's
-//! `StochasticDepth(p, "row")` in EfficientNet). Body layers are named like a PyTorch block's children:
+//! `StochasticDepth(p, "row")` in EfficientNet) and an optional activation of the sum (`relu(out + identity)`
+//! ending torchvision's `BasicBlock` and `Bottleneck`). Body layers are named like a PyTorch block's children:
 //! `conv1`, `bn1`, `conv2`, … unless they name themselves.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use super::values::Activation;
 use super::{DeclareCtx, Declared, Forward, Layer, LayerKind, Naming, Node};
 use crate::error::Result;
 use crate::onnx::OnnxGraph;
@@ -22,6 +24,9 @@ pub struct Residual {
     /// Stochastic depth: while training, drop the body for a whole image with this probability.
     #[serde(default)]
     pub drop_path: f64,
+    /// Applied to the sum (torchvision's ResNet blocks end with `relu(out + identity)`); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,7 +93,11 @@ impl LayerKind for Residual {
                 .f_div_scalar(keep)?;
             body = body.f_mul(&mask.f_to_kind(body.kind())?)?;
         }
-        Ok(body.f_add(&skip)?)
+        let sum = body.f_add(&skip)?;
+        match self.activation {
+            Some(activation) => activation.apply(&sum),
+            None => Ok(sum),
+        }
     }
 
     /// `body + shortcut`; stochastic depth keeps every path at inference, so it leaves no trace.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::conv::default_bound;
-use super::values::Activation;
+use super::values::{Activation, WeightInit};
 use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
 use crate::error::Result;
 use crate::onnx::OnnxGraph;
@@ -19,6 +19,9 @@ pub struct Se {
     pub activation: Activation,
     #[serde(default = "sigmoid")]
     pub gate: Activation,
+    /// How `fc1` and `fc2` start: PyTorch's default, or torchvision's `kaimingNormal` (fan-out, zero biases).
+    #[serde(default)]
+    pub init: WeightInit,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,14 +52,24 @@ impl LayerKind for Se {
         if s <= 0 {
             return Err(ctx.error("se expects squeezeChannels > 0"));
         }
-        let (down, up) = (default_bound(c), default_bound(s));
+        // fc1 maps c → s, fc2 s → c: each a 1×1 conv, initialized as one.
+        let inits = |fan_in: i64, fan_out: i64| match self.init {
+            WeightInit::KaimingNormal => Ok((TensorInit::Normal((2.0 / fan_out as f64).sqrt()), TensorInit::Zeros)),
+            WeightInit::Default => Ok((
+                TensorInit::Uniform(default_bound(fan_in)),
+                TensorInit::Uniform(default_bound(fan_in)),
+            )),
+            other => Err(ctx.error(format!("se init {other:?}: expected 'default' or 'kaimingNormal'"))),
+        };
+        let (w1, b1) = inits(c, s)?;
+        let (w2, b2) = inits(s, c)?;
         Ok(Declared {
             output: input.to_vec(),
             params: vec![
-                TensorDecl::float("fc1.weight", vec![s, c, 1, 1], TensorInit::Uniform(down)),
-                TensorDecl::float("fc1.bias", vec![s], TensorInit::Uniform(down)),
-                TensorDecl::float("fc2.weight", vec![c, s, 1, 1], TensorInit::Uniform(up)),
-                TensorDecl::float("fc2.bias", vec![c], TensorInit::Uniform(up)),
+                TensorDecl::float("fc1.weight", vec![s, c, 1, 1], w1),
+                TensorDecl::float("fc1.bias", vec![s], b1),
+                TensorDecl::float("fc2.weight", vec![c, s, 1, 1], w2),
+                TensorDecl::float("fc2.bias", vec![c], b2),
             ],
             ..Declared::default()
         })

@@ -92,8 +92,13 @@ pub enum WeightInit {
     /// PyTorch's own: uniform in ±1/sqrt(fan_in).
     #[default]
     Default,
-    /// Kaiming normal over fan-out with ReLU's gain, as torchvision's ResNet and MobileNet initialize convolutions.
+    /// Kaiming normal over fan-out with ReLU's gain, as torchvision's ResNet and MobileNet initialize convolutions
+    /// (fan-out counts every output channel, groups or not, as `kaiming_normal_(mode='fan_out')` does); biases 0.
     KaimingNormal,
+    /// N(0, 0.01²) weights and zero biases: torchvision's MobileNet classifiers.
+    Normal,
+    /// U(±1/√out) weights and zero biases: torchvision's EfficientNet classifiers.
+    UniformOut,
     /// PyTorch's default, then the first filters set to the identity (`dirac_`), so the layer starts by passing
     /// its input through: airbench's "partial identity" initialization.
     Dirac,
