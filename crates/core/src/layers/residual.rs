@@ -100,13 +100,18 @@ impl LayerKind for Residual {
         }
     }
 
-    /// `body + shortcut`; stochastic depth keeps every path at inference, so it leaves no trace.
+    /// `body + shortcut`, then the activation when there is one; stochastic depth keeps every path at inference,
+    /// so it leaves no trace.
     fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
         let body = g.run(&node.branches[0], input)?;
         let skip = match node.branches.get(1) {
             Some(shortcut) => g.run(shortcut, input)?,
             None => input.to_owned(),
         };
-        Ok(g.op(node, "Add", &[&body, &skip], &[]))
+        let sum = g.op(node, "Add", &[&body, &skip], &[]);
+        Ok(match self.activation {
+            Some(activation) => activation.onnx(node, g, &sum),
+            None => sum,
+        })
     }
 }
