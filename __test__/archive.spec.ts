@@ -1,6 +1,7 @@
-// extractArchive(): extracted once per archive version, atomically, with named errors for missing and broken archives.
+// extractArchive(): extracted once per archive content, atomically, with named errors for missing and broken archives.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { extractArchive } from '../ts/data/archive.ts'
@@ -22,12 +23,13 @@ function makeArchive(name = 'set.tar.gz'): string {
   return archive
 }
 
-test('extracts into <cache>/extracted/<name>-<key> once; a changed archive gets a fresh folder', async (t) => {
+test('extracts into <cache>/extracted/<name>-<sha256> once per content; a changed archive gets a fresh folder', async (t) => {
   const archive = makeArchive()
   const cacheDir = tmpdir()
   const root = await extractArchive(archive, cacheDir)
   t.is(path.dirname(root), path.join(cacheDir, 'extracted'))
   t.regex(path.basename(root), /^set-[0-9a-f]{16}$/)
+  t.is(path.basename(root).slice(4), createHash('sha256').update(fs.readFileSync(archive)).digest('hex').slice(0, 16))
   t.is(fs.readFileSync(path.join(root, 'set', 'b', '2.txt'), 'utf8'), 'two')
 
   // A file removed from the extracted copy stays removed: the second call does not extract again.
@@ -35,12 +37,22 @@ test('extracts into <cache>/extracted/<name>-<key> once; a changed archive gets 
   t.is(await extractArchive(archive, cacheDir), root)
   t.false(fs.existsSync(path.join(root, 'set', 'a', '1.txt')))
 
-  // A new mtime is a new version of the archive.
+  // The key is the content: a new mtime, or a copy at another path, is the same archive.
   const later = new Date(Date.now() + 60_000)
   fs.utimesSync(archive, later, later)
+  t.is(await extractArchive(archive, cacheDir), root)
+  const copy = path.join(tmpdir(), 'copy.tar.gz')
+  fs.copyFileSync(archive, copy)
+  t.is(await extractArchive(copy, cacheDir), root)
+
+  // Other bytes are another archive, extracted afresh.
+  const changed = makeArchive()
+  fs.writeFileSync(path.join(path.dirname(changed), 'set', 'a', '1.txt'), 'uno')
+  execFileSync('tar', ['-czf', changed, '-C', path.dirname(changed), 'set'])
+  fs.copyFileSync(changed, archive)
   const fresh = await extractArchive(archive, cacheDir)
   t.not(fresh, root)
-  t.true(fs.existsSync(path.join(fresh, 'set', 'a', '1.txt')))
+  t.is(fs.readFileSync(path.join(fresh, 'set', 'a', '1.txt'), 'utf8'), 'uno')
   t.deepEqual(fs.readdirSync(path.join(cacheDir, 'extracted')).filter((n) => n.includes('partial')), [])
 })
 

@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { CIFAR10_CLASSES, cifar10Url, loadCifar10 } from '../ts/data/cifar10.ts'
+import { listCache } from '../ts/data/cache-index.ts'
 import { DataError } from '../ts/errors.ts'
 import type { ConvkitError } from '../ts/errors.ts'
 import { serve } from './helpers/serve.ts'
@@ -76,9 +77,12 @@ test('downloads the archive from 127.0.0.1, checks its MD5, extracts it once and
   t.teardown(() => server.close())
   const cacheDir = tmpdir()
   checkSets(t, await loadCifar10({ cacheDir, baseUrl: server.url, md5, quiet: true }))
-  t.deepEqual(fs.readdirSync(cacheDir).sort(), ['cifar-10-batches-bin', 'cifar-10-binary.tar.gz'])
+  t.deepEqual(fs.readdirSync(cacheDir).sort(), ['cache-index.json', 'cifar-10-batches-bin', 'cifar-10-binary.tar.gz'])
   checkSets(t, await loadCifar10({ cacheDir, baseUrl: server.url, md5, quiet: true }))
   t.is(server.requests.length, 1, 'the second load reads the extracted copy')
+  // Both are the cache's own, so they count against its size limit.
+  const { entries } = await listCache({ cacheDir })
+  t.deepEqual(entries.map((e) => [e.path, e.kind]).sort(), [['cifar-10-batches-bin', 'extracted'], ['cifar-10-binary.tar.gz', 'download']])
 })
 
 test('a copy already in the standard layout is read without any download', async (t) => {

@@ -7,6 +7,7 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import sharp from 'sharp'
 import { decodeImage } from '../ts/data/decode-image.ts'
+import { listCache } from '../ts/data/cache-index.ts'
 import { readImageFolderCached } from '../ts/data/decoded-cache.ts'
 import { readImageFolder } from '../ts/data/image-folder.ts'
 import { loadData } from '../ts/data/load-data.ts'
@@ -67,7 +68,7 @@ test('a missing path is DATA_NOT_FOUND naming it; a non-archive file and bad opt
   t.regex(channels.message, /option channels: expected 1 or 3, got 4/)
 })
 
-test('a .tar.gz of real CIFAR-10 JPEGs: extracted, train/ and test/ decoded, then served from the decoded cache', async (t) => {
+test('a .tar.gz of real CIFAR-10 JPEGs: train/ and test/ decoded from the stream, nothing extracted, then served from the decoded cache', async (t) => {
   const archive = cifarJpegArchive()
   const cacheDir = tmpdir()
   const first = await loadData(archive, { cacheDir })
@@ -78,9 +79,12 @@ test('a .tar.gz of real CIFAR-10 JPEGs: extracted, train/ and test/ decoded, the
   t.is(first.train.labels.length, 100)
   t.is(first.test?.labels.length, 50)
   t.deepEqual(first.skipped, [])
+  // Images are named by the archive and their path inside it.
   const files = first.train.files!
-  t.regex(files[0]!, /extracted\/cifar10-jpg-[0-9a-f]{16}\/cifar10-jpg\/train\/airplane\/0000\.jpg$/)
-  t.deepEqual(first.train.pixels.subarray(0, 3072), await decodeImage(files[0]!, { size: [32, 32], channels: 3 }))
+  t.is(files[0], `${archive}/cifar10-jpg/train/airplane/0000.jpg`)
+  const source = path.join(path.dirname(archive), 'cifar10-jpg', 'train', 'airplane', '0000.jpg')
+  t.deepEqual(first.train.pixels.subarray(0, 3072), await decodeImage(source, { size: [32, 32], channels: 3 }))
+  t.false(fs.existsSync(path.join(cacheDir, 'extracted')))
   t.is(fs.readdirSync(path.join(cacheDir, 'decoded')).length, 2)
 
   const second = await loadData(archive, { cacheDir })
@@ -90,7 +94,7 @@ test('a .tar.gz of real CIFAR-10 JPEGs: extracted, train/ and test/ decoded, the
   t.deepEqual(second.train.files, files)
 })
 
-test('the decoded cache is used while files are unchanged, and keyed by size and channels', async (t) => {
+test('the decoded cache is used while files are unchanged, sees a rewrite that keeps size and mtime, and is keyed by size and channels', async (t) => {
   const root = tmpdir()
   const red = path.join(root, 'red', 'a.tiff')
   await solid(red, [250, 0, 0])
@@ -101,28 +105,30 @@ test('the decoded cache is used while files are unchanged, and keyed by size and
   const cacheDir = tmpdir()
   const first = await loadData(root, { cacheDir, size: [4, 4] })
   t.is(first.test, undefined, 'a single image folder leaves the split to the caller')
-  t.is(first.train.pixels[first.train.files!.indexOf(red) * 48], 250)
+  const at = first.train.files!.indexOf(red) * 48
+  t.is(first.train.pixels[at], 250)
 
-  // Same size and mtime, different pixels: only a cache read can still see red.
+  // Served from the decoded file: a byte changed in it (its length kept) comes back.
+  const [decoded] = fs.readdirSync(path.join(cacheDir, 'decoded'))
+  const file = path.join(cacheDir, 'decoded', decoded!)
+  const bytes = fs.readFileSync(file)
+  bytes[bytes.length - first.train.pixels.length + at] = 123
+  fs.writeFileSync(file, bytes)
+  t.is((await loadData(root, { cacheDir, size: [4, 4] })).train.pixels[at], 123)
+
+  // Same size and mtime, different pixels: the rewrite still changed the file's ctime, so it is hashed again: green.
   const { size } = fs.statSync(red)
   await solid(red, [0, 250, 0])
   fs.utimesSync(red, mtime, mtime)
   t.is(fs.statSync(red).size, size)
-  const cached = await loadData(root, { cacheDir, size: [4, 4] })
-  t.is(cached.train.pixels[cached.train.files!.indexOf(red) * 48], 250)
+  const fresh = await loadData(root, { cacheDir, size: [4, 4] })
+  t.deepEqual([fresh.train.pixels[at], fresh.train.pixels[at + 16]], [0, 250])
 
   // Another size or channel count is another cache entry, decoded afresh.
   const gray = await loadData(root, { cacheDir, size: [4, 4], channels: 1 })
   t.deepEqual(gray.train.shape, [1, 4, 4])
-  t.is((await loadData(root, { cacheDir, size: [2, 2] })).train.pixels[cached.train.files!.indexOf(red) * 12 + 4], 250)
-
-  // A new mtime changes the fingerprint: decoded again, now green.
-  const later = new Date(mtime.getTime() + 5000)
-  fs.utimesSync(red, later, later)
-  const fresh = await loadData(root, { cacheDir, size: [4, 4] })
-  const at = fresh.train.files!.indexOf(red) * 48
-  t.deepEqual([fresh.train.pixels[at], fresh.train.pixels[at + 16]], [0, 250])
-  t.is(fs.readdirSync(path.join(cacheDir, 'decoded')).length, 3)
+  t.is((await loadData(root, { cacheDir, size: [2, 2] })).train.pixels[fresh.train.files!.indexOf(red) * 12 + 4], 250)
+  t.is(fs.readdirSync(path.join(cacheDir, 'decoded')).length, 4)
 })
 
 test('decoding in child processes gives exactly what readImageFolder gives, bad images included', async (t) => {
@@ -204,8 +210,12 @@ test('a .tgz of idx files (one top folder) and a folder holding cifar-10-batches
   fs.writeFileSync(path.join(mnist, 't10k-labels-idx1-ubyte.gz'), idx(0x801, [1], [5]))
   const archive = path.join(work, 'mnist.tgz')
   execFileSync('tar', ['-czf', archive, '-C', work, 'mnist'])
-  const fromArchive = await loadData(archive, { cacheDir: tmpdir() })
+  const cacheDir = tmpdir()
+  const fromArchive = await loadData(archive, { cacheDir })
   t.is(fromArchive.format, 'idx')
+  // idx files are extracted; the extraction is a cache entry, no longer marked in use once read.
+  const [extracted, ...others] = (await listCache({ cacheDir })).entries
+  t.deepEqual([extracted?.kind, extracted?.source, extracted?.users, others], ['extracted', archive, undefined, []])
   t.deepEqual(fromArchive.train.shape, [1, 2, 2])
   t.deepEqual([...fromArchive.train.labels], [3, 4])
   t.deepEqual([...fromArchive.test!.pixels], [9, 9, 9, 9])

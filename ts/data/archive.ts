@@ -1,10 +1,13 @@
-// Unpacks `.tar.gz`/`.tgz`/`.tar` archives into the cache once, with the system `tar`, never leaving a half-extracted folder.
+// Unpacks `.tar.gz`/`.tgz`/`.tar` archives into the cache once per content, with the system `tar`, never leaving a
+// half-extracted folder. (Archives of image folders are read without extracting: see archive-images.ts.)
 import { spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { DataError } from '../errors.ts'
 import { datasetCacheDir } from './cache-dir.ts'
+import { cacheMaxBytes, recordCacheUse, withPinned } from './cache-index.ts'
+import { archiveSha256 } from './content-hash.ts'
 import { exists } from './paths.ts'
 
 /** Archive names `extractArchive` takes. GNU tar detects the compression itself, so the name only has to say "tar". */
@@ -16,17 +19,23 @@ export function isArchive(file: string): boolean {
   return ARCHIVE_EXTENSIONS.some((ext) => lower.endsWith(ext))
 }
 
+export interface ExtractOptions {
+  /** The dataset cache's size limit in bytes, enforced after extracting. Defaults to `cacheMaxBytes()` (`$CONVKIT_CACHE_MAX`, else 2 GB). */
+  cacheMaxBytes?: number
+}
+
 /**
- * Extracts `file` into `<cacheDir>/extracted/<name>-<key>` and returns that folder. The key hashes the archive's
- * absolute path, size and mtime, so a later call with the same archive returns at once and a changed archive is
- * extracted afresh. Extraction goes to a temporary folder that is renamed into place when tar succeeds, so the
- * folder exists only when it is complete.
+ * Extracts `file` into `<cacheDir>/extracted/<name>-<key>` and returns that folder. The key is the start of the
+ * archive's sha256 (read once per version of the file, then remembered by its path, size, times and inode), so the
+ * same archive from any path or copy shares one extraction, and a changed archive is extracted afresh. Extraction goes
+ * to a temporary folder that is renamed into place when tar succeeds, so the folder exists only when it is complete.
+ * The extraction is a cache entry: it counts against the size limit and is evicted when least recently used.
  *
  * @param cacheDir The datasets cache. Defaults to `~/.cache/convkit/datasets` (see `datasetCacheDir`).
  * @example
  * const root = await extractArchive('../shared/datasets/cifar10-jpg.tar.gz') // …/extracted/cifar10-jpg-1a2b3c4d5e6f7a8b
  */
-export async function extractArchive(file: string, cacheDir?: string): Promise<string> {
+export async function extractArchive(file: string, cacheDir?: string, options: ExtractOptions = {}): Promise<string> {
   const archive = path.resolve(file)
   let stat
   try {
@@ -38,11 +47,16 @@ export async function extractArchive(file: string, cacheDir?: string): Promise<s
   if (!isArchive(archive)) {
     throw new DataError('DATA_CORRUPT', `archive ${file}: expected a name ending in ${ARCHIVE_EXTENSIONS.join(', ')}`, { files: [archive] })
   }
-  const key = createHash('sha256').update(`${archive}\0${stat.size}\0${stat.mtimeMs}`).digest('hex').slice(0, 16)
+  const maxBytes = cacheMaxBytes(options.cacheMaxBytes)
+  const dir = datasetCacheDir(cacheDir)
+  const key = (await archiveSha256(dir, archive, stat)).slice(0, 16)
   const name = path.basename(archive).replace(/\.(tar\.gz|tgz|tar)$/i, '')
-  const dest = path.join(datasetCacheDir(cacheDir), 'extracted', `${name}-${key}`)
-  if (await exists(dest)) return dest
-  await untarInto(archive, dest)
+  // The name is only for people looking; a copy under another name finds the extraction by its key.
+  const found = (await fsp.readdir(path.join(dir, 'extracted')).catch(() => [] as string[])).find((n) => n.endsWith(`-${key}`))
+  const dest = path.join(dir, 'extracted', found ?? `${name}-${key}`)
+  const existed = found !== undefined || (await exists(dest))
+  if (!existed) await untarInto(archive, dest)
+  await withPinned([dest], () => recordCacheUse(dir, [{ file: dest, kind: 'extracted', source: archive }], { wrote: !existed, maxBytes }))
   return dest
 }
 

@@ -4,6 +4,7 @@ import path from 'node:path'
 import { DataError } from '../errors.ts'
 import { untarInto } from './archive.ts'
 import { datasetCacheDir } from './cache-dir.ts'
+import { cacheMaxBytes, recordCacheUse, touchIfKnown, withPinned } from './cache-index.ts'
 import { download, md5File } from './download.ts'
 import type { ImageSet } from './image-set.ts'
 import { isNdArray, readPickle, type PickleValue } from './pickle.ts'
@@ -40,6 +41,8 @@ export interface Cifar10Options {
   quiet?: boolean
   /** Cancels the download. Defaults to none. */
   signal?: AbortSignal
+  /** The dataset cache's size limit in bytes, enforced after a download. Defaults to `cacheMaxBytes()` (`$CONVKIT_CACHE_MAX`, else 2 GB). */
+  cacheMaxBytes?: number
 }
 
 export interface Cifar10 {
@@ -66,14 +69,16 @@ export interface Cifar10Copy {
  */
 export async function loadCifar10(options: Cifar10Options = {}): Promise<Cifar10> {
   const root = datasetCacheDir(options.cacheDir)
+  const maxBytes = cacheMaxBytes(options.cacheMaxBytes)
   const found = await findCifar10(root)
-  if (found) return readCifar10(found)
+  if (found) return readCifar10Copy(root, found)
 
   const md5 = options.md5 ?? CIFAR10_MD5
   const archive = path.join(root, CIFAR10_ARCHIVE)
   // An archive only takes this name once its MD5 matched, but one copied here by hand may not: check before trusting it.
   if ((await exists(archive)) && (await md5File(archive)) !== md5.toLowerCase()) await fsp.rm(archive)
-  if (!(await exists(archive))) await download(cifar10Url(options.baseUrl), archive, { md5, quiet: options.quiet, signal: options.signal })
+  const url = cifar10Url(options.baseUrl)
+  if (!(await exists(archive))) await download(url, archive, { md5, quiet: options.quiet, signal: options.signal })
 
   const dir = path.join(root, CIFAR10_BINARY_DIR)
   const unpacked = `${dir}.unpacked-${process.pid}`
@@ -90,7 +95,25 @@ export async function loadCifar10(options: Cifar10Options = {}): Promise<Cifar10
   } finally {
     await fsp.rm(unpacked, { recursive: true, force: true })
   }
-  return readCifar10Binary(dir)
+  // Both are the cache's own now, so they count against its limit; the download goes first when space is needed.
+  await recordCacheUse(root, [{ file: archive, kind: 'download', source: url }])
+  await withPinned([dir], () => recordCacheUse(root, [{ file: dir, kind: 'extracted', source: 'cifar10' }], { wrote: true, maxBytes }))
+  return withPinned([dir], () => readCifar10Binary(dir), root)
+}
+
+/**
+ * Reads a copy `findCifar10` found in the cache folder `cacheDir`, refreshing its last use when the cache made it
+ * (a copy put there by hand is not the cache's to count or evict).
+ */
+export async function readCifar10Copy(cacheDir: string, copy: Cifar10Copy): Promise<Cifar10> {
+  return withPinned(
+    [copy.dir],
+    async () => {
+      await touchIfKnown(cacheDir, [copy.dir])
+      return readCifar10(copy)
+    },
+    cacheDir,
+  )
 }
 
 /** The archive URL: `baseUrl`, else `$CONVKIT_CIFAR10_URL`, else the official site; a base gets the archive name appended. */

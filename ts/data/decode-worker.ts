@@ -3,7 +3,8 @@ import { decodeInto, type DecodeOptions } from './decode-image.ts'
 
 /** What the parent sends: one job per process. */
 export interface DecodeJob {
-  files: string[]
+  /** Paths, or encoded images (entries of an archive). */
+  files: (string | Uint8Array)[]
   options: DecodeOptions
   /** Images per message back; small enough to bound memory, large enough to keep messages few. */
   chunk: number
@@ -28,7 +29,9 @@ async function run(job: DecodeJob): Promise<void> {
     const worker = async () => {
       for (let i = next++; i < count; i = next++) {
         try {
-          await decodeInto(job.files[start + i]!, job.options, pixels, i * perImage)
+          const input = job.files[start + i]!
+          // The IPC channel delivers Buffers as plain Uint8Arrays; sharp wants a Buffer.
+          await decodeInto(typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength), job.options, pixels, i * perImage)
         } catch (err) {
           failed.push({ index: start + i, reason: (err as Error).message })
         }

@@ -1,12 +1,15 @@
-// Decodes an image folder once and keeps the uint8 result in one binary file, so later runs skip decoding.
+// Decodes an image folder once and keeps the uint8 result in one binary file keyed by the images' content, so later
+// runs (from this path or any copy) skip decoding.
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { DataError } from '../errors.ts'
+import sharp from 'sharp'
 import { ProgressBar } from '../progress.ts'
 import { datasetCacheDir } from './cache-dir.ts'
+import { cacheMaxBytes, diskUsage, recordCacheUse, withPinned, type CacheUse } from './cache-index.ts'
+import { hashFolder, pushStat, type FolderStats } from './content-hash.ts'
 import { IMAGE_EXTENSIONS, readImageFolder, type ImageFolderOptions, type ImageFolderResult } from './image-folder.ts'
 import { decodeJpegsNatively } from './native-jpeg.ts'
 import { decodeInProcesses } from './parallel-decode.ts'
@@ -21,26 +24,37 @@ export interface CachedImageFolderOptions extends ImageFolderOptions {
   processes?: number
   /** Draw no decode progress bar. Defaults to false; the bar is silent anyway when stderr is not a terminal. */
   quiet?: boolean
+  /**
+   * The dataset cache's size limit in bytes, enforced after each write by evicting least recently used entries.
+   * Defaults to `$CONVKIT_CACHE_MAX` (a size such as `5G`), else 2 GB; see `cacheMaxBytes`.
+   */
+  cacheMaxBytes?: number
 }
 
 /** Below this many images a fresh decode stays in this process: starting children costs about half a second. */
-const PARALLEL_MIN_IMAGES = 2000
+export const PARALLEL_MIN_IMAGES = 2000
 
-/** File layout version; bump it when the layout or what `readImageFolder` produces changes. */
-const VERSION = 1
+/** File layout version; bump it when the layout changes. */
+const VERSION = 2
+/**
+ * What the decode depends on besides the images, size and channels: bump the first part when what the decoders
+ * produce changes; sharp's and libvips' versions are part of it, so upgrading them decodes afresh.
+ */
+const DECODER = `convkit-decode-1 sharp-${sharp.versions.sharp ?? '?'} vips-${sharp.versions.vips}`
 const MAGIC = 'CKDECODE'
 /** The fixed prefix: magic, version, header length. */
 const PREFIX = MAGIC.length + 8
 
 interface Header {
   version: number
-  root: string
+  key: string
+  /** The folder (or `<archive>/<folder>`) it was last decoded from; only for people reading the file. */
+  source: string
   size: [number, number]
   channels: number
-  fingerprint: string
   count: number
   classes: string[]
-  /** Relative to `root`, so the header stays small. */
+  /** Relative to the folder the images came from, with `/`. */
   files: string[]
   skipped: string[]
   labelsOffset: number
@@ -49,34 +63,67 @@ interface Header {
 }
 
 /**
- * `readImageFolder` with a disk cache. The first call decodes and writes `<cacheDir>/decoded/<name>-<key>.bin`,
- * keyed by the root's absolute path, `size` and `channels`; later calls read that one file instead of decoding, as
- * long as the folder's fingerprint (every file's name, size and mtime) is unchanged. Any change means one fresh decode.
- * The cache file is written under a temporary name and renamed, and its recorded length is checked on load, so an
- * interrupted write is never mistaken for a cache.
+ * The decoded cache's key for images whose content digest (`folderDigest`) is `digest`: the same images at another
+ * path, in another copy or inside an archive have the same key, so they share one decoded file.
+ */
+export function decodedKey(digest: string, size: [number, number], channels: number): string {
+  return createHash('sha256').update(JSON.stringify([VERSION, DECODER, size, channels, digest])).digest('hex').slice(0, 32)
+}
+
+/** Where the decoded file of `key` lives: `<cacheDir>/decoded/<key>.bin`. */
+export function decodedFile(cacheDir: string, key: string): string {
+  return path.join(cacheDir, 'decoded', `${key}.bin`)
+}
+
+/** One image folder's listing, with each image's stat for the content-hash memo. */
+interface Listing {
+  classes: string[]
+  /** Absolute paths, in `readImageFolder`'s order. */
+  files: string[]
+  labels: Int32Array
+  /** What the content-hash memo checks. */
+  folder: FolderStats
+}
+
+/**
+ * `readImageFolder` with a disk cache keyed by content. The first call decodes and writes
+ * `<cacheDir>/decoded/<key>.bin`, where the key hashes every image's relative path and content (see `hashFolder`:
+ * contents are read once and remembered per file by size, mtime, ctime and inode), `size`, `channels` and the
+ * decoder's version. Later calls, from this path or any other holding the same images, read that one file instead of
+ * decoding; a changed image changes the key. The file is written under a temporary name and renamed, and its recorded
+ * length is checked on load, so an interrupted write is never mistaken for a cache. After a write the cache is held
+ * under its size limit (see `cacheMaxBytes`), least recently used entries going first.
  *
  * @example
  * const train = await readImageFolderCached('cifar10-jpg/train', { size: [32, 32] }) // decodes
- * const again = await readImageFolderCached('cifar10-jpg/train', { size: [32, 32] }) // one file read
+ * const again = await readImageFolderCached('copy/of/cifar10-jpg/train', { size: [32, 32] }) // one file read
  */
 export async function readImageFolderCached(root: string, options: CachedImageFolderOptions = {}): Promise<ImageFolderResult> {
   const absRoot = path.resolve(root)
   const size = options.size ?? [32, 32]
   const channels = options.channels ?? 3
-  const key = createHash('sha256').update(JSON.stringify([absRoot, size, channels])).digest('hex').slice(0, 16)
-  const file = path.join(datasetCacheDir(options.cacheDir), 'decoded', `${path.basename(absRoot) || 'root'}-${key}.bin`)
-  const fingerprint = fingerprintFolder(absRoot)
+  const dir = datasetCacheDir(options.cacheDir)
+  const maxBytes = cacheMaxBytes(options.cacheMaxBytes)
+  const listing = listFolder(absRoot)
+  // Missing folders and empty classes: readImageFolder reports them in its own words.
+  if (!listing) return readImageFolder(absRoot, { ...options, size, channels })
+  const hashed = await hashFolder(dir, absRoot, listing.folder)
+  const key = decodedKey(hashed.digest, size, channels)
+  const file = decodedFile(dir, key)
+  const memoUse: CacheUse = { file: hashed.memo, kind: 'hashes', source: absRoot }
 
-  const cached = await readCache(file, { root: absRoot, size, channels, fingerprint })
-  // Skipped images are failures that only skipBadImages excuses; without it, decode again so the error names them and why.
-  if (cached && (cached.skipped.length === 0 || options.skipBadImages)) return cached
-
-  const result = await decodeFolder(absRoot, { ...options, size, channels })
-  await writeCache(file, result, { root: absRoot, size, channels, fingerprint }).catch((err: Error) => {
-    // A cache that cannot be written (read-only or full disk) costs speed next time, not this run.
-    process.emitWarning(`convkit: could not write the decoded-image cache ${file}: ${err.message}`)
+  return withPinned([file, hashed.memo], async () => {
+    const cached = await readDecoded(file, key, absRoot)
+    // Skipped images are failures that only skipBadImages excuses; without it, decode again so the error names them and why.
+    if (cached && (cached.skipped.length === 0 || options.skipBadImages)) {
+      await recordCacheUse(dir, [{ file, kind: 'decoded', source: absRoot }, memoUse], { wrote: hashed.wrote, maxBytes })
+      return cached
+    }
+    const result = await decodeFolder(absRoot, listing, { ...options, size, channels })
+    const bytes = await writeDecoded(file, key, result, absRoot)
+    await recordCacheUse(dir, [...(bytes === undefined ? [] : [{ file, kind: 'decoded' as const, source: absRoot, bytes }]), memoUse], { wrote: true, maxBytes })
+    return result
   })
-  return result
 }
 
 /**
@@ -84,40 +131,38 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
  * whenever something is off) with `readImageFolder`, which then also produces the errors and skip lists: bad images
  * cost a second, in-process pass, but their handling stays in one place.
  */
-async function decodeFolder(root: string, options: CachedImageFolderOptions & { size: [number, number]; channels: 1 | 3 }): Promise<ImageFolderResult> {
+async function decodeFolder(root: string, listing: Listing, options: CachedImageFolderOptions & { size: [number, number]; channels: 1 | 3 }): Promise<ImageFolderResult> {
   const processes = Math.max(1, Math.floor(options.processes ?? os.availableParallelism()))
-  const listing = listFolder(root)
-  if (listing) {
-    const { size, channels } = options
-    const bar = new ProgressBar(`decode ${path.basename(root)}`, { total: listing.files.length, rateUnit: ' img/s', quiet: options.quiet })
-    try {
-      const { pixels, rest } = await decodeJpegsNatively(listing.files, { size, channels }, (n) => bar.update(n))
-      const inChildren = processes > 1 && rest.length > 0 && (options.processes !== undefined || rest.length >= PARALLEL_MIN_IMAGES)
-      const decoded = inChildren
-        ? await decodeInProcesses(rest.map((i) => listing.files[i]!), { size, channels }, Math.min(processes, rest.length), (n) =>
-            bar.update(listing.files.length - rest.length + n),
-          )
-        : undefined
-      if (rest.length === 0 || (decoded && decoded.failed.length === 0)) {
-        const perImage = channels * size[0] * size[1]
-        rest.forEach((i, k) => pixels.set(decoded!.pixels.subarray(k * perImage, (k + 1) * perImage), i * perImage))
-        return { pixels, labels: listing.labels, shape: [channels, size[0], size[1]], classes: listing.classes, files: listing.files, skipped: [] }
-      }
-    } catch (err) {
-      process.emitWarning(`convkit: decoding ${root} in parallel failed (${(err as Error).message}); decoding it again in this process`)
-    } finally {
-      bar.done()
+  const { size, channels } = options
+  const bar = new ProgressBar(`decode ${path.basename(root)}`, { total: listing.files.length, rateUnit: ' img/s', quiet: options.quiet })
+  try {
+    const { pixels, rest } = await decodeJpegsNatively(listing.files, { size, channels }, (n) => bar.update(n))
+    const inChildren = processes > 1 && rest.length > 0 && (options.processes !== undefined || rest.length >= PARALLEL_MIN_IMAGES)
+    const decoded = inChildren
+      ? await decodeInProcesses(rest.map((i) => listing.files[i]!), { size, channels }, Math.min(processes, rest.length), (n) =>
+          bar.update(listing.files.length - rest.length + n),
+        )
+      : undefined
+    if (rest.length === 0 || (decoded && decoded.failed.length === 0)) {
+      const perImage = channels * size[0] * size[1]
+      rest.forEach((i, k) => pixels.set(decoded!.pixels.subarray(k * perImage, (k + 1) * perImage), i * perImage))
+      return { pixels, labels: listing.labels, shape: [channels, size[0], size[1]], classes: listing.classes, files: listing.files, skipped: [] }
     }
+  } catch (err) {
+    process.emitWarning(`convkit: decoding ${root} in parallel failed (${(err as Error).message}); decoding it again in this process`)
+  } finally {
+    bar.done()
   }
   return readImageFolder(root, options)
 }
 
 /**
- * The files `readImageFolder` would read, in its order: class folders and images sorted by name, hidden entries and
- * non-image extensions left out. Undefined when the folder is missing or has an empty class, so that
- * `readImageFolder` reports it in its own words.
+ * The files `readImageFolder` would read, in its order (class folders and images sorted by name, hidden entries and
+ * non-image extensions left out), each with its stat. Undefined when the folder is missing or has an empty class, so
+ * that `readImageFolder` reports it in its own words. Synchronous on purpose: for 60 000 files `statSync` takes about
+ * 0.2 s and the promise API over four times as long, and this sits on the path to the first step.
  */
-function listFolder(root: string): { classes: string[]; files: string[]; labels: Int32Array } | undefined {
+function listFolder(root: string): Listing | undefined {
   try {
     const classes = fs
       .readdirSync(root, { withFileTypes: true })
@@ -126,48 +171,33 @@ function listFolder(root: string): { classes: string[]; files: string[]; labels:
       .sort()
     const files: string[] = []
     const labels: number[] = []
+    const rels: string[] = []
+    let stats: Float64Array = new Float64Array(0)
+    // Plain concatenation: path.join costs as much as the stat itself at this count.
+    const prefix = withSep(root)
     for (const [label, name] of classes.entries()) {
-      const dir = path.join(root, name)
       const images = fs
-        .readdirSync(dir, { withFileTypes: true })
-        .filter((e) => e.isFile() && !e.name.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
-        .map((e) => e.name)
+        .readdirSync(prefix + name)
+        .filter((n) => !n.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(n).toLowerCase()))
         .sort()
-      if (images.length === 0) return undefined
+      const before = files.length
       for (const image of images) {
-        files.push(path.join(dir, image))
+        const rel = `${name}/${image}`
+        const file = prefix + rel
+        // lstat: like readImageFolder's Dirent.isFile(), this leaves out symlinks and folders named like images.
+        const stat = fs.lstatSync(file)
+        if (!stat.isFile()) continue
+        stats = pushStat(stats, 4 * files.length, stat)
+        files.push(file)
         labels.push(label)
+        rels.push(rel)
       }
+      if (files.length === before) return undefined
     }
-    return classes.length > 0 ? { classes, files, labels: Int32Array.from(labels) } : undefined
+    return classes.length > 0 ? { classes, files, labels: Int32Array.from(labels), folder: { rels, stats } } : undefined
   } catch {
     return undefined
   }
-}
-
-/**
- * Hashes every entry's relative path, size and mtime under `root/<class>/`. Synchronous on purpose: for 60 000 files
- * `statSync` takes about 0.2 s and the promise API over four times as long, and this sits on the path to the first step.
- */
-function fingerprintFolder(root: string): string {
-  const hash = createHash('sha256')
-  let classes: fs.Dirent[]
-  try {
-    classes = fs.readdirSync(root, { withFileTypes: true })
-  } catch (cause) {
-    throw new DataError('DATA_NOT_FOUND', `image folder ${root} does not exist or is not a folder`, { cause, files: [root] })
-  }
-  // Plain concatenation: path.join costs as much as the stat itself at this count.
-  const prefix = withSep(root)
-  for (const dir of classes.filter((e) => e.isDirectory()).map((e) => e.name).sort()) {
-    const entries = fs.readdirSync(prefix + dir).sort()
-    for (const name of entries) {
-      const rel = `${dir}/${name}`
-      const stat = fs.statSync(prefix + rel, { throwIfNoEntry: false })
-      hash.update(`${rel}\0${stat?.size ?? -1}\0${stat?.mtimeMs ?? -1}\n`)
-    }
-  }
-  return hash.digest('hex')
 }
 
 /** `root` with one trailing separator; the cache stores paths relative to it with `/`, as POSIX spells them. */
@@ -175,14 +205,11 @@ function withSep(root: string): string {
   return root.endsWith('/') ? root : `${root}/`
 }
 
-interface Identity {
-  root: string
-  size: [number, number]
-  channels: number
-  fingerprint: string
-}
-
-async function readCache(file: string, want: Identity): Promise<ImageFolderResult | undefined> {
+/**
+ * Reads the decoded file `file` if it holds `key`, with its files placed under `root` (the folder, or
+ * `<archive>/<folder>`, they are read from this time). Undefined when it is missing, another key, or damaged.
+ */
+export async function readDecoded(file: string, key: string, root: string): Promise<ImageFolderResult | undefined> {
   let fh: fsp.FileHandle
   try {
     fh = await fsp.open(file, 'r')
@@ -199,30 +226,23 @@ async function readCache(file: string, want: Identity): Promise<ImageFolderResul
     const headerBytes = Buffer.alloc(headerLength)
     await fh.read(headerBytes, 0, headerLength, PREFIX)
     const header = JSON.parse(headerBytes.toString('utf8')) as Header
-    const matches =
-      header.version === VERSION &&
-      header.root === want.root &&
-      header.size[0] === want.size[0] &&
-      header.size[1] === want.size[1] &&
-      header.channels === want.channels &&
-      header.fingerprint === want.fingerprint &&
-      header.totalBytes === onDisk
-    if (!matches) return undefined
+    if (header.version !== VERSION || header.key !== key || header.totalBytes !== onDisk) return undefined
 
-    const perImage = want.channels * want.size[0] * want.size[1]
+    const perImage = header.channels * header.size[0] * header.size[1]
     const labelBytes = Buffer.alloc(header.count * 4)
     await readFully(fh, labelBytes, header.labelsOffset)
     const labels = new Int32Array(header.count)
     for (let i = 0; i < header.count; i++) labels[i] = labelBytes.readInt32LE(i * 4)
     const pixels = new Uint8Array(header.count * perImage)
     await readFully(fh, pixels, header.pixelsOffset)
+    const base = withSep(root)
     return {
       pixels,
       labels,
-      shape: [want.channels, want.size[0], want.size[1]],
+      shape: [header.channels, header.size[0], header.size[1]],
       classes: header.classes,
-      files: header.files.map((f) => withSep(want.root) + f),
-      skipped: header.skipped.map((f) => withSep(want.root) + f),
+      files: header.files.map((f) => base + f),
+      skipped: header.skipped.map((f) => base + f),
     }
   } catch {
     // Anything unreadable here only means the cache is unusable; decoding again is always correct.
@@ -248,11 +268,30 @@ async function writeFully(fh: fsp.FileHandle, data: Uint8Array, position: number
   }
 }
 
-async function writeCache(file: string, result: ImageFolderResult, id: Identity): Promise<void> {
-  const rel = (f: string) => path.relative(id.root, f)
+/**
+ * Writes `result` (read from `root`) as the decoded file `file` of `key`, through a temporary file and a rename.
+ * Returns its size, or undefined when it could not be written: a read-only or full disk costs speed next time, not
+ * this run, so that is a warning.
+ */
+export async function writeDecoded(file: string, key: string, result: ImageFolderResult, root: string): Promise<number | undefined> {
+  try {
+    return await writeDecodedOrThrow(file, key, result, root)
+  } catch (err) {
+    process.emitWarning(`convkit: could not write the decoded-image cache ${file}: ${(err as Error).message}`)
+    return undefined
+  }
+}
+
+async function writeDecodedOrThrow(file: string, key: string, result: ImageFolderResult, root: string): Promise<number> {
+  const base = withSep(root)
+  const rel = (f: string) => (f.startsWith(base) ? f.slice(base.length) : path.relative(root, f).split(path.sep).join('/'))
+  const [channels, height, width] = result.shape
   const header: Header = {
     version: VERSION,
-    ...id,
+    key,
+    source: root,
+    size: [height, width],
+    channels,
     count: result.labels.length,
     classes: result.classes,
     files: result.files.map(rel),
@@ -302,4 +341,5 @@ async function writeCache(file: string, result: ImageFolderResult, id: Identity)
     await fsp.rm(temp, { force: true })
     throw err
   }
+  return diskUsage(file)
 }

@@ -40,13 +40,13 @@ async function listDir(dir: string): Promise<import('node:fs').Dirent[]> {
 }
 
 /**
- * Reads `root/<class>/*`. Class names are the folder names, sorted; labels index into them.
+ * The images `readImageFolder` reads, in its order: class folders (sorted, hidden ones left out) and in each the files
+ * with an image extension, sorted by name. A missing folder, no class folders or an empty class is a DataError.
  *
  * @example
- * const train = await readImageFolder('data/train', { size: [32, 32] })
+ * const { classes, files, labels } = await listImageFolder('data/train')
  */
-export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolderResult> {
-  const decode: DecodeOptions = { size: options.size ?? [32, 32], channels: options.channels ?? 3 }
+export async function listImageFolder(root: string): Promise<{ classes: string[]; files: string[]; labels: number[] }> {
   const classes = (await listDir(root))
     .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
     .map((e) => e.name)
@@ -69,6 +69,18 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
       labels.push(label)
     }
   }
+  return { classes, files, labels }
+}
+
+/**
+ * Reads `root/<class>/*`. Class names are the folder names, sorted; labels index into them.
+ *
+ * @example
+ * const train = await readImageFolder('data/train', { size: [32, 32] })
+ */
+export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolderResult> {
+  const decode: DecodeOptions = { size: options.size ?? [32, 32], channels: options.channels ?? 3 }
+  const { classes, files, labels } = await listImageFolder(root)
 
   const [h, w] = decode.size
   const perImage = decode.channels * h * w

@@ -4,8 +4,10 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { DataError, InputError } from '../errors.ts'
 import { extractArchive, isArchive, ARCHIVE_EXTENSIONS } from './archive.ts'
+import { readImageArchiveCached } from './archive-images.ts'
 import { datasetCacheDir } from './cache-dir.ts'
-import { findCifar10, loadCifar10, readCifar10 } from './cifar10.ts'
+import { cacheMaxBytes, withPinned } from './cache-index.ts'
+import { findCifar10, loadCifar10, readCifar10, readCifar10Copy } from './cifar10.ts'
 import { readImageFolderCached } from './decoded-cache.ts'
 import { hasIdxFiles, loadIdxDir } from './idx.ts'
 import type { ImageSet } from './image-set.ts'
@@ -18,6 +20,11 @@ export interface LoadDataOptions {
   channels?: 1 | 3
   /** Where downloads, extracted archives and decoded images are cached. Defaults to `~/.cache/convkit/datasets` (see `datasetCacheDir`). */
   cacheDir?: string
+  /**
+   * The cache's size limit in bytes: after each write, least recently used entries are evicted until it fits.
+   * Defaults to `$CONVKIT_CACHE_MAX` (a size such as `5G`, or `none`), else 2 GB.
+   */
+  cacheMaxBytes?: number
   /** Where `'cifar10'` is downloaded from. Defaults to `$CONVKIT_CIFAR10_URL`, else the official site. */
   baseUrl?: string
   /** Skip images that cannot be decoded, listing them in `skipped`, instead of failing. Defaults to false. */
@@ -53,19 +60,23 @@ function checkOptions(options: LoadDataOptions): void {
   if (channels !== undefined && channels !== 1 && channels !== 3) {
     throw new InputError('INVALID_OPTION', `option channels: expected 1 or 3, got ${JSON.stringify(channels)}`)
   }
+  cacheMaxBytes(options.cacheMaxBytes)
 }
 
 /**
  * Loads a dataset from `source`:
  * - `'cifar10'`: the official binary release, downloaded and cached once (see `loadCifar10`);
- * - a `.tar.gz`/`.tgz`/`.tar` archive: extracted into the cache once (see `extractArchive`); when it holds a single
- *   top-level folder, that folder is the dataset; then read as a folder;
+ * - a `.tar.gz`/`.tgz`/`.tar` archive: when it holds a single top-level folder, that folder is the dataset; image
+ *   folders in it are read straight from the archive, without extracting (see `readImageArchiveCached`); idx files
+ *   and CIFAR batches are extracted into the cache once (see `extractArchive`) and read as a folder;
  * - a folder holding `cifar-10-batches-bin/` or `cifar-10-batches-py/` (or being one): read as CIFAR-10;
  * - a folder of MNIST-style idx files: `train-*` is the training set, `t10k-*` the test set;
- * - a folder with `train/` and `test/` image folders (`<split>/<class>/<image>`): both decoded, through the decoded cache;
+ * - a folder with `train/` and `test/` image folders (`<split>/<class>/<image>`): both decoded, through the decoded
+ *   cache, which is keyed by the images' content, so copies share it;
  * - any other folder: one image folder (`<class>/<image>`), returned with `test` undefined for the caller to split.
  *
- * A missing path is a `DATA_NOT_FOUND` DataError naming it.
+ * A missing path is a `DATA_NOT_FOUND` DataError naming it. Everything cached counts against the cache's size limit
+ * (`cacheMaxBytes`). Images read from an archive are named `<archive>/<path inside it>` in `files` and errors.
  *
  * @example
  * const { train, test } = await loadData('../shared/datasets/cifar10-jpg.tar.gz')
@@ -75,10 +86,11 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
   checkOptions(options)
   if (CIFAR10_NAMES.has(source.toLowerCase())) {
     // Look first only to report which release was read; loadCifar10 makes the same choice.
-    const copy = await findCifar10(datasetCacheDir(options.cacheDir))
+    const cacheDir = datasetCacheDir(options.cacheDir)
+    const copy = await findCifar10(cacheDir)
     const { train, test } = copy
-      ? await readCifar10(copy)
-      : await loadCifar10({ cacheDir: options.cacheDir, baseUrl: options.baseUrl, quiet: options.quiet, signal: options.signal })
+      ? await readCifar10Copy(cacheDir, copy)
+      : await loadCifar10({ cacheDir: options.cacheDir, baseUrl: options.baseUrl, quiet: options.quiet, signal: options.signal, cacheMaxBytes: options.cacheMaxBytes })
     return { train, test, source: 'cifar10', format: copy?.format ?? 'cifar10-binary', skipped: [] }
   }
 
@@ -92,16 +104,27 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
       files: [resolved],
     })
   }
-  let dir = resolved
   if (stat.isFile()) {
     if (!isArchive(resolved)) {
       throw new InputError('INVALID_OPTION', `data source ${source} is a file but not a ${ARCHIVE_EXTENSIONS.join('/')} archive; expected 'cifar10', a folder or an archive`)
     }
-    dir = await singleTopFolder(await extractArchive(resolved, options.cacheDir))
-  } else if (!stat.isDirectory()) {
-    throw new DataError('DATA_NOT_FOUND', `data source ${source} is neither a folder nor a file`, { files: [resolved] })
+    const images = await readImageArchiveCached(resolved, stat, archiveOptions(options))
+    if (images) {
+      const { train, test, trainRoot, testRoot } = images
+      const aligned = test && alignClasses(test, train.classes, testRoot!, trainRoot)
+      return { train, ...(aligned ? { test: aligned } : {}), format: 'image-folder', skipped: [...train.skipped, ...(test?.skipped ?? [])], source: resolved }
+    }
+    const extracted = await extractArchive(resolved, options.cacheDir, { cacheMaxBytes: options.cacheMaxBytes })
+    // Pinned while it is read, so that no write of this process evicts it meanwhile.
+    return withPinned([extracted], async () => ({ ...(await readFolder(await singleTopFolder(extracted), options)), source: resolved }), datasetCacheDir(options.cacheDir))
   }
-  return { ...(await readFolder(dir, options)), source: resolved }
+  if (!stat.isDirectory()) throw new DataError('DATA_NOT_FOUND', `data source ${source} is neither a folder nor a file`, { files: [resolved] })
+  return { ...(await readFolder(resolved, options)), source: resolved }
+}
+
+function archiveOptions(options: LoadDataOptions) {
+  const { size, channels, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes } = options
+  return { size, channels, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes }
 }
 
 /** Archives usually wrap their contents in one folder (`cifar10-jpg/…`); that folder is the dataset. */
@@ -118,7 +141,14 @@ async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<L
   if (cifar) return { ...(await readCifar10(cifar)), format: cifar.format, skipped: [] }
   if (await hasIdxFiles(dir)) return { ...(await loadIdxDir(dir)), format: 'idx', skipped: [] }
 
-  const folderOptions = { size: options.size, channels: options.channels, skipBadImages: options.skipBadImages, cacheDir: options.cacheDir, quiet: options.quiet }
+  const folderOptions = {
+    size: options.size,
+    channels: options.channels,
+    skipBadImages: options.skipBadImages,
+    cacheDir: options.cacheDir,
+    quiet: options.quiet,
+    cacheMaxBytes: options.cacheMaxBytes,
+  }
   const trainDir = path.join(dir, 'train')
   if (await isDirectory(trainDir)) {
     const train = await readImageFolderCached(trainDir, folderOptions)

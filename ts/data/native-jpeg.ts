@@ -31,3 +31,19 @@ export async function decodeJpegsNatively(files: readonly string[], options: Dec
   }
   return { pixels, rest }
 }
+
+/** `decodeJpegsNatively` for encoded images in memory (entries read from an archive). */
+export async function decodeJpegBuffersNatively(buffers: readonly Buffer[], options: DecodeOptions): Promise<NativeJpegResult> {
+  const [h, w] = options.size
+  const perImage = options.channels * h * w
+  const pixels = new Uint8Array(buffers.length * perImage)
+  const rest: number[] = []
+  const threads = os.availableParallelism()
+  for (let start = 0; start < buffers.length; start += CHUNK) {
+    const chunk = buffers.slice(start, start + CHUNK)
+    const batch = await call('decoding JPEG images', () => native.decodeJpegBuffers(chunk, h, w, options.channels, threads))
+    pixels.set(batch.pixels, start * perImage)
+    for (const i of batch.fallback) rest.push(start + i)
+  }
+  return { pixels, rest }
+}

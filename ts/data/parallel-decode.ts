@@ -21,12 +21,12 @@ export interface ParallelDecodeResult {
 }
 
 /**
- * Decodes `files` in `processes` child processes, each taking a contiguous share. The children run this same
+ * Decodes `files` (paths, or encoded images in memory) in `processes` child processes, each taking a contiguous share. The children run this same
  * TypeScript, so they inherit the parent's loader flags (`process.execArgv`: tsx, or Node's type stripping).
  * Rejects if a child cannot start or dies; callers may then decode in-process instead.
  */
 export async function decodeInProcesses(
-  files: string[],
+  files: (string | Uint8Array)[],
   options: DecodeOptions,
   processes: number,
   onProgress?: (decoded: number) => void,

@@ -14,7 +14,7 @@ use napi_derive::napi;
 
 pub use cancel::CancelToken;
 pub use dataset::NativeDataset;
-pub use jpeg::{decode_jpeg_files, DecodeJpegs, JpegBatch};
+pub use jpeg::{decode_jpeg_buffers, decode_jpeg_files, DecodeJpegBuffers, DecodeJpegs, JpegBatch};
 pub use model::NativeModel;
 
 /// What libtorch this process runs on, and whether it can use CUDA.
