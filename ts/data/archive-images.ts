@@ -22,6 +22,8 @@ import { TarStreamParser, looksLikeTar, type TarStreamEntry } from './tar-stream
 export interface ArchiveImagesOptions {
   size?: [number, number]
   channels?: 1 | 3
+  /** Resize the shorter side to this, then take the centre `size` (see `ImageFolderOptions.resizeShorter`). */
+  resizeShorter?: number
   cacheDir?: string
   skipBadImages?: boolean
   quiet?: boolean
@@ -78,9 +80,9 @@ export async function readImageArchiveCached(archive: string, stat: fs.Stats, op
   const known = await archiveLayout(dir, sha256)
   if (known?.layout === 'extract') return undefined
   if (known?.layout === 'images') {
-    const files = known.splits.map((s) => decodedFile(dir, decodedKey(s.digest, size, channels)))
+    const files = known.splits.map((s) => decodedFile(dir, decodedKey(s.digest, size, channels, options.resizeShorter)))
     const hit = await withPinned(files, async () => {
-      const sets = await Promise.all(known.splits.map((s, i) => readDecoded(files[i]!, decodedKey(s.digest, size, channels), splitRoot(archive, s))))
+      const sets = await Promise.all(known.splits.map((s, i) => readDecoded(files[i]!, decodedKey(s.digest, size, channels, options.resizeShorter), splitRoot(archive, s))))
       if (sets.some((r) => !r || (r.skipped.length > 0 && !options.skipBadImages))) return undefined
       await recordCacheUse(dir, files.map((file, i) => ({ file, kind: 'decoded', source: splitRoot(archive, known.splits[i]!) })))
       return sets as ImageFolderResult[]
@@ -101,12 +103,12 @@ export async function readImageArchiveCached(archive: string, stat: fs.Stats, op
     if (unchanged) await rememberArchive(dir, archive, stat, sha256, { layout: 'extract' })
     return undefined
   }
-  const files = streamed.splits.map((s) => decodedFile(dir, decodedKey(s.digest, size, channels)))
+  const files = streamed.splits.map((s) => decodedFile(dir, decodedKey(s.digest, size, channels, options.resizeShorter)))
   return withPinned(files, async () => {
     const uses: CacheUse[] = []
     for (const [i, split] of streamed.splits.entries()) {
       const root = splitRoot(archive, split)
-      const bytes = await writeDecoded(files[i]!, decodedKey(split.digest, size, channels), streamed.sets[i]!, root)
+      const bytes = await writeDecoded(files[i]!, decodedKey(split.digest, size, channels, options.resizeShorter), streamed.sets[i]!, root)
       if (bytes !== undefined) uses.push({ file: files[i]!, kind: 'decoded', source: root, bytes })
     }
     if (unchanged) await rememberArchive(dir, archive, stat, sha256, { layout: 'images', splits: streamed.splits })
@@ -240,14 +242,14 @@ async function decodeArchive(archive: string, gzip: boolean, totalBytes: number,
 
 /** Decodes encoded images: the native JPEG path first, then sharp for the rest (in child processes when many). */
 async function decodeBuffers(buffers: Buffer[], options: DecodeSettings): Promise<{ pixels: Uint8Array; failed: Map<number, string> }> {
-  const { size, channels } = options
+  const { size, channels, resizeShorter } = options
   const perImage = channels * size[0] * size[1]
-  const { pixels, rest } = await decodeJpegBuffersNatively(buffers, { size, channels })
+  const { pixels, rest } = await decodeJpegBuffersNatively(buffers, { size, channels, resizeShorter })
   const failed = new Map<number, string>()
   const processes = Math.max(1, Math.floor(options.processes ?? os.availableParallelism()))
   if (processes > 1 && rest.length > 0 && (options.processes !== undefined || rest.length >= PARALLEL_MIN_IMAGES)) {
     try {
-      const out = await decodeInProcesses(rest.map((i) => buffers[i]!), { size, channels }, Math.min(processes, rest.length))
+      const out = await decodeInProcesses(rest.map((i) => buffers[i]!), { size, channels, resizeShorter }, Math.min(processes, rest.length))
       rest.forEach((i, k) => pixels.set(out.pixels.subarray(k * perImage, (k + 1) * perImage), i * perImage))
       for (const f of out.failed) failed.set(rest[f.index]!, f.reason)
       return { pixels, failed }
@@ -260,7 +262,7 @@ async function decodeBuffers(buffers: Buffer[], options: DecodeSettings): Promis
     for (let k = next++; k < rest.length; k = next++) {
       const i = rest[k]!
       try {
-        await decodeInto(buffers[i]!, { size, channels }, pixels, i * perImage)
+        await decodeInto(buffers[i]!, { size, channels, resizeShorter }, pixels, i * perImage)
       } catch (err) {
         failed.set(i, (err as Error).message)
       }

@@ -66,8 +66,10 @@ interface Header {
  * The decoded cache's key for images whose content digest (`folderDigest`) is `digest`: the same images at another
  * path, in another copy or inside an archive have the same key, so they share one decoded file.
  */
-export function decodedKey(digest: string, size: [number, number], channels: number): string {
-  return createHash('sha256').update(JSON.stringify([VERSION, DECODER, size, channels, digest])).digest('hex').slice(0, 32)
+export function decodedKey(digest: string, size: [number, number], channels: number, resizeShorter?: number): string {
+  // Stretching (no resizeShorter) keeps the key it always had.
+  const parts = resizeShorter === undefined ? [VERSION, DECODER, size, channels, digest] : [VERSION, DECODER, size, channels, digest, resizeShorter]
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)
 }
 
 /** Where the decoded file of `key` lives: `<cacheDir>/decoded/<key>.bin`. */
@@ -108,7 +110,7 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
   // Missing folders and empty classes: readImageFolder reports them in its own words.
   if (!listing) return readImageFolder(absRoot, { ...options, size, channels })
   const hashed = await hashFolder(dir, absRoot, listing.folder)
-  const key = decodedKey(hashed.digest, size, channels)
+  const key = decodedKey(hashed.digest, size, channels, options.resizeShorter)
   const file = decodedFile(dir, key)
   const memoUse: CacheUse = { file: hashed.memo, kind: 'hashes', source: absRoot }
 
@@ -133,13 +135,13 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
  */
 async function decodeFolder(root: string, listing: Listing, options: CachedImageFolderOptions & { size: [number, number]; channels: 1 | 3 }): Promise<ImageFolderResult> {
   const processes = Math.max(1, Math.floor(options.processes ?? os.availableParallelism()))
-  const { size, channels } = options
+  const { size, channels, resizeShorter } = options
   const bar = new ProgressBar(`decode ${path.basename(root)}`, { total: listing.files.length, rateUnit: ' img/s', quiet: options.quiet })
   try {
-    const { pixels, rest } = await decodeJpegsNatively(listing.files, { size, channels }, (n) => bar.update(n))
+    const { pixels, rest } = await decodeJpegsNatively(listing.files, { size, channels, resizeShorter }, (n) => bar.update(n))
     const inChildren = processes > 1 && rest.length > 0 && (options.processes !== undefined || rest.length >= PARALLEL_MIN_IMAGES)
     const decoded = inChildren
-      ? await decodeInProcesses(rest.map((i) => listing.files[i]!), { size, channels }, Math.min(processes, rest.length), (n) =>
+      ? await decodeInProcesses(rest.map((i) => listing.files[i]!), { size, channels, resizeShorter }, Math.min(processes, rest.length), (n) =>
           bar.update(listing.files.length - rest.length + n),
         )
       : undefined

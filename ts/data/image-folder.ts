@@ -13,6 +13,11 @@ export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif
 export interface ImageFolderOptions {
   /** `[height, width]` every image is resized to. Defaults to `[32, 32]`. */
   size?: [number, number]
+  /**
+   * Resize each image's shorter side to this many pixels, keeping its aspect ratio, then take the centre `size`
+   * (torchvision's `Resize` + `CenterCrop`). Without it images are stretched to `size`.
+   */
+  resizeShorter?: number
   /** 3 (RGB) or 1 (grayscale). Defaults to 3. */
   channels?: 1 | 3
   /** Skip unreadable images instead of failing; they are listed in the result's `skipped`. Defaults to false. */
@@ -79,7 +84,7 @@ export async function listImageFolder(root: string): Promise<{ classes: string[]
  * const train = await readImageFolder('data/train', { size: [32, 32] })
  */
 export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolderResult> {
-  const decode: DecodeOptions = { size: options.size ?? [32, 32], channels: options.channels ?? 3 }
+  const decode: DecodeOptions = { size: options.size ?? [32, 32], channels: options.channels ?? 3, resizeShorter: options.resizeShorter }
   const { classes, files, labels } = await listImageFolder(root)
 
   const [h, w] = decode.size

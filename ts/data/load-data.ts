@@ -18,6 +18,11 @@ export interface LoadDataOptions {
   size?: [number, number]
   /** Channels of images read from image folders: 3 (RGB) or 1 (grayscale). Defaults to 3. */
   channels?: 1 | 3
+  /**
+   * Image folders: resize each image's shorter side to this many pixels (aspect kept), then take the centre `size`,
+   * as torchvision's `Resize` + `CenterCrop`. Without it images are stretched to `size`.
+   */
+  resizeShorter?: number
   /** Where downloads, extracted archives and decoded images are cached. Defaults to `~/.cache/convkit/datasets` (see `datasetCacheDir`). */
   cacheDir?: string
   /**
@@ -123,8 +128,8 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
 }
 
 function archiveOptions(options: LoadDataOptions) {
-  const { size, channels, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes } = options
-  return { size, channels, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes }
+  const { size, channels, resizeShorter, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes } = options
+  return { size, channels, resizeShorter, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes }
 }
 
 /** Archives usually wrap their contents in one folder (`cifar10-jpg/…`); that folder is the dataset. */
@@ -144,6 +149,7 @@ async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<L
   const folderOptions = {
     size: options.size,
     channels: options.channels,
+    resizeShorter: options.resizeShorter,
     skipBadImages: options.skipBadImages,
     cacheDir: options.cacheDir,
     quiet: options.quiet,

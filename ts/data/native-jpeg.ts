@@ -16,7 +16,16 @@ export interface NativeJpegResult {
 }
 
 /** Decodes what the fast path can of `files`, on every core, off the JS thread; `onProgress` gets the count decoded. */
+/**
+ * Whether the native path reproduces `options`: it decodes images already at `size`, which a resize of the shorter
+ * side to anything but that size would change.
+ */
+function nativeApplies(options: DecodeOptions): boolean {
+  return options.resizeShorter === undefined || options.resizeShorter === Math.min(...options.size)
+}
+
 export async function decodeJpegsNatively(files: readonly string[], options: DecodeOptions, onProgress?: (decoded: number) => void): Promise<NativeJpegResult> {
+  if (!nativeApplies(options)) return { pixels: new Uint8Array(files.length * options.channels * options.size[0] * options.size[1]), rest: files.map((_, i) => i) }
   const [h, w] = options.size
   const perImage = options.channels * h * w
   const pixels = new Uint8Array(files.length * perImage)
@@ -34,6 +43,7 @@ export async function decodeJpegsNatively(files: readonly string[], options: Dec
 
 /** `decodeJpegsNatively` for encoded images in memory (entries read from an archive). */
 export async function decodeJpegBuffersNatively(buffers: readonly Buffer[], options: DecodeOptions): Promise<NativeJpegResult> {
+  if (!nativeApplies(options)) return { pixels: new Uint8Array(buffers.length * options.channels * options.size[0] * options.size[1]), rest: buffers.map((_, i) => i) }
   const [h, w] = options.size
   const perImage = options.channels * h * w
   const pixels = new Uint8Array(buffers.length * perImage)
