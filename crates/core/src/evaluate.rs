@@ -156,7 +156,9 @@ pub fn probabilities(net: &Network, x: &Tensor, tta: Tta) -> Result<Vec<f32>> {
 /// Logits for a normalized float batch, one row per image, with `tta`.
 pub fn logits(net: &Network, x: &Tensor, tta: Tta) -> Result<Vec<f32>> {
     let _guard = tch::no_grad_guard();
-    let l = logits_with(net, x, tta)?.f_to_kind(Kind::Float)?.f_to_device(tch::Device::Cpu)?;
+    let l = logits_with(net, x, tta)?
+        .f_to_kind(Kind::Float)?
+        .f_to_device(tch::Device::Cpu)?;
     let mut out = vec![0f32; l.numel()];
     let n = out.len();
     l.f_copy_data(&mut out, n)?;

@@ -245,7 +245,11 @@ impl Network {
     /// statistics in the layers that train.
     pub fn forward_t(&self, input: &Tensor, train: bool) -> Result<Tensor> {
         let dtype = self.dtype();
-        let input = if input.kind() != dtype { input.f_to_kind(dtype)? } else { input.shallow_clone() };
+        let input = if input.kind() != dtype {
+            input.f_to_kind(dtype)?
+        } else {
+            input.shallow_clone()
+        };
         let x = if self.channels_last && input.dim() == 4 {
             to_channels_last(&input)?
         } else {
