@@ -118,7 +118,7 @@ fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
         );
         let from_one = group.broadcast_f64(&[rank as f64 * 7.0 + 1.0], 1, "test").unwrap();
         assert_eq!(from_one, [8.0]);
-        group.barrier().unwrap();
+        group.barrier(None).unwrap();
         // Different seeds, so the broadcast has something to fix.
         let mut t = trainer(100 + rank as u64);
         group.broadcast_network(&mut t.net, 0).unwrap();
@@ -146,7 +146,7 @@ fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
             let out = std::path::PathBuf::from(std::env::var(OUT).unwrap());
             save_network(&t.net, &out, Default::default()).unwrap();
         }
-        group.barrier().unwrap();
+        group.barrier(None).unwrap();
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -181,7 +181,7 @@ fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
 fn a_peer_killed_mid_run_is_an_error_naming_both_ranks() {
     if let Some(rank) = child_rank() {
         let group = join(rank);
-        group.barrier().unwrap();
+        group.barrier(None).unwrap();
         if rank == 1 {
             // SAFETY: ends this child process at once, as `kill -9` would.
             unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };

@@ -345,11 +345,16 @@ impl ProcessGroup {
         Ok(())
     }
 
-    /// Waits until every rank has reached this call.
-    pub fn barrier(&self) -> Result<()> {
-        self.with_pg("barrier", |pg| {
+    /// Waits until every rank has reached this call: up to `timeout` when given (a phase where ranks may drift
+    /// far apart, such as loading data), else up to the group's own timeout.
+    pub fn barrier(&self, timeout: Option<Duration>) -> Result<()> {
+        let op = match timeout {
+            Some(t) => format!("barrier (waited up to {} s)", t.as_secs()),
+            None => "barrier".to_owned(),
+        };
+        self.with_pg(&op, |pg| {
             // SAFETY: `pg` is live under the lock.
-            ffi::check(unsafe { ffi::ck_c10d_barrier(pg, 0) })
+            ffi::check(unsafe { ffi::ck_c10d_barrier(pg, timeout.map_or(0, millis)) })
         })
     }
 }
