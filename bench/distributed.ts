@@ -12,6 +12,7 @@ import { cifarSubset } from '../__test__/helpers/cifar-subset.ts'
 
 const STEPS = Number(process.argv[2] ?? 60)
 const BATCH = Number(process.argv[3] ?? 128)
+if (!(STEPS > 0 && BATCH > 0 && BATCH % 2 === 0)) throw new Error('usage: npx tsx bench/distributed.ts [steps] [even global batch]')
 const WARMUP = 5
 const WORLD = 2
 
@@ -59,26 +60,37 @@ async function rankMain(): Promise<void> {
   console.log(JSON.stringify(result))
 }
 
+/** One rank's share of the work with no group: the step time a rank would have without communication. */
+async function aloneMain(): Promise<void> {
+  const data = await load()
+  console.log(JSON.stringify(await steps(Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0 }), data, 0, WORLD)))
+}
+
+function child(env: NodeJS.ProcessEnv, what: string): Promise<RankResult> {
+  return new Promise<RankResult>((resolve, reject) => {
+    const proc = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), String(STEPS), String(BATCH)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    proc.stdout.on('data', (d) => (out += d))
+    proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as RankResult) : reject(new Error(`${what} exited with ${code}`))))
+  })
+}
+
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
 const ms = (s: number) => `${(1000 * s).toFixed(1)} ms`
 
 async function main(): Promise<void> {
   const data = await load()
   const single = await steps(Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0 }), data, 0, 1)
+  const alone = await child({ BENCH_ROLE: 'alone', OMP_NUM_THREADS: '1' }, 'the lone rank')
   const port = String(await freePort())
   const ranks = await Promise.all(
     Array.from({ length: WORLD }, (_, rank) =>
-      new Promise<RankResult>((resolve, reject) => {
-        const env = { ...process.env, MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, WORLD_SIZE: String(WORLD), RANK: String(rank), LOCAL_RANK: String(rank), OMP_NUM_THREADS: '1' }
-        const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], { env, stdio: ['ignore', 'pipe', 'inherit'] })
-        let out = ''
-        child.stdout.on('data', (d) => (out += d))
-        child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as RankResult) : reject(new Error(`rank ${rank} exited with ${code}`))))
-      }),
+      child({ MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, WORLD_SIZE: String(WORLD), RANK: String(rank), LOCAL_RANK: String(rank), OMP_NUM_THREADS: '1' }, `rank ${rank}`),
     ),
   )
   console.log(`reference CNN (2.12 M parameters, 8.5 MB of fp32 gradients), global batch ${BATCH}, ${STEPS} timed steps`)
   console.log(`one process (${BATCH} images/step, all cores): ${ms(mean(single.seconds))} per step, ${((STEPS * BATCH) / single.wall).toFixed(0)} images/s`)
+  console.log(`one rank's share alone (${BATCH / WORLD} images/step, 1 thread, no group): ${ms(mean(alone.seconds))} per step`)
   for (const r of ranks) {
     const share = mean(r.allreduce) / mean(r.seconds)
     console.log(`rank ${r.rank} (${BATCH / WORLD} images/step, 1 thread): ${ms(mean(r.seconds))} per step; averaging gradients ${ms(mean(r.allreduce))} (${(100 * share).toFixed(1)} % of the step)`)
@@ -94,4 +106,5 @@ async function main(): Promise<void> {
 }
 
 if (process.env.RANK !== undefined) await rankMain()
+else if (process.env.BENCH_ROLE === 'alone') await aloneMain()
 else await main()
