@@ -42,10 +42,10 @@ function run(args: string[], env: NodeJS.ProcessEnv): Proc {
 }
 
 /** Two ranks of the fixture, with torchrun's variables (one intra-op thread each, as the launcher would set). */
-async function twoRanks(options: Record<string, unknown>): Promise<Proc[]> {
+async function twoRanks(options: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<Proc[]> {
   const port = String(await freePort())
   return [0, 1].map((rank) =>
-    run([rankScript], { MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, WORLD_SIZE: '2', RANK: String(rank), LOCAL_RANK: String(rank), OMP_NUM_THREADS: '1', CONVKIT_TEST_TRAIN: JSON.stringify(options) }),
+    run([rankScript], { ...env, MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, WORLD_SIZE: '2', RANK: String(rank), LOCAL_RANK: String(rank), OMP_NUM_THREADS: '1', CONVKIT_TEST_TRAIN: JSON.stringify(options) }),
   )
 }
 
@@ -134,6 +134,20 @@ test.serial('a rank killed with SIGKILL makes the other exit with an error namin
   t.regex(ranks[0]!.err(), /DistributedError \[DISTRIBUTED_ERROR\]: .*rank 0 of 2: all-reduce of the gradients failed \(lost rank 1: it died or stopped answering\)/)
   t.true(end.at - killed < 30_000, `${end.at - killed} ms`)
   t.log(`rank 0 exited ${(end.at - killed).toFixed(0)} ms after rank 1 was killed`)
+})
+
+test.serial('a rank that hangs (SIGSTOP) is an error on the other after the collective timeout', async (t) => {
+  const ranks = await twoRanks({ data: root, epochs: 50, batchSize: 16, limitTrain: 512, limitTest: 100, device: 'cpu', report: false, quiet: true, out: tmp() }, { CONVKIT_DIST_TIMEOUT: '5' })
+  await waitFor(ranks[1]!.out, /^STEP 3$/m)
+  const stopped = performance.now()
+  ranks[1]!.child.kill('SIGSTOP')
+  const end = await ranks[0]!.ended
+  ranks[1]!.child.kill('SIGKILL')
+  t.is(end.code, 1)
+  t.regex(ranks[0]!.err(), /rank 0 of 2: all-reduce of the gradients failed \(lost rank 1: it died or stopped answering\): .*[Tt]imed out/)
+  // The 5 s timeout bounds each receive of the collective, so it ends after about that long.
+  t.true(end.at - stopped < 30_000, `${end.at - stopped} ms`)
+  t.log(`rank 0 exited ${(end.at - stopped).toFixed(0)} ms after rank 1 stopped`)
 })
 
 test.serial('the CLI with --nproc-per-node 2: Ctrl-C stops both ranks, --resume continues, a killed worker is named', async (t) => {

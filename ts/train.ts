@@ -194,11 +194,22 @@ class RunningMetrics {
  * console.log(result.history.best)
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
+  const joined: { sync?: TrainSync } = {}
+  try {
+    return await run(options, joined)
+  } catch (err) {
+    // A rank that fails leaves its group at once, so the others fail fast naming it instead of waiting.
+    joined.sync?.finish()
+    throw err
+  }
+}
+
+async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise<TrainResult> {
   const previous = options.resume ? readHistory(options.resume) : undefined
   const { config, filled } = previous ? resumeConfig(previous.config, options, options.resume!) : { config: resolveConfig(options), filled: [] as string[] }
   const runDir = path.resolve(options.resume ?? config.out ?? path.join('runs', timestamp()))
   // Data-parallel: from here every rank runs this function in step; rank 0 alone writes and prints.
-  const sync = await TrainSync.start(config.distributed)
+  const sync = (joined.sync = await TrainSync.start(config.distributed))
   if (!sync.isWriter) config.quiet = true
   const print = config.quiet ? () => {} : (line: string) => console.log(line)
   if (filled.length > 0) print(`convkit: ${runDir} was written before ${filled.join(', ')} existed; resuming with their defaults`)

@@ -42,6 +42,8 @@ function joinLauncher(): void {
 /** Runs the train command on `argv`; returns the exit code. */
 export async function trainCommand(argv: string[]): Promise<number> {
   const { options, extra } = parseFlags(TRAIN_OPTIONS, argv, EXTRA)
+  const nproc = (options.nprocPerNode as number | undefined) ?? 1
+  delete options.nprocPerNode
   if (extra.help) {
     console.log(TRAIN_HELP)
     return 0
@@ -54,7 +56,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
     return 0
   }
   // --nproc-per-node N: this process only launches N workers of the same command (and waits for them).
-  const nproc = (options.nprocPerNode as number | undefined) ?? 1
   if (nproc > 1) return launch({ nproc, args: withoutFlag(argv, 'nproc-per-node') })
   // A worker (of the launcher, torchrun or any launcher setting torchrun's variables) joins its run.
   const worker = launchedAsRank()

@@ -159,10 +159,10 @@ export class TrainSync {
     return votes! > 0
   }
 
-  /** Leaves the group (after the run's last collective). */
-  finish(model: Model): void {
+  /** Leaves the group (after the run's last collective, or on an error); detaches `model` from it. Idempotent. */
+  finish(model?: Model): void {
     if (!this.group) return
-    model.attachProcessGroup(null)
+    model?.attachProcessGroup(null)
     this.group.destroy()
   }
 

@@ -25,6 +25,10 @@ fn child_rank() -> Option<i32> {
 }
 
 fn join(rank: i32) -> ProcessGroup {
+    join_with_timeout(rank, Duration::from_secs(20))
+}
+
+fn join_with_timeout(rank: i32, timeout: Duration) -> ProcessGroup {
     tch::set_num_threads(1);
     ProcessGroup::init(&DistConfig {
         master_addr: "127.0.0.1".into(),
@@ -32,7 +36,7 @@ fn join(rank: i32) -> ProcessGroup {
         rank,
         world_size: 2,
         backend: Backend::Gloo,
-        timeout: Duration::from_secs(20),
+        timeout,
         store_timeout: Duration::from_secs(60),
         gloo_hostname: Some("127.0.0.1".into()),
     })
@@ -210,6 +214,36 @@ fn a_peer_killed_mid_run_is_an_error_naming_both_ranks() {
     assert!(ok, "rank 0 did not report the lost peer:\n{text}");
     assert!(text.contains("survivor: rank 0 of 2"), "{text}");
     assert!(!ranks[1].0, "rank 1 was killed");
+}
+
+#[test]
+fn a_barrier_given_a_longer_timeout_outlasts_the_group_timeout() {
+    if let Some(rank) = child_rank() {
+        // Collectives give up after 1 s here; the barrier is told to wait 30 s, and rank 1 comes 3 s late.
+        let group = join_with_timeout(rank, Duration::from_secs(1));
+        if rank == 1 {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        group.barrier(Some(Duration::from_secs(30))).unwrap();
+        // A plain collective still has the short timeout: rank 1 comes late again, and rank 0 gives up.
+        if rank == 1 {
+            std::thread::sleep(Duration::from_secs(3));
+            return;
+        }
+        let err = group.barrier(None).unwrap_err().to_string();
+        assert!(err.starts_with("rank 0 of 2: barrier failed (lost rank 1"), "{err}");
+        println!("late: {err}");
+        return;
+    }
+    let ranks = run_ranks("a_barrier_given_a_longer_timeout_outlasts_the_group_timeout", None);
+    for (rank, (ok, text)) in ranks.iter().enumerate() {
+        assert!(ok, "rank {rank} failed:\n{text}");
+    }
+    assert!(
+        ranks[0].1.contains("late: rank 0 of 2: barrier failed"),
+        "{}",
+        ranks[0].1
+    );
 }
 
 #[test]

@@ -20,8 +20,8 @@ pub struct GradSync {
     pub group: Arc<ProcessGroup>,
     /// The largest bucket, in bytes (DDP's default is 25 MiB).
     pub bucket_bytes: usize,
-    /// This rank's vote to stop after the next step; it rides along in the last bucket, so agreeing on an
-    /// interrupt costs no extra round trip.
+    /// This rank's vote to stop after the next step (cleared by it); it rides along in the last bucket, so
+    /// agreeing on an interrupt costs no extra round trip.
     pub vote_stop: bool,
 }
 
@@ -85,7 +85,11 @@ impl GradSync {
                 .collect::<Result<Vec<_>, _>>()?;
             flats.push(Tensor::f_cat(&views, 0)?.f_to_device(device)?.f_contiguous()?);
         }
-        let vote = Tensor::f_from_slice(&[if self.vote_stop { 1f64 } else { 0f64 }])?;
+        let vote = Tensor::f_from_slice(&[if std::mem::take(&mut self.vote_stop) {
+            1f64
+        } else {
+            0f64
+        }])?;
         match flats.last_mut() {
             Some(last) => {
                 let kind = last.kind();
