@@ -159,7 +159,7 @@ test.serial('the CLI with --nproc-per-node 2: Ctrl-C stops both ranks, --resume 
   first.child.kill('SIGINT')
   const stopped = await first.ended
   t.is(stopped.code, 130, first.err())
-  t.regex(first.err(), /resume with: npm run train -- --resume /)
+  t.regex(first.err(), /resume with: npm run train -- --nproc-per-node 2 --resume /)
   const history = () => JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
   const done = history().epochs.length
   t.true(done >= 1)

@@ -72,7 +72,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (result.interrupted) {
     const done = result.history.epochs.length
     console.error(`convkit: stopped after ${done} complete epoch(s); the last checkpoint and history are in ${result.runDir}.`)
-    console.error(`convkit: resume with: npm run train -- --resume ${result.runDir}`)
+    // A data-parallel run resumes with as many ranks: the global batch is batchSize × ranks.
+    const ranks = worker && process.env.LOCAL_WORLD_SIZE === process.env.WORLD_SIZE ? `--nproc-per-node ${process.env.WORLD_SIZE} ` : ''
+    console.error(`convkit: resume with: npm run train -- ${ranks}--resume ${result.runDir}`)
     return 130
   }
   if (result.skipped.length > 0) console.log(`convkit: skipped ${result.skipped.length} unreadable image(s)`)
