@@ -49,6 +49,7 @@ def main():
     floor = one(os.path.join(a.logs, "pytorch.json"))
     floor_bf16 = one(os.path.join(a.logs, "pytorch-bf16.json"))
     seed = one(os.path.join(a.logs, "seed.json"))
+    nccl = one(os.path.join(a.logs, "nccl.json"))
     best_floor = max(floor["train"].values()) if floor else None
     best_floor_bf16 = max(floor_bf16["train"].values()) if floor_bf16 else None
     result = {
@@ -63,6 +64,7 @@ def main():
         "seed_pipeline_images_per_second": seed and seed.get("images_per_second"),
         "convkit_over_floor_train": fp32 and best_floor and fp32["train_images_per_second"] / best_floor,
         "convkit_bf16_over_floor_bf16_train": bf16 and best_floor_bf16 and bf16["train_images_per_second"] / best_floor_bf16,
+        "nccl_world_size_1": nccl.get("nccl") if nccl else "not run",
         "convkit_over_seed_pipeline_train": fp32 and seed and seed.get("images_per_second") and fp32["train_images_per_second"] / seed["images_per_second"],
     }
     ok_cuda = result["cuda_detected"] and str(result["device"]).startswith("cuda")
@@ -73,6 +75,7 @@ def main():
     if fp32:
         print(f"ConvKit fp32: train {fp32['train_images_per_second']:.0f} img/s, eval {fp32['eval_images_per_second']:.0f} img/s, "
               f"best test top-1 {fp32['best_test_top1']:.2f} % in {fp32['epochs']} epochs (needs {a.min_top1} %): {'ok' if ok_top1 else 'SHORT'}")
+    print(f"NCCL start-up (world size 1, ConvKit's c10d bridge): {result['nccl_world_size_1']}")
     for name in ("convkit_over_floor_train", "convkit_bf16_over_floor_bf16_train", "convkit_over_seed_pipeline_train"):
         if result[name]:
             print(f"{name}: {result[name]:.2f}x")

@@ -9,7 +9,9 @@
 #
 # It reports whether CUDA is detected; ConvKit's training step and evaluation on the GPU; ConvKit against
 # PyTorch in images/s on the same GPU and data (the preloaded floor, fp32 and bf16 autocast, and the seed's
-# JPEG DataLoader pipeline); and a 10-epoch run of the seed network, which must reach 70 % test top-1.
+# JPEG DataLoader pipeline); a 10-epoch run of the seed network, which must reach 70 % test top-1; and the
+# start-up of a world-size-1 NCCL process group through ConvKit's c10d bridge (crates/core/cpp/nccl_check.cpp),
+# which --prepare builds when it can (it needs the pytorch venv's CUDA and NCCL headers, see below).
 # The summary is printed last and written to $OUT/gpu-check.json when OUT is set. Exit status 1 when CUDA
 # is missing or the accuracy falls short.
 #
@@ -26,6 +28,33 @@ if [ "${1:-}" = "--prepare" ]; then
   mkdir -p "$carry"
   cp "target/$(rustc -vV | sed -n 's/^host: //p')/release/examples/gpu_check" "$carry/gpu_check"
   cp "$archive" "$carry/$archive_name"
+  # The NCCL start-up check: c10d_bridge.cpp with -DCK_C10D_NCCL, against the CUDA libtorch of the pytorch venv
+  # (ConvKit's own cache is CPU-only) and the exact nccl.h torch 2.11.0 pins (nvidia-nccl-cu13 2.28.9, in that
+  # venv). CUDA 13 keeps crt/host_config.h and <nv/target> in wheels torch does not pull in; pip fetches them.
+  # Anything missing only skips this check.
+  venv="${CONVKIT_PYTORCH_VENV:-$HOME/.cache/convkit/pytorch-venv}"
+  rm -f "$carry/nccl_check"
+  if site="$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)" \
+      && [ -f "$site/nvidia/nccl/include/nccl.h" ] && [ -d "$site/nvidia/cu13/include" ]; then
+    crt=target/gpu-check-build/crt
+    if [ ! -f "$crt/nvidia/cu13/include/crt/host_config.h" ] || [ ! -f "$crt/nvidia/cu13/include/cccl/nv/target" ]; then
+      mkdir -p target/gpu-check-build/wheels
+      "$venv/bin/python" -m pip download -q --no-deps 'nvidia-cuda-crt==13.0.*' 'nvidia-cuda-cccl==13.0.*' -d target/gpu-check-build/wheels \
+        && for w in target/gpu-check-build/wheels/*.whl; do "$venv/bin/python" -m zipfile -e "$w" "$crt"; done || true
+    fi
+    inc="$crt/nvidia/cu13/include"
+    if g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI=1 -DUSE_C10D_GLOO -DUSE_C10D_NCCL -DUSE_CUDA -DCK_C10D_NCCL \
+        -I crates/core/cpp -I crates/core/cpp/gloo_decl -isystem "$site/torch/include" -isystem "$site/torch/include/torch/csrc/api/include" \
+        -isystem "$site/nvidia/cu13/include" -isystem "$inc" -isystem "$inc/cccl" -isystem "$site/nvidia/nccl/include" \
+        crates/core/cpp/nccl_check.cpp crates/core/cpp/c10d_bridge.cpp -o "$carry/nccl_check" \
+        -L "$site/torch/lib" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch_cpu -lc10 -Wl,--as-needed; then
+      echo "gpu-check: built the NCCL start-up check"
+    else
+      echo "gpu-check: could not build the NCCL start-up check (see above); the GPU run will skip it" >&2
+    fi
+  else
+    echo "gpu-check: no CUDA torch with nccl.h in $venv (set CONVKIT_PYTORCH_VENV); the GPU run will skip the NCCL check" >&2
+  fi
   du -sh "$carry"
   echo "gpu-check: ready; carry $carry and run: bash scripts/gpu-check.sh"
   exit 0
@@ -72,6 +101,13 @@ step "PyTorch: the seed's pipeline (ImageFolder, ToTensor, Normalize, DataLoader
 workers=$(( $(nproc) > 8 ? 8 : $(nproc) ))
 timeout 120 "$python" bench/seed_pipeline.py --root "$root/train" --workers "$workers" --device "$device" | tee "$logs/seed.json" \
   || echo "gpu-check: the seed pipeline did not finish"
+
+step "NCCL: a world-size-1 process group through ConvKit's c10d bridge"
+if [ -x "$carry/nccl_check" ]; then
+  timeout 120 "$carry/nccl_check" "$((20000 + RANDOM % 20000))" | tee "$logs/nccl.json" || echo "gpu-check: the NCCL start-up failed"
+else
+  echo "gpu-check: $carry/nccl_check was not built by --prepare; skipped"
+fi
 
 step "summary"
 "$python" bench/gpu_summary.py --logs "$logs" --min-top1 70 ${OUT:+--out "$OUT/gpu-check.json"}

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'DATA_TOO_LARGE'
   | 'DOWNLOAD_FAILED'
   | 'CHECKSUM_MISMATCH'
+  | 'DISTRIBUTED_ERROR'
 
 /** The base of every ConvKit error. `code` is stable; the message names the input, the field and what was expected. */
 export class ConvkitError extends Error {
@@ -63,6 +64,12 @@ export class CancelledError extends ConvkitError {}
 /** A file that could not be read or written. */
 export class FileError extends ConvkitError {}
 
+/**
+ * A distributed run's rank could not meet the others, or lost one: a peer died, hung or was unreachable. The message
+ * starts with this rank (`rank 0 of 2: …`) and names the rank it lost where it can tell.
+ */
+export class DistributedError extends ConvkitError {}
+
 /** libtorch itself failed, or native code hit a bug; the message carries its words. */
 export class NativeError extends ConvkitError {}
 
@@ -87,6 +94,7 @@ const classByCode: Record<ErrorCode, new (code: ErrorCode, message: string, opti
   DATA_TOO_LARGE: DataError,
   DOWNLOAD_FAILED: DataError,
   CHECKSUM_MISMATCH: DataError,
+  DISTRIBUTED_ERROR: DistributedError,
 }
 
 /** Makes the error class that fits `code`. */
@@ -133,6 +141,10 @@ export function isCheckpointError(error: unknown): error is CheckpointError {
 
 export function isDataError(error: unknown): error is DataError {
   return error instanceof DataError
+}
+
+export function isDistributedError(error: unknown): error is DistributedError {
+  return error instanceof DistributedError
 }
 
 export function isCancelledError(error: unknown): error is CancelledError {

@@ -1,6 +1,9 @@
 // ConvKit's public API.
 export { train } from './train.ts'
 export type { TrainResult } from './train.ts'
+export { ProcessGroup } from './distributed/process-group.ts'
+export type { DistributedOptions } from './distributed/env.ts'
+export type { DistributedSummary } from './distributed/train-sync.ts'
 export { TRAIN_OPTIONS } from './train-options.ts'
 export type { ModelSource, TrainConfig, TrainOptions, TrainableSpan } from './train-options.ts'
 export { lrMultiplier } from './schedule.ts'
@@ -113,6 +116,7 @@ export {
   ConvkitError,
   DataError,
   DeviceError,
+  DistributedError,
   FileError,
   InputError,
   NativeError,
@@ -121,5 +125,6 @@ export {
   isCheckpointError,
   isConvkitError,
   isDataError,
+  isDistributedError,
 } from './errors.ts'
 export type { ErrorCode } from './errors.ts'

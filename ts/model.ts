@@ -6,6 +6,7 @@ import { call, callSync, native, type Native, type OptimizerConfig, type ParamGr
 import { datasetHandle, type TensorDataset } from './data/tensor-dataset.ts'
 import { halfNormalization, type Normalization } from './data/image-set.ts'
 import type { Device } from './device.ts'
+import { groupHandle, type ProcessGroup } from './distributed/process-group.ts'
 import { CancelledError, CheckpointError, InputError } from './errors.ts'
 import type { ModelSpec } from './layers.ts'
 import { metricsFromCounts, type EvalMetrics } from './metrics.ts'
@@ -106,6 +107,8 @@ export interface StepOptions {
   runSeed?: number
   /** The 1-based epoch, for alternating flips. */
   epoch?: number
+  /** With a process group attached: this rank asks all ranks to stop after this step (see `stopRequested`). */
+  stop?: boolean
 }
 
 export interface StepResult {
@@ -118,6 +121,12 @@ export interface StepResult {
   count: number
   /** The predicted class of each image of the batch. */
   predicted: Int32Array
+  /** With a process group attached: some rank passed `stop` to this step, so every rank should stop now. */
+  stopRequested: boolean
+  /** With a process group attached: seconds spent averaging the gradients over the ranks; 0 otherwise. */
+  allreduceSeconds: number
+  /** Seconds the step took in native code. */
+  seconds: number
 }
 
 export interface EvaluateOptions {
@@ -131,6 +140,11 @@ export interface EvaluateOptions {
   tta?: Tta
   /** Evaluate the averaged weights when weight averaging is on. Defaults to true. */
   averaged?: boolean
+  /**
+   * Sum the counts over this group's ranks, each passing its own share of the images (a collective), so every
+   * rank gets the metrics of all the shares together.
+   */
+  group?: ProcessGroup
 }
 
 export interface SaveOptions {
@@ -459,11 +473,30 @@ export class Model {
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       const indices = options.indices ? toInt32(options.indices, 'indices') : null
-      const counts = await call('evaluation', () => this.#native.evaluate(datasetHandle(data), indices, batchSize, options.tta, options.averaged ?? true, token))
+      let counts = await call('evaluation', () => this.#native.evaluate(datasetHandle(data), indices, batchSize, options.tta, options.averaged ?? true, token))
+      if (options.group) {
+        const sums = await options.group.allreduceSum([counts.count, counts.lossSum, counts.top1Correct, counts.top5Correct, ...counts.confusion], 'the evaluation counts')
+        counts = { count: sums[0]!, lossSum: sums[1]!, top1Correct: sums[2]!, top5Correct: sums[3]!, confusion: Array.from(sums.subarray(4)), classes: counts.classes }
+      }
       return metricsFromCounts(counts, data.classes)
     } finally {
       signal?.removeEventListener('abort', onAbort)
     }
+  }
+
+  /**
+   * Data-parallel training: from now on each training step averages the gradients over `group`'s ranks between
+   * backward and the update (sums in buckets of at most `bucketMb` MiB, then divides by the world size), as
+   * PyTorch's DistributedDataParallel does. Pass `null` to train alone again. Start from equal weights on every
+   * rank: see {@link Model.broadcastWeights}.
+   */
+  attachProcessGroup(group: ProcessGroup | null, options: { bucketMb?: number } = {}): void {
+    callSync('attaching the process group', () => this.#native.attachProcessGroup(group ? groupHandle(group) : null, options.bucketMb))
+  }
+
+  /** Copies rank `root`'s weights and buffers into this model on every rank of `group` (a collective). */
+  async broadcastWeights(group: ProcessGroup, root = 0): Promise<void> {
+    await call('broadcasting the weights', () => groupHandle(group).broadcastModel(this.#native, root))
   }
 
   /**

@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Callback, EpochRecord, TrainContext } from './callbacks/callback.ts'
+import { resolveDistributed, type DistributedOptions } from './distributed/env.ts'
 import { checkMonitor } from './callbacks/monitor.ts'
 import type { ImageSet } from './data/image-set.ts'
 import type { Device } from './device.ts'
@@ -233,6 +234,26 @@ export const TRAIN_OPTIONS = {
   tensorboard: optionalText({ help: 'write TensorBoard logs to this folder', group: 'output', default: null, shownDefault: 'off', stored: false, onResume: 'override', metavar: '<dir>' }),
   /** No table, no progress bars. @default false */
   quiet: boolean({ help: 'no summary, table or progress bars', group: 'output', default: false, stored: false, onResume: 'override' }),
+  /**
+   * The train CLI only (as torchrun's `--nproc-per-node`): start this many worker processes on this machine, one
+   * rank each, and wait for them. With `NNODES` and `NODE_RANK` set (and `MASTER_ADDR`, `MASTER_PORT` naming
+   * node 0), several machines form one run. From code, start one process per rank and pass `distributed`.
+   * @default 1
+   */
+  nprocPerNode: optionalInt({ help: "start n local worker processes, one rank each (torchrun's --nproc-per-node)", group: 'distributed', default: null, shownDefault: '1', min: 1, stored: false, onResume: 'override' }),
+  /**
+   * Train as one rank of a data-parallel run: `true` reads torchrun's `MASTER_ADDR`, `MASTER_PORT`, `RANK`,
+   * `WORLD_SIZE` and `LOCAL_RANK`; an object gives any of them (and the timeouts) in code. Every rank trains on its
+   * own share of each epoch with `batchSize` images per step (the global batch is `batchSize` × world size) and
+   * averages gradients with the others; rank 0 alone writes the run's files. Off by default.
+   * @example { rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 29500 }
+   */
+  distributed: value<DistributedOptions | boolean | null | undefined, DistributedOptions | null>(
+    { help: 'join a data-parallel run (true: from torchrun variables)', group: 'distributed', default: null, stored: false, onResume: 'override' },
+    (v) => (v === null || v === undefined || v === false ? null : resolveDistributed(v === true ? {} : v)),
+  ),
+  /** The largest bucket of gradients a data-parallel step all-reduces at once, in MiB (DDP's `bucket_cap_mb`). @default 25 */
+  bucketMb: number({ help: 'gradient bucket size of a data-parallel step, in MiB', group: 'distributed', default: 25, ok: (v) => v > 0, expected: 'a number > 0', stored: false, onResume: 'override' }),
 } as const
 
 export type TrainOptionTable = typeof TRAIN_OPTIONS
@@ -290,6 +311,7 @@ function crossChecks(config: ResolvedTrainOptions): void {
   }
   if (config.schedule === 'piecewise' && config.lrPoints.length === 0) throw bad('lrPoints', "points for schedule 'piecewise'", config.lrPoints)
   if (config.averagingWarmup === 'cubic' && config.averaging === 'none') throw bad('averagingWarmup', "an averaging ('ema' or 'lookahead') to ramp", config.averagingWarmup)
+  if ((config.nprocPerNode ?? 1) > 1) throw bad('nprocPerNode', "1: only the train CLI starts worker processes; from code, start one process per rank with the option 'distributed'", config.nprocPerNode)
 }
 
 /** The options a recipe sets, under the ones given (a recipe name is checked like any option). */

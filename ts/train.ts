@@ -15,6 +15,7 @@ import { datasetNormalization, NAMED_NORMALIZATIONS } from './data/normalization
 import { deriveSeed, limitIndices, range, shuffle, splitIndices } from './data/split.ts'
 import { TensorDataset } from './data/tensor-dataset.ts'
 import { setSeed } from './device.ts'
+import { TrainSync, type DistributedSummary } from './distributed/train-sync.ts'
 import { tableHeader, tableRow } from './epoch-table.ts'
 import { DataError, InputError } from './errors.ts'
 import { percent, type EvalMetrics } from './metrics.ts'
@@ -42,6 +43,8 @@ export interface TrainResult {
   interrupted: boolean
   /** Files skipped as unreadable (with skipBadImages). */
   skipped: string[]
+  /** A data-parallel run's rank, world size and all-reduce timings; null for one process. */
+  distributed: DistributedSummary | null
 }
 
 const LAST = 'last.safetensors'
@@ -204,6 +207,20 @@ class RunningMetrics {
     })
   }
 
+  /** The sums behind the metrics, in one array, so ranks can add theirs up. */
+  sums(): Float64Array {
+    return Float64Array.from([this.lossSum, this.count, this.top1, this.top5, ...this.correctPerClass, ...this.totalPerClass])
+  }
+
+  setSums(sums: Float64Array): void {
+    const k = this.classes.length
+    ;[this.lossSum, this.count, this.top1, this.top5] = [sums[0]!, sums[1]!, sums[2]!, sums[3]!]
+    for (let c = 0; c < k; c++) {
+      this.correctPerClass[c] = sums[4 + c]!
+      this.totalPerClass[c] = sums[4 + k + c]!
+    }
+  }
+
   metrics(): SplitMetrics {
     const perClass: Record<string, number> = {}
     this.classes.forEach((c, k) => (perClass[c] = percent(this.correctPerClass[k]!, this.totalPerClass[k]!)))
@@ -220,15 +237,29 @@ class RunningMetrics {
  * console.log(result.history.best)
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
+  const joined: { sync?: TrainSync } = {}
+  try {
+    return await run(options, joined)
+  } catch (err) {
+    // A rank that fails leaves its group at once, so the others fail fast naming it instead of waiting.
+    joined.sync?.finish()
+    throw err
+  }
+}
+
+async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise<TrainResult> {
   const previous = options.resume ? readHistory(options.resume) : undefined
   const { config, filled } = previous ? resumeConfig(previous.config, options, options.resume!) : { config: resolveConfig(options), filled: [] as string[] }
   const runDir = path.resolve(options.resume ?? config.out ?? path.join('runs', timestamp()))
+  // Data-parallel: from here every rank runs this function in step; rank 0 alone writes and prints.
+  const sync = (joined.sync = await TrainSync.start(config.distributed))
+  if (!sync.isWriter) config.quiet = true
   const print = config.quiet ? () => {} : (line: string) => console.log(line)
   if (filled.length > 0) print(`convkit: ${runDir} was written before ${filled.join(', ')} existed; resuming with their defaults`)
 
-  const data = await prepareData(options, config)
+  const data = await sync.rankZeroFirst(() => prepareData(options, config))
   checkMemory(data.testSet === data.trainSet ? [data.trainSet] : [data.trainSet, data.testSet])
-  fs.mkdirSync(runDir, { recursive: true })
+  if (sync.isWriter) fs.mkdirSync(runDir, { recursive: true })
   const device = config.device
   const modelOptions: ModelOptions = {
     device,
@@ -269,6 +300,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const c = await choosePrecision(model.spec, trainData, data.train, config.batchSize, modelDevice)
     chosen = { precision: c.precision, precisionReason: c.reason }
   } else chosen = { precision: config.precision, precisionReason: `${config.precision}: as asked` }
+  chosen = await sync.agreePrecision(chosen)
   if (config.precision === 'auto') print(`convkit: precision ${chosen.precisionReason}`)
   model.setPrecision(chosen.precision as Precision)
 
@@ -279,10 +311,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (config.lrPatience !== null) {
     builtIn.reduceLr = new ReduceLROnPlateau({ monitor: config.monitor, patience: config.lrPatience, factor: config.lrFactor, minDelta: config.minDelta })
   }
-  if (config.tensorboard !== null) builtIn.tensorboard = new TensorBoard({ logDir: config.tensorboard })
-  const callbacks: Callback[] = [history, ...Object.values(builtIn), ...(options.callbacks ?? [])]
+  if (config.tensorboard !== null && sync.isWriter) builtIn.tensorboard = new TensorBoard({ logDir: config.tensorboard })
+  // Only rank 0 writes checkpoints; the other ranks keep the rest, whose state drives their decisions.
+  const callbacks: Callback[] = [history, ...Object.values(builtIn).filter((cb) => sync.isWriter || cb !== checkpoint), ...(options.callbacks ?? [])]
   const metrics = runMetrics(data.val.length > 0)
-  const plan = batchPlan(config, data.train.length)
+  const plan = batchPlan(config, sync.shardLength(data.train.length))
   const totalSteps = plan.reduce((a, b) => a + b, 0)
   // A resumed run continues at the rate its last epoch ended with.
   const ctx: TrainContext = { model, runDir, metrics, stopTraining: false, lr: previous?.lr ?? config.lr, classNames: data.classes }
@@ -323,7 +356,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     chosen,
   })
 
-  if (options.report !== false && config.report && !previous) {
+  await sync.attach(model, config.bucketMb)
+  if (options.report !== false && config.report && !previous && sync.isWriter) {
     ctx.samplesPng = await samplesPng(data.trainSet, data.train)
     await writeFileAtomic(path.join(runDir, 'samples.png'), ctx.samplesPng)
   }
@@ -332,7 +366,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (previous) {
     history.loadState(previous.epochs)
     for (const [k, cb] of Object.entries(builtIn)) if (previous.resume?.[k] !== undefined) cb.loadState?.(previous.resume[k])
-  } else {
+  } else if (sync.isWriter) {
     // Epoch 0's weights, so an interrupt before the first epoch ends still leaves a consistent `last`.
     await model.save(path.join(runDir, LAST), { metadata: { epoch: 0 } })
   }
@@ -340,18 +374,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (firstEpoch > plan.length) print(`convkit: ${runDir} already has ${history.epochs.length} epochs; pass a larger epochs to continue`)
 
   let interrupted = false
+  // With a group, an interrupt is only this rank's vote: the ranks stop together at the next step or epoch end.
   const onAbort = () => {
-    interrupted = true
+    if (sync.ask()) interrupted = true
   }
   options.signal?.addEventListener('abort', onAbort, { once: true })
-  if (options.signal?.aborted) interrupted = true
+  if (options.signal?.aborted) onAbort()
   print(
     `convkit: ${data.classes.length} classes; ${data.train.length} train, ${data.val.length} val, ${data.test.length} test images; ` +
       `${model.paramCount.toLocaleString('en-US')} parameters on ${modelDevice} (${chosen.precision}); run in ${runDir}`,
   )
   print(model.summary())
   let headerShown = ''
-  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { indices, batchSize: 1000, tta: config.tta, averaged: config.averaging === 'ema' })
+  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { ...sync.evaluation(indices), batchSize: 1000, tta: config.tta, averaged: config.averaging === 'ema' })
 
   try {
     for (let epoch = firstEpoch; epoch <= plan.length && !interrupted && !ctx.stopTraining; epoch++) {
@@ -359,8 +394,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const baseLr = ctx.lr
       applySpans(epoch)
       // Per-epoch seeds make each epoch's shuffle, augmentation and dropout the same whether or not the run was resumed.
-      setSeed(deriveSeed(config.seed, epoch, 0xd0))
-      const order = shuffle(data.train, deriveSeed(config.seed, epoch))
+      setSeed(sync.seed(deriveSeed(config.seed, epoch, 0xd0)))
+      const order = sync.shard(shuffle(data.train, deriveSeed(config.seed, epoch)))
       const batches = plan[epoch - 1]!
       const stepsBefore = plan.slice(0, epoch - 1).reduce((a, b) => a + b, 0)
       const bar = new ProgressBar(`${epochGauge(epoch - 1, plan.length)} epoch ${epoch}/${plan.length}`, { total: batches, quiet: config.quiet, format: (n) => n.toFixed(0), rateUnit: ' batch/s' })
@@ -370,19 +405,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       for (let b = 0; b < batches; b++) {
         const indices = order.subarray(b * config.batchSize, (b + 1) * config.batchSize)
         lastLr = baseLr * lrMultiplier(config, stepsBefore + b, totalSteps)
-        const step = await model.trainBatch(trainData, indices, { lr: lastLr, augment, batchSeed: deriveSeed(config.seed, epoch, b, 0xa9), runSeed, epoch })
+        const step = await model.trainBatch(trainData, indices, { lr: lastLr, augment, batchSeed: sync.seed(deriveSeed(config.seed, epoch, b, 0xa9)), runSeed, epoch, stop: sync.asked })
         running.add(step, data.trainSet.labels, indices)
         seen += step.count
         const elapsed = (performance.now() - started) / 1000
-        bar.update(b + 1, { loss: running.metrics().loss, 'img/s': (seen / elapsed).toFixed(0) })
+        bar.update(b + 1, { loss: running.metrics().loss, 'img/s': ((seen * sync.worldSize) / elapsed).toFixed(0) })
         for (const cb of callbacks) await cb.onBatchEnd?.(b, step, ctx)
         await options.onBatchEnd?.(b, step, ctx)
+        interrupted = sync.afterStep(step, interrupted)
         if (interrupted) break
       }
       bar.done()
       if (interrupted) break
       const trainSeconds = (performance.now() - started) / 1000
-      const trainM = config.trainMetrics === 'full' ? splitMetrics(await evaluate(trainData, data.train), false) : running.metrics()
+      await sync.beforeEvaluation(model)
+      const trainM = config.trainMetrics === 'full' ? splitMetrics(await evaluate(trainData, data.train), false) : (await sync.sumRunning(running)).metrics()
       const valM = data.val.length > 0 ? await evaluate(trainData, data.val) : undefined
       const lastEpoch = epoch === plan.length
       const testNow = config.testEvery > 0 ? epoch % config.testEvery === 0 || lastEpoch : lastEpoch
@@ -391,7 +428,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         epoch,
         seconds: (performance.now() - started) / 1000,
         lr: config.schedule === 'constant' && config.warmup === 0 ? baseLr : lastLr,
-        imagesPerSecond: seen / trainSeconds,
+        imagesPerSecond: (seen * sync.worldSize) / trainSeconds,
         train: trainM,
         ...(valM ? { val: splitMetrics(valM, false) } : {}),
         ...(testM ? { test: splitMetrics(testM, true) } : {}),
@@ -399,17 +436,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const logs = flattenLogs(record)
       for (const cb of callbacks) await cb.onEpochEnd?.(record, logs, ctx)
       await options.onEpochEnd?.(record, ctx)
+      interrupted = await sync.endEpoch(ctx, interrupted)
       const header = tableHeader(record)
       if (header !== headerShown) {
         print(header)
         headerShown = header
       }
       print(tableRow(record, checkpoint.bestEpoch === epoch))
-      await model.save(path.join(runDir, LAST), { metadata: { epoch, ...logs } })
-      await writeHistory(runDir, historyFile())
+      if (sync.isWriter) {
+        await model.save(path.join(runDir, LAST), { metadata: { epoch, ...logs } })
+        await writeHistory(runDir, historyFile())
+      }
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort)
+    sync.finish(model)
   }
 
   // The averaged weights are the ones evaluated each epoch: the run ends with them (last.safetensors keeps the raw
@@ -419,8 +460,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   model = ctx.model
   const final = historyFile()
   if (interrupted) final.stopReason = null
-  await writeHistory(runDir, final)
-  if (options.report !== false && config.report && final.epochs.length > 0) {
+  if (sync.isWriter) await writeHistory(runDir, final)
+  const distributed = sync.summary()
+  if (distributed) {
+    const { worldSize, allreduceSecondsPerStep: ar, stepSecondsPerStep: step } = distributed
+    print(`convkit: ${worldSize} ranks; averaging the gradients took ${(1000 * ar).toFixed(1)} ms per step, ${((100 * ar) / step).toFixed(1)} % of the step's ${(1000 * step).toFixed(1)} ms`)
+  }
+  if (options.report !== false && config.report && final.epochs.length > 0 && sync.isWriter) {
     try {
       await writeRunReport(runDir, final, model, data.testSet, data.test)
       print(`convkit: plots in ${path.join(runDir, 'plots')}, report in ${path.join(runDir, 'report.html')}`)
@@ -440,6 +486,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     stopReason: ctx.stopReason ?? null,
     interrupted,
     skipped: data.skipped,
+    distributed,
   }
 }
 

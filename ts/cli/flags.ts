@@ -20,6 +20,7 @@ const GROUP_TITLES: Record<OptionGroup, string> = {
   recipe: 'recipe (schedules, smoothing, averaging)',
   evaluation: 'evaluation',
   output: 'early stopping and output',
+  distributed: 'more than one process (data-parallel)',
 }
 
 type Decl = OptionDecl<unknown, unknown>

@@ -1,5 +1,7 @@
 // `convkit train` (and `npm run train`): train() from flags generated from TRAIN_OPTIONS.
 import { loadData } from '../data/load-data.ts'
+import { launchedAsRank } from '../distributed/env.ts'
+import { launch, withoutFlag } from '../distributed/launcher.ts'
 import { Model } from '../model.ts'
 import { specForData } from '../spec.ts'
 import { train } from '../train.ts'
@@ -27,9 +29,21 @@ async function printSummary(options: TrainOptions): Promise<void> {
   console.log(model.summary())
 }
 
+/** A worker started by `--nproc-per-node` ends when its launcher does (even one killed outright). */
+function joinLauncher(): void {
+  if (!process.env.CONVKIT_LAUNCHED || !process.channel) return
+  process.channel.unref()
+  process.on('disconnect', () => {
+    console.error(`convkit: rank ${process.env.RANK}: the launcher is gone; stopping`)
+    process.exit(1)
+  })
+}
+
 /** Runs the train command on `argv`; returns the exit code. */
 export async function trainCommand(argv: string[]): Promise<number> {
   const { options, extra } = parseFlags(TRAIN_OPTIONS, argv, EXTRA)
+  const nproc = (options.nprocPerNode as number | undefined) ?? 1
+  delete options.nprocPerNode
   if (extra.help) {
     console.log(TRAIN_HELP)
     return 0
@@ -41,17 +55,26 @@ export async function trainCommand(argv: string[]): Promise<number> {
     await printSummary(trainOptions)
     return 0
   }
+  // --nproc-per-node N: this process only launches N workers of the same command (and waits for them).
+  if (nproc > 1) return launch({ nproc, args: withoutFlag(argv, 'nproc-per-node') })
+  // A worker (of the launcher, torchrun or any launcher setting torchrun's variables) joins its run.
+  const worker = launchedAsRank()
+  if (worker) joinLauncher()
+  const speaks = !worker || process.env.RANK === '0'
   const controller = new AbortController()
   process.on('SIGINT', () => {
     if (controller.signal.aborted) process.exit(130)
-    console.error('\nconvkit: interrupted; finishing the current batch and saving (Ctrl-C again to quit at once)')
+    if (speaks) console.error('\nconvkit: interrupted; finishing the current batch and saving (Ctrl-C again to quit at once)')
     controller.abort()
   })
-  const result = await train({ ...trainOptions, signal: controller.signal })
+  const result = await train({ ...trainOptions, ...(worker ? { distributed: true } : {}), signal: controller.signal })
+  if (!speaks) return result.interrupted ? 130 : 0
   if (result.interrupted) {
     const done = result.history.epochs.length
     console.error(`convkit: stopped after ${done} complete epoch(s); the last checkpoint and history are in ${result.runDir}.`)
-    console.error(`convkit: resume with: npm run train -- --resume ${result.runDir}`)
+    // A data-parallel run resumes with as many ranks: the global batch is batchSize × ranks.
+    const ranks = worker && process.env.LOCAL_WORLD_SIZE === process.env.WORLD_SIZE ? `--nproc-per-node ${process.env.WORLD_SIZE} ` : ''
+    console.error(`convkit: resume with: npm run train -- ${ranks}--resume ${result.runDir}`)
     return 130
   }
   if (result.skipped.length > 0) console.log(`convkit: skipped ${result.skipped.length} unreadable image(s)`)

@@ -3,7 +3,7 @@
 import { InputError } from '../errors.ts'
 
 /** Where an option appears in --help. */
-export type OptionGroup = 'data' | 'model' | 'optimization' | 'recipe' | 'evaluation' | 'output'
+export type OptionGroup = 'data' | 'model' | 'optimization' | 'recipe' | 'evaluation' | 'output' | 'distributed'
 
 /**
  * One option: `In` is what callers pass, `Out` what the resolved config holds. `check` validates a given value and

@@ -382,6 +382,7 @@ pub fn load_trainer(path: &Path, device: Device) -> Result<LoadedTrainer> {
             optimizer,
             loss: Default::default(),
             averager: None::<Averager>,
+            grad_sync: None,
         },
         metadata,
         average,

@@ -77,6 +77,20 @@ pub enum Error {
     #[error("cannot export to ONNX: {layer} has no ONNX form: {reason}")]
     NotExportable { layer: String, reason: String },
 
+    /// A rank of a distributed run could not meet the others, or a collective failed: a peer died or stopped
+    /// answering. The run cannot go on; the message names this rank and, where it can tell, the one it lost.
+    #[error(
+        "rank {rank} of {world_size}: {op} failed{}: {reason}",
+        peer.as_ref().map(|p| format!(" (lost {p}: it died or stopped answering)")).unwrap_or_default()
+    )]
+    Distributed {
+        rank: i32,
+        world_size: i32,
+        op: String,
+        peer: Option<String>,
+        reason: String,
+    },
+
     /// Work stopped because its cancel token was set.
     #[error("cancelled")]
     Cancelled,
@@ -100,6 +114,8 @@ impl Error {
             Error::Io { .. } => "IO_ERROR",
             Error::DeviceUnavailable { .. } => "DEVICE_UNAVAILABLE",
             Error::NotExportable { .. } => "NOT_EXPORTABLE",
+
+            Error::Distributed { .. } => "DISTRIBUTED_ERROR",
             Error::Cancelled => "CANCELLED",
             Error::Torch(_) => "TORCH_ERROR",
         }

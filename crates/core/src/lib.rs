@@ -2,13 +2,15 @@
 //!
 //! A [`ModelSpec`] describes the layers ([`layers`], one file per type); [`Network`] holds their weights;
 //! [`Trainer`] steps them with an [`Optimizer`], a loss and optional weight averaging; [`evaluate()`] counts what
-//! they get right; [`checkpoint`] saves and restores them; [`onnx`] exports them; [`jpeg`] decodes image folders fast.
+//! they get right; [`checkpoint`] saves and restores them; [`onnx`] exports them; [`jpeg`] decodes image folders fast;
+//! [`distributed`] averages gradients over several processes with PyTorch's own c10d.
 
 pub mod allocator;
 pub mod augment;
 pub mod averaging;
 pub mod checkpoint;
 pub mod dataset;
+pub mod distributed;
 pub mod error;
 pub mod evaluate;
 pub mod glob;

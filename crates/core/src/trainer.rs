@@ -1,10 +1,13 @@
 //! A network paired with its optimizer, loss and weight averaging: the training step over one batch.
 
+use std::time::Instant;
+
 use tch::{Kind, Tensor};
 
 use crate::augment::{Augment, Draw};
 use crate::averaging::{Averager, AveragingConfig};
 use crate::dataset::{check_labels, Dataset, Normalization};
+use crate::distributed::GradSync;
 use crate::error::{Error, Result};
 use crate::loss::{training_loss, LossConfig};
 use crate::model::Network;
@@ -22,6 +25,12 @@ pub struct StepOutput {
     pub count: i64,
     /// The predicted class of each image, in batch order.
     pub predicted: Vec<i64>,
+    /// Data-parallel: whether any rank asked to stop after this step (always false in a single process).
+    pub stop_requested: bool,
+    /// Data-parallel: seconds spent averaging the gradients over the ranks (0 in a single process).
+    pub allreduce_seconds: f64,
+    /// Wall time of the whole step, in seconds.
+    pub seconds: f64,
 }
 
 #[derive(Debug)]
@@ -30,6 +39,8 @@ pub struct Trainer {
     pub optimizer: Optimizer,
     pub loss: LossConfig,
     pub averager: Option<Averager>,
+    /// Set in a data-parallel run: averages the gradients over the ranks after backward, before the update.
+    pub grad_sync: Option<GradSync>,
 }
 
 impl Trainer {
@@ -39,6 +50,7 @@ impl Trainer {
             optimizer: Optimizer::new(optimizer, Vec::new())?,
             loss: LossConfig::default(),
             averager: None,
+            grad_sync: None,
         })
     }
 
@@ -54,6 +66,7 @@ impl Trainer {
             optimizer: Optimizer::new(optimizer, groups)?,
             loss,
             averager: None,
+            grad_sync: None,
         })
     }
 
@@ -75,9 +88,14 @@ impl Trainer {
                 "none",
             ));
         }
+        let started = Instant::now();
         let logits = self.net.forward_t(x, true)?;
         let (loss, nll) = training_loss(&logits, y, &self.loss)?;
         loss.f_backward()?;
+        let synced = match &mut self.grad_sync {
+            Some(sync) => sync.average(&self.net.params)?,
+            None => Default::default(),
+        };
         self.optimizer.step(&mut self.net.params)?;
         if let Some(avg) = &mut self.averager {
             avg.after_step(&mut self.net, self.optimizer.step)?;
@@ -100,6 +118,9 @@ impl Trainer {
             top5_correct: top5,
             count,
             predicted,
+            stop_requested: synced.stop_requested,
+            allreduce_seconds: synced.seconds,
+            seconds: started.elapsed().as_secs_f64(),
         })
     }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use convkit_core::averaging::{Averager, AveragingConfig};
 use convkit_core::checkpoint::{self, tensor_from_bytes};
+use convkit_core::distributed::GradSync;
 use convkit_core::evaluate::{logits, probabilities};
 use convkit_core::glob::glob_match;
 use convkit_core::trainer::{floats_to_batch, pixels_to_batch};
@@ -17,6 +18,7 @@ use tch::Device;
 
 use crate::cancel::CancelToken;
 use crate::dataset::{lock, NativeDataset};
+use crate::distributed::NativeProcessGroup;
 use crate::options::{dtype, precision, tta, BindingAveraging, BindingModelOptions, BindingStepOptions};
 use crate::summary::{rows, BindingLayerInfo};
 use crate::worker::{self, TorchTask};
@@ -34,6 +36,12 @@ pub struct BindingStep {
     pub count: i64,
     /// The predicted class of each image.
     pub predicted: Int32Array,
+    /// Data-parallel: whether some rank asked every rank to stop after this step.
+    pub stop_requested: bool,
+    /// Data-parallel: seconds spent averaging gradients over the ranks (0 in one process).
+    pub allreduce_seconds: f64,
+    /// Wall time of the step in native code, in seconds.
+    pub seconds: f64,
 }
 
 impl From<StepOutput> for BindingStep {
@@ -44,6 +52,9 @@ impl From<StepOutput> for BindingStep {
             top5_correct: s.top5_correct,
             count: s.count,
             predicted: Int32Array::new(s.predicted.iter().map(|&p| p as i32).collect()),
+            stop_requested: s.stop_requested,
+            allreduce_seconds: s.allreduce_seconds,
+            seconds: s.seconds,
         }
     }
 }
@@ -99,7 +110,7 @@ pub struct BindingTensor {
 /// Promises never block the JS thread.
 #[napi]
 pub struct NativeModel {
-    inner: Arc<Mutex<Trainer>>,
+    pub(crate) inner: Arc<Mutex<Trainer>>,
     spec_json: String,
     device: String,
     classes: i64,
@@ -139,6 +150,13 @@ impl NativeModel {
     ) -> napi::Result<T> {
         let inner = Arc::clone(&self.inner);
         worker::run(move || f(&mut lock(&inner)))
+    }
+}
+
+/// Records this rank's vote to stop after the coming step (data-parallel runs only).
+fn vote(t: &mut Trainer, stop: Option<bool>) {
+    if let Some(sync) = &mut t.grad_sync {
+        sync.vote_stop = stop.unwrap_or(false);
     }
 }
 
@@ -232,6 +250,7 @@ impl NativeModel {
                 if let Some(lr) = options.lr {
                     t.optimizer.set_lr(lr)?;
                 }
+                vote(t, options.stop);
                 let augment = options.augment()?;
                 t.step_indices(&lock(&data), &indices, augment.as_ref().map(|(a, d)| (a, d)))
             },
@@ -258,6 +277,7 @@ impl NativeModel {
                 if let Some(lr) = options.lr {
                     t.optimizer.set_lr(lr)?;
                 }
+                vote(t, options.stop);
                 let norm = Normalization { mean, std };
                 let data = convkit_core::Dataset::new(&pixels, &labels, shape, t.net.classes(), norm, t.net.device)?;
                 let all: Vec<i64> = (0..data.len()).collect();
@@ -553,6 +573,25 @@ impl NativeModel {
     #[napi]
     pub fn set_param_groups(&self, groups: Vec<convkit_core::ParamGroup>) -> napi::Result<()> {
         self.now(move |t| t.optimizer.set_groups(groups))
+    }
+
+    /// Data-parallel training: from now on each step averages the gradients over `group` between backward and
+    /// the update, in buckets of at most `bucketMb` MiB (default 25, DDP's); `null` detaches the model again.
+    #[napi]
+    pub fn attach_process_group(&self, group: Option<&NativeProcessGroup>, bucket_mb: Option<f64>) -> napi::Result<()> {
+        let group = group.map(|g| Arc::clone(&g.inner));
+        let mb = bucket_mb.unwrap_or(25.0);
+        if !(mb.is_finite() && mb > 0.0) {
+            return Err(crate::errors::to_napi(convkit_core::Error::InvalidOption {
+                field: "distributed.bucketMb".into(),
+                expected: "a number of MiB > 0".into(),
+                got: mb.to_string(),
+            }));
+        }
+        self.now(move |t| {
+            t.grad_sync = group.map(|g| GradSync::new(g, (mb * 1024.0 * 1024.0) as usize));
+            Ok(())
+        })
     }
 
     /// Changes the learning rate for the following steps.

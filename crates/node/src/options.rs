@@ -3,6 +3,7 @@
 
 use convkit_core::augment::{Augment, Draw, Flip, PadMode, ResizedCrop};
 use convkit_core::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
+use convkit_core::distributed::{Backend, DistConfig};
 use convkit_core::loss::{LossConfig, Reduction};
 use convkit_core::{Error, Precision, Tta};
 use napi_derive::napi;
@@ -143,6 +144,8 @@ pub struct BindingStepOptions {
     pub run_seed: Option<u32>,
     /// 1-based epoch, for alternating flips.
     pub epoch: Option<i64>,
+    /// Data-parallel: this rank asks every rank to stop after this step (an interrupt). Defaults to false.
+    pub stop: Option<bool>,
 }
 
 impl BindingStepOptions {
@@ -194,6 +197,61 @@ impl TryFrom<&BindingAveraging> for AveragingConfig {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// Where and how this process joins a data-parallel group (torchrun's `MASTER_ADDR`, `MASTER_PORT`, `RANK`,
+/// `WORLD_SIZE`).
+#[napi(object)]
+pub struct BindingDistributedOptions {
+    pub master_addr: String,
+    pub master_port: u32,
+    pub rank: i32,
+    pub world_size: i32,
+    /// `gloo` (the default) or `nccl`.
+    pub backend: Option<String>,
+    /// Seconds a collective may wait for a peer before failing. Defaults to 20.
+    pub timeout: Option<f64>,
+    /// Seconds the ranks may take to meet at the start. Defaults to 300.
+    pub store_timeout: Option<f64>,
+    /// The address Gloo binds to; torch's default (`GLOO_SOCKET_IFNAME`, else this host's name) when absent.
+    pub gloo_hostname: Option<String>,
+}
+
+fn seconds(field: &str, value: Option<f64>, default: f64) -> Result<std::time::Duration, Error> {
+    let v = value.unwrap_or(default);
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::InvalidOption {
+            field: field.to_owned(),
+            expected: "a number of seconds > 0".into(),
+            got: v.to_string(),
+        });
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}
+
+impl TryFrom<&BindingDistributedOptions> for DistConfig {
+    type Error = Error;
+
+    fn try_from(b: &BindingDistributedOptions) -> Result<Self, Error> {
+        let master_port = u16::try_from(b.master_port)
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| Error::InvalidOption {
+                field: "distributed.masterPort".into(),
+                expected: "a port in 1..65535".into(),
+                got: b.master_port.to_string(),
+            })?;
+        Ok(DistConfig {
+            master_addr: b.master_addr.clone(),
+            master_port,
+            rank: b.rank,
+            world_size: b.world_size,
+            backend: Backend::parse(b.backend.as_deref().unwrap_or("gloo"))?,
+            timeout: seconds("distributed.timeout", b.timeout, 20.0)?,
+            store_timeout: seconds("distributed.storeTimeout", b.store_timeout, 300.0)?,
+            gloo_hostname: b.gloo_hostname.clone(),
+        })
     }
 }
 

@@ -1,0 +1,268 @@
+//! The c10d bridge with two real processes on 127.0.0.1: each test runs this test binary once per rank (the
+//! child finds its rank in the environment) and checks what the ranks report.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convkit_core::checkpoint::{load_network, save_network};
+use convkit_core::distributed::{Backend, DistConfig, GradSync, ProcessGroup};
+use convkit_core::{runtime, Dataset, ModelSpec, Network, Normalization, OptimizerConfig, Trainer};
+use tch::{Device, Kind, Tensor};
+
+const RANK: &str = "CONVKIT_C10D_TEST_RANK";
+const PORT: &str = "CONVKIT_C10D_TEST_PORT";
+const OUT: &str = "CONVKIT_C10D_TEST_OUT";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// This process's rank when it is a child of one of these tests.
+fn child_rank() -> Option<i32> {
+    std::env::var(RANK).ok().map(|r| r.parse().unwrap())
+}
+
+fn join(rank: i32) -> ProcessGroup {
+    join_with_timeout(rank, Duration::from_secs(20))
+}
+
+fn join_with_timeout(rank: i32, timeout: Duration) -> ProcessGroup {
+    tch::set_num_threads(1);
+    ProcessGroup::init(&DistConfig {
+        master_addr: "127.0.0.1".into(),
+        master_port: std::env::var(PORT).unwrap().parse().unwrap(),
+        rank,
+        world_size: 2,
+        backend: Backend::Gloo,
+        timeout,
+        store_timeout: Duration::from_secs(60),
+        gloo_hostname: Some("127.0.0.1".into()),
+    })
+    .unwrap()
+}
+
+/// Runs `test` in two child processes (ranks 0 and 1) and returns their outputs, killing them after 60 s.
+fn run_ranks(test: &str, out: Option<&std::path::Path>) -> Vec<(bool, String)> {
+    let port = free_port().to_string();
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<Child> = (0..2)
+        .map(|rank| {
+            let mut cmd = Command::new(&exe);
+            cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+                .env(RANK, rank.to_string())
+                .env(PORT, &port)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if let Some(out) = out {
+                cmd.env(OUT, out);
+            }
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    children
+        .into_iter()
+        .map(|mut c| {
+            let _ = c.kill();
+            let o = c.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            (o.status.success(), text)
+        })
+        .collect()
+}
+
+/// 64 images of 3×16×16 whose class is which quadrant is bright, with a little texture.
+fn quadrant_data() -> Dataset {
+    let (n, side) = (64usize, 16usize);
+    let mut pixels = vec![20u8; n * 3 * side * side];
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = i % 4;
+        labels.push(class as i64);
+        let (oy, ox) = ((class / 2) * side / 2, (class % 2) * side / 2);
+        for c in 0..3 {
+            for y in oy..oy + side / 2 {
+                for x in ox..ox + side / 2 {
+                    pixels[((i * 3 + c) * side + y) * side + x] = 200 + ((i * 7 + x + y) % 40) as u8;
+                }
+            }
+        }
+    }
+    let norm = Normalization {
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+    };
+    Dataset::new(&pixels, &labels, [3, 16, 16], 4, norm, Device::Cpu).unwrap()
+}
+
+fn trainer(seed: u64) -> Trainer {
+    runtime::seed(seed);
+    let net = Network::new(ModelSpec::reference([3, 16, 16], 4), Device::Cpu).unwrap();
+    Trainer::new(net, OptimizerConfig::default()).unwrap()
+}
+
+const STEPS: usize = 3;
+
+#[test]
+fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
+    if let Some(rank) = child_rank() {
+        let group = Arc::new(join(rank));
+        assert_eq!(
+            group.allreduce_sum_f64(&[rank as f64 + 1.0, 10.0], "test").unwrap(),
+            [3.0, 20.0]
+        );
+        let from_one = group.broadcast_f64(&[rank as f64 * 7.0 + 1.0], 1, "test").unwrap();
+        assert_eq!(from_one, [8.0]);
+        group.barrier(None).unwrap();
+        // Different seeds, so the broadcast has something to fix.
+        let mut t = trainer(100 + rank as u64);
+        group.broadcast_network(&mut t.net, 0).unwrap();
+        let checksum = |net: &Network| -> f64 {
+            net.params
+                .iter()
+                .map(|p| p.tensor.sum(Kind::Double).double_value(&[]))
+                .sum()
+        };
+        let mine = checksum(&t.net);
+        assert_eq!(group.broadcast_f64(&[mine], 0, "test").unwrap(), [mine]);
+        let mut t = trainer(7);
+        t.grad_sync = Some(GradSync::new(Arc::clone(&group), 25 << 20));
+        let data = quadrant_data();
+        // DistributedSampler's interleaving: rank r takes every other image, starting at r.
+        let mine: Vec<i64> = (rank as i64..64).step_by(2).collect();
+        for step in 0..STEPS {
+            // Rank 1 votes to stop at the last step; both ranks must hear it.
+            t.grad_sync.as_mut().unwrap().vote_stop = rank == 1 && step == STEPS - 1;
+            let out = t.step_indices(&data, &mine, None).unwrap();
+            assert_eq!(out.stop_requested, step == STEPS - 1);
+            assert!(out.allreduce_seconds > 0.0 && out.allreduce_seconds <= out.seconds);
+        }
+        if rank == 0 {
+            let out = std::path::PathBuf::from(std::env::var(OUT).unwrap());
+            save_network(&t.net, &out, Default::default()).unwrap();
+        }
+        group.barrier(None).unwrap();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rank0.safetensors");
+    let ranks = run_ranks(
+        "two_ranks_sum_broadcast_and_average_gradients_like_one_process",
+        Some(&out),
+    );
+    for (rank, (ok, text)) in ranks.iter().enumerate() {
+        assert!(ok, "rank {rank} failed:\n{text}");
+    }
+    // One process, the same start, the whole batch of 64 per step.
+    let mut single = trainer(7);
+    let data = quadrant_data();
+    let all: Vec<i64> = (0..64).collect();
+    for _ in 0..STEPS {
+        single.step_indices(&data, &all, None).unwrap();
+    }
+    let (two, _) = load_network(&out, Device::Cpu).unwrap();
+    for (p, q) in single.net.params.iter().zip(&two.params) {
+        let diff = (&p.tensor - &q.tensor).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{}: the two-rank weights differ by {diff}", p.name);
+    }
+    let moved = (&single.net.params[0].tensor - &trainer(7).net.params[0].tensor)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(moved > 1e-4, "the steps moved the weights ({moved})");
+}
+
+#[test]
+fn a_peer_killed_mid_run_is_an_error_naming_both_ranks() {
+    if let Some(rank) = child_rank() {
+        let group = join(rank);
+        group.barrier(None).unwrap();
+        if rank == 1 {
+            // SAFETY: ends this child process at once, as `kill -9` would.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        let started = Instant::now();
+        let mut t = Tensor::ones([1 << 20], (Kind::Float, Device::Cpu));
+        let err = group
+            .allreduce_sum(std::slice::from_mut(&mut t), "all-reduce of the test")
+            .unwrap_err();
+        let message = err.to_string();
+        assert_eq!(err.code(), "DISTRIBUTED_ERROR");
+        assert!(
+            message.starts_with("rank 0 of 2: all-reduce of the test failed (lost rank 1"),
+            "{message}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "took {:?}",
+            started.elapsed()
+        );
+        println!("survivor: {message}");
+        return;
+    }
+    let ranks = run_ranks("a_peer_killed_mid_run_is_an_error_naming_both_ranks", None);
+    let (ok, text) = &ranks[0];
+    assert!(ok, "rank 0 did not report the lost peer:\n{text}");
+    assert!(text.contains("survivor: rank 0 of 2"), "{text}");
+    assert!(!ranks[1].0, "rank 1 was killed");
+}
+
+#[test]
+fn a_barrier_given_a_longer_timeout_outlasts_the_group_timeout() {
+    if let Some(rank) = child_rank() {
+        // Collectives give up after 1 s here; the barrier is told to wait 30 s, and rank 1 comes 3 s late.
+        let group = join_with_timeout(rank, Duration::from_secs(1));
+        if rank == 1 {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        group.barrier(Some(Duration::from_secs(30))).unwrap();
+        // A plain collective still has the short timeout: rank 1 comes late again, and rank 0 gives up.
+        if rank == 1 {
+            std::thread::sleep(Duration::from_secs(3));
+            return;
+        }
+        let err = group.barrier(None).unwrap_err().to_string();
+        assert!(err.starts_with("rank 0 of 2: barrier failed (lost rank 1"), "{err}");
+        println!("late: {err}");
+        return;
+    }
+    let ranks = run_ranks("a_barrier_given_a_longer_timeout_outlasts_the_group_timeout", None);
+    for (rank, (ok, text)) in ranks.iter().enumerate() {
+        assert!(ok, "rank {rank} failed:\n{text}");
+    }
+    assert!(
+        ranks[0].1.contains("late: rank 0 of 2: barrier failed"),
+        "{}",
+        ranks[0].1
+    );
+}
+
+#[test]
+fn a_missing_rank_is_a_rendezvous_error_naming_the_address() {
+    let port = free_port();
+    let err = ProcessGroup::init(&DistConfig {
+        master_addr: "127.0.0.1".into(),
+        master_port: port,
+        rank: 0,
+        world_size: 2,
+        backend: Backend::Gloo,
+        timeout: Duration::from_secs(5),
+        store_timeout: Duration::from_secs(1),
+        gloo_hostname: None,
+    })
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("rank 0 of 2: rendezvous of 2 ranks at 127.0.0.1:{port}")),
+        "{message}"
+    );
+}
