@@ -43,16 +43,16 @@ const PARAMS: Record<ZooName, number> = {
  */
 const PARITY_SIZE: Record<ZooName, number> = {
   resnet9: 32,
-  resnet18: 64,
-  resnet34: 64,
-  resnet50: 64,
-  mobilenet_v2: 64,
-  mobilenet_v3_large: 64,
-  efficientnet_b0: 64,
-  efficientnet_lite0: 64,
+  resnet18: 32,
+  resnet34: 32,
+  resnet50: 32,
+  mobilenet_v2: 32,
+  mobilenet_v3_large: 32,
+  efficientnet_b0: 32,
+  efficientnet_lite0: 32,
 }
 const CLASSES = 10
-/** Images per batch: train-mode batch norm needs at least 2 values per channel at the last, 2×2 map. */
+/** Images per batch: train-mode batch norm needs at least 2 values per channel at the last (1×1 at 32×32) map. */
 const N = 4
 
 function* walk(layers: readonly Layer[]): Generator<Layer> {
