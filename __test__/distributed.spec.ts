@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { train, type HistoryFile } from '../ts/index.ts'
+import { train, writeShards, type HistoryFile } from '../ts/index.ts'
 import { resolveDistributed } from '../ts/distributed/env.ts'
 import { freePort, withoutFlag } from '../ts/distributed/launcher.ts'
 import { evaluationShare, shardIndices } from '../ts/distributed/sampler.ts'
@@ -181,4 +181,18 @@ test.serial('the CLI with --nproc-per-node 2: Ctrl-C stops both ranks, --resume 
   t.regex(doomed.err(), /rank 0 of 2: .* failed \(lost rank 1/)
   t.true(end.at - killed < 30_000, `${end.at - killed} ms`)
   t.log(`the launcher exited ${(end.at - killed).toFixed(0)} ms after rank 1 was killed`)
+})
+
+test.serial('2 ranks stream disjoint shards in step: the same number of steps each, one history of both', async (t) => {
+  const shards = await writeShards(path.join(root, 'train'), path.join(tmp(), 'train-%06d.tar'), { perShard: 250, seed: 2, quiet: true })
+  const out = tmp()
+  // 8 shards of 250: each rank streams 4 of them an epoch (a different 4 each epoch), 32 batches of 32.
+  const ranks = await twoRanks({ data: shards.pattern, stream: 'always', testData: path.join(root, 'test'), valSplit: 0, limitTest: 200, epochs: 2, batchSize: 32, device: 'cpu', seed: 3, report: false, quiet: true, out })
+  const ends = await Promise.all(ranks.map((r) => r.ended))
+  ends.forEach((e, rank) => t.is(e.code, 0, ranks[rank]!.err()))
+  t.deepEqual(ranks.map((r) => r.out().match(/^STEP /gm)?.length), [64, 64])
+  const history = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
+  t.deepEqual(history.epochs.map((e) => e.epoch), [1, 2])
+  t.true(history.epochs[1]!.train.loss < history.epochs[0]!.train.loss, 'the second epoch trained to a lower loss')
+  t.true(history.epochs[1]!.test!.top1 > 20, `test top-1 ${history.epochs[1]!.test!.top1}% (chance 10 %)`)
 })

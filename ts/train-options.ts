@@ -6,6 +6,7 @@ import type { Callback, EpochRecord, TrainContext } from './callbacks/callback.t
 import { resolveDistributed, type DistributedOptions } from './distributed/env.ts'
 import { checkMonitor } from './callbacks/monitor.ts'
 import type { ImageSet } from './data/image-set.ts'
+import { isShardSource } from './data/shards/shard-source.ts'
 import type { Device } from './device.ts'
 import { InputError } from './errors.ts'
 import type { StepResult } from './model.ts'
@@ -162,6 +163,20 @@ export const TRAIN_OPTIONS = {
   valSplit: number({ help: 'fraction of the training data held out for validation', group: 'data', default: 0.1, ok: (v) => v >= 0 && v < 1, expected: 'a fraction in [0, 1)' }),
   /** The metric early stopping and the best checkpoint follow. @default 'val_loss' ('test_loss' when valSplit is 0) */
   monitor: text<string>({ help: 'metric for early stopping and the best checkpoint', group: 'output', default: (c) => ((c.valSplit as number) > 0 ? 'val_loss' : 'test_loss'), shownDefault: 'val_loss', metavar: '<metric>' }),
+  /**
+   * Test images when `data` has none of its own: a folder, an archive or a shard pattern (read into memory). Without
+   * it, `testSplit` holds test images out of `data`.
+   */
+  testData: optionalText({ help: 'test images (folder, archive or shard pattern) when data has none', group: 'data', default: null, shownDefault: 'held out of --data', metavar: '<source>' }),
+  /**
+   * Shards (`data: 'shards/train-{000000..000099}.tar'`, written by `convkit shard`) are read into memory when they
+   * fit `memoryBudget`, else streamed from disk batch by batch; `'always'` or `'never'` decides it. Streamed, the
+   * validation and test splits are whole shards.
+   * @default 'auto'
+   */
+  stream: choice(['auto', 'always', 'never'], { help: 'stream shards from disk instead of holding them in memory', group: 'data', default: 'auto' }),
+  /** The most memory the training images may take resident before shards are streamed, in MiB. @default half the machine's memory */
+  memoryBudgetMb: optionalInt({ help: 'resident data above this many MiB streams from shards', group: 'data', default: null, shownDefault: "half the machine's memory", min: 1, stored: false, onResume: 'override' }),
   /** Fraction held out as the test set when the data has none. @default 0.2 */
   testSplit: number({ help: 'fraction held out as test set when the data has none', group: 'data', default: 0.2, ok: (v) => v > 0 && v < 1, expected: 'a fraction in (0, 1)' }),
   /** Shorthand for `cropPadding: 4` and `flip: 'random'`. @default false */
@@ -262,8 +277,10 @@ export type TrainOptionTable = typeof TRAIN_OPTIONS
 interface RuntimeOptions {
   /**
    * What to train on: `'cifar10'` (downloaded and cached), a folder (`root/train/<class>`, `root/test/<class>`;
-   * or `root/<class>` with `testSplit`), a folder of MNIST idx files, a `.tar.gz` of any of these, or images in memory.
+   * or `root/<class>` with `testSplit`), a folder of MNIST idx files, a `.tar.gz` of any of these, tar shards written
+   * by `convkit shard` (a brace pattern, or their `.shards.json` index), or images in memory.
    * @example 'cifar10'
+   * @example 'shards/train-{000000..000019}.tar'
    * @example '../shared/datasets/cifar10-jpg.tar.gz'
    */
   data: string | { train: ImageSet; test?: ImageSet }
@@ -295,11 +312,13 @@ export function runMetrics(withVal: boolean): string[] {
   return ['train', ...(withVal ? ['val'] : []), 'test'].flatMap((s) => [`${s}_loss`, `${s}_top1`, `${s}_top5`])
 }
 
+/** A path (or shard pattern) is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are. */
+function sourcePath(source: string): string {
+  return fs.existsSync(source) || isShardSource(source) ? path.resolve(source) : source
+}
+
 function dataSource(data: TrainOptions['data']): string {
-  if (typeof data === 'string') {
-    // A path is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are.
-    return fs.existsSync(data) ? path.resolve(data) : data
-  }
+  if (typeof data === 'string') return sourcePath(data)
   if (!data || typeof data !== 'object' || !('train' in data)) throw bad('data', "a source such as 'cifar10' or a path, or { train, test }", data)
   return IN_MEMORY
 }
@@ -327,6 +346,7 @@ function withRecipe(options: TrainOptions): Record<string, unknown> {
 export function resolveConfig(options: TrainOptions): ResolvedTrainOptions {
   const given = withRecipe(options)
   const config = { ...resolveTable(TRAIN_OPTIONS, given), data: dataSource(options.data) } as ResolvedTrainOptions
+  if (config.testData !== null) config.testData = sourcePath(config.testData)
   crossChecks(config)
   return config
 }

@@ -9,17 +9,17 @@ import { History, writeHistory, type HistoryFile } from './callbacks/history.ts'
 import { ModelCheckpoint } from './callbacks/model-checkpoint.ts'
 import { ReduceLROnPlateau } from './callbacks/reduce-lr-on-plateau.ts'
 import { TensorBoard } from './callbacks/tensorboard.ts'
-import { halfNormalization, type ImageSet, type Normalization } from './data/image-set.ts'
-import { loadData } from './data/load-data.ts'
-import { datasetNormalization, NAMED_NORMALIZATIONS } from './data/normalization.ts'
-import { deriveSeed, limitIndices, range, shuffle, splitIndices } from './data/split.ts'
+import type { ImageSet } from './data/image-set.ts'
+import { epochBatches, openShards } from './data/shards/shard-stream.ts'
+import { streamedSteps, type TrainedBatch } from './data/shards/stream-train.ts'
+import { deriveSeed, shuffle } from './data/split.ts'
 import { TensorDataset } from './data/tensor-dataset.ts'
 import { setSeed } from './device.ts'
 import { TrainSync, type DistributedSummary } from './distributed/train-sync.ts'
 import { tableHeader, tableRow } from './epoch-table.ts'
 import { DataError, InputError } from './errors.ts'
 import { percent, type EvalMetrics } from './metrics.ts'
-import { Model, type AugmentOptions, type ModelOptions, type OptimizerOptions, type Precision } from './model.ts'
+import { Model, type AugmentOptions, type ModelOptions, type OptimizerOptions, type Precision, type StepOptions } from './model.ts'
 import { choosePrecision } from './precision.ts'
 import { ProgressBar } from './progress.ts'
 import { lrMultiplier } from './schedule.ts'
@@ -28,6 +28,8 @@ import { createPretrained } from './pretrained.ts'
 import { pretrainedWeights } from './zoo/weights.ts'
 import { samplesPng, writeRunReport } from './report/run-report.ts'
 import { writeFileAtomic } from './atomic-write.ts'
+import { RunningMetrics } from './running-metrics.ts'
+import { checkMemory, prepareData } from './train-data.ts'
 import { resolveConfig, resumeConfig, runMetrics, storedConfig, type ResolvedTrainOptions, type TrainOptions } from './train-options.ts'
 
 export interface TrainResult {
@@ -75,81 +77,17 @@ function classifierOf(model: Model): string {
   return head
 }
 
-
-
 function splitMetrics(m: EvalMetrics, withConfusion: boolean): SplitMetrics {
   const { count: _count, confusion, ...rest } = m
   return withConfusion ? { ...rest, confusion } : rest
 }
 
-/** Prepared data: the source sets, and the indices of each split. */
-interface Splits {
-  classes: string[]
-  normalization: Normalization
-  trainSet: ImageSet
-  testSet: ImageSet
-  train: Int32Array
-  val: Int32Array
-  test: Int32Array
-  skipped: string[]
-}
-
-async function prepareData(options: TrainOptions, config: ResolvedTrainOptions): Promise<Splits> {
-  const loaded =
-    typeof options.data === 'string' || options.data === undefined
-      ? await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, skipBadImages: config.skipBadImages, quiet: config.quiet, signal: options.signal })
-      : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
-  const trainSet = loaded.train
-  let testSet = loaded.test
-  let trainPool = range(trainSet.labels.length)
-  let test: Int32Array
-  if (!testSet) {
-    // No test set: hold one out of the training data, seeded so every run (and resume) agrees.
-    const split = splitIndices(trainSet.labels.length, config.testSplit, deriveSeed(config.seed, 0x7e57))
-    trainPool = split.kept
-    test = split.held
-    testSet = trainSet
-  } else {
-    test = range(testSet.labels.length)
-  }
-  if (trainSet.classes.join('\n') !== testSet.classes.join('\n')) {
-    throw new DataError('DATA_CORRUPT', `the training classes (${trainSet.classes.join(', ')}) differ from the test classes (${testSet.classes.join(', ')})`)
-  }
-  trainPool = limitIndices(trainPool, config.limitTrain ?? undefined, deriveSeed(config.seed, 0x1))
-  test = limitIndices(test, config.limitTest ?? undefined, deriveSeed(config.seed, 0x2))
-  const { kept, held } = splitIndices(trainPool.length, config.valSplit, deriveSeed(config.seed, 0x3))
-  const train = kept.map((i) => trainPool[i]!)
-  const val = held.map((i) => trainPool[i]!)
-  if (train.length === 0) throw new DataError('DATA_EMPTY', `no training images left after limits and splits (valSplit ${config.valSplit})`)
-  const normalization = normalizationFor(config, trainSet, train)
-  return { classes: trainSet.classes, normalization, trainSet, testSet, train, val, test, skipped: loaded.skipped ?? [] }
-}
-
-/** The normalization `config.normalize` names: fixed statistics, the data's own, or the pretrained weights'. */
-function normalizationFor(config: ResolvedTrainOptions, set: ImageSet, train: Int32Array): Normalization {
-  switch (config.normalize) {
-    case 'dataset':
-      return datasetNormalization(set, train)
-    case 'half':
-      return halfNormalization(set.shape[0])
-    case 'weights': {
-      // Named weights say how their inputs were normalized; weights from a file are taken to be torchvision's.
-      const p = config.pretrained ? pretrainedWeights(config.pretrained)?.preprocessing : undefined
-      return p ? { mean: [...p.mean], std: [...p.std] } : structuredClone(NAMED_NORMALIZATIONS.imagenet) as Normalization
-    }
-    default:
-      return structuredClone(NAMED_NORMALIZATIONS[config.normalize]) as Normalization
-  }
-}
-
-/** Fails before anything large is copied when the resident data would not fit in memory (it lives in JavaScript and natively). */
-function checkMemory(sets: ImageSet[]): void {
-  const bytes = sets.reduce((a, s) => a + s.pixels.length, 0)
-  const need = 2 * bytes
-  if (need > os.totalmem() * 0.9) {
-    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`
-    const detail = sets.map((s) => `${s.labels.length} images × ${s.shape.join('×')} bytes`).join(' + ')
-    throw new DataError('DATA_TOO_LARGE', `the dataset needs ${gb(need)} resident (${detail}, held in JavaScript and on the device), more than this machine's ${gb(os.totalmem())}; use a smaller --size or --limit-train`)
+/** The training steps of one resident epoch: batch `b` is `order`'s b-th slice, trained with `optionsOf(b)`. */
+async function* residentSteps(model: Model, data: TensorDataset, order: Int32Array, batches: number, batchSize: number, optionsOf: (batch: number) => StepOptions): AsyncGenerator<TrainedBatch> {
+  for (let b = 0; b < batches; b++) {
+    const indices = order.subarray(b * batchSize, (b + 1) * batchSize)
+    const step = await model.trainBatch(data, indices, optionsOf(b))
+    yield { step, labels: indices.map((i) => data.labels[i]!) }
   }
 }
 
@@ -168,64 +106,17 @@ function readHistory(runDir: string): HistoryFile {
   }
 }
 
-/** How many batches each epoch runs: a fractional `epochs` ends the last one early (rounding up). */
-function batchPlan(config: ResolvedTrainOptions, images: number): number[] {
-  const perEpoch = config.dropLast ? Math.floor(images / config.batchSize) : Math.ceil(images / config.batchSize)
-  if (perEpoch === 0) throw new DataError('DATA_EMPTY', `${images} training images make no full batch of ${config.batchSize} (dropLast)`)
-  const whole = Math.floor(config.epochs)
-  const plan = Array<number>(whole).fill(perEpoch)
-  const rest = config.epochs - whole
-  if (rest > 1e-9) plan.push(Math.ceil(rest * perEpoch))
+/**
+ * How many batches each epoch runs: `batchesOf(epoch)` of this rank (streamed shards may give each epoch its own
+ * count), capped by `limitTrain`; a fractional `epochs` ends the last one early (rounding up).
+ */
+function batchPlan(config: ResolvedTrainOptions, batchesOf: (epoch: number) => number, images: number): number[] {
+  const epochs = Math.ceil(config.epochs - 1e-9)
+  const plan = Array.from({ length: epochs }, (_, i) => batchesOf(i + 1))
+  if (plan.some((n) => n === 0)) throw new DataError('DATA_EMPTY', `${images} training images make no full batch of ${config.batchSize} (dropLast)`)
+  const rest = config.epochs - Math.floor(config.epochs)
+  if (rest > 1e-9) plan[epochs - 1] = Math.ceil(rest * plan[epochs - 1]!)
   return plan
-}
-
-/** Train metrics accumulated from the epoch's own forward passes (before each update), as Keras reports them. */
-class RunningMetrics {
-  private lossSum = 0
-  private count = 0
-  private top1 = 0
-  private top5 = 0
-  private readonly correctPerClass: number[]
-  private readonly totalPerClass: number[]
-  private readonly classes: string[]
-
-  constructor(classes: string[]) {
-    this.classes = classes
-    this.correctPerClass = Array(classes.length).fill(0)
-    this.totalPerClass = Array(classes.length).fill(0)
-  }
-
-  add(step: { loss: number; correct: number; top5Correct: number; count: number; predicted: Int32Array }, labels: Int32Array, indices: Int32Array): void {
-    this.lossSum += step.loss * step.count
-    this.count += step.count
-    this.top1 += step.correct
-    this.top5 += step.top5Correct
-    indices.forEach((index, j) => {
-      const label = labels[index]!
-      this.totalPerClass[label]!++
-      if (step.predicted[j] === label) this.correctPerClass[label]!++
-    })
-  }
-
-  /** The sums behind the metrics, in one array, so ranks can add theirs up. */
-  sums(): Float64Array {
-    return Float64Array.from([this.lossSum, this.count, this.top1, this.top5, ...this.correctPerClass, ...this.totalPerClass])
-  }
-
-  setSums(sums: Float64Array): void {
-    const k = this.classes.length
-    ;[this.lossSum, this.count, this.top1, this.top5] = [sums[0]!, sums[1]!, sums[2]!, sums[3]!]
-    for (let c = 0; c < k; c++) {
-      this.correctPerClass[c] = sums[4 + c]!
-      this.totalPerClass[c] = sums[4 + k + c]!
-    }
-  }
-
-  metrics(): SplitMetrics {
-    const perClass: Record<string, number> = {}
-    this.classes.forEach((c, k) => (perClass[c] = percent(this.correctPerClass[k]!, this.totalPerClass[k]!)))
-    return { loss: this.lossSum / this.count, lossSum: this.lossSum, top1: percent(this.top1, this.count), top5: percent(this.top5, this.count), perClass }
-  }
 }
 
 /**
@@ -258,7 +149,8 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
   if (filled.length > 0) print(`convkit: ${runDir} was written before ${filled.join(', ')} existed; resuming with their defaults`)
 
   const data = await sync.rankZeroFirst(() => prepareData(options, config))
-  checkMemory(data.testSet === data.trainSet ? [data.trainSet] : [data.trainSet, data.testSet])
+  checkMemory(data)
+  if (data.dataPath) print(`convkit: ${data.dataPath}`)
   if (sync.isWriter) fs.mkdirSync(runDir, { recursive: true })
   const device = config.device
   const modelOptions: ModelOptions = {
@@ -291,8 +183,12 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
     model.setParamGroups([...config.paramGroups, { names: `${classifier}.*`, lrScale: 1 }, { names: '*', lrScale: config.backboneLrScale }])
   }
   const modelDevice = model.device as ResolvedTrainOptions['device']
-  const trainData = await TensorDataset.create(data.trainSet, { device: modelDevice, normalization: data.normalization })
-  const testData = data.testSet === data.trainSet ? trainData : await TensorDataset.create(data.testSet, { device: modelDevice, normalization: data.normalization })
+  // One native copy per distinct image set (validation and test are often held out of the training set).
+  const tensors = new Map<ImageSet, TensorDataset>()
+  const tensorsOf = async (set: ImageSet) => tensors.get(set) ?? tensors.set(set, await TensorDataset.create(set, { device: modelDevice, normalization: data.normalization })).get(set)!
+  const trainData = await tensorsOf(data.trainSet)
+  const valData = await tensorsOf(data.valSet)
+  const testData = await tensorsOf(data.testSet)
 
   let chosen: { precision: string; precisionReason: string }
   if (previous?.chosen) chosen = previous.chosen
@@ -315,7 +211,14 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
   // Only rank 0 writes checkpoints; the other ranks keep the rest, whose state drives their decisions.
   const callbacks: Callback[] = [history, ...Object.values(builtIn).filter((cb) => sync.isWriter || cb !== checkpoint), ...(options.callbacks ?? [])]
   const metrics = runMetrics(data.val.length > 0)
-  const plan = batchPlan(config, sync.shardLength(data.train.length))
+  const stream = data.stream
+  const batchesOf = (n: number) => (config.dropLast ? Math.floor(n / config.batchSize) : Math.ceil(n / config.batchSize))
+  const limitBatches = batchesOf(sync.shardLength(data.trainCount))
+  const plan = batchPlan(
+    config,
+    stream ? (epoch) => Math.min(limitBatches, epochBatches(stream, { batchSize: config.batchSize, dropLast: config.dropLast, seed: config.seed, epoch, worldSize: sync.worldSize })) : () => limitBatches,
+    data.trainCount,
+  )
   const totalSteps = plan.reduce((a, b) => a + b, 0)
   // A resumed run continues at the rate its last epoch ended with.
   const ctx: TrainContext = { model, runDir, metrics, stopTraining: false, lr: previous?.lr ?? config.lr, classNames: data.classes }
@@ -381,7 +284,7 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
   options.signal?.addEventListener('abort', onAbort, { once: true })
   if (options.signal?.aborted) onAbort()
   print(
-    `convkit: ${data.classes.length} classes; ${data.train.length} train, ${data.val.length} val, ${data.test.length} test images; ` +
+    `convkit: ${data.classes.length} classes; ${data.trainCount} train${stream ? ' (streamed)' : ''}, ${data.val.length} val, ${data.test.length} test images; ` +
       `${model.paramCount.toLocaleString('en-US')} parameters on ${modelDevice} (${chosen.precision}); run in ${runDir}`,
   )
   print(model.summary())
@@ -395,24 +298,40 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
       applySpans(epoch)
       // Per-epoch seeds make each epoch's shuffle, augmentation and dropout the same whether or not the run was resumed.
       setSeed(sync.seed(deriveSeed(config.seed, epoch, 0xd0)))
-      const order = sync.shard(shuffle(data.train, deriveSeed(config.seed, epoch)))
       const batches = plan[epoch - 1]!
       const stepsBefore = plan.slice(0, epoch - 1).reduce((a, b) => a + b, 0)
       const bar = new ProgressBar(`${epochGauge(epoch - 1, plan.length)} epoch ${epoch}/${plan.length}`, { total: batches, quiet: config.quiet, format: (n) => n.toFixed(0), rateUnit: ' batch/s' })
       const running = new RunningMetrics(data.classes)
       let seen = 0
       let lastLr = baseLr
-      for (let b = 0; b < batches; b++) {
-        const indices = order.subarray(b * config.batchSize, (b + 1) * config.batchSize)
+      const stepOptions = (b: number): StepOptions => {
         lastLr = baseLr * lrMultiplier(config, stepsBefore + b, totalSteps)
-        const step = await model.trainBatch(trainData, indices, { lr: lastLr, augment, batchSeed: sync.seed(deriveSeed(config.seed, epoch, b, 0xa9)), runSeed, epoch, stop: sync.asked })
-        running.add(step, data.trainSet.labels, indices)
+        return { lr: lastLr, augment, batchSeed: sync.seed(deriveSeed(config.seed, epoch, b, 0xa9)), runSeed, epoch, stop: sync.asked }
+      }
+      const steps = stream
+        ? streamedSteps(model, await openShards(stream, {
+            size: config.size,
+            channels: data.trainSet.shape[0] === 1 ? 1 : 3,
+            batchSize: config.batchSize,
+            seed: config.seed,
+            epoch,
+            rank: sync.rank,
+            worldSize: sync.worldSize,
+            dropLast: config.dropLast,
+            maxBatches: batches,
+            skipBadImages: config.skipBadImages,
+          }), stepOptions)
+        : residentSteps(model, trainData, sync.shard(shuffle(data.train, deriveSeed(config.seed, epoch))), batches, config.batchSize, stepOptions)
+      let b = 0
+      for await (const { step, labels } of steps) {
+        running.add(step, labels)
         seen += step.count
         const elapsed = (performance.now() - started) / 1000
         bar.update(b + 1, { loss: running.metrics().loss, 'img/s': ((seen * sync.worldSize) / elapsed).toFixed(0) })
         for (const cb of callbacks) await cb.onBatchEnd?.(b, step, ctx)
         await options.onBatchEnd?.(b, step, ctx)
         interrupted = sync.afterStep(step, interrupted)
+        b++
         if (interrupted) break
       }
       bar.done()
@@ -420,7 +339,7 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
       const trainSeconds = (performance.now() - started) / 1000
       await sync.beforeEvaluation(model)
       const trainM = config.trainMetrics === 'full' ? splitMetrics(await evaluate(trainData, data.train), false) : (await sync.sumRunning(running)).metrics()
-      const valM = data.val.length > 0 ? await evaluate(trainData, data.val) : undefined
+      const valM = data.val.length > 0 ? await evaluate(valData, data.val) : undefined
       const lastEpoch = epoch === plan.length
       const testNow = config.testEvery > 0 ? epoch % config.testEvery === 0 || lastEpoch : lastEpoch
       const testM = testNow ? await evaluate(testData, data.test) : undefined

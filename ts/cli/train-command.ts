@@ -1,7 +1,9 @@
 // `convkit train` (and `npm run train`): train() from flags generated from TRAIN_OPTIONS.
 import { loadData } from '../data/load-data.ts'
+import { describeShardSource, isShardSource } from '../data/shards/shard-source.ts'
 import { launchedAsRank } from '../distributed/env.ts'
 import { launch, withoutFlag } from '../distributed/launcher.ts'
+import type { Shape3 } from '../layers.ts'
 import { Model } from '../model.ts'
 import { specForData } from '../spec.ts'
 import { train } from '../train.ts'
@@ -14,7 +16,7 @@ usage: convkit train [--data <source>] [options]
        npm run train -- [--data <source>] [options]`
 
 const EXTRA: ExtraFlag[] = [
-  { name: 'data', boolean: false, help: "cifar10 (downloaded; the default) | a folder (root/train/<class> and root/test/<class>, or root/<class>) | a folder of MNIST idx files | a .tar.gz of any of these", metavar: '<source>' },
+  { name: 'data', boolean: false, help: "cifar10 (downloaded; the default) | a folder (root/train/<class> and root/test/<class>, or root/<class>) | a folder of MNIST idx files | a .tar.gz of any of these | tar shards from convkit shard ('shards/train-{000000..000019}.tar', quoted)", metavar: '<source>' },
   { name: 'summary', boolean: true, help: 'print the model summary for the data and exit' },
   { name: 'help', boolean: true, help: 'this text', short: 'h' },
 ]
@@ -24,8 +26,19 @@ export const TRAIN_HELP = helpText(USAGE, TRAIN_OPTIONS, EXTRA)
 /** `--summary`: the model that would be trained on this data, without training it. */
 async function printSummary(options: TrainOptions): Promise<void> {
   const config = resolveConfig(options)
-  const loaded = await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, quiet: config.quiet })
-  const model = Model.create(specForData(config.model, loaded.train.shape, loaded.train.classes.length), { device: config.device })
+  let shape: Shape3
+  let classes: number
+  if (isShardSource(config.data)) {
+    // Shards: the index says the classes and channels; the images are decoded at --size.
+    const set = await describeShardSource(config.data)
+    shape = [set.imageShape?.[0] === 1 ? 1 : 3, ...config.size]
+    classes = set.classes.length
+  } else {
+    const loaded = await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, quiet: config.quiet })
+    shape = loaded.train.shape
+    classes = loaded.train.classes.length
+  }
+  const model = Model.create(specForData(config.model, shape, classes), { device: config.device })
   console.log(model.summary())
 }
 

@@ -26,6 +26,8 @@ export function datasetHandle(data: TensorDataset): Native.NativeDataset {
 export class TensorDataset {
   readonly shape: Shape3
   readonly classes: string[]
+  /** The images' labels (the set's own array, not a copy). */
+  readonly labels: Int32Array
   readonly normalization: Normalization
   readonly length: number
   readonly device: string
@@ -34,6 +36,7 @@ export class TensorDataset {
     handles.set(this, handle)
     this.shape = set.shape
     this.classes = set.classes
+    this.labels = set.labels
     this.normalization = normalization
     this.length = handle.length
     this.device = handle.device

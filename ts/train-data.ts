@@ -1,0 +1,164 @@
+// The data of one train() run: loading, the train/validation/test splits, normalization, and whether the training
+// images are held in memory or streamed from shards.
+import os from 'node:os'
+import { halfNormalization, type ImageSet, type Normalization } from './data/image-set.ts'
+import { loadData } from './data/load-data.ts'
+import { datasetNormalization, NAMED_NORMALIZATIONS } from './data/normalization.ts'
+import { describeShardSource, isShardSource, readShardImages, subsetShards } from './data/shards/shard-source.ts'
+import type { ShardSet } from './data/shards/shard-stream.ts'
+import { chooseDataPath } from './data/shards/stream-train.ts'
+import { deriveSeed, limitIndices, range, shuffle, splitIndices } from './data/split.ts'
+import { DataError, InputError } from './errors.ts'
+import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
+import { pretrainedWeights } from './zoo/weights.ts'
+
+/** Images a streamed run holds in memory from its training shards: for statistics, whitening, samples.png and the precision probe. */
+const STREAM_SAMPLE = 2048
+
+export interface TrainData {
+  classes: string[]
+  normalization: Normalization
+  /** Resident: every training image. Streamed: a seeded sample of the training shards. */
+  trainSet: ImageSet
+  /** The images `val` indexes (the training set itself when validation is held out of it). */
+  valSet: ImageSet
+  testSet: ImageSet
+  /** Indices into `trainSet` of the images trained on (streamed: of the sample). */
+  train: Int32Array
+  val: Int32Array
+  test: Int32Array
+  /** Images one epoch trains on. */
+  trainCount: number
+  /** The training shards when they are streamed, else null. */
+  stream: ShardSet | null
+  /** Why the shards are resident or streamed (null for other data). */
+  dataPath: string | null
+  skipped: string[]
+}
+
+/** Loads `options.data` (and `testData`) and splits it as `config` says. */
+export async function prepareData(options: TrainOptions, config: ResolvedTrainOptions): Promise<TrainData> {
+  if (typeof options.data === 'string' && isShardSource(config.data)) return prepareShards(config, options.signal)
+  const loaded =
+    typeof options.data === 'string' || options.data === undefined
+      ? await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, skipBadImages: config.skipBadImages, quiet: config.quiet, signal: options.signal })
+      : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
+  const given = config.testData !== null ? await readTestData(config, options.signal) : undefined
+  return residentSplits(config, loaded.train, given?.set ?? loaded.test, [...(loaded.skipped ?? []), ...(given?.skipped ?? [])], null)
+}
+
+/** The splits of resident data: test held out when there is no test set, then validation held out of the rest. */
+function residentSplits(config: ResolvedTrainOptions, trainSet: ImageSet, testSet: ImageSet | undefined, skipped: string[], dataPath: string | null): TrainData {
+  let trainPool = range(trainSet.labels.length)
+  let test: Int32Array
+  if (!testSet) {
+    // No test set: hold one out of the training data, seeded so every run (and resume) agrees.
+    const split = splitIndices(trainSet.labels.length, config.testSplit, deriveSeed(config.seed, 0x7e57))
+    trainPool = split.kept
+    test = split.held
+    testSet = trainSet
+  } else {
+    test = range(testSet.labels.length)
+  }
+  checkSameClasses(trainSet, testSet)
+  trainPool = limitIndices(trainPool, config.limitTrain ?? undefined, deriveSeed(config.seed, 0x1))
+  test = limitIndices(test, config.limitTest ?? undefined, deriveSeed(config.seed, 0x2))
+  const { kept, held } = splitIndices(trainPool.length, config.valSplit, deriveSeed(config.seed, 0x3))
+  const train = kept.map((i) => trainPool[i]!)
+  const val = held.map((i) => trainPool[i]!)
+  if (train.length === 0) throw new DataError('DATA_EMPTY', `no training images left after limits and splits (valSplit ${config.valSplit})`)
+  const normalization = normalizationFor(config, trainSet, train)
+  return { classes: trainSet.classes, normalization, trainSet, valSet: trainSet, testSet, train, val, test, trainCount: train.length, stream: null, dataPath, skipped }
+}
+
+/**
+ * Shards: resident when they fit the memory budget (then split like any other data), else streamed, with
+ * validation and test as whole shards held out (or `testData`).
+ */
+async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal | undefined): Promise<TrainData> {
+  const all = await describeShardSource(config.data, { signal })
+  const channels = all.imageShape?.[0] === 1 ? 1 : 3
+  const read = { size: config.size, channels, seed: config.seed, skipBadImages: config.skipBadImages, signal } as const
+  const choice = chooseDataPath(all.total, [channels, ...config.size], {
+    budgetBytes: config.memoryBudgetMb !== null ? config.memoryBudgetMb * 2 ** 20 : undefined,
+    stream: config.stream === 'auto' ? undefined : config.stream === 'always',
+  })
+  const given = config.testData !== null ? await readTestData(config, signal) : undefined
+  if (!choice.stream) {
+    const trainSet = await readShardImages(all, read)
+    return residentSplits(config, trainSet, given?.set, [...trainSet.skipped, ...(given?.skipped ?? [])], choice.reason)
+  }
+  if (config.trainMetrics === 'full') throw new InputError('INVALID_OPTION', "option trainMetrics: 'running' when the training shards are streamed (a full pass would read them all again)")
+  // Whole shards held out, seeded: a streamed run cannot pick single images out of a shard without reading it all.
+  const order = Array.from(shuffle(range(all.files.length), deriveSeed(config.seed, 0x7e57)))
+  const testShards = given ? [] : order.splice(0, Math.max(1, Math.round(all.files.length * config.testSplit)))
+  const valShards = config.valSplit > 0 ? order.splice(0, Math.max(1, Math.round(order.length * config.valSplit))) : []
+  if (order.length === 0) {
+    throw new DataError(
+      'DATA_EMPTY',
+      `${all.files.length} shard(s) cannot give whole shards to ${[given ? '' : 'test', valShards.length ? 'validation' : ''].filter(Boolean).join(' and ')} and still train; ` +
+        'write more, smaller shards (convkit shard --per-shard), pass testData, or set valSplit 0',
+    )
+  }
+  const trainShards = subsetShards(all, order.sort((a, b) => a - b))
+  const heldTest = given ? undefined : await readShardImages(subsetShards(all, testShards), read)
+  const testSet = given?.set ?? heldTest!
+  const valSet = valShards.length > 0 ? await readShardImages(subsetShards(all, valShards), read) : undefined
+  const sample = await readShardImages(trainShards, { ...read, limit: Math.max(STREAM_SAMPLE, config.whiten) })
+  checkSameClasses(sample, testSet)
+  const train = range(sample.labels.length)
+  const test = limitIndices(range(testSet.labels.length), config.limitTest ?? undefined, deriveSeed(config.seed, 0x2))
+  const trainCount = Math.min(trainShards.total, config.limitTrain ?? Number.POSITIVE_INFINITY)
+  const normalization = normalizationFor(config, sample, train)
+  const skipped = [...sample.skipped, ...(given?.skipped ?? heldTest!.skipped), ...(valSet?.skipped ?? [])]
+  const held = `${testShards.length ? `${testShards.length} test shard(s)` : ''}${testShards.length && valShards.length ? ' and ' : ''}${valShards.length ? `${valShards.length} validation shard(s)` : ''}`
+  const reason = `${choice.reason}; ${trainShards.files.length} training shard(s)${held ? `, ${held} held out` : ''}`
+  return { classes: all.classes, normalization, trainSet: sample, valSet: valSet ?? sample, testSet, train, val: valSet ? range(valSet.labels.length) : new Int32Array(0), test, trainCount, stream: trainShards, dataPath: reason, skipped }
+}
+
+/** `testData`: a shard source read whole, or anything `loadData` reads (its test split when it has one). */
+async function readTestData(config: ResolvedTrainOptions, signal: AbortSignal | undefined): Promise<{ set: ImageSet; skipped: string[] }> {
+  const source = config.testData!
+  if (isShardSource(source)) {
+    const set = await describeShardSource(source, { signal })
+    const images = await readShardImages(set, { size: config.size, channels: set.imageShape?.[0] === 1 ? 1 : 3, seed: config.seed, skipBadImages: config.skipBadImages, signal })
+    return { set: images, skipped: images.skipped }
+  }
+  const loaded = await loadData(source, { size: config.size, cacheDir: config.cacheDir ?? undefined, skipBadImages: config.skipBadImages, quiet: config.quiet, signal })
+  return { set: loaded.test ?? loaded.train, skipped: loaded.skipped ?? [] }
+}
+
+function checkSameClasses(train: ImageSet, test: ImageSet): void {
+  if (train.classes.join('\n') !== test.classes.join('\n')) {
+    throw new DataError('DATA_CORRUPT', `the training classes (${train.classes.join(', ')}) differ from the test classes (${test.classes.join(', ')})`)
+  }
+}
+
+/** The normalization `config.normalize` names: fixed statistics, the data's own, or the pretrained weights'. */
+function normalizationFor(config: ResolvedTrainOptions, set: ImageSet, train: Int32Array): Normalization {
+  switch (config.normalize) {
+    case 'dataset':
+      return datasetNormalization(set, train)
+    case 'half':
+      return halfNormalization(set.shape[0])
+    case 'weights': {
+      // Named weights say how their inputs were normalized; weights from a file are taken to be torchvision's.
+      const p = config.pretrained ? pretrainedWeights(config.pretrained)?.preprocessing : undefined
+      return p ? { mean: [...p.mean], std: [...p.std] } : structuredClone(NAMED_NORMALIZATIONS.imagenet) as Normalization
+    }
+    default:
+      return structuredClone(NAMED_NORMALIZATIONS[config.normalize]) as Normalization
+  }
+}
+
+/** Fails before anything large is copied when the resident data would not fit in memory (it lives in JavaScript and natively). */
+export function checkMemory(data: TrainData): void {
+  const sets = [...new Set([data.trainSet, data.valSet, data.testSet])]
+  const bytes = sets.reduce((a, s) => a + s.pixels.length, 0)
+  const need = 2 * bytes
+  if (need > os.totalmem() * 0.9) {
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`
+    const detail = sets.map((s) => `${s.labels.length} images × ${s.shape.join('×')} bytes`).join(' + ')
+    throw new DataError('DATA_TOO_LARGE', `the dataset needs ${gb(need)} resident (${detail}, held in JavaScript and on the device), more than this machine's ${gb(os.totalmem())}; use a smaller --size or --limit-train, or write shards (convkit shard) to stream it`)
+  }
+}
