@@ -5,27 +5,14 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import libtorch from './libtorch.cjs'
 
-export const {
-  TORCH_VERSION,
-  LibtorchError,
-  AddonError,
-  cacheRoot,
-  provisionedRoot,
-  findLibtorch,
-  provisionLibtorch,
-  ensureLibtorch,
-  isCheckout,
-  prebuiltAddonDir,
-  isLinked,
-  linkLibtorch,
-  linkPrebuilt,
-  linkPrebuiltIfMissing,
-} = libtorch
+// Every name libtorch.cjs exports, listed once, there: Node reads them from its `module.exports = { … }` literal
+// (keep it a literal of plain names, or they stop showing up here).
+export * from './libtorch.cjs'
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   try {
-    const found = ensureLibtorch()
-    console.log(`convkit: using libtorch ${TORCH_VERSION} from ${found.dir} (${found.source})`)
+    const found = libtorch.ensureLibtorch()
+    console.log(`convkit: using libtorch ${libtorch.TORCH_VERSION} from ${found.dir} (${found.source})`)
   } catch (err) {
     console.error(`convkit: ${err.message}`)
     process.exit(1)

@@ -1,8 +1,9 @@
 // A push parser for tar streams (ustar, with GNU long names and pax paths): feed it chunks as they arrive from a
 // (gunzipped) archive, and it hands back each entry with its bytes, without writing anything to disk.
+// Headers are parsed by ts/data/tar-header.ts, which the shard reader shares.
+import { BLOCK, isNameRecord, isRegularFile, nameFromRecord, parseTarHeader } from './tar-header.ts'
 
-const BLOCK = 512
-const ZERO = Buffer.alloc(BLOCK)
+export { looksLikeTar } from './tar-header.ts'
 
 export interface TarStreamEntry {
   /** Path inside the archive, as stored, without a leading `./`. */
@@ -11,60 +12,6 @@ export interface TarStreamEntry {
   type: string
   /** The bytes of a regular file (a copy owned by the caller); empty for other entries. */
   data: Buffer
-}
-
-function cString(block: Buffer, start: number, length: number): string {
-  const end = block.indexOf(0, start)
-  return block.toString('utf8', start, end < 0 || end > start + length ? start + length : end)
-}
-
-/** A numeric header field: octal text, or GNU's base-256 when the top bit of its first byte is set. */
-function numeric(block: Buffer, start: number, length: number): number {
-  if (block[start]! & 0x80) {
-    let value = block[start]! & 0x7f
-    for (let i = start + 1; i < start + length; i++) value = value * 256 + block[i]!
-    return value
-  }
-  const text = block.toString('latin1', start, start + length).replace(/[\0 ]+$/, '').trim()
-  return text === '' ? 0 : Number.parseInt(text, 8)
-}
-
-function checksumOk(block: Buffer): boolean {
-  const stored = numeric(block, 148, 8)
-  let unsigned = 0
-  let signed = 0
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i]!
-    unsigned += b
-    signed += b > 127 ? b - 256 : b
-  }
-  return stored === unsigned || stored === signed
-}
-
-function isRegular(type: string): boolean {
-  return type === '0' || type === '\0' || type === '7'
-}
-
-/** Whether `block` (the first 512 bytes of a file) is a tar header: its checksum holds. */
-export function looksLikeTar(block: Buffer): boolean {
-  return block.length >= BLOCK && !block.subarray(0, BLOCK).equals(ZERO) && checksumOk(block.subarray(0, BLOCK))
-}
-
-/** The `path` record of a pax extended header (`<length> path=<value>\n` records), if it has one. */
-function paxPath(data: Buffer): string | undefined {
-  let at = 0
-  let found: string | undefined
-  while (at < data.length) {
-    const space = data.indexOf(0x20, at)
-    if (space < 0) break
-    const length = Number.parseInt(data.toString('latin1', at, space), 10)
-    if (!Number.isInteger(length) || length <= 0) break
-    const record = data.toString('utf8', space + 1, at + length - 1)
-    const eq = record.indexOf('=')
-    if (record.slice(0, eq) === 'path') found = record.slice(eq + 1)
-    at += length
-  }
-  return found
 }
 
 /**
@@ -102,29 +49,23 @@ export class TarStreamParser {
     for (;;) {
       if (!this.header) {
         if (this.pendingBytes < BLOCK) break
-        const block = this.take(BLOCK)
-        if (block.equals(ZERO)) {
+        const at = this.offset
+        const parsed = parseTarHeader(this.take(BLOCK), (problem) => new Error(`the tar header at byte ${at}${this.last ? ` (after entry ${this.last})` : ''} ${problem}`))
+        if (!parsed) {
           this.finished = true
           break
         }
-        if (!checksumOk(block)) {
-          throw new Error(`the tar header at byte ${this.offset - BLOCK}${this.last ? ` (after entry ${this.last})` : ''} is damaged`)
-        }
-        const size = numeric(block, 124, 12)
-        if (!Number.isSafeInteger(size) || size < 0) throw new Error(`the tar header at byte ${this.offset - BLOCK} has an unreadable size field`)
-        const type = String.fromCharCode(block[156]!)
-        const meta = type === 'L' || type === 'x' || type === 'g'
+        const { size, type } = parsed
+        const meta = isNameRecord(type)
         let name = ''
         if (!meta) {
-          const base = cString(block, 0, 100)
-          const prefix = block.toString('latin1', 257, 262) === 'ustar' ? cString(block, 345, 155) : ''
-          name = (this.longName ?? (prefix ? `${prefix}/${base}` : base)).replace(/^(\.\/)+/, '').replace(/^\/+/, '')
+          name = (this.longName ?? parsed.name).replace(/^(\.\/)+/, '').replace(/^\/+/, '')
           this.longName = undefined
           this.last = name
         }
         const padded = Math.ceil(size / BLOCK) * BLOCK
-        const keep = meta || (isRegular(type) && this.keepData(name))
-        this.header = { name, type, size, at: this.offset - BLOCK, keep, left: keep ? 0 : padded }
+        const keep = meta || (isRegularFile(type) && this.keepData(name))
+        this.header = { name, type, size, at, keep, left: keep ? 0 : padded }
       }
       const header = this.header
       if (!header.keep) {
@@ -134,16 +75,15 @@ export class TarStreamParser {
         header.left -= n
         if (header.left > 0) break
         this.header = undefined
-        out.push({ name: header.name, type: isRegular(header.type) ? '0' : header.type, data: Buffer.alloc(0) })
+        out.push({ name: header.name, type: isRegularFile(header.type) ? '0' : header.type, data: Buffer.alloc(0) })
         continue
       }
       const padded = Math.ceil(header.size / BLOCK) * BLOCK
       if (this.pendingBytes < padded) break
       const data = (padded > 0 ? this.take(padded) : Buffer.alloc(0)).subarray(0, header.size)
       this.header = undefined
-      if (header.type === 'L') this.longName = cString(data, 0, data.length)
-      else if (header.type === 'x') this.longName = paxPath(data) ?? this.longName
-      else if (header.type !== 'g') out.push({ name: header.name, type: '0', data: Buffer.from(data) })
+      if (isNameRecord(header.type)) this.longName = nameFromRecord(header.type, data, this.longName)
+      else out.push({ name: header.name, type: '0', data: Buffer.from(data) })
     }
     return out
   }

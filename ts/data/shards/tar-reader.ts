@@ -1,8 +1,9 @@
 // Reads the regular files of a tar shard in order, with large sequential reads and little memory: ustar, plus the
-// pax and GNU long-name records that Python's tarfile and GNU tar write for long names.
+// pax and GNU long-name records that Python's tarfile and GNU tar write for long names. Headers are parsed by
+// ts/data/tar-header.ts, which the image-archive reader shares.
 import fsp from 'node:fs/promises'
 import { CancelledError, DataError } from '../../errors.ts'
-import { BLOCK } from './tar-shard-writer.ts'
+import { BLOCK, isNameRecord, isRegularFile, nameFromRecord, parseTarHeader, type TarHeader } from '../tar-header.ts'
 
 export interface TarEntry {
   /** The entry's path inside the archive. */
@@ -18,73 +19,15 @@ export interface TarReadOptions {
   signal?: AbortSignal
 }
 
-/** Only the header's names and size; data is skipped without being read when only counting. */
-interface Header {
-  name: string
-  size: number
-  type: string
-  offset: number
-}
-
 function corrupt(file: string, what: string): DataError {
   return new DataError('DATA_CORRUPT', `shard ${file}: ${what}`, { files: [file] })
 }
 
-function cString(block: Buffer, start: number, length: number): string {
-  const end = block.indexOf(0, start)
-  return block.toString('utf8', start, end < 0 || end > start + length ? start + length : end)
-}
-
-/** A numeric field: octal text, or GNU's base-256 when the top bit of the first byte is set. */
-function numeric(block: Buffer, start: number, length: number): number {
-  if (block[start]! & 0x80) {
-    let value = block[start]! & 0x7f
-    for (let i = start + 1; i < start + length; i++) value = value * 256 + block[i]!
-    return value
-  }
-  const text = block.toString('latin1', start, start + length).replace(/[\0 ]+$/, '').trim()
-  return text === '' ? 0 : Number.parseInt(text, 8)
-}
-
-/** Parses a 512-byte header, or returns null for an all-zero block (the end of the archive). */
-const ZERO_BLOCK = Buffer.alloc(BLOCK)
-
-function parseHeader(block: Buffer, file: string, offset: number, after: string): Header | null {
-  if (block[0] === 0 && block.equals(ZERO_BLOCK)) return null
-  const where = `the tar header at byte ${offset}${after ? ` (after entry ${after})` : ' (the first)'}`
+/** Parses the header at byte `offset`, or returns null at the end-of-archive block; `after` names the entry before. */
+function parseHeader(block: Buffer, file: string, offset: number, after: string): TarHeader | null {
   if (offset === 0 && block[0] === 0x1f && block[1] === 0x8b) throw corrupt(file, 'is gzip-compressed; shards are read as plain .tar files (write them uncompressed, or gunzip them)')
-  const stored = numeric(block, 148, 8)
-  let unsigned = 0
-  let signed = 0
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i]!
-    unsigned += b
-    signed += b > 127 ? b - 256 : b
-  }
-  if (stored !== unsigned && stored !== signed) throw corrupt(file, `${where} is damaged (checksum ${stored} stored, ${unsigned} computed); the file is not a tar archive or was overwritten`)
-  const size = numeric(block, 124, 12)
-  if (!Number.isSafeInteger(size) || size < 0) throw corrupt(file, `${where} has an unreadable size field`)
-  const name = cString(block, 0, 100)
-  const ustar = block.toString('latin1', 257, 262) === 'ustar'
-  const prefix = ustar ? cString(block, 345, 155) : ''
-  return { name: prefix ? `${prefix}/${name}` : name, size, type: String.fromCharCode(block[156]!), offset }
-}
-
-/** The `path` of a pax extended header (`<length> path=<value>\n` records), if it has one. */
-function paxPath(data: Buffer): string | undefined {
-  let at = 0
-  let found: string | undefined
-  while (at < data.length) {
-    const space = data.indexOf(0x20, at)
-    if (space < 0) break
-    const length = Number.parseInt(data.toString('latin1', at, space), 10)
-    if (!Number.isInteger(length) || length <= 0) break
-    const record = data.toString('utf8', space + 1, at + length - 1)
-    const eq = record.indexOf('=')
-    if (record.slice(0, eq) === 'path') found = record.slice(eq + 1)
-    at += length
-  }
-  return found
+  const where = `the tar header at byte ${offset}${after ? ` (after entry ${after})` : ' (the first)'}`
+  return parseTarHeader(block, (problem) => corrupt(file, `${where} ${problem}`))
 }
 
 /**
@@ -191,9 +134,8 @@ export async function* readTarChunks(file: string, options: TarReadOptions = {})
       if (!header) break
       const padded = Math.ceil(header.size / BLOCK) * BLOCK
       const name = longName ?? header.name
-      const isFile = header.type === '0' || header.type === '\0' || header.type === '7'
-      const isMeta = header.type === 'x' || header.type === 'L'
-      if (!isFile && !isMeta) {
+      const isMeta = isNameRecord(header.type)
+      if (!isRegularFile(header.type) && !isMeta) {
         skip(padded)
         continue
       }
@@ -211,12 +153,8 @@ export async function* readTarChunks(file: string, options: TarReadOptions = {})
       }
       if (!data) throw corrupt(file, `ends inside entry ${name} (${header.size} bytes from byte ${at + BLOCK}); the shard is truncated`)
       skip(padded - header.size)
-      if (header.type === 'L') {
-        longName = cString(data, 0, data.length)
-        continue
-      }
-      if (header.type === 'x') {
-        longName = paxPath(data) ?? longName
+      if (isMeta) {
+        longName = nameFromRecord(header.type, data, longName)
         continue
       }
       longName = undefined
