@@ -35,6 +35,7 @@ export const RECIPE = {
   lr: 1e-3,
   weightDecay: 0.05,
   backboneLrScale: 0.2,
+  batchNormStatistics: 'frozen',
   schedule: 'cosine',
   warmup: 0.1,
   labelSmoothing: 0.1,
@@ -81,7 +82,7 @@ const r = RECIPE
 const flags = [
   '--data', data, '--pretrained', r.pretrained, '--size', `${r.size}x${r.size}`, '--epochs', String(r.epochs), '--batch-size', String(r.batchSize),
   '--freeze-epochs', String(r.freezeEpochs), '--optimizer', r.optimizer, '--lr', String(r.lr), '--weight-decay', String(r.weightDecay),
-  '--backbone-lr-scale', String(r.backboneLrScale), '--schedule', r.schedule, '--warmup', String(r.warmup), '--label-smoothing', String(r.labelSmoothing),
+  '--backbone-lr-scale', String(r.backboneLrScale), '--batch-norm-statistics', r.batchNormStatistics, '--schedule', r.schedule, '--warmup', String(r.warmup), '--label-smoothing', String(r.labelSmoothing),
   '--resized-crop', r.resizedCrop.join(','), '--flip', r.flip, '--tta', r.tta, '--precision', r.precision,
   '--val-split', '0', '--monitor', 'train_loss', '--test-every', '0', '--device', 'cpu', ...limitTest,
 ]

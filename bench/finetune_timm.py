@@ -2,7 +2,8 @@
 
 timm's tf_efficientnet_lite0 with the shared ImageNet weights (renamed from the file's efficientnet_pytorch keys,
 as __test__/fixtures/zoo_reference.py does), a new 10-class classifier; the body frozen (batch norm in eval) for
-`freezeEpochs`, then everything trains with the body at `backboneLrScale` of the rate; AdamW, cosine schedule with
+`freezeEpochs`, then everything trains with the body at `backboneLrScale` of the rate (batch norm statistics kept
+with `batchNormStatistics: 'frozen'`), the new classifier initialized to zero; AdamW, cosine schedule with
 linear warmup stepped per batch, label smoothing, random-resized crops and flips, bf16 autocast around each
 forward (fp32 weights), test-time mirror averaging. Prints progress to stderr and one JSON line to stdout.
 
@@ -69,6 +70,9 @@ def main():
     ours_to_timm = {v: k for k, v in lite0_key_map(model).items()}
     model.load_state_dict({ours_to_timm[k]: v for k, v in state.items()}, strict=True)
     model.reset_classifier(10)
+    # The new classifier starts at zero, as ConvKit's replaced classifier does.
+    torch.nn.init.zeros_(model.get_classifier().weight)
+    torch.nn.init.zeros_(model.get_classifier().bias)
     head = list(model.get_classifier().parameters())
     head_ids = {id(t) for t in head}
     body = [t for t in model.parameters() if id(t) not in head_ids]
@@ -98,8 +102,9 @@ def main():
         for t in body:
             t.requires_grad_(not frozen)
         model.train()
-        if frozen:
-            # A frozen body keeps its batch-norm statistics, as ConvKit's frozen layers do.
+        if frozen or r["batchNormStatistics"] == "frozen":
+            # A frozen body keeps its batch-norm statistics, as ConvKit's frozen layers do; with
+            # batchNormStatistics 'frozen' they stay in eval mode while their scale and shift train.
             for m in model.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()

@@ -281,7 +281,7 @@ export class Model {
   static create(spec: ModelSpec | ZooName | null, options: ModelOptions & PretrainedOptions): Promise<Model>
   static create(spec: ModelSpec | ZooName | null, options: ModelOptions & Partial<PretrainedOptions> = {}): Model | Promise<Model> {
     if (options.pretrained !== undefined) {
-      return createPretrained(spec, options as ModelOptions & PretrainedOptions, (s, o) => Model.create(s, { ...o, pretrained: undefined })).then((r) => r.model)
+      return createPretrained(spec, options as ModelOptions & PretrainedOptions, (s, o) => Model.create(s, o)).then((r) => r.model)
     }
     if (spec === null) throw new InputError('INVALID_OPTION', 'Model.create: expected a spec or a zoo name (null only with pretrained)')
     if (typeof spec === 'string') {
@@ -389,6 +389,15 @@ export class Model {
    */
   setTrainable(patterns: readonly string[], trainable: boolean): number {
     return callSync('freezing parameters', () => this.#native.setTrainable([...patterns], trainable))
+  }
+
+  /**
+   * With `frozen`, batch norm layers normalize with their running statistics and leave them unchanged even while
+   * their scale and shift train (Keras's advice for fine-tuning: the pretrained statistics stay the ones the network
+   * learned against, whatever the batch size).
+   */
+  setFrozenBatchNormStatistics(frozen: boolean): void {
+    callSync('freezing batch norm statistics', () => this.#native.setFrozenBatchNormStatistics(frozen))
   }
 
   /** Starts weight averaging (EMA or Lookahead) from the current weights, or stops it with `null`. */

@@ -57,6 +57,27 @@ function withClasses(spec: ModelSpec, head: string, classes: number): ModelSpec 
   return { ...spec, layers }
 }
 
+/**
+ * The spec with the layer whose tensors are named `name` (`classifier.1`: a child of the sequential `classifier`,
+ * by position unless it names itself) changed by `patch`.
+ */
+function patchLayer(spec: ModelSpec, name: string, patch: (layer: Layer) => Layer): ModelSpec {
+  const [first, ...rest] = name.split('.')
+  const linears = { n: 0 }
+  const walk = (layer: Layer, path: string[]): Layer => {
+    if (path.length === 0) return patch(layer)
+    const children = (layer as { layers?: Layer[] }).layers
+    if (!children) throw new InputError('INVALID_OPTION', `option pretrained: the classifier ${name} is not in the model`)
+    const at = children.findIndex((c, i) => ((c as { name?: string }).name ?? String(i)) === path[0])
+    return { ...layer, layers: children.map((c, i) => (i === at ? walk(c, path.slice(1)) : c)) } as Layer
+  }
+  const layers = spec.layers.map((l) => {
+    const own = (l as { name?: string }).name ?? (l.type === 'linear' ? `fc${++linears.n}` : undefined)
+    return own === first ? walk(l, rest) : l
+  })
+  return { ...spec, layers }
+}
+
 async function readWeights(file: string): Promise<TorchTensor[]> {
   return file.endsWith('.safetensors') ? readSafetensors(file) : [...(await readTorchStateDict(file)).values()]
 }
@@ -80,15 +101,26 @@ export function planPretrained(architecture: ModelSpec | ZooName | null | undefi
   if (typeof arch === 'string') {
     if (!isZooName(arch)) throw new InputError('INVALID_OPTION', `option model: unknown architecture ${JSON.stringify(arch)}`)
     const inputSize = options.inputSize ?? ([...(weights?.preprocessing.inputSize ?? ZOO[arch].defaultInputSize)] as [number, number])
-    return { spec: zooModel(arch, { classes, inputSize }), head: [...ZOO[arch].head], weights, newHead: fromWeights !== undefined && classes !== fromWeights }
+    return zeroNewHead({ spec: zooModel(arch, { classes, inputSize }), head: [...ZOO[arch].head], weights, newHead: fromWeights !== undefined && classes !== fromWeights })
   }
   const head = lastLinear(arch)
-  return { spec: withClasses(arch, head, classes), head: [head], weights, newHead: fromWeights !== undefined && classes !== fromWeights }
+  return zeroNewHead({ spec: withClasses(arch, head, classes), head: [head], weights, newHead: fromWeights !== undefined && classes !== fromWeights })
+}
+
+/**
+ * A replaced classifier starts at zero, as Big Transfer's fine-tuning does: every class starts equally likely
+ * whatever the pretrained features' scale. (The zoo's own classifier init, timm's U(±1/√classes), gives logits of
+ * ±20 on ImageNet features with 10 classes: the first epochs go to undoing it.)
+ */
+function zeroNewHead(plan: PretrainedPlan): PretrainedPlan {
+  if (!plan.newHead) return plan
+  const spec = plan.head.reduce((s, h) => patchLayer(s, h, (l) => ({ ...l, init: 'zeros' }) as Layer), plan.spec)
+  return { ...plan, spec }
 }
 
 /**
  * Builds the model of `plan` with `create` and loads the weights into it: strictly, except for a replaced
- * classifier, which keeps its fresh initialization.
+ * classifier, which starts at zero.
  */
 export async function createPretrained(
   architecture: ModelSpec | ZooName | null | undefined,
@@ -103,8 +135,10 @@ export async function createPretrained(
   const plan = first.weights ? first : planPretrained(architecture, options, headWeight?.shape[0])
   const w = plan.weights
   const sameClasses = !plan.newHead
+  // The model is built plain; this function loads its weights (a `pretrained` passed on would build it twice).
+  const { pretrained: _pretrained, ...modelOptions } = options
   const model = create(plan.spec, {
-    ...options,
+    ...modelOptions,
     classNames: options.classNames ?? (sameClasses ? w?.categories.slice() : undefined),
     normalization: options.normalization ?? (w ? { mean: [...w.preprocessing.mean], std: [...w.preprocessing.std] } : undefined),
     preprocessing: options.preprocessing ?? (w ? { resizeShorter: w.preprocessing.resizeShorter, interpolation: w.preprocessing.interpolation } : undefined),

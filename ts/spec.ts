@@ -47,7 +47,8 @@ export function specForData(model: ModelSpec | ModelBuilder | ZooName | null, sh
   const resolved = spec ? { ...spec, inputShape: spec.inputShape ?? input } : referenceCnn({ classes, inputShape: input })
   const [c, h, w] = resolved.inputShape
   if (c !== shape[0] || h > shape[1] || w > shape[2]) {
-    throw new InputError('INVALID_OPTION', `option model: inputShape [${resolved.inputShape}] does not match the data's images [${shape}]`)
+    const hint = h > shape[1] || w > shape[2] ? `; images read from files take --size ${h}x${w} (size), or give the model a smaller inputSize` : ''
+    throw new InputError('INVALID_OPTION', `option model: inputShape [${resolved.inputShape}] does not match the data's images [${shape}]${hint}`)
   }
   const last = resolved.layers.at(-1)
   if (last?.type === 'linear' && last.outFeatures !== classes) {

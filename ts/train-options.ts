@@ -16,7 +16,7 @@ import type { ModelSpec } from './layers.ts'
 import type { ModelBuilder } from './spec.ts'
 import { RECIPE_NAMES, RECIPES, type RecipeName } from './recipes/recipes.ts'
 import { isZooName, ZOO_NAMES, type ZooName } from './zoo/architectures.ts'
-import { PRETRAINED_WEIGHTS_NAMES } from './zoo/weights.ts'
+import { PRETRAINED_WEIGHTS_NAMES, pretrainedWeights } from './zoo/weights.ts'
 
 const DEVICE = /^(auto|cpu|cuda(:\d+)?)$/
 
@@ -159,6 +159,17 @@ export const TRAIN_OPTIONS = {
   patience: int({ help: 'early-stopping patience in epochs', group: 'output', default: 5, min: 1, onResume: 'override' }),
   /** The least change of the monitor that counts as an improvement. @default 0 */
   minDelta: number({ help: 'least change that counts as an improvement', group: 'output', default: 0, ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  /**
+   * `'frozen'`: batch norm layers keep normalizing with their (pretrained) running statistics while they train,
+   * as Keras's fine-tuning guide advises; `'update'`: batch statistics while training, as usual.
+   * @default 'update' ('frozen' with pretrained)
+   */
+  batchNormStatistics: choice(['update', 'frozen'], {
+    help: 'batch norm running statistics while training',
+    group: 'optimization',
+    default: (c) => (c.pretrained ? 'frozen' : 'update'),
+    shownDefault: 'update; with --pretrained, frozen',
+  }),
   /** Fraction of the training data held out for validation. @default 0.1 */
   valSplit: number({ help: 'fraction of the training data held out for validation', group: 'data', default: 0.1, ok: (v) => v >= 0 && v < 1, expected: 'a fraction in [0, 1)' }),
   /** The metric early stopping and the best checkpoint follow. @default 'val_loss' ('test_loss' when valSplit is 0) */
@@ -233,8 +244,13 @@ export const TRAIN_OPTIONS = {
   limitTrain: optionalInt({ help: 'train on a seeded subset of n images', group: 'data', default: null, shownDefault: 'all', min: 1 }),
   /** Test on a seeded subset of this many images. */
   limitTest: optionalInt({ help: 'test on a seeded subset of n images', group: 'data', default: null, shownDefault: 'all', min: 1 }),
-  /** Images are resized to `[height, width]` when read from files. @default [32, 32] */
-  size: size({ help: 'resize images read from files', group: 'data', default: [32, 32], shownDefault: '32x32' }),
+  /** Images are resized to `[height, width]` when read from files. @default [32, 32] (with pretrained, the weights' input size) */
+  size: size({
+    help: 'resize images read from files',
+    group: 'data',
+    default: (c) => (c.inputSize as [number, number] | null) ?? (c.pretrained ? [...(pretrainedWeights(c.pretrained as string)?.preprocessing.inputSize ?? [224, 224])] as [number, number] : [32, 32]),
+    shownDefault: "32x32; with --pretrained, the weights' input (224x224)",
+  }),
   /** Skip unreadable images instead of failing; they are counted in the run's report. @default false */
   skipBadImages: boolean({ help: 'skip unreadable images instead of failing', group: 'data', default: false }),
   /** Where downloads and decoded datasets are cached. @default '~/.cache/convkit/datasets' */

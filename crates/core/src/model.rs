@@ -44,6 +44,10 @@ pub struct Network {
     pub channels_last: bool,
     /// The type convolutions and linear layers compute in.
     pub precision: Precision,
+    /// Batch norm normalizes with its running statistics (and leaves them as they are) even while its layer
+    /// trains, as Keras's fine-tuning guide keeps it: small batches of new images would otherwise replace the
+    /// pretrained statistics the rest of the network was trained against.
+    pub frozen_batchnorm_statistics: bool,
 }
 
 /// What PyTorch's autocast does for this network's layers, written out: with `Bf16`, convolutions and
@@ -159,6 +163,7 @@ impl Network {
             buffers,
             channels_last: false,
             precision: Precision::Fp32,
+            frozen_batchnorm_statistics: false,
         })
     }
 

@@ -459,6 +459,15 @@ impl NativeModel {
         })
     }
 
+    /// Batch norm layers normalize with their running statistics (and keep them) even while they train.
+    #[napi]
+    pub fn set_frozen_batch_norm_statistics(&self, frozen: bool) -> napi::Result<()> {
+        self.now(move |t| {
+            t.net.frozen_batchnorm_statistics = frozen;
+            Ok(())
+        })
+    }
+
     /// Starts weight averaging from the current weights (continuing averaged weights read from the checkpoint, if
     /// any), or stops it with `null`.
     #[napi]

@@ -93,11 +93,12 @@ impl LayerKind for Batchnorm2d {
 
     fn forward(&self, node: &Node, f: &Forward, x: Tensor) -> Result<Tensor> {
         // Without affine parameters, a batch norm follows the pass (it has nothing to freeze).
-        let batch_stats = if self.affine {
-            f.learning(node)
-        } else {
-            f.train && node.trainable
-        };
+        let batch_stats = !f.net.frozen_batchnorm_statistics
+            && if self.affine {
+                f.learning(node)
+            } else {
+                f.train && node.trainable
+            };
         if batch_stats {
             let mut tracked = f.buffer(node, 2).shallow_clone();
             let _ = tch::no_grad(|| tracked.f_add_scalar_(1))?;

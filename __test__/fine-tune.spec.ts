@@ -1,0 +1,57 @@
+// Fine-tuning through train(): EfficientNet-Lite0 from the shared ImageNet weights (with `model` naming the
+// architecture and `pretrained` the file), its 1000-class classifier replaced by a 10-class one, the body frozen for
+// the first epoch and trained at a lower rate after it, against the same network from scratch on the same images.
+import test from 'ava'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { train, type TrainOptions } from '../ts/index.ts'
+import { resolveConfig } from '../ts/train-options.ts'
+import { cifarSubset } from './helpers/cifar-subset.ts'
+import { needs } from './helpers/needs.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const LITE0_FILE = path.resolve(repo, '..', 'shared', 'models', 'efficientnet-lite0-57934424.pth')
+const withLite0 = needs(fs.existsSync(LITE0_FILE) ? null : `the shared weights file ${LITE0_FILE}`)
+const tmpdir = tempDirs('fine-tune')
+
+withLite0('fine-tuning ImageNet weights beats the same network from scratch by a wide margin', async (t) => {
+  const root = path.dirname(cifarSubset().train)
+  // 400 CIFAR-10 images upscaled to 64×64 (small enough for a test on 2 cores), 500 test images.
+  const common: TrainOptions = {
+    data: root,
+    model: 'efficientnet_lite0',
+    size: [64, 64],
+    inputSize: [64, 64],
+    limitTrain: 400,
+    limitTest: 500,
+    valSplit: 0,
+    epochs: 3,
+    batchSize: 32,
+    optimizer: 'adamw',
+    device: 'cpu',
+    seed: 1,
+    report: false,
+    quiet: true,
+  }
+  const tuned = await train({ ...common, pretrained: LITE0_FILE, out: tmpdir() })
+  const scratch = await train({ ...common, out: tmpdir() })
+  const top1 = (r: typeof tuned) => r.history.epochs.at(-1)!.test!.top1
+  t.log(`fine-tuned ${top1(tuned).toFixed(1)} %, from scratch ${top1(scratch).toFixed(1)} % (chance 10 %)`)
+  // The pretrained defaults: ImageNet normalization (weights from a file are taken to be torchvision's), one epoch
+  // with the body frozen, the body at a tenth of the rate after it, batch norm statistics kept.
+  t.deepEqual(tuned.model.normalization, { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] })
+  t.like(tuned.history.config, { freezeEpochs: 1, backboneLrScale: 0.1, batchNormStatistics: 'frozen' })
+  t.like(scratch.history.config, { freezeEpochs: 0, backboneLrScale: 1, batchNormStatistics: 'update' })
+  t.is(tuned.model.classes, 10)
+  t.true(top1(tuned) > 40, `fine-tuned test top-1 ${top1(tuned)} %`)
+  t.true(top1(tuned) > top1(scratch) + 15, `fine-tuned ${top1(tuned)} % vs scratch ${top1(scratch)} %`)
+})
+
+test('with pretrained weights the defaults follow them: input size, normalization, frozen epoch, rates, batch norm', (t) => {
+  const tuned = resolveConfig({ data: 'photos', pretrained: 'efficientnet_lite0' })
+  t.like(tuned, { size: [224, 224], normalize: 'weights', freezeEpochs: 1, backboneLrScale: 0.1, batchNormStatistics: 'frozen' })
+  t.like(resolveConfig({ data: 'photos', pretrained: 'resnet18', inputSize: [160, 160] }), { size: [160, 160] })
+  t.like(resolveConfig({ data: 'photos' }), { size: [32, 32], normalize: 'half', freezeEpochs: 0, backboneLrScale: 1, batchNormStatistics: 'update' })
+})
