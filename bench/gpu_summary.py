@@ -50,6 +50,10 @@ def main():
     floor_bf16 = one(os.path.join(a.logs, "pytorch-bf16.json"))
     seed = one(os.path.join(a.logs, "seed.json"))
     nccl = one(os.path.join(a.logs, "nccl.json"))
+    airbench_path = os.path.join(a.logs, "airbench.json")
+    airbench = json.load(open(airbench_path)) if os.path.exists(airbench_path) else None
+    zoo_path = os.path.join(a.logs, "zoo-step.txt")
+    zoo = [l.strip() for l in open(zoo_path) if "img/s" in l] if os.path.exists(zoo_path) else []
     best_floor = max(floor["train"].values()) if floor else None
     best_floor_bf16 = max(floor_bf16["train"].values()) if floor_bf16 else None
     result = {
@@ -65,6 +69,8 @@ def main():
         "convkit_over_floor_train": fp32 and best_floor and fp32["train_images_per_second"] / best_floor,
         "convkit_bf16_over_floor_bf16_train": bf16 and best_floor_bf16 and bf16["train_images_per_second"] / best_floor_bf16,
         "nccl_world_size_1": nccl.get("nccl") if nccl else "not run",
+        "airbench94_preset": airbench or "not run",
+        "zoo_step": zoo or "not run",
         "convkit_over_seed_pipeline_train": fp32 and seed and seed.get("images_per_second") and fp32["train_images_per_second"] / seed["images_per_second"],
     }
     ok_cuda = result["cuda_detected"] and str(result["device"]).startswith("cuda")
@@ -76,6 +82,11 @@ def main():
         print(f"ConvKit fp32: train {fp32['train_images_per_second']:.0f} img/s, eval {fp32['eval_images_per_second']:.0f} img/s, "
               f"best test top-1 {fp32['best_test_top1']:.2f} % in {fp32['epochs']} epochs (needs {a.min_top1} %): {'ok' if ok_top1 else 'SHORT'}")
     print(f"NCCL start-up (world size 1, ConvKit's c10d bridge): {result['nccl_world_size_1']}")
+    if airbench and airbench.get("timeRatio"):
+        print(f"airbench94 preset / airbench94's own code, timed total: {airbench['timeRatio']:.2f}x (goal <= 1.1x); "
+              f"accuracy difference {airbench['pointsAhead']:+.2f} points")
+    for line in zoo:
+        print(f"zoo step: {line}")
     for name in ("convkit_over_floor_train", "convkit_bf16_over_floor_bf16_train", "convkit_over_seed_pipeline_train"):
         if result[name]:
             print(f"{name}: {result[name]:.2f}x")

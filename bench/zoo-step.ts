@@ -1,13 +1,13 @@
 // Training-step throughput of zoo networks at fine-tuning size (224×224, batch 32, channels_last, AdamW): ConvKit
 // from TypeScript against PyTorch's own (bench/zoo_step.py: torchvision resnet18, timm tf_efficientnet_lite0), in
 // fp32 and under bf16, alternating rounds in one run. bench/throughput.ts calls it; alone:
-// npx tsx bench/zoo-step.ts
+// npx tsx bench/zoo-step.ts          (BENCH_DEVICE=cuda on a GPU, as scripts/gpu-check.sh does; BENCH_ZOO_STEPS=6)
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Model, TensorDataset, type Precision, type ZooName } from '../ts/index.ts'
+import { Model, TensorDataset, type Device, type Precision, type ZooName } from '../ts/index.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const SIZE = 224
@@ -15,6 +15,7 @@ const BATCH = 32
 const STEPS = Number(process.env.BENCH_ZOO_STEPS ?? 6)
 const WARMUP = 2
 const IMAGES = 256
+const DEVICE = (process.env.BENCH_DEVICE ?? 'cpu') as Device
 const python = process.env.PYTHON ?? process.env.CONVKIT_PYTHON ?? 'python3'
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -31,7 +32,7 @@ function images(): { pixels: Uint8Array; labels: Int32Array } {
 }
 
 async function convkit(arch: ZooName, data: TensorDataset, precision: Precision): Promise<number> {
-  const model = Model.create(arch, { classes: 10, inputSize: [SIZE, SIZE], device: 'cpu', seed: 0, precision, optimizer: { type: 'adamw', lr: 1e-3 } })
+  const model = Model.create(arch, { classes: 10, inputSize: [SIZE, SIZE], device: DEVICE, seed: 0, precision, optimizer: { type: 'adamw', lr: 1e-3 } })
   const batch = (i: number) => Int32Array.from({ length: BATCH }, (_, j) => ((i * BATCH) % (IMAGES - BATCH + 1)) + j)
   for (let i = 0; i < WARMUP; i++) await model.trainBatch(data, batch(i))
   const start = performance.now()
@@ -40,7 +41,7 @@ async function convkit(arch: ZooName, data: TensorDataset, precision: Precision)
 }
 
 function pytorch(arch: ZooName, files: { pixels: string; labels: string }, precision: Precision): number | string {
-  const run = spawnSync(python, [path.join(here, 'zoo_step.py'), '--arch', arch, '--pixels', files.pixels, '--labels', files.labels, '--size', String(SIZE), '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), ...(precision === 'bf16' ? ['--bf16'] : [])], { encoding: 'utf8' })
+  const run = spawnSync(python, [path.join(here, 'zoo_step.py'), '--arch', arch, '--pixels', files.pixels, '--labels', files.labels, '--size', String(SIZE), '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--device', DEVICE, ...(precision === 'bf16' ? ['--bf16'] : [])], { encoding: 'utf8' })
   if (run.status !== 0) return `PyTorch part skipped: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)} (needs torch 2.11, torchvision and timm; set PYTHON)`
   return (JSON.parse(run.stdout) as { images_per_second: number }).images_per_second
 }
@@ -52,8 +53,8 @@ export async function zooStepBench(rounds = Number(process.env.BENCH_ROUNDS ?? 3
   const files = { pixels: path.join(dir, 'pixels.u8'), labels: path.join(dir, 'labels.i32') }
   fs.writeFileSync(files.pixels, set.pixels)
   fs.writeFileSync(files.labels, Buffer.from(set.labels.buffer))
-  const data = await TensorDataset.create({ pixels: set.pixels, labels: set.labels, shape: [3, SIZE, SIZE], classes: Array.from({ length: 10 }, (_, i) => String(i)) }, { device: 'cpu' })
-  console.log(`\nzoo networks at ${SIZE}×${SIZE}, batch ${BATCH}, channels_last, AdamW: training step, medians of ${rounds} alternating rounds`)
+  const data = await TensorDataset.create({ pixels: set.pixels, labels: set.labels, shape: [3, SIZE, SIZE], classes: Array.from({ length: 10 }, (_, i) => String(i)) }, { device: DEVICE })
+  console.log(`\nzoo networks at ${SIZE}×${SIZE}, batch ${BATCH}, channels_last, AdamW, on ${DEVICE}: training step, medians of ${rounds} alternating rounds`)
   try {
     for (const arch of ['resnet18', 'efficientnet_lite0'] as const) {
       for (const precision of ['fp32', 'bf16'] as const) {

@@ -2,7 +2,7 @@
 
 torchvision's resnet18 or timm's tf_efficientnet_lite0 (10 classes), channels_last, AdamW, mean cross-entropy,
 optionally under bf16 autocast around the forward (fp32 weights), on uint8 images ConvKit's bench wrote
-(N×3×H×W) normalized once. Prints one JSON object: images per second.
+(N×3×H×W) normalized once, on the CPU or (--device cuda) a GPU. Prints one JSON object: images per second.
 """
 import argparse
 import json
@@ -33,27 +33,33 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     labels = torch.from_numpy(np.fromfile(a.labels, dtype=np.int32).astype(np.int64))
     pixels = torch.from_numpy(np.fromfile(a.pixels, dtype=np.uint8)).view(labels.shape[0], 3, a.size, a.size)
-    x = ((pixels.float() / 255 - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
+    device = torch.device(a.device)
+    x = ((pixels.float() / 255 - 0.5) / 0.5).contiguous(memory_format=torch.channels_last).to(device)
+    labels = labels.to(device)
     torch.manual_seed(0)
-    model = build(a.arch).to(memory_format=torch.channels_last).train()
+    model = build(a.arch).to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def step(i):
         s = (i * a.batch) % (x.shape[0] - a.batch + 1)
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.bf16):
             logits = model(x[s : s + a.batch])
         F.cross_entropy(logits.float(), labels[s : s + a.batch]).backward()
         opt.step()
 
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for i in range(a.warmup):
         step(i)
+    sync()
     start = time.perf_counter()
     for i in range(a.steps):
         step(a.warmup + i)
+    sync()
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "images_per_second": a.steps * a.batch / (time.perf_counter() - start)}))
 
 

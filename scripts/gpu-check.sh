@@ -12,10 +12,18 @@
 # JPEG DataLoader pipeline); a 10-epoch run of the seed network, which must reach 70 % test top-1; and the
 # start-up of a world-size-1 NCCL process group through ConvKit's c10d bridge (crates/core/cpp/nccl_check.cpp),
 # which --prepare builds when it can (it needs the pytorch venv's CUDA and NCCL headers, see below).
+# With Node carried too (--prepare packs this machine's node, the package's runtime dependencies, tsx and the
+# built addon into node-env.tar.xz, ~30 MB; the addon finds the GPU machine's Python torch as its libtorch and
+# opens libtorch_cuda.so from it), it also runs, from TypeScript as a user would: the airbench94 preset against
+# airbench94's own code (PyPI 0.1.8, carried as a wheel) on the same GPU (bench/airbench.ts --device cuda), and
+# the zoo networks' training step against PyTorch's (bench/zoo-step.ts with BENCH_DEVICE=cuda).
+# Steps run most important first under one deadline (CONVKIT_GPU_CHECK_BUDGET_S, default 540 s), so one device
+# call of 10 minutes holds them; a step the deadline leaves no time for says so and is skipped.
 # The summary is printed last and written to $OUT/gpu-check.json when OUT is set. Exit status 1 when CUDA
 # is missing or the accuracy falls short.
 #
-# Knobs for a dry run without a GPU: CONVKIT_GPU_CHECK_DEVICE=cpu, CONVKIT_GPU_CHECK_EPOCHS=1, PYTHON=...
+# Knobs for a dry run without a GPU: CONVKIT_GPU_CHECK_DEVICE=cpu, CONVKIT_GPU_CHECK_EPOCHS=1,
+# CONVKIT_GPU_CHECK_AIRBENCH_EPOCHS=0.1, CONVKIT_GPU_CHECK_ZOO_STEPS=2, PYTHON=...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carry=target/gpu-check
@@ -55,6 +63,20 @@ if [ "${1:-}" = "--prepare" ]; then
   else
     echo "gpu-check: no CUDA torch with nccl.h in $venv (set CONVKIT_PYTORCH_VENV); the GPU run will skip the NCCL check" >&2
   fi
+  # Node for the TypeScript half: repacked only when the addon or the dependencies changed since the last pack.
+  pack="$carry/node-env.tar.xz"
+  if [ ! -f "$pack" ] || [ -n "$(find native node_modules/.package-lock.json -newer "$pack" 2>/dev/null | head -1)" ]; then
+    rm -f "$pack"
+    mkdir -p target/gpu-check-build/node-bin
+    cp "$(command -v node)" target/gpu-check-build/node-bin/node
+    # Top-level folders of the runtime dependencies (nested node_modules come with their parents), then tsx.
+    npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s#^$PWD/##; s#^\(node_modules/\(@[^/]*/\)\{0,1\}[^/]*\).*#\1#" | sort -u \
+      > target/gpu-check-build/node-files.txt
+    printf '%s\n' node_modules/tsx node_modules/esbuild node_modules/@esbuild native target/gpu-check-build/node-bin >> target/gpu-check-build/node-files.txt
+    tar -cf - -T target/gpu-check-build/node-files.txt | xz -6 -T0 > "$pack.tmp" && mv "$pack.tmp" "$pack"
+  fi
+  [ -f "$carry/airbench-0.1.8.tar.gz" ] || "$venv/bin/python" -m pip download -q --no-deps airbench==0.1.8 -d "$carry" \
+    || echo "gpu-check: could not fetch the airbench wheel; the GPU run will skip the preset comparison" >&2
   du -sh "$carry"
   echo "gpu-check: ready; carry $carry and run: bash scripts/gpu-check.sh"
   exit 0
@@ -70,7 +92,15 @@ trap 'rm -rf "$work"' EXIT
   echo "gpu-check: $carry/gpu_check or $carry/$archive_name is missing; run 'bash scripts/gpu-check.sh --prepare' where Rust is, and carry $carry" >&2
   exit 1
 }
+deadline=$(( $(date +%s) + ${CONVKIT_GPU_CHECK_BUDGET_S:-540} ))
 step() { echo "== $1 ($(date +%T))"; }
+# within N: prints the seconds a step may take, N or what is left before the deadline (keeping 15 s for the
+# summary); fails, after saying so, when under 20 s are left.
+within() {
+  local left=$(( deadline - $(date +%s) - 15 ))
+  if [ "$left" -lt 20 ]; then echo "gpu-check: no time left before the deadline; skipped" >&2; return 1; fi
+  echo $(( $1 < left ? $1 : left ))
+}
 
 step "machine"
 nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
@@ -85,29 +115,52 @@ root="$(dirname "$(find "$work" -maxdepth 3 -type d -name train | head -1)")"
 "$python" bench/decode_images.py --root "$root" --out "$work/raw" | tee "$logs/decode.jsonl"
 
 step "ConvKit: $epochs epochs of the seed network, fp32"
-timeout 300 "$carry/gpu_check" --data "$work/raw" --epochs "$epochs" --device "$device" | tee "$logs/convkit.jsonl"
-
-step "ConvKit: 2 epochs in bf16"
-timeout 90 "$carry/gpu_check" --data "$work/raw" --epochs 2 --device "$device" --precision bf16 | tee "$logs/convkit-bf16.jsonl" \
-  || echo "gpu-check: the bf16 run failed"
-
-step "PyTorch: preloaded floor, fp32 and bf16 autocast"
-timeout 90 "$python" bench/pytorch_step.py --pixels "$work/raw/train.u8" --labels "$work/raw/train.labels" --device "$device" \
-  --steps 390 --warmup 20 | tee "$logs/pytorch.json" || echo "gpu-check: the PyTorch floor failed"
-timeout 90 "$python" bench/pytorch_step.py --pixels "$work/raw/train.u8" --labels "$work/raw/train.labels" --device "$device" \
-  --steps 390 --warmup 20 --bf16 | tee "$logs/pytorch-bf16.json" || echo "gpu-check: the PyTorch bf16 floor failed"
-
-step "PyTorch: the seed's pipeline (ImageFolder, ToTensor, Normalize, DataLoader), one epoch"
-workers=$(( $(nproc) > 8 ? 8 : $(nproc) ))
-timeout 120 "$python" bench/seed_pipeline.py --root "$root/train" --workers "$workers" --device "$device" | tee "$logs/seed.json" \
-  || echo "gpu-check: the seed pipeline did not finish"
+t=$(within 200) && { timeout "$t" "$carry/gpu_check" --data "$work/raw" --epochs "$epochs" --device "$device" | tee "$logs/convkit.jsonl" \
+  || echo "gpu-check: the seed-network run failed or ran out of time"; }
 
 step "NCCL: a world-size-1 process group through ConvKit's c10d bridge"
 if [ -x "$carry/nccl_check" ]; then
-  timeout 120 "$carry/nccl_check" "$((20000 + RANDOM % 20000))" | tee "$logs/nccl.json" || echo "gpu-check: the NCCL start-up failed"
+  t=$(within 60) && { timeout "$t" "$carry/nccl_check" "$((20000 + RANDOM % 20000))" | tee "$logs/nccl.json" || echo "gpu-check: the NCCL start-up failed"; }
 else
   echo "gpu-check: $carry/nccl_check was not built by --prepare; skipped"
 fi
+
+if [ -f "$carry/node-env.tar.xz" ]; then
+  step "Node: unpack node, the runtime dependencies, tsx and the addon into the checkout"
+  tar -xJf "$carry/node-env.tar.xz"
+  export PATH="$PWD/target/gpu-check-build/node-bin:$PATH" CONVKIT_PYTHON="$python" PYTHON="$python" CONVKIT_CACHE_DIR="$work/convkit-cache"
+  node --version
+  # airbench is pure Python and ships as an sdist: its package folder on PYTHONPATH is the whole install.
+  if ls "$carry"/airbench-0.1.8.tar.gz >/dev/null 2>&1; then
+    tar -xzf "$carry/airbench-0.1.8.tar.gz" -C "$work"
+    export PYTHONPATH="$work/airbench-0.1.8${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+
+  step "the airbench94 preset from TypeScript against airbench94's own code, same GPU, seeds 0 and 1"
+  t=$(within 240) && { timeout "$t" node --import=tsx bench/airbench.ts --device "$device" --seeds 0,1 --archive "$carry/$archive_name" \
+    --json "$logs/airbench.json" ${CONVKIT_GPU_CHECK_AIRBENCH_EPOCHS:+--epochs "$CONVKIT_GPU_CHECK_AIRBENCH_EPOCHS"} || echo "gpu-check: the airbench comparison failed or ran out of time"; }
+
+  step "zoo networks: ConvKit's training step from TypeScript against PyTorch's, 224x224, batch 32"
+  t=$(within 150) && { BENCH_DEVICE="$device" BENCH_ZOO_STEPS="${CONVKIT_GPU_CHECK_ZOO_STEPS:-20}" BENCH_ROUNDS=2 timeout "$t" node --import=tsx bench/zoo-step.ts \
+    | tee "$logs/zoo-step.txt" || echo "gpu-check: the zoo step comparison failed or ran out of time"; }
+else
+  echo "gpu-check: $carry/node-env.tar.xz was not packed by --prepare; the TypeScript steps are skipped"
+fi
+
+step "ConvKit: 2 epochs in bf16"
+t=$(within 60) && { timeout "$t" "$carry/gpu_check" --data "$work/raw" --epochs 2 --device "$device" --precision bf16 | tee "$logs/convkit-bf16.jsonl" \
+  || echo "gpu-check: the bf16 run failed"; }
+
+step "PyTorch: preloaded floor, fp32 and bf16 autocast"
+t=$(within 60) && { timeout "$t" "$python" bench/pytorch_step.py --pixels "$work/raw/train.u8" --labels "$work/raw/train.labels" --device "$device" \
+  --steps 390 --warmup 20 | tee "$logs/pytorch.json" || echo "gpu-check: the PyTorch floor failed"; }
+t=$(within 60) && { timeout "$t" "$python" bench/pytorch_step.py --pixels "$work/raw/train.u8" --labels "$work/raw/train.labels" --device "$device" \
+  --steps 390 --warmup 20 --bf16 | tee "$logs/pytorch-bf16.json" || echo "gpu-check: the PyTorch bf16 floor failed"; }
+
+step "PyTorch: the seed's pipeline (ImageFolder, ToTensor, Normalize, DataLoader), one epoch"
+workers=$(( $(nproc) > 8 ? 8 : $(nproc) ))
+t=$(within 90) && { timeout "$t" "$python" bench/seed_pipeline.py --root "$root/train" --workers "$workers" --device "$device" | tee "$logs/seed.json" \
+  || echo "gpu-check: the seed pipeline did not finish"; }
 
 step "summary"
 "$python" bench/gpu_summary.py --logs "$logs" --min-top1 70 ${OUT:+--out "$OUT/gpu-check.json"}

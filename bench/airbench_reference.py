@@ -1,10 +1,12 @@
-"""Runs the PyPI `airbench` 0.1.8 package's own airbench94 training (`airbench.train94`) on the CPU, on the shared
-CIFAR-10 JPEG archive, as the reference the ConvKit airbench94 preset is measured against.
+"""Runs the PyPI `airbench` 0.1.8 package's own airbench94 training (`airbench.train94`) on the CPU (or, with
+--device cuda, on a GPU as published), on the shared CIFAR-10 JPEG archive, as the reference the ConvKit airbench94
+preset is measured against.
 
 Install (into the venv that already has torch 2.11 / torchvision 0.26, without touching them):
     ~/.cache/convkit/pytorch-venv/bin/pip install --no-deps airbench==0.1.8
 Run (the full recipe takes ~1 000 s on the project's 2-core VM; --epochs 0.2 is a ~2-minute smoke test):
-    ~/.cache/convkit/pytorch-venv/bin/python bench/airbench_cpu.py [--seed 0] [--epochs 9.9] [--threads 2] [--json out.json]
+    ~/.cache/convkit/pytorch-venv/bin/python bench/airbench_reference.py [--seed 0] [--epochs 9.9] [--threads 2] [--json out.json]
+    python3 bench/airbench_reference.py --device cuda ...   (on a GPU: only point 1's data path and point 4 apply)
 
 The recipe itself (network, whitening init, optimizer, schedules, Lookahead, augmentation, TTA) is airbench's
 code, called unmodified through `airbench.train94(...)`. Only what cannot run on a GPU-less machine is swapped,
@@ -123,20 +125,24 @@ class CpuEvent:
         return 1e3 * (end.t - self.t)
 
 
-def install_patches(data_dir, rows):
+def install_patches(data_dir, rows, on_cpu):
     original_loader = abu.CifarLoader
 
-    class CpuCifarLoader(original_loader):
-        def __init__(self, path, *args, gpu="cpu", **kwargs):
-            super().__init__(data_dir if path == "cifar10" else path, *args, gpu=gpu, **kwargs)
-            self.images = self.images.float()  # fp16 -> fp32 (same values), still channels_last
+    class SharedCifarLoader(original_loader):
+        def __init__(self, path, *args, **kwargs):
+            if on_cpu:
+                kwargs["gpu"] = "cpu"
+            super().__init__(data_dir if path == "cifar10" else path, *args, **kwargs)
+            if on_cpu:
+                self.images = self.images.float()  # fp16 -> fp32 (same values), still channels_last
 
     # train94 builds the train loader through lib_airbench94's name, train() the test loader through utils' name.
-    abu.CifarLoader = CpuCifarLoader
-    ab94.CifarLoader = CpuCifarLoader
+    abu.CifarLoader = SharedCifarLoader
+    ab94.CifarLoader = SharedCifarLoader
 
-    torch.cuda.Event = CpuEvent
-    torch.cuda.synchronize = lambda device=None: None
+    if on_cpu:
+        torch.cuda.Event = CpuEvent
+        torch.cuda.synchronize = lambda device=None: None
 
     original_print = abu.print_training_details
     start = time.perf_counter()
@@ -180,6 +186,10 @@ def main():
     p.add_argument("--epochs", type=float, default=ab94.hyp["opt"]["train_epochs"],
                    help="override airbench94's 9.9 epochs (schedules are compressed accordingly; smoke tests)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda runs airbench exactly as published (fp16 weights, CUDA events); cpu applies points 1-3")
+    p.add_argument("--warmup", action="store_true",
+                   help="one untimed full run first, as airbench's own main does before its timed runs (for GPUs)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--archive", default=DEFAULT_ARCHIVE)
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where the decoded train.pt/test.pt are cached")
@@ -188,24 +198,30 @@ def main():
     torch.set_num_threads(a.threads)
     prepare_data(a.archive, a.data_dir)
     rows = []
-    install_patches(a.data_dir, rows)
-    torch.manual_seed(a.seed)
+    on_cpu = a.device == "cpu"
+    install_patches(a.data_dir, rows, on_cpu)
+    make_net = make_net94_cpu if on_cpu else ab94.make_net94
 
     steps = math.ceil((50000 // ab94.hyp["opt"]["batch_size"]) * a.epochs)
     print(f"airbench {version('airbench')} ({os.path.dirname(airbench.__file__)}), torch {torch.__version__}, "
-          f"{a.threads} threads, seed {a.seed}, {a.epochs} epochs = {steps} steps, fp32 weights, bf16 autocast",
+          f"{a.device}, {a.threads} threads, seed {a.seed}, {a.epochs} epochs = {steps} steps, "
+          f"{'fp32 weights, bf16 autocast' if on_cpu else 'fp16 weights (as published)'}",
           flush=True)
 
+    if a.warmup:
+        ab94.train94(epochs=a.epochs, make_net=make_net, run="warmup")
+        rows.clear()
+    torch.manual_seed(a.seed)
     t0 = time.perf_counter()
-    ab94.train94(epochs=a.epochs, make_net=make_net94_cpu)
+    ab94.train94(epochs=a.epochs, make_net=make_net)
     wall = time.perf_counter() - t0
 
     final = rows[-1]
     last_epoch = [r for r in rows if r["epoch"] != "eval"][-1]
     result = {
         "airbench": version("airbench"), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-        "seed": a.seed, "epochs": a.epochs, "train_steps": steps, "threads": a.threads,
-        "precision": "fp32 weights, torch.autocast('cpu', bfloat16)",
+        "seed": a.seed, "epochs": a.epochs, "train_steps": steps, "threads": a.threads, "device": a.device,
+        "precision": "fp32 weights, torch.autocast('cpu', bfloat16)" if on_cpu else "fp16 weights (.half(), as published)",
         "test_acc": last_epoch["val_acc"], "test_acc_tta": final["tta_val_acc"],
         "airbench_time_seconds": final["total_time_seconds"], "wall_seconds": wall, "epochs_log": rows,
     }
