@@ -1,7 +1,8 @@
 // Training-step throughput of zoo networks at fine-tuning size (224×224, batch 32, channels_last, AdamW): ConvKit
 // from TypeScript against PyTorch's own (bench/zoo_step.py: torchvision resnet18, timm tf_efficientnet_lite0), in
 // fp32 and under bf16, alternating rounds in one run. bench/throughput.ts calls it; alone:
-// npx tsx bench/zoo-step.ts          (BENCH_DEVICE=cuda on a GPU, as scripts/gpu-check.sh does; BENCH_ZOO_STEPS=6)
+// npx tsx bench/zoo-step.ts          (BENCH_DEVICE=cuda on a GPU, as scripts/gpu-check.sh does; BENCH_ZOO_STEPS=6,
+// BENCH_BATCH=32, BENCH_OPTIMIZER=adamw|sgd, BENCH_ARCHS=resnet18,efficientnet_lite0, BENCH_TORCH_SINGLE_TENSOR=1)
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -11,7 +12,10 @@ import { Model, TensorDataset, type Device, type Precision, type ZooName } from 
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const SIZE = 224
-const BATCH = 32
+const BATCH = Number(process.env.BENCH_BATCH ?? 32)
+/** adamw, or sgd (plain, no momentum): the difference is the optimizer's share of a step. */
+const OPTIMIZER = (process.env.BENCH_OPTIMIZER ?? 'adamw') as 'adamw' | 'sgd'
+const ARCHS = (process.env.BENCH_ARCHS ?? 'resnet18,efficientnet_lite0').split(',') as ZooName[]
 const STEPS = Number(process.env.BENCH_ZOO_STEPS ?? 6)
 const WARMUP = 2
 const IMAGES = 256
@@ -32,7 +36,7 @@ function images(): { pixels: Uint8Array; labels: Int32Array } {
 }
 
 async function convkit(arch: ZooName, data: TensorDataset, precision: Precision): Promise<number> {
-  const model = Model.create(arch, { classes: 10, inputSize: [SIZE, SIZE], device: DEVICE, seed: 0, precision, optimizer: { type: 'adamw', lr: 1e-3 } })
+  const model = Model.create(arch, { classes: 10, inputSize: [SIZE, SIZE], device: DEVICE, seed: 0, precision, optimizer: { type: OPTIMIZER, lr: 1e-3 } })
   const batch = (i: number) => Int32Array.from({ length: BATCH }, (_, j) => ((i * BATCH) % (IMAGES - BATCH + 1)) + j)
   for (let i = 0; i < WARMUP; i++) await model.trainBatch(data, batch(i))
   const start = performance.now()
@@ -41,7 +45,7 @@ async function convkit(arch: ZooName, data: TensorDataset, precision: Precision)
 }
 
 function pytorch(arch: ZooName, files: { pixels: string; labels: string }, precision: Precision): number | string {
-  const run = spawnSync(python, [path.join(here, 'zoo_step.py'), '--arch', arch, '--pixels', files.pixels, '--labels', files.labels, '--size', String(SIZE), '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--device', DEVICE, ...(precision === 'bf16' ? ['--bf16'] : [])], { encoding: 'utf8' })
+  const run = spawnSync(python, [path.join(here, 'zoo_step.py'), '--arch', arch, '--pixels', files.pixels, '--labels', files.labels, '--size', String(SIZE), '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--device', DEVICE, '--optimizer', OPTIMIZER, ...(process.env.BENCH_TORCH_SINGLE_TENSOR === '1' ? ['--single-tensor'] : []), ...(precision === 'bf16' ? ['--bf16'] : [])], { encoding: 'utf8' })
   if (run.status !== 0) return `PyTorch part skipped: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)} (needs torch 2.11, torchvision and timm; set PYTHON)`
   return (JSON.parse(run.stdout) as { images_per_second: number }).images_per_second
 }
@@ -54,9 +58,9 @@ export async function zooStepBench(rounds = Number(process.env.BENCH_ROUNDS ?? 3
   fs.writeFileSync(files.pixels, set.pixels)
   fs.writeFileSync(files.labels, Buffer.from(set.labels.buffer))
   const data = await TensorDataset.create({ pixels: set.pixels, labels: set.labels, shape: [3, SIZE, SIZE], classes: Array.from({ length: 10 }, (_, i) => String(i)) }, { device: DEVICE })
-  console.log(`\nzoo networks at ${SIZE}×${SIZE}, batch ${BATCH}, channels_last, AdamW, on ${DEVICE}: training step, medians of ${rounds} alternating rounds`)
+  console.log(`\nzoo networks at ${SIZE}×${SIZE}, batch ${BATCH}, channels_last, ${OPTIMIZER}, on ${DEVICE}: training step, medians of ${rounds} alternating rounds`)
   try {
-    for (const arch of ['resnet18', 'efficientnet_lite0'] as const) {
+    for (const arch of ARCHS) {
       for (const precision of ['fp32', 'bf16'] as const) {
         const ours: number[] = []
         const theirs: number[] = []

@@ -34,6 +34,9 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--single-tensor", action="store_true",
+                   help="foreach=False: the per-tensor path ConvKit computes (PyTorch's default on CUDA is foreach)")
     a = p.parse_args()
     labels = torch.from_numpy(np.fromfile(a.labels, dtype=np.int32).astype(np.int64))
     pixels = torch.from_numpy(np.fromfile(a.pixels, dtype=np.uint8)).view(labels.shape[0], 3, a.size, a.size)
@@ -42,7 +45,12 @@ def main():
     labels = labels.to(device)
     torch.manual_seed(0)
     model = build(a.arch).to(device, memory_format=torch.channels_last).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    # --optimizer sgd is plain SGD, no momentum: the difference to adamw is the optimizer's share of a step.
+    foreach = False if a.single_tensor else None
+    if a.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=foreach)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, foreach=foreach)
 
     def step(i):
         s = (i * a.batch) % (x.shape[0] - a.batch + 1)
