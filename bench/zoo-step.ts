@@ -2,7 +2,8 @@
 // from TypeScript against PyTorch's own (bench/zoo_step.py: torchvision resnet18, timm tf_efficientnet_lite0), in
 // fp32 and under bf16, alternating rounds in one run. bench/throughput.ts calls it; alone:
 // npx tsx bench/zoo-step.ts          (BENCH_DEVICE=cuda on a GPU, as scripts/gpu-check.sh does; BENCH_ZOO_STEPS=6,
-// BENCH_BATCH=32, BENCH_OPTIMIZER=adamw|sgd, BENCH_ARCHS=resnet18,efficientnet_lite0, BENCH_TORCH_SINGLE_TENSOR=1)
+// BENCH_BATCH=32, BENCH_OPTIMIZER=adamw|sgd, BENCH_ARCHS=resnet18,efficientnet_lite0, BENCH_TORCH_SINGLE_TENSOR=1,
+// BENCH_CHANNELS_LAST=1|0 to force ConvKit's memory order)
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -15,6 +16,8 @@ const SIZE = 224
 const BATCH = Number(process.env.BENCH_BATCH ?? 32)
 /** adamw, or sgd (plain, no momentum): the difference is the optimizer's share of a step. */
 const OPTIMIZER = (process.env.BENCH_OPTIMIZER ?? 'adamw') as 'adamw' | 'sgd'
+/** ConvKit's memory order: its default (channels_last on the CPU only), or 1/0 to force it. */
+const CHANNELS_LAST = process.env.BENCH_CHANNELS_LAST === undefined ? undefined : process.env.BENCH_CHANNELS_LAST === '1'
 const ARCHS = (process.env.BENCH_ARCHS ?? 'resnet18,efficientnet_lite0').split(',') as ZooName[]
 const STEPS = Number(process.env.BENCH_ZOO_STEPS ?? 6)
 const WARMUP = 2
@@ -36,7 +39,7 @@ function images(): { pixels: Uint8Array; labels: Int32Array } {
 }
 
 async function convkit(arch: ZooName, data: TensorDataset, precision: Precision): Promise<number> {
-  const model = Model.create(arch, { classes: 10, inputSize: [SIZE, SIZE], device: DEVICE, seed: 0, precision, optimizer: { type: OPTIMIZER, lr: 1e-3 } })
+  const model = Model.create(arch, { classes: 10, inputSize: [SIZE, SIZE], device: DEVICE, seed: 0, precision, channelsLast: CHANNELS_LAST, optimizer: { type: OPTIMIZER, lr: 1e-3 } })
   const batch = (i: number) => Int32Array.from({ length: BATCH }, (_, j) => ((i * BATCH) % (IMAGES - BATCH + 1)) + j)
   for (let i = 0; i < WARMUP; i++) await model.trainBatch(data, batch(i))
   const start = performance.now()
