@@ -128,6 +128,45 @@ needs(fs.existsSync(LITE0_FILE) ? null : `the shared weights file ${LITE0_FILE}`
   },
 )
 
+needs(missingPython(MODULES) ?? (fs.existsSync(LITE0_FILE) ? null : `the shared weights file ${LITE0_FILE}`))(
+  "the ImageNet check: pretrained efficientnet_lite0 names every shared photo as timm does, and its logits on timm's tensor agree within 1e-3",
+  async (t) => {
+    const out = tempDir('imagenet')
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(pythonWith(MODULES)!, [SCRIPT, 'imagenet', out, '--photos', path.join(SHARED, 'photos')], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+      child.on('error', reject)
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`zoo_reference.py imagenet exited with ${code}: ${stderr}`))))
+    })
+    const photos = JSON.parse(fs.readFileSync(path.join(out, 'top1.json'), 'utf8')) as { file: string; top1: number }[]
+    t.true(photos.length >= 4, `${photos.length} photos`)
+
+    // The named weights, as a user gets them: from the weights cache (here a copy of the shared file, checked by its
+    // sha256 as a download is), with their preprocessing and ImageNet's class names.
+    const cacheDir = tempDir('imagenet-weights')
+    fs.copyFileSync(LITE0_FILE, path.join(cacheDir, path.basename(LITE0_FILE)))
+    const model = await Model.create(null, { pretrained: 'efficientnet_lite0', cacheDir, quiet: true, device: 'cpu' })
+
+    const predicted = await model.predict(photos.map((p) => path.join(SHARED, 'photos', p.file)))
+    t.log(photos.map((p, i) => `${p.file}: ${predicted[i]!.label} ${predicted[i]!.probability.toFixed(3)} (timm ${IMAGENET_CLASSES[p.top1]})`).join('; '))
+    t.deepEqual(
+      predicted.map((p) => p.label),
+      photos.map((p) => IMAGENET_CLASSES[p.top1]),
+    )
+
+    const x = new Float32Array(readBytes(path.join(out, 'x.f32')))
+    const reference = new Float32Array(readBytes(path.join(out, 'logits.f32')))
+    const logits = await model.predictFloats(x, photos.length, { logits: true })
+    const diff = maxAbsDiff(
+      logits.flatMap((row) => [...row]),
+      reference,
+    )
+    t.log(`largest logit difference ${diff.toExponential(2)} (logits up to ${maxAbs(reference).toFixed(1)})`)
+    t.true(diff <= 1e-3, `logits differ by ${diff}`)
+  },
+)
+
 /** The reference's files for every architecture, made by one Python process the first time a test asks. */
 let referenceRun: Promise<string> | undefined
 function reference(): Promise<string> {
