@@ -134,3 +134,30 @@ test('corrupt and zero-byte images fail by name, or are skipped and listed when 
   t.is(skipped.pixels.length, 3 * 16)
   t.deepEqual(skipped.skipped.map((f) => path.basename(f)), ['broken.png', 'empty.jpg'])
 })
+
+test('a folder of symbolic links reads as the files they point to, through the decoded cache too; broken links are left out', async (t) => {
+  const { train } = cifarSubset()
+  const classes = fs.readdirSync(train).sort().slice(0, 2)
+  const links = tmpdir()
+  for (const c of classes) {
+    fs.mkdirSync(path.join(links, c))
+    for (const f of fs.readdirSync(path.join(train, c)).sort().slice(0, 5)) fs.symlinkSync(path.join(train, c, f), path.join(links, c, f))
+  }
+  fs.symlinkSync(path.join(links, 'nowhere.jpg'), path.join(links, classes[0]!, 'broken.jpg'))
+  // A class folder that is itself a link.
+  const linkedClass = tmpdir()
+  fs.symlinkSync(path.join(train, classes[0]!), path.join(linkedClass, classes[0]!))
+
+  const direct = await readImageFolder(links)
+  t.deepEqual(direct.classes, classes)
+  t.is(direct.labels.length, 10)
+  const original = await readImageFolder(train)
+  const firstOriginal = original.labels.indexOf(0)
+  t.deepEqual(direct.pixels.subarray(0, 3072), original.pixels.subarray(firstOriginal * 3072, (firstOriginal + 1) * 3072))
+  t.is((await readImageFolder(linkedClass)).classes[0], classes[0])
+
+  const { loadData } = await import('../ts/data/load-data.ts')
+  const cached = await loadData(links, { cacheDir: tmpdir() })
+  t.is(cached.train.labels.length, 10)
+  t.deepEqual(cached.train.pixels, direct.pixels)
+})

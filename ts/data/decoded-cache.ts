@@ -10,7 +10,7 @@ import { ProgressBar } from '../progress.ts'
 import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, diskUsage, recordCacheUse, withPinned, type CacheUse } from './cache-index.ts'
 import { hashFolder, pushStat, type FolderStats } from './content-hash.ts'
-import { IMAGE_EXTENSIONS, readImageFolder, type ImageFolderOptions, type ImageFolderResult } from './image-folder.ts'
+import { entryKind, IMAGE_EXTENSIONS, readImageFolder, type ImageFolderOptions, type ImageFolderResult } from './image-folder.ts'
 import { decodeJpegsNatively } from './native-jpeg.ts'
 import { decodeInProcesses } from './parallel-decode.ts'
 
@@ -168,7 +168,7 @@ function listFolder(root: string): Listing | undefined {
   try {
     const classes = fs
       .readdirSync(root, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+      .filter((e) => !e.name.startsWith('.') && entryKind(root, e) === 'folder')
       .map((e) => e.name)
       .sort()
     const files: string[] = []
@@ -186,8 +186,14 @@ function listFolder(root: string): Listing | undefined {
       for (const image of images) {
         const rel = `${name}/${image}`
         const file = prefix + rel
-        // lstat: like readImageFolder's Dirent.isFile(), this leaves out symlinks and folders named like images.
-        const stat = fs.lstatSync(file)
+        // stat follows links, as readImageFolder's entryKind does; folders named like images and broken links are
+        // left out.
+        let stat: fs.Stats
+        try {
+          stat = fs.statSync(file)
+        } catch {
+          continue
+        }
         if (!stat.isFile()) continue
         stats = pushStat(stats, 4 * files.length, stat)
         files.push(file)

@@ -1,5 +1,6 @@
 // Reads a folder of images laid out as `root/<class>/<file>` into an ImageSet, decoding with sharp (JPEGs at the
 // wanted size natively, with identical pixels).
+import { statSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { DataError } from '../errors.ts'
@@ -32,6 +33,22 @@ export interface ImageFolderResult extends ImageSet {
   skipped: string[]
 }
 
+/**
+ * Whether a folder entry is a file or a folder, following symbolic links as torchvision's ImageFolder does (a folder
+ * of links into another dataset is a common way to make a subset); a broken link is neither.
+ */
+export function entryKind(dir: string, entry: import('node:fs').Dirent): 'file' | 'folder' | 'other' {
+  if (entry.isFile()) return 'file'
+  if (entry.isDirectory()) return 'folder'
+  if (!entry.isSymbolicLink()) return 'other'
+  try {
+    const target = statSync(path.join(dir, entry.name))
+    return target.isFile() ? 'file' : target.isDirectory() ? 'folder' : 'other'
+  } catch {
+    return 'other'
+  }
+}
+
 async function listDir(dir: string): Promise<import('node:fs').Dirent[]> {
   try {
     return await fs.readdir(dir, { withFileTypes: true })
@@ -53,7 +70,7 @@ async function listDir(dir: string): Promise<import('node:fs').Dirent[]> {
  */
 export async function listImageFolder(root: string): Promise<{ classes: string[]; files: string[]; labels: number[] }> {
   const classes = (await listDir(root))
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .filter((e) => !e.name.startsWith('.') && entryKind(root, e) === 'folder')
     .map((e) => e.name)
     .sort()
   if (classes.length === 0) throw new DataError('DATA_EMPTY', `image folder ${root} has no class folders; expected ${root}/<class>/<image>`)
@@ -63,7 +80,7 @@ export async function listImageFolder(root: string): Promise<{ classes: string[]
   for (const [label, name] of classes.entries()) {
     const dir = path.join(root, name)
     const images = (await listDir(dir))
-      .filter((e) => e.isFile() && !e.name.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
+      .filter((e) => !e.name.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()) && entryKind(dir, e) === 'file')
       .map((e) => e.name)
       .sort()
     if (images.length === 0) {
