@@ -1,0 +1,55 @@
+// precision 'auto', the default: which CPUs count as native bf16, the probe's choice recorded with its reason, and a
+// resumed run keeping the choice. This file unsets the suite's pin (CONVKIT_AUTO_PRECISION, set in package.json's
+// ava config so that other runs compare) to exercise the probe itself; ava runs each file in its own process.
+import test from 'ava'
+import fs from 'node:fs'
+import path from 'node:path'
+import { cpuBf16Flags, readImageFolder, train } from '../ts/index.ts'
+import type { HistoryFile } from '../ts/index.ts'
+import { AUTO_PRECISION_ENV } from '../ts/precision.ts'
+import { cifarSubset } from './helpers/cifar-subset.ts'
+import { tempDirs } from './helpers/temp-dir.ts'
+
+const tmp = tempDirs('precision')
+delete process.env[AUTO_PRECISION_ENV]
+
+test('native bf16 means avx512_bf16 or amx_bf16 in the flags of /proc/cpuinfo', (t) => {
+  t.deepEqual(cpuBf16Flags('processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n'), ['avx512_bf16'])
+  t.deepEqual(cpuBf16Flags('flags\t\t: fpu avx512f amx_bf16 amx_tile avx512_bf16\n'), ['avx512_bf16', 'amx_bf16'])
+  t.deepEqual(cpuBf16Flags('flags\t\t: fpu sse2 avx2 avx512f avx512bw\n'), [])
+  t.deepEqual(cpuBf16Flags(''), [])
+})
+
+test.serial('auto is the default: the run probes, records its choice with the reason, and a resumed run keeps it', async (t) => {
+  const dirs = cifarSubset()
+  const [trainSet, testSet] = await Promise.all([readImageFolder(dirs.train), readImageFolder(dirs.test)])
+  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, report: false, limitTrain: 300, limitTest: 100 }
+  const out = tmp()
+  const first = await train({ ...base, epochs: 1, out })
+  const chosen = first.history.chosen!
+  t.log(chosen.precisionReason)
+  t.is(first.history.config.precision, 'auto')
+  t.is(first.model.precision as string, chosen.precision)
+  if (cpuBf16Flags().length === 0) {
+    t.is(chosen.precision, 'fp32')
+    t.regex(chosen.precisionReason, /no native bf16/)
+  } else {
+    t.true(chosen.precision === 'fp32' || chosen.precision === 'bf16')
+    t.regex(chosen.precisionReason, /the CPU has .*bf16.* step took \d+ ms in bf16 and \d+ ms in fp32/)
+  }
+
+  // Resumed with the other precision pinned: the stored choice wins, so the run continues as it began.
+  process.env[AUTO_PRECISION_ENV] = chosen.precision === 'bf16' ? 'fp32' : 'bf16'
+  try {
+    const resumed = await train({ ...base, resume: out, epochs: 2 })
+    t.deepEqual(resumed.history.chosen, chosen)
+    t.is(resumed.model.precision as string, chosen.precision)
+    const other = await train({ ...base, epochs: 1, out: tmp() })
+    t.is(other.history.chosen!.precision, process.env[AUTO_PRECISION_ENV])
+    t.regex(other.history.chosen!.precisionReason, new RegExp(`${AUTO_PRECISION_ENV}=`))
+  } finally {
+    delete process.env[AUTO_PRECISION_ENV]
+  }
+  const stored = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
+  t.deepEqual(stored.chosen, chosen)
+})
