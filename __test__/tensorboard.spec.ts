@@ -230,6 +230,8 @@ withTensorboard('a resumed run appends new files that TensorBoard merges with th
 
   for (const [file, bytes] of before) t.deepEqual(fs.readFileSync(file), bytes, `${file} was rewritten`)
   t.is(resumed.files.filter((f) => before.has(f)).length, 0)
+  // TensorBoard reads files in name order: the resumed run's must sort after the first run's.
+  for (const old of before.keys()) for (const added of resumed.files) t.true(path.basename(old) < path.basename(added), `${added} sorts before ${old}`)
   const runs = tensorboardRead(logDir)
   for (const [run, read] of Object.entries(runs)) {
     t.is(read.files.length, 2, run)

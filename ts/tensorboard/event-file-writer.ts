@@ -8,9 +8,13 @@ import { frameRecord } from './tf-record.ts'
 /** Distinguishes files one process opens in the same second, as TensorFlow's writer does. */
 let fileCounter = 0
 
-/** `events.out.tfevents.<secs>.<hostname>.<pid>.<n>`: TensorBoard reads any file whose name holds `tfevents`. */
+/**
+ * `events.out.tfevents.<secs>.<hostname>.<pid>.<n>`: TensorBoard reads any file whose name holds `tfevents`, in the
+ * order of the names, and a file read after one with later steps purges those steps. So `n` is zero-padded: a
+ * resumed run's files must sort after the first run's even within one second (unpadded, "10" sorted before "8").
+ */
 function eventFileName(now: number): string {
-  return `events.out.tfevents.${Math.floor(now / 1000)}.${os.hostname()}.${process.pid}.${fileCounter++}`
+  return `events.out.tfevents.${Math.floor(now / 1000)}.${os.hostname()}.${process.pid}.${String(fileCounter++).padStart(6, '0')}`
 }
 
 /**
