@@ -1,6 +1,8 @@
 //! The c10d bridge with two real processes on 127.0.0.1: each test runs this test binary once per rank (the
 //! child finds its rank in the environment) and checks what the ranks report.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -80,23 +82,9 @@ fn run_ranks(test: &str, out: Option<&std::path::Path>) -> Vec<(bool, String)> {
         .collect()
 }
 
-/// 64 images of 3×16×16 whose class is which quadrant is bright, with a little texture.
+/// The shared quadrant images (tests/common) as a dataset.
 fn quadrant_data() -> Dataset {
-    let (n, side) = (64usize, 16usize);
-    let mut pixels = vec![20u8; n * 3 * side * side];
-    let mut labels = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = i % 4;
-        labels.push(class as i64);
-        let (oy, ox) = ((class / 2) * side / 2, (class % 2) * side / 2);
-        for c in 0..3 {
-            for y in oy..oy + side / 2 {
-                for x in ox..ox + side / 2 {
-                    pixels[((i * 3 + c) * side + y) * side + x] = 200 + ((i * 7 + x + y) % 40) as u8;
-                }
-            }
-        }
-    }
+    let (pixels, labels) = common::quadrant_data();
     let norm = Normalization {
         mean: vec![0.5; 3],
         std: vec![0.5; 3],
