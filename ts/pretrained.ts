@@ -47,16 +47,6 @@ function lastLinear(spec: ModelSpec): string {
   return layer.name ?? `fc${count}`
 }
 
-function withClasses(spec: ModelSpec, head: string, classes: number): ModelSpec {
-  const count = { n: 0 }
-  const layers = spec.layers.map((l) => {
-    if (l.type !== 'linear') return l
-    count.n++
-    return (l.name ?? `fc${count.n}`) === head ? { ...l, outFeatures: classes } : l
-  })
-  return { ...spec, layers }
-}
-
 /**
  * The spec with the layer whose tensors are named `name` (`classifier.1`: a child of the sequential `classifier`,
  * by position unless it names itself) changed by `patch`.
@@ -104,7 +94,7 @@ export function planPretrained(architecture: ModelSpec | ZooName | null | undefi
     return zeroNewHead({ spec: zooModel(arch, { classes, inputSize }), head: [...ZOO[arch].head], weights, newHead: fromWeights !== undefined && classes !== fromWeights })
   }
   const head = lastLinear(arch)
-  return zeroNewHead({ spec: withClasses(arch, head, classes), head: [head], weights, newHead: fromWeights !== undefined && classes !== fromWeights })
+  return zeroNewHead({ spec: patchLayer(arch, head, (l) => ({ ...l, outFeatures: classes }) as Layer), head: [head], weights, newHead: fromWeights !== undefined && classes !== fromWeights })
 }
 
 /**
