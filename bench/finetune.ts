@@ -18,6 +18,7 @@ const { values } = parseArgs({
   options: {
     epochs: { type: 'string' },
     size: { type: 'string' },
+    'input-size': { type: 'string' },
     'skip-torch': { type: 'boolean' },
     'skip-scratch': { type: 'boolean' },
     'limit-test': { type: 'string' },
@@ -29,6 +30,7 @@ export const RECIPE = {
   pretrained: 'efficientnet_lite0',
   epochs: Number(values.epochs ?? 8),
   size: Number(values.size ?? 224),
+  inputSize: Number(values['input-size'] ?? values.size ?? 224),
   batchSize: 32,
   freezeEpochs: 1,
   optimizer: 'adamw',
@@ -80,7 +82,7 @@ console.log(`recipe: ${JSON.stringify(RECIPE)}`)
 
 const r = RECIPE
 const flags = [
-  '--data', data, '--pretrained', r.pretrained, '--size', `${r.size}x${r.size}`, '--epochs', String(r.epochs), '--batch-size', String(r.batchSize),
+  '--data', data, '--pretrained', r.pretrained, '--size', `${r.size}x${r.size}`, '--input-size', `${r.inputSize}x${r.inputSize}`, '--epochs', String(r.epochs), '--batch-size', String(r.batchSize),
   '--freeze-epochs', String(r.freezeEpochs), '--optimizer', r.optimizer, '--lr', String(r.lr), '--weight-decay', String(r.weightDecay),
   '--backbone-lr-scale', String(r.backboneLrScale), '--batch-norm-statistics', r.batchNormStatistics, '--schedule', r.schedule, '--warmup', String(r.warmup), '--label-smoothing', String(r.labelSmoothing),
   '--resized-crop', r.resizedCrop.join(','), '--flip', r.flip, '--tta', r.tta, '--precision', r.precision,

@@ -496,11 +496,15 @@ export class Model {
   /**
    * Data-parallel training: from now on each training step averages the gradients over `group`'s ranks between
    * backward and the update (sums in buckets of at most `bucketMb` MiB, then divides by the world size), as
-   * PyTorch's DistributedDataParallel does. Pass `null` to train alone again. Start from equal weights on every
-   * rank: see {@link Model.broadcastWeights}.
+   * PyTorch's DistributedDataParallel does. With `syncBatchNorm`, batch norms that learn normalize with the
+   * statistics of every rank's batch together (`torch.nn.SyncBatchNorm`: one all-reduce in each one's forward and
+   * one in its backward); without it each rank uses its own batch's, as DDP does by default. Pass `null` to train
+   * alone again. Start from equal weights on every rank: see {@link Model.broadcastWeights}.
    */
-  attachProcessGroup(group: ProcessGroup | null, options: { bucketMb?: number } = {}): void {
-    callSync('attaching the process group', () => this.#native.attachProcessGroup(group ? groupHandle(group) : null, options.bucketMb))
+  attachProcessGroup(group: ProcessGroup | null, options: { bucketMb?: number; syncBatchNorm?: boolean } = {}): void {
+    callSync('attaching the process group', () =>
+      this.#native.attachProcessGroup(group ? groupHandle(group) : null, options.bucketMb, options.syncBatchNorm),
+    )
   }
 
   /** Copies rank `root`'s weights and buffers into this model on every rank of `group` (a collective). */

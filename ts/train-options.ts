@@ -286,6 +286,12 @@ export const TRAIN_OPTIONS = {
   ),
   /** The largest bucket of gradients a data-parallel step all-reduces at once, in MiB (DDP's `bucket_cap_mb`). @default 25 */
   bucketMb: number({ help: 'gradient bucket size of a data-parallel step, in MiB', group: 'distributed', default: 25, ok: (v) => v > 0, expected: 'a number > 0', stored: false, onResume: 'override' }),
+  /**
+   * Data-parallel runs: batch norms that learn normalize with the statistics of every rank's batch together, as
+   * `torch.nn.SyncBatchNorm` does (two small all-reduces per batch norm and step), instead of each rank's own batch
+   * (DDP's default). Worth it when each rank's batch is small. Ignored in a single process. @default false
+   */
+  syncBatchNorm: boolean({ help: "batch norm statistics over every rank's batch (torch.nn.SyncBatchNorm)", group: 'distributed', default: false }),
 } as const
 
 export type TrainOptionTable = typeof TRAIN_OPTIONS

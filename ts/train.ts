@@ -260,7 +260,7 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
     chosen,
   })
 
-  await sync.attach(model, config.bucketMb)
+  await sync.attach(model, { bucketMb: config.bucketMb, syncBatchNorm: config.syncBatchNorm })
   if (options.report !== false && config.report && !previous && sync.isWriter) {
     ctx.samplesPng = await samplesPng(data.trainSet, data.train)
     await writeFileAtomic(path.join(runDir, 'samples.png'), ctx.samplesPng)

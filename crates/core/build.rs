@@ -1,4 +1,4 @@
-// Compiles the c10d bridge (cpp/c10d_bridge.cpp) against the libtorch tch links, with torch's own headers and
+// Compiles the c10d bridge (cpp/c10d_bridge.cpp, and cpp/sync_batch_norm.cpp on top of it) against the libtorch tch links, with torch's own headers and
 // our declaration-only gloo stand-ins (cpp/gloo_decl), and bakes libtorch's folder into the rpath of this crate's
 // test binaries, so `cargo test` needs no LD_LIBRARY_PATH.
 // With the `napi` feature, `napi build` collects this crate's TypeScript declarations too; it forces a rebuild
@@ -17,6 +17,7 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("cpp/c10d_bridge.cpp")
+        .file("cpp/sync_batch_norm.cpp")
         .include("cpp/gloo_decl")
         .flag("-isystem")
         .flag(include.to_str().expect("a UTF-8 libtorch path"))

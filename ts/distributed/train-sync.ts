@@ -85,10 +85,10 @@ export class TrainSync {
   }
 
   /** Gives every rank rank 0's weights and attaches the group, so each step averages the gradients. */
-  async attach(model: Model, bucketMb: number): Promise<void> {
+  async attach(model: Model, options: { bucketMb: number; syncBatchNorm: boolean }): Promise<void> {
     if (!this.group) return
     await model.broadcastWeights(this.group, 0)
-    model.attachProcessGroup(this.group, { bucketMb })
+    model.attachProcessGroup(this.group, options)
   }
 
   /** Rank 0's choice of precision, on every rank (each measured its own). */

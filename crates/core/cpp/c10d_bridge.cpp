@@ -14,6 +14,7 @@
 // Flags (crates/core/build.rs): -std=c++17 -D_GLIBCXX_USE_CXX11_ABI=1 -DUSE_C10D_GLOO, gloo_decl before
 // libtorch's include folders.
 #include "c10d_bridge.h"
+#include "c10d_handles.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -51,19 +52,6 @@ static_assert(sizeof(c10d::ProcessGroupNCCL) == 0x458, "ProcessGroupNCCL layout 
 #elif !defined(CK_C10D_SIZES_VERIFIED)
 #error "unverified libtorch version or platform: run scripts/check-c10d-abi.sh and add its sizes here"
 #endif
-
-struct ck_c10d_store {
-  c10::intrusive_ptr<c10d::Store> store;  // PrefixStore("default_pg", TCPStore)
-};
-
-struct ck_c10d_pg {
-  c10::intrusive_ptr<c10d::Backend> backend;
-};
-
-struct ck_c10d_work {
-  c10::intrusive_ptr<c10d::Work> work;
-  std::vector<at::Tensor> tensors;  // keeps the tensors alive while the work runs
-};
 
 namespace {
 
@@ -104,6 +92,20 @@ void wait_work(const c10::intrusive_ptr<c10d::Work>& work, int64_t wait_ms) {
 }
 
 }  // namespace
+
+namespace ck_c10d {
+
+char* guarded_call(const std::function<void()>& f) noexcept { return guarded(f); }
+
+void allreduce_sum(const c10::intrusive_ptr<c10d::Backend>& backend, bool host_tensors, at::Tensor& t) {
+  std::vector<at::Tensor> ts{host_tensors ? t.to(at::kCPU).contiguous() : t.contiguous()};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  backend->allreduce(ts, opts)->wait();
+  if (!ts[0].is_same(t)) t.copy_(ts[0]);
+}
+
+}  // namespace ck_c10d
 
 extern "C" {
 
@@ -190,6 +192,7 @@ char* ck_c10d_pg_nccl_create(ck_c10d_store* store, int rank, int world_size, int
     pg->eagerConnectSingleDevice(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index)));
     auto h = std::make_unique<ck_c10d_pg>();
     h->backend = std::move(pg);
+    h->host_tensors = false;
     *out = h.release();
   });
 }

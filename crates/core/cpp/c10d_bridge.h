@@ -48,6 +48,14 @@ void ck_c10d_work_destroy(ck_c10d_work* work);
 char* ck_c10d_broadcast(ck_c10d_pg* pg, void* tensor, int root, int64_t wait_ms);
 char* ck_c10d_barrier(ck_c10d_pg* pg, int64_t wait_ms);
 
+// Training-mode batch norm of `input` [N, C, ...] with the statistics of every rank's batch together
+// (torch.nn.SyncBatchNorm): one all-reduce now, one in its backward pass (cpp/sync_batch_norm.cpp). `weight` and
+// `bias` may be NULL (no affine parameters); the running statistics are updated in place with `momentum`.
+// *out receives a new at::Tensor* (tch takes ownership) on autograd's graph. Every rank must call it, for the
+// same layers in the same order, and run the backward pass of the result.
+char* ck_c10d_sync_batch_norm(ck_c10d_pg* pg, void* input, void* weight, void* bias, void* running_mean,
+                              void* running_var, double momentum, double eps, void** out);
+
 #ifdef CK_C10D_NCCL
 // A NCCL process group on cuda:`device_index` over `store` (PrefixStore "0/" then "cuda/"), for CUDA tensors.
 // Compiled only where the CUDA and NCCL headers are (scripts/gpu-check.sh --prepare), never in the CPU build.

@@ -2,9 +2,11 @@
 //! which of them train, and the forward pass.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::distributed::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::layers::{Forward, Node, TensorDecl, TensorInit};
 use crate::spec::{summary_rows, LayerRow, ModelSpec};
@@ -48,6 +50,9 @@ pub struct Network {
     /// trains, as Keras's fine-tuning guide keeps it: small batches of new images would otherwise replace the
     /// pretrained statistics the rest of the network was trained against.
     pub frozen_batchnorm_statistics: bool,
+    /// Data-parallel training with synchronized batch norm: batch norms that learn take their statistics over
+    /// every rank's batch through this group (`torch.nn.SyncBatchNorm`); `None` keeps them per rank, as DDP does.
+    pub sync_batchnorm: Option<Arc<ProcessGroup>>,
 }
 
 /// What PyTorch's autocast does for this network's layers, written out: with `Bf16`, convolutions and
@@ -164,6 +169,7 @@ impl Network {
             channels_last: false,
             precision: Precision::Fp32,
             frozen_batchnorm_statistics: false,
+            sync_batchnorm: None,
         })
     }
 

@@ -91,7 +91,13 @@ impl Trainer {
         let started = Instant::now();
         let logits = self.net.forward_t(x, true)?;
         let (loss, nll) = training_loss(&logits, y, &self.loss)?;
-        loss.f_backward()?;
+        if let Err(e) = loss.f_backward() {
+            // With synchronized batch norm the backward pass holds collectives: a lost peer fails it.
+            return Err(match &self.net.sync_batchnorm {
+                Some(group) => group.backward_error(e.to_string()),
+                None => e.into(),
+            });
+        }
         let synced = match &mut self.grad_sync {
             Some(sync) => sync.average(&self.net.params)?,
             None => Default::default(),

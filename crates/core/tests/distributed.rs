@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use convkit_core::checkpoint::{load_network, save_network};
 use convkit_core::distributed::{Backend, DistConfig, GradSync, ProcessGroup};
-use convkit_core::{runtime, Dataset, ModelSpec, Network, Normalization, OptimizerConfig, Trainer};
+use convkit_core::{runtime, Dataset, ModelSpec, Network, Normalization, OptimizerConfig, Precision, Trainer};
 use tch::{Device, Kind, Tensor};
 
 const RANK: &str = "CONVKIT_C10D_TEST_RANK";
@@ -167,6 +167,110 @@ fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
         .max()
         .double_value(&[]);
     assert!(moved > 1e-4, "the steps moved the weights ({moved})");
+}
+
+/// A small network with a learning batch norm and one without affine parameters, trained with SGD (whose update is
+/// linear in the gradient, so two ranks' sums match one process's up to float rounding).
+fn batchnorm_trainer(seed: u64) -> Trainer {
+    runtime::seed(seed);
+    let spec = ModelSpec::from_json(
+        r#"{"inputShape":[3,16,16],"layers":[
+            {"type":"conv2d","outChannels":8,"kernelSize":3,"padding":1,"bias":false},{"type":"batchnorm2d"},{"type":"relu"},
+            {"type":"conv2d","outChannels":8,"kernelSize":3,"stride":2,"padding":1},{"type":"batchnorm2d","affine":false},
+            {"type":"relu"},{"type":"adaptiveavgpool2d"},{"type":"flatten"},{"type":"linear","outFeatures":4}]}"#,
+    )
+    .unwrap();
+    let net = Network::new(spec, Device::Cpu).unwrap();
+    let sgd = OptimizerConfig::Sgd {
+        lr: Some(0.1),
+        momentum: Some(0.9),
+        dampening: None,
+        nesterov: None,
+        weight_decay: None,
+        decoupled_weight_decay: None,
+    };
+    Trainer::new(net, sgd).unwrap()
+}
+
+#[test]
+fn synchronized_batch_norm_on_two_ranks_trains_like_one_process_of_both_batches() {
+    if let Some(rank) = child_rank() {
+        let group = Arc::new(join(rank));
+        let data = quadrant_data();
+        let mine: Vec<i64> = (rank as i64..64).step_by(2).collect();
+        let dir = std::path::PathBuf::from(std::env::var(OUT).unwrap());
+        for sync in [true, false] {
+            let mut t = batchnorm_trainer(11);
+            t.grad_sync = Some(GradSync::new(Arc::clone(&group), 25 << 20));
+            t.net.sync_batchnorm = sync.then(|| Arc::clone(&group));
+            for _ in 0..STEPS {
+                t.step_indices(&data, &mine, None).unwrap();
+            }
+            if rank == 0 {
+                save_network(
+                    &t.net,
+                    &dir.join(format!("sync-{sync}.safetensors")),
+                    Default::default(),
+                )
+                .unwrap();
+            }
+        }
+        // Under bf16 the activations reach the batch norms as bfloat16: statistics and gradients stay float32.
+        let mut t = batchnorm_trainer(11);
+        t.net.precision = Precision::Bf16;
+        t.grad_sync = Some(GradSync::new(Arc::clone(&group), 25 << 20));
+        t.net.sync_batchnorm = Some(Arc::clone(&group));
+        let losses: Vec<f64> = (0..STEPS)
+            .map(|_| t.step_indices(&data, &mine, None).unwrap().loss)
+            .collect();
+        assert!(losses.iter().all(|l| l.is_finite()), "bf16 losses {losses:?}");
+        group.barrier(None).unwrap();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ranks = run_ranks(
+        "synchronized_batch_norm_on_two_ranks_trains_like_one_process_of_both_batches",
+        Some(dir.path()),
+    );
+    for (rank, (ok, text)) in ranks.iter().enumerate() {
+        assert!(ok, "rank {rank} failed:\n{text}");
+    }
+    let mut single = batchnorm_trainer(11);
+    let data = quadrant_data();
+    let all: Vec<i64> = (0..64).collect();
+    for _ in 0..STEPS {
+        single.step_indices(&data, &all, None).unwrap();
+    }
+    let worst = |net: &Network| -> (f64, f64) {
+        let params = single
+            .net
+            .params
+            .iter()
+            .zip(&net.params)
+            .map(|(p, q)| (&p.tensor - &q.tensor).abs().max().double_value(&[]))
+            .fold(0.0, f64::max);
+        // Running means and variances (num_batches_tracked is an integer count, the same in all runs).
+        let stats = single
+            .net
+            .buffers
+            .iter()
+            .zip(&net.buffers)
+            .filter(|(b, _)| b.tensor.kind() == Kind::Float)
+            .map(|(b, c)| (&b.tensor - &c.tensor).abs().max().double_value(&[]))
+            .fold(0.0, f64::max);
+        (params, stats)
+    };
+    let (synced, _) = load_network(&dir.path().join("sync-true.safetensors"), Device::Cpu).unwrap();
+    let (params, stats) = worst(&synced);
+    assert!(params < 1e-5, "synchronized: the weights differ by {params}");
+    assert!(stats < 1e-5, "synchronized: the running statistics differ by {stats}");
+    // Per-rank statistics (DDP's default) see half the batch each: visibly different from one process's.
+    let (local, _) = load_network(&dir.path().join("sync-false.safetensors"), Device::Cpu).unwrap();
+    let (params, stats) = worst(&local);
+    assert!(
+        params > 1e-4 && stats > 1e-4,
+        "per-rank batch norm differs by only {params} (weights), {stats} (statistics)"
+    );
 }
 
 #[test]

@@ -585,9 +585,15 @@ impl NativeModel {
     }
 
     /// Data-parallel training: from now on each step averages the gradients over `group` between backward and
-    /// the update, in buckets of at most `bucketMb` MiB (default 25, DDP's); `null` detaches the model again.
+    /// the update, in buckets of at most `bucketMb` MiB (default 25, DDP's), and with `syncBatchNorm` batch norms
+    /// that learn take their statistics over every rank's batch; `null` detaches the model again.
     #[napi]
-    pub fn attach_process_group(&self, group: Option<&NativeProcessGroup>, bucket_mb: Option<f64>) -> napi::Result<()> {
+    pub fn attach_process_group(
+        &self,
+        group: Option<&NativeProcessGroup>,
+        bucket_mb: Option<f64>,
+        sync_batch_norm: Option<bool>,
+    ) -> napi::Result<()> {
         let group = group.map(|g| Arc::clone(&g.inner));
         let mb = bucket_mb.unwrap_or(25.0);
         if !(mb.is_finite() && mb > 0.0) {
@@ -598,6 +604,7 @@ impl NativeModel {
             }));
         }
         self.now(move |t| {
+            t.net.sync_batchnorm = group.as_ref().filter(|_| sync_batch_norm == Some(true)).map(Arc::clone);
             t.grad_sync = group.map(|g| GradSync::new(g, (mb * 1024.0 * 1024.0) as usize));
             Ok(())
         })

@@ -42,6 +42,18 @@ extern "C" {
     pub fn ck_c10d_work_destroy(work: *mut RawWork);
     pub fn ck_c10d_broadcast(pg: *mut RawPg, tensor: *mut c_void, root: c_int, wait_ms: i64) -> *mut c_char;
     pub fn ck_c10d_barrier(pg: *mut RawPg, wait_ms: i64) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    pub fn ck_c10d_sync_batch_norm(
+        pg: *mut RawPg,
+        input: *mut c_void,
+        weight: *mut c_void,
+        bias: *mut c_void,
+        running_mean: *mut c_void,
+        running_var: *mut c_void,
+        momentum: f64,
+        eps: f64,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
 }
 
 /// `Ok` for a null error, else the message (freed on the C++ side's allocator).

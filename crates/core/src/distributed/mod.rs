@@ -345,6 +345,51 @@ impl ProcessGroup {
         Ok(())
     }
 
+    /// Batch norm in training mode over every rank's batch together, as `torch.nn.SyncBatchNorm` normalizes: one
+    /// all-reduce of the statistics now and one of the gradient in the backward pass of the result (which every
+    /// rank must run, as it must call this for the same layers in the same order). Updates the running
+    /// statistics in place. `x` is `[N, C, ...]`; `weight` and `bias` are both given or both absent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync_batch_norm(
+        &self,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let ptr = |t: &Tensor| t.as_ptr() as *mut c_void;
+        let optional = |t: Option<&Tensor>| t.map_or(std::ptr::null_mut(), ptr);
+        self.with_pg("all-reduce of the batch norm statistics", |pg| {
+            let mut out: *mut c_void = std::ptr::null_mut();
+            // SAFETY: `pg` is live under the lock and the tensors outlive the call; the bridge takes its own
+            // references to what the backward pass needs (the group included).
+            ffi::check(unsafe {
+                ffi::ck_c10d_sync_batch_norm(
+                    pg,
+                    ptr(x),
+                    optional(weight),
+                    optional(bias),
+                    ptr(running_mean),
+                    ptr(running_var),
+                    momentum,
+                    eps,
+                    &mut out,
+                )
+            })?;
+            // SAFETY: on success `out` is a new at::Tensor* that nothing else owns.
+            Ok(unsafe { Tensor::from_ptr(out as *mut torch_sys::C_tensor) })
+        })
+    }
+
+    /// Names a failure of the backward pass through synchronized batch norm (its all-reduce runs inside it) as
+    /// this group's error.
+    pub fn backward_error(&self, reason: String) -> Error {
+        self.error("all-reduce of the batch norm gradients (in the backward pass)", reason)
+    }
+
     /// Waits until every rank has reached this call: up to `timeout` when given (a phase where ranks may drift
     /// far apart, such as loading data), else up to the group's own timeout.
     pub fn barrier(&self, timeout: Option<Duration>) -> Result<()> {

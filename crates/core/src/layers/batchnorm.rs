@@ -108,6 +108,17 @@ impl LayerKind for Batchnorm2d {
         } else {
             (None, None)
         };
+        if let (true, Some(group)) = (batch_stats, &f.net.sync_batchnorm) {
+            return group.sync_batch_norm(
+                &x,
+                weight,
+                bias,
+                f.buffer(node, 0),
+                f.buffer(node, 1),
+                self.momentum,
+                self.eps,
+            );
+        }
         // Under bf16 the input may be bfloat16; libtorch normalizes it with the fp32 statistics and parameters.
         Ok(Tensor::f_batch_norm(
             &x,
