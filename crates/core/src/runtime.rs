@@ -47,10 +47,11 @@ fn dlopen_global(path: &str) -> std::result::Result<(), String> {
 
 /// Loads the CUDA half of libtorch once, before any tensor is made, so that CUDA's hooks
 /// are registered before libtorch first asks for them. `CONVKIT_DISABLE_CUDA=1` skips it.
-/// Tunes the allocator first (see `allocator`).
+/// Tunes the allocator and installs the caching CPU allocator first (see `allocator`).
 pub fn init() -> &'static CudaStatus {
     CUDA.get_or_init(|| {
         crate::allocator::keep_freed_memory();
+        crate::allocator::cache_large_blocks();
         if std::env::var("CONVKIT_DISABLE_CUDA").is_ok_and(|v| v == "1") {
             return CudaStatus {
                 loaded_from: None,
