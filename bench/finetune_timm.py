@@ -94,7 +94,9 @@ def main():
         t = (progress - r["warmup"]) / (1 - r["warmup"])
         return 0.5 * (1 + math.cos(math.pi * t))
 
-    crop = v2.RandomResizedCrop(size, scale=tuple(r["resizedCrop"]), antialias=True)
+    # The model's input: crops of the stored images (random-resized while training, centred for evaluation).
+    input_size = r.get("inputSize", size)
+    crop = v2.RandomResizedCrop(input_size, scale=tuple(r["resizedCrop"]), antialias=True)
     flip = v2.RandomHorizontalFlip()
     step = 0
     for epoch in range(1, r["epochs"] + 1):
@@ -132,7 +134,8 @@ def main():
     correct = 0
     with torch.no_grad():
         for i in range(0, len(test_y), 200):
-            x = normalize(test_x[i : i + 200]).contiguous(memory_format=torch.channels_last)
+            x = v2.functional.center_crop(test_x[i : i + 200], [input_size, input_size])
+            x = normalize(x).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=r["precision"] == "bf16"):
                 logits = model(x).float()
                 if r["tta"] == "mirror":

@@ -154,6 +154,17 @@ impl NativeModel {
 }
 
 /// Records this rank's vote to stop after the coming step (data-parallel runs only).
+/// channels_last where it was measured faster (the CPU: about 20 %, bench/RESULTS.md); contiguous on CUDA until it
+/// is measured there. `CONVKIT_CHANNELS_LAST=1|0` overrides the default, for that measurement
+/// (scripts/gpu-check.sh runs the airbench94 preset both ways).
+fn default_channels_last(device: Device) -> bool {
+    match std::env::var("CONVKIT_CHANNELS_LAST").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => device == Device::Cpu,
+    }
+}
+
 fn vote(t: &mut Trainer, stop: Option<bool>) {
     if let Some(sync) = &mut t.grad_sync {
         sync.vote_stop = stop.unwrap_or(false);
@@ -198,7 +209,7 @@ impl NativeModel {
                 runtime::seed(seed as u64);
             }
             let mut net = Network::new(spec, device)?;
-            net.set_channels_last(options.channels_last.unwrap_or(device == Device::Cpu))?;
+            net.set_channels_last(options.channels_last.unwrap_or_else(|| default_channels_last(device)))?;
             net.precision = precision(options.precision.as_deref())?;
             net.set_dtype(dtype(options.dtype.as_deref())?)?;
             let loss = options.loss()?;
@@ -228,7 +239,7 @@ impl NativeModel {
                 };
                 trainer
                     .net
-                    .set_channels_last(options.channels_last.unwrap_or(device == Device::Cpu))?;
+                    .set_channels_last(options.channels_last.unwrap_or_else(|| default_channels_last(device)))?;
                 Ok((trainer, metadata, average))
             },
             |_, (trainer, metadata, average)| Ok(NativeModel::wrap(trainer, metadata, average)),
