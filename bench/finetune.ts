@@ -4,7 +4,8 @@
 // recipe (bench/finetune_timm.py), one after the other in this one sitting. Each run is its own process, timed from
 // start to exit (decoding, training, evaluation, report).
 //
-// npm run bench:finetune -- [--epochs 8] [--size 224] [--skip-torch] [--skip-scratch]
+// npm run bench:finetune -- [--epochs 8] [--size 256] [--input-size 224] [--batch-size 32] [--lr 1e-3]
+//   [--backbone-lr-scale 0.2] [--skip-torch] [--skip-scratch] [--limit-test N]
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -32,8 +33,10 @@ const { values } = parseArgs({
 export const RECIPE = {
   pretrained: 'efficientnet_lite0',
   epochs: Number(values.epochs ?? 8),
-  size: Number(values.size ?? 224),
-  inputSize: Number(values['input-size'] ?? values.size ?? 224),
+  // Stored at 256, cropped to 224: random-resized crops while training, the centre crop for evaluation (as ImageNet
+  // models are evaluated), so objects appear at about the scale the crops trained on.
+  size: Number(values.size ?? 256),
+  inputSize: Number(values['input-size'] ?? 224),
   batchSize: Number(values['batch-size'] ?? 32),
   freezeEpochs: 1,
   optimizer: 'adamw',
