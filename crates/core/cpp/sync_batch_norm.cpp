@@ -29,6 +29,11 @@ at::Tensor per_channel(const at::Tensor& v, const at::Tensor& x) {
   return v.view(shape);
 }
 
+// Values per channel in x (N × H × W for an image batch): the count each rank's statistics are over.
+double positions_per_channel(const at::Tensor& x) {
+  return static_cast<double>(x.numel() / std::max<int64_t>(x.size(1), 1));
+}
+
 struct Stats {
   at::Tensor mean, var;  // float32 [C], on x's device
   double count;          // M: positions per channel over all ranks
@@ -41,7 +46,7 @@ struct Stats {
 Stats global_stats(const c10::intrusive_ptr<c10d::Backend>& backend, bool host_tensors, const at::Tensor& x) {
   at::NoGradGuard no_grad;
   const int64_t channels = x.size(1);
-  const double local_count = static_cast<double>(x.numel() / std::max<int64_t>(channels, 1));
+  const double local_count = positions_per_channel(x);
   // libtorch's batch norm statistics kernel (two passes, channels_last aware). Float32 running statistics to
   // update (stand-ins, dropped) make it compute float32 statistics of bf16 activations too.
   auto scratch_options = x.options().dtype(at::kFloat);
@@ -83,7 +88,7 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
   // dy and dy·x̂ (x̂ = (x - mean) · invstd) and returns their sums as grad_bias and grad_weight. The all-reduce
   // of those sums gives the global means, and grad_input is corrected by
   //   weight · invstd · ((local - global mean of dy) + x̂ · (local - global mean of dy·x̂)),
-  // which is A + B · x per channel: one more pass.
+  // which is A + B · (x - mean) per channel.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1], &mean = saved[2], &invstd = saved[3];
@@ -92,7 +97,7 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
     const bool host_tensors = ctx->saved_data["host_tensors"].toBool();
     auto backend = c10::static_intrusive_pointer_cast<c10d::Backend>(ctx->saved_data["backend"].toCapsule());
     const int64_t channels = x.size(1);
-    const double local_count = static_cast<double>(x.numel() / std::max<int64_t>(channels, 1));
+    const double local_count = positions_per_channel(x);
     auto [grad_input, sum_dy_xhat, sum_dy] = at::native_batch_norm_backward(
         grads[0], x, weight, /*running_mean=*/{}, /*running_var=*/{}, mean, invstd, /*train=*/true, eps,
         {ctx->needs_input_grad(0), true, true});

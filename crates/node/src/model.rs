@@ -153,7 +153,6 @@ impl NativeModel {
     }
 }
 
-/// Records this rank's vote to stop after the coming step (data-parallel runs only).
 /// channels_last where it was measured faster (the CPU: about 20 %, bench/RESULTS.md); contiguous on CUDA until it
 /// is measured there. `CONVKIT_CHANNELS_LAST=1|0` overrides the default, for that measurement
 /// (scripts/gpu-check.sh runs the airbench94 preset both ways).
@@ -165,6 +164,7 @@ fn default_channels_last(device: Device) -> bool {
     }
 }
 
+/// Records this rank's vote to stop after the coming step (data-parallel runs only).
 fn vote(t: &mut Trainer, stop: Option<bool>) {
     if let Some(sync) = &mut t.grad_sync {
         sync.vote_stop = stop.unwrap_or(false);
