@@ -5,7 +5,7 @@ import test from 'ava'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { train, type TrainOptions } from '../ts/index.ts'
+import { Model, train, type TrainOptions } from '../ts/index.ts'
 import { resolveConfig } from '../ts/train-options.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { needs } from './helpers/needs.ts'
@@ -47,6 +47,42 @@ withLite0('fine-tuning ImageNet weights beats the same network from scratch by a
   t.is(tuned.model.classes, 10)
   t.true(top1(tuned) > 40, `fine-tuned test top-1 ${top1(tuned)} %`)
   t.true(top1(tuned) > top1(scratch) + 15, `fine-tuned ${top1(tuned)} % vs scratch ${top1(scratch)} %`)
+})
+
+withLite0("a fine-tuned model predicts on what its evaluation saw: the stored size's centre crop, not the weights' ImageNet resize", async (t) => {
+  const { test: testDir } = cifarSubset()
+  // Named weights, as a user gets them: from the cache (a copy of the shared file, checked by its sha256).
+  const cacheDir = tmpdir()
+  fs.copyFileSync(LITE0_FILE, path.join(cacheDir, path.basename(LITE0_FILE)))
+  const out = tmpdir()
+  const result = await train({
+    data: path.dirname(testDir),
+    pretrained: 'efficientnet_lite0',
+    cacheDir,
+    size: [72, 72],
+    inputSize: [64, 64],
+    limitTrain: 300,
+    valSplit: 0,
+    epochs: 1,
+    batchSize: 32,
+    precision: 'fp32',
+    device: 'cpu',
+    seed: 1,
+    report: false,
+    quiet: true,
+    out,
+  })
+  const saved = await Model.load(path.join(out, 'last.safetensors'), { device: 'cpu' })
+  t.deepEqual(saved.preprocessing, { resize: [72, 72] })
+  const classes = fs.readdirSync(testDir).sort()
+  const files = classes.flatMap((c, k) => fs.readdirSync(path.join(testDir, c)).sort().map((f) => ({ file: path.join(testDir, c, f), label: k })))
+  const predicted = await saved.predict(files.map((f) => f.file))
+  const top1 = (100 * predicted.filter((p, i) => p.index === files[i]!.label).length) / files.length
+  const evaluated = result.history.epochs.at(-1)!.test!.top1
+  t.log(`predict() on the ${files.length} test files ${top1.toFixed(2)} %, evaluation ${evaluated.toFixed(2)} %`)
+  // ImageNet's resize to 256 then a 64-pixel centre crop would see a quarter of each image.
+  t.true(evaluated > 30, `test top-1 ${evaluated} %`)
+  t.true(Math.abs(top1 - evaluated) <= 0.2, `predict() ${top1} % vs evaluation ${evaluated} %`)
 })
 
 test('with pretrained weights the defaults follow them: input size, normalization, frozen epoch, rates, batch norm', (t) => {

@@ -61,10 +61,15 @@ export interface ModelOptions {
   inputSize?: [number, number]
 }
 
-/** How `predict()` fits an image to the model's input. */
+/** How `predict()` fits an image to the model's input. Without either resize, images are stretched to the input size. */
 export interface Preprocessing {
   /** Resize the shorter side to this many pixels, then take the centre (torchvision's `Resize` + `CenterCrop`). */
   resizeShorter?: number
+  /**
+   * Stretch to `[height, width]`, then take the centre crop of the input size: how `train()` stores images (`size`)
+   * and evaluates them (`inputSize`), so a trained model predicts on what it was evaluated on.
+   */
+  resize?: [height: number, width: number]
   /** The resampling filter, as the weights' own preprocessing names it. Defaults to sharp's Lanczos-3. */
   interpolation?: 'bilinear' | 'bicubic'
 }
@@ -530,7 +535,7 @@ export class Model {
     if (!Number.isInteger(k) || k < 1) throw new InputError('INVALID_OPTION', `option topK: expected an integer >= 1, got ${options.topK}`)
     const batchSize = options.batchSize ?? 512
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError('INVALID_OPTION', `option batchSize: expected an integer >= 1, got ${batchSize}`)
-    const decode = { size: [height, width] as [number, number], channels: channels as 1 | 3, resizeShorter: this.preprocessing?.resizeShorter, interpolation: this.preprocessing?.interpolation }
+    const decode = { size: [height, width] as [number, number], channels: channels as 1 | 3, resizeShorter: this.preprocessing?.resizeShorter, resize: this.preprocessing?.resize, interpolation: this.preprocessing?.interpolation }
     const names = this.classNames ?? []
     const results: Prediction[] = []
     for (let start = 0; start < images.length; start += batchSize) {

@@ -51,7 +51,8 @@ function describe(input: ImageInput, i: number): string {
 /** Raw pixels already at the wanted size and channels go straight into the batch, HWC to CHW, without sharp. */
 function copyRaw(raw: RawImage, decode: DecodeOptions, out: Uint8Array, offset: number): boolean {
   const [h, w] = decode.size
-  if (raw.width !== w || raw.height !== h || raw.channels !== decode.channels || decode.resizeShorter !== undefined) return false
+  const cropped = decode.resizeShorter !== undefined || (decode.resize !== undefined && (decode.resize[0] !== h || decode.resize[1] !== w))
+  if (raw.width !== w || raw.height !== h || raw.channels !== decode.channels || cropped) return false
   const plane = h * w
   for (let c = 0; c < raw.channels; c++) {
     const base = offset + c * plane

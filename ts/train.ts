@@ -163,6 +163,10 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
     classNames: data.classes,
     normalization: data.normalization,
     tta: config.tta,
+    // What evaluation sees, so predict() repeats it: images stretched to the stored size, then the centre of the
+    // model's input (pretrained weights' own preprocessing, e.g. ImageNet's resize to 256, is not what the data went
+    // through).
+    preprocessing: { resize: [data.trainSet.shape[1], data.trainSet.shape[2]] },
   }
   const inputSize = config.inputSize ?? (config.pretrained ? [...(pretrainedWeights(config.pretrained)?.preprocessing.inputSize ?? data.trainSet.shape.slice(1))] as [number, number] : null)
   let model: Model

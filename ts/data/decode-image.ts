@@ -11,6 +11,8 @@ export interface DecodeOptions {
    * torchvision's `Resize(n)` + `CenterCrop(size)` do. Without it the image is stretched to `size` exactly.
    */
   resizeShorter?: number
+  /** Stretch to `[height, width]` (at least `size`), then take the centre `size`; ignored with `resizeShorter`. */
+  resize?: [number, number]
   /**
    * The resampling filter: `'bilinear'` and `'bicubic'` as torchvision's antialiased resize (libvips' linear and
    * cubic reducers), else sharp's default, Lanczos-3.
@@ -35,22 +37,19 @@ function pipeline(input: string | Buffer | RawInput): ReturnType<typeof sharp> {
 
 /**
  * Decodes `input` (a path, encoded bytes or raw pixels) and writes `channels × height × width` bytes into `out` at
- * `offset`. Resizing stretches to the exact size, as torchvision's `Resize((h, w))` does, unless `resizeShorter`.
+ * `offset`. Resizing stretches to the exact size, as torchvision's `Resize((h, w))` does, unless `resizeShorter` or `resize`
+ * asks for a centre crop of a larger resize.
  */
 export async function decodeInto(input: string | Buffer | RawInput, options: DecodeOptions, out: Uint8Array, offset: number): Promise<void> {
   const [height, width] = options.size
   let image = pipeline(input)
-  if (options.resizeShorter !== undefined) {
-    const meta = await image.metadata()
-    const [w0, h0] = [meta.width ?? width, meta.height ?? height]
-    const scale = options.resizeShorter / Math.min(w0, h0)
-    const [w1, h1] = [Math.max(width, Math.round(w0 * scale)), Math.max(height, Math.round(h0 * scale))]
+  const kernel = options.interpolation ? KERNELS[options.interpolation] : undefined
+  const [h1, w1] = await resizedSize(image, options)
+  if (h1 !== height || w1 !== width) {
     // Resize to a buffer first: sharp applies extract before resize within one pipeline.
-    const kernel = options.interpolation ? KERNELS[options.interpolation] : undefined
     const resized = await image.resize(w1, h1, { fit: 'fill', ...(kernel ? { kernel } : {}) }).raw().toBuffer({ resolveWithObject: true })
     image = sharp(resized.data, { raw: resized.info }).extract({ left: Math.floor((w1 - width) / 2), top: Math.floor((h1 - height) / 2), width, height })
   } else {
-    const kernel = options.interpolation ? KERNELS[options.interpolation] : undefined
     image = image.resize(width, height, { fit: 'fill', ...(kernel ? { kernel } : {}) })
   }
   image = options.channels === 1 ? image.grayscale() : image.toColourspace('srgb')
@@ -64,6 +63,19 @@ export async function decodeInto(input: string | Buffer | RawInput, options: Dec
     const base = offset + c * plane
     for (let i = 0, j = c; i < plane; i++, j += options.channels) out[base + i] = data[j]!
   }
+}
+
+/** `[height, width]` to resize to before the centre crop of `options.size` (equal to it: no crop). */
+async function resizedSize(image: ReturnType<typeof sharp>, options: DecodeOptions): Promise<[number, number]> {
+  const [height, width] = options.size
+  if (options.resizeShorter !== undefined) {
+    const meta = await image.metadata()
+    const [w0, h0] = [meta.width ?? width, meta.height ?? height]
+    const scale = options.resizeShorter / Math.min(w0, h0)
+    return [Math.max(height, Math.round(h0 * scale)), Math.max(width, Math.round(w0 * scale))]
+  }
+  const [h1, w1] = options.resize ?? options.size
+  return [Math.max(height, h1), Math.max(width, w1)]
 }
 
 /** Decodes one image into its own buffer. */
