@@ -49,7 +49,7 @@ withLite0('fine-tuning ImageNet weights beats the same network from scratch by a
   t.true(top1(tuned) > top1(scratch) + 15, `fine-tuned ${top1(tuned)} % vs scratch ${top1(scratch)} %`)
 })
 
-withLite0("a fine-tuned model predicts on what its evaluation saw: the stored size's centre crop, not the weights' ImageNet resize", async (t) => {
+withLite0("a fine-tuned model predicts on what its evaluation saw (the stored image at evalInputSize), not with the weights' ImageNet resize", async (t) => {
   const { test: testDir } = cifarSubset()
   // Named weights, as a user gets them: from the cache (a copy of the shared file, checked by its sha256).
   const cacheDir = tmpdir()
@@ -61,6 +61,8 @@ withLite0("a fine-tuned model predicts on what its evaluation saw: the stored si
     cacheDir,
     size: [72, 72],
     inputSize: [64, 64],
+    // FixRes: evaluate on the whole 72-pixel image, larger than the 64-pixel crops trained on.
+    evalInputSize: [72, 72],
     limitTrain: 300,
     valSplit: 0,
     epochs: 1,
@@ -74,13 +76,14 @@ withLite0("a fine-tuned model predicts on what its evaluation saw: the stored si
   })
   const saved = await Model.load(path.join(out, 'last.safetensors'), { device: 'cpu' })
   t.deepEqual(saved.preprocessing, { resize: [72, 72] })
+  t.deepEqual(saved.evalInputSize, [72, 72])
   const classes = fs.readdirSync(testDir).sort()
   const files = classes.flatMap((c, k) => fs.readdirSync(path.join(testDir, c)).sort().map((f) => ({ file: path.join(testDir, c, f), label: k })))
   const predicted = await saved.predict(files.map((f) => f.file))
   const top1 = (100 * predicted.filter((p, i) => p.index === files[i]!.label).length) / files.length
   const evaluated = result.history.epochs.at(-1)!.test!.top1
   t.log(`predict() on the ${files.length} test files ${top1.toFixed(2)} %, evaluation ${evaluated.toFixed(2)} %`)
-  // ImageNet's resize to 256 then a 64-pixel centre crop would see a quarter of each image.
+  // ImageNet's resize to 256 then a 72-pixel centre crop would see a small part of each image.
   t.true(evaluated > 30, `test top-1 ${evaluated} %`)
   t.true(Math.abs(top1 - evaluated) <= 0.2, `predict() ${top1} % vs evaluation ${evaluated} %`)
 })

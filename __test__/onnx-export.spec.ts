@@ -182,6 +182,22 @@ for (const name of ZOO_NAMES) {
   })
 }
 
+test("with evalInputSize the graph takes that size: efficientnet_lite0's TF-SAME padding placed for 40×40, logits within 1e-4", async (t) => {
+  // Trained (here: built) at 32×32, evaluated at 40×40: 40 → 20 → 10 → 5 → 3 needs other paddings than 32 → 16 → … does.
+  const set = await cifarTest([40, 40])
+  const model = Model.create(zooModel('efficientnet_lite0', { classes: 10, inputSize: [32, 32] }), { device: 'cpu', seed: 7, normalization: NORMALIZATION })
+  await randomStatistics(model)
+  model.setEvalInputSize([40, 40])
+  const file = path.join(tmpdir(), 'lite0-at-40.onnx')
+  await model.exportOnnx(file)
+  t.deepEqual(JSON.parse(metadataOf(file)['convkit.input_shape']!), [3, 40, 40])
+  const input = readOnnx(file).graph.input[0]!.type.tensor_type.shape.dim.map((d) => d.dim_param ?? d.dim_value)
+  t.deepEqual(input, ['N', 3, 40, 40])
+  const session = await ort.InferenceSession.create(file)
+  await checkParity(t, model, session, set)
+  await session.release()
+})
+
 test('convkit export writes opset 17 with a dynamic batch and the preprocessing in metadata_props', async (t) => {
   const { model } = await trainedModel(referenceCnn({ classes: 10 }))
   const dir = tmpdir()

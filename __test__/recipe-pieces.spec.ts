@@ -1,7 +1,8 @@
-// Recipe pieces through the public API: test-time augmentation computes the views it names, and an exponential
-// moving average of the weights evaluates better than the raw weights on a noisy run.
+// Recipe pieces through the public API: test-time augmentation computes the views it names, evaluation at a larger
+// input than training (FixRes) runs the same weights on the larger view, and an exponential moving average of the
+// weights evaluates better than the raw weights on a noisy run.
 import test from 'ava'
-import { Model, readImageFolder, referenceCnn, train } from '../ts/index.ts'
+import { Model, readImageFolder, referenceCnn, TensorDataset, train, type ModelSpec } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -66,6 +67,57 @@ test('test-time augmentation averages the logits of the views it names', async (
   const translate = await logits(x, 'mirrorTranslate')
   t.true(maxDiff(translate, expectedTranslate) < 1e-5, `mirrorTranslate off by ${maxDiff(translate, expectedTranslate)}`)
   t.true(maxDiff(translate, mirror) > 1e-3)
+})
+
+/** Conv → ReLU → conv → global average pool → linear: takes any input size with the same weights. */
+const pooled = (size: number): ModelSpec => ({
+  inputShape: [C, size, size],
+  layers: [
+    { type: 'conv2d', outChannels: 8, kernelSize: 3, padding: 1 },
+    { type: 'relu' },
+    { type: 'conv2d', outChannels: 8, kernelSize: 3, stride: 2, padding: 'tf-same' },
+    { type: 'adaptiveavgpool2d' },
+    { type: 'flatten' },
+    { type: 'linear', outFeatures: 10 },
+  ],
+})
+
+test('evalInputSize evaluates and predicts on the larger view with the same weights, and is saved', async (t) => {
+  const small = Model.create(pooled(24), { device: 'cpu', seed: 5 })
+  const file = `${tmp()}/small.safetensors`
+  await small.save(file, { withOptimizer: false })
+  // The reference: the same weights in a network built for 32×32.
+  const large = Model.create(pooled(32), { device: 'cpu' })
+  await large.loadWeights(file)
+  t.deepEqual(small.evalInputSize, [24, 24])
+  small.setEvalInputSize([32, 32])
+  t.deepEqual(small.evalInputSize, [32, 32])
+
+  const n = 4
+  const x = batch(n, 11)
+  const diff = maxDiff(await small.predictFloats(x, n, { logits: true }), await large.predictFloats(x, n, { logits: true }))
+  t.true(diff < 1e-5, `logits differ by ${diff}`)
+  await t.throwsAsync(small.predictFloats(new Float32Array(n * C * 24 * 24), n), { code: 'BAD_SHAPE' })
+
+  // evaluate() takes the whole 32×32 image, not its 24×24 centre.
+  const images = 40
+  const pixels = new Uint8Array(images * C * H * W).map((_, i) => (i * 2654435761) >>> 24)
+  const set = { pixels, labels: Int32Array.from({ length: images }, (_, i) => i % 10), shape: [C, H, W] as [number, number, number], classes: [...'abcdefghij'] }
+  const data = await TensorDataset.create(set)
+  const [atLarge, reference] = [await small.evaluate(data), await large.evaluate(data)]
+  t.true(Math.abs(atLarge.loss - reference.loss) < 1e-5, `loss ${atLarge.loss} vs ${reference.loss}`)
+  small.setEvalInputSize(null)
+  t.true(Math.abs((await small.evaluate(data)).loss - reference.loss) > 1e-4, 'the 24×24 centre crop scores differently')
+  small.setEvalInputSize([32, 32])
+
+  // Saved in the checkpoint; a size the layers cannot take is refused, naming the option.
+  await small.save(file, { withOptimizer: false })
+  t.deepEqual((await Model.load(file, { device: 'cpu' })).evalInputSize, [32, 32])
+  const flat = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu' })
+  const refused = t.throws(() => flat.setEvalInputSize([40, 40]))
+  t.is((refused as Error & { code?: string }).code, 'INVALID_OPTION')
+  t.regex(refused!.message, /evalInputSize.*40x40/)
+  t.deepEqual(flat.evalInputSize, [32, 32])
 })
 
 test('an exponential moving average of the weights differs from them and evaluates better on a noisy run', async (t) => {

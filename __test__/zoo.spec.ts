@@ -9,16 +9,14 @@ import { fileURLToPath } from 'node:url'
 import { InputError } from '../ts/errors.ts'
 import type { Layer } from '../ts/layers.ts'
 import { Model } from '../ts/model.ts'
-import { readSafetensors } from '../ts/weights/safetensors-file.ts'
-import { torchTensorValues, type TorchTensor } from '../ts/weights/torch-checkpoint.ts'
 import { ZOO, ZOO_NAMES, zooModel, type ZooName } from '../ts/zoo/architectures.ts'
 import { IMAGENET_CLASSES } from '../ts/zoo/imagenet-classes.ts'
 import { needs } from './helpers/needs.ts'
 import { missingPython, pythonWith } from './helpers/python-torch.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
+import { describeParity, maxAbs, maxAbsDiff, PARITY_TOLERANCE, readBytes, runZooReference, ZOO_REFERENCE_SCRIPT, zooParity } from './helpers/zoo-parity.ts'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
-const SCRIPT = path.join(HERE, 'fixtures', 'zoo_reference.py')
 const SHARED = path.resolve(HERE, '..', '..', 'shared')
 const LITE0_FILE = path.join(SHARED, 'models', 'efficientnet-lite0-57934424.pth')
 const MODULES = ['torchvision', 'timm']
@@ -37,23 +35,6 @@ const PARAMS: Record<ZooName, number> = {
   efficientnet_lite0: 4_652_008,
 }
 
-/**
- * Input side of the parity runs. Float64 on both sides makes the check independent of input size (in float32,
- * 1×1 maps and train-mode batch norm over few values amplify rounding past 1e-4); small inputs keep it fast.
- */
-const PARITY_SIZE: Record<ZooName, number> = {
-  resnet9: 32,
-  resnet18: 32,
-  resnet34: 32,
-  resnet50: 32,
-  mobilenet_v2: 32,
-  mobilenet_v3_large: 32,
-  efficientnet_b0: 32,
-  efficientnet_lite0: 32,
-}
-const CLASSES = 10
-/** Images per batch: train-mode batch norm needs at least 2 values per channel at the last (1×1 at 32×32) map. */
-const N = 4
 
 function* walk(layers: readonly Layer[]): Generator<Layer> {
   for (const layer of layers) {
@@ -133,7 +114,7 @@ needs(missingPython(MODULES) ?? (fs.existsSync(LITE0_FILE) ? null : `the shared 
   async (t) => {
     const out = tempDir('imagenet')
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(pythonWith(MODULES)!, [SCRIPT, 'imagenet', out, '--photos', path.join(SHARED, 'photos')], { stdio: ['ignore', 'ignore', 'pipe'] })
+      const child = spawn(pythonWith(MODULES)!, [ZOO_REFERENCE_SCRIPT, 'imagenet', out, '--photos', path.join(SHARED, 'photos')], { stdio: ['ignore', 'ignore', 'pipe'] })
       let stderr = ''
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
       child.on('error', reject)
@@ -170,114 +151,24 @@ needs(missingPython(MODULES) ?? (fs.existsSync(LITE0_FILE) ? null : `the shared 
 /** The reference's files for every architecture, made by one Python process the first time a test asks. */
 let referenceRun: Promise<string> | undefined
 function reference(): Promise<string> {
-  referenceRun ??= new Promise((resolve, reject) => {
+  referenceRun ??= (async () => {
     const dir = tempDir()
-    const jobs = ZOO_NAMES.map((name) => `${name}@${PARITY_SIZE[name]}x${PARITY_SIZE[name]}`)
-    const child = spawn(pythonWith(MODULES)!, [SCRIPT, 'all', dir, String(CLASSES), String(N), ...jobs], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => (code === 0 ? resolve(dir) : reject(new Error(`zoo_reference.py all exited with ${code}: ${stderr}`))))
-  })
+    await runZooReference(pythonWith(MODULES)!, dir)
+    return dir
+  })()
   return referenceRun
 }
 
-/** A whole file as an ArrayBuffer of its own (small Buffers share a pool, at an offset). */
-function readBytes(file: string): ArrayBuffer {
-  const bytes = fs.readFileSync(file)
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
-}
-
-function values(tensor: TorchTensor | undefined, what: string): Float64Array {
-  if (!tensor) throw new Error(`${what}: missing`)
-  const v = torchTensorValues(tensor)
-  if (v instanceof Float64Array) return v
-  if (v instanceof Float32Array) return Float64Array.from(v)
-  throw new Error(`${what}: expected a float tensor, got ${tensor.dtype}`)
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!))
-  return m
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!))
-  return m
-}
-
-const byName = (tensors: TorchTensor[]) => new Map(tensors.map((x) => [x.name, x]))
-
 for (const name of ZOO_NAMES) {
   withReference.serial(`${name}: same tensors, eval logits and float64 training step as the reference`, async (t) => {
-    const dir = path.join(await reference(), name)
-    const size = PARITY_SIZE[name]
-    const x = new Float32Array(readBytes(path.join(dir, 'x.f32')))
-    const labels = Int32Array.from(new BigInt64Array(readBytes(path.join(dir, 'labels.i64'))), Number)
-    const state = await readSafetensors(path.join(dir, 'state.safetensors'))
-    const ref = byName(await readSafetensors(path.join(dir, 'grads.safetensors')))
-
-    // Dropout and stochastic depth off, as the reference has them in its training step: their draws cannot agree.
-    const spec = zooModel(name, { classes: CLASSES, inputSize: [size, size], dropout: 0, dropPath: 0 })
-    const model = Model.create(spec, { device: 'cpu', dtype: 'float64', optimizer: { type: 'sgd', lr: 1 } })
-    await model.loadWeights(path.join(dir, 'state.safetensors'))
-
-    // Eval: batch norm with the exported running statistics (randomized, so eval differs from train).
-    const logits = await model.predictFloats(x, N, { logits: true })
-    const refLogits = new Float64Array(readBytes(path.join(dir, 'logits.f64')))
-    const ours = Float64Array.from(logits.flatMap((row) => [...row]))
-    const logitDiff = maxAbsDiff(ours, refLogits)
-    t.true(logitDiff <= 1e-4, `eval logits differ by ${logitDiff}`)
-
-    // One SGD step with lr 1, no momentum or decay: the weights move by exactly their gradient.
-    const step = await model.trainBatchFloats(x, labels)
-    const refLoss = values(ref.get('__loss__'), '__loss__')[0]!
-    const lossDiff = Math.abs(step.loss - refLoss) / Math.abs(refLoss)
-    t.true(lossDiff <= 1e-4, `loss ${step.loss}, reference ${refLoss}`)
-    const file = path.join(tempDir(name), 'after.safetensors')
-    await model.save(file, { withOptimizer: false })
-    const after = byName(await readSafetensors(file))
-
-    // The same names and shapes as the reference's state dict (parameters and buffers).
-    const shapes = (tensors: Iterable<TorchTensor>) => [...tensors].map((x) => `${x.name} [${x.shape.join(',')}]`).sort()
-    t.deepEqual(shapes(after.values()), shapes(state))
-
-    // Gradients: each tensor within 1e-4 of its largest reference value. Some have a true gradient of exactly 0
-    // (the last batch norm's bias of a block whose output only feeds 1×1 convs and train-mode batch norms, which
-    // subtract any per-channel constant): their computed values are rounding noise, hence the floor at 1e-6 of the
-    // largest gradient of the network.
-    const grads = state.filter((s) => !/\.(running_mean|running_var|num_batches_tracked)$/.test(s.name))
-    t.deepEqual(grads.map((s) => s.name).sort(), [...ref.keys()].filter((k) => !k.startsWith('__')).sort())
-    const largest = Math.max(...grads.map((s) => maxAbs(values(ref.get(s.name), s.name))))
-    let worstGrad = { ratio: 0, name: '' }
-    for (const s of grads) {
-      const before = values(s, s.name)
-      const now = values(after.get(s.name), s.name)
-      const expected = values(ref.get(s.name), s.name)
-      const diff = maxAbsDiff(before.map((b, i) => b - now[i]!), expected)
-      const ratio = diff / Math.max(maxAbs(expected), 1e-6 * largest)
-      if (ratio > worstGrad.ratio) worstGrad = { ratio, name: s.name }
-    }
-    t.true(worstGrad.ratio <= 1e-4, `gradient of ${worstGrad.name} off by ${worstGrad.ratio} of its size`)
-
-    // Running statistics after the step: momentum, unbiased variance and the step count as PyTorch updates them.
-    let worstStat = { ratio: 0, name: '' }
-    let counted = 0
-    for (const [key, tensor] of ref) {
-      if (!key.startsWith('__running__.')) continue
-      const bufferName = key.slice('__running__.'.length)
-      counted++
-      if (bufferName.endsWith('num_batches_tracked')) {
-        t.deepEqual(torchTensorValues(after.get(bufferName)!), torchTensorValues(tensor), bufferName)
-        continue
-      }
-      const expected = values(tensor, key)
-      const ratio = maxAbsDiff(values(after.get(bufferName), bufferName), expected) / maxAbs(expected)
-      if (ratio > worstStat.ratio) worstStat = { ratio, name: bufferName }
-    }
-    t.true(counted > 0 && worstStat.ratio <= 1e-4, `${worstStat.name} off by ${worstStat.ratio} of its size`)
-    t.log(`${name}: logits max |Δ| ${logitDiff.toExponential(1)}, loss rel ${lossDiff.toExponential(1)}, gradients ${worstGrad.ratio.toExponential(1)} (${worstGrad.name}), running stats ${worstStat.ratio.toExponential(1)} (${worstStat.name})`)
+    const p = await zooParity(name, path.join(await reference(), name), 'cpu', tempDir(name))
+    t.deepEqual(p.shapes.ours, p.shapes.reference, 'the same names and shapes as the reference state dict (parameters and buffers)')
+    t.deepEqual(p.gradNames.ours, p.gradNames.reference)
+    t.true(p.logitDiff <= PARITY_TOLERANCE, `eval logits differ by ${p.logitDiff}`)
+    t.true(p.lossDiff <= PARITY_TOLERANCE, `loss off by ${p.lossDiff} of its size`)
+    t.true(p.worstGrad.ratio <= PARITY_TOLERANCE, `gradient of ${p.worstGrad.name} off by ${p.worstGrad.ratio} of its size`)
+    t.deepEqual(p.counterMismatches, [], 'num_batches_tracked as PyTorch counts')
+    t.true(p.statsCounted > 0 && p.worstStat.ratio <= PARITY_TOLERANCE, `${p.worstStat.name} off by ${p.worstStat.ratio} of its size`)
+    t.log(describeParity(name, p))
   })
 }

@@ -24,10 +24,20 @@
 #
 # Knobs for a dry run without a GPU: CONVKIT_GPU_CHECK_DEVICE=cpu, CONVKIT_GPU_CHECK_EPOCHS=1,
 # CONVKIT_GPU_CHECK_AIRBENCH_EPOCHS=0.1, CONVKIT_GPU_CHECK_ZOO_STEPS=2, PYTHON=...
+#
+# The pretrained-networks part is a second call, because the Lite0 weights do not fit in one carry with the full
+# archive (64 MiB): --prepare also writes target/gpu-check-finetune/ (the shared efficientnet-lite0 weights and the
+# bench's 1 000 + 10 000 CIFAR-10 images, ~23 MB); carry it and target/gpu-check/node-env.tar.xz and run
+#   bash scripts/gpu-check.sh --finetune
+# for the zoo parity on the GPU (bench/zoo-parity.ts: every zoo network in float64 against torchvision/timm, 1e-4)
+# and the fine-tuning bench on the GPU (bench/finetune.ts --device cuda, ConvKit only). Dry-run knobs:
+# CONVKIT_GPU_CHECK_DEVICE=cpu, CONVKIT_GPU_CHECK_FINETUNE_EPOCHS=1, CONVKIT_GPU_CHECK_FINETUNE_TEST=500.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 carry=target/gpu-check
+finetune_carry=target/gpu-check-finetune
 archive_name=cifar10-jpg.tar.gz
+lite0_name=efficientnet-lite0-57934424.pth
 
 if [ "${1:-}" = "--prepare" ]; then
   archive="${CONVKIT_CIFAR_ARCHIVE:-../shared/datasets/$archive_name}"
@@ -77,13 +87,48 @@ if [ "${1:-}" = "--prepare" ]; then
   fi
   [ -f "$carry/airbench-0.1.8.tar.gz" ] || "$venv/bin/python" -m pip download -q --no-deps airbench==0.1.8 -d "$carry" \
     || echo "gpu-check: could not fetch the airbench wheel; the GPU run will skip the preset comparison" >&2
-  du -sh "$carry"
+  # The --finetune call's data: the Lite0 weights and the fine-tuning bench's images (first 100 per class, all test).
+  mkdir -p "$finetune_carry"
+  lite0="${CONVKIT_LITE0_FILE:-../shared/models/$lite0_name}"
+  if [ -f "$lite0" ]; then cp "$lite0" "$finetune_carry/$lite0_name"; else echo "gpu-check: no $lite0; the --finetune call will fail" >&2; fi
+  if [ ! -f "$finetune_carry/cifar10-1000.tar.gz" ]; then
+    subset=target/gpu-check-build/finetune-subset
+    rm -rf "$subset" && mkdir -p "$subset"
+    tar -xzf "$archive" -C "$subset" --wildcards 'cifar10-jpg/train/*/00??.jpg' 'cifar10-jpg/test/*'
+    tar -czf "$finetune_carry/cifar10-1000.tar.gz" -C "$subset" cifar10-jpg && rm -rf "$subset"
+  fi
+  du -sh "$carry" "$finetune_carry"
   echo "gpu-check: ready; carry $carry and run: bash scripts/gpu-check.sh"
   exit 0
 fi
 
 python="${PYTHON:-python3}"
 device="${CONVKIT_GPU_CHECK_DEVICE:-cuda}"
+
+if [ "${1:-}" = "--finetune" ]; then
+  [ -f "$carry/node-env.tar.xz" ] && [ -f "$finetune_carry/$lite0_name" ] && [ -f "$finetune_carry/cifar10-1000.tar.gz" ] || {
+    echo "gpu-check --finetune: carry $carry/node-env.tar.xz and $finetune_carry (bash scripts/gpu-check.sh --prepare makes both)" >&2
+    exit 1
+  }
+  work="$(mktemp -d)"
+  logs="${OUT:-$work}"
+  trap 'rm -rf "$work"' EXIT
+  echo "== machine ($(date +%T))"
+  nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
+  tar -xJf "$carry/node-env.tar.xz"
+  export PATH="$PWD/target/gpu-check-build/node-bin:$PATH" CONVKIT_PYTHON="$python" PYTHON="$python" CONVKIT_CACHE_DIR="$work/convkit-cache"
+  node --version
+  status=0
+  echo "== zoo parity on $device: float64 against torchvision/timm, 1e-4 ($(date +%T))"
+  timeout 240 node --import=tsx bench/zoo-parity.ts --device "$device" --json "$logs/zoo-parity.json" | tee "$logs/zoo-parity.txt" || status=1
+  echo "== fine-tuning efficientnet_lite0 on 1 000 CIFAR-10 images on $device, ConvKit ($(date +%T))"
+  tar -xzf "$finetune_carry/cifar10-1000.tar.gz" -C "$work"
+  mkdir -p "$work/weights" && cp "$finetune_carry/$lite0_name" "$work/weights/"
+  timeout 300 node --import=tsx bench/finetune.ts --device "$device" --data "$work/cifar10-jpg" --cache-dir "$work/weights" --skip-torch \
+    ${CONVKIT_GPU_CHECK_FINETUNE_EPOCHS:+--epochs "$CONVKIT_GPU_CHECK_FINETUNE_EPOCHS"} ${CONVKIT_GPU_CHECK_FINETUNE_TEST:+--limit-test "$CONVKIT_GPU_CHECK_FINETUNE_TEST"} \
+    | tee "$logs/finetune.txt" || status=1
+  exit "$status"
+fi
 epochs="${CONVKIT_GPU_CHECK_EPOCHS:-10}"
 work="$(mktemp -d)"
 logs="${OUT:-$work}"

@@ -202,6 +202,13 @@ export const TRAIN_OPTIONS = {
   cutout: int({ help: 'cutout square side', group: 'data', default: 0, min: 0 }),
   /** Test-time augmentation of validation and test data (and of predict() with the checkpoint). @default 'none' */
   tta: choice(['none', 'mirror', 'mirrorTranslate'], { help: 'test-time augmentation', group: 'evaluation', default: 'none' }),
+  /**
+   * `[height, width]` that validation, test and predict() (with the checkpoint) feed the model: a centre crop of the
+   * stored images (`size`: the whole image), larger than the `inputSize` crops it trained on. FixRes's effect:
+   * random-resized crops show objects larger than a centre crop of the same size. Networks that end in global
+   * pooling take it. @default the input size
+   */
+  evalInputSize: optionalSize({ help: 'evaluate and predict at this input, e.g. the whole stored image (FixRes)', group: 'evaluation', default: null, shownDefault: 'the input size' }),
   /** Evaluate the test split every n epochs (and after the last); 0 only after the last. Validation runs every epoch. @default 1 */
   testEvery: int({ help: 'evaluate the test data every n epochs (0: after the last only)', group: 'evaluation', default: 1, min: 0, onResume: 'override' }),
   /** `running`: train metrics from the epoch's own forward passes (as Keras reports); `full`: an extra pass. @default 'running' */

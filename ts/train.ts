@@ -71,6 +71,14 @@ function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], 
 }
 
 /** The tensor prefix of a spec's classifier: its last linear layer, wherever it sits. */
+/** `evalInputSize`, checked against the stored images `[C, H, W]` it is a centre crop of. */
+function checkEvalInputSize(size: [number, number], stored: readonly number[]): [number, number] {
+  if (size[0] > stored[1]! || size[1] > stored[2]!) {
+    throw new InputError('INVALID_OPTION', `option evalInputSize: ${size[0]}x${size[1]} is larger than the stored images (${stored[1]}x${stored[2]}, size); store them at least that large`)
+  }
+  return size
+}
+
 function classifierOf(model: Model): string {
   const head = model.layers().filter((l) => l.kind === 'linear').at(-1)?.name
   if (!head) throw new InputError('INVALID_OPTION', 'option freezeEpochs: the model has no linear layer to keep training while its body is frozen')
@@ -167,6 +175,7 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
     // model's input (pretrained weights' own preprocessing, e.g. ImageNet's resize to 256, is not what the data went
     // through).
     preprocessing: { resize: [data.trainSet.shape[1], data.trainSet.shape[2]] },
+    ...(config.evalInputSize ? { evalInputSize: checkEvalInputSize(config.evalInputSize, data.trainSet.shape) } : {}),
   }
   const inputSize = config.inputSize ?? (config.pretrained ? [...(pretrainedWeights(config.pretrained)?.preprocessing.inputSize ?? data.trainSet.shape.slice(1))] as [number, number] : null)
   let model: Model

@@ -53,6 +53,10 @@ pub struct Network {
     /// Data-parallel training with synchronized batch norm: batch norms that learn take their statistics over
     /// every rank's batch through this group (`torch.nn.SyncBatchNorm`); `None` keeps them per rank, as DDP does.
     pub sync_batchnorm: Option<Arc<ProcessGroup>>,
+    /// `[height, width]` that evaluation and prediction feed the network, when not the spec's input (FixRes:
+    /// random-resized crops show objects larger than a centre crop of the same size, so a network trained on them
+    /// scores better on a larger view).
+    pub eval_input_size: Option<[i64; 2]>,
 }
 
 /// What PyTorch's autocast does for this network's layers, written out: with `Bf16`, convolutions and
@@ -120,6 +124,27 @@ fn init_tensor(decl: &TensorDecl, device: Device) -> Result<Tensor> {
     Ok(t)
 }
 
+/// The shapes of every node's parameter declarations, depth first.
+fn collect_param_shapes(nodes: &[Node], out: &mut Vec<Vec<i64>>) {
+    for node in nodes {
+        out.extend(node.param_decls.iter().map(|d| d.shape.clone()));
+        for branch in &node.branches {
+            collect_param_shapes(branch, out);
+        }
+    }
+}
+
+/// Points `to`'s nodes at the tensors of the same nodes in `from` (the same spec placed at another size).
+fn share_tensors(from: &[Node], to: &mut [Node]) {
+    for (a, b) in from.iter().zip(to.iter_mut()) {
+        b.params.clone_from(&a.params);
+        b.buffers.clone_from(&a.buffers);
+        for (x, y) in a.branches.iter().zip(b.branches.iter_mut()) {
+            share_tensors(x, y);
+        }
+    }
+}
+
 /// Visits every node depth first, with mutable access, in declaration order.
 fn for_each_node(nodes: &mut [Node], f: &mut impl FnMut(&mut Node) -> Result<()>) -> Result<()> {
     for node in nodes {
@@ -170,6 +195,7 @@ impl Network {
             precision: Precision::Fp32,
             frozen_batchnorm_statistics: false,
             sync_batchnorm: None,
+            eval_input_size: None,
         })
     }
 
@@ -194,6 +220,48 @@ impl Network {
         summary_rows(&self.nodes, &|node: &Node| {
             node.params.is_empty() && node.trainable || node.params.iter().any(|&i| self.params[i].trainable)
         })
+    }
+
+    /// Sets the input size of evaluation and prediction (`None`: the spec's). Fails unless the layers take that size
+    /// with the same weights and still score the same classes: convolutions and global pooling do; a linear layer
+    /// after a flatten of a spatial map does not.
+    pub fn set_eval_input_size(&mut self, size: Option<[i64; 2]>) -> Result<()> {
+        if let Some([h, w]) = size {
+            let accepted = h >= 1 && w >= 1 && {
+                let mut shapes = (Vec::new(), Vec::new());
+                match self.nodes_at([h, w]) {
+                    Ok(nodes) => {
+                        collect_param_shapes(&nodes, &mut shapes.0);
+                        collect_param_shapes(&self.nodes, &mut shapes.1);
+                        shapes.0 == shapes.1
+                            && nodes.last().map(|n| &n.output_shape) == self.nodes.last().map(|n| &n.output_shape)
+                    }
+                    Err(_) => false,
+                }
+            };
+            if !accepted {
+                let [_, sh, sw] = self.spec.input_shape;
+                return Err(Error::option(
+                    "evalInputSize",
+                    format!("a size the layers take with the weights they have (the spec's input is {sh}x{sw}; a linear layer after a flatten of a spatial map fixes it)"),
+                    format!("{h}x{w}"),
+                ));
+            }
+        }
+        self.eval_input_size = size;
+        Ok(())
+    }
+
+    /// The layers placed for an input of `[h, w]`, sharing this network's tensors index for index (ONNX export at
+    /// the evaluation size: `tf-same` padding and the declared shapes follow the input).
+    pub fn nodes_at(&self, [h, w]: [i64; 2]) -> Result<Vec<Node>> {
+        let spec = ModelSpec {
+            input_shape: [self.spec.input_shape[0], h, w],
+            ..self.spec.clone()
+        };
+        let mut nodes = spec.resolve()?;
+        share_tensors(&self.nodes, &mut nodes);
+        Ok(nodes)
     }
 
     /// Freezes or unfreezes the parameters whose names `select` picks. Parameters the spec fixed stay frozen.

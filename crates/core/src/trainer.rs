@@ -151,7 +151,7 @@ impl Trainer {
 
     /// A step on already normalized floats `[N, C, H, W]` sent from the caller.
     pub fn step_floats(&mut self, pixels: &[f32], labels: &[i64]) -> Result<StepOutput> {
-        let x = floats_to_batch(&self.net, pixels, labels.len(), "batch images")?;
+        let x = floats_to_batch(&self.net, input_size(&self.net), pixels, labels.len(), "batch images")?;
         check_labels(labels, self.net.classes(), "batch labels")?;
         let y = Tensor::f_from_slice(labels)?.f_to_device(self.net.device)?;
         self.step(&x, &y)
@@ -161,6 +161,11 @@ impl Trainer {
 /// The model's input `[height, width]`.
 pub fn input_size(net: &Network) -> [i64; 2] {
     [net.spec.input_shape[1], net.spec.input_shape[2]]
+}
+
+/// The `[height, width]` evaluation and prediction feed the model: its eval input size, else its input.
+pub fn eval_input_size(net: &Network) -> [i64; 2] {
+    net.eval_input_size.unwrap_or_else(|| input_size(net))
 }
 
 /// Fails unless the dataset's images fit the network (same channels, at least its height and width), its
@@ -191,9 +196,10 @@ pub fn check_dataset(net: &Network, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `len` values of `unit` hold `count` images of the network's input shape; returns `[N, C, H, W]`.
-fn batch_shape(net: &Network, len: usize, count: usize, unit: &str, what: &str) -> Result<[i64; 4]> {
-    let [c, h, w] = net.spec.input_shape;
+/// Checks that `len` values of `unit` hold `count` images of the network's channels at `[h, w]`; returns
+/// `[N, C, H, W]`.
+fn batch_shape(net: &Network, [h, w]: [i64; 2], len: usize, count: usize, unit: &str, what: &str) -> Result<[i64; 4]> {
+    let c = net.spec.input_shape[0];
     let n = count as i64;
     if count == 0 || len as i64 != n * c * h * w {
         return Err(Error::BadShape {
@@ -205,16 +211,23 @@ fn batch_shape(net: &Network, len: usize, count: usize, unit: &str, what: &str) 
     Ok([n, c, h, w])
 }
 
-/// Checks a flat float buffer against `count` images of the network's input shape and makes a batch of it.
-pub fn floats_to_batch(net: &Network, pixels: &[f32], count: usize, what: &str) -> Result<Tensor> {
-    let shape = batch_shape(net, pixels.len(), count, "floats", what)?;
+/// Checks a flat float buffer against `count` images of the network's channels at `size` and makes a batch of it.
+pub fn floats_to_batch(net: &Network, size: [i64; 2], pixels: &[f32], count: usize, what: &str) -> Result<Tensor> {
+    let shape = batch_shape(net, size, pixels.len(), count, "floats", what)?;
     Ok(Tensor::f_from_slice(pixels)?.f_view(shape)?.f_to_device(net.device)?)
 }
 
-/// Checks uint8 pixels `[N, C, H, W]` against `count` images of the network's input shape, then normalizes them
-/// into a float batch on the network's device.
-pub fn pixels_to_batch(net: &Network, pixels: &[u8], count: usize, norm: &Normalization, what: &str) -> Result<Tensor> {
-    let shape = batch_shape(net, pixels.len(), count, "bytes", what)?;
+/// Checks uint8 pixels `[N, C, H, W]` against `count` images of the network's channels at `size`, then normalizes
+/// them into a float batch on the network's device.
+pub fn pixels_to_batch(
+    net: &Network,
+    size: [i64; 2],
+    pixels: &[u8],
+    count: usize,
+    norm: &Normalization,
+    what: &str,
+) -> Result<Tensor> {
+    let shape = batch_shape(net, size, pixels.len(), count, "bytes", what)?;
     norm.validate(shape[1])?;
     let x = Tensor::f_from_slice(pixels)?.f_view(shape)?.f_to_device(net.device)?;
     norm.apply(&x)

@@ -10,7 +10,7 @@ use convkit_core::checkpoint::{self, tensor_from_bytes};
 use convkit_core::distributed::GradSync;
 use convkit_core::evaluate::{logits, probabilities};
 use convkit_core::glob::glob_match;
-use convkit_core::trainer::{floats_to_batch, pixels_to_batch};
+use convkit_core::trainer::{eval_input_size, floats_to_batch, pixels_to_batch};
 use convkit_core::{runtime, EvalCounts, ModelSpec, Network, Normalization, StepOutput, Trainer};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
 use napi_derive::napi;
@@ -354,7 +354,13 @@ impl NativeModel {
     ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
         self.task(
             move |t| {
-                let x = floats_to_batch(&t.net, &pixels, count as usize, "predict images")?;
+                let x = floats_to_batch(
+                    &t.net,
+                    eval_input_size(&t.net),
+                    &pixels,
+                    count as usize,
+                    "predict images",
+                )?;
                 let tta = tta(tta_name.as_deref())?;
                 if raw_logits.unwrap_or(false) {
                     logits(&t.net, &x, tta)
@@ -380,7 +386,14 @@ impl NativeModel {
         self.task(
             move |t| {
                 let norm = Normalization { mean, std };
-                let x = pixels_to_batch(&t.net, &pixels, count as usize, &norm, "predict images")?;
+                let x = pixels_to_batch(
+                    &t.net,
+                    eval_input_size(&t.net),
+                    &pixels,
+                    count as usize,
+                    &norm,
+                    "predict images",
+                )?;
                 probabilities(&t.net, &x, tta(tta_name.as_deref())?)
             },
             |_, p| Ok(Float32Array::new(p)),
@@ -476,6 +489,25 @@ impl NativeModel {
         self.now(move |t| {
             t.net.frozen_batchnorm_statistics = frozen;
             Ok(())
+        })
+    }
+
+    /// The `[height, width]` evaluation and prediction feed the network, or `null` for the spec's input.
+    #[napi]
+    pub fn set_eval_input_size(&self, size: Option<Vec<u32>>) -> napi::Result<()> {
+        self.now(move |t| {
+            let size = match size.as_deref() {
+                None => None,
+                Some(&[h, w]) => Some([h as i64, w as i64]),
+                Some(other) => {
+                    return Err(convkit_core::Error::InvalidOption {
+                        field: "evalInputSize".into(),
+                        expected: "[height, width]".into(),
+                        got: format!("{other:?}"),
+                    })
+                }
+            };
+            t.net.set_eval_input_size(size)
         })
     }
 

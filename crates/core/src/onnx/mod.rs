@@ -45,9 +45,21 @@ pub fn to_model(net: &Network, metadata: &BTreeMap<String, String>) -> Result<Mo
     let mut metadata = metadata.clone();
     metadata.insert(VERSION_KEY.into(), env!("CARGO_PKG_VERSION").into());
     let mut g = OnnxGraph::new(net, &[INPUT, OUTPUT]);
-    let last = g.run(&net.nodes, INPUT)?;
+    // The graph takes the input prediction uses: the evaluation size when the network has one.
+    let [c, h, w] = match net.eval_input_size {
+        Some([h, w]) => [net.spec.input_shape[0], h, w],
+        None => net.spec.input_shape,
+    };
+    let resized;
+    let nodes = match net.eval_input_size {
+        Some(size) => {
+            resized = net.nodes_at(size)?;
+            &resized
+        }
+        None => &net.nodes,
+    };
+    let last = g.run(nodes, INPUT)?;
     g.rename_output(&last, OUTPUT);
-    let [c, h, w] = net.spec.input_shape;
     let graph = GraphProto {
         name: Some("convkit".into()),
         node: g.nodes,
