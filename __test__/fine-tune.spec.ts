@@ -70,13 +70,15 @@ withLite0("a fine-tuned model predicts on what its evaluation saw (the stored im
     precision: 'fp32',
     device: 'cpu',
     seed: 1,
-    report: false,
+    report: true,
     quiet: true,
     out,
   })
   const saved = await Model.load(path.join(out, 'last.safetensors'), { device: 'cpu' })
   t.deepEqual(saved.preprocessing, { resize: [72, 72] })
   t.deepEqual(saved.evalInputSize, [72, 72])
+  // The report's sample predictions feed the model at its evaluation size too.
+  t.true(fs.existsSync(path.join(out, 'report.html')), 'report.html written')
   const classes = fs.readdirSync(testDir).sort()
   const files = classes.flatMap((c, k) => fs.readdirSync(path.join(testDir, c)).sort().map((f) => ({ file: path.join(testDir, c, f), label: k })))
   const predicted = await saved.predict(files.map((f) => f.file))

@@ -305,7 +305,7 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
   let headerShown = ''
   // Evaluation batches of about 4 M input pixels: 1000 CIFAR images, 83 at 224×224, whose activations then stay
   // within a few hundred MB instead of several GB.
-  const [, inH, inW] = model.spec.inputShape
+  const [inH, inW] = model.evalInputSize
   const evalBatch = Math.max(16, Math.min(1000, Math.floor(2 ** 22 / (inH * inW))))
   const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { ...sync.evaluation(indices), batchSize: evalBatch, tta: config.tta, averaged: config.averaging === 'ema' })
 

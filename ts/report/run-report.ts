@@ -21,10 +21,10 @@ export async function samplesPng(set: ImageSet, indices: Int32Array): Promise<Bu
   return imageGrid(set, picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })), { columns, title: 'Training samples' })
 }
 
-/** The images at `picks` as the model's input: the centre of each, where the set stores them larger. */
+/** The images at `picks` as the model evaluates them: the centre of each at its evaluation input size. */
 function modelInputs(set: ImageSet, picks: readonly number[], model: Model): Uint8Array {
   const [c, h, w] = set.shape
-  const [, mh, mw] = model.spec.inputShape
+  const [mh, mw] = model.evalInputSize
   const [top, left] = [Math.floor((h - mh) / 2), Math.floor((w - mw) / 2)]
   const out = new Uint8Array(picks.length * c * mh * mw)
   picks.forEach((src, dst) => {
