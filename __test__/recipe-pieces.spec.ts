@@ -118,6 +118,11 @@ test('evalInputSize evaluates and predicts on the larger view with the same weig
   t.is((refused as Error & { code?: string }).code, 'INVALID_OPTION')
   t.regex(refused!.message, /evalInputSize.*40x40/)
   t.deepEqual(flat.evalInputSize, [32, 32])
+
+  // A smaller view works on data stored only that large.
+  small.setEvalInputSize([16, 16])
+  const tiny = await TensorDataset.create({ ...set, pixels: pixels.subarray(0, images * C * 16 * 16), shape: [C, 16, 16] })
+  t.is((await small.evaluate(tiny)).count, images)
 })
 
 test('an exponential moving average of the weights differs from them and evaluates better on a noisy run', async (t) => {

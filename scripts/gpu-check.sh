@@ -115,6 +115,9 @@ if [ "${1:-}" = "--finetune" ]; then
   trap 'rm -rf "$work"' EXIT
   echo "== machine ($(date +%T))"
   nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
+  # The addon loads the Python torch's libtorch (the one it was linked against here is not there).
+  torch_lib="$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+  export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   tar -xJf "$carry/node-env.tar.xz"
   export PATH="$PWD/target/gpu-check-build/node-bin:$PATH" CONVKIT_PYTHON="$python" PYTHON="$python" CONVKIT_CACHE_DIR="$work/convkit-cache"
   node --version

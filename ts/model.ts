@@ -68,8 +68,8 @@ export interface Preprocessing {
   /** Resize the shorter side to this many pixels, then take the centre (torchvision's `Resize` + `CenterCrop`). */
   resizeShorter?: number
   /**
-   * Stretch to `[height, width]`, then take the centre crop of the input size: how `train()` stores images (`size`)
-   * and evaluates them (`inputSize`), so a trained model predicts on what it was evaluated on.
+   * Stretch to `[height, width]`, then take the centre crop of the evaluation input size: how `train()` stores
+   * images (`size`) and evaluates them, so a trained model predicts on what it was evaluated on.
    */
   resize?: [height: number, width: number]
   /** The resampling filter, as the weights' own preprocessing names it. Defaults to sharp's Lanczos-3. */
@@ -342,7 +342,6 @@ export class Model {
     return model
   }
 
-  /** The type convolutions and linear layers compute in. */
   /** `[height, width]` that `evaluate()`, `predict()` and ONNX export feed the model: the spec's input unless set. */
   get evalInputSize(): [number, number] {
     return this.#evalInputSize ? [...this.#evalInputSize] : [this.spec.inputShape[1], this.spec.inputShape[2]]
@@ -361,13 +360,15 @@ export class Model {
    * model.setEvalInputSize([224, 224]) // trained on 192×192 crops of images stored at 224×224
    */
   setEvalInputSize(size: readonly [number, number] | null): void {
-    if (size !== null && !(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d >= 1))) {
-      throw new InputError('INVALID_OPTION', `option evalInputSize: expected [height, width], integers >= 1, got ${JSON.stringify(size)}`)
+    if (size !== null && !(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d >= 1 && d <= 65535))) {
+      throw new InputError('INVALID_OPTION', `option evalInputSize: expected [height, width], integers in [1, 65535], got ${JSON.stringify(size)}`)
     }
     callSync('setting the evaluation input size', () => this.#native.setEvalInputSize(size ? [...size] : null))
     const same = size && size[0] === this.spec.inputShape[1] && size[1] === this.spec.inputShape[2]
     this.#evalInputSize = size && !same ? [size[0], size[1]] : undefined
   }
+
+  /** The type convolutions and linear layers compute in. */
 
   get precision(): Precision {
     return this.#precision
@@ -583,7 +584,7 @@ export class Model {
   }
 
   /**
-   * Class probabilities for `count` uint8 images `[N, C, H, W]` at the model's input size, normalized as in
+   * Class probabilities for `count` uint8 images `[N, C, H, W]` at the model's evaluation input size, normalized as in
    * training: one Float32Array of `classes` per image.
    */
   async predictPixels(pixels: Uint8Array, count: number, options: { tta?: Tta } = {}): Promise<Float32Array[]> {

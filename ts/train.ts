@@ -70,7 +70,6 @@ function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], 
   return larger || config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 ? aug : undefined
 }
 
-/** The tensor prefix of a spec's classifier: its last linear layer, wherever it sits. */
 /** `evalInputSize`, checked against the stored images `[C, H, W]` it is a centre crop of. */
 function checkEvalInputSize(size: [number, number], stored: readonly number[]): [number, number] {
   if (size[0] > stored[1]! || size[1] > stored[2]!) {
@@ -79,6 +78,7 @@ function checkEvalInputSize(size: [number, number], stored: readonly number[]): 
   return size
 }
 
+/** The tensor prefix of a spec's classifier: its last linear layer, wherever it sits. */
 function classifierOf(model: Model): string {
   const head = model.layers().filter((l) => l.kind === 'linear').at(-1)?.name
   if (!head) throw new InputError('INVALID_OPTION', 'option freezeEpochs: the model has no linear layer to keep training while its body is frozen')
@@ -179,8 +179,12 @@ async function run(options: TrainOptions, joined: { sync?: TrainSync }): Promise
   }
   const inputSize = config.inputSize ?? (config.pretrained ? [...(pretrainedWeights(config.pretrained)?.preprocessing.inputSize ?? data.trainSet.shape.slice(1))] as [number, number] : null)
   let model: Model
-  if (previous) model = await Model.load(path.join(runDir, LAST), { device, forTraining: true })
-  else if (config.pretrained) {
+  if (previous) {
+    model = await Model.load(path.join(runDir, LAST), { device, forTraining: true })
+    // A run from before these were recorded predicts as its data is read now.
+    model.preprocessing = modelOptions.preprocessing
+    model.setEvalInputSize(modelOptions.evalInputSize ?? null)
+  } else if (config.pretrained) {
     const architecture = typeof config.model === 'function' ? config.model({ classes: data.classes.length, shape: data.trainSet.shape }) : config.model
     const created = await createPretrained(architecture, { ...modelOptions, pretrained: config.pretrained, inputSize: inputSize ?? undefined, cacheDir: config.cacheDir ?? undefined, quiet: config.quiet, signal: options.signal }, (s, o) =>
       Model.create(specForData(s, data.trainSet.shape, data.classes.length), o),

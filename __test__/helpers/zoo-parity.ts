@@ -70,6 +70,8 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m
 }
 
+/** Whether `ratio` is further off than `worst`: NaN is the worst of all and stays so. */
+const worse = (ratio: number, worst: number) => !Number.isNaN(worst) && (Number.isNaN(ratio) || ratio > worst)
 const byName = (tensors: TorchTensor[]) => new Map(tensors.map((x) => [x.name, x]))
 const shapes = (tensors: Iterable<TorchTensor>) => [...tensors].map((x) => `${x.name} [${x.shape.join(',')}]`).sort()
 
@@ -146,7 +148,7 @@ export async function zooParity(name: ZooName, dir: string, device: Device, scra
     const now = values(after.get(s.name), s.name)
     const expected = values(ref.get(s.name), s.name)
     const ratio = maxAbsDiff(before.map((b, i) => b - now[i]!), expected) / Math.max(maxAbs(expected), 1e-6 * largest)
-    if (ratio > worstGrad.ratio) Object.assign(worstGrad, { ratio, name: s.name })
+    if (worse(ratio, worstGrad.ratio)) Object.assign(worstGrad, { ratio, name: s.name })
   }
 
   // Running statistics after the step: momentum, unbiased variance and the step count as PyTorch updates them.
@@ -159,12 +161,12 @@ export async function zooParity(name: ZooName, dir: string, device: Device, scra
     statsCounted++
     if (bufferName.endsWith('num_batches_tracked')) {
       const [ours, theirs] = [torchTensorValues(after.get(bufferName)!), torchTensorValues(tensor)]
-      if (String(ours) !== String(theirs)) counterMismatches.push(bufferName)
+      if (ours.constructor !== theirs.constructor || String(ours) !== String(theirs)) counterMismatches.push(bufferName)
       continue
     }
     const expected = values(tensor, key)
     const ratio = maxAbsDiff(values(after.get(bufferName), bufferName), expected) / maxAbs(expected)
-    if (ratio > worstStat.ratio) Object.assign(worstStat, { ratio, name: bufferName })
+    if (worse(ratio, worstStat.ratio)) Object.assign(worstStat, { ratio, name: bufferName })
   }
   return {
     logitDiff,

@@ -38,7 +38,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const model = await loadModel(options.model as string, { device: 'cpu' })
   await model.exportOnnx(out, { opset })
   const megabytes = fs.statSync(out).size / 2 ** 20
-  const [c, h, w] = model.spec.inputShape
+  const c = model.spec.inputShape[0]
+  const [h, w] = model.evalInputSize
   console.log(`wrote ${out} (${megabytes.toFixed(1)} MiB): opset 17, input [N, ${c}, ${h}, ${w}] float32, logits [N, ${model.classes}]`)
   return 0
 }

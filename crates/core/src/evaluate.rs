@@ -9,7 +9,7 @@ use tch::{Kind, Reduction, Tensor};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Network;
-use crate::trainer::{check_dataset, eval_input_size};
+use crate::trainer::{check_dataset_at, eval_input_size};
 
 /// Test-time augmentation: the logits of several views of each image, averaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -90,7 +90,8 @@ pub fn evaluate(
     tta: Tta,
     cancel: &AtomicBool,
 ) -> Result<EvalCounts> {
-    check_dataset(net, data)?;
+    let out = eval_input_size(net);
+    check_dataset_at(net, data, out, "evaluation input size")?;
     if batch_size == 0 {
         return Err(Error::option("batchSize", "an integer > 0", 0));
     }
@@ -105,14 +106,7 @@ pub fn evaluate(
     let classes = net.classes();
     let k = classes.min(5);
     let device = net.device;
-    let out = eval_input_size(net);
-    if data.shape[1] < out[0] || data.shape[2] < out[1] {
-        return Err(Error::BadShape {
-            what: "dataset images".into(),
-            expected: format!("at least the evaluation input {}x{}", out[0], out[1]),
-            got: format!("{:?}", data.shape),
-        });
-    }
+
     let _guard = tch::no_grad_guard();
     let mut loss_sum = Tensor::f_zeros([], (Kind::Double, device))?;
     let mut top1 = Tensor::f_zeros([], (Kind::Int64, device))?;

@@ -168,14 +168,19 @@ pub fn eval_input_size(net: &Network) -> [i64; 2] {
     net.eval_input_size.unwrap_or_else(|| input_size(net))
 }
 
-/// Fails unless the dataset's images fit the network (same channels, at least its height and width), its
-/// classes are among the network's, and it lives on the network's device.
+/// Fails unless the dataset's images fit the network's input for training (same channels, at least its height
+/// and width), its classes are among the network's, and it lives on the network's device.
 pub fn check_dataset(net: &Network, data: &Dataset) -> Result<()> {
-    let [c, h, w] = net.spec.input_shape;
+    check_dataset_at(net, data, input_size(net), "inputShape")
+}
+
+/// As [`check_dataset`], for images fed to the network at `[h, w]`, the size `what` names.
+pub fn check_dataset_at(net: &Network, data: &Dataset, [h, w]: [i64; 2], what: &str) -> Result<()> {
+    let c = net.spec.input_shape[0];
     if data.shape[0] != c || data.shape[1] < h || data.shape[2] < w {
         return Err(Error::BadShape {
             what: "dataset images".into(),
-            expected: format!("[{c}, ≥{h}, ≥{w}] (the model's inputShape, or larger for crops)"),
+            expected: format!("[{c}, ≥{h}, ≥{w}] (the model's {what}, or larger for crops)"),
             got: format!("{:?}", data.shape),
         });
     }
