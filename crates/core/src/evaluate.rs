@@ -91,7 +91,12 @@ pub fn evaluate(
     cancel: &AtomicBool,
 ) -> Result<EvalCounts> {
     let out = eval_input_size(net);
-    check_dataset_at(net, data, out, "evaluation input size")?;
+    let field = if net.eval_input_size.is_some() {
+        "evalInputSize"
+    } else {
+        "inputShape"
+    };
+    check_dataset_at(net, data, out, field)?;
     if batch_size == 0 {
         return Err(Error::option("batchSize", "an integer > 0", 0));
     }
