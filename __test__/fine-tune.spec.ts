@@ -15,6 +15,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const LITE0_FILE = path.resolve(repo, '..', 'shared', 'models', 'efficientnet-lite0-57934424.pth')
 const withLite0 = needs(fs.existsSync(LITE0_FILE) ? null : `the shared weights file ${LITE0_FILE}`)
 const tmpdir = tempDirs('fine-tune')
+/** What every fine-tuning run here shares: no validation split, small batches on the CPU, one seed, no output. */
+const SMALL_RUN = { valSplit: 0, batchSize: 32, device: 'cpu', seed: 1, quiet: true } as const satisfies Partial<TrainOptions>
 
 withLite0('fine-tuning ImageNet weights beats the same network from scratch by a wide margin', async (t) => {
   const root = path.dirname(cifarSubset().train)
@@ -26,14 +28,10 @@ withLite0('fine-tuning ImageNet weights beats the same network from scratch by a
     inputSize: [64, 64],
     limitTrain: 400,
     limitTest: 500,
-    valSplit: 0,
     epochs: 3,
-    batchSize: 32,
     optimizer: 'adamw',
-    device: 'cpu',
-    seed: 1,
     report: false,
-    quiet: true,
+    ...SMALL_RUN,
   }
   const tuned = await train({ ...common, pretrained: LITE0_FILE, out: tmpdir() })
   const scratch = await train({ ...common, out: tmpdir() })
@@ -64,15 +62,11 @@ withLite0("a fine-tuned model predicts on what its evaluation saw (the stored im
     // FixRes: evaluate on the whole 72-pixel image, larger than the 64-pixel crops trained on.
     evalInputSize: [72, 72],
     limitTrain: 300,
-    valSplit: 0,
     epochs: 1,
-    batchSize: 32,
     precision: 'fp32',
-    device: 'cpu',
-    seed: 1,
     report: true,
-    quiet: true,
     out,
+    ...SMALL_RUN,
   })
   const saved = await Model.load(path.join(out, 'last.safetensors'), { device: 'cpu' })
   t.deepEqual(saved.preprocessing, { resize: [72, 72] })

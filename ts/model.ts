@@ -369,7 +369,6 @@ export class Model {
   }
 
   /** The type convolutions and linear layers compute in. */
-
   get precision(): Precision {
     return this.#precision
   }

@@ -111,7 +111,6 @@ pub fn evaluate(
     let classes = net.classes();
     let k = classes.min(5);
     let device = net.device;
-
     let _guard = tch::no_grad_guard();
     let mut loss_sum = Tensor::f_zeros([], (Kind::Double, device))?;
     let mut top1 = Tensor::f_zeros([], (Kind::Int64, device))?;

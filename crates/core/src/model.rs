@@ -125,13 +125,15 @@ fn init_tensor(decl: &TensorDecl, device: Device) -> Result<Tensor> {
 }
 
 /// The shapes of every node's parameter declarations, depth first.
-fn collect_param_shapes(nodes: &[Node], out: &mut Vec<Vec<i64>>) {
-    for node in nodes {
-        out.extend(node.param_decls.iter().map(|d| d.shape.clone()));
-        for branch in &node.branches {
-            collect_param_shapes(branch, out);
-        }
-    }
+fn param_shapes(nodes: &[Node]) -> Vec<Vec<i64>> {
+    nodes
+        .iter()
+        .flat_map(|node| {
+            let own = node.param_decls.iter().map(|d| d.shape.clone());
+            own.chain(node.branches.iter().flat_map(|branch| param_shapes(branch)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Points `to`'s nodes at the tensors of the same nodes in `from` (the same spec placed at another size).
@@ -227,18 +229,12 @@ impl Network {
     /// after a flatten of a spatial map does not.
     pub fn set_eval_input_size(&mut self, size: Option<[i64; 2]>) -> Result<()> {
         if let Some([h, w]) = size {
-            let accepted = h >= 1 && w >= 1 && {
-                let mut shapes = (Vec::new(), Vec::new());
-                match self.nodes_at([h, w]) {
-                    Ok(nodes) => {
-                        collect_param_shapes(&nodes, &mut shapes.0);
-                        collect_param_shapes(&self.nodes, &mut shapes.1);
-                        shapes.0 == shapes.1
-                            && nodes.last().map(|n| &n.output_shape) == self.nodes.last().map(|n| &n.output_shape)
-                    }
-                    Err(_) => false,
-                }
-            };
+            let output = |nodes: &[Node]| nodes.last().map(|n| n.output_shape.clone());
+            let accepted = h >= 1
+                && w >= 1
+                && self.nodes_at([h, w]).is_ok_and(|nodes| {
+                    param_shapes(&nodes) == param_shapes(&self.nodes) && output(&nodes) == output(&self.nodes)
+                });
             if !accepted {
                 let [_, sh, sw] = self.spec.input_shape;
                 return Err(Error::option(

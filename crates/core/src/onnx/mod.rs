@@ -25,6 +25,7 @@ use proto::{
 use crate::checkpoint::write_atomic;
 use crate::error::Result;
 use crate::model::Network;
+use crate::trainer::eval_input_size;
 
 /// The operator set exported models import: 17, so GELU is written out with `Erf` (ONNX's `Gelu` is opset 20).
 pub const OPSET: i64 = 17;
@@ -46,10 +47,8 @@ pub fn to_model(net: &Network, metadata: &BTreeMap<String, String>) -> Result<Mo
     metadata.insert(VERSION_KEY.into(), env!("CARGO_PKG_VERSION").into());
     let mut g = OnnxGraph::new(net, &[INPUT, OUTPUT]);
     // The graph takes the input prediction uses: the evaluation size when the network has one.
-    let [c, h, w] = match net.eval_input_size {
-        Some([h, w]) => [net.spec.input_shape[0], h, w],
-        None => net.spec.input_shape,
-    };
+    let c = net.spec.input_shape[0];
+    let [h, w] = eval_input_size(net);
     let resized;
     let nodes = match net.eval_input_size {
         Some(size) => {
