@@ -1,7 +1,8 @@
 // The opaque handles of c10d_bridge.h, for the bridge's own .cpp files (not part of the C API).
 #pragma once
-#include <functional>
 #include <vector>
+
+#include "guarded_call.h"
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
@@ -23,8 +24,6 @@ struct ck_c10d_work {
 };
 
 namespace ck_c10d {
-// Runs f, turning any exception into a malloc'ed message (NULL on success): the bridge's error convention.
-char* guarded_call(const std::function<void()>& f) noexcept;
 // Sums `t` over every rank of `backend` in place and waits (no extra bound: the group's timeout applies).
 void allreduce_sum(const c10::intrusive_ptr<c10d::Backend>& backend, bool host_tensors, at::Tensor& t);
 }  // namespace ck_c10d

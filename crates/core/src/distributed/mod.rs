@@ -7,7 +7,7 @@
 //! closes); one whose peer hangs fails after [`DistConfig::timeout`]. Either way the error names this rank and,
 //! in a group of two, the other; a failed group is not reused.
 
-mod ffi;
+pub(crate) mod ffi;
 mod grads;
 
 use std::ffi::{c_int, c_void, CString};

@@ -1,8 +1,7 @@
-//! Adam and AdamW, as `torch.optim.Adam(W)`'s single-tensor path computes them.
+//! Adam and AdamW, as `torch.optim.Adam(W)(fused=True)` computes them.
 
-use tch::Tensor;
-
-use super::{add_scaled, check, OptimizerConfig};
+use super::fused::{self, TensorLists};
+use super::{check, OptimizerConfig};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,35 +76,7 @@ impl AdamHyper {
     }
 }
 
-/// One Adam(W) update of `param` from `grad` at step `step` (1-based).
-#[allow(clippy::too_many_arguments)]
-pub fn update(
-    h: &AdamHyper,
-    lr: f64,
-    weight_decay: f64,
-    step: i64,
-    param: &mut Tensor,
-    grad: &Tensor,
-    mut exp_avg: Tensor,
-    mut exp_avg_sq: Tensor,
-) -> Result<()> {
-    let step = step as f64;
-    let g = if weight_decay == 0.0 {
-        grad.shallow_clone()
-    } else if h.decoupled {
-        let _ = param.f_mul_scalar_(1.0 - lr * weight_decay)?;
-        grad.shallow_clone()
-    } else {
-        add_scaled(grad, param, weight_decay)?
-    };
-    let _ = exp_avg.f_lerp_(&g, 1.0 - h.beta1)?;
-    let _ = exp_avg_sq.f_mul_scalar_(h.beta2)?;
-    let _ = exp_avg_sq.f_addcmul_(&g, &g.f_mul_scalar(1.0 - h.beta2)?)?;
-    let bias_correction1 = 1.0 - h.beta1.powf(step);
-    let bias_correction2_sqrt = (1.0 - h.beta2.powf(step)).sqrt();
-    let step_size = lr / bias_correction1;
-    let mut denom = exp_avg_sq.f_sqrt()?.f_div_scalar(bias_correction2_sqrt)?;
-    let _ = denom.f_add_scalar_(h.eps)?;
-    let _ = param.f_addcdiv_(&exp_avg.f_mul_scalar(-step_size)?, &denom)?;
-    Ok(())
+/// One Adam(W) step of every parameter in `lists` (`state`: exp_avg, exp_avg_sq) at `step` (1-based).
+pub fn update(h: &AdamHyper, lr: f64, weight_decay: f64, step: i64, lists: &TensorLists) -> Result<()> {
+    fused::adam(lists, step, lr, h.beta1, h.beta2, h.eps, weight_decay, h.decoupled)
 }

@@ -1,15 +1,16 @@
-//! Optimizers, written out with the same arithmetic as PyTorch's single-tensor implementations so that their
-//! state is ours to save and a resumed run continues exactly. Each optimizer is one variant of
-//! [`OptimizerConfig`] (its hyper-parameters, their defaults and checks) plus its update rule in a file of its
-//! own (`adam.rs`, `sgd.rs`). Parameter groups give some parameters their own learning-rate scale and decay.
+//! Optimizers: libtorch's fused kernels (torch.optim's `fused=True`, `fused.rs`) over state tensors kept here, so
+//! that the state is ours to save and a resumed run continues exactly. Each optimizer is one variant of
+//! [`OptimizerConfig`] (its hyper-parameters, their defaults and checks) plus its update in a file of its own
+//! (`adam.rs`, `sgd.rs`). Parameter groups give some parameters their own learning-rate scale and decay.
 
 mod adam;
+mod fused;
 mod sgd;
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::glob::glob_match;
@@ -157,17 +158,6 @@ impl OptimizerConfig {
     }
 }
 
-/// `a + alpha × b` rounded once, as PyTorch's `a.add(b, alpha=…)` computes it on the CPU (a fused multiply-add
-/// with `alpha` in float32). Evaluated in float64, where the product of two float32 values is exact, then rounded to
-/// float32; a plain multiply then add would round twice, and those one-ulp differences grow over Adam's steps.
-pub(crate) fn add_scaled(a: &Tensor, b: &Tensor, alpha: f64) -> Result<Tensor> {
-    let alpha = alpha as f32 as f64;
-    let wide = a
-        .f_to_kind(Kind::Double)?
-        .f_add(&b.f_to_kind(Kind::Double)?.f_mul_scalar(alpha)?)?;
-    Ok(wide.f_to_kind(a.kind())?)
-}
-
 pub(crate) fn check(field: &str, value: f64, ok: bool, expected: &str) -> Result<f64> {
     if value.is_finite() && ok {
         Ok(value)
@@ -231,6 +221,16 @@ impl ParamGroup {
         }
         Ok(())
     }
+}
+
+/// What the parameters updated by one fused call share.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct UpdateKey {
+    lr_scale: f64,
+    weight_decay: f64,
+    fresh: bool,
+    kind: Kind,
+    device: Device,
 }
 
 /// An optimizer with its per-parameter state: Adam's two moments, or SGD's momentum buffer.
@@ -302,53 +302,83 @@ impl Optimizer {
         s
     }
 
+    /// The state tensor `key` of parameter `like`, created as zeros at its first use (then `true`). The fused
+    /// kernels walk parameter and state storage in step, so a state tensor laid out otherwise (the parameter's
+    /// memory format changed after it was loaded) is laid out again like its parameter.
     fn state_for(&mut self, key: String, like: &Tensor) -> Result<(Tensor, bool)> {
         if let Some(t) = self.state.get(&key) {
-            return Ok((t.shallow_clone(), false));
+            if t.stride() == like.stride() {
+                return Ok((t.shallow_clone(), false));
+            }
+            let mut laid = like.f_zeros_like()?;
+            laid.f_copy_(t)?;
+            self.state.insert(key, laid.shallow_clone());
+            return Ok((laid, false));
         }
         let t = like.f_zeros_like()?;
         self.state.insert(key, t.shallow_clone());
         Ok((t, true))
     }
 
-    /// Applies one update from the gradients held by the trainable `params`, then zeroes those gradients.
+    /// Applies one update from the gradients held by the trainable `params`, then zeroes those gradients. The
+    /// parameters that share an update (learning-rate scale, weight decay, device and dtype, and for SGD whether
+    /// their momentum buffers are new) go through the fused kernel together.
     pub fn step(&mut self, params: &mut [Param]) -> Result<()> {
         self.step += 1;
         let _guard = tch::no_grad_guard();
-        for p in params.iter_mut().filter(|p| p.trainable) {
-            let mut grad = p.tensor.grad();
+        let suffixes: &[&str] = match self.hyper {
+            Hyper::Sgd(h) if h.momentum == 0.0 => &[],
+            _ => self.state_suffixes(),
+        };
+        let mut batches: Vec<(UpdateKey, fused::TensorLists)> = Vec::new();
+        let mut grads = Vec::new();
+        for p in params.iter().filter(|p| p.trainable) {
+            let grad = p.tensor.grad();
             if !grad.defined() {
                 continue;
             }
-            let (scale, weight_decay) = self.scales(p);
-            let lr = self.lr * scale;
-            match self.hyper {
-                Hyper::Adam(h) => {
-                    let (exp_avg, _) = self.state_for(format!("{}.exp_avg", p.name), &p.tensor)?;
-                    let (exp_avg_sq, _) = self.state_for(format!("{}.exp_avg_sq", p.name), &p.tensor)?;
-                    adam::update(
-                        &h,
-                        lr,
-                        weight_decay,
-                        self.step,
-                        &mut p.tensor,
-                        &grad,
-                        exp_avg,
-                        exp_avg_sq,
-                    )?;
-                }
-                Hyper::Sgd(h) => {
-                    let buffer = if h.momentum != 0.0 {
-                        Some(self.state_for(format!("{}.momentum_buffer", p.name), &p.tensor)?)
-                    } else {
-                        None
-                    };
-                    sgd::update(&h, lr, weight_decay, &mut p.tensor, &grad, buffer)?;
-                }
+            let (lr_scale, weight_decay) = self.scales(p);
+            let mut state = Vec::with_capacity(suffixes.len());
+            let mut fresh = false;
+            for suffix in suffixes {
+                let (t, new) = self.state_for(format!("{}.{suffix}", p.name), &p.tensor)?;
+                fresh |= new;
+                state.push(t);
             }
-            let _ = grad.f_zero_()?;
+            let key = UpdateKey {
+                lr_scale,
+                weight_decay,
+                // Adam's new moments are zeros like any others; SGD's new buffers take the gradient as they are.
+                fresh: fresh && matches!(self.hyper, Hyper::Sgd(_)),
+                kind: p.tensor.kind(),
+                device: p.tensor.device(),
+            };
+            let lists = match batches.iter().position(|(k, _)| *k == key) {
+                Some(i) => &mut batches[i].1,
+                None => {
+                    let lists = fused::TensorLists {
+                        state: suffixes.iter().map(|_| Vec::new()).collect(),
+                        ..Default::default()
+                    };
+                    batches.push((key, lists));
+                    &mut batches.last_mut().expect("just pushed").1
+                }
+            };
+            lists.params.push(p.tensor.shallow_clone());
+            lists.grads.push(grad.shallow_clone());
+            for (list, t) in lists.state.iter_mut().zip(state) {
+                list.push(t);
+            }
+            grads.push(grad);
         }
-        Ok(())
+        for (key, lists) in &batches {
+            let lr = self.lr * key.lr_scale;
+            match self.hyper {
+                Hyper::Adam(h) => adam::update(&h, lr, key.weight_decay, self.step, lists)?,
+                Hyper::Sgd(h) => sgd::update(&h, lr, key.weight_decay, lists, key.fresh)?,
+            }
+        }
+        fused::zero(&grads)
     }
 
     /// The state tensor suffixes this optimizer keeps per parameter.

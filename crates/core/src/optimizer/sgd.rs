@@ -1,9 +1,8 @@
-//! SGD with momentum, dampening and Nesterov, as `torch.optim.SGD`'s single-tensor path computes it, with an
-//! optional decoupled weight decay.
+//! SGD with momentum, dampening and Nesterov, as `torch.optim.SGD(fused=True)` computes it, with an optional
+//! decoupled weight decay.
 
-use tch::Tensor;
-
-use super::{add_scaled, check, OptimizerConfig};
+use super::fused::{self, TensorLists};
+use super::{check, OptimizerConfig};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,37 +69,17 @@ impl SgdHyper {
     }
 }
 
-/// One SGD update of `param`; `buffer` is the momentum buffer and whether it was just created.
-pub fn update(
-    h: &SgdHyper,
-    lr: f64,
-    weight_decay: f64,
-    param: &mut Tensor,
-    grad: &Tensor,
-    buffer: Option<(Tensor, bool)>,
-) -> Result<()> {
-    let mut g = if weight_decay == 0.0 {
-        grad.shallow_clone()
-    } else if h.decoupled {
-        let _ = param.f_mul_scalar_(1.0 - lr * weight_decay)?;
-        grad.shallow_clone()
-    } else {
-        add_scaled(grad, param, weight_decay)?
-    };
-    // Every `add(…, alpha=…)` of torch.optim.SGD, rounded as it rounds them (see `add_scaled`).
-    if let Some((mut buf, fresh)) = buffer {
-        if fresh {
-            buf.f_copy_(&g)?;
-        } else {
-            let _ = buf.f_mul_scalar_(h.momentum)?;
-            buf.f_copy_(&add_scaled(&buf, &g, 1.0 - h.dampening)?)?;
-        }
-        g = if h.nesterov {
-            add_scaled(&g, &buf, h.momentum)?
-        } else {
-            buf
-        };
-    }
-    param.f_copy_(&add_scaled(param, &g, -lr)?)?;
-    Ok(())
+/// One SGD step of every parameter in `lists` (`state`: the momentum buffers, when there is momentum);
+/// `first_step`: the buffers are new.
+pub fn update(h: &SgdHyper, lr: f64, weight_decay: f64, lists: &TensorLists, first_step: bool) -> Result<()> {
+    fused::sgd(
+        lists,
+        lr,
+        h.momentum,
+        h.dampening,
+        h.nesterov,
+        weight_decay,
+        h.decoupled,
+        first_step,
+    )
 }
