@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EarlyStopping, InputError, Model, TensorDataset, readImageFolder, referenceCnn, train } from '../ts/index.ts'
-import type { HistoryFile, TrainContext } from '../ts/index.ts'
+import type { HistoryFile, StepResult, TrainContext } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -188,7 +188,7 @@ test('a schedule sets the rate per batch, and the epoch records the last one', a
     lr: 0.01,
     schedule: 'linear',
     warmup: 0.25,
-    onBatchEnd: (_b: number, _s: unknown, ctx: TrainContext) => void rates.push(ctx.model.learningRate),
+    onBatchEnd: (_b: number, step: StepResult) => void rates.push(step.lr),
   })
   // 4 batches × 2 epochs = 8 steps: warmup over the first 25 % of progress, then linear to 0.
   t.is(rates.length, 8)

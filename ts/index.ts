@@ -36,6 +36,7 @@ export type {
   SaveOptions,
   StepOptions,
   StepResult,
+  TrainBatch,
   Tta,
 } from './model.ts'
 export type { ParamGroup } from './binding.ts'

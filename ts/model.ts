@@ -118,6 +118,12 @@ export interface StepOptions {
   stop?: boolean
 }
 
+/** One batch of `Model.trainBatches`: the dataset indices of its images, and the step's options. */
+export interface TrainBatch {
+  indices: Int32Array | readonly number[]
+  options?: StepOptions
+}
+
 export interface StepResult {
   /** Mean cross-entropy of the batch (without label smoothing), before the update. */
   loss: number
@@ -126,6 +132,8 @@ export interface StepResult {
   /** Images whose label was among the five highest scores. */
   top5Correct: number
   count: number
+  /** The learning rate of this step's update, before parameter-group scales. */
+  lr: number
   /** The predicted class of each image of the batch. */
   predicted: Int32Array
   /** With a process group attached: some rank passed `stop` to this step, so every rank should stop now. */
@@ -213,6 +221,13 @@ function checkSeed(field: string, seed: number | undefined): void {
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) {
     throw new InputError('INVALID_OPTION', `option ${field}: expected an integer in [0, 2^32), got ${seed}`)
   }
+}
+
+/** A training step's indices as Int32, after checking the step's seeds. */
+function checkedStep(indices: Int32Array | readonly number[], options: StepOptions): Int32Array {
+  checkSeed('batchSeed', options.batchSeed)
+  checkSeed('runSeed', options.runSeed)
+  return toInt32(indices, 'indices')
 }
 
 const META = {
@@ -403,7 +418,11 @@ export class Model {
     return callSync('reading the optimizer', () => this.#native.optimizerStep())
   }
 
-  /** The learning rate of the next step, before parameter-group scales. */
+  /**
+   * The learning rate last set, before parameter-group scales: the next `trainBatch` uses it unless given its own.
+   * Inside `trainBatches` (and so in `train()`'s `onBatchEnd`) the step after the one just reported is already
+   * queued, with its rate and its update; each step's own rate is its report's `lr`.
+   */
   get learningRate(): number {
     return callSync('reading the optimizer', () => this.#native.lr())
   }
@@ -484,10 +503,51 @@ export class Model {
    * with this step's learning rate and augmentation.
    */
   async trainBatch(data: TensorDataset, indices: Int32Array | readonly number[], options: StepOptions = {}): Promise<StepResult> {
-    const index = toInt32(indices, 'indices')
-    checkSeed('batchSeed', options.batchSeed)
-    checkSeed('runSeed', options.runSeed)
+    const index = checkedStep(indices, options)
     return call('training step', () => this.#native.trainBatch(datasetHandle(data), index, options))
+  }
+
+  /**
+   * Training steps on the dataset, one per batch of `batches`, yielding each step's report in order: the same
+   * steps and reports as `trainBatch` on each batch in turn, but pipelined, so a GPU never waits for the host
+   * between steps: once step b is queued, batch b + 1 is taken from `batches` and queued too, and only then is
+   * step b's report read back (which waits for the device). So while a report is being handled the model already
+   * holds the next step's update, and a consumer that stops early still trains the one step already queued.
+   *
+   * @example
+   * for await (const step of model.trainBatches(train, [{ indices: [0, 1, 2, 3] }, { indices: [4, 5, 6, 7] }])) {
+   *   console.log(step.loss)
+   * }
+   */
+  async *trainBatches(data: TensorDataset, batches: Iterable<TrainBatch>): AsyncGenerator<StepResult> {
+    const launch = ({ indices, options = {} }: TrainBatch): Promise<void> => {
+      const index = checkedStep(indices, options)
+      return call('training step', () => this.#native.launchTrainBatch(datasetHandle(data), index, options))
+    }
+    const finish = () => call('training step', () => this.#native.finishTrainBatch())
+    const source = batches[Symbol.iterator]()
+    let queued = 0
+    try {
+      let next = source.next()
+      if (next.done) return
+      await launch(next.value)
+      queued++
+      for (;;) {
+        next = source.next()
+        // Queued before the report below is asked for: the libtorch thread takes calls in the order they are made.
+        const launched = next.done ? undefined : launch(next.value)
+        const [report, queuing] = await Promise.allSettled([finish(), launched])
+        queued += (launched && queuing.status === 'fulfilled' ? 1 : 0) - 1
+        if (report.status === 'rejected') throw report.reason
+        if (queuing.status === 'rejected') throw queuing.reason
+        const step = report.value
+        yield step
+        if (!launched) return
+      }
+    } finally {
+      // Stopped early (or failed): read back what is still queued, so the next call starts with an empty queue.
+      for (; queued > 0; queued--) await finish().catch(() => {})
+    }
   }
 
   /**

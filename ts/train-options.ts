@@ -319,6 +319,10 @@ interface RuntimeOptions {
   /** More callbacks, run after the built-in History, EarlyStopping and ModelCheckpoint. Each is reset when the run starts. */
   callbacks?: Callback[]
   onEpochEnd?: (record: EpochRecord, ctx: TrainContext) => void | Promise<void>
+  /**
+   * After each training step's report is read back. Steps are pipelined (`Model.trainBatches`), so by then the
+   * next step of the epoch is already queued: the model's weights and `learningRate` are that step's.
+   */
   onBatchEnd?: (batch: number, step: StepResult, ctx: TrainContext) => void | Promise<void>
 }
 

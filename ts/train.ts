@@ -90,12 +90,18 @@ function splitMetrics(m: EvalMetrics, withConfusion: boolean): SplitMetrics {
   return withConfusion ? { ...rest, confusion } : rest
 }
 
-/** The training steps of one resident epoch: batch `b` is `order`'s b-th slice, trained with `optionsOf(b)`. */
+/**
+ * The training steps of one resident epoch: batch `b` is `order`'s b-th slice, trained with `optionsOf(b)`,
+ * pipelined (`Model.trainBatches`: the next step is queued on the device before this one's report is read).
+ */
 async function* residentSteps(model: Model, data: TensorDataset, order: Int32Array, batches: number, batchSize: number, optionsOf: (batch: number) => StepOptions): AsyncGenerator<TrainedBatch> {
-  for (let b = 0; b < batches; b++) {
-    const indices = order.subarray(b * batchSize, (b + 1) * batchSize)
-    const step = await model.trainBatch(data, indices, optionsOf(b))
-    yield { step, labels: indices.map((i) => data.labels[i]!) }
+  const slice = (b: number) => order.subarray(b * batchSize, (b + 1) * batchSize)
+  function* plan() {
+    for (let b = 0; b < batches; b++) yield { indices: slice(b), options: optionsOf(b) }
+  }
+  let b = 0
+  for await (const step of model.trainBatches(data, plan())) {
+    yield { step, labels: slice(b++).map((i) => data.labels[i]!) }
   }
 }
 

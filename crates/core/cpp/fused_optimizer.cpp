@@ -94,4 +94,15 @@ char* ck_zero_tensors(void* const* tensors, int64_t n) {
   });
 }
 
+char* ck_lerp_tensors(void* const* targets, void* const* ends, int64_t n, double weight, int copy_back) {
+  return ck_c10d::guarded_call([&] {
+    if (n == 0) return;
+    at::NoGradGuard no_grad;
+    auto ts = tensor_list(targets, n);
+    auto es = tensor_list(ends, n);
+    at::_foreach_lerp_(ts, es, weight);
+    if (copy_back) at::_foreach_copy_(es, ts);
+  });
+}
+
 }  // extern "C"

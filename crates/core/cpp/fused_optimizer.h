@@ -32,6 +32,10 @@ char* ck_fused_adam(void* const* params, void* const* grads, void* const* exp_av
 // Zeroes every tensor of the list.
 char* ck_zero_tensors(void* const* tensors, int64_t n);
 
+// Weight averaging's updates (src/averaging.rs): targets[i] += weight × (ends[i] − targets[i]), then, when `copy_back`,
+// ends[i] = targets[i] (Lookahead resets the fast weights to the slow ones). The lists may mix dtypes.
+char* ck_lerp_tensors(void* const* targets, void* const* ends, int64_t n, double weight, int copy_back);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::transfer::to_device;
 
 /// How the border is filled for random crops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -135,7 +136,7 @@ fn reflect(v: i64, n: i64) -> i64 {
 }
 
 fn index_tensor(v: &[i64], shape: [i64; 4], device: Device) -> Result<Tensor> {
-    Ok(Tensor::f_from_slice(v)?.f_view(shape)?.f_to_device(device)?)
+    to_device(Tensor::f_from_slice(v)?.f_view(shape)?, device)
 }
 
 /// Crops `out` (`[h, w]`) from each image of a uint8 batch `[N, C, H, W]`: at a random offset within `padding`
@@ -239,9 +240,7 @@ pub fn resized_crop(
         let ty = (2.0 * top as f64 + bh as f64) / h as f64 - 1.0;
         theta.extend_from_slice(&[(sx * mirror) as f32, 0.0, tx as f32, 0.0, sy as f32, ty as f32]);
     }
-    let theta = Tensor::f_from_slice(&theta)?
-        .f_view([n, 2, 3])?
-        .f_to_device(batch.device())?;
+    let theta = to_device(Tensor::f_from_slice(&theta)?.f_view([n, 2, 3])?, batch.device())?;
     let grid = Tensor::f_affine_grid_generator(&theta, [n, c, out[0], out[1]], false)?;
     Ok(batch.f_grid_sampler(&grid, 0, 0, false)?)
 }
@@ -259,9 +258,7 @@ pub fn cutout(batch: &Tensor, size: i64, draw: &Draw) -> Result<Tensor> {
             }
         }
     }
-    let mask = Tensor::f_from_slice(&mask)?
-        .f_view([n, 1, h, w])?
-        .f_to_device(batch.device())?;
+    let mask = to_device(Tensor::f_from_slice(&mask)?.f_view([n, 1, h, w])?, batch.device())?;
     Ok(batch.f_mul(&mask.f_to_kind(batch.kind())?)?)
 }
 

@@ -7,6 +7,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::model::Network;
+use crate::optimizer::fused;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,13 +105,7 @@ impl Averager {
         let decay = self.config.decay_at(step);
         let lookahead = self.config.mode == AveragingMode::Lookahead;
         let _guard = tch::no_grad_guard();
-        for (avg, t) in self.average.iter_mut().zip(float_tensors(net)) {
-            let _ = avg.f_lerp_(t, 1.0 - decay)?;
-            if lookahead {
-                t.f_copy_(avg)?;
-            }
-        }
-        Ok(())
+        fused::lerp(&self.average, &float_tensors(net), 1.0 - decay, lookahead)
     }
 
     /// Exchanges the network's weights with the averaged ones (call again to swap back).

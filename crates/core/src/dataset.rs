@@ -141,7 +141,7 @@ impl Dataset {
                 got: bad.to_string(),
             });
         }
-        Ok(Tensor::f_from_slice(indices)?.f_to_device(self.device())?)
+        crate::transfer::to_device(Tensor::f_from_slice(indices)?, self.device())
     }
 
     /// The images at `indices` as normalized floats of `out` (`[height, width]`) and their labels: the centre

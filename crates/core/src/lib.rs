@@ -23,6 +23,7 @@ pub mod optimizer;
 pub mod runtime;
 pub mod spec;
 pub mod trainer;
+pub mod transfer;
 pub mod whitening;
 
 pub use dataset::{Dataset, Normalization};
@@ -32,4 +33,4 @@ pub use layers::{Layer, LAYER_TYPES};
 pub use model::{Network, Precision};
 pub use optimizer::{Optimizer, OptimizerConfig, ParamGroup};
 pub use spec::{LayerRow, ModelSpec};
-pub use trainer::{StepOutput, Trainer};
+pub use trainer::{PendingStep, StepOutput, Trainer};

@@ -23,14 +23,50 @@ pub struct StepOutput {
     /// Images whose label is among the five highest scores.
     pub top5_correct: i64,
     pub count: i64,
+    /// The learning rate of this step's update, before parameter groups' scales.
+    pub lr: f64,
     /// The predicted class of each image, in batch order.
     pub predicted: Vec<i64>,
     /// Data-parallel: whether any rank asked to stop after this step (always false in a single process).
     pub stop_requested: bool,
     /// Data-parallel: seconds spent averaging the gradients over the ranks (0 in a single process).
     pub allreduce_seconds: f64,
-    /// Wall time of the whole step, in seconds.
+    /// Wall time spent on the step in native code (its launch, and reading its report back), in seconds.
     pub seconds: f64,
+}
+
+/// A launched training step whose report is still on the device (see [`Trainer::launch_step`]).
+#[derive(Debug)]
+pub struct PendingStep {
+    /// `[mean loss, top-1 hits, top-5 hits, predicted class of each image…]`, float64.
+    report: Tensor,
+    count: i64,
+    lr: f64,
+    stop_requested: bool,
+    allreduce_seconds: f64,
+    launch_seconds: f64,
+}
+
+impl PendingStep {
+    /// Waits for the step's kernels and reads its report back.
+    pub fn finish(self) -> Result<StepOutput> {
+        let started = Instant::now();
+        let host = self.report.f_to_device(tch::Device::Cpu)?;
+        let len = host.numel();
+        let mut values = vec![0f64; len];
+        host.f_copy_data(&mut values, len)?;
+        Ok(StepOutput {
+            loss: values[0],
+            correct: values[1] as i64,
+            top5_correct: values[2] as i64,
+            count: self.count,
+            lr: self.lr,
+            predicted: values[3..].iter().map(|&c| c as i64).collect(),
+            stop_requested: self.stop_requested,
+            allreduce_seconds: self.allreduce_seconds,
+            seconds: self.launch_seconds + started.elapsed().as_secs_f64(),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -79,8 +115,15 @@ impl Trainer {
         Ok(())
     }
 
-    /// Forward, loss, backward, an optimizer step and the averaging on a normalized float batch.
+    /// Forward, loss, backward, an optimizer step and the averaging on a normalized float batch, with its report.
     pub fn step(&mut self, x: &Tensor, y: &Tensor) -> Result<StepOutput> {
+        self.launch_step(x, y)?.finish()
+    }
+
+    /// The work of [`Trainer::step`] without reading its report back: on a GPU the kernels are queued and this
+    /// returns before they run; [`PendingStep::finish`] waits for them. Launching the next step before finishing
+    /// this one keeps the GPU busy while the host reads the report and prepares the next batch.
+    pub fn launch_step(&mut self, x: &Tensor, y: &Tensor) -> Result<PendingStep> {
         if !self.net.params.iter().any(|p| p.trainable) {
             return Err(Error::option(
                 "trainable parameters",
@@ -106,27 +149,29 @@ impl Trainer {
         if let Some(avg) = &mut self.averager {
             avg.after_step(&mut self.net, self.optimizer.step)?;
         }
-        let count = y.size()[0];
-        let (top1, top5, predicted) = tch::no_grad(|| -> Result<(i64, i64, Vec<i64>)> {
+        // The report as one tensor on the device (mean loss, top-1 and top-5 hits, then each image's predicted
+        // class), so that reading it back is a single copy.
+        let report = tch::no_grad(|| -> Result<Tensor> {
             let k = logits.size()[1].min(5);
             let (_, top) = logits.f_topk(k, 1, true, true)?;
             let hits = top.f_eq_tensor(&y.f_unsqueeze(1)?)?;
-            let top1 = hits.f_select(1, 0)?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
-            let top5 = hits.f_sum(Kind::Int64)?.f_int64_value(&[])?;
-            let first = top.f_select(1, 0)?.f_to_device(tch::Device::Cpu)?;
-            let mut predicted = vec![0i64; count as usize];
-            first.f_copy_data(&mut predicted, count as usize)?;
-            Ok((top1, top5, predicted))
+            let sums = Tensor::f_stack(
+                &[
+                    nll.f_mean(Kind::Double)?,
+                    hits.f_select(1, 0)?.f_sum(Kind::Double)?,
+                    hits.f_sum(Kind::Double)?,
+                ],
+                0,
+            )?;
+            Ok(Tensor::f_cat(&[sums, top.f_select(1, 0)?.f_to_kind(Kind::Double)?], 0)?)
         })?;
-        Ok(StepOutput {
-            loss: nll.f_mean(Kind::Double)?.f_double_value(&[])?,
-            correct: top1,
-            top5_correct: top5,
-            count,
-            predicted,
+        Ok(PendingStep {
+            report,
+            count: y.size()[0],
+            lr: self.optimizer.lr,
             stop_requested: synced.stop_requested,
             allreduce_seconds: synced.seconds,
-            seconds: started.elapsed().as_secs_f64(),
+            launch_seconds: started.elapsed().as_secs_f64(),
         })
     }
 
@@ -137,6 +182,16 @@ impl Trainer {
         indices: &[i64],
         augment: Option<(&Augment, &Draw)>,
     ) -> Result<StepOutput> {
+        self.launch_step_indices(data, indices, augment)?.finish()
+    }
+
+    /// [`Trainer::step_indices`] without reading the report back (see [`Trainer::launch_step`]).
+    pub fn launch_step_indices(
+        &mut self,
+        data: &Dataset,
+        indices: &[i64],
+        augment: Option<(&Augment, &Draw)>,
+    ) -> Result<PendingStep> {
         check_dataset(&self.net, data)?;
         if indices.is_empty() {
             return Err(Error::BadShape {
@@ -146,7 +201,7 @@ impl Trainer {
             });
         }
         let (x, y) = data.batch(indices, input_size(&self.net), augment)?;
-        self.step(&x, &y)
+        self.launch_step(&x, &y)
     }
 
     /// A step on already normalized floats `[N, C, H, W]` sent from the caller.

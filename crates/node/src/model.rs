@@ -1,6 +1,6 @@
 //! `NativeModel`: a network with its optimizer, stepped, evaluated, saved and loaded off the JS thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use convkit_core::distributed::GradSync;
 use convkit_core::evaluate::{logits, probabilities};
 use convkit_core::glob::glob_match;
 use convkit_core::trainer::{eval_input_size, floats_to_batch, pixels_to_batch};
-use convkit_core::{runtime, EvalCounts, ModelSpec, Network, Normalization, StepOutput, Trainer};
+use convkit_core::{runtime, EvalCounts, ModelSpec, Network, Normalization, PendingStep, StepOutput, Trainer};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
 use napi_derive::napi;
 use tch::Device;
@@ -34,6 +34,8 @@ pub struct BindingStep {
     pub top5_correct: i64,
     /// Images in the batch.
     pub count: i64,
+    /// The learning rate of this step's update, before parameter groups' scales.
+    pub lr: f64,
     /// The predicted class of each image.
     pub predicted: Int32Array,
     /// Data-parallel: whether some rank asked every rank to stop after this step.
@@ -51,6 +53,7 @@ impl From<StepOutput> for BindingStep {
             correct: s.correct,
             top5_correct: s.top5_correct,
             count: s.count,
+            lr: s.lr,
             predicted: Int32Array::new(s.predicted.iter().map(|&p| p as i32).collect()),
             stop_requested: s.stop_requested,
             allreduce_seconds: s.allreduce_seconds,
@@ -118,6 +121,8 @@ pub struct NativeModel {
     metadata: HashMap<String, String>,
     /// Averaged weights read from a checkpoint, waiting for `setAveraging` to say how to continue them.
     pending_average: Arc<Mutex<Option<Vec<tch::Tensor>>>>,
+    /// Steps launched by `launchTrainBatch` whose reports `finishTrainBatch` has not read yet, oldest first.
+    launched: Arc<Mutex<VecDeque<PendingStep>>>,
 }
 
 impl NativeModel {
@@ -130,6 +135,7 @@ impl NativeModel {
             inner: Arc::new(Mutex::new(trainer)),
             metadata,
             pending_average: Arc::new(Mutex::new(average)),
+            launched: Arc::new(Mutex::new(VecDeque::new())),
         }
     }
 
@@ -267,6 +273,52 @@ impl NativeModel {
             },
             |_, s| Ok(s.into()),
         )
+    }
+
+    /// `trainBatch` without its report: queues the step (on a GPU it returns before the kernels run) for
+    /// `finishTrainBatch` to read. Launching step b + 1 before finishing step b keeps a GPU busy in between.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn launch_train_batch(
+        &self,
+        dataset: &NativeDataset,
+        indices: Int32Array,
+        options: BindingStepOptions,
+    ) -> AsyncTask<TorchTask<(), ()>> {
+        let data = Arc::clone(&dataset.inner);
+        let indices = indices_i64(&indices);
+        let launched = Arc::clone(&self.launched);
+        self.task(
+            move |t| {
+                if let Some(lr) = options.lr {
+                    t.optimizer.set_lr(lr)?;
+                }
+                vote(t, options.stop);
+                let augment = options.augment()?;
+                let step = t.launch_step_indices(&lock(&data), &indices, augment.as_ref().map(|(a, d)| (a, d)))?;
+                lock(&launched).push_back(step);
+                Ok(())
+            },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// Waits for the oldest step queued by `launchTrainBatch` and reads its report.
+    #[napi(ts_return_type = "Promise<BindingStep>")]
+    pub fn finish_train_batch(&self) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
+        let launched = Arc::clone(&self.launched);
+        AsyncTask::new(TorchTask::new(
+            move || {
+                let step = lock(&launched)
+                    .pop_front()
+                    .ok_or_else(|| convkit_core::Error::InvalidOption {
+                        field: "finishTrainBatch".into(),
+                        expected: "a step launched by launchTrainBatch first".into(),
+                        got: "none waiting".into(),
+                    })?;
+                step.finish()
+            },
+            |_, s| Ok(s.into()),
+        ))
     }
 
     /// One training step on uint8 images `[N, C, H, W]` sent from JavaScript (a streamed batch), normalized with

@@ -37,6 +37,13 @@ extern "C" {
         decoupled: c_int,
     ) -> *mut c_char;
     fn ck_zero_tensors(tensors: *const *mut c_void, n: i64) -> *mut c_char;
+    fn ck_lerp_tensors(
+        targets: *const *mut c_void,
+        ends: *const *mut c_void,
+        n: i64,
+        weight: f64,
+        copy_back: c_int,
+    ) -> *mut c_char;
 }
 
 /// The tensors of one fused call: parameters, their gradients and their state lists (Adam's two moments, or
@@ -49,8 +56,8 @@ pub struct TensorLists {
     pub state: Vec<Vec<Tensor>>,
 }
 
-fn pointers(tensors: &[Tensor]) -> Vec<*mut c_void> {
-    tensors.iter().map(|t| t.as_ptr() as *mut c_void).collect()
+fn pointers<T: std::borrow::Borrow<Tensor>>(tensors: &[T]) -> Vec<*mut c_void> {
+    tensors.iter().map(|t| t.borrow().as_ptr() as *mut c_void).collect()
 }
 
 fn checked(what: &str, err: *mut c_char) -> Result<()> {
@@ -146,5 +153,28 @@ pub fn zero(tensors: &[Tensor]) -> Result<()> {
     // SAFETY: as in `sgd`.
     checked("zeroing the gradients", unsafe {
         ck_zero_tensors(ptrs.as_ptr(), ptrs.len() as i64)
+    })
+}
+
+/// `targets[i] += weight × (ends[i] − targets[i])` for every i, then with `copy_back` `ends[i] = targets[i]`: weight
+/// averaging's update, two launches per device on CUDA whatever the number of tensors.
+pub fn lerp(targets: &[Tensor], ends: &[&mut Tensor], weight: f64, copy_back: bool) -> Result<()> {
+    if targets.len() != ends.len() {
+        return Err(Error::Torch(tch::TchError::Torch(format!(
+            "averaging: {} averaged tensors for {} weights",
+            targets.len(),
+            ends.len()
+        ))));
+    }
+    let (targets, ends) = (pointers(targets), pointers(ends));
+    // SAFETY: as in `sgd`.
+    checked("averaging the weights", unsafe {
+        ck_lerp_tensors(
+            targets.as_ptr(),
+            ends.as_ptr(),
+            targets.len() as i64,
+            weight,
+            copy_back as c_int,
+        )
     })
 }

@@ -4,7 +4,7 @@
 //! (`adam.rs`, `sgd.rs`). Parameter groups give some parameters their own learning-rate scale and decay.
 
 mod adam;
-mod fused;
+pub(crate) mod fused;
 mod sgd;
 
 use std::collections::HashMap;
