@@ -74,8 +74,10 @@ test('a batch that fails rejects the loop, names the problem, and leaves nothing
   })
   t.is((err as Error & { code?: string }).code, 'BAD_SHAPE')
   t.regex(err!.message, /indices\[2\].*0\.\.2000.*5000/)
-  t.is(seen.length, 1)
-  t.is(model.optimizerStep, 2, 'the steps before the bad batch were trained')
+  // Both steps before the bad batch trained and are reported, though the second one's report was read after the
+  // bad batch had been refused.
+  t.is(seen.length, 2)
+  t.is(model.optimizerStep, 2)
   const after = await model.trainBatch(train, batches[3]!.indices, batches[3]!.options)
   t.is(after.count, BATCH)
   t.is(model.optimizerStep, 3)
@@ -91,4 +93,20 @@ test('training calls made together run in the order they were made', async (t) =
     const together = await Promise.all(batches.map(({ indices, options }) => b.trainBatch(train, indices, options)))
     t.deepEqual(together.map(report), expected, `round ${round}`)
   }
+})
+
+test('two loops on one model at once each get their own steps\' reports', async (t) => {
+  const { train } = await loaded
+  const model = fresh()
+  const plan = (size: number, lr: number): TrainBatch[] =>
+    Array.from({ length: 4 }, (_, b) => ({ indices: Int32Array.from({ length: size }, (_, i) => (b * size + i) % 2000), options: { lr } }))
+  const consume = async (list: TrainBatch[]) => {
+    const out: StepResult[] = []
+    for await (const step of model.trainBatches(train, list)) out.push(step)
+    return out
+  }
+  const [wide, narrow] = await Promise.all([consume(plan(32, 1e-3)), consume(plan(16, 2e-3))])
+  t.deepEqual(wide.map((s) => [s.count, s.lr]), Array(4).fill([32, 1e-3]))
+  t.deepEqual(narrow.map((s) => [s.count, s.lr]), Array(4).fill([16, 2e-3]))
+  t.is(model.optimizerStep, 8)
 })

@@ -520,35 +520,39 @@ export class Model {
    * }
    */
   async *trainBatches(data: TensorDataset, batches: Iterable<TrainBatch>): AsyncGenerator<StepResult> {
-    const launch = ({ indices, options = {} }: TrainBatch): Promise<void> => {
+    // async, so that a bad batch rejects instead of throwing before the report of the previous one is asked for.
+    const launch = async ({ indices, options = {} }: TrainBatch): Promise<number> => {
       const index = checkedStep(indices, options)
       return call('training step', () => this.#native.launchTrainBatch(datasetHandle(data), index, options))
     }
-    const finish = () => call('training step', () => this.#native.finishTrainBatch())
+    const finish = (id: number) => call('training step', () => this.#native.finishTrainBatch(id))
     const source = batches[Symbol.iterator]()
-    let queued = 0
+    // The launched step whose report is read next; the native side keeps it under this id until then.
+    let queued: number | undefined
     try {
       let next = source.next()
       if (next.done) return
-      await launch(next.value)
-      queued++
-      for (;;) {
+      queued = await launch(next.value)
+      while (queued !== undefined) {
+        const current: number = queued
         next = source.next()
         // Queued before the report below is asked for: the libtorch thread takes calls in the order they are made.
         const launched = next.done ? undefined : launch(next.value)
-        const [report, queuing] = await Promise.allSettled([finish(), launched])
-        queued += (launched && queuing.status === 'fulfilled' ? 1 : 0) - 1
+        const settled: [PromiseSettledResult<StepResult>, PromiseSettledResult<number | undefined>] = await Promise.allSettled([finish(current), launched])
+        const [report, queuing] = settled
+        queued = queuing.status === 'fulfilled' ? queuing.value : undefined
         if (report.status === 'rejected') throw report.reason
+        // A step that trained is reported even when the next one could not be queued.
+        yield report.value
         if (queuing.status === 'rejected') throw queuing.reason
-        const step = report.value
-        yield step
-        if (!launched) return
       }
     } finally {
-      // Stopped early (or failed): read back what is still queued, so the next call starts with an empty queue.
-      for (; queued > 0; queued--) await finish().catch(() => {})
+      // Stopped early (or failed): read back the step still queued, and let `batches` clean up.
+      if (queued !== undefined) await finish(queued).catch(() => {})
+      source.return?.()
     }
   }
+
 
   /**
    * One training step on uint8 images `[N, C, H, W]` (of `shape`, at least the model's input size) sent from

@@ -1,6 +1,7 @@
 // Compiles the C++ beside the crate: the c10d bridge (cpp/c10d_bridge.cpp, and cpp/sync_batch_norm.cpp on top of
 // it), the caching CPU allocator (cpp/cpu_cache.cpp), the fused optimizer kernels' C API
-// (cpp/fused_optimizer.cpp) and non-blocking host-to-GPU copies (cpp/host_transfer.cpp), against the libtorch tch links, with torch's own headers and
+// (cpp/fused_optimizer.cpp), non-blocking host-to-GPU copies (cpp/host_transfer.cpp) and the operator counter
+// (cpp/op_count.cpp), against the libtorch tch links, with torch's own headers and
 // our declaration-only gloo stand-ins (cpp/gloo_decl), and bakes libtorch's folder into the rpath of this crate's
 // test binaries, so `cargo test` needs no LD_LIBRARY_PATH.
 // With the `napi` feature, `napi build` collects this crate's TypeScript declarations too; it forces a rebuild
@@ -23,6 +24,7 @@ fn main() {
         .file("cpp/cpu_cache.cpp")
         .file("cpp/fused_optimizer.cpp")
         .file("cpp/host_transfer.cpp")
+        .file("cpp/op_count.cpp")
         .include("cpp/gloo_decl")
         .flag("-isystem")
         .flag(include.to_str().expect("a UTF-8 libtorch path"))

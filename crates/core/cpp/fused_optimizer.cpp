@@ -20,20 +20,30 @@ std::vector<at::Tensor> tensor_list(void* const* tensors, int64_t n) {
   return out;
 }
 
+// Whether a and b walk their storage in step: same sizes, same strides wherever a size exceeds 1 (a stride over a
+// dimension of size 1 is never followed, and autograd's layout rule leaves it free).
+bool same_layout(const at::Tensor& a, const at::Tensor& b) {
+  if (a.sizes() != b.sizes()) return false;
+  for (int64_t d = 0; d < a.dim(); d++) {
+    if (a.size(d) > 1 && a.stride(d) != b.stride(d)) return false;
+  }
+  return true;
+}
+
 // The kernels index parameter, gradient and state storage in step; autograd lays gradients out like their
 // parameters, so this copies only in the odd case where one is not.
 std::vector<at::Tensor> grads_like(void* const* grads, const std::vector<at::Tensor>& params) {
   auto out = tensor_list(grads, static_cast<int64_t>(params.size()));
   for (size_t i = 0; i < out.size(); i++) {
-    if (out[i].strides() != params[i].strides()) out[i] = at::empty_like(params[i]).copy_(out[i]);
+    if (!same_layout(out[i], params[i])) out[i] = at::empty_like(params[i]).copy_(out[i]);
   }
   return out;
 }
 
 void check_state(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& state, const char* what) {
   for (size_t i = 0; i < params.size(); i++) {
-    TORCH_CHECK(state[i].sizes() == params[i].sizes() && state[i].strides() == params[i].strides() &&
-                    state[i].scalar_type() == params[i].scalar_type() && state[i].device() == params[i].device(),
+    TORCH_CHECK(same_layout(state[i], params[i]) && state[i].scalar_type() == params[i].scalar_type() &&
+                    state[i].device() == params[i].device(),
                 what, " ", i, " is not laid out like its parameter");
   }
 }

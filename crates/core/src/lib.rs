@@ -19,6 +19,7 @@ pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod onnx;
+pub mod op_count;
 pub mod optimizer;
 pub mod runtime;
 pub mod spec;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::loss::{training_loss, LossConfig};
 use crate::model::Network;
 use crate::optimizer::{Optimizer, OptimizerConfig, ParamGroup};
+use crate::transfer::HostCopy;
 
 /// What one training step reports, measured on the batch before the update.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +39,9 @@ pub struct StepOutput {
 /// A launched training step whose report is still on the device (see [`Trainer::launch_step`]).
 #[derive(Debug)]
 pub struct PendingStep {
-    /// `[mean loss, top-1 hits, top-5 hits, predicted class of each image…]`, float64.
-    report: Tensor,
+    /// `[mean loss, top-1 hits, top-5 hits, predicted class of each image…]`, float64, on its way to the host
+    /// (queued right after the step, so reading it does not wait for a step queued later).
+    report: HostCopy,
     count: i64,
     lr: f64,
     stop_requested: bool,
@@ -51,7 +53,7 @@ impl PendingStep {
     /// Waits for the step's kernels and reads its report back.
     pub fn finish(self) -> Result<StepOutput> {
         let started = Instant::now();
-        let host = self.report.f_to_device(tch::Device::Cpu)?;
+        let host = self.report.wait()?;
         let len = host.numel();
         let mut values = vec![0f64; len];
         host.f_copy_data(&mut values, len)?;
@@ -166,7 +168,7 @@ impl Trainer {
             Ok(Tensor::f_cat(&[sums, top.f_select(1, 0)?.f_to_kind(Kind::Double)?], 0)?)
         })?;
         Ok(PendingStep {
-            report,
+            report: HostCopy::start(&report)?,
             count: y.size()[0],
             lr: self.optimizer.lr,
             stop_requested: synced.stop_requested,

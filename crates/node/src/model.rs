@@ -1,6 +1,6 @@
 //! `NativeModel`: a network with its optimizer, stepped, evaluated, saved and loaded off the JS thread.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -121,8 +121,8 @@ pub struct NativeModel {
     metadata: HashMap<String, String>,
     /// Averaged weights read from a checkpoint, waiting for `setAveraging` to say how to continue them.
     pending_average: Arc<Mutex<Option<Vec<tch::Tensor>>>>,
-    /// Steps launched by `launchTrainBatch` whose reports `finishTrainBatch` has not read yet, oldest first.
-    launched: Arc<Mutex<VecDeque<PendingStep>>>,
+    /// Steps launched by `launchTrainBatch` whose reports `finishTrainBatch` has not read yet, by id.
+    launched: Arc<Mutex<LaunchedSteps>>,
 }
 
 impl NativeModel {
@@ -135,7 +135,7 @@ impl NativeModel {
             inner: Arc::new(Mutex::new(trainer)),
             metadata,
             pending_average: Arc::new(Mutex::new(average)),
-            launched: Arc::new(Mutex::new(VecDeque::new())),
+            launched: Arc::new(Mutex::new(LaunchedSteps::default())),
         }
     }
 
@@ -156,6 +156,22 @@ impl NativeModel {
     ) -> napi::Result<T> {
         let inner = Arc::clone(&self.inner);
         worker::run(move || f(&mut lock(&inner)))
+    }
+}
+
+/// Launched steps waiting for their reports to be read, each under the id its launch returned.
+#[derive(Default)]
+pub(crate) struct LaunchedSteps {
+    next_id: u32,
+    steps: HashMap<u32, PendingStep>,
+}
+
+impl LaunchedSteps {
+    fn insert(&mut self, step: PendingStep) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.steps.insert(id, step);
+        id
     }
 }
 
@@ -275,15 +291,15 @@ impl NativeModel {
         )
     }
 
-    /// `trainBatch` without its report: queues the step (on a GPU it returns before the kernels run) for
-    /// `finishTrainBatch` to read. Launching step b + 1 before finishing step b keeps a GPU busy in between.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// `trainBatch` without its report: queues the step (on a GPU it returns before the kernels run) and resolves
+    /// to an id for `finishTrainBatch`. Launching step b + 1 before finishing step b keeps a GPU busy in between.
+    #[napi(ts_return_type = "Promise<number>")]
     pub fn launch_train_batch(
         &self,
         dataset: &NativeDataset,
         indices: Int32Array,
         options: BindingStepOptions,
-    ) -> AsyncTask<TorchTask<(), ()>> {
+    ) -> AsyncTask<TorchTask<u32, u32>> {
         let data = Arc::clone(&dataset.inner);
         let indices = indices_i64(&indices);
         let launched = Arc::clone(&self.launched);
@@ -295,25 +311,25 @@ impl NativeModel {
                 vote(t, options.stop);
                 let augment = options.augment()?;
                 let step = t.launch_step_indices(&lock(&data), &indices, augment.as_ref().map(|(a, d)| (a, d)))?;
-                lock(&launched).push_back(step);
-                Ok(())
+                Ok(lock(&launched).insert(step))
             },
-            |_, ()| Ok(()),
+            |_, id| Ok(id),
         )
     }
 
-    /// Waits for the oldest step queued by `launchTrainBatch` and reads its report.
+    /// Waits for the step `launchTrainBatch` gave `id` to and reads its report.
     #[napi(ts_return_type = "Promise<BindingStep>")]
-    pub fn finish_train_batch(&self) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
+    pub fn finish_train_batch(&self, id: u32) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
         let launched = Arc::clone(&self.launched);
         AsyncTask::new(TorchTask::new(
             move || {
                 let step = lock(&launched)
-                    .pop_front()
+                    .steps
+                    .remove(&id)
                     .ok_or_else(|| convkit_core::Error::InvalidOption {
                         field: "finishTrainBatch".into(),
-                        expected: "a step launched by launchTrainBatch first".into(),
-                        got: "none waiting".into(),
+                        expected: "the id of a step launched by launchTrainBatch and not yet finished".into(),
+                        got: id.to_string(),
                     })?;
                 step.finish()
             },
