@@ -158,16 +158,21 @@ def install_patches(data_dir, rows, on_cpu):
     abu.print_training_details = print_training_details
 
 
-def make_net94_cpu():
-    """airbench's make_net94, with its trailing `.half().cuda()` made a no-op (fp32 weights on the CPU), and a
-    forward that computes under bf16 autocast and returns fp32 logits (module docstring, point 2)."""
+def make_net94_fp32_cpu():
+    """airbench's make_net94, with its trailing `.half().cuda()` made a no-op: fp32 weights on the CPU."""
     saved = nn.Module.half, nn.Module.cuda
     nn.Module.half = lambda self, *a, **k: self
     nn.Module.cuda = lambda self, *a, **k: self
     try:
-        net = ab94.make_net94()
+        return ab94.make_net94()
     finally:
         nn.Module.half, nn.Module.cuda = saved
+
+
+def make_net94_cpu():
+    """make_net94_fp32_cpu's network with a forward that computes under bf16 autocast and returns fp32 logits
+    (module docstring, point 2)."""
+    net = make_net94_fp32_cpu()
     forward = net.forward
 
     def forward_bf16(x):

@@ -21,7 +21,7 @@ import airbench.lib_airbench94 as ab94
 import airbench.utils as abu
 
 sys.path.insert(0, os.path.dirname(__file__))
-from airbench_reference import make_net94_cpu  # noqa: E402
+from airbench_reference import make_net94_cpu, make_net94_fp32_cpu  # noqa: E402
 
 
 def top_level_aten(events):
@@ -44,16 +44,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
     torch.manual_seed(0)
-    if args.bf16:
-        model = make_net94_cpu()
-    else:
-        saved = nn.Module.half, nn.Module.cuda
-        nn.Module.half = lambda self, *a, **k: self
-        nn.Module.cuda = lambda self, *a, **k: self
-        try:
-            model = ab94.make_net94()
-        finally:
-            nn.Module.half, nn.Module.cuda = saved
+    model = make_net94_cpu() if args.bf16 else make_net94_fp32_cpu()
     hyp = ab94.hyp["opt"]
     momentum, batch = hyp["momentum"], args.batch
     kilostep_scale = 1024 * (1 + 1 / (1 - momentum))

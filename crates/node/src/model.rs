@@ -186,11 +186,22 @@ fn default_channels_last(device: Device) -> bool {
     }
 }
 
-/// Records this rank's vote to stop after the coming step (data-parallel runs only).
-fn vote(t: &mut Trainer, stop: Option<bool>) {
-    if let Some(sync) = &mut t.grad_sync {
-        sync.vote_stop = stop.unwrap_or(false);
+/// Launches a step on the dataset images at `indices` with the step's options: its learning rate, this rank's
+/// vote to stop after it (data-parallel runs only), its augmentation.
+fn launch_indexed(
+    t: &mut Trainer,
+    data: &convkit_core::Dataset,
+    indices: &[i64],
+    options: &BindingStepOptions,
+) -> convkit_core::Result<PendingStep> {
+    if let Some(lr) = options.lr {
+        t.optimizer.set_lr(lr)?;
     }
+    if let Some(sync) = &mut t.grad_sync {
+        sync.vote_stop = options.stop.unwrap_or(false);
+    }
+    let augment = options.augment()?;
+    t.launch_step_indices(data, indices, augment.as_ref().map(|(a, d)| (a, d)))
 }
 
 fn indices_i64(values: &Int32Array) -> Vec<i64> {
@@ -279,14 +290,7 @@ impl NativeModel {
         let data = Arc::clone(&dataset.inner);
         let indices = indices_i64(&indices);
         self.task(
-            move |t| {
-                if let Some(lr) = options.lr {
-                    t.optimizer.set_lr(lr)?;
-                }
-                vote(t, options.stop);
-                let augment = options.augment()?;
-                t.step_indices(&lock(&data), &indices, augment.as_ref().map(|(a, d)| (a, d)))
-            },
+            move |t| launch_indexed(t, &lock(&data), &indices, &options)?.finish(),
             |_, s| Ok(s.into()),
         )
     }
@@ -305,12 +309,7 @@ impl NativeModel {
         let launched = Arc::clone(&self.launched);
         self.task(
             move |t| {
-                if let Some(lr) = options.lr {
-                    t.optimizer.set_lr(lr)?;
-                }
-                vote(t, options.stop);
-                let augment = options.augment()?;
-                let step = t.launch_step_indices(&lock(&data), &indices, augment.as_ref().map(|(a, d)| (a, d)))?;
+                let step = launch_indexed(t, &lock(&data), &indices, &options)?;
                 Ok(lock(&launched).insert(step))
             },
             |_, id| Ok(id),
@@ -353,15 +352,10 @@ impl NativeModel {
         let labels = indices_i64(&labels);
         Ok(self.task(
             move |t| {
-                if let Some(lr) = options.lr {
-                    t.optimizer.set_lr(lr)?;
-                }
-                vote(t, options.stop);
                 let norm = Normalization { mean, std };
                 let data = convkit_core::Dataset::new(&pixels, &labels, shape, t.net.classes(), norm, t.net.device)?;
                 let all: Vec<i64> = (0..data.len()).collect();
-                let augment = options.augment()?;
-                t.step_indices(&data, &all, augment.as_ref().map(|(a, d)| (a, d)))
+                launch_indexed(t, &data, &all, &options)?.finish()
             },
             |_, s| Ok(s.into()),
         ))
