@@ -191,7 +191,8 @@ if [ -f "$carry/node-env.tar.xz" ]; then
   # ConvKit keeps CUDA activations contiguous until channels_last is measured faster there: this is that measurement.
   step "the airbench94 preset again with channels_last on CUDA (CONVKIT_CHANNELS_LAST=1), seed 0, ConvKit only"
   t=$(within 60) && { CONVKIT_CHANNELS_LAST=1 timeout "$t" node --import=tsx bench/airbench.ts --device "$device" --seeds 0 --skip-airbench \
-    --archive "$carry/$archive_name" --json "$logs/airbench-channels-last.json" || echo "gpu-check: the channels_last preset run failed or ran out of time"; }
+    --archive "$carry/$archive_name" --json "$logs/airbench-channels-last.json" \
+    ${CONVKIT_GPU_CHECK_AIRBENCH_EPOCHS:+--epochs "$CONVKIT_GPU_CHECK_AIRBENCH_EPOCHS"} || echo "gpu-check: the channels_last preset run failed or ran out of time"; }
 
   step "zoo networks: ConvKit's training step from TypeScript against PyTorch's, 224x224, batch 32"
   t=$(within 150) && { BENCH_DEVICE="$device" BENCH_ZOO_STEPS="${CONVKIT_GPU_CHECK_ZOO_STEPS:-20}" BENCH_ROUNDS=2 timeout "$t" node --import=tsx bench/zoo-step.ts \

@@ -56,6 +56,32 @@ fn steps_lower_the_loss_and_evaluation_counts() {
 }
 
 #[test]
+fn launched_steps_report_as_plain_steps_in_any_order_and_may_be_dropped() {
+    let (mut plain, data) = trainer(2);
+    let (mut launched, _) = trainer(2);
+    let batches: Vec<Vec<i64>> = (0..3).map(|b| (b * 16..b * 16 + 16).collect()).collect();
+    let expected: Vec<_> = batches
+        .iter()
+        .map(|b| plain.step_indices(&data, b, None).unwrap())
+        .collect();
+    let first = launched.launch_step_indices(&data, &batches[0], None).unwrap();
+    let second = launched.launch_step_indices(&data, &batches[1], None).unwrap();
+    // Read back out of order: each report is its own step's.
+    let without_time = |mut s: convkit_core::StepOutput| {
+        s.seconds = 0.0;
+        s
+    };
+    let second = without_time(second.finish().unwrap());
+    let first = without_time(first.finish().unwrap());
+    assert_eq!(first, without_time(expected[0].clone()));
+    assert_eq!(second, without_time(expected[1].clone()));
+    // A step whose report is never read still trained.
+    drop(launched.launch_step_indices(&data, &batches[2], None).unwrap());
+    assert_eq!(launched.optimizer.step, 3);
+    assert!(launched.net.params[0].tensor.equal(&plain.net.params[0].tensor));
+}
+
+#[test]
 fn bad_labels_and_shapes_are_errors() {
     let (mut t, data) = trainer(2);
     let err = t.step_floats(&vec![0.0; 2 * 3 * 16 * 16], &[0, 9]).unwrap_err();
