@@ -52,6 +52,8 @@ def main():
     nccl = one(os.path.join(a.logs, "nccl.json"))
     airbench_path = os.path.join(a.logs, "airbench.json")
     airbench = json.load(open(airbench_path)) if os.path.exists(airbench_path) else None
+    channels_last_path = os.path.join(a.logs, "airbench-channels-last.json")
+    channels_last = json.load(open(channels_last_path)) if os.path.exists(channels_last_path) else None
     zoo_path = os.path.join(a.logs, "zoo-step.txt")
     zoo = [l.strip() for l in open(zoo_path) if "img/s" in l] if os.path.exists(zoo_path) else []
     best_floor = max(floor["train"].values()) if floor else None
@@ -70,6 +72,7 @@ def main():
         "convkit_bf16_over_floor_bf16_train": bf16 and best_floor_bf16 and bf16["train_images_per_second"] / best_floor_bf16,
         "nccl_world_size_1": nccl.get("nccl") if nccl else "not run",
         "airbench94_preset": airbench or "not run",
+        "airbench94_preset_channels_last": channels_last or "not run",
         "zoo_step": zoo or "not run",
         "convkit_over_seed_pipeline_train": fp32 and seed and seed.get("images_per_second") and fp32["train_images_per_second"] / seed["images_per_second"],
     }
@@ -85,6 +88,14 @@ def main():
     if airbench and airbench.get("timeRatio"):
         print(f"airbench94 preset / airbench94's own code, timed total: {airbench['timeRatio']:.2f}x (goal <= 1.1x); "
               f"accuracy difference {airbench['pointsAhead']:+.2f} points")
+    if airbench and channels_last:
+        # Seed 0 in both: the memory order is the only difference (it decides ConvKit's CUDA default).
+        def convkit_seed0(run):
+            return next((r for r in run["rows"] if r["who"].startswith("ConvKit") and r["seed"] == 0), None)
+        nchw, nhwc = convkit_seed0(airbench), convkit_seed0(channels_last)
+        if nchw and nhwc:
+            print(f"airbench94 preset, seed 0, timed total: contiguous {nchw['timed']:.1f} s, channels_last "
+                  f"{nhwc['timed']:.1f} s ({nhwc['timed'] / nchw['timed']:.2f}x); top-1 {nchw['top1']:.2f} / {nhwc['top1']:.2f} %")
     for line in zoo:
         print(f"zoo step: {line}")
     for name in ("convkit_over_floor_train", "convkit_bf16_over_floor_bf16_train", "convkit_over_seed_pipeline_train"):
