@@ -1,8 +1,9 @@
 // Counts the ATen operators the calling thread dispatches at the top level, not those an operator calls inside
-// itself. On a GPU each is about one kernel launch (a fused or multi-tensor operator is one for many tensors), so
+// itself (the same count bench/airbench_step_ops.py takes from torch.profiler's events). On a GPU each is about one kernel launch (a fused or multi-tensor operator is one for many tensors), so
 // this measures a step's launch cost on any machine: the tests pin the optimizer's step to a few operators
 // whatever the number of parameters. A thread-local RecordFunction callback, present only while counting.
 #include <cstdint>
+#include <cstring>
 
 #include <ATen/record_function.h>
 
@@ -14,13 +15,17 @@ thread_local int64_t depth = 0;
 thread_local int64_t counted = 0;
 thread_local at::CallbackHandle handle = at::INVALID_CALLBACK_HANDLE;
 
-std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction&) {
-  if (depth++ == 0) ++counted;
+// Only ATen operators count, and nest: other recorded ranges (autograd's `evaluate_function: ConvolutionBackward0`
+// around the operators of each backward node) are transparent, as in torch.profiler's tree.
+bool is_aten(const at::RecordFunction& fn) { return std::strncmp(fn.name(), "aten::", 6) == 0; }
+
+std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
+  if (is_aten(fn) && depth++ == 0) ++counted;
   return nullptr;
 }
 
-void on_exit(const at::RecordFunction&, at::ObserverContext*) {
-  if (depth > 0) --depth;
+void on_exit(const at::RecordFunction& fn, at::ObserverContext*) {
+  if (is_aten(fn) && depth > 0) --depth;
 }
 
 }  // namespace
