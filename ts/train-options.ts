@@ -320,8 +320,8 @@ interface RuntimeOptions {
   callbacks?: Callback[]
   onEpochEnd?: (record: EpochRecord, ctx: TrainContext) => void | Promise<void>
   /**
-   * After each training step's report is read back. Steps are pipelined (`Model.trainBatches`), so by then the
-   * next step of the epoch is already queued: the model's weights and `learningRate` are that step's.
+   * After each training step's report is read back. On resident data steps are pipelined (`Model.trainBatches`),
+   * so by then the next step of the epoch is already queued: the model's weights and `learningRate` are that step's.
    */
   onBatchEnd?: (batch: number, step: StepResult, ctx: TrainContext) => void | Promise<void>
 }

@@ -102,6 +102,7 @@ const STEPS: usize = 3;
 
 #[test]
 fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
+    let _serial = common::serial();
     if let Some(rank) = child_rank() {
         let group = Arc::new(join(rank));
         assert_eq!(
@@ -194,6 +195,7 @@ fn batchnorm_trainer(seed: u64) -> Trainer {
 
 #[test]
 fn synchronized_batch_norm_on_two_ranks_trains_like_one_process_of_both_batches() {
+    let _serial = common::serial();
     if let Some(rank) = child_rank() {
         let group = Arc::new(join(rank));
         let data = quadrant_data();
@@ -275,6 +277,7 @@ fn synchronized_batch_norm_on_two_ranks_trains_like_one_process_of_both_batches(
 
 #[test]
 fn a_peer_killed_mid_run_is_an_error_naming_both_ranks() {
+    let _serial = common::serial();
     if let Some(rank) = child_rank() {
         let group = join(rank);
         group.barrier(None).unwrap();
@@ -310,6 +313,7 @@ fn a_peer_killed_mid_run_is_an_error_naming_both_ranks() {
 
 #[test]
 fn a_barrier_given_a_longer_timeout_outlasts_the_group_timeout() {
+    let _serial = common::serial();
     if let Some(rank) = child_rank() {
         // Collectives give up after 1 s here; the barrier is told to wait 30 s, and rank 1 comes 3 s late.
         let group = join_with_timeout(rank, Duration::from_secs(1));
@@ -340,6 +344,7 @@ fn a_barrier_given_a_longer_timeout_outlasts_the_group_timeout() {
 
 #[test]
 fn a_missing_rank_is_a_rendezvous_error_naming_the_address() {
+    let _serial = common::serial();
     let port = free_port();
     let err = ProcessGroup::init(&DistConfig {
         master_addr: "127.0.0.1".into(),

@@ -38,6 +38,7 @@ fn full_batch_steps(t: &mut Trainer, data: &Dataset, steps: usize) -> (f64, f64)
 
 #[test]
 fn steps_lower_the_loss_and_evaluation_counts() {
+    let _serial = common::serial();
     let (mut t, data) = trainer(1);
     let (first, last) = full_batch_steps(&mut t, &data, 16);
     assert!(last < first * 0.5, "loss went from {first} to {last}");
@@ -57,6 +58,7 @@ fn steps_lower_the_loss_and_evaluation_counts() {
 
 #[test]
 fn launched_steps_report_as_plain_steps_in_any_order_and_may_be_dropped() {
+    let _serial = common::serial();
     let (mut plain, data) = trainer(2);
     let (mut launched, _) = trainer(2);
     let batches: Vec<Vec<i64>> = (0..3).map(|b| (b * 16..b * 16 + 16).collect()).collect();
@@ -83,6 +85,7 @@ fn launched_steps_report_as_plain_steps_in_any_order_and_may_be_dropped() {
 
 #[test]
 fn bad_labels_and_shapes_are_errors() {
+    let _serial = common::serial();
     let (mut t, data) = trainer(2);
     let err = t.step_floats(&vec![0.0; 2 * 3 * 16 * 16], &[0, 9]).unwrap_err();
     assert!(
@@ -106,6 +109,7 @@ fn bad_labels_and_shapes_are_errors() {
 
 #[test]
 fn checkpoint_round_trip_resumes_identically() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("last.safetensors");
     let (mut t, data) = trainer(3);
@@ -137,6 +141,7 @@ fn checkpoint_round_trip_resumes_identically() {
 
 #[test]
 fn corrupt_and_mismatched_checkpoints_are_errors() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     let (t, _) = trainer(4);
@@ -172,6 +177,7 @@ fn corrupt_and_mismatched_checkpoints_are_errors() {
 
 #[test]
 fn channels_last_computes_the_same_function() {
+    let _serial = common::serial();
     let (mut t, data) = trainer(5);
     let x = plain_batch(&data, &[0, 1, 2, 3]);
     let plain = t.net.forward_t(&x, false).unwrap();
@@ -182,6 +188,7 @@ fn channels_last_computes_the_same_function() {
 
 #[test]
 fn bf16_keeps_fp32_weights_and_logits_and_still_learns() {
+    let _serial = common::serial();
     let (mut t, data) = trainer(6);
     let x = plain_batch(&data, &[0, 1, 2, 3]);
     let full = t.net.forward_t(&x, false).unwrap();
@@ -234,6 +241,7 @@ fn is_shifted_crop(data: &Dataset, original: &Tensor, target: &Tensor, p: i64, r
 
 #[test]
 fn augmentation_crops_and_flips_repeatably() {
+    let _serial = common::serial();
     let (_, data) = trainer(6);
     let indices: Vec<i64> = (0..16).collect();
     let aug = Augment {
@@ -275,6 +283,7 @@ fn augmentation_crops_and_flips_repeatably() {
 
 #[test]
 fn alternating_flip_inverts_every_other_epoch() {
+    let _serial = common::serial();
     let (_, data) = trainer(7);
     let indices: Vec<i64> = (0..16).collect();
     let aug = Augment {
@@ -303,6 +312,7 @@ fn alternating_flip_inverts_every_other_epoch() {
 
 #[test]
 fn label_smoothing_sums_and_parameter_groups_change_the_update() {
+    let _serial = common::serial();
     let make = |groups: Vec<ParamGroup>, loss: LossConfig| {
         runtime::seed(11);
         let net = Network::new(ModelSpec::reference([3, 16, 16], 4), Device::Cpu).unwrap();
@@ -358,6 +368,7 @@ fn label_smoothing_sums_and_parameter_groups_change_the_update() {
 
 #[test]
 fn lookahead_pulls_weights_back_and_ema_follows_them() {
+    let _serial = common::serial();
     let (_, data) = trainer(9);
     let batch: Vec<i64> = (0..32).collect();
     let fresh = || {
@@ -402,6 +413,7 @@ fn lookahead_pulls_weights_back_and_ema_follows_them() {
 
 #[test]
 fn frozen_layers_keep_their_weights_and_statistics() {
+    let _serial = common::serial();
     let json = r#"{"inputShape":[3,16,16],"layers":[
         {"type":"conv2d","outChannels":8,"kernelSize":3,"padding":1},{"type":"batchnorm2d"},{"type":"relu"},
         {"type":"adaptiveavgpool2d"},{"type":"flatten"},{"type":"linear","outFeatures":4}]}"#;
@@ -432,6 +444,7 @@ fn frozen_layers_keep_their_weights_and_statistics() {
 
 #[test]
 fn test_time_augmentation_averages_views() {
+    let _serial = common::serial();
     let (t, data) = trainer(14);
     let x = plain_batch(&data, &[0, 1, 2, 3]);
     let plain = convkit_core::evaluate::logits_with(&t.net, &x, Tta::None).unwrap();
@@ -446,6 +459,7 @@ fn test_time_augmentation_averages_views() {
 
 #[test]
 fn whitening_decorrelates_the_first_layers_patches() {
+    let _serial = common::serial();
     let json = r#"{"inputShape":[3,16,16],"layers":[
         {"type":"conv2d","outChannels":24,"kernelSize":2,"name":"whiten"},{"type":"gelu"},
         {"type":"adaptiveavgpool2d"},{"type":"flatten"},{"type":"linear","outFeatures":4}]}"#;

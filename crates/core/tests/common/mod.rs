@@ -20,3 +20,13 @@ pub fn quadrant_data() -> (Vec<u8>, Vec<i64>) {
     }
     (pixels, labels)
 }
+
+/// libtorch's random generator is one per process, and these tests seed it and then build networks and draw
+/// augmentations from it: two tests running at once (cargo runs a binary's tests on several threads) would draw
+/// from each other's sequence, and two trainers meant to start alike would not. A test that seeds holds this for
+/// its whole run.
+#[allow(dead_code)] // not every test binary that includes this module seeds
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
