@@ -553,7 +553,6 @@ export class Model {
     }
   }
 
-
   /**
    * One training step on uint8 images `[N, C, H, W]` (of `shape`, at least the model's input size) sent from
    * JavaScript, as a streamed batch arrives: normalized with `normalization` (the model's by default) and augmented

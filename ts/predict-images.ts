@@ -1,7 +1,7 @@
 // Preparing images to score: any format and size, decoded, resized and converted exactly as the training data
 // was, into one channel-first uint8 batch; and ranking a model's probabilities into labelled predictions.
 import fs from 'node:fs'
-import { decodeInto, type DecodeOptions } from './data/decode-image.ts'
+import { decodeInto, fixedResize, type DecodeOptions } from './data/decode-image.ts'
 import { DataError, InputError } from './errors.ts'
 
 /** Pixels already decoded: `width × height × channels` bytes, interleaved (as sharp's `raw()` gives them). */
@@ -51,8 +51,8 @@ function describe(input: ImageInput, i: number): string {
 /** Raw pixels already at the wanted size and channels go straight into the batch, HWC to CHW, without sharp. */
 function copyRaw(raw: RawImage, decode: DecodeOptions, out: Uint8Array, offset: number): boolean {
   const [h, w] = decode.size
-  const cropped = decode.resizeShorter !== undefined || (decode.resize !== undefined && (decode.resize[0] !== h || decode.resize[1] !== w))
-  if (raw.width !== w || raw.height !== h || raw.channels !== decode.channels || cropped) return false
+  const resize = fixedResize(decode)
+  if (raw.width !== w || raw.height !== h || raw.channels !== decode.channels || resize?.[0] !== h || resize[1] !== w) return false
   const plane = h * w
   for (let c = 0; c < raw.channels; c++) {
     const base = offset + c * plane

@@ -65,17 +65,26 @@ export async function decodeInto(input: string | Buffer | RawInput, options: Dec
   }
 }
 
-/** `[height, width]` to resize to before the centre crop of `options.size` (equal to it: no crop). */
-async function resizedSize(image: ReturnType<typeof sharp>, options: DecodeOptions): Promise<[number, number]> {
+/**
+ * `[height, width]` to stretch to before the centre crop of `options.size` (equal to it: no crop), when it does not
+ * depend on the image; undefined with `resizeShorter`, whose size follows the image's own.
+ */
+export function fixedResize(options: DecodeOptions): [number, number] | undefined {
+  if (options.resizeShorter !== undefined) return undefined
   const [height, width] = options.size
-  if (options.resizeShorter !== undefined) {
-    const meta = await image.metadata()
-    const [w0, h0] = [meta.width ?? width, meta.height ?? height]
-    const scale = options.resizeShorter / Math.min(w0, h0)
-    return [Math.max(height, Math.round(h0 * scale)), Math.max(width, Math.round(w0 * scale))]
-  }
   const [h1, w1] = options.resize ?? options.size
   return [Math.max(height, h1), Math.max(width, w1)]
+}
+
+/** `[height, width]` to resize to before the centre crop of `options.size` (equal to it: no crop). */
+async function resizedSize(image: ReturnType<typeof sharp>, options: DecodeOptions): Promise<[number, number]> {
+  const fixed = fixedResize(options)
+  if (fixed) return fixed
+  const [height, width] = options.size
+  const meta = await image.metadata()
+  const [w0, h0] = [meta.width ?? width, meta.height ?? height]
+  const scale = options.resizeShorter! / Math.min(w0, h0)
+  return [Math.max(height, Math.round(h0 * scale)), Math.max(width, Math.round(w0 * scale))]
 }
 
 /** Decodes one image into its own buffer. */

@@ -1,7 +1,8 @@
 // Counts the ATen operators the calling thread dispatches at the top level, not those an operator calls inside
-// itself (the same count bench/airbench_step_ops.py takes from torch.profiler's events). On a GPU each is about one kernel launch (a fused or multi-tensor operator is one for many tensors), so
-// this measures a step's launch cost on any machine: the tests pin the optimizer's step to a few operators
-// whatever the number of parameters. A thread-local RecordFunction callback, present only while counting.
+// itself (the same count bench/airbench_step_ops.py takes from torch.profiler's events). On a GPU each is about one
+// kernel launch (a fused or multi-tensor operator is one for many tensors), so this measures a step's launch cost
+// on any machine: the tests pin the optimizer's step to a few operators whatever the number of parameters. A
+// thread-local RecordFunction callback, present only while counting.
 #include <cstdint>
 #include <cstring>
 

@@ -129,6 +129,11 @@ impl Error {
         }
     }
 
+    /// A failure inside libtorch reported as a message (by the C++ bridge, or a precondition of a call into it).
+    pub(crate) fn torch(message: impl Into<String>) -> Self {
+        Error::Torch(tch::TchError::Torch(message.into()))
+    }
+
     pub(crate) fn option(field: &str, expected: impl Into<String>, got: impl std::fmt::Display) -> Self {
         Error::InvalidOption {
             field: field.to_owned(),

@@ -3,23 +3,20 @@
 
 use std::ffi::c_char;
 
-use crate::error::{Error, Result};
+use crate::distributed::ffi::check_torch;
+use crate::error::Result;
 
 extern "C" {
     fn ck_op_count_begin() -> *mut c_char;
     fn ck_op_count_end(out: *mut i64) -> *mut c_char;
 }
 
-fn checked(err: *mut c_char) -> Result<()> {
-    crate::distributed::ffi::check(err).map_err(|m| Error::Torch(tch::TchError::Torch(m)))
-}
-
 /// Runs `f` on this thread and returns its result with the number of top-level operators it dispatched here.
 pub fn count_ops<T>(f: impl FnOnce() -> T) -> Result<(T, u64)> {
     // SAFETY: both calls only touch this thread's counter and callback, and catch every C++ exception.
-    checked(unsafe { ck_op_count_begin() })?;
+    check_torch("counting operators", unsafe { ck_op_count_begin() })?;
     let out = f();
     let mut count = 0i64;
-    checked(unsafe { ck_op_count_end(&mut count) })?;
+    check_torch("counting operators", unsafe { ck_op_count_end(&mut count) })?;
     Ok((out, count as u64))
 }

@@ -6,7 +6,8 @@ use std::ffi::{c_char, c_int, c_void};
 
 use tch::{Device, Tensor};
 
-use crate::error::{Error, Result};
+use crate::distributed::ffi::check_torch;
+use crate::error::Result;
 
 #[repr(C)]
 struct RawHostCopy {
@@ -20,10 +21,6 @@ extern "C" {
     fn ck_to_host_abandon(copy: *mut RawHostCopy);
 }
 
-fn checked(what: &str, err: *mut c_char) -> Result<()> {
-    crate::distributed::ffi::check(err).map_err(|m| Error::Torch(tch::TchError::Torch(format!("{what}: {m}"))))
-}
-
 /// `host` on `device`: itself on the CPU; on CUDA a copy queued on the device's stream through pinned memory.
 pub fn to_device(host: Tensor, device: Device) -> Result<Tensor> {
     let index = match device {
@@ -32,7 +29,7 @@ pub fn to_device(host: Tensor, device: Device) -> Result<Tensor> {
     };
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: `host` is a live at::Tensor for the call; on success `out` is a new at::Tensor* nothing else owns.
-    checked(&format!("copying to {device:?}"), unsafe {
+    check_torch(&format!("copying to {device:?}"), unsafe {
         ck_host_to_cuda_async(host.as_ptr() as *mut c_void, index, &mut out)
     })?;
     Ok(unsafe { Tensor::from_ptr(out as *mut torch_sys::C_tensor) })
@@ -52,7 +49,7 @@ impl HostCopy {
     pub fn start(t: &Tensor) -> Result<Self> {
         let mut raw = std::ptr::null_mut();
         // SAFETY: `t` is a live at::Tensor for the call; on success `raw` is a handle this value now owns.
-        checked("copying to the host", unsafe {
+        check_torch("copying to the host", unsafe {
             ck_to_host_start(t.as_ptr() as *mut c_void, &mut raw)
         })?;
         Ok(HostCopy { raw })
@@ -64,7 +61,7 @@ impl HostCopy {
         let mut out: *mut c_void = std::ptr::null_mut();
         // SAFETY: `raw` came from ck_to_host_start and is released by this call, exactly once (Drop skips null);
         // on success `out` is a new at::Tensor* nothing else owns.
-        checked("copying to the host", unsafe { ck_to_host_finish(raw, &mut out) })?;
+        check_torch("copying to the host", unsafe { ck_to_host_finish(raw, &mut out) })?;
         Ok(unsafe { Tensor::from_ptr(out as *mut torch_sys::C_tensor) })
     }
 }

@@ -1,4 +1,5 @@
-//! The C API of `cpp/c10d_bridge.h`, and its error strings as Rust results.
+//! The C API of `cpp/c10d_bridge.h`, and its error strings as Rust results (the convention of every C++ file of the
+//! crate, `cpp/guarded_call.h`).
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
@@ -65,4 +66,10 @@ pub fn check(err: *mut c_char) -> Result<(), String> {
     let msg = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
     unsafe { ck_c10d_free_error(err) };
     Err(msg)
+}
+
+/// [`check`] for the bridge's calls outside distributed training (fused optimizer kernels, host⇄GPU copies, the
+/// operator counter): a failure there is libtorch's, named by `what`.
+pub fn check_torch(what: &str, err: *mut c_char) -> crate::error::Result<()> {
+    check(err).map_err(|m| crate::error::Error::torch(format!("{what}: {m}")))
 }

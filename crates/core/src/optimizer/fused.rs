@@ -6,6 +6,7 @@ use std::ffi::{c_char, c_int, c_void};
 
 use tch::Tensor;
 
+use crate::distributed::ffi::check_torch;
 use crate::error::{Error, Result};
 
 extern "C" {
@@ -60,10 +61,6 @@ fn pointers<T: std::borrow::Borrow<Tensor>>(tensors: &[T]) -> Vec<*mut c_void> {
     tensors.iter().map(|t| t.borrow().as_ptr() as *mut c_void).collect()
 }
 
-fn checked(what: &str, err: *mut c_char) -> Result<()> {
-    crate::distributed::ffi::check(err).map_err(|m| Error::Torch(tch::TchError::Torch(format!("{what}: {m}"))))
-}
-
 /// One SGD step (see `ck_fused_sgd`); `lists.state` is `[momentum buffers]`, or empty without momentum.
 #[allow(clippy::too_many_arguments)]
 pub fn sgd(
@@ -79,13 +76,11 @@ pub fn sgd(
     let (params, grads) = (pointers(&lists.params), pointers(&lists.grads));
     let buffers = lists.state.first().map(|b| pointers(b)).unwrap_or_default();
     if momentum != 0.0 && buffers.len() != params.len() {
-        return Err(Error::Torch(tch::TchError::Torch(
-            "fused SGD: momentum needs one buffer per parameter".into(),
-        )));
+        return Err(Error::torch("fused SGD: momentum needs one buffer per parameter"));
     }
     // SAFETY: every pointer is a live at::Tensor owned by `lists` for the whole call; the C++ side copies the
     // handles it keeps and catches every exception.
-    checked("fused SGD step", unsafe {
+    check_torch("fused SGD step", unsafe {
         ck_fused_sgd(
             params.as_ptr(),
             grads.as_ptr(),
@@ -121,15 +116,11 @@ pub fn adam(
     let n = lists.params.len();
     let [exp_avgs, exp_avg_sqs] = match lists.state.as_slice() {
         [m, v] if m.len() == n && v.len() == n => [pointers(m), pointers(v)],
-        _ => {
-            return Err(Error::Torch(tch::TchError::Torch(
-                "fused Adam: two moments per parameter expected".into(),
-            )))
-        }
+        _ => return Err(Error::torch("fused Adam: two moments per parameter expected")),
     };
     let (params, grads) = (pointers(&lists.params), pointers(&lists.grads));
     // SAFETY: as in `sgd`.
-    checked("fused Adam step", unsafe {
+    check_torch("fused Adam step", unsafe {
         ck_fused_adam(
             params.as_ptr(),
             grads.as_ptr(),
@@ -151,7 +142,7 @@ pub fn adam(
 pub fn zero(tensors: &[Tensor]) -> Result<()> {
     let ptrs = pointers(tensors);
     // SAFETY: as in `sgd`.
-    checked("zeroing the gradients", unsafe {
+    check_torch("zeroing the gradients", unsafe {
         ck_zero_tensors(ptrs.as_ptr(), ptrs.len() as i64)
     })
 }
@@ -160,15 +151,15 @@ pub fn zero(tensors: &[Tensor]) -> Result<()> {
 /// averaging's update, two launches per device on CUDA whatever the number of tensors.
 pub fn lerp(targets: &[Tensor], ends: &[&mut Tensor], weight: f64, copy_back: bool) -> Result<()> {
     if targets.len() != ends.len() {
-        return Err(Error::Torch(tch::TchError::Torch(format!(
+        return Err(Error::torch(format!(
             "averaging: {} averaged tensors for {} weights",
             targets.len(),
             ends.len()
-        ))));
+        )));
     }
     let (targets, ends) = (pointers(targets), pointers(ends));
     // SAFETY: as in `sgd`.
-    checked("averaging the weights", unsafe {
+    check_torch("averaging the weights", unsafe {
         ck_lerp_tensors(
             targets.as_ptr(),
             ends.as_ptr(),
