@@ -9,7 +9,8 @@ import { historyCsv } from '../ts/callbacks/history.ts'
 import { ModelCheckpoint } from '../ts/callbacks/model-checkpoint.ts'
 import { ReduceLROnPlateau } from '../ts/callbacks/reduce-lr-on-plateau.ts'
 import { InputError } from '../ts/errors.ts'
-import type { Model } from '../ts/model.ts'
+import type { Model } from '../ts/model/model.ts'
+import { trainContext } from './helpers/train-context.ts'
 
 const metrics = ['train_loss', 'train_top1', 'val_loss', 'val_top1', 'test_loss', 'test_top1']
 
@@ -31,7 +32,7 @@ function fakeContext(): TrainContext & { saved: string[] } {
       fs.writeFileSync(file, 'weights')
     },
   } as unknown as Model
-  return { model, runDir, metrics, stopTraining: false, lr: 1e-3, saved }
+  return trainContext({ model, runDir, metrics, saved })
 }
 
 async function feed(cb: EarlyStopping | ModelCheckpoint, ctx: TrainContext, losses: number[]): Promise<number | undefined> {

@@ -121,7 +121,7 @@ test('a folder missing one of the four files is DATA_NOT_FOUND naming it', async
   t.regex(err.message, /has no t10k-labels-idx1-ubyte \(or t10k-labels-idx1-ubyte\.gz\)/)
 })
 
-needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist; .ci/run installs it)`)("Fashion-MNIST from Debian's dataset-fashion-mnist package", async (t) => {
+needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist)`)("Fashion-MNIST from Debian's dataset-fashion-mnist package", async (t) => {
   const { train, test: held } = await loadIdxDir(FASHION)
   t.deepEqual(train.shape, [1, 28, 28])
   t.is(train.labels.length, 60_000)

@@ -242,7 +242,7 @@ test('a .tgz of idx files (one top folder) and a folder holding cifar-10-batches
   t.is(named.test?.labels[0], 6)
 })
 
-needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist; .ci/run installs it)`)('Fashion-MNIST through loadData', async (t) => {
+needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist)`)('Fashion-MNIST through loadData', async (t) => {
   const loaded = await loadData(FASHION, { cacheDir: tmpdir() })
   t.is(loaded.format, 'idx')
   t.deepEqual(loaded.train.shape, [1, 28, 28])

@@ -1,6 +1,6 @@
 // Accuracies from evaluation counts; no addon needed.
 import test from 'ava'
-import { metricsFromCounts } from '../ts/metrics.ts'
+import { metricsFromCounts } from '../ts/model/metrics.ts'
 
 test('top-1, top-5, per-class and confusion follow from the counts', (t) => {
   const m = metricsFromCounts(

@@ -304,7 +304,7 @@ function readIfThere(file: string): Buffer | undefined {
 
 const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
 
-needs(chromium ? null : 'chromium (apt-get install chromium; .ci/run installs it)')('a page with onnxruntime-web in headless Chromium classifies a real image with the label and probability of predict()', async (t) => {
+needs(chromium ? null : 'chromium (apt-get install chromium)')('a page with onnxruntime-web in headless Chromium classifies a real image with the label and probability of predict()', async (t) => {
   const { model, set } = await trainedModel(referenceCnn({ classes: 10 }))
   const file = path.join(tmpdir(), 'model.onnx')
   await model.exportOnnx(file)

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { cpuBf16Flags, readImageFolder, train } from '../ts/index.ts'
 import type { HistoryFile } from '../ts/index.ts'
-import { AUTO_PRECISION_ENV } from '../ts/precision.ts'
+import { AUTO_PRECISION_ENV } from '../ts/train/precision.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 

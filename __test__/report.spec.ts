@@ -53,7 +53,7 @@ test('the model summary lists each layer, its output shape and parameters, and t
 
 const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
 
-needs(chromium ? null : 'chromium (apt-get install chromium; .ci/run installs it)')('report.html is self-contained and loads in headless Chromium with no console errors and every image drawn', async (t) => {
+needs(chromium ? null : 'chromium (apt-get install chromium)')('report.html is self-contained and loads in headless Chromium with no console errors and every image drawn', async (t) => {
   const set = await readImageFolder(cifarSubset().test)
   const picks = balancedSample(set.labels, 10, 2)
   const out = tmpdir()

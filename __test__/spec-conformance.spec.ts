@@ -3,9 +3,9 @@
 import test from 'ava'
 import { native } from '../ts/binding.ts'
 import { TRAIN_HELP } from '../ts/cli/train-command.ts'
-import type { Layer } from '../ts/layers.ts'
+import type { Layer } from '../ts/model/layers.ts'
 import { flagName } from '../ts/options/option.ts'
-import { TRAIN_OPTIONS } from '../ts/train-options.ts'
+import { TRAIN_OPTIONS } from '../ts/train/train-options.ts'
 
 type Full<T extends Layer['type']> = Required<Extract<Layer, { type: T }>>
 

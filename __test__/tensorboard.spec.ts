@@ -15,6 +15,7 @@ import { frameRecord, maskedCrc32c, readRecords } from '../ts/tensorboard/tf-rec
 import { needs } from './helpers/needs.ts'
 import { missingPython, pythonWith } from './helpers/python-torch.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
+import { trainContext } from './helpers/train-context.ts'
 
 const reader = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tensorboard_read.py')
 const tmpdir = tempDirs('tensorboard')
@@ -80,7 +81,7 @@ async function samplesPng(): Promise<Buffer> {
 }
 
 function context(samples?: Uint8Array): TrainContext {
-  return { runDir: tmpdir('tb-run'), lr: 1e-3, stopTraining: false, metrics: [], model: undefined as never, samplesPng: samples, classNames: CLASSES }
+  return trainContext({ runDir: tmpdir('tb-run'), samplesPng: samples, classNames: CLASSES })
 }
 
 /** The scalars TensorBoard should hold for `records`, per run folder, as float32 (simple_value's type) widened back. */

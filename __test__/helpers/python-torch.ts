@@ -1,4 +1,4 @@
-// Finds a Python with torch 2.11 (and, per test, other modules) for the PyTorch reference tests; .ci/run installs one.
+// Finds a Python with torch 2.11 (and, per test, other modules) for the PyTorch reference tests; `npm run test:setup` installs one.
 import { spawnSync } from 'node:child_process'
 import os from 'node:os'
 import path from 'node:path'
@@ -6,7 +6,7 @@ import path from 'node:path'
 const found = new Map<string, string | null>()
 
 /**
- * `$CONVKIT_PYTHON`, the venv `.ci/run` makes in the cache, or `python3`: the first that has torch 2.11 and can import
+ * `$CONVKIT_PYTHON`, the venv `npm run test:setup` makes in the cache, or `python3`: the first that has torch 2.11 and can import
  * `modules` (always with safetensors and numpy). Null when none does.
  */
 export function pythonWith(modules: readonly string[] = []): string | null {
@@ -34,5 +34,5 @@ export function pythonWithTorch(): string | null {
 
 /** What `needs()` should say is missing when `pythonWith(modules)` finds nothing. */
 export function missingPython(modules: readonly string[] = []): string | null {
-  return pythonWith(modules) ? null : `a python with torch 2.11, safetensors, numpy${modules.map((m) => `, ${m}`).join('')} (set CONVKIT_PYTHON; .ci/run installs one)`
+  return pythonWith(modules) ? null : `a python with torch 2.11, safetensors, numpy${modules.map((m) => `, ${m}`).join('')} (or set CONVKIT_PYTHON)`
 }

@@ -1,7 +1,10 @@
-// The callback interface the training loop calls, in the Keras shape.
-import type { Model } from '../model.ts'
-import type { EvalMetrics } from '../metrics.ts'
-import type { StepResult } from '../model.ts'
+// The callback interface the training loop calls, in the Keras shape. train()'s own freeze schedule, weight
+// averaging, checkpoints, printing and report are callbacks of this interface too (ts/callbacks/), so a user's
+// callback can do anything they do.
+import type { ImageSet } from '../data/image-set.ts'
+import type { Model } from '../model/model.ts'
+import type { EvalMetrics } from '../model/metrics.ts'
+import type { StepResult } from '../model/model.ts'
 
 /** Metrics of one split in history.json. Accuracies are percentages. */
 export type SplitMetrics = Omit<EvalMetrics, 'confusion' | 'count'> & { confusion?: number[][] }
@@ -17,6 +20,22 @@ export interface EpochRecord {
   train: SplitMetrics
   val?: SplitMetrics
   test?: SplitMetrics
+}
+
+/** history.json as a whole. */
+export interface HistoryFile {
+  classes: string[]
+  config: Record<string, unknown>
+  epochs: EpochRecord[]
+  best: { epoch: number; monitor: string; value: number; checkpoint: string } | null
+  stoppedEarly: boolean
+  stopReason: string | null
+  /** The built-in callbacks' state (early stopping, best checkpoint, plateau), for `--resume`; the epochs are above. */
+  resume?: Record<string, unknown>
+  /** The learning rate the next epoch would use, for `--resume`. */
+  lr?: number
+  /** What the run chose where its options left a choice: the precision (with `precision: 'auto'`) and why. */
+  chosen?: { precision: string; precisionReason: string }
 }
 
 /** An epoch's metrics flattened for monitors: `train_loss`, `val_top1`, `test_top5`, ... */
@@ -36,12 +55,32 @@ export interface TrainContext {
   samplesPng?: Uint8Array
   /** Class names, in label order. */
   classNames?: string[]
+  /** The epoch running now (1-based); 0 before the first. */
+  epoch: number
+  /** Epochs the run plans in all (a resumed run counts the ones before it). */
+  epochs: number
+  /** Batches of the epoch running now. */
+  batches: number
+  /** Optimizer steps the whole run plans (schedules and weight averaging follow it). */
+  totalSteps: number
+  /** Processes training together (1 without data parallelism): images per second count all of them. */
+  worldSize: number
+  /** Whether this run continues a run directory (`resume`): its weights, history and callback state are restored. */
+  resumed: boolean
+  /** Set when the run's signal stopped it: the last epoch did not finish, and `--resume` continues it. */
+  interrupted: boolean
+  /** history.json as it stands now. */
+  history(): HistoryFile
+  /** The held-out images a report shows predictions of (test images, with their indices into `set`). */
+  reportImages?: { set: ImageSet; indices: Int32Array }
 }
 
 export interface Callback {
   /** Clears state left by an earlier run; train() calls it before onTrainBegin, so one instance can serve several runs. */
   reset?(): void
   onTrainBegin?(ctx: TrainContext): void | Promise<void>
+  /** Before the epoch's first step (`ctx.epoch` and `ctx.batches` say which and how long). */
+  onEpochBegin?(epoch: number, ctx: TrainContext): void | Promise<void>
   onBatchEnd?(batch: number, step: StepResult, ctx: TrainContext): void | Promise<void>
   onEpochEnd?(record: EpochRecord, logs: EpochLogs, ctx: TrainContext): void | Promise<void>
   onTrainEnd?(ctx: TrainContext): void | Promise<void>

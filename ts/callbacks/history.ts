@@ -1,23 +1,9 @@
 // History: every epoch's record, written after each epoch as history.json and history.csv.
 import path from 'node:path'
-import { writeFileAtomic } from '../atomic-write.ts'
-import type { Callback, EpochRecord, SplitMetrics } from './callback.ts'
+import { writeFileAtomic } from '../util/atomic-write.ts'
+import type { Callback, EpochRecord, HistoryFile, SplitMetrics } from './callback.ts'
 
-/** history.json as a whole. */
-export interface HistoryFile {
-  classes: string[]
-  config: Record<string, unknown>
-  epochs: EpochRecord[]
-  best: { epoch: number; monitor: string; value: number; checkpoint: string } | null
-  stoppedEarly: boolean
-  stopReason: string | null
-  /** The built-in callbacks' state (early stopping, best checkpoint, plateau), for `--resume`; the epochs are above. */
-  resume?: Record<string, unknown>
-  /** The learning rate the next epoch would use, for `--resume`. */
-  lr?: number
-  /** What the run chose where its options left a choice: the precision (with `precision: 'auto'`) and why. */
-  chosen?: { precision: string; precisionReason: string }
-}
+export type { HistoryFile } from './callback.ts'
 
 function csvCell(v: number | string | undefined): string {
   if (v === undefined) return ''

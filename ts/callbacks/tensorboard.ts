@@ -82,7 +82,8 @@ export class TensorBoard implements Callback {
   readonly images: boolean
   private current: TensorBoardState = { samplesLogged: false }
   private writers = new Map<string, EventFileWriter>()
-  private samples?: Uint8Array
+  /** The run whose sample grid (`ctx.samplesPng`) is still to be logged, with its first epoch. */
+  private samplesOf?: TrainContext
   private written: string[] = []
   private drawFailed = false
 
@@ -106,7 +107,7 @@ export class TensorBoard implements Callback {
   reset(): void {
     this.current = { samplesLogged: false }
     this.writers = new Map()
-    this.samples = undefined
+    this.samplesOf = undefined
     this.written = []
     this.drawFailed = false
   }
@@ -114,9 +115,9 @@ export class TensorBoard implements Callback {
   onTrainBegin(ctx: TrainContext): void {
     this.writers = new Map()
     this.drawFailed = false
-    // Held until the first flush rather than written now: train() loads a resumed run's state after this call,
-    // and a resumed run has logged its samples already.
-    this.samples = this.images ? ctx.samplesPng : undefined
+    // Logged with the first epoch rather than now: train() loads a resumed run's state after this call (a resumed
+    // run has logged its samples already), and the grid is drawn by the run report's own onTrainBegin.
+    this.samplesOf = this.images ? ctx : undefined
   }
 
   async onEpochEnd(record: EpochRecord, _logs: EpochLogs, ctx: TrainContext): Promise<void> {
@@ -174,11 +175,12 @@ export class TensorBoard implements Callback {
 
   /** Queues the sample grid unless this run has logged it already; it goes out with the next flush. */
   private async queueSamples(): Promise<void> {
-    if (this.samples && !this.current.samplesLogged) {
-      this.writer('train').add(0, [{ tag: TENSORBOARD_TAGS.samples, image: await summaryImage(this.samples) }])
+    const samples = this.samplesOf?.samplesPng
+    if (samples && !this.current.samplesLogged) {
+      this.writer('train').add(0, [{ tag: TENSORBOARD_TAGS.samples, image: await summaryImage(samples) }])
       this.current = { ...this.current, samplesLogged: true }
     }
-    this.samples = undefined
+    this.samplesOf = undefined
   }
 
   private async flush(): Promise<void> {

@@ -2,7 +2,7 @@
 import { InputError } from '../errors.ts'
 import { listCache, parseSize, pruneCache, type CacheEntry } from '../data/cache-index.ts'
 import { boolean, optionalText, text, type OptionTable } from '../options/option.ts'
-import { formatBytes } from '../progress.ts'
+import { formatBytes } from '../util/progress.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const CACHE_OPTIONS = {

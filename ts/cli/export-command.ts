@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import { InputError } from '../errors.ts'
 import { int, text, type OptionTable } from '../options/option.ts'
-import { loadModel } from '../predict.ts'
+import { loadModel } from '../predict/predict.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const EXPORT_OPTIONS = {

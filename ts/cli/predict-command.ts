@@ -1,8 +1,8 @@
 // `convkit predict` (and `npm run predict`): a table or JSON lines of the classes of images.
 import { InputError } from '../errors.ts'
 import { int, choice, text, type OptionTable } from '../options/option.ts'
-import { loadModel } from '../predict.ts'
-import type { Device } from '../device.ts'
+import { loadModel } from '../predict/predict.ts'
+import type { Device } from '../util/device.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const PREDICT_OPTIONS = {

@@ -5,7 +5,7 @@ import { DataError, InputError, isConvkitError } from '../errors.ts'
 import { boolean, int, type OptionTable } from '../options/option.ts'
 import { isDirectory } from '../data/paths.ts'
 import { writeShards } from '../data/shards/write-shards.ts'
-import { formatBytes } from '../progress.ts'
+import { formatBytes } from '../util/progress.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const SHARD_OPTIONS = {

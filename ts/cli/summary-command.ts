@@ -2,10 +2,10 @@
 // spec file, a checkpoint, an architecture of the zoo or the reference CNN, without data or training.
 import fs from 'node:fs'
 import { InputError } from '../errors.ts'
-import type { ModelSpec, Shape3 } from '../layers.ts'
-import { Model } from '../model.ts'
+import type { ModelSpec, Shape3 } from '../model/layers.ts'
+import { Model } from '../model/model.ts'
 import { optionalInt, optionalText, size, type OptionTable } from '../options/option.ts'
-import { referenceCnn } from '../spec.ts'
+import { referenceCnn } from '../model/spec.ts'
 import { isZooName, ZOO_NAMES, zooModel } from '../zoo/architectures.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 

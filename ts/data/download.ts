@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CancelledError, DataError, FileError, InputError } from '../errors.ts'
-import { ProgressBar, formatBytes } from '../progress.ts'
+import { ProgressBar, formatBytes } from '../util/progress.ts'
 
 export interface DownloadOptions {
   /** MD5 the whole file must have, as 32 hex digits; a file that differs is deleted and the download fails. Defaults to no check. */

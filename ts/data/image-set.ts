@@ -1,5 +1,5 @@
 // The in-memory form every data source produces: uint8 pixels, channel-first, with labels and class names.
-import type { Shape3 } from '../layers.ts'
+import type { Shape3 } from '../model/layers.ts'
 
 /** Decoded images, ready to be normalized. */
 export interface ImageSet {

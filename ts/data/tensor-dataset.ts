@@ -1,9 +1,9 @@
 // An ImageSet moved onto the model's device as uint8; batches are gathered, augmented and normalized there.
 import { call, native, type Native } from '../binding.ts'
 import { InputError } from '../errors.ts'
-import type { Shape3 } from '../layers.ts'
+import type { Shape3 } from '../model/layers.ts'
 import { halfNormalization, type ImageSet, type Normalization } from './image-set.ts'
-import type { Device } from '../device.ts'
+import type { Device } from '../util/device.ts'
 
 export interface TensorDatasetOptions {
   /** Where the data lives; use the model's device. Defaults to `'auto'` (CUDA when present). */

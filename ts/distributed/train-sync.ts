@@ -11,7 +11,7 @@
 // - an interrupt on any rank rides along with the next step's gradients, so every rank stops after the same step.
 import type { TrainContext } from '../callbacks/callback.ts'
 import { deriveSeed } from '../data/split.ts'
-import type { Model, StepResult } from '../model.ts'
+import type { Model, StepResult } from '../model/model.ts'
 import type { DistributedOptions } from './env.ts'
 import { ProcessGroup } from './process-group.ts'
 import { evaluationShare, shardIndices, shardLength } from './sampler.ts'

@@ -1,7 +1,7 @@
 // airbench94 (Keller Jordan, arXiv 2404.00498; PyPI airbench 0.1.8) rebuilt from ConvKit's public pieces: its
 // network as a spec, its recipe as train options. bench/RESULTS.md compares it with the package's own code.
-import type { Layer, ModelSpec, Shape3 } from '../layers.ts'
-import type { TrainOptions } from '../train-options.ts'
+import type { Layer, ModelSpec, Shape3 } from '../model/layers.ts'
+import type { TrainOptions } from '../train/train-options.ts'
 
 /** A conv 3×3 group: conv → 2×2 max pool → BN → GELU → conv → BN → GELU (airbench's ConvGroup). */
 function convGroup(name: string, width: number): Layer {

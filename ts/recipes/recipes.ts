@@ -1,5 +1,5 @@
 // Named recipes: complete sets of train options a run starts from (the options given beside them win).
-import type { TrainOptions } from '../train-options.ts'
+import type { TrainOptions } from '../train/train-options.ts'
 import { AIRBENCH94 } from './airbench94.ts'
 
 /** The recipes' names; `recipe: 'airbench94'` in train() or `--recipe airbench94` selects one. */

@@ -1,6 +1,6 @@
 // Writes a run's plots as SVG and PNG into `<run>/plots/`.
 import path from 'node:path'
-import { writeFileAtomic } from '../atomic-write.ts'
+import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { HistoryFile } from '../callbacks/history.ts'
 import { CHART_NAMES, historyCharts, type ChartName } from './history-charts.ts'
 import { chartSvg, svgToPng } from './render-chart.ts'

@@ -1,10 +1,10 @@
 // A run's pictures: samples.png before training; plots/ and report.html after it.
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { writeFileAtomic } from '../atomic-write.ts'
+import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { HistoryFile } from '../callbacks/history.ts'
 import type { ImageSet } from '../data/image-set.ts'
-import type { Model } from '../model.ts'
+import type { Model } from '../model/model.ts'
 import { reportHtml, type PredictedImage } from './html-report.ts'
 import { balancedSample, imageGrid, imagePng } from './image-grid.ts'
 import { plotHistory } from './plot-history.ts'

@@ -1,7 +1,7 @@
 // The model zoo's registry: each architecture's builder, the classifier a fine-tuning run replaces, its native input
 // size and a line about it. The list of names is derived from it.
 import { InputError } from '../errors.ts'
-import type { ModelSpec } from '../layers.ts'
+import type { ModelSpec } from '../model/layers.ts'
 import type { ZooOptions } from './blocks.ts'
 import { efficientnetB0, efficientnetLite0 } from './efficientnet.ts'
 import { mobilenetV2, mobilenetV3Large } from './mobilenet.ts'

@@ -1,7 +1,7 @@
 // Shared pieces of the model zoo: the builders' options, conv + batch norm + activation, and the head, laid out so
 // that every tensor lands under the key torchvision (or timm, or the weights file) gives it.
 import { InputError } from '../errors.ts'
-import type { Conv2dLayer, Layer, LinearLayer, ModelSpec, SequentialLayer, Size2, WeightInit } from '../layers.ts'
+import type { Conv2dLayer, Layer, LinearLayer, ModelSpec, SequentialLayer, Size2, WeightInit } from '../model/layers.ts'
 
 /** What every zoo builder takes. */
 export interface ZooOptions {

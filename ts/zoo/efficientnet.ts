@@ -1,6 +1,6 @@
 // EfficientNet-B0 as torchvision 0.26 builds it, and EfficientNet-Lite0 in the layout of the efficientnet_pytorch
 // weights file (the reference is timm's tf_efficientnet_lite0, TensorFlow's SAME padding and batch-norm eps).
-import type { Layer, ModelSpec } from '../layers.ts'
+import type { Layer, ModelSpec } from '../model/layers.ts'
 import {
   activation,
   batchNorm,

@@ -1,5 +1,5 @@
 // MobileNetV2 and MobileNetV3-Large as torchvision 0.26 builds them (width 1.0), with its state-dict keys.
-import type { Layer, ModelSpec } from '../layers.ts'
+import type { Layer, ModelSpec } from '../model/layers.ts'
 import {
   activation,
   batchNorm,

@@ -1,6 +1,6 @@
 // ResNet-18, -34 and -50 as torchvision 0.26 builds them (ResNet v1.5: a bottleneck's stride on its 3×3), with its
 // state-dict keys.
-import type { Layer, ModelSpec } from '../layers.ts'
+import type { Layer, ModelSpec } from '../model/layers.ts'
 import { batchNorm, conv, globalAveragePool, linear, resolveOptions, spec, TORCH_NORM, type ZooOptions } from './blocks.ts'
 
 /**

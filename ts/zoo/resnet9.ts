@@ -1,6 +1,6 @@
 // ResNet-9, David Page's fast CIFAR-10 network ("How to train your ResNet", DAWNBench 2018), with keys that follow
 // his module paths (`layer1.residual.res1.conv` ↔ his `layer1_residual_res1_conv`).
-import type { Layer, ModelSpec, SequentialLayer } from '../layers.ts'
+import type { Layer, ModelSpec, SequentialLayer } from '../model/layers.ts'
 import { batchNorm, conv, linear, resolveOptions, spec, TORCH_NORM, type ZooOptions } from './blocks.ts'
 
 /** Page's `conv_bn`: 3×3 conv (PyTorch's default init, no bias), batch norm, ReLU, under `name`. */

@@ -3,9 +3,9 @@
 import os from 'node:os'
 import type { SplitMetrics } from '../../callbacks/callback.ts'
 import { CancelledError } from '../../errors.ts'
-import type { Model, StepOptions, StepResult } from '../../model.ts'
-import { formatBytes } from '../../progress.ts'
-import { RunningMetrics } from '../../running-metrics.ts'
+import type { Model, StepOptions, StepResult } from '../../model/model.ts'
+import { formatBytes } from '../../util/progress.ts'
+import { RunningMetrics } from '../../train/running-metrics.ts'
 import type { Normalization } from '../image-set.ts'
 import { openShards, type ShardSet, type ShardStream, type ShardStreamOptions, type SkippedSample } from './shard-stream.ts'
 

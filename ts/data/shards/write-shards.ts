@@ -1,9 +1,9 @@
 // Writes an image folder (`root/<class>/*`) as WebDataset-style tar shards in a seeded, mixed order, plus an index.
 import fsp from 'node:fs/promises'
 import path from 'node:path'
-import { writeFileAtomic } from '../../atomic-write.ts'
+import { writeFileAtomic } from '../../util/atomic-write.ts'
 import { CancelledError, InputError } from '../../errors.ts'
-import { ProgressBar } from '../../progress.ts'
+import { ProgressBar } from '../../util/progress.ts'
 import { listImageFolder } from '../image-folder.ts'
 import { deriveSeed, range, shuffle } from '../split.ts'
 import { bracePatternFor, indexPathFor, numberedName, parseNumberedPattern } from './brace-pattern.ts'

@@ -1,6 +1,6 @@
 // loadModel() and predict(): use a trained checkpoint from other apps in one or two calls.
 import fs from 'node:fs'
-import { Model, type LoadOptions } from './model.ts'
+import { Model, type LoadOptions } from '../model/model.ts'
 import type { ImageInput, Prediction, PredictOptions } from './predict-images.ts'
 
 /**

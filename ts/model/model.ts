@@ -2,79 +2,22 @@
 // save and load it. The only holder of the native model handle: every native call goes through `call()`, which
 // turns native errors into ConvkitErrors.
 import path from 'node:path'
-import { call, callSync, native, type Native, type OptimizerConfig, type ParamGroup } from './binding.ts'
-import { datasetHandle, type TensorDataset } from './data/tensor-dataset.ts'
-import { halfNormalization, type Normalization } from './data/image-set.ts'
-import type { Device } from './device.ts'
-import { groupHandle, type ProcessGroup } from './distributed/process-group.ts'
-import { CancelledError, CheckpointError, InputError } from './errors.ts'
+import { call, callSync, native, type Native, type OptimizerConfig, type ParamGroup } from '../binding.ts'
+import { datasetHandle, type TensorDataset } from '../data/tensor-dataset.ts'
+import { halfNormalization, type Normalization } from '../data/image-set.ts'
+import type { Device } from '../util/device.ts'
+import { groupHandle, type ProcessGroup } from '../distributed/process-group.ts'
+import { CancelledError, CheckpointError, InputError } from '../errors.ts'
 import type { ModelSpec } from './layers.ts'
 import { metricsFromCounts, type EvalMetrics } from './metrics.ts'
-import { prepareImages, rankScores, type ImageInput, type Prediction, type PredictOptions } from './predict-images.ts'
-import { formatSummary, type LayerSummary } from './report/model-summary.ts'
-import { readTorchStateDict, type TorchTensor } from './weights/torch-checkpoint.ts'
-import { createPretrained, type PretrainedOptions } from './pretrained.ts'
-import { zooModel, type ZooName } from './zoo/architectures.ts'
+import { prepareImages, rankScores, type ImageInput, type Prediction, type PredictOptions } from '../predict/predict-images.ts'
+import { formatSummary, type LayerSummary } from '../report/model-summary.ts'
+import { readTorchStateDict, type TorchTensor } from '../weights/torch-checkpoint.ts'
+import { loadPretrained, type PretrainedOptions } from '../zoo/pretrained.ts'
+import type { ModelOptions, Precision, Preprocessing, Tta } from './model-options.ts'
+import { zooModel, type ZooName } from '../zoo/architectures.ts'
 
-/** Any optimizer with its hyper-parameters; absent fields take PyTorch's defaults. */
-export type OptimizerOptions = OptimizerConfig
-
-/**
- * The type convolutions and linear layers compute in. `'bf16'` does what PyTorch's autocast does for these
- * layers: bfloat16 copies of inputs and weights, fp32 weights trained and saved, fp32 logits, loss and softmax.
- */
-export type Precision = 'fp32' | 'bf16'
-
-/** Test-time augmentation: the logits of the image, its mirror image, and (with `mirrorTranslate`) 1-px shifts, averaged. */
-export type Tta = 'none' | 'mirror' | 'mirrorTranslate'
-
-export interface ModelOptions {
-  /** Defaults to `'auto'`: CUDA when available, else the CPU. */
-  device?: Device
-  /** Defaults to `{ type: 'adam' }` with PyTorch's defaults (lr 1e-3). */
-  optimizer?: OptimizerOptions
-  /** Parameters with their own learning-rate scale or weight decay (see `ParamGroup`). Defaults to none. */
-  paramGroups?: ParamGroup[]
-  /** Label smoothing ε of the training loss. Defaults to 0. */
-  labelSmoothing?: number
-  /** `'mean'` or `'sum'` of the per-image losses. Defaults to `'mean'`. */
-  lossReduction?: 'mean' | 'sum'
-  /** Seeds libtorch before the weights are drawn, so two models with one seed start equal. */
-  seed?: number
-  /** Run convolutions in channels_last memory order. Defaults to true on the CPU (about 20 % faster there, see bench/RESULTS.md), false on CUDA. */
-  channelsLast?: boolean
-  /** Defaults to `'fp32'`. */
-  precision?: Precision
-  /** Class names, saved in checkpoints so predictions can be named. */
-  classNames?: string[]
-  /** The normalization the training data used, saved in checkpoints so prediction repeats it. */
-  normalization?: Normalization
-  /** How images are resized for prediction, saved in checkpoints. Defaults to stretching to the input size. */
-  preprocessing?: Preprocessing
-  /** Test-time augmentation `predict()` uses by default, saved in checkpoints. Defaults to `'none'`. */
-  tta?: Tta
-  /** `[height, width]` that evaluation and prediction feed the model (see `Model.setEvalInputSize`), saved in checkpoints. Defaults to the spec's input. */
-  evalInputSize?: [number, number]
-  /** The weights' type: `'float64'` computes everything in double precision, to check numerics against a reference. Defaults to `'float32'`. */
-  dtype?: 'float32' | 'float64'
-  /** Outputs of a zoo architecture given by name (or of a pretrained model). Defaults to `classNames.length`. */
-  classes?: number
-  /** `[height, width]` of a zoo architecture given by name. Defaults to its own (224 × 224 for ImageNet networks). */
-  inputSize?: [number, number]
-}
-
-/** How `predict()` fits an image to the model's input. Without either resize, images are stretched to the input size. */
-export interface Preprocessing {
-  /** Resize the shorter side to this many pixels, then take the centre (torchvision's `Resize` + `CenterCrop`). */
-  resizeShorter?: number
-  /**
-   * Stretch to `[height, width]`, then take the centre crop of the evaluation input size: how `train()` stores
-   * images (`size`) and evaluates them, so a trained model predicts on what it was evaluated on.
-   */
-  resize?: [height: number, width: number]
-  /** The resampling filter, as the weights' own preprocessing names it. Defaults to sharp's Lanczos-3. */
-  interpolation?: 'bilinear' | 'bicubic'
-}
+export type { ModelOptions, OptimizerOptions, Precision, Preprocessing, Tta } from './model-options.ts'
 
 export interface LoadOptions {
   /** Defaults to `'auto'`: CUDA when available, else the CPU. */
@@ -306,9 +249,7 @@ export class Model {
   static create(spec: ModelSpec | ZooName, options?: ModelOptions & { pretrained?: undefined }): Model
   static create(spec: ModelSpec | ZooName | null, options: ModelOptions & PretrainedOptions): Promise<Model>
   static create(spec: ModelSpec | ZooName | null, options: ModelOptions & Partial<PretrainedOptions> = {}): Model | Promise<Model> {
-    if (options.pretrained !== undefined) {
-      return createPretrained(spec, options as ModelOptions & PretrainedOptions, (s, o) => Model.create(s, o)).then((r) => r.model)
-    }
+    if (options.pretrained !== undefined) return Model.fromPretrained(spec, options as ModelOptions & PretrainedOptions)
     if (spec === null) throw new InputError('INVALID_OPTION', 'Model.create: expected a spec or a zoo name (null only with pretrained)')
     if (typeof spec === 'string') {
       const classes = options.classes ?? options.classNames?.length
@@ -332,6 +273,21 @@ export class Model {
     )
     const model = new Model(handle, options)
     model.#precision = options.precision ?? 'fp32'
+    return model
+  }
+
+  /**
+   * A model with pretrained weights: a weight set's name brings its architecture (unless `architecture` gives one),
+   * preprocessing and ImageNet labels; with `classes` (or `classNames`) other than the weights', the classifier is
+   * replaced by a zero-initialized one for fine-tuning and everything else loads strictly.
+   *
+   * @example
+   * const mine = await Model.fromPretrained(null, { pretrained: 'resnet18', classNames: ['cat', 'dog'] })
+   */
+  static async fromPretrained(architecture: ModelSpec | ZooName | null, options: ModelOptions & PretrainedOptions): Promise<Model> {
+    const { spec, modelOptions, tensors, file, keep } = await loadPretrained(architecture, options)
+    const model = Model.create(spec, modelOptions)
+    await model.loadStateDict(tensors, { source: file, keep })
     return model
   }
 
@@ -745,7 +701,7 @@ export class Model {
   }
 
   private async safetensorsAsTorch(file: string): Promise<TorchTensor[]> {
-    const { readSafetensors } = await import('./weights/safetensors-file.ts')
+    const { readSafetensors } = await import('../weights/safetensors-file.ts')
     return readSafetensors(file)
   }
 }

@@ -1,7 +1,7 @@
 // Specs for training: the reference CNN, and a spec fitted to the data it will train on.
-import { InputError } from './errors.ts'
+import { InputError } from '../errors.ts'
 import type { ModelSpec, Shape3 } from './layers.ts'
-import { isZooName, zooModel, ZOO, type ZooName } from './zoo/architectures.ts'
+import { isZooName, zooModel, ZOO, type ZooName } from '../zoo/architectures.ts'
 
 /** Builds a network once the data is known: its classes and the shape of its images. */
 export type ModelBuilder = (data: { classes: number; shape: Shape3 }) => ModelSpec

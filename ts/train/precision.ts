@@ -1,9 +1,9 @@
 // precision: 'auto' (the default): bf16 where the CPU computes it natively and a short probe finds it clearly faster,
 // fp32 elsewhere.
 import fs from 'node:fs'
-import type { TensorDataset } from './data/tensor-dataset.ts'
-import type { ModelSpec } from './layers.ts'
-import { Model, type Precision } from './model.ts'
+import type { TensorDataset } from '../data/tensor-dataset.ts'
+import type { ModelSpec } from '../model/layers.ts'
+import { Model, type Precision } from '../model/model.ts'
 
 /** The CPU flags that mean native bfloat16 arithmetic (AVX512-BF16 dot products, AMX tiles). */
 const BF16_FLAGS = ['avx512_bf16', 'amx_bf16']

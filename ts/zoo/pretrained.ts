@@ -1,14 +1,15 @@
 // Models that start from pretrained weights: a named weight set (its architecture, preprocessing and ImageNet
 // labels come with it), or a file or URL of weights for a given architecture; with the classifier replaced when
-// the data has other classes. Model.create({ pretrained }) and train({ pretrained }) come here.
-import { InputError } from './errors.ts'
-import type { Layer, ModelSpec } from './layers.ts'
-import type { Model, ModelOptions } from './model.ts'
-import { readSafetensors } from './weights/safetensors-file.ts'
-import { readTorchStateDict, type TorchTensor } from './weights/torch-checkpoint.ts'
-import { ZOO, isZooName, zooModel, type ZooName } from './zoo/architectures.ts'
-import { fetchWeights, type FetchWeightsOptions } from './zoo/fetch-weights.ts'
-import { pretrainedWeights, PRETRAINED_WEIGHTS_NAMES, type PretrainedWeights } from './zoo/weights.ts'
+// the data has other classes. Model.fromPretrained (and so Model.create({ pretrained }) and train({ pretrained }))
+// come here; this module builds no model, so the model module depends on it and not the other way.
+import { InputError } from '../errors.ts'
+import type { Layer, ModelSpec } from '../model/layers.ts'
+import type { ModelOptions } from '../model/model-options.ts'
+import { readSafetensors } from '../weights/safetensors-file.ts'
+import { readTorchStateDict, type TorchTensor } from '../weights/torch-checkpoint.ts'
+import { ZOO, isZooName, zooModel, type ZooName } from './architectures.ts'
+import { fetchWeights, type FetchWeightsOptions } from './fetch-weights.ts'
+import { pretrainedWeights, PRETRAINED_WEIGHTS_NAMES, type PretrainedWeights } from './weights.ts'
 
 /** What a pretrained model is made from, beside the usual ModelOptions. */
 export interface PretrainedOptions extends Pick<FetchWeightsOptions, 'cacheDir' | 'baseUrl' | 'indexUrl' | 'quiet' | 'signal'> {
@@ -108,15 +109,23 @@ function zeroNewHead(plan: PretrainedPlan): PretrainedPlan {
   return { ...plan, spec }
 }
 
+/** Everything a pretrained model is built from: its spec and options, and the tensors to load into it. */
+export interface LoadedPretrained {
+  spec: ModelSpec
+  modelOptions: ModelOptions
+  tensors: TorchTensor[]
+  /** Where the weights came from, for error messages. */
+  file: string
+  /** Globs of the tensors that keep their own values: a replaced classifier, which starts at zero. */
+  keep: string[]
+  plan: PretrainedPlan
+}
+
 /**
- * Builds the model of `plan` with `create` and loads the weights into it: strictly, except for a replaced
- * classifier, which starts at zero.
+ * Fetches and reads the weights of `options.pretrained` and works out the spec and model options to build them into
+ * (`Model.fromPretrained` builds and loads).
  */
-export async function createPretrained(
-  architecture: ModelSpec | ZooName | null | undefined,
-  options: ModelOptions & PretrainedOptions,
-  create: (spec: ModelSpec, options: ModelOptions) => Model,
-): Promise<{ model: Model; plan: PretrainedPlan }> {
+export async function loadPretrained(architecture: ModelSpec | ZooName | null | undefined, options: ModelOptions & PretrainedOptions): Promise<LoadedPretrained> {
   const file = await fetchWeights(options.pretrained, options)
   const tensors = await readWeights(file)
   const first = planPretrained(architecture, options)
@@ -125,14 +134,13 @@ export async function createPretrained(
   const plan = first.weights ? first : planPretrained(architecture, options, headWeight?.shape[0])
   const w = plan.weights
   const sameClasses = !plan.newHead
-  // The model is built plain; this function loads its weights (a `pretrained` passed on would build it twice).
-  const { pretrained: _pretrained, ...modelOptions } = options
-  const model = create(plan.spec, {
-    ...modelOptions,
+  // The model is built plain; its weights are loaded after (a `pretrained` passed on would build it twice).
+  const { pretrained: _pretrained, ...plain } = options
+  const modelOptions: ModelOptions = {
+    ...plain,
     classNames: options.classNames ?? (sameClasses ? w?.categories.slice() : undefined),
     normalization: options.normalization ?? (w ? { mean: [...w.preprocessing.mean], std: [...w.preprocessing.std] } : undefined),
     preprocessing: options.preprocessing ?? (w ? { resizeShorter: w.preprocessing.resizeShorter, interpolation: w.preprocessing.interpolation } : undefined),
-  })
-  await model.loadStateDict(tensors, { source: file, keep: plan.newHead ? plan.head.map((h) => `${h}.*`) : [] })
-  return { model, plan }
+  }
+  return { spec: plan.spec, modelOptions, tensors, file, keep: plan.newHead ? plan.head.map((h) => `${h}.*`) : [], plan }
 }

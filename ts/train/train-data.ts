@@ -1,16 +1,16 @@
 // The data of one train() run: loading, the train/validation/test splits, normalization, and whether the training
 // images are held in memory or streamed from shards.
 import os from 'node:os'
-import { halfNormalization, type ImageSet, type Normalization } from './data/image-set.ts'
-import { loadData } from './data/load-data.ts'
-import { datasetNormalization, NAMED_NORMALIZATIONS } from './data/normalization.ts'
-import { describeShardSource, isShardSource, readShardImages, subsetShards } from './data/shards/shard-source.ts'
-import type { ShardSet } from './data/shards/shard-stream.ts'
-import { chooseDataPath } from './data/shards/stream-train.ts'
-import { deriveSeed, limitIndices, range, shuffle, splitIndices } from './data/split.ts'
-import { DataError, InputError } from './errors.ts'
+import { halfNormalization, type ImageSet, type Normalization } from '../data/image-set.ts'
+import { loadData } from '../data/load-data.ts'
+import { datasetNormalization, NAMED_NORMALIZATIONS } from '../data/normalization.ts'
+import { describeShardSource, isShardSource, readShardImages, subsetShards } from '../data/shards/shard-source.ts'
+import type { ShardSet } from '../data/shards/shard-stream.ts'
+import { chooseDataPath } from '../data/shards/stream-train.ts'
+import { deriveSeed, limitIndices, range, shuffle, splitIndices } from '../data/split.ts'
+import { DataError, InputError } from '../errors.ts'
 import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
-import { pretrainedWeights } from './zoo/weights.ts'
+import { pretrainedWeights } from '../zoo/weights.ts'
 
 /** Images a streamed run holds in memory from its training shards: for statistics, whitening, samples.png and the precision probe. */
 const STREAM_SAMPLE = 2048

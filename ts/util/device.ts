@@ -1,5 +1,5 @@
 // Device names users pass, and what the runtime reports about them.
-import { callSync, native } from './binding.ts'
+import { callSync, native } from '../binding.ts'
 
 /** `'auto'` picks CUDA when it is available, else the CPU. */
 export type Device = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`

@@ -1,5 +1,5 @@
 // The compact table the training loop prints: a header, then one row per epoch.
-import type { EpochRecord } from './callbacks/callback.ts'
+import type { EpochRecord } from '../callbacks/callback.ts'
 
 const SPLITS = ['train', 'val', 'test'] as const
 

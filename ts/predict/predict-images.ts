@@ -1,8 +1,8 @@
 // Preparing images to score: any format and size, decoded, resized and converted exactly as the training data
 // was, into one channel-first uint8 batch; and ranking a model's probabilities into labelled predictions.
 import fs from 'node:fs'
-import { decodeInto, fixedResize, type DecodeOptions } from './data/decode-image.ts'
-import { DataError, InputError } from './errors.ts'
+import { decodeInto, fixedResize, type DecodeOptions } from '../data/decode-image.ts'
+import { DataError, InputError } from '../errors.ts'
 
 /** Pixels already decoded: `width × height × channels` bytes, interleaved (as sharp's `raw()` gives them). */
 export interface RawImage {

@@ -1,7 +1,7 @@
 // Train metrics summed from an epoch's own forward passes (before each update), as Keras reports them: no extra
 // pass over the training data. Resident and streamed epochs both add their steps here.
-import type { SplitMetrics } from './callbacks/callback.ts'
-import { percent } from './metrics.ts'
+import type { SplitMetrics } from '../callbacks/callback.ts'
+import { percent } from '../model/metrics.ts'
 
 /** What a training step reports that the running metrics add up. */
 export interface CountedStep {
