@@ -15,7 +15,7 @@ import { openShards } from '../ts/data/shards/shard-stream.ts'
 import { trainEpochOnShards } from '../ts/data/shards/stream-train.ts'
 import { writeShards } from '../ts/data/shards/write-shards.ts'
 import { deriveSeed, range, shuffle } from '../ts/data/split.ts'
-import { formatBytes } from '../ts/progress.ts'
+import { formatBytes } from '../ts/util/progress.ts'
 import { CIFAR_ARCHIVE } from '../__test__/helpers/cifar-subset.ts'
 
 type Job =
