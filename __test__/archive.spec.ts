@@ -53,7 +53,10 @@ test('extracts into <cache>/extracted/<name>-<sha256> once per content; a change
   const fresh = await extractArchive(archive, cacheDir)
   t.not(fresh, root)
   t.is(fs.readFileSync(path.join(fresh, 'set', 'a', '1.txt'), 'utf8'), 'uno')
-  t.deepEqual(fs.readdirSync(path.join(cacheDir, 'extracted')).filter((n) => n.includes('partial')), [])
+  t.deepEqual(
+    fs.readdirSync(path.join(cacheDir, 'extracted')).filter((n) => n.includes('partial')),
+    [],
+  )
 })
 
 test('.tgz works too', async (t) => {

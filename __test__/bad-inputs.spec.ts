@@ -2,7 +2,17 @@
 import test from 'ava'
 import fs from 'node:fs'
 import path from 'node:path'
-import { CheckpointError, DeviceError, FileError, InputError, Model, SpecError, TensorDataset, referenceCnn, runtimeInfo } from '../ts/index.ts'
+import {
+  CheckpointError,
+  DeviceError,
+  FileError,
+  InputError,
+  Model,
+  SpecError,
+  TensorDataset,
+  referenceCnn,
+  runtimeInfo,
+} from '../ts/index.ts'
 import type { ConvkitError, ModelSpec } from '../ts/index.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -37,28 +47,52 @@ test('a label out of range is an error, not a libtorch abort', async (t) => {
   const err = (await t.throwsAsync(tiny().trainBatchFloats(new Float32Array(2 * 64), [0, 7]), { instanceOf: InputError })) as ConvkitError
   t.is(err.code, 'LABEL_OUT_OF_RANGE')
   t.regex(err.message, /label 7 at position 1.*0\.\.3/)
-  const negative = TensorDataset.create({ pixels: new Uint8Array(64), labels: Int32Array.of(-1), shape: [1, 8, 8], classes: ['a', 'b', 'c'] }, { device: 'cpu' })
+  const negative = TensorDataset.create(
+    { pixels: new Uint8Array(64), labels: Int32Array.of(-1), shape: [1, 8, 8], classes: ['a', 'b', 'c'] },
+    { device: 'cpu' },
+  )
   t.is(((await t.throwsAsync(negative)) as ConvkitError).code, 'LABEL_OUT_OF_RANGE')
 })
 
 test('dataset indices out of range and pixel counts that disagree with labels are errors', async (t) => {
-  const data = await TensorDataset.create({ pixels: new Uint8Array(2 * 64), labels: Int32Array.of(0, 1), shape: [1, 8, 8], classes: ['a', 'b', 'c'] }, { device: 'cpu' })
+  const data = await TensorDataset.create(
+    { pixels: new Uint8Array(2 * 64), labels: Int32Array.of(0, 1), shape: [1, 8, 8], classes: ['a', 'b', 'c'] },
+    { device: 'cpu' },
+  )
   const err = (await t.throwsAsync(tiny().trainBatch(data, [0, 2]))) as ConvkitError
   t.is(err.code, 'BAD_SHAPE')
   t.regex(err.message, /indices\[1\].*0\.\.2.*got 2/)
-  const short = TensorDataset.create({ pixels: new Uint8Array(100), labels: Int32Array.of(0, 1), shape: [1, 8, 8], classes: ['a'] }, { device: 'cpu' })
+  const short = TensorDataset.create(
+    { pixels: new Uint8Array(100), labels: Int32Array.of(0, 1), shape: [1, 8, 8], classes: ['a'] },
+    { device: 'cpu' },
+  )
   t.is(((await t.throwsAsync(short)) as ConvkitError).code, 'BAD_SHAPE')
-  const otherShape = await TensorDataset.create({ pixels: new Uint8Array(3 * 64), labels: Int32Array.of(0), shape: [3, 8, 8], classes: ['a'] }, { device: 'cpu' })
+  const otherShape = await TensorDataset.create(
+    { pixels: new Uint8Array(3 * 64), labels: Int32Array.of(0), shape: [3, 8, 8], classes: ['a'] },
+    { device: 'cpu' },
+  )
   t.regex(((await t.throwsAsync(tiny().evaluate(otherShape))) as ConvkitError).message, /inputShape/)
 })
 
 test('options are checked where they enter', (t) => {
   t.throws(() => Model.create(small, { device: 'gpu' as 'cpu' }), { instanceOf: InputError, message: /device/ })
   t.throws(() => Model.create(small, { device: 'cpu', optimizer: { type: 'adam', lr: -1 } }), { instanceOf: InputError, message: /lr/ })
-  t.throws(() => Model.create(small, { device: 'cpu', optimizer: { type: 'rmsprop' } as never }), { instanceOf: InputError, message: /option optimizer: unknown variant `rmsprop`/ })
-  t.throws(() => Model.create(small, { device: 'cpu', optimizer: { type: 'sgd', lr: 'fast' } as never }), { instanceOf: InputError, message: /option optimizer\.lr: expected a number, got a string/ })
-  t.throws(() => Model.create(small, { device: 'cpu', optimizer: { type: 'sgd', nesterov: true } }), { instanceOf: InputError, message: /nesterov.*momentum > 0/ })
-  t.throws(() => Model.create(small, { device: 'cpu', paramGroups: [{ lrScale: 2 }] }), { instanceOf: InputError, message: /paramGroups\[0\].*names, layer or field/ })
+  t.throws(() => Model.create(small, { device: 'cpu', optimizer: { type: 'rmsprop' } as never }), {
+    instanceOf: InputError,
+    message: /option optimizer: unknown variant `rmsprop`/,
+  })
+  t.throws(() => Model.create(small, { device: 'cpu', optimizer: { type: 'sgd', lr: 'fast' } as never }), {
+    instanceOf: InputError,
+    message: /option optimizer\.lr: expected a number, got a string/,
+  })
+  t.throws(() => Model.create(small, { device: 'cpu', optimizer: { type: 'sgd', nesterov: true } }), {
+    instanceOf: InputError,
+    message: /nesterov.*momentum > 0/,
+  })
+  t.throws(() => Model.create(small, { device: 'cpu', paramGroups: [{ lrScale: 2 }] }), {
+    instanceOf: InputError,
+    message: /paramGroups\[0\].*names, layer or field/,
+  })
 })
 
 // Only a machine without CUDA can show this; on one with CUDA the test is skipped, not passed.
@@ -70,7 +104,9 @@ test('options are checked where they enter', (t) => {
 test('missing, truncated, garbage and mismatched checkpoints are named errors', async (t) => {
   const good = path.join(tmp, 'good.safetensors')
   await tiny().save(good)
-  const missing = (await t.throwsAsync(Model.load(path.join(tmp, 'nope.safetensors'), { device: 'cpu' }), { instanceOf: FileError })) as ConvkitError
+  const missing = (await t.throwsAsync(Model.load(path.join(tmp, 'nope.safetensors'), { device: 'cpu' }), {
+    instanceOf: FileError,
+  })) as ConvkitError
   t.regex(missing.message, /nope\.safetensors/)
 
   const truncated = path.join(tmp, 'truncated.safetensors')

@@ -70,10 +70,20 @@ test('minDelta, max mode and startFromEpoch change what counts as improvement', 
 })
 
 test('a non-finite loss stops at once, naming the metric and the epoch', (t) => {
-  const d = decideStop({ wait: 0, best: 1, bestEpoch: 1 }, 3, { train_loss: Number.NaN, val_loss: 2 }, { monitor: 'val_loss', mode: 'auto', minDelta: 0, patience: 5, startFromEpoch: 0 })
+  const d = decideStop(
+    { wait: 0, best: 1, bestEpoch: 1 },
+    3,
+    { train_loss: Number.NaN, val_loss: 2 },
+    { monitor: 'val_loss', mode: 'auto', minDelta: 0, patience: 5, startFromEpoch: 0 },
+  )
   t.true(d.shouldStop)
   t.is(d.reason, 'train_loss is NaN at epoch 3: training diverged')
-  const inf = decideStop({ wait: 0 }, 2, { train_loss: 1, val_loss: Number.POSITIVE_INFINITY }, { monitor: 'val_loss', mode: 'auto', minDelta: 0, patience: 5, startFromEpoch: 0 })
+  const inf = decideStop(
+    { wait: 0 },
+    2,
+    { train_loss: 1, val_loss: Number.POSITIVE_INFINITY },
+    { monitor: 'val_loss', mode: 'auto', minDelta: 0, patience: 5, startFromEpoch: 0 },
+  )
   t.regex(inf.reason!, /val_loss is Infinity/)
 })
 
@@ -107,7 +117,14 @@ test('ModelCheckpoint keeps only the best epoch, named for its epoch and accurac
 })
 
 test('history.csv has a row per epoch with per-class columns', (t) => {
-  const csv = historyCsv({ classes: ['cat', 'dog'], config: {}, epochs: [record(1, 0.9), record(2, 0.8)], best: null, stoppedEarly: false, stopReason: null })
+  const csv = historyCsv({
+    classes: ['cat', 'dog'],
+    config: {},
+    epochs: [record(1, 0.9), record(2, 0.8)],
+    best: null,
+    stoppedEarly: false,
+    stopReason: null,
+  })
   const [header, ...rows] = csv.trim().split('\n')
   t.true(header!.startsWith('epoch,seconds,lr,images_per_second,train_loss,train_top1,train_top5,val_loss'))
   t.true(header!.includes('test_top1_dog'))

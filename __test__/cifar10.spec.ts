@@ -3,7 +3,6 @@ import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { CIFAR10_CLASSES, cifar10Url, loadCifar10 } from '../ts/data/cifar10.ts'
 import { listCache } from '../ts/data/cache-index.ts'
@@ -82,7 +81,10 @@ test('downloads the archive from 127.0.0.1, checks its MD5, extracts it once and
   t.is(server.requests.length, 1, 'the second load reads the extracted copy')
   // Both are the cache's own, so they count against its size limit.
   const { entries } = await listCache({ cacheDir })
-  t.deepEqual(entries.map((e) => [e.path, e.kind]).sort(), [['cifar-10-batches-bin', 'extracted'], ['cifar-10-binary.tar.gz', 'download']])
+  t.deepEqual(entries.map((e) => [e.path, e.kind]).sort(), [
+    ['cifar-10-batches-bin', 'extracted'],
+    ['cifar-10-binary.tar.gz', 'download'],
+  ])
 })
 
 test('a copy already in the standard layout is read without any download', async (t) => {
@@ -237,7 +239,11 @@ test('a pickle that names any other global is refused without running it', async
   const dir = writePythonRelease(cacheDir)
   // The classic exploit: os.system('touch …') via GLOBAL + REDUCE.
   const marker = path.join(cacheDir, 'pwned')
-  const evil = new Py2Pickle().global('os', 'system').str(`touch ${marker}`).raw(Buffer.from([0x85, 0x52])).bytes()
+  const evil = new Py2Pickle()
+    .global('os', 'system')
+    .str(`touch ${marker}`)
+    .raw(Buffer.from([0x85, 0x52]))
+    .bytes()
   fs.writeFileSync(path.join(dir, 'data_batch_1'), evil)
   const err = (await t.throwsAsync(loadCifar10({ cacheDir }), { instanceOf: DataError })) as ConvkitError
   t.is(err.code, 'DATA_CORRUPT')

@@ -23,11 +23,15 @@ const tmpdir = tempDirs('dataset-cache')
 function cifarFolder(trainPerClass = 4, testPerClass = 2): string {
   const subset = cifarSubset()
   const root = path.join(tmpdir(), 'cifar10-jpg')
-  for (const [split, from, count] of [['train', subset.train, trainPerClass], ['test', subset.test, testPerClass]] as const) {
+  for (const [split, from, count] of [
+    ['train', subset.train, trainPerClass],
+    ['test', subset.test, testPerClass],
+  ] as const) {
     for (const cls of fs.readdirSync(from)) {
       const dest = path.join(root, split, cls)
       fs.mkdirSync(dest, { recursive: true })
-      for (const file of fs.readdirSync(path.join(from, cls)).sort().slice(0, count)) fs.copyFileSync(path.join(from, cls, file), path.join(dest, file))
+      for (const file of fs.readdirSync(path.join(from, cls)).sort().slice(0, count))
+        fs.copyFileSync(path.join(from, cls, file), path.join(dest, file))
     }
   }
   return root
@@ -44,7 +48,9 @@ async function solid(file: string, rgb: [number, number, number], format: 'png' 
   fs.mkdirSync(path.dirname(file), { recursive: true })
   const raw = Buffer.alloc(6 * 6 * 3)
   for (let i = 0; i < raw.length; i++) raw[i] = rgb[i % 3]!
-  await sharp(raw, { raw: { width: 6, height: 6, channels: 3 } })[format]().toFile(file)
+  await sharp(raw, { raw: { width: 6, height: 6, channels: 3 } })
+    [format]()
+    .toFile(file)
 }
 
 /** A folder `<class>/<image>` of two tiny PNGs whose colours depend on `seed`, so each seed is other content. */
@@ -140,11 +146,28 @@ test('decodeJpegBuffers decodes JPEGs in memory exactly as decodeJpegFiles decod
   const folder = path.join(cifarFolder(2, 0), 'train')
   await solid(path.join(folder, 'cat', 'extra.png'), [1, 2, 3])
   fs.writeFileSync(path.join(folder, 'dog', 'broken.jpg'), 'not a jpeg')
-  const files = fs.readdirSync(folder).sort().flatMap((c) => fs.readdirSync(path.join(folder, c)).sort().map((f) => path.join(folder, c, f)))
+  const files = fs
+    .readdirSync(folder)
+    .sort()
+    .flatMap((c) =>
+      fs
+        .readdirSync(path.join(folder, c))
+        .sort()
+        .map((f) => path.join(folder, c, f)),
+    )
   const fromFiles = await native.decodeJpegFiles(files, 32, 32, 3, 2)
-  const fromBuffers = await native.decodeJpegBuffers(files.map((f) => fs.readFileSync(f)), 32, 32, 3, 2)
+  const fromBuffers = await native.decodeJpegBuffers(
+    files.map((f) => fs.readFileSync(f)),
+    32,
+    32,
+    3,
+    2,
+  )
   t.deepEqual(Buffer.from(fromBuffers.pixels), Buffer.from(fromFiles.pixels))
-  t.deepEqual(fromBuffers.fallback.map((i) => path.basename(files[i]!)), ['extra.png', 'broken.jpg'])
+  t.deepEqual(
+    fromBuffers.fallback.map((i) => path.basename(files[i]!)),
+    ['extra.png', 'broken.jpg'],
+  )
   t.deepEqual(fromBuffers.fallback, fromFiles.fallback)
   const none = await native.decodeJpegBuffers([], 32, 32, 3, 2)
   t.is(none.pixels.length, 0)
@@ -187,14 +210,24 @@ test('over the limit, least recently used entries are evicted and the most recen
   t.deepEqual([...new Set(after.entries.map((e) => e.source))].sort(), [a!, d!].sort())
   t.is(decodedFiles(cacheDir).length, 2)
   t.true(after.totalBytes <= 2 * perFolder(a!))
-  t.deepEqual(after.entries.map((e) => e.source), [d, d, a, a], 'most recently used first')
+  t.deepEqual(
+    after.entries.map((e) => e.source),
+    [d, d, a, a],
+    'most recently used first',
+  )
 
   // An entry in use by this process is never evicted, even by pruning everything.
   const aDecoded = path.join(cacheDir, after.entries.find((e) => e.source === a && e.kind === 'decoded')!.path)
   const pruned = await withPinned([aDecoded], () => pruneCache({ cacheDir, all: true }))
   t.is(pruned.removed.length, 3)
-  t.deepEqual(pruned.kept.map((k) => k.why), ['in use by this process'])
-  t.deepEqual((await listCache({ cacheDir })).entries.map((e) => path.join(cacheDir, e.path)), [aDecoded])
+  t.deepEqual(
+    pruned.kept.map((k) => k.why),
+    ['in use by this process'],
+  )
+  t.deepEqual(
+    (await listCache({ cacheDir })).entries.map((e) => path.join(cacheDir, e.path)),
+    [aDecoded],
+  )
 })
 
 test('an entry another running process is reading is kept; once that process has ended, it goes', async (t) => {
@@ -210,11 +243,17 @@ test('an entry another running process is reading is kept; once that process has
   fs.writeFileSync(index, JSON.stringify(parsed))
 
   const kept = await pruneCache({ cacheDir, all: true })
-  t.deepEqual(kept.kept.map((k) => [k.path, k.why]), [[key, `in use by running process ${reader.pid}`]])
+  t.deepEqual(
+    kept.kept.map((k) => [k.path, k.why]),
+    [[key, `in use by running process ${reader.pid}`]],
+  )
   reader.kill()
   await new Promise((resolve) => reader.once('exit', resolve))
   const gone = await pruneCache({ cacheDir, all: true })
-  t.deepEqual(gone.removed.map((e) => e.path), [key])
+  t.deepEqual(
+    gone.removed.map((e) => e.path),
+    [key],
+  )
   t.deepEqual(decodedFiles(cacheDir), [])
 })
 
@@ -293,14 +332,21 @@ test('convkit cache ls lists entries with kind, size, last use and source; prune
   const cacheDir = tmpdir()
   const archive = tarGz(cifarFolder(2, 1))
   await loadData(archive, { cacheDir, quiet: true })
-  const cli = (...args: string[]) => execFileSync(process.execPath, ['--import=tsx', 'scripts/cache.ts', ...args, '--cache-dir', cacheDir], { cwd: repo, encoding: 'utf8' })
+  const cli = (...args: string[]) =>
+    execFileSync(process.execPath, ['--import=tsx', 'scripts/cache.ts', ...args, '--cache-dir', cacheDir], { cwd: repo, encoding: 'utf8' })
 
   const ls = cli('ls')
   t.regex(ls, new RegExp(`^${cacheDir}: [\\d.]+ kB in 2 entries \\(limit [\\d.]+ GB\\)\\n`))
   t.regex(ls, /kind +size +last used +entry +source/)
-  t.regex(ls, new RegExp(`decoded +[\\d.]+ kB +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d +decoded/[0-9a-f]{32}\\.bin +${archive}/cifar10-jpg/train\\n`))
+  t.regex(
+    ls,
+    new RegExp(`decoded +[\\d.]+ kB +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d +decoded/[0-9a-f]{32}\\.bin +${archive}/cifar10-jpg/train\\n`),
+  )
   const json = JSON.parse(cli('ls', '--json')) as { entries: { kind: string }[]; totalBytes: number }
-  t.deepEqual(json.entries.map((e) => e.kind), ['decoded', 'decoded'])
+  t.deepEqual(
+    json.entries.map((e) => e.kind),
+    ['decoded', 'decoded'],
+  )
 
   const prune = cli('prune', '--max', '1k')
   t.regex(prune, /removed 2 entries \([\d.]+ kB\); the cache holds 0 B/)
@@ -309,7 +355,13 @@ test('convkit cache ls lists entries with kind, size, last use and source; prune
   await loadData(archive, { cacheDir, quiet: true })
   t.regex(cli('prune', '--all'), /removed 2 entries/)
 
-  const bad = t.throws(() => execFileSync(process.execPath, ['--import=tsx', 'scripts/cache.ts', 'prune', '--max', 'lots', '--cache-dir', cacheDir], { cwd: repo, encoding: 'utf8', stdio: 'pipe' })) as Error & {
+  const bad = t.throws(() =>
+    execFileSync(process.execPath, ['--import=tsx', 'scripts/cache.ts', 'prune', '--max', 'lots', '--cache-dir', cacheDir], {
+      cwd: repo,
+      encoding: 'utf8',
+      stdio: 'pipe',
+    }),
+  ) as Error & {
     status: number
     stderr: string
   }

@@ -20,13 +20,20 @@ test('downloads through a redirect, checks the MD5, reports progress and leaves 
   const dir = tmpdir()
   const dest = path.join(dir, 'sub', 'data.bin')
   const seen: number[] = []
-  const result = await download(`${server.url}redirect/data.bin`, dest, { md5, quiet: true, onProgress: (received, total) => seen.push(received, total ?? -1) })
+  const result = await download(`${server.url}redirect/data.bin`, dest, {
+    md5,
+    quiet: true,
+    onProgress: (received, total) => seen.push(received, total ?? -1),
+  })
   t.is(result, dest)
   t.deepEqual(new Uint8Array(fs.readFileSync(dest)), body)
   t.deepEqual(fs.readdirSync(path.dirname(dest)), ['data.bin'])
   t.is(seen.at(-2), body.length)
   t.is(seen.at(-1), body.length)
-  t.deepEqual(server.requests.map((r) => r.path), ['/redirect/data.bin', '/data.bin'])
+  t.deepEqual(
+    server.requests.map((r) => r.path),
+    ['/redirect/data.bin', '/data.bin'],
+  )
 })
 
 test('a wrong MD5 deletes the download, then fails with CHECKSUM_MISMATCH', async (t) => {
@@ -34,7 +41,9 @@ test('a wrong MD5 deletes the download, then fails with CHECKSUM_MISMATCH', asyn
   t.teardown(() => server.close())
   const dir = tmpdir()
   const dest = path.join(dir, 'data.bin')
-  const err = (await t.throwsAsync(download(`${server.url}data.bin`, dest, { md5: '0'.repeat(32), quiet: true }), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(download(`${server.url}data.bin`, dest, { md5: '0'.repeat(32), quiet: true }), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'CHECKSUM_MISMATCH')
   t.regex(err.message, new RegExp(`MD5 ${md5}, expected 0{32}`))
   t.deepEqual(fs.readdirSync(dir), [])
@@ -45,7 +54,9 @@ test('a dropped connection is DOWNLOAD_FAILED, leaves only the .partial, and the
   t.teardown(() => flaky.close())
   const dir = tmpdir()
   const dest = path.join(dir, 'data.bin')
-  const err = (await t.throwsAsync(download(`${flaky.url}data.bin`, dest, { md5, quiet: true, retries: 0 }), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(download(`${flaky.url}data.bin`, dest, { md5, quiet: true, retries: 0 }), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'DOWNLOAD_FAILED')
   t.regex(err.message, /data\.bin was interrupted after \d+ of 300000 bytes/)
   t.deepEqual(fs.readdirSync(dir), ['data.bin.partial'])
@@ -91,14 +102,19 @@ test('a .partial as long as the file (416 from the server) starts over', async (
   fs.writeFileSync(`${dest}.partial`, Buffer.alloc(body.length + 10))
   await download(`${server.url}data.bin`, dest, { md5, quiet: true })
   t.deepEqual(new Uint8Array(fs.readFileSync(dest)), body)
-  t.deepEqual(server.requests.map((r) => r.range), [`bytes=${body.length + 10}-`, undefined])
+  t.deepEqual(
+    server.requests.map((r) => r.range),
+    [`bytes=${body.length + 10}-`, undefined],
+  )
 })
 
 test('an HTTP error status is DOWNLOAD_FAILED naming the URL and the status', async (t) => {
   const server = await serve({})
   t.teardown(() => server.close())
   const dir = tmpdir()
-  const err = (await t.throwsAsync(download(`${server.url}missing.bin`, path.join(dir, 'x'), { quiet: true }), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(download(`${server.url}missing.bin`, path.join(dir, 'x'), { quiet: true }), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'DOWNLOAD_FAILED')
   t.regex(err.message, /missing\.bin answered 404/)
   t.deepEqual(fs.readdirSync(dir), [])
@@ -109,7 +125,9 @@ test('a server that stalls mid-body times out instead of hanging', async (t) => 
   t.teardown(() => server.close())
   const dest = path.join(tmpdir(), 'data.bin')
   const started = Date.now()
-  const err = (await t.throwsAsync(download(`${server.url}data.bin`, dest, { quiet: true, retries: 0, idleTimeoutMs: 300 }))) as ConvkitError
+  const err = (await t.throwsAsync(
+    download(`${server.url}data.bin`, dest, { quiet: true, retries: 0, idleTimeoutMs: 300 }),
+  )) as ConvkitError
   t.is(err.code, 'DOWNLOAD_FAILED')
   t.regex(err.message, /no data for 0\.3 s/)
   t.true(Date.now() - started < 5000)

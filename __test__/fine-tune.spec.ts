@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Model, train, type TrainOptions } from '../ts/index.ts'
-import { resolveConfig } from '../ts/train/train-options.ts'
+import { resolveConfig } from '../ts/train/resolve-config.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { needs } from './helpers/needs.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
@@ -47,46 +47,60 @@ withLite0('fine-tuning ImageNet weights beats the same network from scratch by a
   t.true(top1(tuned) > top1(scratch) + 15, `fine-tuned ${top1(tuned)} % vs scratch ${top1(scratch)} %`)
 })
 
-withLite0("a fine-tuned model predicts on what its evaluation saw (the stored image at evalInputSize), not with the weights' ImageNet resize", async (t) => {
-  const { test: testDir } = cifarSubset()
-  // Named weights, as a user gets them: from the cache (a copy of the shared file, checked by its sha256).
-  const cacheDir = tmpdir()
-  fs.copyFileSync(LITE0_FILE, path.join(cacheDir, path.basename(LITE0_FILE)))
-  const out = tmpdir()
-  const result = await train({
-    data: path.dirname(testDir),
-    pretrained: 'efficientnet_lite0',
-    cacheDir,
-    size: [72, 72],
-    inputSize: [64, 64],
-    // FixRes: evaluate on the whole 72-pixel image, larger than the 64-pixel crops trained on.
-    evalInputSize: [72, 72],
-    limitTrain: 300,
-    epochs: 1,
-    precision: 'fp32',
-    report: true,
-    out,
-    ...SMALL_RUN,
-  })
-  const saved = await Model.load(path.join(out, 'last.safetensors'), { device: 'cpu' })
-  t.deepEqual(saved.preprocessing, { resize: [72, 72] })
-  t.deepEqual(saved.evalInputSize, [72, 72])
-  // The report's sample predictions feed the model at its evaluation size too.
-  t.true(fs.existsSync(path.join(out, 'report.html')), 'report.html written')
-  const classes = fs.readdirSync(testDir).sort()
-  const files = classes.flatMap((c, k) => fs.readdirSync(path.join(testDir, c)).sort().map((f) => ({ file: path.join(testDir, c, f), label: k })))
-  const predicted = await saved.predict(files.map((f) => f.file))
-  const top1 = (100 * predicted.filter((p, i) => p.index === files[i]!.label).length) / files.length
-  const evaluated = result.history.epochs.at(-1)!.test!.top1
-  t.log(`predict() on the ${files.length} test files ${top1.toFixed(2)} %, evaluation ${evaluated.toFixed(2)} %`)
-  // ImageNet's resize to 256 then a 72-pixel centre crop would see a small part of each image.
-  t.true(evaluated > 30, `test top-1 ${evaluated} %`)
-  t.true(Math.abs(top1 - evaluated) <= 0.2, `predict() ${top1} % vs evaluation ${evaluated} %`)
-})
+withLite0(
+  "a fine-tuned model predicts on what its evaluation saw (the stored image at evalInputSize), not with the weights' ImageNet resize",
+  async (t) => {
+    const { test: testDir } = cifarSubset()
+    // Named weights, as a user gets them: from the cache (a copy of the shared file, checked by its sha256).
+    const cacheDir = tmpdir()
+    fs.copyFileSync(LITE0_FILE, path.join(cacheDir, path.basename(LITE0_FILE)))
+    const out = tmpdir()
+    const result = await train({
+      data: path.dirname(testDir),
+      pretrained: 'efficientnet_lite0',
+      cacheDir,
+      size: [72, 72],
+      inputSize: [64, 64],
+      // FixRes: evaluate on the whole 72-pixel image, larger than the 64-pixel crops trained on.
+      evalInputSize: [72, 72],
+      limitTrain: 300,
+      epochs: 1,
+      precision: 'fp32',
+      report: true,
+      out,
+      ...SMALL_RUN,
+    })
+    const saved = await Model.load(path.join(out, 'last.safetensors'), { device: 'cpu' })
+    t.deepEqual(saved.preprocessing, { resize: [72, 72] })
+    t.deepEqual(saved.evalInputSize, [72, 72])
+    // The report's sample predictions feed the model at its evaluation size too.
+    t.true(fs.existsSync(path.join(out, 'report.html')), 'report.html written')
+    const classes = fs.readdirSync(testDir).sort()
+    const files = classes.flatMap((c, k) =>
+      fs
+        .readdirSync(path.join(testDir, c))
+        .sort()
+        .map((f) => ({ file: path.join(testDir, c, f), label: k })),
+    )
+    const predicted = await saved.predict(files.map((f) => f.file))
+    const top1 = (100 * predicted.filter((p, i) => p.index === files[i]!.label).length) / files.length
+    const evaluated = result.history.epochs.at(-1)!.test!.top1
+    t.log(`predict() on the ${files.length} test files ${top1.toFixed(2)} %, evaluation ${evaluated.toFixed(2)} %`)
+    // ImageNet's resize to 256 then a 72-pixel centre crop would see a small part of each image.
+    t.true(evaluated > 30, `test top-1 ${evaluated} %`)
+    t.true(Math.abs(top1 - evaluated) <= 0.2, `predict() ${top1} % vs evaluation ${evaluated} %`)
+  },
+)
 
 test('with pretrained weights the defaults follow them: input size, normalization, frozen epoch, rates, batch norm', (t) => {
   const tuned = resolveConfig({ data: 'photos', pretrained: 'efficientnet_lite0' })
   t.like(tuned, { size: [224, 224], normalize: 'weights', freezeEpochs: 1, backboneLrScale: 0.1, batchNormStatistics: 'frozen' })
   t.like(resolveConfig({ data: 'photos', pretrained: 'resnet18', inputSize: [160, 160] }), { size: [160, 160] })
-  t.like(resolveConfig({ data: 'photos' }), { size: [32, 32], normalize: 'half', freezeEpochs: 0, backboneLrScale: 1, batchNormStatistics: 'update' })
+  t.like(resolveConfig({ data: 'photos' }), {
+    size: [32, 32],
+    normalize: 'half',
+    freezeEpochs: 0,
+    backboneLrScale: 1,
+    batchNormStatistics: 'update',
+  })
 })

@@ -74,7 +74,9 @@ test('a truncated images file is DATA_CORRUPT naming the file, the bytes expecte
   const images = path.join(dir, 'train-images-idx3-ubyte')
   fs.writeFileSync(images, imagesFile(5, 4, 3).subarray(0, 16 + 5 * 12 - 7))
   fs.writeFileSync(path.join(dir, 'train-labels-idx1-ubyte'), labelsFile([0, 1, 2, 3, 4]))
-  const err = (await t.throwsAsync(readIdxPair(images, path.join(dir, 'train-labels-idx1-ubyte')), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(readIdxPair(images, path.join(dir, 'train-labels-idx1-ubyte')), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'DATA_CORRUPT')
   t.is(err.message, `idx file ${images} is 69 bytes; its header (5 images of 4×3) needs 76, so it is truncated`)
 })
@@ -121,18 +123,21 @@ test('a folder missing one of the four files is DATA_NOT_FOUND naming it', async
   t.regex(err.message, /has no t10k-labels-idx1-ubyte \(or t10k-labels-idx1-ubyte\.gz\)/)
 })
 
-needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist)`)("Fashion-MNIST from Debian's dataset-fashion-mnist package", async (t) => {
-  const { train, test: held } = await loadIdxDir(FASHION)
-  t.deepEqual(train.shape, [1, 28, 28])
-  t.is(train.labels.length, 60_000)
-  t.is(held.labels.length, 10_000)
-  t.is(train.pixels.length, 60_000 * 784)
-  t.deepEqual(train.classes, FASHION_MNIST_CLASSES)
-  // Fashion-MNIST is balanced: 6 000 training and 1 000 test images per class.
-  const counts = (labels: Int32Array) => labels.reduce((acc, l) => (acc[l]!++, acc), Array(10).fill(0) as number[])
-  t.deepEqual(counts(train.labels), Array(10).fill(6000))
-  t.deepEqual(counts(held.labels), Array(10).fill(1000))
-  // Clothes on a black background: most border pixels are 0, the centre is not.
-  const mean = train.pixels.reduce((a, b) => a + b, 0) / train.pixels.length
-  t.true(mean > 60 && mean < 80, `mean pixel ${mean}`)
-})
+needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist)`)(
+  "Fashion-MNIST from Debian's dataset-fashion-mnist package",
+  async (t) => {
+    const { train, test: held } = await loadIdxDir(FASHION)
+    t.deepEqual(train.shape, [1, 28, 28])
+    t.is(train.labels.length, 60_000)
+    t.is(held.labels.length, 10_000)
+    t.is(train.pixels.length, 60_000 * 784)
+    t.deepEqual(train.classes, FASHION_MNIST_CLASSES)
+    // Fashion-MNIST is balanced: 6 000 training and 1 000 test images per class.
+    const counts = (labels: Int32Array) => labels.reduce((acc, l) => (acc[l]!++, acc), Array(10).fill(0) as number[])
+    t.deepEqual(counts(train.labels), Array(10).fill(6000))
+    t.deepEqual(counts(held.labels), Array(10).fill(1000))
+    // Clothes on a black background: most border pixels are 0, the centre is not.
+    const mean = train.pixels.reduce((a, b) => a + b, 0) / train.pixels.length
+    t.true(mean > 60 && mean < 80, `mean pixel ${mean}`)
+  },
+)

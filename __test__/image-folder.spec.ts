@@ -12,7 +12,14 @@ import { tempDirs } from './helpers/temp-dir.ts'
 const tmpdir = tempDirs('folder')
 
 /** A solid image of one colour, encoded as `format`. */
-async function solid(file: string, width: number, height: number, channels: 1 | 3 | 4, value: number[], format: 'png' | 'jpeg' | 'webp' | 'tiff' | 'gif') {
+async function solid(
+  file: string,
+  width: number,
+  height: number,
+  channels: 1 | 3 | 4,
+  value: number[],
+  format: 'png' | 'jpeg' | 'webp' | 'tiff' | 'gif',
+) {
   const raw = Buffer.alloc(width * height * channels)
   for (let i = 0; i < raw.length; i++) raw[i] = value[i % channels]!
   fs.mkdirSync(path.dirname(file), { recursive: true })
@@ -42,7 +49,10 @@ test('mixed formats, sizes and channel counts decode to C×H×W, classes sorted 
   t.true(r! > 240 && g! < 15 && b! < 15, `red image decoded as ${r}, ${g}, ${b}`)
   const gray = channelMeans(set.files.findIndex((f) => f.endsWith('e.png')))
   // Grayscale becomes three equal channels.
-  t.true(gray.every((v) => Math.abs(v - 100) < 3), `gray image decoded as ${gray}`)
+  t.true(
+    gray.every((v) => Math.abs(v - 100) < 3),
+    `gray image decoded as ${gray}`,
+  )
 
   const mono = await readImageFolder(root, { size: [8, 8], channels: 1 })
   t.deepEqual(mono.shape, [1, 8, 8])
@@ -81,7 +91,10 @@ test('JPEGs at the wanted size decode natively to exactly the bytes sharp gives;
     const per = channels * 32 * 32
     for (const [i, file] of set.files.entries()) {
       const bySharp = await decodeImage(file, { size: [32, 32], channels })
-      t.true(Buffer.from(bySharp).equals(Buffer.from(set.pixels.subarray(i * per, (i + 1) * per))), `${path.basename(file)}, ${channels} channel(s)`)
+      t.true(
+        Buffer.from(bySharp).equals(Buffer.from(set.pixels.subarray(i * per, (i + 1) * per))),
+        `${path.basename(file)}, ${channels} channel(s)`,
+      )
     }
     const { rest } = await decodeJpegsNatively(set.files, { size: [32, 32], channels })
     const leftToSharp = rest.map((i) => path.basename(set.files[i]!))
@@ -132,7 +145,10 @@ test('corrupt and zero-byte images fail by name, or are skipped and listed when 
   const skipped = await readImageFolder(root, { skipBadImages: true, size: [4, 4] })
   t.is(skipped.labels.length, 1)
   t.is(skipped.pixels.length, 3 * 16)
-  t.deepEqual(skipped.skipped.map((f) => path.basename(f)), ['broken.png', 'empty.jpg'])
+  t.deepEqual(
+    skipped.skipped.map((f) => path.basename(f)),
+    ['broken.png', 'empty.jpg'],
+  )
 })
 
 test('a folder of symbolic links reads as the files they point to, through the decoded cache too; broken links are left out', async (t) => {

@@ -25,18 +25,24 @@ async function solid(file: string, rgb: [number, number, number], size = 12): Pr
   fs.mkdirSync(path.dirname(file), { recursive: true })
   const raw = Buffer.alloc(size * size * 3)
   for (let i = 0; i < raw.length; i++) raw[i] = rgb[i % 3]!
-  await sharp(raw, { raw: { width: size, height: size, channels: 3 } }).tiff({ compression: 'none' }).toFile(file)
+  await sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+    .tiff({ compression: 'none' })
+    .toFile(file)
 }
 
 /** A few of the shared CIFAR-10 JPEGs per class, as `<work>/cifar10-jpg/{train,test}/<class>/`; returns `<work>`. */
 function cifarJpegFolder(trainPerClass: number, testPerClass: number): string {
   const subset = cifarSubset()
   const work = tmpdir()
-  for (const [split, from, count] of [['train', subset.train, trainPerClass], ['test', subset.test, testPerClass]] as const) {
+  for (const [split, from, count] of [
+    ['train', subset.train, trainPerClass],
+    ['test', subset.test, testPerClass],
+  ] as const) {
     for (const cls of fs.readdirSync(from)) {
       const dest = path.join(work, 'cifar10-jpg', split, cls)
       fs.mkdirSync(dest, { recursive: true })
-      for (const file of fs.readdirSync(path.join(from, cls)).sort().slice(0, count)) fs.copyFileSync(path.join(from, cls, file), path.join(dest, file))
+      for (const file of fs.readdirSync(path.join(from, cls)).sort().slice(0, count))
+        fs.copyFileSync(path.join(from, cls, file), path.join(dest, file))
     }
   }
   return work
@@ -145,7 +151,9 @@ test('decoding in child processes gives exactly what readImageFolder gives, bad 
   await solid(path.join(small, 'a', '1.tiff'), [1, 2, 3])
   await solid(path.join(small, 'b', '2.tiff'), [1, 2, 3])
   fs.writeFileSync(path.join(small, 'b', 'bad.jpg'), 'not a jpeg')
-  const err = (await t.throwsAsync(readImageFolderCached(small, { cacheDir: tmpdir(), processes: 2 }), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(readImageFolderCached(small, { cacheDir: tmpdir(), processes: 2 }), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'DATA_BAD_IMAGE')
   t.deepEqual((err as DataError).files, [path.join(small, 'b', 'bad.jpg')])
 })
@@ -165,7 +173,10 @@ test('bad images fail by name, are skipped with skipBadImages, and the cache doe
     const loaded = await loadData(root, { cacheDir, skipBadImages: true })
     t.is(loaded.test, undefined)
     t.is(loaded.train.labels.length, 2)
-    t.deepEqual(loaded.skipped.map((f) => path.relative(root, f)), ['train/a/broken.png', 'train/b/empty.jpg'])
+    t.deepEqual(
+      loaded.skipped.map((f) => path.relative(root, f)),
+      ['train/a/broken.png', 'train/b/empty.jpg'],
+    )
   }
   t.is(((await t.throwsAsync(loadData(root, { cacheDir }))) as ConvkitError).code, 'DATA_BAD_IMAGE')
 })
@@ -242,10 +253,13 @@ test('a .tgz of idx files (one top folder) and a folder holding cifar-10-batches
   t.is(named.test?.labels[0], 6)
 })
 
-needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist)`)('Fashion-MNIST through loadData', async (t) => {
-  const loaded = await loadData(FASHION, { cacheDir: tmpdir() })
-  t.is(loaded.format, 'idx')
-  t.deepEqual(loaded.train.shape, [1, 28, 28])
-  t.is(loaded.train.classes[9], 'Ankle boot')
-  t.is(loaded.test?.labels.length, 10_000)
-})
+needs(fs.existsSync(FASHION) ? null : `${FASHION} (apt-get install -y dataset-fashion-mnist)`)(
+  'Fashion-MNIST through loadData',
+  async (t) => {
+    const loaded = await loadData(FASHION, { cacheDir: tmpdir() })
+    t.is(loaded.format, 'idx')
+    t.deepEqual(loaded.train.shape, [1, 28, 28])
+    t.is(loaded.train.classes[9], 'Ankle boot')
+    t.is(loaded.test?.labels.length, 10_000)
+  },
+)

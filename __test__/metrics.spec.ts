@@ -3,10 +3,7 @@ import test from 'ava'
 import { metricsFromCounts } from '../ts/model/metrics.ts'
 
 test('top-1, top-5, per-class and confusion follow from the counts', (t) => {
-  const m = metricsFromCounts(
-    { count: 8, lossSum: 4, top1Correct: 5, top5Correct: 8, classes: 2, confusion: [3, 1, 2, 2] },
-    ['cat', 'dog'],
-  )
+  const m = metricsFromCounts({ count: 8, lossSum: 4, top1Correct: 5, top5Correct: 8, classes: 2, confusion: [3, 1, 2, 2] }, ['cat', 'dog'])
   t.is(m.loss, 0.5)
   t.is(m.top1, 62.5)
   t.is(m.top5, 100)

@@ -43,7 +43,9 @@ const POOLS: ModelSpec = {
 const NORMALIZATION = { mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] }
 
 /** ONNX's own schema, read by protobufjs: a second implementation, independent of the prost types that wrote the file. */
-const ModelProto = new protobuf.Root().loadSync(path.join(repo, 'crates', 'core', 'proto', 'onnx.proto'), { keepCase: true }).lookupType('onnx.ModelProto')
+const ModelProto = new protobuf.Root()
+  .loadSync(path.join(repo, 'crates', 'core', 'proto', 'onnx.proto'), { keepCase: true })
+  .lookupType('onnx.ModelProto')
 
 interface OnnxFile {
   opset_import: { domain?: string; version: number }[]
@@ -79,7 +81,10 @@ async function trainedModel(spec: ModelSpec): Promise<{ model: Model; set: Image
   const data = await TensorDataset.create(set, { device: 'cpu', normalization: NORMALIZATION })
   for (let step = 0; step < 3; step++) {
     // Spread over the classes: the subset is sorted by class.
-    await model.trainBatch(data, Array.from({ length: 32 }, (_, i) => (i * 31 + step * 7) % set.labels.length))
+    await model.trainBatch(
+      data,
+      Array.from({ length: 32 }, (_, i) => (i * 31 + step * 7) % set.labels.length),
+    )
   }
   return { model, set }
 }
@@ -104,7 +109,12 @@ function normalized(set: ImageSet, indices: number[]): Float32Array {
  * The largest |ConvKit − onnxruntime| over the logits of images at `indices`, run as one batch in each, and the
  * largest |logit|, which says what that difference is relative to.
  */
-async function logitDiff(model: Model, session: ort.InferenceSession, set: ImageSet, indices: number[]): Promise<{ diff: number; scale: number }> {
+async function logitDiff(
+  model: Model,
+  session: ort.InferenceSession,
+  set: ImageSet,
+  indices: number[],
+): Promise<{ diff: number; scale: number }> {
   const x = normalized(set, indices)
   const ours = await model.predictFloats(x, indices.length, { logits: true })
   const { logits } = await session.run({ input: new ort.Tensor('float32', x, [indices.length, ...set.shape]) })
@@ -172,7 +182,11 @@ async function randomStatistics(model: Model): Promise<void> {
 for (const name of ZOO_NAMES) {
   test(`zoo ${name} at 32×32: onnxruntime-node gives ConvKit's logits on real images within 1e-4, batch 1 and batch 5`, async (t) => {
     const set = await cifarTest([32, 32])
-    const model = Model.create(zooModel(name, { classes: 10, inputSize: [32, 32] }), { device: 'cpu', seed: 7, normalization: NORMALIZATION })
+    const model = Model.create(zooModel(name, { classes: 10, inputSize: [32, 32] }), {
+      device: 'cpu',
+      seed: 7,
+      normalization: NORMALIZATION,
+    })
     await randomStatistics(model)
     const file = path.join(tmpdir(), `${name}.onnx`)
     await model.exportOnnx(file)
@@ -185,7 +199,11 @@ for (const name of ZOO_NAMES) {
 test("with evalInputSize the graph takes that size: efficientnet_lite0's TF-SAME padding placed for 40×40, logits within 1e-4", async (t) => {
   // Trained (here: built) at 32×32, evaluated at 40×40: 40 → 20 → 10 → 5 → 3 needs other paddings than 32 → 16 → … does.
   const set = await cifarTest([40, 40])
-  const model = Model.create(zooModel('efficientnet_lite0', { classes: 10, inputSize: [32, 32] }), { device: 'cpu', seed: 7, normalization: NORMALIZATION })
+  const model = Model.create(zooModel('efficientnet_lite0', { classes: 10, inputSize: [32, 32] }), {
+    device: 'cpu',
+    seed: 7,
+    normalization: NORMALIZATION,
+  })
   await randomStatistics(model)
   model.setEvalInputSize([40, 40])
   const file = path.join(tmpdir(), 'lite0-at-40.onnx')
@@ -218,15 +236,35 @@ test('convkit export writes opset 17 with a dynamic batch and the preprocessing 
   t.regex(EXPORT_HELP, /--model <file>[\s\S]*--out <file\.onnx>/)
 
   const onnx = readOnnx(out)
-  t.deepEqual(onnx.opset_import.map((o) => [o.domain ?? '', o.version]), [['', 17]])
+  t.deepEqual(
+    onnx.opset_import.map((o) => [o.domain ?? '', o.version]),
+    [['', 17]],
+  )
   const dims = (v: OnnxValue) => v.type.tensor_type.shape.dim.map((d) => d.dim_param ?? d.dim_value)
-  t.deepEqual(onnx.graph.input.map((v) => [v.name, dims(v)]), [['input', ['N', 3, 32, 32]]])
-  t.deepEqual(onnx.graph.output.map((v) => [v.name, dims(v)]), [['logits', ['N', 10]]])
+  t.deepEqual(
+    onnx.graph.input.map((v) => [v.name, dims(v)]),
+    [['input', ['N', 3, 32, 32]]],
+  )
+  t.deepEqual(
+    onnx.graph.output.map((v) => [v.name, dims(v)]),
+    [['logits', ['N', 10]]],
+  )
   t.is(onnx.graph.input[0]!.type.tensor_type.elem_type, 1, 'float32')
   const meta = metadataOf(out)
   t.deepEqual(JSON.parse(meta['convkit.input_shape']!), [3, 32, 32])
   t.deepEqual(JSON.parse(meta['convkit.normalization']!), NORMALIZATION)
-  t.deepEqual(JSON.parse(meta['convkit.classes']!), ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'])
+  t.deepEqual(JSON.parse(meta['convkit.classes']!), [
+    'airplane',
+    'automobile',
+    'bird',
+    'cat',
+    'deer',
+    'dog',
+    'frog',
+    'horse',
+    'ship',
+    'truck',
+  ])
   t.regex(meta['convkit.version']!, /^\d+\.\d+\.\d+/)
 
   // A missing --out is answered before any work.
@@ -267,7 +305,13 @@ test('the file is written atomically: replaced whole, no temporary file left, un
   t.is(metadataOf(file).run, '{"epochs":3}')
   const size = fs.statSync(file).size
 
-  const unexportable = Model.create({ inputShape: [3, 5, 5], layers: [{ type: 'adaptivemaxpool2d', outputSize: 2 }, { type: 'flatten' }, { type: 'linear', outFeatures: 2 }] }, { device: 'cpu' })
+  const unexportable = Model.create(
+    {
+      inputShape: [3, 5, 5],
+      layers: [{ type: 'adaptivemaxpool2d', outputSize: 2 }, { type: 'flatten' }, { type: 'linear', outFeatures: 2 }],
+    },
+    { device: 'cpu' },
+  )
   await t.throwsAsync(unexportable.exportOnnx(file), { code: 'NOT_EXPORTABLE' })
   t.is(fs.statSync(file).size, size, 'the previous file is still whole')
   t.deepEqual(fs.readdirSync(dir), ['model.onnx'])
@@ -276,7 +320,14 @@ test('the file is written atomically: replaced whole, no temporary file left, un
 /** Serves the page, onnxruntime-web's files, the model, its metadata and the image on 127.0.0.1. */
 async function servePage(files: Record<string, Buffer>): Promise<{ url: string; close: () => Promise<void> }> {
   const ortDist = path.join(repo, 'node_modules', 'onnxruntime-web', 'dist')
-  const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.png': 'image/png' }
+  const types: Record<string, string> = {
+    '.html': 'text/html',
+    '.js': 'text/javascript',
+    '.mjs': 'text/javascript',
+    '.wasm': 'application/wasm',
+    '.json': 'application/json',
+    '.png': 'image/png',
+  }
   const server = http.createServer((req, res) => {
     const name = new URL(req.url ?? '/', 'http://x').pathname
     const body = name.startsWith('/ort/') ? readIfThere(path.join(ortDist, path.basename(name))) : files[name]
@@ -291,10 +342,11 @@ async function servePage(files: Record<string, Buffer>): Promise<{ url: string; 
   const { port } = server.address() as AddressInfo
   return {
     url: `http://127.0.0.1:${port}/`,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }
 
@@ -304,41 +356,50 @@ function readIfThere(file: string): Buffer | undefined {
 
 const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
 
-needs(chromium ? null : 'chromium (apt-get install chromium)')('a page with onnxruntime-web in headless Chromium classifies a real image with the label and probability of predict()', async (t) => {
-  const { model, set } = await trainedModel(referenceCnn({ classes: 10 }))
-  const file = path.join(tmpdir(), 'model.onnx')
-  await model.exportOnnx(file)
-  // A real CIFAR-10 test image, as PNG: lossless, so the browser's decoder and sharp's see the same pixels (two JPEG
-  // decoders may round differently).
-  const png = await sharp(set.files![42]!).png().toBuffer()
-  const [expected] = await model.predict([png], { topK: 10 })
+needs(chromium ? null : 'chromium (apt-get install chromium)')(
+  'a page with onnxruntime-web in headless Chromium classifies a real image with the label and probability of predict()',
+  async (t) => {
+    const { model, set } = await trainedModel(referenceCnn({ classes: 10 }))
+    const file = path.join(tmpdir(), 'model.onnx')
+    await model.exportOnnx(file)
+    // A real CIFAR-10 test image, as PNG: lossless, so the browser's decoder and sharp's see the same pixels (two JPEG
+    // decoders may round differently).
+    const png = await sharp(set.files![42]!).png().toBuffer()
+    const [expected] = await model.predict([png], { topK: 10 })
 
-  const served = await servePage({
-    '/': fs.readFileSync(path.join(here, 'fixtures', 'onnx-web.html')),
-    '/model.onnx': fs.readFileSync(file),
-    '/model.meta.json': Buffer.from(JSON.stringify(metadataOf(file))),
-    '/image.png': png,
-  })
-  const { default: puppeteer } = await import('puppeteer-core')
-  const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
-  try {
-    const page = await browser.newPage()
-    const problems: string[] = []
-    page.on('pageerror', (e) => problems.push(String(e)))
-    page.on('requestfailed', (r) => problems.push(`failed: ${r.url()}`))
-    await page.goto(served.url, { waitUntil: 'load' })
-    // Evaluated in the page, so written as a string: this project's TypeScript has no DOM types.
-    const answer = (await page.evaluate('window.result')) as { label: string; index: number; probability: number; probabilities: number[]; error?: string }
-    t.is(answer.error, undefined)
-    t.deepEqual(problems, [])
-    t.log(`predict(): ${expected!.label} ${expected!.probability}; onnxruntime-web: ${answer.label} ${answer.probability}`)
-    t.is(answer.label, expected!.label)
-    t.true(Math.abs(answer.probability - expected!.probability) < 1e-4, `${answer.probability} vs ${expected!.probability}`)
-    const worst = Math.max(...expected!.topK.map((s) => Math.abs(answer.probabilities[s.index]! - s.probability)))
-    t.log(`max |probability difference| over the 10 classes: ${worst.toExponential(2)}`)
-    t.true(worst < 1e-4)
-  } finally {
-    await browser.close()
-    await served.close()
-  }
-})
+    const served = await servePage({
+      '/': fs.readFileSync(path.join(here, 'fixtures', 'onnx-web.html')),
+      '/model.onnx': fs.readFileSync(file),
+      '/model.meta.json': Buffer.from(JSON.stringify(metadataOf(file))),
+      '/image.png': png,
+    })
+    const { default: puppeteer } = await import('puppeteer-core')
+    const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
+    try {
+      const page = await browser.newPage()
+      const problems: string[] = []
+      page.on('pageerror', (e) => problems.push(String(e)))
+      page.on('requestfailed', (r) => problems.push(`failed: ${r.url()}`))
+      await page.goto(served.url, { waitUntil: 'load' })
+      // Evaluated in the page, so written as a string: this project's TypeScript has no DOM types.
+      const answer = (await page.evaluate('window.result')) as {
+        label: string
+        index: number
+        probability: number
+        probabilities: number[]
+        error?: string
+      }
+      t.is(answer.error, undefined)
+      t.deepEqual(problems, [])
+      t.log(`predict(): ${expected!.label} ${expected!.probability}; onnxruntime-web: ${answer.label} ${answer.probability}`)
+      t.is(answer.label, expected!.label)
+      t.true(Math.abs(answer.probability - expected!.probability) < 1e-4, `${answer.probability} vs ${expected!.probability}`)
+      const worst = Math.max(...expected!.topK.map((s) => Math.abs(answer.probabilities[s.index]! - s.probability)))
+      t.log(`max |probability difference| over the 10 classes: ${worst.toExponential(2)}`)
+      t.true(worst < 1e-4)
+    } finally {
+      await browser.close()
+      await served.close()
+    }
+  },
+)

@@ -92,15 +92,20 @@ test.serial('the packed tarballs install without Rust and train, predict and typ
   const env = userEnv()
   t.not(spawnSync('cargo', ['--version'], { env }).status, 0, 'cargo is off the PATH')
   const devTools = ['typescript', '@types/node'].map((name) => {
-    const version = (JSON.parse(fs.readFileSync(path.join(repo, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+    const version = (JSON.parse(fs.readFileSync(path.join(repo, 'node_modules', name, 'package.json'), 'utf8')) as { version: string })
+      .version
     return `${name}@${version}`
   })
-  const installLog = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs.map((f) => `./${f}`), ...devTools], { cwd: project, env })
+  const installLog = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs.map((f) => `./${f}`), ...devTools], {
+    cwd: project,
+    env,
+  })
   t.notRegex(installLog, /building the native addon/)
   const addonDir = path.join(project, 'node_modules', `${manifest.name}-linux-x64-gnu`)
   t.true(fs.lstatSync(path.join(addonDir, 'libtorch')).isSymbolicLink(), 'the install script linked libtorch beside the addon')
   const readelf = spawnSync('readelf', ['-d', path.join(addonDir, `convkit.linux-x64-gnu.node`)], { encoding: 'utf8' })
-  if (readelf.status === 0) t.regex(readelf.stdout, /RUNPATH.*\[\$ORIGIN\/libtorch\/lib\]/, 'the shipped addon looks for libtorch only beside itself')
+  if (readelf.status === 0)
+    t.regex(readelf.stdout, /RUNPATH.*\[\$ORIGIN\/libtorch\/lib\]/, 'the shipped addon looks for libtorch only beside itself')
 
   const esm = JSON.parse(run(process.execPath, ['train-and-predict.mjs'], { cwd: project, env }).trim().split('\n').at(-1)!) as {
     checkpoint: string
@@ -120,16 +125,20 @@ test.serial('the packed tarballs install without Rust and train, predict and typ
 
   // The fixtures' expect-error lines fail this check if the declarations resolved to `any`.
   run(process.execPath, [path.join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project, env })
-  const traced = execFileSync(process.execPath, [path.join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--traceResolution'], {
-    cwd: project,
-    encoding: 'utf8',
-    maxBuffer: 64 * 2 ** 20,
-  })
+  const traced = execFileSync(
+    process.execPath,
+    [path.join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--traceResolution'],
+    {
+      cwd: project,
+      encoding: 'utf8',
+      maxBuffer: 64 * 2 ** 20,
+    },
+  )
   t.regex(traced, /'convkit' was successfully resolved to '.*\/node_modules\/convkit\/lib\/esm\/index\.d\.ts'/)
   t.regex(traced, /'convkit' was successfully resolved to '.*\/node_modules\/convkit\/lib\/cjs\/index\.d\.ts'/)
 })
 
-test.serial('the installed package has a convkit command with the checkout\'s commands, help and results', (t) => {
+test.serial("the installed package has a convkit command with the checkout's commands, help and results", (t) => {
   if (!installed) return t.fail('the first install failed')
   const { project } = installed
 
@@ -142,12 +151,33 @@ test.serial('the installed package has a convkit command with the checkout\'s co
   const listed = /unknown command "fit"; the commands are (.+) \(convkit --help\)/.exec(unknown.stderr)?.[1]?.split(', ') ?? []
   for (const command of ['train', 'predict', 'plot', 'summary']) t.true(listed.includes(command), `${command} in ${unknown.stderr}`)
 
-  convkit(project, ['train', '--data', 'images', '--test-split', '0.25', '--val-split', '0', '--epochs', '1', '--out', 'cli-run', '--quiet', '--no-report', '--device', 'cpu'])
+  convkit(project, [
+    'train',
+    '--data',
+    'images',
+    '--test-split',
+    '0.25',
+    '--val-split',
+    '0',
+    '--epochs',
+    '1',
+    '--out',
+    'cli-run',
+    '--quiet',
+    '--no-report',
+    '--device',
+    'cpu',
+  ])
   const checkpoint = path.join('cli-run', 'last.safetensors')
   t.true(fs.existsSync(path.join(project, checkpoint)))
-  const lines = convkit(project, ['predict', '--json', '--model', checkpoint, 'images/cat/0001.jpg', 'images/ship/0001.jpg']).stdout.trim().split('\n')
+  const lines = convkit(project, ['predict', '--json', '--model', checkpoint, 'images/cat/0001.jpg', 'images/ship/0001.jpg'])
+    .stdout.trim()
+    .split('\n')
   const predictions = lines.map((line) => JSON.parse(line) as { file: string; label: string; probability: number })
-  t.deepEqual(predictions.map((p) => p.file), ['images/cat/0001.jpg', 'images/ship/0001.jpg'])
+  t.deepEqual(
+    predictions.map((p) => p.file),
+    ['images/cat/0001.jpg', 'images/ship/0001.jpg'],
+  )
   for (const p of predictions) t.true(CLASSES.includes(p.label) && p.probability > 0 && p.probability <= 1)
   // The reference CNN on 32×32 RGB with 3 classes: 896 + 18,496 + 2,097,664 + 1,539 parameters.
   t.regex(convkit(project, ['summary', '--model', checkpoint]).stdout, /Total params: 2,118,595/)
@@ -159,13 +189,18 @@ test.serial('installed with --ignore-scripts, the first load links libtorch itse
   const trained = installed
   const project = newProject(await pack())
   const env = userEnv()
-  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', ...(await pack()).map((f) => `./${f}`)], { cwd: project, env })
+  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', ...(await pack()).map((f) => `./${f}`)], {
+    cwd: project,
+    env,
+  })
   const link = path.join(project, 'node_modules', `${manifest.name}-linux-x64-gnu`, 'libtorch')
   t.false(fs.existsSync(link), 'no install script ran, so nothing linked libtorch')
 
   // Two first loads at once: each may link, by renaming its own link into place, and both load.
   const load = "const { runtimeInfo } = require('convkit'); console.log(JSON.stringify(runtimeInfo()))"
-  const loads = await Promise.all([0, 1].map(() => promisify(execFile)(process.execPath, ['-e', load], { cwd: project, env, encoding: 'utf8' })))
+  const loads = await Promise.all(
+    [0, 1].map(() => promisify(execFile)(process.execPath, ['-e', load], { cwd: project, env, encoding: 'utf8' })),
+  )
   for (const { stdout } of loads) t.is((JSON.parse(stdout) as { torchVersion: string }).torchVersion, '2.11.0')
   const stderr = loads.map((l) => l.stderr).join('')
   t.regex(stderr, /libtorch is not linked beside the prebuilt addon yet/)
@@ -174,7 +209,11 @@ test.serial('installed with --ignore-scripts, the first load links libtorch itse
   t.notRegex(stderr, /downloading|provisioning it/)
   t.true(fs.lstatSync(link).isSymbolicLink())
   t.true(fs.existsSync(path.join(link, 'lib', 'libtorch_cpu.so')))
-  t.deepEqual(fs.readdirSync(path.dirname(link)).filter((f) => f.startsWith('libtorch.')), [], 'no temporary links left behind')
+  t.deepEqual(
+    fs.readdirSync(path.dirname(link)).filter((f) => f.startsWith('libtorch.')),
+    [],
+    'no temporary links left behind',
+  )
 
   // From then on a load is silent, and the package works: predict from CommonJS with the first install's checkpoint.
   fs.copyFileSync(path.join(consumer, 'predict.cjs'), path.join(project, 'predict.cjs'))
@@ -219,7 +258,12 @@ function fakePython(dir: string): { python: string; calls: string } {
 test.serial('provisioning libtorch: processes starting at once download it once, and an abandoned lock is taken over', async (t) => {
   const dir = tmp('provision')
   const { python, calls } = fakePython(dir)
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHON: python, CONVKIT_CACHE_DIR: path.join(dir, 'cache'), CONVKIT_REUSE_PYTHON_TORCH: '0' }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PYTHON: python,
+    CONVKIT_CACHE_DIR: path.join(dir, 'cache'),
+    CONVKIT_REUSE_PYTHON_TORCH: '0',
+  }
   delete env.LIBTORCH
   const script = path.join(repo, 'scripts', 'libtorch.mjs')
   const provisioned = path.join(dir, 'cache', 'torch-2.11.0')

@@ -43,7 +43,10 @@ test('trainBatches gives the reports and weights of trainBatch on each batch in 
   t.is(eb.loss, ea.loss)
   t.deepEqual(eb.confusion, ea.confusion)
   // Each report names its own step's rate, though the next step (with its own rate) was queued before it was read.
-  t.deepEqual(expected.map((r) => r.lr), batches.map((b) => b.options!.lr))
+  t.deepEqual(
+    expected.map((r) => r.lr),
+    batches.map((b) => b.options!.lr),
+  )
   // The weights moved: the reports are not those of an untrained network.
   t.not(expected[5]!.loss, expected[0]!.loss)
 })
@@ -95,7 +98,7 @@ test('training calls made together run in the order they were made', async (t) =
   }
 })
 
-test('two loops on one model at once each get their own steps\' reports', async (t) => {
+test("two loops on one model at once each get their own steps' reports", async (t) => {
   const { train } = await loaded
   const model = fresh()
   const plan = (size: number, lr: number): TrainBatch[] =>
@@ -106,7 +109,13 @@ test('two loops on one model at once each get their own steps\' reports', async 
     return out
   }
   const [wide, narrow] = await Promise.all([consume(plan(32, 1e-3)), consume(plan(16, 2e-3))])
-  t.deepEqual(wide.map((s) => [s.count, s.lr]), Array(4).fill([32, 1e-3]))
-  t.deepEqual(narrow.map((s) => [s.count, s.lr]), Array(4).fill([16, 2e-3]))
+  t.deepEqual(
+    wide.map((s) => [s.count, s.lr]),
+    Array(4).fill([32, 1e-3]),
+  )
+  t.deepEqual(
+    narrow.map((s) => [s.count, s.lr]),
+    Array(4).fill([16, 2e-3]),
+  )
   t.is(model.optimizerStep, 8)
 })

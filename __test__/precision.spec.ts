@@ -23,7 +23,14 @@ test('native bf16 means avx512_bf16 or amx_bf16 in the flags of /proc/cpuinfo', 
 test.serial('auto is the default: the run probes, records its choice with the reason, and a resumed run keeps it', async (t) => {
   const dirs = cifarSubset()
   const [trainSet, testSet] = await Promise.all([readImageFolder(dirs.train), readImageFolder(dirs.test)])
-  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, report: false, limitTrain: 300, limitTest: 100 }
+  const base = {
+    data: { train: trainSet, test: testSet },
+    device: 'cpu' as const,
+    quiet: true,
+    report: false,
+    limitTrain: 300,
+    limitTest: 100,
+  }
   const out = tmp()
   const first = await train({ ...base, epochs: 1, out })
   const chosen = first.history.chosen!

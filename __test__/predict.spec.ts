@@ -18,8 +18,19 @@ const work = tmpdir()
 /** A short real run, then test images re-encoded as PNG and WebP at odd sizes. */
 const setup = (async () => {
   const [trainSet, testSet] = await Promise.all([readImageFolder(dirs.train), readImageFolder(dirs.test)])
-  const run = await train({ data: { train: trainSet, test: testSet }, epochs: 2, device: 'cpu', quiet: true, out: path.join(work, 'run'), seed: 5 })
-  const jpgs = [path.join(dirs.test, 'cat', '0000.jpg'), path.join(dirs.test, 'ship', '0001.jpg'), path.join(dirs.test, 'truck', '0002.jpg')]
+  const run = await train({
+    data: { train: trainSet, test: testSet },
+    epochs: 2,
+    device: 'cpu',
+    quiet: true,
+    out: path.join(work, 'run'),
+    seed: 5,
+  })
+  const jpgs = [
+    path.join(dirs.test, 'cat', '0000.jpg'),
+    path.join(dirs.test, 'ship', '0001.jpg'),
+    path.join(dirs.test, 'truck', '0002.jpg'),
+  ]
   const png = path.join(work, 'cat-odd.png')
   const webp = path.join(work, 'ship-odd.webp')
   await sharp(jpgs[0]).resize(45, 37, { fit: 'fill' }).png().toFile(png)
@@ -76,17 +87,33 @@ test('bad inputs are named errors: missing or corrupt checkpoints, unreadable im
   t.is(err.code, 'DATA_BAD_IMAGE')
   t.regex(err.message, /notes\.png/)
   await t.throwsAsync(model.predict([path.join(work, 'missing.jpg')]), { instanceOf: DataError, message: /missing\.jpg/ })
-  const wrong = (await t.throwsAsync(model.predict([{ data: new Uint8Array(4 * 4 * 5), width: 4, height: 4, channels: 5 as 3 }]), { instanceOf: InputError })) as ConvkitError
+  const wrong = (await t.throwsAsync(model.predict([{ data: new Uint8Array(4 * 4 * 5), width: 4, height: 4, channels: 5 as 3 }]), {
+    instanceOf: InputError,
+  })) as ConvkitError
   t.is(wrong.code, 'BAD_SHAPE')
   t.regex(wrong.message, /channels must be 1, 2, 3 or 4, got 5/)
-  await t.throwsAsync(model.predict([{ data: new Uint8Array(10), width: 4, height: 4, channels: 3 }]), { instanceOf: InputError, message: /48 bytes, got 10/ })
+  await t.throwsAsync(model.predict([{ data: new Uint8Array(10), width: 4, height: 4, channels: 3 }]), {
+    instanceOf: InputError,
+    message: /48 bytes, got 10/,
+  })
 })
 
 test('the CLI prints a table, or one JSON object per line with --json', async (t) => {
   const { png, webp, checkpoint } = await setup
-  const cli = (args: string[]) => execFileSync(process.execPath, ['--import=tsx', path.join(repo, 'scripts', 'predict.ts'), '--model', checkpoint, '--device', 'cpu', ...args], { encoding: 'utf8' })
-  const lines = cli(['--json', png, webp]).trim().split('\n').map((l) => JSON.parse(l) as Prediction & { file: string })
-  t.deepEqual(lines.map((l) => l.file), [png, webp])
+  const cli = (args: string[]) =>
+    execFileSync(
+      process.execPath,
+      ['--import=tsx', path.join(repo, 'scripts', 'predict.ts'), '--model', checkpoint, '--device', 'cpu', ...args],
+      { encoding: 'utf8' },
+    )
+  const lines = cli(['--json', png, webp])
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Prediction & { file: string })
+  t.deepEqual(
+    lines.map((l) => l.file),
+    [png, webp],
+  )
   for (const l of lines) {
     t.deepEqual(Object.keys(l).sort(), ['file', 'index', 'label', 'probability', 'topK'])
     t.is(l.topK.length, 5)

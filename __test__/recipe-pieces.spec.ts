@@ -32,12 +32,14 @@ function shifted(x: Float32Array, n: number, dy: number, dx: number): Float32Arr
   const reflect = (i: number, size: number) => (i < 0 ? -i : i >= size ? 2 * size - 2 - i : i)
   const out = new Float32Array(x.length)
   for (let p = 0; p < n * C; p++) {
-    for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) out[(p * H + i) * W + j] = x[(p * H + reflect(i + dy, H)) * W + reflect(j + dx, W)]!
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) out[(p * H + i) * W + j] = x[(p * H + reflect(i + dy, H)) * W + reflect(j + dx, W)]!
   }
   return out
 }
 
-const mix = (parts: [number, Float32Array[]][]) => parts[0]![1].map((row, r) => row.map((_, k) => parts.reduce((sum, [w, rows]) => sum + w * rows[r]![k]!, 0)))
+const mix = (parts: [number, Float32Array[]][]) =>
+  parts[0]![1].map((row, r) => row.map((_, k) => parts.reduce((sum, [w, rows]) => sum + w * rows[r]![k]!, 0)))
 
 function maxDiff(a: Float32Array[], b: Float32Array[]): number {
   let m = 0
@@ -52,13 +54,20 @@ test('test-time augmentation averages the logits of the views it names', async (
   const logits = (v: Float32Array, tta: 'none' | 'mirror' | 'mirrorTranslate' = 'none') => model.predictFloats(v, n, { tta, logits: true })
   const plain = await logits(x)
   const mirror = await logits(x, 'mirror')
-  const expectedMirror = mix([[0.5, plain], [0.5, await logits(mirrored(x, n))]])
+  const expectedMirror = mix([
+    [0.5, plain],
+    [0.5, await logits(mirrored(x, n))],
+  ])
   t.true(maxDiff(mirror, expectedMirror) < 1e-5, `mirror off by ${maxDiff(mirror, expectedMirror)}`)
   t.true(maxDiff(mirror, plain) > 1e-3, 'mirroring changes the logits of random images')
 
   // airbench's: half the mirror average, and a quarter each of the mirror averages of the image shifted one pixel
   // up-left and down-right (reflect padding).
-  const mirrorOf = async (v: Float32Array) => mix([[0.5, await logits(v)], [0.5, await logits(mirrored(v, n))]])
+  const mirrorOf = async (v: Float32Array) =>
+    mix([
+      [0.5, await logits(v)],
+      [0.5, await logits(mirrored(v, n))],
+    ])
   const expectedTranslate = mix([
     [0.5, await mirrorOf(x)],
     [0.25, await mirrorOf(shifted(x, n, -1, -1))],
@@ -102,7 +111,12 @@ test('evalInputSize evaluates and predicts on the larger view with the same weig
   // evaluate() takes the whole 32×32 image, not its 24×24 centre.
   const images = 40
   const pixels = new Uint8Array(images * C * H * W).map((_, i) => (i * 2654435761) >>> 24)
-  const set = { pixels, labels: Int32Array.from({ length: images }, (_, i) => i % 10), shape: [C, H, W] as [number, number, number], classes: [...'abcdefghij'] }
+  const set = {
+    pixels,
+    labels: Int32Array.from({ length: images }, (_, i) => i % 10),
+    shape: [C, H, W] as [number, number, number],
+    classes: [...'abcdefghij'],
+  }
   const data = await TensorDataset.create(set)
   const [atLarge, reference] = [await small.evaluate(data), await large.evaluate(data)]
   t.true(Math.abs(atLarge.loss - reference.loss) < 1e-5, `loss ${atLarge.loss} vs ${reference.loss}`)
@@ -156,7 +170,9 @@ test('an exponential moving average of the weights differs from them and evaluat
   const ema = await run('ema')
   const rawTest = raw.history.epochs.at(-1)!.test!
   const emaTest = ema.history.epochs.at(-1)!.test!
-  t.log(`test loss: raw ${rawTest.loss.toFixed(4)} (top-1 ${rawTest.top1} %), averaged ${emaTest.loss.toFixed(4)} (top-1 ${emaTest.top1} %)`)
+  t.log(
+    `test loss: raw ${rawTest.loss.toFixed(4)} (top-1 ${rawTest.top1} %), averaged ${emaTest.loss.toFixed(4)} (top-1 ${emaTest.top1} %)`,
+  )
   // Training itself is the same: the average only changes what is evaluated and kept.
   t.deepEqual(
     ema.history.epochs.map((e) => e.train.loss),

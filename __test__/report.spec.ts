@@ -38,7 +38,17 @@ test('the six plots are written as PNG (800×500, with content) and SVG, with ti
     t.regex(svg, /<svg/)
   }
   const top1 = fs.readFileSync(path.join(out, 'top1.svg'), 'utf8')
-  for (const text of ['Top-1 accuracy by epoch', 'top-1 accuracy (%)', 'epoch', 'best (epoch 4)', 'early stop (epoch 8)', 'train', 'val', 'test']) t.true(top1.includes(text), text)
+  for (const text of [
+    'Top-1 accuracy by epoch',
+    'top-1 accuracy (%)',
+    'epoch',
+    'best (epoch 4)',
+    'early stop (epoch 8)',
+    'train',
+    'val',
+    'test',
+  ])
+    t.true(top1.includes(text), text)
   t.true(fs.readFileSync(path.join(out, 'per-class-test.svg'), 'utf8').includes('airplane'))
   t.true(fs.readFileSync(path.join(out, 'confusion.svg'), 'utf8').includes('predicted class'))
 })
@@ -53,40 +63,54 @@ test('the model summary lists each layer, its output shape and parameters, and t
 
 const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
 
-needs(chromium ? null : 'chromium (apt-get install chromium)')('report.html is self-contained and loads in headless Chromium with no console errors and every image drawn', async (t) => {
-  const set = await readImageFolder(cifarSubset().test)
-  const picks = balancedSample(set.labels, 10, 2)
-  const out = tmpdir()
-  const charts = await plotHistory(fixture, path.join(out, 'plots'))
-  const html = reportHtml({
-    history: fixture,
-    summary: Model.create(referenceCnn({ classes: 10 }), { device: 'cpu' }).summary(),
-    samplesPng: await imageGrid(set, picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })), { columns: 10 }),
-    charts,
-    predictions: await Promise.all(picks.map(async (i) => ({ png: await imagePng(set, i), truth: set.classes[set.labels[i]!]!, predicted: 'cat', probability: 0.5 }))),
-  })
-  t.notRegex(html, /(src|href)="(https?:)?\/\//, 'nothing is fetched from a network')
-  const file = path.join(out, 'report.html')
-  fs.writeFileSync(file, html)
-
-  const { default: puppeteer } = await import('puppeteer-core')
-  const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
-  try {
-    const page = await browser.newPage()
-    const problems: string[] = []
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(m.text())
+needs(chromium ? null : 'chromium (apt-get install chromium)')(
+  'report.html is self-contained and loads in headless Chromium with no console errors and every image drawn',
+  async (t) => {
+    const set = await readImageFolder(cifarSubset().test)
+    const picks = balancedSample(set.labels, 10, 2)
+    const out = tmpdir()
+    const charts = await plotHistory(fixture, path.join(out, 'plots'))
+    const html = reportHtml({
+      history: fixture,
+      summary: Model.create(referenceCnn({ classes: 10 }), { device: 'cpu' }).summary(),
+      samplesPng: await imageGrid(
+        set,
+        picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })),
+        { columns: 10 },
+      ),
+      charts,
+      predictions: await Promise.all(
+        picks.map(async (i) => ({ png: await imagePng(set, i), truth: set.classes[set.labels[i]!]!, predicted: 'cat', probability: 0.5 })),
+      ),
     })
-    page.on('pageerror', (e) => problems.push(String(e)))
-    page.on('requestfailed', (r) => problems.push(`failed: ${r.url().slice(0, 80)}`))
-    await page.goto(`file://${file}`, { waitUntil: 'load' })
-    // Evaluated in the page, so written as a string: this project's TypeScript has no DOM types.
-    const images = (await page.evaluate('Array.from(document.images, (img) => ({ alt: img.alt, ok: img.complete && img.naturalWidth > 0 }))')) as { alt: string; ok: boolean }[]
-    t.deepEqual(problems, [])
-    t.is(images.length, 1 + CHART_NAMES.length + picks.length)
-    t.deepEqual(images.filter((i) => !i.ok), [])
-    t.regex(await page.title(), /ConvKit run report/)
-  } finally {
-    await browser.close()
-  }
-})
+    t.notRegex(html, /(src|href)="(https?:)?\/\//, 'nothing is fetched from a network')
+    const file = path.join(out, 'report.html')
+    fs.writeFileSync(file, html)
+
+    const { default: puppeteer } = await import('puppeteer-core')
+    const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
+    try {
+      const page = await browser.newPage()
+      const problems: string[] = []
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(m.text())
+      })
+      page.on('pageerror', (e) => problems.push(String(e)))
+      page.on('requestfailed', (r) => problems.push(`failed: ${r.url().slice(0, 80)}`))
+      await page.goto(`file://${file}`, { waitUntil: 'load' })
+      // Evaluated in the page, so written as a string: this project's TypeScript has no DOM types.
+      const images = (await page.evaluate(
+        'Array.from(document.images, (img) => ({ alt: img.alt, ok: img.complete && img.naturalWidth > 0 }))',
+      )) as { alt: string; ok: boolean }[]
+      t.deepEqual(problems, [])
+      t.is(images.length, 1 + CHART_NAMES.length + picks.length)
+      t.deepEqual(
+        images.filter((i) => !i.ok),
+        [],
+      )
+      t.regex(await page.title(), /ConvKit run report/)
+    } finally {
+      await browser.close()
+    }
+  },
+)

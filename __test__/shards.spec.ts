@@ -4,7 +4,16 @@ import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { CancelledError, DataError, InputError, Model, TensorDataset, readImageFolder, referenceCnn, type ConvkitError } from '../ts/index.ts'
+import {
+  CancelledError,
+  DataError,
+  InputError,
+  Model,
+  TensorDataset,
+  readImageFolder,
+  referenceCnn,
+  type ConvkitError,
+} from '../ts/index.ts'
 import { shardCommand } from '../ts/cli/shard-command.ts'
 import { bracePatternFor, expandBraces, indexPathFor, parseNumberedPattern } from '../ts/data/shards/brace-pattern.ts'
 import { assignShards, describeShards, openShards, type ShardBatch } from '../ts/data/shards/shard-stream.ts'
@@ -26,7 +35,12 @@ const written = (async () => {
 })()
 
 /** `<class>/<file stem>`, the key the writer gives a file of the folder. */
-const keyOf = (file: string) => file.split('/').slice(-2).join('/').replace(/\.jpg$/, '')
+const keyOf = (file: string) =>
+  file
+    .split('/')
+    .slice(-2)
+    .join('/')
+    .replace(/\.jpg$/, '')
 
 async function collect(stream: AsyncIterable<ShardBatch>): Promise<{ keys: string[]; batches: ShardBatch[] }> {
   const batches: ShardBatch[] = []
@@ -35,7 +49,11 @@ async function collect(stream: AsyncIterable<ShardBatch>): Promise<{ keys: strin
 }
 
 test('brace patterns: zero-padded and plain ranges, lists, several and nested groups, descending ranges', (t) => {
-  t.deepEqual(expandBraces('shards/train-{000000..000002}.tar'), ['shards/train-000000.tar', 'shards/train-000001.tar', 'shards/train-000002.tar'])
+  t.deepEqual(expandBraces('shards/train-{000000..000002}.tar'), [
+    'shards/train-000000.tar',
+    'shards/train-000001.tar',
+    'shards/train-000002.tar',
+  ])
   t.deepEqual(expandBraces('a-{8..11}.tar'), ['a-8.tar', 'a-9.tar', 'a-10.tar', 'a-11.tar'])
   t.deepEqual(expandBraces('{train,val}-{0..1}.tar'), ['train-0.tar', 'train-1.tar', 'val-0.tar', 'val-1.tar'])
   t.deepEqual(expandBraces('x{a,b{08..10}}'), ['xa', 'xb08', 'xb09', 'xb10'])
@@ -78,7 +96,11 @@ test('writing shards: valid tar files of <key>.jpg + <key>.cls, mixed classes, a
   t.true(result.pattern.endsWith('train-{000000..000006}.tar'))
   t.deepEqual(expandBraces(result.pattern), result.files)
   const dir = path.dirname(result.files[0]!)
-  t.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary files are left')
+  t.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes('.tmp')),
+    [],
+    'no temporary files are left',
+  )
 
   // GNU tar reads them: entries pair up as <key>.jpg, <key>.cls.
   const listing = execFileSync('tar', ['-tf', result.files[0]!], { encoding: 'utf8' }).trim().split('\n')
@@ -98,7 +120,10 @@ test('writing shards: valid tar files of <key>.jpg + <key>.cls, mixed classes, a
 
   const index = JSON.parse(fs.readFileSync(result.index, 'utf8'))
   t.is(index.count, 2000)
-  t.deepEqual(index.shards.map((s: { count: number }) => s.count), [300, 300, 300, 300, 300, 300, 200])
+  t.deepEqual(
+    index.shards.map((s: { count: number }) => s.count),
+    [300, 300, 300, 300, 300, 300, 200],
+  )
   t.deepEqual(index.formats, { jpg: 2000 })
 
   // The same folder and seed give the same bytes; another seed another order.
@@ -120,7 +145,10 @@ test('reading back: every sample once per epoch, labels right, pixels byte-ident
   const { keys, batches } = await collect(stream)
   t.is(keys.length, 2000)
   t.is(new Set(keys).size, 2000)
-  t.deepEqual(batches.map((b) => b.count), [...Array(15).fill(128), 80])
+  t.deepEqual(
+    batches.map((b) => b.count),
+    [...Array(15).fill(128), 80],
+  )
   const per = 3 * 32 * 32
   let mismatched = 0
   for (const b of batches) {
@@ -128,7 +156,9 @@ test('reading back: every sample once per epoch, labels right, pixels byte-ident
     t.is(b.pixels.length, b.count * per)
     b.keys.forEach((key, j) => {
       const i = byKey.get(key)!
-      const same = Buffer.compare(Buffer.from(b.pixels.subarray(j * per, (j + 1) * per)), Buffer.from(set.pixels.subarray(i * per, (i + 1) * per))) === 0
+      const same =
+        Buffer.compare(Buffer.from(b.pixels.subarray(j * per, (j + 1) * per)), Buffer.from(set.pixels.subarray(i * per, (i + 1) * per))) ===
+        0
       if (!same || b.labels[j] !== set.labels[i]) mismatched++
     })
   }
@@ -142,27 +172,40 @@ test('reading back: every sample once per epoch, labels right, pixels byte-ident
 test('ranks read disjoint shards that together cover everything; evenRanks gives every rank the same batches', async (t) => {
   const result = await written
   for (const epoch of [0, 1]) {
-    const parts = assignShards(7, { seed: 5, epoch, worldSize: 3, rank: 0 })
-      .concat(assignShards(7, { seed: 5, epoch, worldSize: 3, rank: 1 }), assignShards(7, { seed: 5, epoch, worldSize: 3, rank: 2 }))
+    const parts = assignShards(7, { seed: 5, epoch, worldSize: 3, rank: 0 }).concat(
+      assignShards(7, { seed: 5, epoch, worldSize: 3, rank: 1 }),
+      assignShards(7, { seed: 5, epoch, worldSize: 3, rank: 2 }),
+    )
     t.deepEqual([...parts].sort(), [0, 1, 2, 3, 4, 5, 6])
   }
-  const ranks = await Promise.all([0, 1, 2].map(async (rank) => openShards(result.pattern, { batchSize: 50, seed: 5, epoch: 2, rank, worldSize: 3, evenRanks: false })))
+  const ranks = await Promise.all(
+    [0, 1, 2].map(async (rank) => openShards(result.pattern, { batchSize: 50, seed: 5, epoch: 2, rank, worldSize: 3, evenRanks: false })),
+  )
   const keys = await Promise.all(ranks.map(async (s) => (await collect(s)).keys))
   const all = keys.flat()
   t.is(all.length, 2000)
   t.is(new Set(all).size, 2000, 'no sample is read by two ranks')
-  t.deepEqual(keys.map((k) => k.length), ranks.map((s) => s.samples))
+  t.deepEqual(
+    keys.map((k) => k.length),
+    ranks.map((s) => s.samples),
+  )
 
-  const even = await Promise.all([0, 1, 2].map((rank) => openShards(result.pattern, { batchSize: 50, seed: 5, epoch: 2, rank, worldSize: 3 })))
+  const even = await Promise.all(
+    [0, 1, 2].map((rank) => openShards(result.pattern, { batchSize: 50, seed: 5, epoch: 2, rank, worldSize: 3 })),
+  )
   const counts = await Promise.all(even.map(async (s) => (await collect(s)).batches.length))
   t.is(new Set(counts).size, 1, `batches per rank ${counts}`)
   t.is(counts[0], Math.min(...ranks.map((s) => Math.ceil(s.samples / 50))))
-  await t.throwsAsync(openShards(result.pattern, { worldSize: 8, rank: 0 }), { instanceOf: InputError, message: /8 ranks need at least 8 shards/ })
+  await t.throwsAsync(openShards(result.pattern, { worldSize: 8, rank: 0 }), {
+    instanceOf: InputError,
+    message: /8 ranks need at least 8 shards/,
+  })
 })
 
 test('the order repeats for a seed and epoch, and changes with the epoch and the seed', async (t) => {
   const result = await written
-  const order = async (seed: number, epoch: number) => (await collect(await openShards(result.pattern, { batchSize: 256, seed, epoch, shuffleBuffer: 400 }))).keys
+  const order = async (seed: number, epoch: number) =>
+    (await collect(await openShards(result.pattern, { batchSize: 256, seed, epoch, shuffleBuffer: 400 }))).keys
   const a = await order(1, 1)
   t.deepEqual(await order(1, 1), a)
   const b = await order(1, 2)
@@ -174,7 +217,8 @@ test('the order repeats for a seed and epoch, and changes with the epoch and the
   const plain = await collect(await openShards(result.pattern, { batchSize: 256, seed: 1, epoch: 1, shuffleBuffer: 0 }))
   const firstShard = plain.keys.slice(0, 300)
   const names: string[] = []
-  for await (const e of readTar((await openShards(result.pattern, { seed: 1, epoch: 1 })).shards[0]!)) if (e.name.endsWith('.jpg')) names.push(e.name.replace('.jpg', ''))
+  for await (const e of readTar((await openShards(result.pattern, { seed: 1, epoch: 1 })).shards[0]!))
+    if (e.name.endsWith('.jpg')) names.push(e.name.replace('.jpg', ''))
   t.deepEqual(firstShard, names)
 })
 
@@ -189,14 +233,28 @@ async function shardOf(file: string, entries: [string, Buffer][]): Promise<strin
 test('damaged input is a DataError naming the shard and the sample', async (t) => {
   const dir = tmpdir()
   const jpg = fs.readFileSync(path.join(dirs.train, 'cat', '0000.jpg'))
-  const good = await shardOf(path.join(dir, 'good.tar'), [['a.jpg', jpg], ['a.cls', Buffer.from('1')], ['b.jpg', jpg], ['b.cls', Buffer.from('2')]])
+  const good = await shardOf(path.join(dir, 'good.tar'), [
+    ['a.jpg', jpg],
+    ['a.cls', Buffer.from('1')],
+    ['b.jpg', jpg],
+    ['b.cls', Buffer.from('2')],
+  ])
 
-  const noCls = await shardOf(path.join(dir, 'nocls.tar'), [['a.jpg', jpg], ['a.cls', Buffer.from('1')], ['cat/b.jpg', jpg], ['c.jpg', jpg], ['c.cls', Buffer.from('0')]])
+  const noCls = await shardOf(path.join(dir, 'nocls.tar'), [
+    ['a.jpg', jpg],
+    ['a.cls', Buffer.from('1')],
+    ['cat/b.jpg', jpg],
+    ['c.jpg', jpg],
+    ['c.cls', Buffer.from('0')],
+  ])
   let err = await t.throwsAsync(async () => collect(await openShards(noCls)), { instanceOf: DataError })
   t.is((err as ConvkitError).code, 'DATA_CORRUPT')
   t.true(err!.message.includes(noCls) && err!.message.includes('sample cat/b has no .cls'), err!.message)
 
-  const badLabel = await shardOf(path.join(dir, 'label.tar'), [['a.jpg', jpg], ['a.cls', Buffer.from('cat')]])
+  const badLabel = await shardOf(path.join(dir, 'label.tar'), [
+    ['a.jpg', jpg],
+    ['a.cls', Buffer.from('cat')],
+  ])
   err = await t.throwsAsync(async () => collect(await openShards(badLabel)), { instanceOf: DataError })
   t.regex(err!.message, /label\.tar: sample a: a\.cls holds "cat", expected a class index/)
 
@@ -207,20 +265,31 @@ test('damaged input is a DataError naming the shard and the sample', async (t) =
   bytes.fill(0x41, second, second + 64)
   fs.writeFileSync(damaged, bytes)
   err = await t.throwsAsync(async () => collect(await openShards([damaged])), { instanceOf: DataError })
-  t.true(err!.message.includes(damaged) && err!.message.includes(`byte ${second}`) && err!.message.includes('after entry a.jpg'), err!.message)
+  t.true(
+    err!.message.includes(damaged) && err!.message.includes(`byte ${second}`) && err!.message.includes('after entry a.jpg'),
+    err!.message,
+  )
 
   const truncated = path.join(dir, 'truncated.tar')
   fs.writeFileSync(truncated, fs.readFileSync(good).subarray(0, 512 + 300))
   err = await t.throwsAsync(async () => collect(await openShards([truncated])), { instanceOf: DataError })
   t.regex(err!.message, /truncated\.tar: ends inside entry a\.jpg .* truncated/)
 
-  const broken = await shardOf(path.join(dir, 'broken.tar'), [['a.jpg', jpg], ['a.cls', Buffer.from('1')], ['x/b.png', Buffer.from('not a png at all')], ['x/b.cls', Buffer.from('2')]])
+  const broken = await shardOf(path.join(dir, 'broken.tar'), [
+    ['a.jpg', jpg],
+    ['a.cls', Buffer.from('1')],
+    ['x/b.png', Buffer.from('not a png at all')],
+    ['x/b.cls', Buffer.from('2')],
+  ])
   err = await t.throwsAsync(async () => collect(await openShards(broken)), { instanceOf: DataError })
   t.is((err as ConvkitError).code, 'DATA_BAD_IMAGE')
   t.true(err!.message.includes(broken) && err!.message.includes('sample x/b (x/b.png)'), err!.message)
   const skipping = await openShards(broken, { skipBadImages: true })
   t.deepEqual((await collect(skipping)).keys, ['a'])
-  t.deepEqual(skipping.skipped.map((s) => s.key), ['x/b'])
+  t.deepEqual(
+    skipping.skipped.map((s) => s.key),
+    ['x/b'],
+  )
 
   err = await t.throwsAsync(openShards(path.join(dir, 'missing-{0..2}.tar')), { instanceOf: DataError })
   t.is((err as ConvkitError).code, 'DATA_NOT_FOUND')
@@ -256,7 +325,10 @@ test('shards without an index are scanned: counts right, classes numbered', asyn
   t.is(set.index, null)
   t.is(set.total, 2000)
   t.deepEqual(set.counts, [300, 300, 300, 300, 300, 300, 200])
-  t.deepEqual(set.classes, Array.from({ length: 10 }, (_, k) => `class ${k}`))
+  t.deepEqual(
+    set.classes,
+    Array.from({ length: 10 }, (_, k) => `class ${k}`),
+  )
 })
 
 test('cancelling: an AbortSignal fails the iteration with a CancelledError; breaking out closes the stream', async (t) => {
@@ -301,11 +373,17 @@ test('the shard command writes shards and says how to read them; bad arguments a
     console.log = log
   }
   t.deepEqual(fs.readdirSync(dir).sort(), ['cifar-0000.tar', 'cifar-0001.tar', 'cifar.shards.json'])
-  t.true(lines.some((l) => l.includes(`'${path.join(dir, 'cifar-{0000..0001}.tar')}'`)), lines.join('\n'))
+  t.true(
+    lines.some((l) => l.includes(`'${path.join(dir, 'cifar-{0000..0001}.tar')}'`)),
+    lines.join('\n'),
+  )
   t.true(lines.some((l) => l.includes('usage: convkit shard')))
   await t.throwsAsync(shardCommand([dirs.train]), { instanceOf: InputError, message: /expected <folder> <out-pattern>/ })
   await t.throwsAsync(shardCommand([dirs.train, path.join(dir, 'a-{0..3}.tar')]), { instanceOf: InputError, message: /%06d/ })
-  await t.throwsAsync(shardCommand([path.dirname(dirs.train), path.join(dir, 'b-%d.tar')]), { instanceOf: DataError, message: /train\/ and test\// })
+  await t.throwsAsync(shardCommand([path.dirname(dirs.train), path.join(dir, 'b-%d.tar')]), {
+    instanceOf: DataError,
+    message: /train\/ and test\//,
+  })
 })
 
 test('the resident path is chosen while it fits the memory budget, streaming beyond it', (t) => {
@@ -328,7 +406,14 @@ test('training over shards learns, as the resident path does on the same images'
   const streamLosses: number[] = []
   let batchesSeen = 0
   for (let epoch = 1; epoch <= epochs; epoch++) {
-    const r = await trainEpochOnShards(streamed, result.pattern, { epoch, batchSize: 64, seed: 7, shuffleBuffer: 1000, lr: () => 1e-3, onBatch: () => void batchesSeen++ })
+    const r = await trainEpochOnShards(streamed, result.pattern, {
+      epoch,
+      batchSize: 64,
+      seed: 7,
+      shuffleBuffer: 1000,
+      lr: () => 1e-3,
+      onBatch: () => void batchesSeen++,
+    })
     t.is(r.images, 2000)
     t.false(r.interrupted)
     t.is(r.lastLr, 1e-3)
@@ -350,7 +435,9 @@ test('training over shards learns, as the resident path does on the same images'
     residentLosses.push(sum / 2000)
   }
   const [s, r] = [await streamed.evaluate(testData), await resident.evaluate(testData)]
-  t.log(`streamed loss ${streamLosses.map((l) => l.toFixed(3)).join(' ')}, test top-1 ${s.top1.toFixed(1)}%; resident ${residentLosses.map((l) => l.toFixed(3)).join(' ')}, ${r.top1.toFixed(1)}%`)
+  t.log(
+    `streamed loss ${streamLosses.map((l) => l.toFixed(3)).join(' ')}, test top-1 ${s.top1.toFixed(1)}%; resident ${residentLosses.map((l) => l.toFixed(3)).join(' ')}, ${r.top1.toFixed(1)}%`,
+  )
   t.true(streamLosses.at(-1)! < streamLosses[0]! * 0.8, 'the streamed training loss fell by at least 20%')
   // Same network, seed, batch size and images, only the order differs: both land within a few points of each other
   // (40-50 % here after four epochs; chance is 10 %).
@@ -360,7 +447,12 @@ test('training over shards learns, as the resident path does on the same images'
 
   // Aborting stops at the end of the current batch and says so.
   const controller = new AbortController()
-  const cut = await trainEpochOnShards(streamed, result.pattern, { epoch: 9, batchSize: 64, signal: controller.signal, onBatch: (b) => (b === 2 ? controller.abort() : undefined) })
+  const cut = await trainEpochOnShards(streamed, result.pattern, {
+    epoch: 9,
+    batchSize: 64,
+    signal: controller.signal,
+    onBatch: (b) => (b === 2 ? controller.abort() : undefined),
+  })
   t.true(cut.interrupted)
   t.is(cut.batches, 3)
 })

@@ -11,7 +11,19 @@ type Full<T extends Layer['type']> = Required<Extract<Layer, { type: T }>>
 
 /** One example of every layer type with every field set: the compiler checks each TS field is listed here. */
 const EVERY_FIELD: { [T in Layer['type']]: Full<T> } = {
-  conv2d: { type: 'conv2d', outChannels: 8, kernelSize: [3, 3], stride: 1, padding: 'tf-same', dilation: 1, groups: 1, bias: false, init: 'kaimingNormal', name: 'c', trainable: true },
+  conv2d: {
+    type: 'conv2d',
+    outChannels: 8,
+    kernelSize: [3, 3],
+    stride: 1,
+    padding: 'tf-same',
+    dilation: 1,
+    groups: 1,
+    bias: false,
+    init: 'kaimingNormal',
+    name: 'c',
+    trainable: true,
+  },
   batchnorm2d: { type: 'batchnorm2d', eps: 1e-3, momentum: 0.01, affine: true, frozenScale: false, name: 'b', trainable: true },
   linear: { type: 'linear', outFeatures: 3, bias: true, init: 'default', name: 'fc', trainable: true },
   relu: { type: 'relu' },
@@ -30,7 +42,16 @@ const EVERY_FIELD: { [T in Layer['type']]: Full<T> } = {
   dropout: { type: 'dropout', p: 0.2 },
   scale: { type: 'scale', factor: 0.125 },
   sequential: { type: 'sequential', layers: [{ type: 'relu' }], name: 's', trainable: true },
-  residual: { type: 'residual', layers: [{ type: 'relu' }], shortcut: [{ type: 'identity' }], shortcutName: 'downsample', dropPath: 0.1, activation: 'relu', name: 'r', trainable: true },
+  residual: {
+    type: 'residual',
+    layers: [{ type: 'relu' }],
+    shortcut: [{ type: 'identity' }],
+    shortcutName: 'downsample',
+    dropPath: 0.1,
+    activation: 'relu',
+    name: 'r',
+    trainable: true,
+  },
   se: { type: 'se', squeezeChannels: 4, activation: 'silu', gate: 'hardsigmoid', init: 'kaimingNormal', name: 'se', trainable: true },
 }
 
@@ -48,7 +69,12 @@ test('every TypeScript layer field is a Rust field and every Rust field a TypeSc
 })
 
 test('a typo in a nested layer field is an error naming its path', (t) => {
-  const err = t.throws(() => native.normalizeSpec({ inputShape: [3, 8, 8], layers: [{ type: 'sequential', layers: [{ type: 'conv2d', outChannels: 4, kernelSize: 3, strid: 2 }] }] }))
+  const err = t.throws(() =>
+    native.normalizeSpec({
+      inputShape: [3, 8, 8],
+      layers: [{ type: 'sequential', layers: [{ type: 'conv2d', outChannels: 4, kernelSize: 3, strid: 2 }] }],
+    }),
+  )
   t.regex(err!.message, /layers\[0\]\.layers\[0\]\.strid: unknown field `strid`/)
 })
 

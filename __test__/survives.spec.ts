@@ -7,7 +7,10 @@ import { fileURLToPath } from 'node:url'
 const here = path.dirname(fileURLToPath(import.meta.url))
 
 test('a process fed every bad input exits normally, each one a coded error', (t) => {
-  const run = spawnSync(process.execPath, ['--import=tsx', path.join(here, 'fixtures', 'bad-inputs.ts')], { encoding: 'utf8', timeout: 120_000 })
+  const run = spawnSync(process.execPath, ['--import=tsx', path.join(here, 'fixtures', 'bad-inputs.ts')], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
   t.is(run.signal, null, run.stderr)
   t.is(run.status, 0, run.stderr)
   const lines = run.stdout.trim().split('\n')

@@ -77,7 +77,9 @@ function record(epoch: number, options: { val?: boolean } = {}): EpochRecord {
 }
 
 async function samplesPng(): Promise<Buffer> {
-  return sharp({ create: { width: 140, height: 90, channels: 3, background: '#4477aa' } }).png().toBuffer()
+  return sharp({ create: { width: 140, height: 90, channels: 3, background: '#4477aa' } })
+    .png()
+    .toBuffer()
 }
 
 function context(samples?: Uint8Array): TrainContext {
@@ -87,7 +89,11 @@ function context(samples?: Uint8Array): TrainContext {
 /** The scalars TensorBoard should hold for `records`, per run folder, as float32 (simple_value's type) widened back. */
 function expectedScalars(records: EpochRecord[]): Record<string, ReadScalar[]> {
   const out: Record<string, ReadScalar[]> = {}
-  for (const [key, run] of [['train', 'train'], ['val', 'validation'], ['test', 'test']] as const) {
+  for (const [key, run] of [
+    ['train', 'train'],
+    ['val', 'validation'],
+    ['test', 'test'],
+  ] as const) {
     const rows: ReadScalar[] = []
     for (const r of records) {
       const m = r[key]
@@ -151,13 +157,20 @@ test('events encode with the field numbers of event.proto and summary.proto', (t
   t.is(bytes[11], 0x2a)
   // Summary.value: field 1 = 0x0a; Value.tag field 1 = 0x0a; simple_value field 2, 32-bit = 0x15, written though it is 0.
   t.deepEqual([...bytes.subarray(13)], [0x0a, 8, 0x0a, 1, 'x'.charCodeAt(0), 0x15, 0, 0, 0, 0])
-  t.deepEqual(decodeEvent(encodeEvent({ wall_time: 2, file_version: FILE_VERSION })), { wall_time: 2, step: 0, file_version: 'brain.Event:2' })
+  t.deepEqual(decodeEvent(encodeEvent({ wall_time: 2, file_version: FILE_VERSION })), {
+    wall_time: 2,
+    step: 0,
+    file_version: 'brain.Event:2',
+  })
 })
 
 test('options are checked where they enter', (t) => {
   t.throws(() => new TensorBoard({} as never), { instanceOf: InputError, message: /logDir: expected a folder path, got undefined/ })
   t.throws(() => new TensorBoard({ logDir: '' }), { instanceOf: InputError })
-  t.throws(() => new TensorBoard({ logDir: 'x', images: 'yes' as never }), { instanceOf: InputError, message: /images: expected true or false/ })
+  t.throws(() => new TensorBoard({ logDir: 'x', images: 'yes' as never }), {
+    instanceOf: InputError,
+    message: /images: expected true or false/,
+  })
   t.true(new TensorBoard({ logDir: 'x' }).images)
 })
 
@@ -175,7 +188,10 @@ withTensorboard('every scalar and image round-trips through TensorBoard’s Even
   const expected = expectedScalars(records)
   for (const [run, read] of Object.entries(runs)) {
     t.is(read.files.length, 1, run)
-    t.regex(read.files[0]!, new RegExp(`^events\\.out\\.tfevents\\.\\d{10}\\.${os.hostname().replace(/\./g, '\\.')}\\.${process.pid}\\.\\d+$`))
+    t.regex(
+      read.files[0]!,
+      new RegExp(`^events\\.out\\.tfevents\\.\\d{10}\\.${os.hostname().replace(/\./g, '\\.')}\\.${process.pid}\\.\\d+$`),
+    )
     t.is(read.file_version, 2, run)
     // Exact equality: simple_value is a float32, and Math.fround is the same rounding.
     t.deepEqual(sortScalars(read.scalars), expected[run], run)
@@ -190,7 +206,10 @@ withTensorboard('every scalar and image round-trips through TensorBoard’s Even
     runs.test!.images.map(({ tag, step, width, height }) => ({ tag, step, width, height })),
     [1, 2, 3].map((step) => ({ tag: TAGS.confusion, step, width: 800, height: 500 })),
   )
-  t.deepEqual(tb.files.map((f) => path.relative(logDir, path.dirname(f))), ['train', 'validation', 'test'])
+  t.deepEqual(
+    tb.files.map((f) => path.relative(logDir, path.dirname(f))),
+    ['train', 'validation', 'test'],
+  )
 })
 
 withTensorboard('each epoch is on disk when onEpochEnd returns; no images and no validation folder when asked for none', async (t) => {
@@ -211,42 +230,46 @@ withTensorboard('each epoch is on disk when onEpochEnd returns; no images and no
   }
 })
 
-withTensorboard('a resumed run appends new files that TensorBoard merges with the old ones, without logging the samples again', async (t) => {
-  const logDir = tmpdir()
-  const first = new TensorBoard({ logDir })
-  const ctx = context(await samplesPng())
-  first.onTrainBegin(ctx)
-  for (const e of [1, 2]) await first.onEpochEnd(record(e), {}, ctx)
-  // Interrupted: no onTrainEnd. The state goes through history.json as JSON.
-  const saved = JSON.parse(JSON.stringify(first.state())) as unknown
-  t.deepEqual(saved, { samplesLogged: true })
-  const before = new Map(first.files.map((f) => [f, fs.readFileSync(f)]))
+withTensorboard(
+  'a resumed run appends new files that TensorBoard merges with the old ones, without logging the samples again',
+  async (t) => {
+    const logDir = tmpdir()
+    const first = new TensorBoard({ logDir })
+    const ctx = context(await samplesPng())
+    first.onTrainBegin(ctx)
+    for (const e of [1, 2]) await first.onEpochEnd(record(e), {}, ctx)
+    // Interrupted: no onTrainEnd. The state goes through history.json as JSON.
+    const saved = JSON.parse(JSON.stringify(first.state())) as unknown
+    t.deepEqual(saved, { samplesLogged: true })
+    const before = new Map(first.files.map((f) => [f, fs.readFileSync(f)]))
 
-  const resumed = new TensorBoard({ logDir })
-  // train() calls onTrainBegin, then loadState.
-  resumed.onTrainBegin(ctx)
-  resumed.loadState(saved)
-  for (const e of [3, 4]) await resumed.onEpochEnd(record(e), {}, ctx)
-  await resumed.onTrainEnd()
+    const resumed = new TensorBoard({ logDir })
+    // train() calls onTrainBegin, then loadState.
+    resumed.onTrainBegin(ctx)
+    resumed.loadState(saved)
+    for (const e of [3, 4]) await resumed.onEpochEnd(record(e), {}, ctx)
+    await resumed.onTrainEnd()
 
-  for (const [file, bytes] of before) t.deepEqual(fs.readFileSync(file), bytes, `${file} was rewritten`)
-  t.is(resumed.files.filter((f) => before.has(f)).length, 0)
-  // TensorBoard reads files in name order: the resumed run's must sort after the first run's.
-  for (const old of before.keys()) for (const added of resumed.files) t.true(path.basename(old) < path.basename(added), `${added} sorts before ${old}`)
-  const runs = tensorboardRead(logDir)
-  for (const [run, read] of Object.entries(runs)) {
-    t.is(read.files.length, 2, run)
-    t.deepEqual(sortScalars(read.scalars), expectedScalars([1, 2, 3, 4].map((e) => record(e)))[run], run)
-  }
-  t.deepEqual(
-    runs.train!.images.map((i) => [i.tag, i.step]),
-    [[TAGS.samples, 0]],
-  )
-  t.deepEqual(
-    runs.test!.images.map((i) => i.step),
-    [1, 2, 3, 4],
-  )
-})
+    for (const [file, bytes] of before) t.deepEqual(fs.readFileSync(file), bytes, `${file} was rewritten`)
+    t.is(resumed.files.filter((f) => before.has(f)).length, 0)
+    // TensorBoard reads files in name order: the resumed run's must sort after the first run's.
+    for (const old of before.keys())
+      for (const added of resumed.files) t.true(path.basename(old) < path.basename(added), `${added} sorts before ${old}`)
+    const runs = tensorboardRead(logDir)
+    for (const [run, read] of Object.entries(runs)) {
+      t.is(read.files.length, 2, run)
+      t.deepEqual(sortScalars(read.scalars), expectedScalars([1, 2, 3, 4].map((e) => record(e)))[run], run)
+    }
+    t.deepEqual(
+      runs.train!.images.map((i) => [i.tag, i.step]),
+      [[TAGS.samples, 0]],
+    )
+    t.deepEqual(
+      runs.test!.images.map((i) => i.step),
+      [1, 2, 3, 4],
+    )
+  },
+)
 
 test('loadState before onTrainBegin works the same; reset() starts a fresh run in new files', async (t) => {
   const logDir = tmpdir()
@@ -277,29 +300,29 @@ test('loadState before onTrainBegin works the same; reset() starts a fresh run i
   t.true('image' in image && image.image.width === 140 && image.image.height === 90 && image.image.colorspace === 3)
 })
 
-withTensorboard('a flipped byte fails the CRC-32C check: TensorBoard drops that record and what follows, keeps what precedes', async (t) => {
-  const logDir = tmpdir()
-  const tb = new TensorBoard({ logDir, images: false })
-  const ctx = context()
-  tb.onTrainBegin(ctx)
-  for (const e of [1, 2, 3]) await tb.onEpochEnd(record(e), {}, ctx)
-  await tb.onTrainEnd()
-  const file = tb.files.find((f) => path.basename(path.dirname(f)) === 'test')!
-  const bytes = fs.readFileSync(file)
-  const last = readRecords(bytes).at(-1)!
-  t.is(decodeEvent(last.data).step, 3)
-  // One bit inside the last record's data, in the 8 bytes of wall_time (after its 0x09 key): the event would still
-  // parse, so only the data CRC can reject it.
-  bytes[last.offset + 12 + 5]! ^= 0x10
-  fs.writeFileSync(file, bytes)
-  t.throws(() => readRecords(bytes), { message: `TFRecord at byte ${last.offset}: data CRC mismatch` })
+withTensorboard(
+  'a flipped byte fails the CRC-32C check: TensorBoard drops that record and what follows, keeps what precedes',
+  async (t) => {
+    const logDir = tmpdir()
+    const tb = new TensorBoard({ logDir, images: false })
+    const ctx = context()
+    tb.onTrainBegin(ctx)
+    for (const e of [1, 2, 3]) await tb.onEpochEnd(record(e), {}, ctx)
+    await tb.onTrainEnd()
+    const file = tb.files.find((f) => path.basename(path.dirname(f)) === 'test')!
+    const bytes = fs.readFileSync(file)
+    const last = readRecords(bytes).at(-1)!
+    t.is(decodeEvent(last.data).step, 3)
+    // One bit inside the last record's data, in the 8 bytes of wall_time (after its 0x09 key): the event would still
+    // parse, so only the data CRC can reject it.
+    bytes[last.offset + 12 + 5]! ^= 0x10
+    fs.writeFileSync(file, bytes)
+    t.throws(() => readRecords(bytes), { message: `TFRecord at byte ${last.offset}: data CRC mismatch` })
 
-  const runs = tensorboardRead(logDir)
-  t.deepEqual(
-    [...new Set(runs.test!.scalars.map((s) => s.step))],
-    [1, 2],
-  )
-  t.deepEqual(sortScalars(runs.test!.scalars), expectedScalars([1, 2].map((e) => record(e))).test)
-  // The other folders are untouched and complete.
-  t.deepEqual([...new Set(runs.train!.scalars.map((s) => s.step))], [1, 2, 3])
-})
+    const runs = tensorboardRead(logDir)
+    t.deepEqual([...new Set(runs.test!.scalars.map((s) => s.step))], [1, 2])
+    t.deepEqual(sortScalars(runs.test!.scalars), expectedScalars([1, 2].map((e) => record(e))).test)
+    // The other folders are untouched and complete.
+    t.deepEqual([...new Set(runs.train!.scalars.map((s) => s.step))], [1, 2, 3])
+  },
+)

@@ -157,7 +157,10 @@ const op = {
 /** A persistent id for a float32 storage of 6; legacy ones add view metadata (or None). */
 function storageId(key: string, legacy: boolean, view?: [string, number, number]): number[] {
   const viewMeta = view ? op.tuple(op.str(view[0]), op.int(view[1]), op.int(view[2])) : op.none
-  return [...op.tuple(op.str('storage'), op.global('torch', 'FloatStorage'), op.str(key), op.str('cpu'), op.int(6), legacy ? viewMeta : []), 0x51]
+  return [
+    ...op.tuple(op.str('storage'), op.global('torch', 'FloatStorage'), op.str(key), op.str('cpu'), op.int(6), legacy ? viewMeta : []),
+    0x51,
+  ]
 }
 
 /** `_rebuild_tensor_v2(storage, offset, shape, stride, False, OrderedDict())`. */
@@ -206,7 +209,13 @@ function zipCheckpoint(pickle: Uint8Array): Uint8Array {
 /** torch's legacy stream: magic, protocol 1001, sys_info, the object, the storage keys, then the storages. */
 function legacyCheckpoint(pickle: Uint8Array): Uint8Array {
   // LONG1: 0x1950a86a20f9469cfc6c in 10 little-endian bytes.
-  const magic = [...op.proto(), 0x8a, 10, ...Array.from({ length: 10 }, (_, i) => Number((0x1950a86a20f9469cfc6cn >> BigInt(8 * i)) & 0xffn)), ...op.stop]
+  const magic = [
+    ...op.proto(),
+    0x8a,
+    10,
+    ...Array.from({ length: 10 }, (_, i) => Number((0x1950a86a20f9469cfc6cn >> BigInt(8 * i)) & 0xffn)),
+    ...op.stop,
+  ]
   const version = [...op.proto(), 0x4d, 0xe9, 0x03, ...op.stop]
   const sysInfo = [...op.proto(), 0x7d, ...op.str('little_endian'), ...op.true, 0x73, ...op.stop]
   const keys = [...op.proto(), 0x5d, ...op.str('140001'), 0x61, ...op.stop]
@@ -230,7 +239,10 @@ test('a legacy storage view (torch < 0.4) offsets the tensor into its root stora
   t.deepEqual(numbers(parseTorchStateDict(legacyCheckpoint(pickle), 'view.pt').get('v')!), [VALUES[3], VALUES[4]])
   // A tensor that reaches past its view is corrupt even though the root storage is longer.
   const past = orderedDict([['v', rebuild(storageId('140001', true, ['140002', 2, 3]), 2, [2], [1])]])
-  t.throws(() => parseTorchStateDict(legacyCheckpoint(past), 'past.pt'), isCorrupt(/tensor v .* reaches past its storage of 3 float32 elements/))
+  t.throws(
+    () => parseTorchStateDict(legacyCheckpoint(past), 'past.pt'),
+    isCorrupt(/tensor v .* reaches past its storage of 3 float32 elements/),
+  )
 })
 
 test('every truncation of a checkpoint fails with a CheckpointError', (t) => {
@@ -244,13 +256,22 @@ test('every truncation of a checkpoint fails with a CheckpointError', (t) => {
     }
   }
   const legacy = legacyCheckpoint(stateDictPickle('140001', true))
-  t.throws(() => parseTorchStateDict(legacy.subarray(0, legacy.length - 5), 'short.pt'), isCorrupt(/ends early: storage 140001 needs 24 bytes/))
+  t.throws(
+    () => parseTorchStateDict(legacy.subarray(0, legacy.length - 5), 'short.pt'),
+    isCorrupt(/ends early: storage 140001 needs 24 bytes/),
+  )
 })
 
 withLite0('a truncated Lite0 file fails, saying where', (t) => {
   const bytes = fs.readFileSync(LITE0)
-  t.throws(() => parseTorchStateDict(bytes.subarray(0, 20_000), 'lite0-head.pth'), isCorrupt(/lite0-head\.pth: the file ends early, inside a pickle/))
-  t.throws(() => parseTorchStateDict(bytes.subarray(0, bytes.length >> 1), 'lite0-half.pth'), isCorrupt(/lite0-half\.pth: the file ends early: storage \d+ needs/))
+  t.throws(
+    () => parseTorchStateDict(bytes.subarray(0, 20_000), 'lite0-head.pth'),
+    isCorrupt(/lite0-head\.pth: the file ends early, inside a pickle/),
+  )
+  t.throws(
+    () => parseTorchStateDict(bytes.subarray(0, bytes.length >> 1), 'lite0-half.pth'),
+    isCorrupt(/lite0-half\.pth: the file ends early: storage \d+ needs/),
+  )
 })
 
 test('a pickle that calls os.system is refused, naming the global, and runs nothing', (t) => {
@@ -258,21 +279,40 @@ test('a pickle that calls os.system is refused, naming the global, and runs noth
   const marker = path.join(dir, 'pwned')
   const hostile = new Uint8Array([...op.proto(), ...op.global('os', 'system'), ...op.str(`touch ${marker}`), 0x85, 0x52, ...op.stop])
   for (const bytes of [zipCheckpoint(hostile), legacyCheckpoint(hostile)]) {
-    t.throws(() => parseTorchStateDict(bytes, 'evil.pth'), isCorrupt(/^checkpoint evil\.pth: the pickle names the global os\.system, which a weights file never needs; refused/))
+    t.throws(
+      () => parseTorchStateDict(bytes, 'evil.pth'),
+      isCorrupt(/^checkpoint evil\.pth: the pickle names the global os\.system, which a weights file never needs; refused/),
+    )
   }
   t.false(fs.existsSync(marker))
 })
 
 test('other ways to reach code are refused too', (t) => {
   // Protocol 4's STACK_GLOBAL spells the name as two strings.
-  const stackGlobal = [...op.proto(4), 0x8c, 8, ...latin1('builtins'), 0x8c, 4, ...latin1('eval'), 0x93, ...op.str('1'), 0x85, 0x52, ...op.stop]
+  const stackGlobal = [
+    ...op.proto(4),
+    0x8c,
+    8,
+    ...latin1('builtins'),
+    0x8c,
+    4,
+    ...latin1('eval'),
+    0x93,
+    ...op.str('1'),
+    0x85,
+    0x52,
+    ...op.stop,
+  ]
   t.throws(() => parseTorchStateDict(zipCheckpoint(new Uint8Array(stackGlobal)), 'eval.pt'), isCorrupt(/global builtins\.eval/))
   // INST builds an instance of a class named inline.
   const inst = [...op.proto(), 0x28, 0x69, ...latin1('subprocess\nPopen\n'), ...op.stop]
   t.throws(() => parseTorchStateDict(zipCheckpoint(new Uint8Array(inst)), 'inst.pt'), isCorrupt(/opcode 0x69 is not accepted/))
   // A whitelisted name is still only a name: a storage class cannot be called.
   const callStorage = [...op.proto(), ...op.call(op.global('torch', 'FloatStorage'), op.int(3)), ...op.stop]
-  t.throws(() => parseTorchStateDict(zipCheckpoint(new Uint8Array(callStorage)), 'call.pt'), isCorrupt(/torch\.FloatStorage, which cannot be called/))
+  t.throws(
+    () => parseTorchStateDict(zipCheckpoint(new Uint8Array(callStorage)), 'call.pt'),
+    isCorrupt(/torch\.FloatStorage, which cannot be called/),
+  )
 })
 
 test('files that are not torch checkpoints say what they are', async (t) => {
@@ -283,19 +323,36 @@ test('files that are not torch checkpoints say what they are', async (t) => {
   const header = Buffer.from('{"__metadata__":{}}')
   const safetensors = Buffer.concat([Buffer.from([header.length, 0, 0, 0, 0, 0, 0, 0]), header])
   t.throws(() => parseTorchStateDict(safetensors, 'w.safetensors'), isCorrupt(/safetensors/))
-  t.throws(() => parseTorchStateDict(zipSync({ 'a/readme.txt': new Uint8Array(latin1('hi')) }), 'other.zip'), isCorrupt(/without a\/data\.pkl/))
+  t.throws(
+    () => parseTorchStateDict(zipSync({ 'a/readme.txt': new Uint8Array(latin1('hi')) }), 'other.zip'),
+    isCorrupt(/without a\/data\.pkl/),
+  )
   const list = new Uint8Array([...op.proto(), 0x5d, ...op.stop])
   t.throws(() => parseTorchStateDict(zipCheckpoint(list), 'list.pt'), isCorrupt(/holds a list or tuple, not a dict of tensors/))
   const wrapper = new Uint8Array([...op.proto(), 0x7d, ...op.str('epoch'), ...op.int(3), 0x73, ...op.stop])
   t.throws(() => parseTorchStateDict(zipCheckpoint(wrapper), 'meta.pt'), isCorrupt(/no state dict found: the file holds keys epoch/))
-  await t.throwsAsync(readTorchStateDict(path.join(dir, 'missing.pth')), { instanceOf: FileError, code: 'IO_ERROR', message: /missing\.pth/ })
+  await t.throwsAsync(readTorchStateDict(path.join(dir, 'missing.pth')), {
+    instanceOf: FileError,
+    code: 'IO_ERROR',
+    message: /missing\.pth/,
+  })
 })
 
 test('torchTensorValues converts float16 and bfloat16 exactly and refuses float8', (t) => {
   // 1, -2, 0.5 and 65504 (the largest float16) as float16; 1, -2 and 3.140625 as bfloat16.
-  const half: TorchTensor = { name: 'h', dtype: 'float16', shape: [4], data: new Uint8Array(new Uint16Array([0x3c00, 0xc000, 0x3800, 0x7bff]).buffer) }
+  const half: TorchTensor = {
+    name: 'h',
+    dtype: 'float16',
+    shape: [4],
+    data: new Uint8Array(new Uint16Array([0x3c00, 0xc000, 0x3800, 0x7bff]).buffer),
+  }
   t.deepEqual(numbers(half), [1, -2, 0.5, 65504])
-  const bf16: TorchTensor = { name: 'b', dtype: 'bfloat16', shape: [3], data: new Uint8Array(new Uint16Array([0x3f80, 0xc000, 0x4049]).buffer) }
+  const bf16: TorchTensor = {
+    name: 'b',
+    dtype: 'bfloat16',
+    shape: [3],
+    data: new Uint8Array(new Uint16Array([0x3f80, 0xc000, 0x4049]).buffer),
+  }
   t.deepEqual(numbers(bf16), [1, -2, 3.140625])
   const fp8: TorchTensor = { name: 'q', dtype: 'float8_e4m3fn', shape: [1], data: new Uint8Array(1) }
   t.throws(() => torchTensorValues(fp8), { instanceOf: InputError, message: /tensor q is float8_e4m3fn/ })

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EarlyStopping, InputError, Model, TensorDataset, readImageFolder, referenceCnn, train } from '../ts/index.ts'
-import type { HistoryFile, StepResult, TrainContext } from '../ts/index.ts'
+import type { HistoryFile, StepResult } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -30,13 +30,24 @@ test('a short run writes history.json in the documented shape, the best checkpoi
   t.deepEqual(Object.keys(e.train).sort(), ['loss', 'lossSum', 'perClass', 'top1', 'top5'])
   t.deepEqual(Object.keys(e.test!).sort(), ['confusion', 'loss', 'lossSum', 'perClass', 'top1', 'top5'])
   t.deepEqual(Object.keys(e.test!.perClass), trainSet.classes)
-  t.is(e.test!.confusion!.flat().reduce((a, b) => a + b, 0), 1000)
+  t.is(
+    e.test!.confusion!.flat().reduce((a, b) => a + b, 0),
+    1000,
+  )
   // 10 % of 2 000 training images are held out for validation.
   t.is(Math.round(e.val!.lossSum / e.val!.loss), 200)
   t.truthy(history.best)
   t.regex(history.best!.checkpoint, /^epoch_\d+_accuracy_\d+\.\d\d\.safetensors$/)
   t.true(fs.existsSync(path.join(out, history.best!.checkpoint)))
-  for (const f of ['history.csv', 'last.safetensors', 'last.optim.safetensors', 'samples.png', 'report.html', 'plots/top1.png', 'plots/confusion.svg']) {
+  for (const f of [
+    'history.csv',
+    'last.safetensors',
+    'last.optim.safetensors',
+    'samples.png',
+    'report.html',
+    'plots/top1.png',
+    'plots/confusion.svg',
+  ]) {
     t.true(fs.existsSync(path.join(out, f)), f)
   }
   t.is(fs.readFileSync(path.join(out, 'history.csv'), 'utf8').trim().split('\n').length, 7)
@@ -73,16 +84,32 @@ test('resuming after k epochs gives the same weights as an uninterrupted run, in
   const a = JSON.parse(fs.readFileSync(path.join(straight, 'history.json'), 'utf8')) as HistoryFile
   const b = JSON.parse(fs.readFileSync(path.join(split, 'history.json'), 'utf8')) as HistoryFile
   t.is(b.config.precision, 'bf16')
-  t.deepEqual(b.epochs.map((e) => e.test!.lossSum), a.epochs.map((e) => e.test!.lossSum))
+  t.deepEqual(
+    b.epochs.map((e) => e.test!.lossSum),
+    a.epochs.map((e) => e.test!.lossSum),
+  )
   const data = await TensorDataset.create(testSet, { device: 'cpu' })
-  const [ma, mb] = await Promise.all([Model.load(path.join(straight, 'last.safetensors'), { device: 'cpu' }), Model.load(path.join(split, 'last.safetensors'), { device: 'cpu' })])
+  const [ma, mb] = await Promise.all([
+    Model.load(path.join(straight, 'last.safetensors'), { device: 'cpu' }),
+    Model.load(path.join(split, 'last.safetensors'), { device: 'cpu' }),
+  ])
   t.is((await mb.evaluate(data)).lossSum, (await ma.evaluate(data)).lossSum)
   t.is(mb.optimizerStep, ma.optimizerStep)
 })
 
 test('a diverging run stops with a reason', async (t) => {
   const [trainSet, testSet] = await sets
-  const result = await train({ data: { train: trainSet, test: testSet }, optimizer: 'sgd', lr: 1e12, epochs: 5, device: 'cpu', out: tmp(), quiet: true, limitTrain: 512, limitTest: 100 })
+  const result = await train({
+    data: { train: trainSet, test: testSet },
+    optimizer: 'sgd',
+    lr: 1e12,
+    epochs: 5,
+    device: 'cpu',
+    out: tmp(),
+    quiet: true,
+    limitTrain: 512,
+    limitTest: 100,
+  })
   t.true(result.stoppedEarly)
   t.regex(result.stopReason!, /(train_loss|val_loss) is (NaN|Infinity) at epoch 1: training diverged/)
   t.is(result.history.epochs.length, 1)
@@ -90,15 +117,39 @@ test('a diverging run stops with a reason', async (t) => {
 
 test('bad options fail before any work starts, naming the option', async (t) => {
   const [trainSet] = await sets
-  await t.throwsAsync(train({ data: { train: trainSet }, monitor: 'val_acc', out: tmp() }), { instanceOf: InputError, message: /val_acc.*val_loss/ })
+  await t.throwsAsync(train({ data: { train: trainSet }, monitor: 'val_acc', out: tmp() }), {
+    instanceOf: InputError,
+    message: /val_acc.*val_loss/,
+  })
   await t.throwsAsync(train({ data: { train: trainSet }, epochs: 0, out: tmp() }), { instanceOf: InputError, message: /epochs/ })
-  await t.throwsAsync(train({ data: { train: trainSet }, precision: 'fp16' as never, out: tmp() }), { instanceOf: InputError, message: /precision.*'fp32', 'bf16' or 'auto'/ })
-  await t.throwsAsync(train({ data: { train: trainSet }, valSplit: 0, monitor: 'val_loss', out: tmp() }), { instanceOf: InputError, message: /test_loss/ })
+  await t.throwsAsync(train({ data: { train: trainSet }, precision: 'fp16' as never, out: tmp() }), {
+    instanceOf: InputError,
+    message: /precision.*'fp32', 'bf16' or 'auto'/,
+  })
+  await t.throwsAsync(train({ data: { train: trainSet }, valSplit: 0, monitor: 'val_loss', out: tmp() }), {
+    instanceOf: InputError,
+    message: /test_loss/,
+  })
 })
 
 test('the CLI stops cleanly on SIGINT, says how to resume, and --resume continues at the next epoch', async (t) => {
   const out = tmp()
-  const args = ['--import=tsx', path.join(repo, 'scripts', 'train.ts'), '--data', root, '--limit-train', '1000', '--limit-test', '200', '--epochs', '30', '--device', 'cpu', '--out', out]
+  const args = [
+    '--import=tsx',
+    path.join(repo, 'scripts', 'train.ts'),
+    '--data',
+    root,
+    '--limit-train',
+    '1000',
+    '--limit-test',
+    '200',
+    '--epochs',
+    '30',
+    '--device',
+    'cpu',
+    '--out',
+    out,
+  ]
   const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
@@ -118,15 +169,30 @@ test('the CLI stops cleanly on SIGINT, says how to resume, and --resume continue
   t.true(done >= 1)
   t.true(fs.existsSync(path.join(out, 'last.safetensors')))
 
-  const resume = spawn(process.execPath, ['--import=tsx', path.join(repo, 'scripts', 'train.ts'), '--resume', out, '--epochs', String(done + 1), '--quiet'], { cwd: repo, stdio: 'ignore' })
+  const resume = spawn(
+    process.execPath,
+    ['--import=tsx', path.join(repo, 'scripts', 'train.ts'), '--resume', out, '--epochs', String(done + 1), '--quiet'],
+    { cwd: repo, stdio: 'ignore' },
+  )
   t.is(await new Promise((resolve) => resume.on('exit', resolve)), 0)
   const after = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
-  t.deepEqual(after.epochs.map((e) => e.epoch), Array.from({ length: done + 1 }, (_, i) => i + 1))
+  t.deepEqual(
+    after.epochs.map((e) => e.epoch),
+    Array.from({ length: done + 1 }, (_, i) => i + 1),
+  )
 })
 
 test('a resumed run is checked like a new one: old runs get defaults, unknown fields and changed settings are errors', async (t) => {
   const [trainSet, testSet] = await sets
-  const base = { data: { train: trainSet, test: testSet }, device: 'cpu' as const, quiet: true, seed: 5, limitTrain: 300, limitTest: 100, report: false }
+  const base = {
+    data: { train: trainSet, test: testSet },
+    device: 'cpu' as const,
+    quiet: true,
+    seed: 5,
+    limitTrain: 300,
+    limitTest: 100,
+    report: false,
+  }
   const out = tmp()
   await train({ ...base, epochs: 1, out })
   const file = path.join(out, 'history.json')
@@ -147,12 +213,18 @@ test('a resumed run is checked like a new one: old runs get defaults, unknown fi
   } finally {
     console.log = log
   }
-  t.true(lines.some((l) => /written before labelSmoothing, schedule existed/.test(l)), lines.join('\n'))
+  t.true(
+    lines.some((l) => /written before labelSmoothing, schedule existed/.test(l)),
+    lines.join('\n'),
+  )
   const after = JSON.parse(fs.readFileSync(file, 'utf8')) as HistoryFile
   t.is(after.epochs.length, 2)
   t.is(after.config.labelSmoothing, 0)
 
-  await t.throwsAsync(train({ ...base, resume: out, epochs: 3, batchSize: 64 }), { instanceOf: InputError, message: /option batchSize: the run in .* was made with 128; a resumed run keeps it \(got 64\)/ })
+  await t.throwsAsync(train({ ...base, resume: out, epochs: 3, batchSize: 64 }), {
+    instanceOf: InputError,
+    message: /option batchSize: the run in .* was made with 128; a resumed run keeps it \(got 64\)/,
+  })
   fs.writeFileSync(file, JSON.stringify({ ...after, config: { ...after.config, warpDrive: true } }))
   await t.throwsAsync(train({ ...base, resume: out, epochs: 3 }), { instanceOf: InputError, message: /config field\(s\) warpDrive/ })
 })
@@ -160,7 +232,19 @@ test('a resumed run is checked like a new one: old runs get defaults, unknown fi
 test('callbacks are reset when a run starts, so one instance serves two runs', async (t) => {
   const [trainSet, testSet] = await sets
   const stopper = new EarlyStopping({ monitor: 'val_loss', patience: 1 })
-  const run = () => train({ data: { train: trainSet, test: testSet }, device: 'cpu', quiet: true, seed: 2, limitTrain: 200, limitTest: 50, epochs: 2, report: false, out: tmp(), callbacks: [stopper] })
+  const run = () =>
+    train({
+      data: { train: trainSet, test: testSet },
+      device: 'cpu',
+      quiet: true,
+      seed: 2,
+      limitTrain: 200,
+      limitTest: 50,
+      epochs: 2,
+      report: false,
+      out: tmp(),
+      callbacks: [stopper],
+    })
   const first = await run()
   const second = await run()
   // Without the reset, the second run would compare its first loss with the first run's best (a later, lower one),
@@ -168,7 +252,10 @@ test('callbacks are reset when a run starts, so one instance serves two runs', a
   t.false(first.stoppedEarly)
   t.is(second.history.epochs.length, first.history.epochs.length)
   t.false(second.stoppedEarly)
-  t.deepEqual(second.history.epochs.map((e) => e.val!.loss), first.history.epochs.map((e) => e.val!.loss))
+  t.deepEqual(
+    second.history.epochs.map((e) => e.val!.loss),
+    first.history.epochs.map((e) => e.val!.loss),
+  )
 })
 
 test('a schedule sets the rate per batch, and the epoch records the last one', async (t) => {
@@ -225,7 +312,10 @@ test('a recipe supplies options the given ones override; trainable spans keep pa
   t.is(result.history.epochs.length, 2)
   // dropLast: 300 images in batches of 100 (no validation split) make 3 full batches per epoch.
   t.is(result.model.optimizerStep, 6)
-  await t.throwsAsync(train({ data: { train: trainSet }, recipe: 'airbench95' as never, out: tmp() }), { instanceOf: InputError, message: /option recipe: expected 'none' or 'airbench94'/ })
+  await t.throwsAsync(train({ data: { train: trainSet }, recipe: 'airbench95' as never, out: tmp() }), {
+    instanceOf: InputError,
+    message: /option recipe: expected 'none' or 'airbench94'/,
+  })
 
   // The whitening filters never train: they keep whitening's structure, the second 12 the negations of the first.
   const { readSafetensors } = await import('../ts/weights/safetensors-file.ts')
@@ -233,14 +323,32 @@ test('a recipe supplies options the given ones override; trainable spans keep pa
   const last = path.join(out, 'last.safetensors')
   const frozen = await weights(last, 'whiten.weight')
   const spans = tmp()
-  await train({ data: { train: trainSet, test: testSet }, limitTrain: 200, limitTest: 50, epochs: 1, device: 'cpu', quiet: true, report: false, out: spans, seed: 4, trainableSpans: [{ names: 'conv1.*', until: 0 }, { names: 'fc2.*', from: 2 }] })
+  await train({
+    data: { train: trainSet, test: testSet },
+    limitTrain: 200,
+    limitTest: 50,
+    epochs: 1,
+    device: 'cpu',
+    quiet: true,
+    report: false,
+    out: spans,
+    seed: 4,
+    trainableSpans: [
+      { names: 'conv1.*', until: 0 },
+      { names: 'fc2.*', from: 2 },
+    ],
+  })
   const initial = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 4 })
   const start = path.join(tmp(), 'start.safetensors')
   await initial.save(start, { withOptimizer: false })
-  for (const name of ['conv1.weight', 'conv1.bias', 'fc2.weight']) t.deepEqual(await weights(path.join(spans, 'last.safetensors'), name), await weights(start, name), `${name} stayed frozen`)
+  for (const name of ['conv1.weight', 'conv1.bias', 'fc2.weight'])
+    t.deepEqual(await weights(path.join(spans, 'last.safetensors'), name), await weights(start, name), `${name} stayed frozen`)
   t.notDeepEqual(await weights(path.join(spans, 'last.safetensors'), 'conv2.weight'), await weights(start, 'conv2.weight'))
   const w = new Float32Array(frozen.slice().buffer)
   const half = 12 * 3 * 2 * 2
   t.true(w.slice(0, half).some((v) => v !== 0))
-  t.deepEqual(Array.from(w.slice(half)), Array.from(w.slice(0, half), (v) => -v))
+  t.deepEqual(
+    Array.from(w.slice(half)),
+    Array.from(w.slice(0, half), (v) => -v),
+  )
 })

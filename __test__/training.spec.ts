@@ -45,7 +45,9 @@ test('the reference CNN learns 2 000 CIFAR-10 images: loss falls and test top-1 
   const losses: number[] = []
   for (let e = 0; e < 6; e++) losses.push(await epoch(model, train, e))
   const after = await model.evaluate(testData)
-  t.log(`train loss by epoch ${losses.map((l) => l.toFixed(3)).join(' ')}; test top-1 ${before.top1}% → ${after.top1.toFixed(1)}%, top-5 ${after.top5.toFixed(1)}%`)
+  t.log(
+    `train loss by epoch ${losses.map((l) => l.toFixed(3)).join(' ')}; test top-1 ${before.top1}% → ${after.top1.toFixed(1)}%, top-5 ${after.top5.toFixed(1)}%`,
+  )
 
   t.true(losses.at(-1)! < losses[0]! * 0.8, 'training loss fell by at least 20%')
   t.true(after.loss < before.loss, 'test loss fell')
@@ -53,7 +55,10 @@ test('the reference CNN learns 2 000 CIFAR-10 images: loss falls and test top-1 
   t.true(after.top1 > 35, `test top-1 ${after.top1}%`)
   t.true(after.top5 > after.top1)
   t.is(Object.keys(after.perClass).length, 10)
-  t.is(after.confusion.flat().reduce((a, b) => a + b, 0), 1000)
+  t.is(
+    after.confusion.flat().reduce((a, b) => a + b, 0),
+    1000,
+  )
 
   // Save, load, and the loaded model scores the test set exactly as the trained one.
   const dir = tmpdir()
@@ -110,7 +115,10 @@ test('an AbortSignal stops evaluation between batches', async (t) => {
   // (the optimizer's step count when the rejection arrives), not from the order in which the two promises settle,
   // which depends on how many microtask hops each takes.
   let stepsWhenRejected = -1
-  const step = model.trainBatch(data, Int32Array.from({ length: 128 }, (_, i) => i))
+  const step = model.trainBatch(
+    data,
+    Int32Array.from({ length: 128 }, (_, i) => i),
+  )
   const pending = model.evaluate(data, { batchSize: 10, signal: controller.signal }).catch((err: unknown) => {
     stepsWhenRejected = model.optimizerStep
     throw err

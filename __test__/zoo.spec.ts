@@ -14,7 +14,16 @@ import { IMAGENET_CLASSES } from '../ts/zoo/imagenet-classes.ts'
 import { needs } from './helpers/needs.ts'
 import { missingPython, pythonWith } from './helpers/python-torch.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
-import { describeParity, maxAbs, maxAbsDiff, PARITY_TOLERANCE, readBytes, runZooReference, ZOO_REFERENCE_SCRIPT, zooParity } from './helpers/zoo-parity.ts'
+import {
+  describeParity,
+  maxAbs,
+  maxAbsDiff,
+  PARITY_TOLERANCE,
+  readBytes,
+  runZooReference,
+  ZOO_REFERENCE_SCRIPT,
+  zooParity,
+} from './helpers/zoo-parity.ts'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const SHARED = path.resolve(HERE, '..', '..', 'shared')
@@ -34,7 +43,6 @@ const PARAMS: Record<ZooName, number> = {
   efficientnet_b0: 5_288_548,
   efficientnet_lite0: 4_652_008,
 }
-
 
 function* walk(layers: readonly Layer[]): Generator<Layer> {
   for (const layer of layers) {
@@ -103,7 +111,12 @@ needs(fs.existsSync(LITE0_FILE) ? null : `the shared weights file ${LITE0_FILE}`
     await model.loadWeights(LITE0_FILE)
     // timm with these weights: espresso 0.843, cup 0.079. Symmetric padding instead of SAME moves logits by up to 2.4.
     const [coffee] = await model.predict([path.join(SHARED, 'photos', 'coffee.png')])
-    t.log(coffee!.topK.slice(0, 3).map((c) => `${c.label} ${c.probability.toFixed(3)}`).join(', '))
+    t.log(
+      coffee!.topK
+        .slice(0, 3)
+        .map((c) => `${c.label} ${c.probability.toFixed(3)}`)
+        .join(', '),
+    )
     t.is(coffee?.label, 'espresso')
     t.true(coffee!.probability > 0.6, `espresso ${coffee!.probability}`)
   },
@@ -114,7 +127,9 @@ needs(missingPython(MODULES) ?? (fs.existsSync(LITE0_FILE) ? null : `the shared 
   async (t) => {
     const out = tempDir('imagenet')
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(pythonWith(MODULES)!, [ZOO_REFERENCE_SCRIPT, 'imagenet', out, '--photos', path.join(SHARED, 'photos')], { stdio: ['ignore', 'ignore', 'pipe'] })
+      const child = spawn(pythonWith(MODULES)!, [ZOO_REFERENCE_SCRIPT, 'imagenet', out, '--photos', path.join(SHARED, 'photos')], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
       let stderr = ''
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
       child.on('error', reject)
@@ -130,7 +145,11 @@ needs(missingPython(MODULES) ?? (fs.existsSync(LITE0_FILE) ? null : `the shared 
     const model = await Model.create(null, { pretrained: 'efficientnet_lite0', cacheDir, quiet: true, device: 'cpu' })
 
     const predicted = await model.predict(photos.map((p) => path.join(SHARED, 'photos', p.file)))
-    t.log(photos.map((p, i) => `${p.file}: ${predicted[i]!.label} ${predicted[i]!.probability.toFixed(3)} (timm ${IMAGENET_CLASSES[p.top1]})`).join('; '))
+    t.log(
+      photos
+        .map((p, i) => `${p.file}: ${predicted[i]!.label} ${predicted[i]!.probability.toFixed(3)} (timm ${IMAGENET_CLASSES[p.top1]})`)
+        .join('; '),
+    )
     t.deepEqual(
       predicted.map((p) => p.label),
       photos.map((p) => IMAGENET_CLASSES[p.top1]),

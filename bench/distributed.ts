@@ -53,12 +53,14 @@ async function load(): Promise<TensorDataset> {
 /** Three conv → batch norm → relu → max pool stages: what synchronized batch norm is timed on. */
 const BATCHNORM_NET = {
   inputShape: [3, 32, 32] as [number, number, number],
-  layers: [32, 64, 128].flatMap((c) => [
-    { type: 'conv2d', outChannels: c, kernelSize: 3, padding: 1, bias: false },
-    { type: 'batchnorm2d' },
-    { type: 'relu' },
-    { type: 'maxpool2d', kernelSize: 2 },
-  ]).concat([{ type: 'adaptiveavgpool2d' }, { type: 'flatten' }, { type: 'linear', outFeatures: 10 }] as never[]),
+  layers: [32, 64, 128]
+    .flatMap((c) => [
+      { type: 'conv2d', outChannels: c, kernelSize: 3, padding: 1, bias: false },
+      { type: 'batchnorm2d' },
+      { type: 'relu' },
+      { type: 'maxpool2d', kernelSize: 2 },
+    ])
+    .concat([{ type: 'adaptiveavgpool2d' }, { type: 'flatten' }, { type: 'linear', outFeatures: 10 }] as never[]),
 }
 
 /** Per-rank statistics, then synchronized: the same steps on the same data, so the difference is the syncing. */
@@ -100,10 +102,15 @@ async function aloneMain(): Promise<void> {
 
 function child<T = RankResult>(env: NodeJS.ProcessEnv, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const proc = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), String(STEPS), String(BATCH)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+    const proc = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), String(STEPS), String(BATCH)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     let out = ''
     proc.stdout.on('data', (d) => (out += d))
-    proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as T) : reject(new Error(`${what} exited with ${code}`))))
+    proc.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as T) : reject(new Error(`${what} exited with ${code}`)),
+    )
   })
 }
 
@@ -111,17 +118,28 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
 const ms = (s: number) => `${(1000 * s).toFixed(1)} ms`
 
 function rankEnv(port: string, rank: number): NodeJS.ProcessEnv {
-  return { MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, WORLD_SIZE: String(WORLD), RANK: String(rank), LOCAL_RANK: String(rank), OMP_NUM_THREADS: '1' }
+  return {
+    MASTER_ADDR: '127.0.0.1',
+    MASTER_PORT: port,
+    WORLD_SIZE: String(WORLD),
+    RANK: String(rank),
+    LOCAL_RANK: String(rank),
+    OMP_NUM_THREADS: '1',
+  }
 }
 
 async function syncBatchNormMain(): Promise<void> {
   const port = String(await freePort())
-  const ranks = await Promise.all(Array.from({ length: WORLD }, (_, rank) => child<Record<'perRank' | 'synced', RankResult>>(rankEnv(port, rank), `rank ${rank}`)))
+  const ranks = await Promise.all(
+    Array.from({ length: WORLD }, (_, rank) => child<Record<'perRank' | 'synced', RankResult>>(rankEnv(port, rank), `rank ${rank}`)),
+  )
   console.log(`3 conv → batchnorm stages, global batch ${BATCH} on ${WORLD} ranks, ${STEPS} timed steps`)
   for (const kind of ['perRank', 'synced'] as const) {
     const step = mean(ranks.map((r) => mean(r[kind].seconds)))
     const images = (STEPS * BATCH) / Math.max(...ranks.map((r) => r[kind].wall))
-    console.log(`${kind === 'synced' ? 'synchronized batch norm' : 'per-rank batch norm   '}: ${ms(step)} per step, ${images.toFixed(0)} images/s`)
+    console.log(
+      `${kind === 'synced' ? 'synchronized batch norm' : 'per-rank batch norm   '}: ${ms(step)} per step, ${images.toFixed(0)} images/s`,
+    )
   }
   const ratio = mean(ranks.map((r) => mean(r.synced.seconds))) / mean(ranks.map((r) => mean(r.perRank.seconds)))
   console.log(`synchronized / per-rank step time: ${ratio.toFixed(3)}`)
@@ -133,26 +151,30 @@ async function main(): Promise<void> {
   const single = await steps(Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 0 }), data, 0, 1)
   const alone = await child({ BENCH_ROLE: 'alone', OMP_NUM_THREADS: '1' }, 'the lone rank')
   const port = String(await freePort())
-  const ranks = await Promise.all(
-    Array.from({ length: WORLD }, (_, rank) =>
-      child(rankEnv(port, rank), `rank ${rank}`),
-    ),
-  )
+  const ranks = await Promise.all(Array.from({ length: WORLD }, (_, rank) => child(rankEnv(port, rank), `rank ${rank}`)))
   console.log(`reference CNN (2.12 M parameters, 8.5 MB of fp32 gradients), global batch ${BATCH}, ${STEPS} timed steps`)
-  console.log(`one process (${BATCH} images/step, all cores): ${ms(mean(single.seconds))} per step, ${((STEPS * BATCH) / single.wall).toFixed(0)} images/s`)
+  console.log(
+    `one process (${BATCH} images/step, all cores): ${ms(mean(single.seconds))} per step, ${((STEPS * BATCH) / single.wall).toFixed(0)} images/s`,
+  )
   console.log(`one rank's share alone (${BATCH / WORLD} images/step, 1 thread, no group): ${ms(mean(alone.seconds))} per step`)
   for (const r of ranks) {
     const share = mean(r.allreduce) / mean(r.seconds)
-    console.log(`rank ${r.rank} (${BATCH / WORLD} images/step, 1 thread): ${ms(mean(r.seconds))} per step; averaging gradients ${ms(mean(r.allreduce))} (${(100 * share).toFixed(1)} % of the step)`)
+    console.log(
+      `rank ${r.rank} (${BATCH / WORLD} images/step, 1 thread): ${ms(mean(r.seconds))} per step; averaging gradients ${ms(mean(r.allreduce))} (${(100 * share).toFixed(1)} % of the step)`,
+    )
   }
   // The rank that reaches the all-reduce last waits for no one: its time is the transfer itself; the other rank's
   // extra time is waiting for it.
   const transfer = ranks[0]!.allreduce.map((a, i) => Math.min(a, ranks[1]!.allreduce[i]!))
   const waiting = ranks[0]!.allreduce.map((a, i) => Math.abs(a - ranks[1]!.allreduce[i]!))
   const step = mean(ranks.map((r) => mean(r.seconds)))
-  console.log(`per step: the all-reduce itself ${ms(mean(transfer))} (median ${ms([...transfer].sort((a, b) => a - b)[transfer.length >> 1]!)}), ${(100 * mean(transfer) / step).toFixed(1)} % of the step; waiting for the slower rank ${ms(mean(waiting))}`)
+  console.log(
+    `per step: the all-reduce itself ${ms(mean(transfer))} (median ${ms([...transfer].sort((a, b) => a - b)[transfer.length >> 1]!)}), ${((100 * mean(transfer)) / step).toFixed(1)} % of the step; waiting for the slower rank ${ms(mean(waiting))}`,
+  )
   const images = (STEPS * BATCH) / Math.max(...ranks.map((r) => r.wall))
-  console.log(`2 ranks: ${images.toFixed(0)} images/s (${((100 * images) / ((STEPS * BATCH) / single.wall)).toFixed(0)} % of one process on the same cores)`)
+  console.log(
+    `2 ranks: ${images.toFixed(0)} images/s (${((100 * images) / ((STEPS * BATCH) / single.wall)).toFixed(0)} % of one process on the same cores)`,
+  )
 }
 
 if (process.env.RANK !== undefined) await rankMain()

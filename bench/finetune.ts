@@ -98,29 +98,106 @@ console.log(`recipe: ${JSON.stringify(RECIPE)}`)
 
 const r = RECIPE
 const flags = [
-  '--data', data, '--pretrained', r.pretrained, '--size', `${r.size}x${r.size}`, '--input-size', `${r.inputSize}x${r.inputSize}`, '--eval-input-size', `${r.evalInputSize}x${r.evalInputSize}`, '--epochs', String(r.epochs), '--batch-size', String(r.batchSize),
-  '--freeze-epochs', String(r.freezeEpochs), '--optimizer', r.optimizer, '--lr', String(r.lr), '--weight-decay', String(r.weightDecay),
-  '--backbone-lr-scale', String(r.backboneLrScale), '--batch-norm-statistics', r.batchNormStatistics, '--schedule', r.schedule, '--warmup', String(r.warmup), '--label-smoothing', String(r.labelSmoothing),
-  '--resized-crop', r.resizedCrop.join(','), '--flip', r.flip, '--tta', r.tta, '--precision', r.precision,
-  '--val-split', '0', '--monitor', 'train_loss', '--test-every', '0', '--device', device, ...limitTest,
+  '--data',
+  data,
+  '--pretrained',
+  r.pretrained,
+  '--size',
+  `${r.size}x${r.size}`,
+  '--input-size',
+  `${r.inputSize}x${r.inputSize}`,
+  '--eval-input-size',
+  `${r.evalInputSize}x${r.evalInputSize}`,
+  '--epochs',
+  String(r.epochs),
+  '--batch-size',
+  String(r.batchSize),
+  '--freeze-epochs',
+  String(r.freezeEpochs),
+  '--optimizer',
+  r.optimizer,
+  '--lr',
+  String(r.lr),
+  '--weight-decay',
+  String(r.weightDecay),
+  '--backbone-lr-scale',
+  String(r.backboneLrScale),
+  '--batch-norm-statistics',
+  r.batchNormStatistics,
+  '--schedule',
+  r.schedule,
+  '--warmup',
+  String(r.warmup),
+  '--label-smoothing',
+  String(r.labelSmoothing),
+  '--resized-crop',
+  r.resizedCrop.join(','),
+  '--flip',
+  r.flip,
+  '--tta',
+  r.tta,
+  '--precision',
+  r.precision,
+  '--val-split',
+  '0',
+  '--monitor',
+  'train_loss',
+  '--test-every',
+  '0',
+  '--device',
+  device,
+  ...limitTest,
 ]
 const ours = path.join(scratch, 'convkit')
-const convkit = run('convkit', process.execPath, ['--import=tsx', 'scripts/train.ts', ...flags, '--out', ours, '--cache-dir', values['cache-dir'] ?? path.join(scratch, 'cache')])
+const convkit = run('convkit', process.execPath, [
+  '--import=tsx',
+  'scripts/train.ts',
+  ...flags,
+  '--out',
+  ours,
+  '--cache-dir',
+  values['cache-dir'] ?? path.join(scratch, 'cache'),
+])
 const got = lastTop1(ours)
 rows.push(`| ConvKit, efficientnet_lite0 fine-tuned | ${got.top1.toFixed(2)} % | ${convkit.seconds.toFixed(0)} s | ${got.epochs} |`)
 console.log(rows.at(-1))
 
 if (!values['skip-scratch']) {
   const base = path.join(scratch, 'scratch')
-  const s = run('scratch', process.execPath, ['--import=tsx', 'scripts/train.ts', '--data', data, '--epochs', '30', '--val-split', '0.1', '--augment', '--device', device, '--quiet', '--out', base, ...limitTest])
+  const s = run('scratch', process.execPath, [
+    '--import=tsx',
+    'scripts/train.ts',
+    '--data',
+    data,
+    '--epochs',
+    '30',
+    '--val-split',
+    '0.1',
+    '--augment',
+    '--device',
+    device,
+    '--quiet',
+    '--out',
+    base,
+    ...limitTest,
+  ])
   const b = lastTop1(base)
-  rows.push(`| ConvKit, reference CNN from scratch (32×32, --augment, early stopping) | ${b.top1.toFixed(2)} % | ${s.seconds.toFixed(0)} s | ${b.epochs} |`)
+  rows.push(
+    `| ConvKit, reference CNN from scratch (32×32, --augment, early stopping) | ${b.top1.toFixed(2)} % | ${s.seconds.toFixed(0)} s | ${b.epochs} |`,
+  )
   console.log(rows.at(-1))
 }
 
 if (!values['skip-torch']) {
   const python = process.env.CONVKIT_PYTHON ?? path.join(os.homedir(), '.cache', 'convkit', 'pytorch-venv', 'bin', 'python')
-  const torch = run('pytorch', python, [path.join(repo, 'bench', 'finetune_timm.py'), '--data', data, '--recipe', JSON.stringify(RECIPE), ...(values['limit-test'] ? ['--limit-test', values['limit-test']] : [])])
+  const torch = run('pytorch', python, [
+    path.join(repo, 'bench', 'finetune_timm.py'),
+    '--data',
+    data,
+    '--recipe',
+    JSON.stringify(RECIPE),
+    ...(values['limit-test'] ? ['--limit-test', values['limit-test']] : []),
+  ])
   const result = JSON.parse(torch.out.trim().split('\n').at(-1)!) as { top1: number }
   rows.push(`| PyTorch 2.11 + timm, same recipe | ${result.top1.toFixed(2)} % | ${torch.seconds.toFixed(0)} s | ${RECIPE.epochs} |`)
   console.log(rows.at(-1))

@@ -125,7 +125,15 @@ async function runJob(job: Job): Promise<Measured | Paired> {
       lossSum += step.loss * step.count
     }
     const seconds = (performance.now() - t0) / 1000
-    return { images: order.length, seconds, imagesPerSecond: order.length / seconds, setupSeconds, cpuSeconds: cpuSince(cpu0), loss: lossSum / order.length, ...peakRss() }
+    return {
+      images: order.length,
+      seconds,
+      imagesPerSecond: order.length / seconds,
+      setupSeconds,
+      cpuSeconds: cpuSince(cpu0),
+      loss: lossSum / order.length,
+      ...peakRss(),
+    }
   }
   if (!job.train) {
     // The pipeline alone: read, shuffle, decode, with nothing consuming the batches.
@@ -142,14 +150,25 @@ async function runJob(job: Job): Promise<Measured | Paired> {
   const setupSeconds = (performance.now() - started) / 1000
   const cpu0 = process.cpuUsage()
   const r = await trainEpochOnShards(model, job.pattern, { epoch: 1, batchSize: job.batch, seed: 0, decodeThreads: job.decodeThreads })
-  return { images: r.images, seconds: r.seconds, imagesPerSecond: r.imagesPerSecond, setupSeconds, cpuSeconds: cpuSince(cpu0), loss: r.metrics.loss, ...peakRss() }
+  return {
+    images: r.images,
+    seconds: r.seconds,
+    imagesPerSecond: r.imagesPerSecond,
+    setupSeconds,
+    cpuSeconds: cpuSince(cpu0),
+    loss: r.metrics.loss,
+    ...peakRss(),
+  }
 }
 
 function inChild(job: Extract<Job, { kind: 'paired' }>): Promise<Paired>
 function inChild(job: Exclude<Job, { kind: 'paired' }>): Promise<Measured>
 function inChild(job: Job): Promise<Measured | Paired> {
   return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(job)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(job)], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
     let result: Measured | Paired | undefined
     child.on('message', (m: Measured | Paired) => (result = m))
     child.on('error', reject)
@@ -186,25 +205,38 @@ async function cifarTrain(): Promise<string> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { train: { type: 'string' }, copies: { type: 'string' }, 'per-shard': { type: 'string' }, batch: { type: 'string' }, 'decode-threads': { type: 'string' }, keep: { type: 'boolean' } },
+    options: {
+      train: { type: 'string' },
+      copies: { type: 'string' },
+      'per-shard': { type: 'string' },
+      batch: { type: 'string' },
+      'decode-threads': { type: 'string' },
+      keep: { type: 'boolean' },
+    },
   })
   const copies = Number(values.copies ?? 4)
   const perShard = Number(values['per-shard'] ?? 10000)
   const batch = Number(values.batch ?? 128)
   const decodeThreads = values['decode-threads'] ? Number(values['decode-threads']) : undefined
   const info = runtimeInfo()
-  console.log(`ConvKit streaming bench: libtorch ${info.torchVersion}, ${info.threads} threads, ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? 'cpu'}`)
+  console.log(
+    `ConvKit streaming bench: libtorch ${info.torchVersion}, ${info.threads} threads, ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? 'cpu'}`,
+  )
 
   const train = values.train ?? (await cifarTrain())
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-stream-'))
   try {
     let t = performance.now()
     const many = multiply(train, path.join(scratch, 'images'), copies)
-    console.log(`${many.toLocaleString('en-US')} images (${copies} × the ${(many / copies).toLocaleString('en-US')} of ${train}) linked in ${((performance.now() - t) / 1000).toFixed(1)} s`)
+    console.log(
+      `${many.toLocaleString('en-US')} images (${copies} × the ${(many / copies).toLocaleString('en-US')} of ${train}) linked in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    )
     t = performance.now()
     const big = await writeShards(path.join(scratch, 'images'), path.join(scratch, 'shards', 'train-%06d.tar'), { perShard })
     const bigBytes = big.files.reduce((s, f) => s + fs.statSync(f).size, 0)
-    console.log(`wrote ${big.files.length} shards, ${formatBytes(bigBytes)}, in ${((performance.now() - t) / 1000).toFixed(1)} s: ${big.pattern}`)
+    console.log(
+      `wrote ${big.files.length} shards, ${formatBytes(bigBytes)}, in ${((performance.now() - t) / 1000).toFixed(1)} s: ${big.pattern}`,
+    )
     const once = await writeShards(train, path.join(scratch, 'shards-1x', 'train-%06d.tar'), { perShard, quiet: true })
 
     const loadBefore = os.loadavg()
@@ -217,10 +249,19 @@ async function main(): Promise<void> {
     const rate = (x: { images: number; seconds: number }) => x.images / x.seconds
     const sorted = [...paired.ratios].sort((a, b) => a - b)
     const median = sorted[Math.floor(sorted.length / 2)]!
-    console.log(`\nmachine load average before/after: ${loadBefore.map((l) => l.toFixed(1)).join(' ')} / ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`)
-    console.log(`one epoch each of the reference CNN, batch ${batch}, alternating segments of 20 batches in one process (${paired.ratios.length} pairs):`)
+    console.log(
+      `\nmachine load average before/after: ${loadBefore.map((l) => l.toFixed(1)).join(' ')} / ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    )
+    console.log(
+      `one epoch each of the reference CNN, batch ${batch}, alternating segments of 20 batches in one process (${paired.ratios.length} pairs):`,
+    )
     console.log(`  resident (indices into a TensorDataset)          ${rate(paired.resident).toFixed(0).padStart(6)} img/s`)
-    console.log(`  streamed from shards (trainBatchPixels)          ${rate(paired.stream).toFixed(0).padStart(6)} img/s   ratio ${(rate(paired.stream) / rate(paired.resident)).toFixed(3)}× (median of pairs ${median.toFixed(3)}×, range ${sorted[0]!.toFixed(2)}–${sorted.at(-1)!.toFixed(2)})`)
+    console.log(
+      `  streamed from shards (trainBatchPixels)          ${rate(paired.stream).toFixed(0).padStart(6)} img/s   ratio ${(rate(paired.stream) / rate(paired.resident)).toFixed(3)}× (median of pairs ${median.toFixed(3)}×, range ${sorted[0]!.toFixed(2)}–${sorted.at(-1)!.toFixed(2)})`,
+    )
     const row = (label: string, m: Measured) =>
       `  ${label.padEnd(46)} ${m.images.toLocaleString('en-US').padStart(8)} img ${m.seconds.toFixed(1).padStart(7)} s ${m.imagesPerSecond.toFixed(0).padStart(6)} img/s ${(m.images / m.cpuSeconds).toFixed(0).padStart(6)} img/CPU-s` +
       `  setup ${m.setupSeconds.toFixed(1).padStart(4)} s  peak RSS ${formatBytes(m.maxRssBytes).padStart(8)} (VmHWM ${formatBytes(m.vmHwmBytes)})` +
@@ -229,7 +270,19 @@ async function main(): Promise<void> {
     console.log(row(`streamed from shards, ${many.toLocaleString('en-US')} images`, streamBig))
     console.log(row(`resident, ${resident.images.toLocaleString('en-US')} images`, resident))
     console.log(row('read + shuffle + decode only (no training)', pipeline))
-    console.log(JSON.stringify({ copies, perShard, batch, decodeThreads: decodeThreads ?? os.availableParallelism(), shardBytes: bigBytes, paired, streamBig, resident, pipeline }))
+    console.log(
+      JSON.stringify({
+        copies,
+        perShard,
+        batch,
+        decodeThreads: decodeThreads ?? os.availableParallelism(),
+        shardBytes: bigBytes,
+        paired,
+        streamBig,
+        resident,
+        pipeline,
+      }),
+    )
   } finally {
     if (values.keep) console.log(`kept ${scratch}`)
     else fs.rmSync(scratch, { recursive: true, force: true })

@@ -99,16 +99,45 @@ function pytorch(set: { pixels: Uint8Array; labels: Int32Array }, extra: string[
   const lb = path.join(dir, 'labels.i32')
   fs.writeFileSync(px, set.pixels)
   fs.writeFileSync(lb, Buffer.from(set.labels.buffer, set.labels.byteOffset, set.labels.byteLength))
-  const run = spawnSync(python, [path.join(here, 'pytorch_step.py'), '--pixels', px, '--labels', lb, '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--eval-batch', String(EVAL_BATCH), ...extra], { encoding: 'utf8' })
+  const run = spawnSync(
+    python,
+    [
+      path.join(here, 'pytorch_step.py'),
+      '--pixels',
+      px,
+      '--labels',
+      lb,
+      '--steps',
+      String(STEPS),
+      '--warmup',
+      String(WARMUP),
+      '--batch',
+      String(BATCH),
+      '--eval-batch',
+      String(EVAL_BATCH),
+      ...extra,
+    ],
+    { encoding: 'utf8' },
+  )
   fs.rmSync(dir, { recursive: true, force: true })
-  if (run.status !== 0) return `PyTorch part skipped: ${python} failed (${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)}). Set PYTHON to a python with torch 2.11.`
+  if (run.status !== 0)
+    return `PyTorch part skipped: ${python} failed (${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)}). Set PYTHON to a python with torch 2.11.`
   return JSON.parse(run.stdout) as TorchResult
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 /** One training epoch over the image folder, end to end from TypeScript (decoded cache, shuffling, steps). */
 async function convkitEpoch(trainDir: string): Promise<number> {
-  const run = await train({ data: path.dirname(trainDir), epochs: 1, valSplit: 0, monitor: 'test_loss', device: 'cpu', quiet: true, report: false, out: fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-run-')) })
+  const run = await train({
+    data: path.dirname(trainDir),
+    epochs: 1,
+    valSplit: 0,
+    monitor: 'test_loss',
+    device: 'cpu',
+    quiet: true,
+    report: false,
+    out: fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-run-')),
+  })
   fs.rmSync(run.runDir, { recursive: true, force: true })
   return run.history.epochs[0]!.imagesPerSecond
 }
@@ -116,7 +145,8 @@ async function convkitEpoch(trainDir: string): Promise<number> {
 /** The seed's pipeline for one epoch on the same folder: JPEG decode, ToTensor and Normalize per image in a DataLoader. */
 function seedEpoch(trainDir: string): number | string {
   const run = spawnSync(python, [path.join(here, 'seed_pipeline.py'), '--root', trainDir], { encoding: 'utf8' })
-  if (run.status !== 0) return `seed pipeline skipped: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)} (needs torchvision)`
+  if (run.status !== 0)
+    return `seed pipeline skipped: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)} (needs torchvision)`
   return (JSON.parse(run.stdout) as { images_per_second: number }).images_per_second
 }
 
@@ -133,7 +163,9 @@ const fmt = (v: number) => `${v.toFixed(0).padStart(7)} img/s`
 const ratio = (a: number, b: number) => `${(a / b).toFixed(3)}×`
 
 const info = runtimeInfo()
-console.log(`ConvKit bench: libtorch ${info.torchVersion}, ${info.threads} threads, ${os.cpus()[0]?.model ?? 'cpu'}; ${STEPS} timed steps of batch ${BATCH}`)
+console.log(
+  `ConvKit bench: libtorch ${info.torchVersion}, ${info.threads} threads, ${os.cpus()[0]?.model ?? 'cpu'}; ${STEPS} timed steps of batch ${BATCH}`,
+)
 const set = await readImageFolder(cifarSubset().train)
 const data = await TensorDataset.create(set, { device: 'cpu' })
 const floats = new Float32Array(set.pixels.length)
@@ -206,7 +238,11 @@ console.log(`  convkit, bf16 (autocast's rule), channels_last      ${fmt(ck.bf16
 console.log(`native-call overhead per batch (empty async call to the libtorch thread): ${overhead.toFixed(1)} µs`)
 console.log('one training epoch from the image folder, end to end')
 console.log(`  convkit train(), decoded cache                       ${fmt(ck.epoch)}`)
-console.log(typeof seed === 'number' ? `  seed pipeline (ImageFolder, ToTensor, Normalize)    ${fmt(seed)}    ratio ${ratio(ck.epoch, seed)}` : `  ${seed}`)
+console.log(
+  typeof seed === 'number'
+    ? `  seed pipeline (ImageFolder, ToTensor, Normalize)    ${fmt(seed)}    ratio ${ratio(ck.epoch, seed)}`
+    : `  ${seed}`,
+)
 console.log('evaluation (forward, loss, top-k, confusion; channels_last)')
 console.log(`  convkit                                             ${fmt(ck.eval)}`)
 console.log('prediction (forward, softmax, probabilities back to JS)')

@@ -16,7 +16,9 @@ import { CIFAR_ARCHIVE } from '../__test__/helpers/cifar-subset.ts'
 
 const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const python = process.env.PYTHON ?? 'python3'
-const { values } = parseArgs({ options: { data: { type: 'string' }, epochs: { type: 'string' }, 'train-images': { type: 'string' }, repeat: { type: 'string' } } })
+const { values } = parseArgs({
+  options: { data: { type: 'string' }, epochs: { type: 'string' }, 'train-images': { type: 'string' }, repeat: { type: 'string' } },
+})
 const epochs = Number(values.epochs ?? 2)
 const repeat = Number(values.repeat ?? 1)
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -27,7 +29,11 @@ function subsetRoot(root: string, images: number, into: string): string {
   const perClass = Math.floor(images / classes.length)
   for (const c of classes) {
     fs.mkdirSync(path.join(into, 'train', c), { recursive: true })
-    for (const f of fs.readdirSync(path.join(root, 'train', c)).sort().slice(0, perClass)) fs.symlinkSync(path.join(root, 'train', c, f), path.join(into, 'train', c, f))
+    for (const f of fs
+      .readdirSync(path.join(root, 'train', c))
+      .sort()
+      .slice(0, perClass))
+      fs.symlinkSync(path.join(root, 'train', c, f), path.join(into, 'train', c, f))
   }
   fs.symlinkSync(path.join(root, 'test'), path.join(into, 'test'))
   return into
@@ -42,7 +48,8 @@ async function dataRoot(source: string): Promise<string> {
     if (only.length !== 1) break
     root = path.join(root, only[0]!.name)
   }
-  if (!fs.existsSync(path.join(root, 'train')) || !fs.existsSync(path.join(root, 'test'))) throw new Error(`${source}: expected train/ and test/ folders`)
+  if (!fs.existsSync(path.join(root, 'train')) || !fs.existsSync(path.join(root, 'test')))
+    throw new Error(`${source}: expected train/ and test/ folders`)
   return root
 }
 
@@ -60,7 +67,9 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-whole-'))
 const full = await dataRoot(values.data ?? CIFAR_ARCHIVE)
 const root = values['train-images'] ? subsetRoot(full, Number(values['train-images']), path.join(scratch, 'data')) : full
 try {
-  console.log(`${epochs} epoch(s) on ${root}${values['train-images'] ? ` (${values['train-images']} training images)` : ''}; each line is one process, start to exit`)
+  console.log(
+    `${epochs} epoch(s) on ${root}${values['train-images'] ? ` (${values['train-images']} training images)` : ''}; each line is one process, start to exit`,
+  )
   const train = (cache: string, out: string) => [
     '--import=tsx',
     'scripts/train.ts',
@@ -88,7 +97,15 @@ try {
     colds.push(timed('convkit train CLI, empty decoded cache', process.execPath, train(cache, `cold-${r}`)))
     warms.push(timed('convkit train CLI, decoded cache warm', process.execPath, train(cache, `warm-${r}`)))
     seeds.push(
-      timed('seed PyTorch workflow (bench/seed_run.py)', python, [path.join(repo, 'bench', 'seed_run.py'), '--root', root, '--epochs', String(epochs), '--out', path.join(scratch, 'seed-best.pt')]),
+      timed('seed PyTorch workflow (bench/seed_run.py)', python, [
+        path.join(repo, 'bench', 'seed_run.py'),
+        '--root',
+        root,
+        '--epochs',
+        String(epochs),
+        '--out',
+        path.join(scratch, 'seed-best.pt'),
+      ]),
     )
   }
   const [cold, warm, seed] = [median(colds), median(warms), median(seeds)]

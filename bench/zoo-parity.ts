@@ -30,7 +30,11 @@ try {
   }
   if (values.json) fs.writeFileSync(values.json, JSON.stringify({ device, results }, null, 2))
   const off = Object.entries(results).filter(([, r]) => !r.ok)
-  console.log(off.length === 0 ? `zoo parity on ${device}: all ${ZOO_NAMES.length} architectures within 1e-4` : `zoo parity on ${device}: off for ${off.map(([n]) => n).join(', ')}`)
+  console.log(
+    off.length === 0
+      ? `zoo parity on ${device}: all ${ZOO_NAMES.length} architectures within 1e-4`
+      : `zoo parity on ${device}: off for ${off.map(([n]) => n).join(', ')}`,
+  )
   process.exitCode = off.length === 0 ? 0 : 1
 } finally {
   fs.rmSync(dir, { recursive: true, force: true })

@@ -39,7 +39,15 @@ function images(): { pixels: Uint8Array; labels: Int32Array } {
 }
 
 async function convkit(arch: ZooName, data: TensorDataset, precision: Precision): Promise<number> {
-  const model = Model.create(arch, { classes: 10, inputSize: [SIZE, SIZE], device: DEVICE, seed: 0, precision, channelsLast: CHANNELS_LAST, optimizer: { type: OPTIMIZER, lr: 1e-3 } })
+  const model = Model.create(arch, {
+    classes: 10,
+    inputSize: [SIZE, SIZE],
+    device: DEVICE,
+    seed: 0,
+    precision,
+    channelsLast: CHANNELS_LAST,
+    optimizer: { type: OPTIMIZER, lr: 1e-3 },
+  })
   const batch = (i: number) => Int32Array.from({ length: BATCH }, (_, j) => ((i * BATCH) % (IMAGES - BATCH + 1)) + j)
   for (let i = 0; i < WARMUP; i++) await model.trainBatch(data, batch(i))
   const start = performance.now()
@@ -48,8 +56,35 @@ async function convkit(arch: ZooName, data: TensorDataset, precision: Precision)
 }
 
 function pytorch(arch: ZooName, files: { pixels: string; labels: string }, precision: Precision): number | string {
-  const run = spawnSync(python, [path.join(here, 'zoo_step.py'), '--arch', arch, '--pixels', files.pixels, '--labels', files.labels, '--size', String(SIZE), '--steps', String(STEPS), '--warmup', String(WARMUP), '--batch', String(BATCH), '--device', DEVICE, '--optimizer', OPTIMIZER, ...(process.env.BENCH_TORCH_SINGLE_TENSOR === '1' ? ['--single-tensor'] : []), ...(precision === 'bf16' ? ['--bf16'] : [])], { encoding: 'utf8' })
-  if (run.status !== 0) return `PyTorch part skipped: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)} (needs torch 2.11, torchvision and timm; set PYTHON)`
+  const run = spawnSync(
+    python,
+    [
+      path.join(here, 'zoo_step.py'),
+      '--arch',
+      arch,
+      '--pixels',
+      files.pixels,
+      '--labels',
+      files.labels,
+      '--size',
+      String(SIZE),
+      '--steps',
+      String(STEPS),
+      '--warmup',
+      String(WARMUP),
+      '--batch',
+      String(BATCH),
+      '--device',
+      DEVICE,
+      '--optimizer',
+      OPTIMIZER,
+      ...(process.env.BENCH_TORCH_SINGLE_TENSOR === '1' ? ['--single-tensor'] : []),
+      ...(precision === 'bf16' ? ['--bf16'] : []),
+    ],
+    { encoding: 'utf8' },
+  )
+  if (run.status !== 0)
+    return `PyTorch part skipped: ${(run.stderr || run.error?.message || '').trim().split('\n').at(-1)} (needs torch 2.11, torchvision and timm; set PYTHON)`
   return (JSON.parse(run.stdout) as { images_per_second: number }).images_per_second
 }
 
@@ -60,8 +95,13 @@ export async function zooStepBench(rounds = Number(process.env.BENCH_ROUNDS ?? 3
   const files = { pixels: path.join(dir, 'pixels.u8'), labels: path.join(dir, 'labels.i32') }
   fs.writeFileSync(files.pixels, set.pixels)
   fs.writeFileSync(files.labels, Buffer.from(set.labels.buffer))
-  const data = await TensorDataset.create({ pixels: set.pixels, labels: set.labels, shape: [3, SIZE, SIZE], classes: Array.from({ length: 10 }, (_, i) => String(i)) }, { device: DEVICE })
-  console.log(`\nzoo networks at ${SIZE}×${SIZE}, batch ${BATCH}, channels_last, ${OPTIMIZER}, on ${DEVICE}: training step, medians of ${rounds} alternating rounds`)
+  const data = await TensorDataset.create(
+    { pixels: set.pixels, labels: set.labels, shape: [3, SIZE, SIZE], classes: Array.from({ length: 10 }, (_, i) => String(i)) },
+    { device: DEVICE },
+  )
+  console.log(
+    `\nzoo networks at ${SIZE}×${SIZE}, batch ${BATCH}, channels_last, ${OPTIMIZER}, on ${DEVICE}: training step, medians of ${rounds} alternating rounds`,
+  )
   try {
     for (const arch of ARCHS) {
       for (const precision of ['fp32', 'bf16'] as const) {
@@ -76,7 +116,11 @@ export async function zooStepBench(rounds = Number(process.env.BENCH_ROUNDS ?? 3
         }
         const o = median(ours)
         const line = `  ${arch.padEnd(20)} ${precision}  convkit ${o.toFixed(1).padStart(6)} img/s`
-        console.log(theirs.length > 0 ? `${line}   pytorch ${median(theirs).toFixed(1).padStart(6)} img/s   ratio ${(o / median(theirs)).toFixed(3)}×` : `${line}   ${skipped}`)
+        console.log(
+          theirs.length > 0
+            ? `${line}   pytorch ${median(theirs).toFixed(1).padStart(6)} img/s   ratio ${(o / median(theirs)).toFixed(3)}×`
+            : `${line}   ${skipped}`,
+        )
       }
     }
   } finally {

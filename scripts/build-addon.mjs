@@ -12,7 +12,20 @@ const scratch = path.join(root, 'target', 'napi-out')
 fs.rmSync(scratch, { recursive: true, force: true })
 fs.mkdirSync(scratch, { recursive: true })
 const napi = path.join(root, 'node_modules', '.bin', 'napi')
-const args = ['build', '--platform', '--release', '--manifest-path', 'crates/node/Cargo.toml', '--output-dir', scratch, '--js', 'index.cjs', '--dts', 'index.d.cts', ...process.argv.slice(2)]
+const args = [
+  'build',
+  '--platform',
+  '--release',
+  '--manifest-path',
+  'crates/node/Cargo.toml',
+  '--output-dir',
+  scratch,
+  '--js',
+  'index.cjs',
+  '--dts',
+  'index.d.cts',
+  ...process.argv.slice(2),
+]
 const build = spawnSync(napi, args, { cwd: root, stdio: 'inherit', env: libtorchEnv() })
 if (build.status !== 0) process.exit(build.status ?? 1)
 fs.mkdirSync(out, { recursive: true })

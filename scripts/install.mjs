@@ -16,7 +16,8 @@ function fail(message) {
 
 function buildFromSource(libtorchDir) {
   const cargo = spawnSync('cargo', ['--version'], { encoding: 'utf8' })
-  if (cargo.status !== 0) fail('building from a checkout needs Rust; install it with rustup (https://rustup.rs) and run `npm install` again.')
+  if (cargo.status !== 0)
+    fail('building from a checkout needs Rust; install it with rustup (https://rustup.rs) and run `npm install` again.')
   log('building the native addon (cargo, release; the first build takes a few minutes)')
   const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit', env: { ...process.env, LIBTORCH: libtorchDir } })
   if (build.status !== 0) fail(`building the native addon failed (exit ${build.status}); the cargo output above says why.`)

@@ -107,14 +107,38 @@ function findLibtorch() {
 function run(cmd, args, what) {
   const result = spawnSync(cmd, args, { stdio: ['ignore', 2, 2] })
   if (result.error) throw new LibtorchError(`${what} failed: ${cmd} could not be started (${result.error.message}).`)
-  if (result.status !== 0) throw new LibtorchError(`${what} failed: ${cmd} ${args.join(' ')} exited with ${result.status ?? result.signal}.`)
+  if (result.status !== 0)
+    throw new LibtorchError(`${what} failed: ${cmd} ${args.join(' ')} exited with ${result.status ?? result.signal}.`)
 }
 
 function pipDownload(specs, into, log, { deps = false } = {}) {
   log(`downloading ${specs.join(', ')} from PyPI with pip`)
-  run(python(), ['-m', 'pip', 'download', ...(deps ? [] : ['--no-deps']), '--only-binary=:all:', '--platform', 'manylinux_2_28_x86_64',
-    '--platform', 'manylinux_2_25_x86_64', '--platform', 'manylinux_2_17_x86_64', '--platform', 'manylinux2014_x86_64',
-    '--python-version', '3.11', '--implementation', 'cp', '--dest', into, ...specs], 'pip download')
+  run(
+    python(),
+    [
+      '-m',
+      'pip',
+      'download',
+      ...(deps ? [] : ['--no-deps']),
+      '--only-binary=:all:',
+      '--platform',
+      'manylinux_2_28_x86_64',
+      '--platform',
+      'manylinux_2_25_x86_64',
+      '--platform',
+      'manylinux_2_17_x86_64',
+      '--platform',
+      'manylinux2014_x86_64',
+      '--python-version',
+      '3.11',
+      '--implementation',
+      'cp',
+      '--dest',
+      into,
+      ...specs,
+    ],
+    'pip download',
+  )
 }
 
 /** Unpacks the chosen members of wheels with Python's zipfile: pip is there already, unzip may not be. */
@@ -220,22 +244,39 @@ function provisionInto(root, log) {
   fs.mkdirSync(downloads, { recursive: true })
   try {
     const withCuda = process.env.CONVKIT_LIBTORCH_CUDA === '1'
-    log(`libtorch ${TORCH_VERSION} not found; provisioning it into ${root} (about 540 MB to download, 1 GB on disk${withCuda ? ', plus about 2 GB of CUDA libraries' : ''})`)
+    log(
+      `libtorch ${TORCH_VERSION} not found; provisioning it into ${root} (about 540 MB to download, 1 GB on disk${withCuda ? ', plus about 2 GB of CUDA libraries' : ''})`,
+    )
     pipDownload([`torch==${TORCH_VERSION}`, ...CPU_RUNTIME_WHEELS], downloads, log)
     const torchWheel = fs.readdirSync(downloads).find((f) => f.startsWith('torch-'))
     if (!torchWheel) throw new LibtorchError(`pip download left no torch wheel in ${downloads}.`)
     if (withCuda) {
       // cuda-toolkit is a meta package whose extras name the nvidia-* wheels, so only it is resolved with deps.
       const requirements = cudaRequirements(path.join(downloads, torchWheel))
-      pipDownload(requirements.filter((r) => !r.startsWith('cuda-toolkit')), downloads, log)
-      pipDownload(requirements.filter((r) => r.startsWith('cuda-toolkit')), downloads, log, { deps: true })
+      pipDownload(
+        requirements.filter((r) => !r.startsWith('cuda-toolkit')),
+        downloads,
+        log,
+      )
+      pipDownload(
+        requirements.filter((r) => r.startsWith('cuda-toolkit')),
+        downloads,
+        log,
+        { deps: true },
+      )
     }
-    const wheels = fs.readdirSync(downloads).filter((f) => f.endsWith('.whl')).map((f) => path.join(downloads, f))
+    const wheels = fs
+      .readdirSync(downloads)
+      .filter((f) => f.endsWith('.whl'))
+      .map((f) => path.join(downloads, f))
     log(`unpacking ${wheels.length} wheels`)
     extractWheels(wheels, staging, [...TORCH_MEMBERS, 'nvidia/'], SKIPPED_MEMBERS)
     fs.rmSync(downloads, { recursive: true, force: true })
     fs.writeFileSync(path.join(staging, 'torch', 'build-version'), TORCH_VERSION)
-    fs.writeFileSync(path.join(staging, 'convkit.json'), JSON.stringify({ version: TORCH_VERSION, cuda: withCuda, wheels: wheels.map((w) => path.basename(w)) }, null, 2))
+    fs.writeFileSync(
+      path.join(staging, 'convkit.json'),
+      JSON.stringify({ version: TORCH_VERSION, cuda: withCuda, wheels: wheels.map((w) => path.basename(w)) }, null, 2),
+    )
     try {
       fs.renameSync(staging, root)
     } catch (err) {
@@ -283,11 +324,17 @@ function prebuiltAddonDir(root) {
     // Checked only now: the report is slow, and the package is there on every platform it installs on.
     const glibc = process.report?.getReport().header.glibcVersionRuntime
     if (process.platform !== 'linux' || process.arch !== 'x64' || !glibc) {
-      throw new AddonError('PLATFORM_UNSUPPORTED', `there is no prebuilt addon for ${process.platform}-${process.arch}${glibc ? '' : ' without glibc'}: ConvKit ships one for Linux x64 with glibc. ` +
-        'Elsewhere, build from a git checkout (`npm install` there needs Rust and a libtorch for your platform in LIBTORCH).')
+      throw new AddonError(
+        'PLATFORM_UNSUPPORTED',
+        `there is no prebuilt addon for ${process.platform}-${process.arch}${glibc ? '' : ' without glibc'}: ConvKit ships one for Linux x64 with glibc. ` +
+          'Elsewhere, build from a git checkout (`npm install` there needs Rust and a libtorch for your platform in LIBTORCH).',
+      )
     }
-    throw new AddonError('ADDON_NOT_INSTALLED', `the prebuilt addon package ${name} is not installed; it is an optional dependency, so \`npm install --omit=optional\` or ` +
-      'a lockfile made on another platform leaves it out. Install it next to convkit.')
+    throw new AddonError(
+      'ADDON_NOT_INSTALLED',
+      `the prebuilt addon package ${name} is not installed; it is an optional dependency, so \`npm install --omit=optional\` or ` +
+        'a lockfile made on another platform leaves it out. Install it next to convkit.',
+    )
   }
 }
 
@@ -314,8 +361,11 @@ function linkLibtorch(addonDir, libtorchDir) {
     fs.renameSync(temp, link)
   } catch (err) {
     fs.rmSync(temp, { force: true })
-    throw new AddonError('LINK_FAILED', `could not link libtorch into ${addonDir} (${err.code ?? err.message}): that folder must be writable by whoever ` +
-      'installs or first loads convkit; run `npm rebuild convkit` as the user who installed it.')
+    throw new AddonError(
+      'LINK_FAILED',
+      `could not link libtorch into ${addonDir} (${err.code ?? err.message}): that folder must be writable by whoever ` +
+        'installs or first loads convkit; run `npm rebuild convkit` as the user who installed it.',
+    )
   }
   return link
 }
@@ -344,10 +394,14 @@ function linkPrebuiltIfMissing(root, log) {
   if (isLinked(addonDir)) return null
   const link = libtorchLink(addonDir)
   const target = fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink() ? fs.readlinkSync(link) : null
-  log(target
-    ? `${link} leads to ${target}, which holds no libtorch any more; linking libtorch again`
-    : `libtorch is not linked beside the prebuilt addon yet (its install script did not run, e.g. \`npm i --ignore-scripts\`); doing what it does now, once`)
-  log(`this first load waits while libtorch is looked up (LIBTORCH, ${provisionedRoot()}, a Python torch) and, if none is found, downloaded (about 540 MB with pip)`)
+  log(
+    target
+      ? `${link} leads to ${target}, which holds no libtorch any more; linking libtorch again`
+      : `libtorch is not linked beside the prebuilt addon yet (its install script did not run, e.g. \`npm i --ignore-scripts\`); doing what it does now, once`,
+  )
+  log(
+    `this first load waits while libtorch is looked up (LIBTORCH, ${provisionedRoot()}, a Python torch) and, if none is found, downloaded (about 540 MB with pip)`,
+  )
   return linkPrebuilt(root, log)
 }
 

@@ -35,7 +35,8 @@ function writeJson(file, value) {
 }
 
 function filesUnder(dir) {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => path.relative(dir, path.join(e.parentPath ?? e.path, e.name)))
 }
@@ -100,7 +101,13 @@ run(process.execPath, [path.join(root, 'scripts', 'build-addon.mjs')])
 
 const main = path.join(stage, manifest.name)
 const lib = path.join(main, 'lib')
-run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', path.join(lib, 'esm')])
+run(process.execPath, [
+  path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+  '-p',
+  'tsconfig.build.json',
+  '--outDir',
+  path.join(lib, 'esm'),
+])
 commonJsFrom(path.join(lib, 'esm'), path.join(lib, 'cjs'))
 for (const file of ['index.cjs', 'index.d.cts']) {
   fs.mkdirSync(path.join(lib, 'native'), { recursive: true })
@@ -150,5 +157,7 @@ writeJson(path.join(platform, 'package.json'), {
   files: [ADDON, 'README.md', 'LICENSE'],
 })
 
-for (const dir of [main, platform]) run('npm', ['pack', '--silent', '--pack-destination', dist], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
-for (const file of fs.readdirSync(dist)) console.log(`package: dist/${file} (${(fs.statSync(path.join(dist, file)).size / 2 ** 20).toFixed(1)} MiB)`)
+for (const dir of [main, platform])
+  run('npm', ['pack', '--silent', '--pack-destination', dist], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
+for (const file of fs.readdirSync(dist))
+  console.log(`package: dist/${file} (${(fs.statSync(path.join(dist, file)).size / 2 ** 20).toFixed(1)} MiB)`)

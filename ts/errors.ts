@@ -104,7 +104,15 @@ export function errorFor(code: ErrorCode, message: string, options?: { cause?: u
 }
 
 /** napi's own argument errors: a value of the wrong type where an option object crosses into Rust. */
-const NAPI_ARGUMENT_CODES = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'BigintExpected'])
+const NAPI_ARGUMENT_CODES = new Set([
+  'InvalidArg',
+  'ObjectExpected',
+  'StringExpected',
+  'NumberExpected',
+  'BooleanExpected',
+  'ArrayExpected',
+  'BigintExpected',
+])
 
 /**
  * napi names the Rust types a bad value sat in (`… on OptimizerConfig.lr on BindingModelOptions.optimizer`); users
@@ -112,8 +120,16 @@ const NAPI_ARGUMENT_CODES = new Set(['InvalidArg', 'ObjectExpected', 'StringExpe
  */
 function napiArgumentMessage(message: string): string {
   const [what, ...places] = message.split(' on ')
-  const path = places.map((p) => p.split('.').slice(1).join('.')).filter(Boolean).reverse().join('.')
-  const text = what!.replace(/^Failed to convert napi value (\w+) into rust type `(\w+)`$/, (_, from: string, to: string) => `expected ${to === 'f64' || to === 'i64' || to === 'u32' || to === 'i32' ? 'a number' : to === 'bool' ? 'a boolean' : to === 'String' ? 'a string' : to}, got a ${from.toLowerCase()}`)
+  const path = places
+    .map((p) => p.split('.').slice(1).join('.'))
+    .filter(Boolean)
+    .reverse()
+    .join('.')
+  const text = what!.replace(
+    /^Failed to convert napi value (\w+) into rust type `(\w+)`$/,
+    (_, from: string, to: string) =>
+      `expected ${to === 'f64' || to === 'i64' || to === 'u32' || to === 'i32' ? 'a number' : to === 'bool' ? 'a boolean' : to === 'String' ? 'a string' : to}, got a ${from.toLowerCase()}`,
+  )
   return path ? `option ${path}: ${text.charAt(0).toLowerCase()}${text.slice(1)}` : text
 }
 

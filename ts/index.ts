@@ -52,12 +52,19 @@ export type { ZooOptions } from './zoo/blocks.ts'
 export { fetchWeights, weightsCacheDir } from './zoo/fetch-weights.ts'
 export type { FetchWeightsOptions } from './zoo/fetch-weights.ts'
 export { PRETRAINED_WEIGHTS, PRETRAINED_WEIGHTS_NAMES, defineWeights, isPretrainedWeightsName, pretrainedWeights } from './zoo/weights.ts'
-export type { PretrainedWeights, PretrainedWeightsName, PypiWeightsSource, UrlWeightsSource, WeightsDeclaration, WeightsSource } from './zoo/weights.ts'
+export type {
+  PretrainedWeights,
+  PretrainedWeightsName,
+  PypiWeightsSource,
+  UrlWeightsSource,
+  WeightsDeclaration,
+  WeightsSource,
+} from './zoo/weights.ts'
 export { IMAGENET_CLASSES } from './zoo/imagenet-classes.ts'
 export type { PretrainedOptions } from './zoo/pretrained.ts'
 export { RECIPES, RECIPE_NAMES } from './recipes/recipes.ts'
 export type { RecipeName } from './recipes/recipes.ts'
-export { airbench94Net } from './recipes/airbench94.ts'
+export { airbench94Net } from './zoo/airbench94.ts'
 export type {
   ActivationName,
   AdaptiveAvgPool2dLayer,

@@ -22,7 +22,15 @@ export function cifarSubset(): { train: string; test: string } {
   const staging = `${root}.partial-${process.pid}`
   fs.rmSync(staging, { recursive: true, force: true })
   fs.mkdirSync(staging, { recursive: true })
-  execFileSync('tar', ['-xzf', CIFAR_ARCHIVE, '-C', staging, '--wildcards', 'cifar10-jpg/train/*/0[01]??.jpg', 'cifar10-jpg/test/*/00??.jpg'])
+  execFileSync('tar', [
+    '-xzf',
+    CIFAR_ARCHIVE,
+    '-C',
+    staging,
+    '--wildcards',
+    'cifar10-jpg/train/*/0[01]??.jpg',
+    'cifar10-jpg/test/*/00??.jpg',
+  ])
   try {
     fs.renameSync(staging, root)
   } catch {

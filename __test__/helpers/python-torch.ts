@@ -14,7 +14,9 @@ export function pythonWith(modules: readonly string[] = []): string | null {
   const key = wanted.join(',')
   if (found.has(key)) return found.get(key)!
   const cache = process.env.CONVKIT_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'convkit')
-  const candidates = [process.env.CONVKIT_PYTHON, path.join(cache, 'pytorch-venv', 'bin', 'python'), 'python3'].filter((c): c is string => !!c)
+  const candidates = [process.env.CONVKIT_PYTHON, path.join(cache, 'pytorch-venv', 'bin', 'python'), 'python3'].filter(
+    (c): c is string => !!c,
+  )
   let result: string | null = null
   for (const python of candidates) {
     const probe = spawnSync(python, ['-c', `import ${wanted.join(', ')}; print(torch.__version__)`], { encoding: 'utf8', timeout: 120_000 })
@@ -34,5 +36,7 @@ export function pythonWithTorch(): string | null {
 
 /** What `needs()` should say is missing when `pythonWith(modules)` finds nothing. */
 export function missingPython(modules: readonly string[] = []): string | null {
-  return pythonWith(modules) ? null : `a python with torch 2.11, safetensors, numpy${modules.map((m) => `, ${m}`).join('')} (or set CONVKIT_PYTHON)`
+  return pythonWith(modules)
+    ? null
+    : `a python with torch 2.11, safetensors, numpy${modules.map((m) => `, ${m}`).join('')} (or set CONVKIT_PYTHON)`
 }

@@ -36,7 +36,9 @@ export const PARITY_TOLERANCE = 1e-4
 export function runZooReference(python: string, dir: string): Promise<void> {
   const jobs = ZOO_NAMES.map((name) => `${name}@${PARITY_SIZE[name]}x${PARITY_SIZE[name]}`)
   return new Promise((resolve, reject) => {
-    const child = spawn(python, [ZOO_REFERENCE_SCRIPT, 'all', dir, String(PARITY_CLASSES), String(PARITY_BATCH), ...jobs], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(python, [ZOO_REFERENCE_SCRIPT, 'all', dir, String(PARITY_CLASSES), String(PARITY_BATCH), ...jobs], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     let stderr = ''
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     child.on('error', reject)
@@ -127,7 +129,10 @@ export async function zooParity(name: ZooName, dir: string, device: Device, scra
   await model.loadWeights(path.join(dir, 'state.safetensors'))
 
   const logits = await model.predictFloats(x, PARITY_BATCH, { logits: true })
-  const logitDiff = maxAbsDiff(Float64Array.from(logits.flatMap((row) => [...row])), new Float64Array(readBytes(path.join(dir, 'logits.f64'))))
+  const logitDiff = maxAbsDiff(
+    Float64Array.from(logits.flatMap((row) => [...row])),
+    new Float64Array(readBytes(path.join(dir, 'logits.f64'))),
+  )
 
   const step = await model.trainBatchFloats(x, labels)
   const refLoss = values(ref.get('__loss__'), '__loss__')[0]!
@@ -147,7 +152,11 @@ export async function zooParity(name: ZooName, dir: string, device: Device, scra
     const before = values(s, s.name)
     const now = values(after.get(s.name), s.name)
     const expected = values(ref.get(s.name), s.name)
-    const ratio = maxAbsDiff(before.map((b, i) => b - now[i]!), expected) / Math.max(maxAbs(expected), 1e-6 * largest)
+    const ratio =
+      maxAbsDiff(
+        before.map((b, i) => b - now[i]!),
+        expected,
+      ) / Math.max(maxAbs(expected), 1e-6 * largest)
     if (worse(ratio, worstGrad.ratio)) Object.assign(worstGrad, { ratio, name: s.name })
   }
 

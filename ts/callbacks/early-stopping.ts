@@ -36,11 +36,24 @@ export interface StopDecision {
  * The stop decision alone, with no effects: given the state so far and this epoch's logs, the next state
  * and whether to stop. A non-finite training loss or monitored value stops at once.
  */
-export function decideStop(state: EarlyStoppingState, epoch: number, logs: EpochLogs, options: Required<Omit<EarlyStoppingOptions, 'restoreBestWeights'>>): StopDecision {
+export function decideStop(
+  state: EarlyStoppingState,
+  epoch: number,
+  logs: EpochLogs,
+  options: Required<Omit<EarlyStoppingOptions, 'restoreBestWeights'>>,
+): StopDecision {
   const current = logs[options.monitor]
-  for (const [name, value] of [['train_loss', logs.train_loss], [options.monitor, current]] as const) {
+  for (const [name, value] of [
+    ['train_loss', logs.train_loss],
+    [options.monitor, current],
+  ] as const) {
     if (value !== undefined && !Number.isFinite(value)) {
-      return { state: { ...state, stoppedEpoch: epoch }, improved: false, shouldStop: true, reason: `${name} is ${value} at epoch ${epoch}: training diverged` }
+      return {
+        state: { ...state, stoppedEpoch: epoch },
+        improved: false,
+        shouldStop: true,
+        reason: `${name} is ${value} at epoch ${epoch}: training diverged`,
+      }
     }
   }
   if (epoch < options.startFromEpoch || current === undefined) return { state, improved: false, shouldStop: false }

@@ -19,6 +19,9 @@ export function improves(current: number, best: number | undefined, mode: 'min' 
 /** Throws when `monitor` is not a metric of this run, listing the ones that are. */
 export function checkMonitor(monitor: string, available: readonly string[], who: string): void {
   if (!available.includes(monitor)) {
-    throw new InputError('INVALID_OPTION', `${who}: monitor ${JSON.stringify(monitor)} is not a metric of this run; expected one of ${available.join(', ')}`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `${who}: monitor ${JSON.stringify(monitor)} is not a metric of this run; expected one of ${available.join(', ')}`,
+    )
   }
 }

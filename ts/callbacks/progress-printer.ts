@@ -46,7 +46,12 @@ export class ProgressPrinter implements Callback {
   }
 
   onEpochBegin(epoch: number, ctx: TrainContext): void {
-    this.bar = new ProgressBar(`${epochGauge(epoch - 1, ctx.epochs)} epoch ${epoch}/${ctx.epochs}`, { total: ctx.batches, quiet: this.quiet, format: (n) => n.toFixed(0), rateUnit: ' batch/s' })
+    this.bar = new ProgressBar(`${epochGauge(epoch - 1, ctx.epochs)} epoch ${epoch}/${ctx.epochs}`, {
+      total: ctx.batches,
+      quiet: this.quiet,
+      format: (n) => n.toFixed(0),
+      rateUnit: ' batch/s',
+    })
     this.started = performance.now()
     this.seen = 0
     this.lossSum = 0
@@ -56,7 +61,10 @@ export class ProgressPrinter implements Callback {
     this.seen += step.count
     this.lossSum += step.loss * step.count
     const elapsed = (performance.now() - this.started) / 1000
-    this.bar?.update(batch + 1, { loss: this.lossSum / Math.max(1, this.seen), 'img/s': ((this.seen * ctx.worldSize) / elapsed).toFixed(0) })
+    this.bar?.update(batch + 1, {
+      loss: this.lossSum / Math.max(1, this.seen),
+      'img/s': ((this.seen * ctx.worldSize) / elapsed).toFixed(0),
+    })
   }
 
   onEpochEnd(record: EpochRecord, _logs: EpochLogs): void {
@@ -73,7 +81,10 @@ export class ProgressPrinter implements Callback {
     this.closeBar()
     const history = ctx.history()
     if (ctx.stopTraining) this.print(`convkit: stopped early: ${ctx.stopReason}`)
-    if (history.best) this.print(`convkit: best epoch ${history.best.epoch} (${history.best.monitor} ${history.best.value.toFixed(4)}): ${path.join(ctx.runDir, history.best.checkpoint)}`)
+    if (history.best)
+      this.print(
+        `convkit: best epoch ${history.best.epoch} (${history.best.monitor} ${history.best.value.toFixed(4)}): ${path.join(ctx.runDir, history.best.checkpoint)}`,
+      )
   }
 
   private closeBar(): void {

@@ -167,7 +167,8 @@ export class TensorBoard implements Callback {
       // `?.`: callback tests drive this without a model (and without the addon).
       return await summaryImage(await confusionPng(record, ctx.classNames ?? ctx.model?.classNames))
     } catch (err) {
-      if (!this.drawFailed) console.error(`convkit: TensorBoard could not draw the confusion matrix (epoch ${record.epoch}): ${(err as Error).message}`)
+      if (!this.drawFailed)
+        console.error(`convkit: TensorBoard could not draw the confusion matrix (epoch ${record.epoch}): ${(err as Error).message}`)
       this.drawFailed = true
       return undefined
     }

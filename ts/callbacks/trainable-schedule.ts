@@ -14,8 +14,12 @@ export interface TrainableScheduleOptions {
 
 /** The tensor prefix of a model's classifier: its last linear layer, wherever it sits. */
 export function classifierOf(model: Model): string {
-  const head = model.layers().filter((l) => l.kind === 'linear').at(-1)?.name
-  if (!head) throw new InputError('INVALID_OPTION', 'option freezeEpochs: the model has no linear layer to keep training while its body is frozen')
+  const head = model
+    .layers()
+    .filter((l) => l.kind === 'linear')
+    .at(-1)?.name
+  if (!head)
+    throw new InputError('INVALID_OPTION', 'option freezeEpochs: the model has no linear layer to keep training while its body is frozen')
   return head
 }
 

@@ -6,7 +6,13 @@ import { formatBytes } from '../util/progress.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const CACHE_OPTIONS = {
-  cacheDir: optionalText({ help: 'the dataset cache', group: 'data', default: null, shownDefault: '~/.cache/convkit/datasets', metavar: '<dir>' }),
+  cacheDir: optionalText({
+    help: 'the dataset cache',
+    group: 'data',
+    default: null,
+    shownDefault: '~/.cache/convkit/datasets',
+    metavar: '<dir>',
+  }),
   max: text({
     help: 'prune: evict least recently used entries until the cache fits this size (2G, 500M, 0, none)',
     group: 'data',
@@ -46,7 +52,8 @@ function table(entries: CacheEntry[]): string[] {
   const rows = entries.map((e) => [e.kind, formatBytes(e.bytes), when(e.lastUsed), e.path, e.source])
   const head = ['kind', 'size', 'last used', 'entry', 'source']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (r: string[]) => r.map((c, i) => (i === 1 ? c.padStart(widths[i]!) : i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
+  const line = (r: string[]) =>
+    r.map((c, i) => (i === 1 ? c.padStart(widths[i]!) : i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')
   return [line(head), ...rows.map(line)]
 }
 
@@ -58,13 +65,18 @@ export async function cacheCommand(argv: string[]): Promise<number> {
   }
   const [action, ...more] = positionals
   if (action !== 'ls' && action !== 'prune') {
-    throw new InputError('INVALID_OPTION', `${action === undefined ? 'no action given' : `unknown action ${JSON.stringify(action)}`}: expected convkit cache ls or convkit cache prune (see --help)`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `${action === undefined ? 'no action given' : `unknown action ${JSON.stringify(action)}`}: expected convkit cache ls or convkit cache prune (see --help)`,
+    )
   }
-  if (more.length > 0) throw new InputError('INVALID_OPTION', `unexpected argument ${JSON.stringify(more[0])} after cache ${action} (see --help)`)
+  if (more.length > 0)
+    throw new InputError('INVALID_OPTION', `unexpected argument ${JSON.stringify(more[0])} after cache ${action} (see --help)`)
   const cacheDir = (options.cacheDir as string | undefined) ?? undefined
 
   if (action === 'ls') {
-    if (options.max !== undefined || options.all) throw new InputError('INVALID_OPTION', '--max and --all belong to convkit cache prune, not ls')
+    if (options.max !== undefined || options.all)
+      throw new InputError('INVALID_OPTION', '--max and --all belong to convkit cache prune, not ls')
     const listing = await listCache({ cacheDir })
     if (extra.json) {
       console.log(JSON.stringify(listing))

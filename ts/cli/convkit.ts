@@ -17,13 +17,31 @@ export interface CommandEntry {
 
 /** Every command, in the order `convkit --help` lists them. */
 export const COMMANDS: Record<string, CommandEntry> = {
-  train: { summary: 'train a CNN image classifier on a folder, an archive, MNIST files or CIFAR-10', load: async () => (await import('./train-command.ts')).trainCommand },
-  predict: { summary: 'predict the class of images with a trained checkpoint', load: async () => (await import('./predict-command.ts')).predictCommand },
-  export: { summary: 'export a trained checkpoint to ONNX, for onnxruntime and other runtimes', load: async () => (await import('./export-command.ts')).exportCommand },
+  train: {
+    summary: 'train a CNN image classifier on a folder, an archive, MNIST files or CIFAR-10',
+    load: async () => (await import('./train-command.ts')).trainCommand,
+  },
+  predict: {
+    summary: 'predict the class of images with a trained checkpoint',
+    load: async () => (await import('./predict-command.ts')).predictCommand,
+  },
+  export: {
+    summary: 'export a trained checkpoint to ONNX, for onnxruntime and other runtimes',
+    load: async () => (await import('./export-command.ts')).exportCommand,
+  },
   plot: { summary: "redraw a run's plots from its history.json", load: async () => (await import('./plot-command.ts')).plotCommand },
-  summary: { summary: "print a model's layers, output shapes and parameters", load: async () => (await import('./summary-command.ts')).summaryCommand },
-  cache: { summary: 'list the dataset cache (ls) or make it smaller (prune)', load: async () => (await import('./cache-command.ts')).cacheCommand },
-  shard: { summary: 'write an image folder as tar shards, for training on data larger than memory', load: async () => (await import('./shard-command.ts')).shardCommand },
+  summary: {
+    summary: "print a model's layers, output shapes and parameters",
+    load: async () => (await import('./summary-command.ts')).summaryCommand,
+  },
+  cache: {
+    summary: 'list the dataset cache (ls) or make it smaller (prune)',
+    load: async () => (await import('./cache-command.ts')).cacheCommand,
+  },
+  shard: {
+    summary: 'write an image folder as tar shards, for training on data larger than memory',
+    load: async () => (await import('./shard-command.ts')).shardCommand,
+  },
 }
 
 /** The version in convkit's package.json: two folders up in a checkout (ts/cli), three in the package (lib/esm/cli). */

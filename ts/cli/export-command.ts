@@ -6,7 +6,13 @@ import { loadModel } from '../predict/predict.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const EXPORT_OPTIONS = {
-  model: text({ help: 'a checkpoint written by training (required)', group: 'model', default: '', shownDefault: 'none', metavar: '<file>' }),
+  model: text({
+    help: 'a checkpoint written by training (required)',
+    group: 'model',
+    default: '',
+    shownDefault: 'none',
+    metavar: '<file>',
+  }),
   out: text({ help: 'the ONNX file to write (required)', group: 'output', default: '', shownDefault: 'none', metavar: '<file.onnx>' }),
   opset: int({ help: 'the ONNX operator set; 17 is the one written', group: 'output', default: 17, min: 17 }),
 } satisfies OptionTable
@@ -31,7 +37,11 @@ export async function exportCommand(argv: string[]): Promise<number> {
   }
   if (options.model === undefined) throw new InputError('INVALID_OPTION', 'option model: --model <checkpoint> is required (see --help)')
   if (options.out === undefined) throw new InputError('INVALID_OPTION', 'option out: --out <file.onnx> is required (see --help)')
-  if (positionals.length > 0) throw new InputError('INVALID_OPTION', `unexpected argument ${JSON.stringify(positionals[0])}: export takes --model and --out (see --help)`)
+  if (positionals.length > 0)
+    throw new InputError(
+      'INVALID_OPTION',
+      `unexpected argument ${JSON.stringify(positionals[0])}: export takes --model and --out (see --help)`,
+    )
   const opset = (options.opset as number | undefined) ?? 17
   if (opset !== 17) throw new InputError('INVALID_OPTION', `option opset: expected 17, got ${opset}`)
   const out = options.out as string

@@ -39,7 +39,11 @@ function onByDefault(decl: Decl): boolean {
  * into values; absent flags left out), the extra flags' values and the positional arguments. Unknown flags and
  * malformed values are InputErrors naming the flag.
  */
-export function parseFlags(table: OptionTable, argv: string[], extra: ExtraFlag[] = []): { options: Record<string, unknown>; extra: Record<string, string | boolean | undefined>; positionals: string[] } {
+export function parseFlags(
+  table: OptionTable,
+  argv: string[],
+  extra: ExtraFlag[] = [],
+): { options: Record<string, unknown>; extra: Record<string, string | boolean | undefined>; positionals: string[] } {
   const spec: Record<string, { type: 'string' | 'boolean'; short?: string }> = {}
   for (const [key, decl] of entries(table)) {
     const flag = flagName(key)

@@ -8,8 +8,19 @@ import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 const PREDICT_OPTIONS = {
   model: text({ help: 'a checkpoint written by training (required)', group: 'model', default: '', metavar: '<file>' }),
   topK: int({ help: 'classes to list per image', group: 'output', default: 3, shownDefault: '3 in the table, 5 in JSON', min: 1 }),
-  device: text<Device>({ help: 'auto | cpu | cuda | cuda:N', group: 'model', default: 'auto', ok: (v) => /^(auto|cpu|cuda(:\d+)?)$/.test(v), expected: "'auto', 'cpu', 'cuda' or 'cuda:N'" }),
-  tta: choice(['none', 'mirror', 'mirrorTranslate'], { help: 'test-time augmentation', group: 'model', default: 'none', shownDefault: "the checkpoint's" }),
+  device: text<Device>({
+    help: 'auto | cpu | cuda | cuda:N',
+    group: 'model',
+    default: 'auto',
+    ok: (v) => /^(auto|cpu|cuda(:\d+)?)$/.test(v),
+    expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
+  }),
+  tta: choice(['none', 'mirror', 'mirrorTranslate'], {
+    help: 'test-time augmentation',
+    group: 'model',
+    default: 'none',
+    shownDefault: "the checkpoint's",
+  }),
 } satisfies OptionTable
 
 const EXTRA: ExtraFlag[] = [
@@ -33,7 +44,8 @@ export async function predictCommand(argv: string[]): Promise<number> {
     return 0
   }
   if (options.model === undefined) throw new InputError('INVALID_OPTION', 'option model: --model <checkpoint> is required (see --help)')
-  if (files.length === 0) throw new InputError('INVALID_OPTION', 'no images given: pass one or more image files after the options (see --help)')
+  if (files.length === 0)
+    throw new InputError('INVALID_OPTION', 'no images given: pass one or more image files after the options (see --help)')
   const device = PREDICT_OPTIONS.device.check((options.device ?? 'auto') as Device, 'device')
   const topK = PREDICT_OPTIONS.topK.check((options.topK as number | undefined) ?? (extra.json ? 5 : 3), 'topK')
   const model = await loadModel(options.model as string, { device })
@@ -41,7 +53,15 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const predictions = await model.predict(files, { topK, ...(tta ? { tta } : {}) })
   if (extra.json) {
     for (const [i, p] of predictions.entries()) {
-      console.log(JSON.stringify({ file: files[i], label: p.label, index: p.index, probability: p.probability, topK: p.topK.map(({ label, probability }) => ({ label, probability })) }))
+      console.log(
+        JSON.stringify({
+          file: files[i],
+          label: p.label,
+          index: p.index,
+          probability: p.probability,
+          topK: p.topK.map(({ label, probability }) => ({ label, probability })),
+        }),
+      )
     }
     return 0
   }

@@ -39,7 +39,10 @@ export async function shardCommand(argv: string[]): Promise<number> {
     return 0
   }
   if (positionals.length !== 2) {
-    throw new InputError('INVALID_OPTION', `expected <folder> <out-pattern>, got ${positionals.length} argument(s)${positionals.length ? `: ${positionals.join(' ')}` : ''} (see --help)`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `expected <folder> <out-pattern>, got ${positionals.length} argument(s)${positionals.length ? `: ${positionals.join(' ')}` : ''} (see --help)`,
+    )
   }
   const [folder, outPattern] = positionals as [string, string]
   const perShard = SHARD_OPTIONS.perShard.check((options.perShard as number | undefined) ?? 10000, 'perShard')
@@ -61,7 +64,11 @@ export async function shardCommand(argv: string[]): Promise<number> {
   } catch (err) {
     // A folder laid out as train/ and test/ lists those as two empty classes; say what to pass instead.
     if (isConvkitError(err) && err.code === 'DATA_EMPTY' && (await isDirectory(path.join(folder, 'train')))) {
-      throw new DataError('DATA_EMPTY', `${err.message}. ${folder} looks like a folder with train/ and test/: shard ${path.join(folder, 'train')} (and test/ separately)`, { cause: err })
+      throw new DataError(
+        'DATA_EMPTY',
+        `${err.message}. ${folder} looks like a folder with train/ and test/: shard ${path.join(folder, 'train')} (and test/ separately)`,
+        { cause: err },
+      )
     }
     throw err
   } finally {

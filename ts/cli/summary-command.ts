@@ -10,9 +10,26 @@ import { isZooName, ZOO_NAMES, zooModel } from '../zoo/architectures.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const SUMMARY_OPTIONS = {
-  model: optionalText({ help: `a layer-spec JSON file, a .safetensors checkpoint, or a zoo architecture: ${ZOO_NAMES.join(', ')}`, group: 'model', default: null, shownDefault: 'the reference CNN', metavar: '<spec|checkpoint|name>' }),
-  size: size({ help: 'input height and width (not for checkpoints)', group: 'model', default: [32, 32], shownDefault: "the spec's inputShape; the zoo's native size; 32x32 for the reference CNN" }),
-  classes: optionalInt({ help: 'outputs of the classifier (not for checkpoints)', group: 'model', default: null, shownDefault: "the spec's; 1000 for the zoo; 10 for the reference CNN", min: 1 }),
+  model: optionalText({
+    help: `a layer-spec JSON file, a .safetensors checkpoint, or a zoo architecture: ${ZOO_NAMES.join(', ')}`,
+    group: 'model',
+    default: null,
+    shownDefault: 'the reference CNN',
+    metavar: '<spec|checkpoint|name>',
+  }),
+  size: size({
+    help: 'input height and width (not for checkpoints)',
+    group: 'model',
+    default: [32, 32],
+    shownDefault: "the spec's inputShape; the zoo's native size; 32x32 for the reference CNN",
+  }),
+  classes: optionalInt({
+    help: 'outputs of the classifier (not for checkpoints)',
+    group: 'model',
+    default: null,
+    shownDefault: "the spec's; 1000 for the zoo; 10 for the reference CNN",
+    min: 1,
+  }),
 } satisfies OptionTable
 
 const EXTRA: ExtraFlag[] = [{ name: 'help', boolean: true, help: 'this text', short: 'h' }]
@@ -31,22 +48,33 @@ function reshaped(spec: ModelSpec, source: string, size: [number, number] | unde
   if (classes === null) return { ...spec, inputShape }
   const last = Array.isArray(spec.layers) ? spec.layers.at(-1) : undefined
   if (last?.type !== 'linear') {
-    throw new InputError('INVALID_OPTION', `option classes: ${source} does not end in a linear layer (it ends in ${last?.type ?? 'nothing'}), so its outputs cannot be set`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `option classes: ${source} does not end in a linear layer (it ends in ${last?.type ?? 'nothing'}), so its outputs cannot be set`,
+    )
   }
   return { ...spec, inputShape, layers: [...spec.layers.slice(0, -1), { ...last, outFeatures: classes }] }
 }
 
 /** The model `--model` names, on the CPU: a checkpoint as saved, or a new model from a spec (a file wins over a zoo name). */
 async function modelFor(source: string | null, size: [number, number] | undefined, classes: number | null): Promise<Model> {
-  if (source === null) return Model.create(referenceCnn({ classes: classes ?? 10, inputShape: [3, ...(size ?? [32, 32])] }), { device: 'cpu' })
+  if (source === null)
+    return Model.create(referenceCnn({ classes: classes ?? 10, inputShape: [3, ...(size ?? [32, 32])] }), { device: 'cpu' })
   if (!fs.existsSync(source)) {
     // ImageNet's 1000 classes: what the zoo's pretrained weights score.
-    if (isZooName(source)) return Model.create(zooModel(source, { classes: classes ?? 1000, ...(size ? { inputSize: size } : {}) }), { device: 'cpu' })
-    throw new InputError('INVALID_OPTION', `option model: ${source} is no file and no zoo architecture; expected a layer-spec JSON file, a .safetensors checkpoint or one of ${ZOO_NAMES.join(', ')}`)
+    if (isZooName(source))
+      return Model.create(zooModel(source, { classes: classes ?? 1000, ...(size ? { inputSize: size } : {}) }), { device: 'cpu' })
+    throw new InputError(
+      'INVALID_OPTION',
+      `option model: ${source} is no file and no zoo architecture; expected a layer-spec JSON file, a .safetensors checkpoint or one of ${ZOO_NAMES.join(', ')}`,
+    )
   }
   if (source.endsWith('.safetensors')) {
     if (size || classes !== null) {
-      throw new InputError('INVALID_OPTION', `options size and classes: ${source} is a checkpoint, whose input size and classes are fixed; they apply to spec files and zoo names`)
+      throw new InputError(
+        'INVALID_OPTION',
+        `options size and classes: ${source} is a checkpoint, whose input size and classes are fixed; they apply to spec files and zoo names`,
+      )
     }
     return Model.load(source, { device: 'cpu' })
   }
@@ -54,7 +82,9 @@ async function modelFor(source: string | null, size: [number, number] | undefine
   try {
     spec = JSON.parse(fs.readFileSync(source, 'utf8')) as ModelSpec
   } catch (err) {
-    throw new InputError('INVALID_OPTION', `option model: ${source} is not a readable JSON model spec (${(err as Error).message})`, { cause: err })
+    throw new InputError('INVALID_OPTION', `option model: ${source} is not a readable JSON model spec (${(err as Error).message})`, {
+      cause: err,
+    })
   }
   // Training fills a missing inputShape in from the data; without data, RGB at the default size stands in.
   const withShape: ModelSpec = Array.isArray(spec.inputShape) ? spec : { ...spec, inputShape: [3, 32, 32] }
@@ -68,7 +98,11 @@ export async function summaryCommand(argv: string[]): Promise<number> {
     console.log(SUMMARY_HELP)
     return 0
   }
-  if (positionals.length > 0) throw new InputError('INVALID_OPTION', `unexpected argument ${JSON.stringify(positionals[0])}: name the model with --model (see --help)`)
+  if (positionals.length > 0)
+    throw new InputError(
+      'INVALID_OPTION',
+      `unexpected argument ${JSON.stringify(positionals[0])}: name the model with --model (see --help)`,
+    )
   const source = SUMMARY_OPTIONS.model.check(options.model as string | undefined, 'model')
   const size = options.size === undefined ? undefined : SUMMARY_OPTIONS.size.check(options.size as [number, number], 'size')
   const classes = SUMMARY_OPTIONS.classes.check(options.classes as number | undefined, 'classes')

@@ -7,7 +7,8 @@ import type { Shape3 } from '../model/layers.ts'
 import { Model } from '../model/model.ts'
 import { specForData } from '../model/spec.ts'
 import { train } from '../train/train.ts'
-import { TRAIN_OPTIONS, resolveConfig, type TrainOptions } from '../train/train-options.ts'
+import { resolveConfig } from '../train/resolve-config.ts'
+import { TRAIN_OPTIONS, type TrainOptions } from '../train/train-options.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 
 const USAGE = `Train a CNN image classifier.
@@ -16,7 +17,12 @@ usage: convkit train [--data <source>] [options]
        npm run train -- [--data <source>] [options]`
 
 const EXTRA: ExtraFlag[] = [
-  { name: 'data', boolean: false, help: "cifar10 (downloaded; the default) | a folder (root/train/<class> and root/test/<class>, or root/<class>) | a folder of MNIST idx files | a .tar.gz of any of these | tar shards from convkit shard ('shards/train-{000000..000019}.tar', quoted)", metavar: '<source>' },
+  {
+    name: 'data',
+    boolean: false,
+    help: "cifar10 (downloaded; the default) | a folder (root/train/<class> and root/test/<class>, or root/<class>) | a folder of MNIST idx files | a .tar.gz of any of these | tar shards from convkit shard ('shards/train-{000000..000019}.tar', quoted)",
+    metavar: '<source>',
+  },
   { name: 'summary', boolean: true, help: 'print the model summary for the data and exit' },
   { name: 'help', boolean: true, help: 'this text', short: 'h' },
 ]

@@ -11,7 +11,7 @@ import { CancelledError, DataError } from '../errors.ts'
 import { ProgressBar, formatBytes } from '../util/progress.ts'
 import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, recordCacheUse, withPinned, type CacheUse } from './cache-index.ts'
-import { archiveLayout, archiveSha256, contentHash, folderDigest, rememberArchive, type ArchiveLayout, type ArchiveSplit } from './content-hash.ts'
+import { archiveLayout, archiveSha256, contentHash, folderDigest, rememberArchive, type ArchiveSplit } from './content-hash.ts'
 import { decodeInto } from './decode-image.ts'
 import { PARALLEL_MIN_IMAGES, decodedFile, decodedKey, readDecoded, writeDecoded } from './decoded-cache.ts'
 import { IMAGE_EXTENSIONS, type ImageFolderResult } from './image-folder.ts'
@@ -59,7 +59,10 @@ const isHidden = (segment: string) => segment.startsWith('.') || segment === '__
 
 /** Whether an entry may be an image of an image folder: an image extension, below some folder, nothing hidden on the way. */
 function isImageEntry(name: string): boolean {
-  const parts = name.replace(/^(\.\/)+/, '').replace(/\/+$/, '').split('/')
+  const parts = name
+    .replace(/^(\.\/)+/, '')
+    .replace(/\/+$/, '')
+    .split('/')
   return parts.length >= 2 && IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase()) && !parts.some(isHidden)
 }
 
@@ -71,7 +74,11 @@ function isImageEntry(name: string): boolean {
  * format other than gzip or plain tar): the caller extracts it then. Laid out as `loadData` reads folders: one top
  * folder is looked into; `train/` (and `test/`) are the sets when present, else the top itself is one image folder.
  */
-export async function readImageArchiveCached(archive: string, stat: fs.Stats, options: ArchiveImagesOptions = {}): Promise<ArchiveImages | undefined> {
+export async function readImageArchiveCached(
+  archive: string,
+  stat: fs.Stats,
+  options: ArchiveImagesOptions = {},
+): Promise<ArchiveImages | undefined> {
   const size = options.size ?? [32, 32]
   const channels = options.channels ?? 3
   const dir = datasetCacheDir(options.cacheDir)
@@ -82,9 +89,16 @@ export async function readImageArchiveCached(archive: string, stat: fs.Stats, op
   if (known?.layout === 'images') {
     const files = known.splits.map((s) => decodedFile(dir, decodedKey(s.digest, size, channels, options.resizeShorter)))
     const hit = await withPinned(files, async () => {
-      const sets = await Promise.all(known.splits.map((s, i) => readDecoded(files[i]!, decodedKey(s.digest, size, channels, options.resizeShorter), splitRoot(archive, s))))
+      const sets = await Promise.all(
+        known.splits.map((s, i) =>
+          readDecoded(files[i]!, decodedKey(s.digest, size, channels, options.resizeShorter), splitRoot(archive, s)),
+        ),
+      )
       if (sets.some((r) => !r || (r.skipped.length > 0 && !options.skipBadImages))) return undefined
-      await recordCacheUse(dir, files.map((file, i) => ({ file, kind: 'decoded', source: splitRoot(archive, known.splits[i]!) })))
+      await recordCacheUse(
+        dir,
+        files.map((file, i) => ({ file, kind: 'decoded', source: splitRoot(archive, known.splits[i]!) })),
+      )
       return sets as ImageFolderResult[]
     })
     if (hit) return assemble(archive, known.splits, hit)
@@ -158,7 +172,12 @@ interface Decoded {
 type DecodeSettings = ArchiveImagesOptions & { size: [number, number]; channels: 1 | 3 }
 
 /** Streams the archive once, decoding image entries batch by batch; undefined when it is to be extracted instead. */
-async function decodeArchive(archive: string, gzip: boolean, totalBytes: number, options: DecodeSettings): Promise<{ splits: ArchiveSplit[]; sets: ImageFolderResult[] } | undefined> {
+async function decodeArchive(
+  archive: string,
+  gzip: boolean,
+  totalBytes: number,
+  options: DecodeSettings,
+): Promise<{ splits: ArchiveSplit[]; sets: ImageFolderResult[] } | undefined> {
   const { size, channels } = options
   const perImage = channels * size[0] * size[1]
   // Only images' bytes are kept; a large README or array file in the archive passes through without being held.
@@ -170,15 +189,24 @@ async function decodeArchive(archive: string, gzip: boolean, totalBytes: number,
   let batch: TarStreamEntry[] = []
   let batchBytes = 0
   let read = 0
-  const bar = new ProgressBar(`read ${path.basename(archive)}`, { total: totalBytes, format: formatBytes, rateUnit: '/s', quiet: options.quiet })
+  const bar = new ProgressBar(`read ${path.basename(archive)}`, {
+    total: totalBytes,
+    format: formatBytes,
+    rateUnit: '/s',
+    quiet: options.quiet,
+  })
 
   const flush = async () => {
     if (batch.length === 0) return
     const entries = batch
     batch = []
     batchBytes = 0
-    const result = await decodeBuffers(entries.map((e) => e.data), options)
-    for (const [i, e] of entries.entries()) decoded.set(e.name, { hash: contentHash(e.data), pixels: result.pixels, offset: i * perImage, failed: result.failed.get(i) })
+    const result = await decodeBuffers(
+      entries.map((e) => e.data),
+      options,
+    )
+    for (const [i, e] of entries.entries())
+      decoded.set(e.name, { hash: contentHash(e.data), pixels: result.pixels, offset: i * perImage, failed: result.failed.get(i) })
   }
   const take = (entry: TarStreamEntry) => {
     const name = entry.name.replace(/\/+$/, '')
@@ -200,7 +228,8 @@ async function decodeArchive(archive: string, gzip: boolean, totalBytes: number,
   }
   const consume = async (source: AsyncIterable<Buffer>) => {
     for await (const chunk of source) {
-      if (options.signal?.aborted) throw new CancelledError('CANCELLED', `reading ${archive} was cancelled`, { cause: options.signal.reason })
+      if (options.signal?.aborted)
+        throw new CancelledError('CANCELLED', `reading ${archive} was cancelled`, { cause: options.signal.reason })
       for (const entry of tar.push(chunk)) take(entry)
       if (batch.length >= BATCH_IMAGES || batchBytes >= BATCH_BYTES) await flush()
     }
@@ -233,7 +262,10 @@ async function decodeArchive(archive: string, gzip: boolean, totalBytes: number,
     const err = stoppedBy ?? thrown
     if (err instanceof NeedsExtraction) return undefined
     if (err instanceof CancelledError || err instanceof DataError) throw err
-    throw new DataError('DATA_CORRUPT', `cannot read ${archive}: expected a readable tar archive (${(err as Error).message})`, { cause: err, files: [archive] })
+    throw new DataError('DATA_CORRUPT', `cannot read ${archive}: expected a readable tar archive (${(err as Error).message})`, {
+      cause: err,
+      files: [archive],
+    })
   } finally {
     bar.done()
   }
@@ -249,7 +281,11 @@ async function decodeBuffers(buffers: Buffer[], options: DecodeSettings): Promis
   const processes = Math.max(1, Math.floor(options.processes ?? os.availableParallelism()))
   if (processes > 1 && rest.length > 0 && (options.processes !== undefined || rest.length >= PARALLEL_MIN_IMAGES)) {
     try {
-      const out = await decodeInProcesses(rest.map((i) => buffers[i]!), { size, channels, resizeShorter }, Math.min(processes, rest.length))
+      const out = await decodeInProcesses(
+        rest.map((i) => buffers[i]!),
+        { size, channels, resizeShorter },
+        Math.min(processes, rest.length),
+      )
       rest.forEach((i, k) => pixels.set(out.pixels.subarray(k * perImage, (k + 1) * perImage), i * perImage))
       for (const f of out.failed) failed.set(rest[f.index]!, f.reason)
       return { pixels, failed }
@@ -276,13 +312,22 @@ async function decodeBuffers(buffers: Buffer[], options: DecodeSettings): Promis
  * Finds the image folders among the archive's entries as `loadData` would among extracted files, and gathers their
  * decoded images in `readImageFolder`'s order, with its errors for empty folders and undecodable images.
  */
-function layOut(archive: string, dirs: Set<string>, files: string[], decoded: Map<string, Decoded>, options: DecodeSettings): { splits: ArchiveSplit[]; sets: ImageFolderResult[] } {
+function layOut(
+  archive: string,
+  dirs: Set<string>,
+  files: string[],
+  decoded: Map<string, Decoded>,
+  options: DecodeSettings,
+): { splits: ArchiveSplit[]; sets: ImageFolderResult[] } {
   const tops = new Set([...dirs, ...files].map((n) => n.split('/')[0]!).filter((n) => !isHidden(n)))
   const only = tops.size === 1 ? [...tops][0]! : undefined
   const base = only !== undefined && dirs.has(only) ? only : ''
   const join = (...parts: string[]) => parts.filter(Boolean).join('/')
   const splits: { name: ArchiveSplit['name']; inner: string }[] = dirs.has(join(base, 'train'))
-    ? [{ name: 'train', inner: join(base, 'train') }, ...(dirs.has(join(base, 'test')) ? [{ name: 'test' as const, inner: join(base, 'test') }] : [])]
+    ? [
+        { name: 'train', inner: join(base, 'train') },
+        ...(dirs.has(join(base, 'test')) ? [{ name: 'test' as const, inner: join(base, 'test') }] : []),
+      ]
     : [{ name: 'images', inner: base }]
 
   const children = new Map<string, { dirs: string[]; files: string[] }>()
@@ -300,14 +345,16 @@ function layOut(archive: string, dirs: Set<string>, files: string[], decoded: Ma
   for (const split of splits) {
     const root = split.inner ? `${archive}/${split.inner}` : archive
     const classes = (children.get(split.inner)?.dirs ?? []).filter((c) => !c.startsWith('.')).sort()
-    if (classes.length === 0) throw new DataError('DATA_EMPTY', `image folder ${root} has no class folders; expected ${root}/<class>/<image>`)
+    if (classes.length === 0)
+      throw new DataError('DATA_EMPTY', `image folder ${root} has no class folders; expected ${root}/<class>/<image>`)
     const rels: string[] = []
     const labels: number[] = []
     for (const [label, cls] of classes.entries()) {
       const images = (children.get(join(split.inner, cls))?.files ?? [])
         .filter((f) => !f.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase()))
         .sort()
-      if (images.length === 0) throw new DataError('DATA_EMPTY', `class folder ${root}/${cls} has no images (looked for ${IMAGE_EXTENSIONS.join(', ')})`)
+      if (images.length === 0)
+        throw new DataError('DATA_EMPTY', `class folder ${root}/${cls} has no images (looked for ${IMAGE_EXTENSIONS.join(', ')})`)
       for (const image of images) {
         rels.push(`${cls}/${image}`)
         labels.push(label)
@@ -315,12 +362,21 @@ function layOut(archive: string, dirs: Set<string>, files: string[], decoded: Ma
     }
     const entries = rels.map((rel) => decoded.get(join(split.inner, rel))!)
     const digest = folderDigest(rels.map((rel, i) => ({ rel, hash: entries[i]!.hash })))
-    const bad = rels.flatMap((rel, i) => (entries[i]!.failed === undefined ? [] : [{ file: `${root}/${rel}`, reason: entries[i]!.failed! }]))
+    const bad = rels.flatMap((rel, i) =>
+      entries[i]!.failed === undefined ? [] : [{ file: `${root}/${rel}`, reason: entries[i]!.failed! }],
+    )
     if (bad.length > 0 && !options.skipBadImages) {
       bad.sort((a, b) => a.file.localeCompare(b.file))
-      const shown = bad.slice(0, 3).map((f) => `${f.file} (${f.reason})`).join('; ')
+      const shown = bad
+        .slice(0, 3)
+        .map((f) => `${f.file} (${f.reason})`)
+        .join('; ')
       const more = bad.length > 3 ? ` and ${bad.length - 3} more` : ''
-      throw new DataError('DATA_BAD_IMAGE', `${bad.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`, { files: bad.map((f) => f.file) })
+      throw new DataError(
+        'DATA_BAD_IMAGE',
+        `${bad.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`,
+        { files: bad.map((f) => f.file) },
+      )
     }
     const keep = rels.map((_, i) => i).filter((i) => entries[i]!.failed === undefined)
     const pixels = new Uint8Array(keep.length * perImage)

@@ -1,7 +1,6 @@
 // Unpacks `.tar.gz`/`.tgz`/`.tar` archives into the cache once per content, with the system `tar`, never leaving a
 // half-extracted folder. (Archives of image folders are read without extracting: see archive-images.ts.)
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { DataError } from '../errors.ts'
@@ -9,6 +8,7 @@ import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, recordCacheUse, withPinned } from './cache-index.ts'
 import { archiveSha256 } from './content-hash.ts'
 import { exists } from './paths.ts'
+import { tempPathFor } from '../util/atomic-write.ts'
 
 /** Archive names `extractArchive` takes. GNU tar detects the compression itself, so the name only has to say "tar". */
 export const ARCHIVE_EXTENSIONS = ['.tar.gz', '.tgz', '.tar']
@@ -66,7 +66,7 @@ export async function extractArchive(file: string, cacheDir?: string, options: E
  */
 export async function untarInto(archive: string, dest: string): Promise<void> {
   await fsp.mkdir(path.dirname(dest), { recursive: true })
-  const staging = `${dest}.partial-${process.pid}-${randomBytes(4).toString('hex')}`
+  const staging = tempPathFor(dest, 'partial')
   await fsp.mkdir(staging)
   try {
     await runTar(archive, staging)
@@ -90,7 +90,12 @@ function runTar(archive: string, into: string): Promise<void> {
       if (stderr.length < 4000) stderr += chunk
     })
     tar.on('error', (cause) => {
-      reject(new DataError('DATA_CORRUPT', `cannot extract ${archive}: the system \`tar\` could not be started (${cause.message})`, { cause, files: [archive] }))
+      reject(
+        new DataError('DATA_CORRUPT', `cannot extract ${archive}: the system \`tar\` could not be started (${cause.message})`, {
+          cause,
+          files: [archive],
+        }),
+      )
     })
     tar.on('close', (code, signal) => {
       if (code === 0) return resolve()

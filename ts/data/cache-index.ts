@@ -5,6 +5,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { InputError } from '../errors.ts'
 import { datasetCacheDir } from './cache-dir.ts'
+import { TEMP_NAME, tempPathFor, writeFileAtomic } from '../util/atomic-write.ts'
 
 /**
  * What a cache entry is:
@@ -40,8 +41,8 @@ export const INDEX_FILE = 'cache-index.json'
 const OWN_FOLDERS: Record<string, CacheKind> = { decoded: 'decoded', extracted: 'extracted', hashes: 'hashes' }
 /** Temporary files whose process has ended, or older than this, are left over from a crash; pruning removes them. */
 const STALE_TEMP_MS = 24 * 3600_000
-/** `<name>.tmp-<pid>-<hex>` and the like: files being written, folders being extracted or removed. */
-const TEMP = /\.(tmp|partial|evicting)-(\d+)-[0-9a-f]+$/
+/** Files being written, folders being extracted or removed (util/atomic-write.ts names them). */
+const TEMP = TEMP_NAME
 
 interface IndexFile {
   version: 1
@@ -68,7 +69,12 @@ export async function withPinned<T>(files: string[], fn: () => Promise<T>, cache
       if (n > 0) pinned.set(f, n)
       else pinned.delete(f)
     }
-    if (cacheDir) await markUser(cacheDir, files.filter((f) => !pinned.has(f)), false)
+    if (cacheDir)
+      await markUser(
+        cacheDir,
+        files.filter((f) => !pinned.has(f)),
+        false,
+      )
   }
 }
 
@@ -117,7 +123,10 @@ export function parseSize(text: string): number | undefined {
 export function cacheMaxBytes(option?: number): number {
   if (option !== undefined) {
     if (typeof option !== 'number' || Number.isNaN(option) || option < 0) {
-      throw new InputError('INVALID_OPTION', `option cacheMaxBytes: expected a number of bytes >= 0 (Infinity for no limit), got ${JSON.stringify(option)}`)
+      throw new InputError(
+        'INVALID_OPTION',
+        `option cacheMaxBytes: expected a number of bytes >= 0 (Infinity for no limit), got ${JSON.stringify(option)}`,
+      )
     }
     return option
   }
@@ -125,7 +134,10 @@ export function cacheMaxBytes(option?: number): number {
   if (env === undefined || env.trim() === '') return DEFAULT_CACHE_MAX_BYTES
   const parsed = parseSize(env)
   if (parsed === undefined) {
-    throw new InputError('INVALID_OPTION', `CONVKIT_CACHE_MAX=${JSON.stringify(env)}: expected a size such as 2G, 500M or 1073741824 (or 'none')`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `CONVKIT_CACHE_MAX=${JSON.stringify(env)}: expected a size such as 2G, 500M or 1073741824 (or 'none')`,
+    )
   }
   return parsed
 }
@@ -163,16 +175,7 @@ function readIndexSync(dir: string): IndexFile | undefined {
 }
 
 async function writeIndex(dir: string, index: IndexFile): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true })
-  const file = path.join(dir, INDEX_FILE)
-  const temp = `${file}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`
-  try {
-    await fsp.writeFile(temp, `${JSON.stringify(index, null, 1)}\n`)
-    await fsp.rename(temp, file)
-  } catch (err) {
-    await fsp.rm(temp, { force: true })
-    throw err
-  }
+  await writeFileAtomic(path.join(dir, INDEX_FILE), `${JSON.stringify(index, null, 1)}\n`)
 }
 
 /**
@@ -233,13 +236,23 @@ export async function recordCacheUse(dir: string, uses: CacheUse[], options: Rec
   try {
     // Sizes already recorded are trusted: measuring a 60 000-file extraction again on every use would cost seconds.
     const before = await readIndex(root)
-    const known = await Promise.all(uses.map(async (u) => ({ ...u, bytes: u.bytes ?? before.entries[relative(root, u.file)]?.bytes ?? (await diskUsage(u.file)) })))
+    const known = await Promise.all(
+      uses.map(async (u) => ({ ...u, bytes: u.bytes ?? before.entries[relative(root, u.file)]?.bytes ?? (await diskUsage(u.file)) })),
+    )
     const now = Date.now()
     await updateIndex(root, (index) => {
       for (const u of known) {
         const key = relative(root, u.file)
         const old = index.entries[key]
-        index.entries[key] = { ...old, kind: u.kind, source: u.source, bytes: u.bytes, created: old?.created ?? now, lastUsed: now, pid: process.pid }
+        index.entries[key] = {
+          ...old,
+          kind: u.kind,
+          source: u.source,
+          bytes: u.bytes,
+          created: old?.created ?? now,
+          lastUsed: now,
+          pid: process.pid,
+        }
       }
     })
     if (options.wrote) await enforceLimit(root, options.maxBytes ?? cacheMaxBytes())
@@ -276,7 +289,8 @@ async function reconcile(dir: string, index: IndexFile): Promise<void> {
   for (const [key, entry] of Object.entries(index.entries)) {
     const stat = await fsp.lstat(path.join(dir, key)).catch(() => undefined)
     if (!stat) delete index.entries[key]
-    else if (entry.kind === 'decoded' || entry.kind === 'hashes' || entry.kind === 'download') entry.bytes = stat.blocks !== undefined ? stat.blocks * 512 : stat.size
+    else if (entry.kind === 'decoded' || entry.kind === 'hashes' || entry.kind === 'download')
+      entry.bytes = stat.blocks !== undefined ? stat.blocks * 512 : stat.size
   }
   for (const [folder, kind] of Object.entries(OWN_FOLDERS)) {
     const names = await fsp.readdir(path.join(dir, folder)).catch(() => [] as string[])
@@ -315,7 +329,7 @@ async function removeEntry(file: string): Promise<void> {
   const stat = await fsp.lstat(file).catch(() => undefined)
   if (!stat) return
   if (!stat.isDirectory()) return fsp.rm(file, { force: true })
-  const aside = `${file}.evicting-${process.pid}-${Math.random().toString(16).slice(2, 10)}`
+  const aside = tempPathFor(file, 'evicting')
   await fsp.rename(file, aside)
   await fsp.rm(aside, { recursive: true, force: true })
 }

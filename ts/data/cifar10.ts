@@ -86,7 +86,9 @@ export async function loadCifar10(options: Cifar10Options = {}): Promise<Cifar10
   await untarInto(archive, unpacked)
   try {
     if (!(await exists(path.join(unpacked, CIFAR10_BINARY_DIR)))) {
-      throw new DataError('DATA_CORRUPT', `archive ${archive} has no ${CIFAR10_BINARY_DIR}/ folder; expected the CIFAR-10 binary release`, { files: [archive] })
+      throw new DataError('DATA_CORRUPT', `archive ${archive} has no ${CIFAR10_BINARY_DIR}/ folder; expected the CIFAR-10 binary release`, {
+        files: [archive],
+      })
     }
     await fsp.rename(path.join(unpacked, CIFAR10_BINARY_DIR), dir).catch(async (err: NodeJS.ErrnoException) => {
       // A concurrent run that finished first has put the same files there.
@@ -147,7 +149,10 @@ export function readCifar10(copy: Cifar10Copy): Promise<Cifar10> {
  */
 export async function readCifar10Binary(dir: string): Promise<Cifar10> {
   const classes = await readBinaryMeta(path.join(dir, 'batches.meta.txt'))
-  const train = await readBinaryBatches(TRAIN_BATCHES.map((i) => path.join(dir, `data_batch_${i}.bin`)), classes)
+  const train = await readBinaryBatches(
+    TRAIN_BATCHES.map((i) => path.join(dir, `data_batch_${i}.bin`)),
+    classes,
+  )
   const test = await readBinaryBatches([path.join(dir, 'test_batch.bin')], classes)
   return { train, test }
 }
@@ -159,7 +164,10 @@ async function readBinaryMeta(file: string): Promise<string[]> {
   } catch {
     return [...CIFAR10_CLASSES]
   }
-  const names = text.split('\n').map((l) => l.trim()).filter(Boolean)
+  const names = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
   if (names.length === 0) throw new DataError('DATA_CORRUPT', `${file} has no class names; expected one name per line`, { files: [file] })
   return names
 }
@@ -207,7 +215,11 @@ async function readBinaryBatches(files: string[], classes: string[]): Promise<Im
     for (let at = 0; at < bytes.length; at += RECORD, n++) {
       const label = bytes[at]!
       if (label >= classes.length) {
-        throw new DataError('DATA_CORRUPT', `CIFAR-10 batch ${file}: record ${at / RECORD} has label ${label}; expected 0..${classes.length - 1}`, { files: [file] })
+        throw new DataError(
+          'DATA_CORRUPT',
+          `CIFAR-10 batch ${file}: record ${at / RECORD} has label ${label}; expected 0..${classes.length - 1}`,
+          { files: [file] },
+        )
       }
       labels[n] = label
       pixels.set(bytes.subarray(at + 1, at + RECORD), n * PIXELS)
@@ -223,15 +235,20 @@ async function readBinaryBatches(files: string[], classes: string[]): Promise<Im
  */
 export async function readCifar10Python(dir: string): Promise<Cifar10> {
   const classes = await readPythonMeta(path.join(dir, 'batches.meta'))
-  const train = await readPythonBatches(TRAIN_BATCHES.map((i) => path.join(dir, `data_batch_${i}`)), classes)
+  const train = await readPythonBatches(
+    TRAIN_BATCHES.map((i) => path.join(dir, `data_batch_${i}`)),
+    classes,
+  )
   const test = await readPythonBatches([path.join(dir, 'test_batch')], classes)
   return { train, test }
 }
 
 function field(dict: PickleValue, name: string, file: string): PickleValue {
-  if (!(dict instanceof Map)) throw new DataError('DATA_CORRUPT', `${file} holds no dict; expected a pickled CIFAR-10 batch`, { files: [file] })
+  if (!(dict instanceof Map))
+    throw new DataError('DATA_CORRUPT', `${file} holds no dict; expected a pickled CIFAR-10 batch`, { files: [file] })
   const value = dict.get(name)
-  if (value === undefined) throw new DataError('DATA_CORRUPT', `${file} has no '${name}' entry; expected a pickled CIFAR-10 batch`, { files: [file] })
+  if (value === undefined)
+    throw new DataError('DATA_CORRUPT', `${file} has no '${name}' entry; expected a pickled CIFAR-10 batch`, { files: [file] })
   return value
 }
 
@@ -243,7 +260,8 @@ async function readPythonMeta(file: string): Promise<string[]> {
     return [...CIFAR10_CLASSES]
   }
   const names = field(readPickle(bytes, file), 'label_names', file)
-  if (!Array.isArray(names) || names.length === 0) throw new DataError('DATA_CORRUPT', `${file}: 'label_names' is not a list of names`, { files: [file] })
+  if (!Array.isArray(names) || names.length === 0)
+    throw new DataError('DATA_CORRUPT', `${file}: 'label_names' is not a list of names`, { files: [file] })
   return names.map((n) => (typeof n === 'string' ? n : n instanceof Uint8Array ? Buffer.from(n).toString('utf8') : String(n)))
 }
 
@@ -255,18 +273,26 @@ async function readPythonBatches(files: string[], classes: string[]): Promise<Im
     const labels = field(batch, 'labels', file)
     if (!isNdArray(data) || !/^[|=<>]?u1$/.test(data.dtype) || data.fortranOrder || data.shape.length !== 2 || data.shape[1] !== PIXELS) {
       const got = isNdArray(data) ? `${data.dtype} array of shape [${data.shape.join(', ')}]` : 'something else'
-      throw new DataError('DATA_CORRUPT', `${file}: 'data' is ${got}; expected a C-ordered uint8 array of shape [N, ${PIXELS}]`, { files: [file] })
+      throw new DataError('DATA_CORRUPT', `${file}: 'data' is ${got}; expected a C-ordered uint8 array of shape [N, ${PIXELS}]`, {
+        files: [file],
+      })
     }
     const n = data.shape[0]!
     if (data.data.length !== n * PIXELS) {
-      throw new DataError('DATA_CORRUPT', `${file}: 'data' holds ${data.data.length} bytes; its shape [${n}, ${PIXELS}] needs ${n * PIXELS}`, { files: [file] })
+      throw new DataError(
+        'DATA_CORRUPT',
+        `${file}: 'data' holds ${data.data.length} bytes; its shape [${n}, ${PIXELS}] needs ${n * PIXELS}`,
+        { files: [file] },
+      )
     }
     if (!Array.isArray(labels) || labels.length !== n) {
       throw new DataError('DATA_CORRUPT', `${file}: 'labels' should be a list of ${n} labels, one per image`, { files: [file] })
     }
     const bad = labels.findIndex((l) => typeof l !== 'number' || !Number.isInteger(l) || l < 0 || l >= classes.length)
     if (bad >= 0) {
-      throw new DataError('DATA_CORRUPT', `${file}: label ${String(labels[bad])} at index ${bad}; expected 0..${classes.length - 1}`, { files: [file] })
+      throw new DataError('DATA_CORRUPT', `${file}: label ${String(labels[bad])} at index ${bad}; expected 0..${classes.length - 1}`, {
+        files: [file],
+      })
     }
     parts.push({ data: data.data, labels: labels as number[] })
   }

@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { writeFileAtomic } from '../util/atomic-write.ts'
 
 /** Hex digits kept of a sha256: 128 bits, plenty to tell files apart, and half the memo. */
 const HASH_HEX = 32
@@ -128,7 +129,11 @@ export async function hashFolder(cacheDir: string, root: string, folder: FolderS
   const memo = memoFile(cacheDir, root)
   const { rels, stats } = folder
   // Numbers hashed as bytes: turning 200 000 of them into text would cost more than the stats themselves.
-  const statsHash = crypto.createHash('sha256').update(rels.join('\n')).update(stats.subarray(0, 4 * rels.length)).digest('hex')
+  const statsHash = crypto
+    .createHash('sha256')
+    .update(rels.join('\n'))
+    .update(stats.subarray(0, 4 * rels.length))
+    .digest('hex')
   const header = await readMemoHeader(memo)
   if (header && header.version === MEMO_VERSION && header.root === root && header.stats === statsHash && header.count === rels.length) {
     return { digest: header.digest, memo, wrote: false }
@@ -148,22 +153,10 @@ export async function hashFolder(cacheDir: string, root: string, folder: FolderS
   }
   const digest = folderDigest(hashed)
   const head: MemoHeader = { version: MEMO_VERSION, root, stats: statsHash, digest, count: rels.length }
-  await writeAtomic(memo, `${JSON.stringify(head)}\n${lines.join('\n')}\n`).catch((err: Error) => {
+  await writeFileAtomic(memo, `${JSON.stringify(head)}\n${lines.join('\n')}\n`).catch((err: Error) => {
     process.emitWarning(`convkit: could not write the content-hash memo ${memo}: ${err.message}`)
   })
   return { digest, memo, wrote: true }
-}
-
-async function writeAtomic(file: string, data: string): Promise<void> {
-  await fsp.mkdir(path.dirname(file), { recursive: true })
-  const temp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`
-  try {
-    await fsp.writeFile(temp, data)
-    await fsp.rename(temp, file)
-  } catch (err) {
-    await fsp.rm(temp, { force: true })
-    throw err
-  }
 }
 
 /** What a split of an image archive holds: its folder inside the archive and the digest of its images. */
@@ -213,7 +206,7 @@ async function updateArchiveMemo(cacheDir: string, change: (memo: ArchiveMemo) =
     change(memo)
     keepNewest(memo.paths)
     keepNewest(memo.contents)
-    await writeAtomic(archiveMemoFile(cacheDir), JSON.stringify(memo))
+    await writeFileAtomic(archiveMemoFile(cacheDir), JSON.stringify(memo))
   } catch (err) {
     process.emitWarning(`convkit: could not write the archive memo in ${cacheDir}: ${(err as Error).message}`)
   }
@@ -233,14 +226,21 @@ export async function sha256File(file: string): Promise<string> {
 export async function archiveSha256(cacheDir: string, file: string, stat: fs.Stats): Promise<string> {
   const memo = await readArchiveMemo(cacheDir)
   const known = memo.paths[file]
-  if (known && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino) return known.sha256
+  if (known && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino)
+    return known.sha256
   const sha256 = await sha256File(file)
   await rememberArchive(cacheDir, file, stat, sha256)
   return sha256
 }
 
 /** Remembers that `file`, as `stat` describes it, has `sha256` (also when it was computed while reading it). */
-export async function rememberArchive(cacheDir: string, file: string, stat: fs.Stats, sha256: string, layout?: ArchiveLayout): Promise<void> {
+export async function rememberArchive(
+  cacheDir: string,
+  file: string,
+  stat: fs.Stats,
+  sha256: string,
+  layout?: ArchiveLayout,
+): Promise<void> {
   await updateArchiveMemo(cacheDir, (memo) => {
     const now = Date.now()
     memo.paths[file] = { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256, lastUsed: now }

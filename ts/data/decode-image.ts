@@ -40,15 +40,28 @@ function pipeline(input: string | Buffer | RawInput): ReturnType<typeof sharp> {
  * `offset`. Resizing stretches to the exact size, as torchvision's `Resize((h, w))` does, unless `resizeShorter` or `resize`
  * asks for a centre crop of a larger resize.
  */
-export async function decodeInto(input: string | Buffer | RawInput, options: DecodeOptions, out: Uint8Array, offset: number): Promise<void> {
+export async function decodeInto(
+  input: string | Buffer | RawInput,
+  options: DecodeOptions,
+  out: Uint8Array,
+  offset: number,
+): Promise<void> {
   const [height, width] = options.size
   let image = pipeline(input)
   const kernel = options.interpolation ? KERNELS[options.interpolation] : undefined
   const [h1, w1] = await resizedSize(image, options)
   if (h1 !== height || w1 !== width) {
     // Resize to a buffer first: sharp applies extract before resize within one pipeline.
-    const resized = await image.resize(w1, h1, { fit: 'fill', ...(kernel ? { kernel } : {}) }).raw().toBuffer({ resolveWithObject: true })
-    image = sharp(resized.data, { raw: resized.info }).extract({ left: Math.floor((w1 - width) / 2), top: Math.floor((h1 - height) / 2), width, height })
+    const resized = await image
+      .resize(w1, h1, { fit: 'fill', ...(kernel ? { kernel } : {}) })
+      .raw()
+      .toBuffer({ resolveWithObject: true })
+    image = sharp(resized.data, { raw: resized.info }).extract({
+      left: Math.floor((w1 - width) / 2),
+      top: Math.floor((h1 - height) / 2),
+      width,
+      height,
+    })
   } else {
     image = image.resize(width, height, { fit: 'fill', ...(kernel ? { kernel } : {}) })
   }

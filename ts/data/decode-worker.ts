@@ -31,7 +31,12 @@ async function run(job: DecodeJob): Promise<void> {
         try {
           const input = job.files[start + i]!
           // The IPC channel delivers Buffers as plain Uint8Arrays; sharp wants a Buffer.
-          await decodeInto(typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength), job.options, pixels, i * perImage)
+          await decodeInto(
+            typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength),
+            job.options,
+            pixels,
+            i * perImage,
+          )
         } catch (err) {
           failed.push({ index: start + i, reason: (err as Error).message })
         }

@@ -1,6 +1,6 @@
 // Decodes an image folder once and keeps the uint8 result in one binary file keyed by the images' content, so later
 // runs (from this path or any copy) skip decoding.
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import os from 'node:os'
@@ -13,6 +13,7 @@ import { hashFolder, pushStat, type FolderStats } from './content-hash.ts'
 import { entryKind, IMAGE_EXTENSIONS, readImageFolder, type ImageFolderOptions, type ImageFolderResult } from './image-folder.ts'
 import { decodeJpegsNatively } from './native-jpeg.ts'
 import { decodeInProcesses } from './parallel-decode.ts'
+import { writeAtomicWith } from '../util/atomic-write.ts'
 
 export interface CachedImageFolderOptions extends ImageFolderOptions {
   /** Folder the decoded cache goes in (under `decoded/`). Defaults to `~/.cache/convkit/datasets` (see `datasetCacheDir`). */
@@ -68,7 +69,8 @@ interface Header {
  */
 export function decodedKey(digest: string, size: [number, number], channels: number, resizeShorter?: number): string {
   // Stretching (no resizeShorter) keeps the key it always had.
-  const parts = resizeShorter === undefined ? [VERSION, DECODER, size, channels, digest] : [VERSION, DECODER, size, channels, digest, resizeShorter]
+  const parts =
+    resizeShorter === undefined ? [VERSION, DECODER, size, channels, digest] : [VERSION, DECODER, size, channels, digest, resizeShorter]
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)
 }
 
@@ -123,7 +125,10 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
     }
     const result = await decodeFolder(absRoot, listing, { ...options, size, channels })
     const bytes = await writeDecoded(file, key, result, absRoot)
-    await recordCacheUse(dir, [...(bytes === undefined ? [] : [{ file, kind: 'decoded' as const, source: absRoot, bytes }]), memoUse], { wrote: true, maxBytes })
+    await recordCacheUse(dir, [...(bytes === undefined ? [] : [{ file, kind: 'decoded' as const, source: absRoot, bytes }]), memoUse], {
+      wrote: true,
+      maxBytes,
+    })
     return result
   })
 }
@@ -133,7 +138,11 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
  * whenever something is off) with `readImageFolder`, which then also produces the errors and skip lists: bad images
  * cost a second, in-process pass, but their handling stays in one place.
  */
-async function decodeFolder(root: string, listing: Listing, options: CachedImageFolderOptions & { size: [number, number]; channels: 1 | 3 }): Promise<ImageFolderResult> {
+async function decodeFolder(
+  root: string,
+  listing: Listing,
+  options: CachedImageFolderOptions & { size: [number, number]; channels: 1 | 3 },
+): Promise<ImageFolderResult> {
   const processes = Math.max(1, Math.floor(options.processes ?? os.availableParallelism()))
   const { size, channels, resizeShorter } = options
   const bar = new ProgressBar(`decode ${path.basename(root)}`, { total: listing.files.length, rateUnit: ' img/s', quiet: options.quiet })
@@ -141,14 +150,24 @@ async function decodeFolder(root: string, listing: Listing, options: CachedImage
     const { pixels, rest } = await decodeJpegsNatively(listing.files, { size, channels, resizeShorter }, (n) => bar.update(n))
     const inChildren = processes > 1 && rest.length > 0 && (options.processes !== undefined || rest.length >= PARALLEL_MIN_IMAGES)
     const decoded = inChildren
-      ? await decodeInProcesses(rest.map((i) => listing.files[i]!), { size, channels, resizeShorter }, Math.min(processes, rest.length), (n) =>
-          bar.update(listing.files.length - rest.length + n),
+      ? await decodeInProcesses(
+          rest.map((i) => listing.files[i]!),
+          { size, channels, resizeShorter },
+          Math.min(processes, rest.length),
+          (n) => bar.update(listing.files.length - rest.length + n),
         )
       : undefined
     if (rest.length === 0 || (decoded && decoded.failed.length === 0)) {
       const perImage = channels * size[0] * size[1]
       rest.forEach((i, k) => pixels.set(decoded!.pixels.subarray(k * perImage, (k + 1) * perImage), i * perImage))
-      return { pixels, labels: listing.labels, shape: [channels, size[0], size[1]], classes: listing.classes, files: listing.files, skipped: [] }
+      return {
+        pixels,
+        labels: listing.labels,
+        shape: [channels, size[0], size[1]],
+        classes: listing.classes,
+        files: listing.files,
+        skipped: [],
+      }
     }
   } catch (err) {
     process.emitWarning(`convkit: decoding ${root} in parallel failed (${(err as Error).message}); decoding it again in this process`)
@@ -328,26 +347,17 @@ async function writeDecodedOrThrow(file: string, key: string, result: ImageFolde
   const labels = Buffer.alloc(header.count * 4)
   result.labels.forEach((l, i) => labels.writeInt32LE(l, i * 4))
 
-  await fsp.mkdir(path.dirname(file), { recursive: true })
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
-  const fh = await fsp.open(temp, 'w')
-  try {
-    await writeFully(fh, prefix, 0)
-    await writeFully(fh, headerBytes, PREFIX)
-    await writeFully(fh, labels, header.labelsOffset)
-    await writeFully(fh, result.pixels, header.pixelsOffset)
-    await fh.truncate(header.totalBytes)
-  } catch (err) {
-    await fh.close()
-    await fsp.rm(temp, { force: true })
-    throw err
-  }
-  await fh.close()
-  try {
-    await fsp.rename(temp, file)
-  } catch (err) {
-    await fsp.rm(temp, { force: true })
-    throw err
-  }
+  await writeAtomicWith(file, async (temp) => {
+    const fh = await fsp.open(temp, 'w')
+    try {
+      await writeFully(fh, prefix, 0)
+      await writeFully(fh, headerBytes, PREFIX)
+      await writeFully(fh, labels, header.labelsOffset)
+      await writeFully(fh, result.pixels, header.pixelsOffset)
+      await fh.truncate(header.totalBytes)
+    } finally {
+      await fh.close()
+    }
+  })
   return diskUsage(file)
 }

@@ -80,10 +80,14 @@ export async function download(url: string, dest: string, options: DownloadOptio
     throw new InputError('INVALID_OPTION', `download md5 ${JSON.stringify(options.md5)} for ${url}: expected 32 hex digits`)
   }
   if (options.sha256 !== undefined && !/^[0-9a-f]{8,64}$/i.test(options.sha256)) {
-    throw new InputError('INVALID_OPTION', `download sha256 ${JSON.stringify(options.sha256)} for ${url}: expected 8 to 64 hex digits (the hash or its beginning)`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `download sha256 ${JSON.stringify(options.sha256)} for ${url}: expected 8 to 64 hex digits (the hash or its beginning)`,
+    )
   }
   const retries = options.retries ?? 2
-  if (!Number.isInteger(retries) || retries < 0) throw new InputError('INVALID_OPTION', `download retries: expected a whole number ≥ 0, got ${retries}`)
+  if (!Number.isInteger(retries) || retries < 0)
+    throw new InputError('INVALID_OPTION', `download retries: expected a whole number ≥ 0, got ${retries}`)
 
   const target = path.resolve(dest)
   await fsp.mkdir(path.dirname(target), { recursive: true })
@@ -121,9 +125,13 @@ export async function download(url: string, dest: string, options: DownloadOptio
     if (!actual.startsWith(expected)) {
       await fsp.rm(attempt.partial, { force: true })
       const what = expected.length === 64 ? `expected ${expected}` : `expected it to start with ${expected}`
-      throw new DataError('CHECKSUM_MISMATCH', `download of ${url} into ${target} has SHA-256 ${actual}, ${what}; the file was deleted (${attempt.partial})`, {
-        files: [target],
-      })
+      throw new DataError(
+        'CHECKSUM_MISMATCH',
+        `download of ${url} into ${target} has SHA-256 ${actual}, ${what}; the file was deleted (${attempt.partial})`,
+        {
+          files: [target],
+        },
+      )
     }
   }
   await fsp.rename(attempt.partial, target)
@@ -131,7 +139,11 @@ export async function download(url: string, dest: string, options: DownloadOptio
 }
 
 function cancelled(attempt: Attempt, cause: unknown): CancelledError {
-  return new CancelledError('CANCELLED', `download of ${attempt.url.href} was cancelled; ${attempt.partial} is kept and a later call resumes it`, { cause })
+  return new CancelledError(
+    'CANCELLED',
+    `download of ${attempt.url.href} was cancelled; ${attempt.partial} is kept and a later call resumes it`,
+    { cause },
+  )
 }
 
 /** Hex MD5 of a file, read as a stream so large files need no large buffer. */
@@ -172,7 +184,9 @@ async function fetchInto(attempt: Attempt): Promise<void> {
   }
   if (status !== 200 && status !== 206) {
     res.resume()
-    throw failed(`GET ${attempt.url.href} answered ${status} ${res.statusMessage ?? ''}; expected 200`.trim(), [attempt.dest], { retry: status >= 500 })
+    throw failed(`GET ${attempt.url.href} answered ${status} ${res.statusMessage ?? ''}; expected 200`.trim(), [attempt.dest], {
+      retry: status >= 500,
+    })
   }
 
   const length = Number(res.headers['content-length'])
@@ -183,7 +197,11 @@ async function fetchInto(attempt: Attempt): Promise<void> {
     if (!range || Number(range[1]) !== start) {
       res.resume()
       await fsp.rm(attempt.partial, { force: true })
-      throw failed(`GET ${attempt.url.href} answered 206 with Content-Range ${JSON.stringify(res.headers['content-range'])}, expected bytes ${start}-…; restarting`, [attempt.dest], { retry: true })
+      throw failed(
+        `GET ${attempt.url.href} answered 206 with Content-Range ${JSON.stringify(res.headers['content-range'])}, expected bytes ${start}-…; restarting`,
+        [attempt.dest],
+        { retry: true },
+      )
     }
     offset = start
     total = range[2] !== '*' ? Number(range[2]) : total === undefined ? undefined : start + total
@@ -191,7 +209,12 @@ async function fetchInto(attempt: Attempt): Promise<void> {
 
   if (!attempt.bar || attempt.bar.total !== total) {
     attempt.bar?.done()
-    attempt.bar = new ProgressBar(`download ${path.basename(attempt.dest)}`, { total, format: formatBytes, rateUnit: '/s', quiet: attempt.options.quiet })
+    attempt.bar = new ProgressBar(`download ${path.basename(attempt.dest)}`, {
+      total,
+      format: formatBytes,
+      rateUnit: '/s',
+      quiet: attempt.options.quiet,
+    })
   }
   const bar = attempt.bar
   const onProgress = attempt.options.onProgress
@@ -219,17 +242,26 @@ async function fetchInto(attempt: Attempt): Promise<void> {
   // Ending (not destroying) the stream flushes every byte received, so a resume starts exactly where this left off.
   out.end()
   await closed
-  if (writeError) throw new FileError('IO_ERROR', `cannot write the download ${attempt.partial}: ${writeError.message}`, { cause: writeError })
+  if (writeError)
+    throw new FileError('IO_ERROR', `cannot write the download ${attempt.partial}: ${writeError.message}`, { cause: writeError })
   const of = total === undefined ? '' : ` of ${total}`
   if (dropped) {
     const why = attempt.timedOut ? `no data for ${attempt.idleMs / 1000} s` : (dropped.cause as Error).message
-    throw failed(`download of ${attempt.url.href} was interrupted after ${received}${of} bytes (${why}); ${attempt.partial} is kept for resuming`, [attempt.dest], {
-      cause: dropped.cause,
-      retry: true,
-    })
+    throw failed(
+      `download of ${attempt.url.href} was interrupted after ${received}${of} bytes (${why}); ${attempt.partial} is kept for resuming`,
+      [attempt.dest],
+      {
+        cause: dropped.cause,
+        retry: true,
+      },
+    )
   }
   if (total !== undefined && received !== total) {
-    throw failed(`download of ${attempt.url.href} ended after ${received}${of} bytes; ${attempt.partial} is kept for resuming`, [attempt.dest], { retry: true })
+    throw failed(
+      `download of ${attempt.url.href} ended after ${received}${of} bytes; ${attempt.partial} is kept for resuming`,
+      [attempt.dest],
+      { retry: true },
+    )
   }
 }
 
@@ -250,7 +282,11 @@ function request(url: URL, headers: Record<string, string>, attempt: Attempt): P
   return new Promise((resolve, reject) => {
     const client = url.protocol === 'https:' ? https : http
     // identity: a compressed body would break both the Range arithmetic and the byte count.
-    const req = client.get(url, { headers: { ...headers, 'Accept-Encoding': 'identity', 'User-Agent': 'convkit' }, signal: attempt.options.signal }, resolve)
+    const req = client.get(
+      url,
+      { headers: { ...headers, 'Accept-Encoding': 'identity', 'User-Agent': 'convkit' }, signal: attempt.options.signal },
+      resolve,
+    )
     req.setTimeout(attempt.idleMs, () => {
       attempt.timedOut = true
       req.destroy(new Error(`no data for ${attempt.idleMs / 1000} s`))

@@ -13,7 +13,18 @@ const IMAGES_HEADER = 16
 const LABELS_HEADER = 8
 
 /** Fashion-MNIST's class names, in label order. */
-export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+export const FASHION_MNIST_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+]
 
 const gunzip = promisify(zlib.gunzip)
 
@@ -33,25 +44,33 @@ async function readIdx(file: string): Promise<Buffer> {
   try {
     raw = await fsp.readFile(file)
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new DataError('DATA_NOT_FOUND', `idx file ${file} is missing`, { cause, files: [file] })
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new DataError('DATA_NOT_FOUND', `idx file ${file} is missing`, { cause, files: [file] })
     throw cause
   }
   if (!file.toLowerCase().endsWith('.gz')) return raw
   try {
     return await gunzip(raw)
   } catch (cause) {
-    throw new DataError('DATA_CORRUPT', `idx file ${file} is not a readable gzip file (${(cause as Error).message}); it may be truncated`, { cause, files: [file] })
+    throw new DataError('DATA_CORRUPT', `idx file ${file} is not a readable gzip file (${(cause as Error).message}); it may be truncated`, {
+      cause,
+      files: [file],
+    })
   }
 }
 
 function checkMagic(bytes: Buffer, file: string, expected: number, what: string): void {
   if (bytes.length < 4) {
-    throw new DataError('DATA_CORRUPT', `idx file ${file} is ${bytes.length} bytes, too short for a header; expected an idx ${what} file`, { files: [file] })
+    throw new DataError('DATA_CORRUPT', `idx file ${file} is ${bytes.length} bytes, too short for a header; expected an idx ${what} file`, {
+      files: [file],
+    })
   }
   const magic = bytes.readUInt32BE(0)
   if (magic !== expected) {
     const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`
-    throw new DataError('DATA_CORRUPT', `idx file ${file} has magic number ${hex(magic)}; expected ${hex(expected)} (${what})`, { files: [file] })
+    throw new DataError('DATA_CORRUPT', `idx file ${file} has magic number ${hex(magic)}; expected ${hex(expected)} (${what})`, {
+      files: [file],
+    })
   }
 }
 
@@ -59,7 +78,11 @@ function checkSize(bytes: Buffer, file: string, expected: number, header: string
   if (bytes.length === expected) return
   const which = compressed ? ' once decompressed' : ''
   const fault = bytes.length < expected ? 'it is truncated' : 'it has trailing bytes'
-  throw new DataError('DATA_CORRUPT', `idx file ${file} is ${bytes.length} bytes${which}; its header (${header}) needs ${expected}, so ${fault}`, { files: [file] })
+  throw new DataError(
+    'DATA_CORRUPT',
+    `idx file ${file} is ${bytes.length} bytes${which}; its header (${header}) needs ${expected}, so ${fault}`,
+    { files: [file] },
+  )
 }
 
 /**
@@ -85,9 +108,13 @@ export async function readIdxPair(imagesPath: string, labelsPath: string, option
   const labelCount = labelBytes.readUInt32BE(4)
   checkSize(labelBytes, labelsPath, LABELS_HEADER + labelCount, `${labelCount} labels`, labelsPath.endsWith('.gz'))
   if (labelCount !== count) {
-    throw new DataError('DATA_CORRUPT', `idx files disagree: ${imagesPath} holds ${count} images but ${labelsPath} holds ${labelCount} labels; expected one label per image`, {
-      files: [imagesPath, labelsPath],
-    })
+    throw new DataError(
+      'DATA_CORRUPT',
+      `idx files disagree: ${imagesPath} holds ${count} images but ${labelsPath} holds ${labelCount} labels; expected one label per image`,
+      {
+        files: [imagesPath, labelsPath],
+      },
+    )
   }
   if (count === 0) throw new DataError('DATA_EMPTY', `idx file ${imagesPath} holds no images`, { files: [imagesPath] })
 
@@ -95,7 +122,11 @@ export async function readIdxPair(imagesPath: string, labelsPath: string, option
   const maxLabel = labels.reduce((a, b) => Math.max(a, b), 0)
   const classes = options.classes ?? defaultClasses(imagesPath, maxLabel)
   if (maxLabel >= classes.length) {
-    throw new DataError('DATA_CORRUPT', `idx file ${labelsPath} has label ${maxLabel}; expected 0..${classes.length - 1} (one per class name)`, { files: [labelsPath] })
+    throw new DataError(
+      'DATA_CORRUPT',
+      `idx file ${labelsPath} has label ${maxLabel}; expected 0..${classes.length - 1} (one per class name)`,
+      { files: [labelsPath] },
+    )
   }
   // The rows are already one plane per image, which is channel-first with a single channel.
   const pixels = new Uint8Array(images.buffer, images.byteOffset + IMAGES_HEADER, count * rows * cols)
@@ -144,7 +175,11 @@ export async function loadIdxDir(dir: string, options: IdxOptions = {}): Promise
     // The uncompressed file wins when both are there: it is the one someone unpacked on purpose.
     const hit = bases.flatMap((b) => [b, `${b}.gz`]).find((n) => names.includes(n))
     if (!hit) {
-      throw new DataError('DATA_NOT_FOUND', `idx folder ${dir} has no ${bases[0]} (or ${bases[0]}.gz); expected the four MNIST-style files`, { files: [dir] })
+      throw new DataError(
+        'DATA_NOT_FOUND',
+        `idx folder ${dir} has no ${bases[0]} (or ${bases[0]}.gz); expected the four MNIST-style files`,
+        { files: [dir] },
+      )
     }
     return path.join(dir, hit)
   }

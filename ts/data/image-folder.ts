@@ -80,7 +80,9 @@ export async function listImageFolder(root: string): Promise<{ classes: string[]
   for (const [label, name] of classes.entries()) {
     const dir = path.join(root, name)
     const images = (await listDir(dir))
-      .filter((e) => !e.name.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()) && entryKind(dir, e) === 'file')
+      .filter(
+        (e) => !e.name.startsWith('.') && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()) && entryKind(dir, e) === 'file',
+      )
       .map((e) => e.name)
       .sort()
     if (images.length === 0) {
@@ -123,11 +125,18 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
 
   if (failed.length > 0 && !options.skipBadImages) {
     failed.sort((a, b) => a.file.localeCompare(b.file))
-    const shown = failed.slice(0, 3).map((f) => `${f.file} (${f.reason})`).join('; ')
+    const shown = failed
+      .slice(0, 3)
+      .map((f) => `${f.file} (${f.reason})`)
+      .join('; ')
     const more = failed.length > 3 ? ` and ${failed.length - 3} more` : ''
-    throw new DataError('DATA_BAD_IMAGE', `${failed.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`, {
-      files: failed.map((f) => f.file),
-    })
+    throw new DataError(
+      'DATA_BAD_IMAGE',
+      `${failed.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`,
+      {
+        files: failed.map((f) => f.file),
+      },
+    )
   }
   if (failed.length === 0) {
     return { pixels, labels: Int32Array.from(labels), shape: [decode.channels, h, w], classes, files, skipped: [] }

@@ -95,7 +95,13 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
     const copy = await findCifar10(cacheDir)
     const { train, test } = copy
       ? await readCifar10Copy(cacheDir, copy)
-      : await loadCifar10({ cacheDir: options.cacheDir, baseUrl: options.baseUrl, quiet: options.quiet, signal: options.signal, cacheMaxBytes: options.cacheMaxBytes })
+      : await loadCifar10({
+          cacheDir: options.cacheDir,
+          baseUrl: options.baseUrl,
+          quiet: options.quiet,
+          signal: options.signal,
+          cacheMaxBytes: options.cacheMaxBytes,
+        })
     return { train, test, source: 'cifar10', format: copy?.format ?? 'cifar10-binary', skipped: [] }
   }
 
@@ -104,26 +110,44 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
   try {
     stat = await fsp.stat(resolved)
   } catch (cause) {
-    throw new DataError('DATA_NOT_FOUND', `data source ${source} does not exist (looked for ${resolved}); expected 'cifar10', a folder or a ${ARCHIVE_EXTENSIONS.join('/')} archive`, {
-      cause,
-      files: [resolved],
-    })
+    throw new DataError(
+      'DATA_NOT_FOUND',
+      `data source ${source} does not exist (looked for ${resolved}); expected 'cifar10', a folder or a ${ARCHIVE_EXTENSIONS.join('/')} archive`,
+      {
+        cause,
+        files: [resolved],
+      },
+    )
   }
   if (stat.isFile()) {
     if (!isArchive(resolved)) {
-      throw new InputError('INVALID_OPTION', `data source ${source} is a file but not a ${ARCHIVE_EXTENSIONS.join('/')} archive; expected 'cifar10', a folder or an archive`)
+      throw new InputError(
+        'INVALID_OPTION',
+        `data source ${source} is a file but not a ${ARCHIVE_EXTENSIONS.join('/')} archive; expected 'cifar10', a folder or an archive`,
+      )
     }
     const images = await readImageArchiveCached(resolved, stat, archiveOptions(options))
     if (images) {
       const { train, test, trainRoot, testRoot } = images
       const aligned = test && alignClasses(test, train.classes, testRoot!, trainRoot)
-      return { train, ...(aligned ? { test: aligned } : {}), format: 'image-folder', skipped: [...train.skipped, ...(test?.skipped ?? [])], source: resolved }
+      return {
+        train,
+        ...(aligned ? { test: aligned } : {}),
+        format: 'image-folder',
+        skipped: [...train.skipped, ...(test?.skipped ?? [])],
+        source: resolved,
+      }
     }
     const extracted = await extractArchive(resolved, options.cacheDir, { cacheMaxBytes: options.cacheMaxBytes })
     // Pinned while it is read, so that no write of this process evicts it meanwhile.
-    return withPinned([extracted], async () => ({ ...(await readFolder(await singleTopFolder(extracted), options)), source: resolved }), datasetCacheDir(options.cacheDir))
+    return withPinned(
+      [extracted],
+      async () => ({ ...(await readFolder(await singleTopFolder(extracted), options)), source: resolved }),
+      datasetCacheDir(options.cacheDir),
+    )
   }
-  if (!stat.isDirectory()) throw new DataError('DATA_NOT_FOUND', `data source ${source} is neither a folder nor a file`, { files: [resolved] })
+  if (!stat.isDirectory())
+    throw new DataError('DATA_NOT_FOUND', `data source ${source} is neither a folder nor a file`, { files: [resolved] })
   return { ...(await readFolder(resolved, options)), source: resolved }
 }
 
@@ -139,7 +163,6 @@ async function singleTopFolder(dir: string): Promise<string> {
   if (entries.length === 1 && only!.isDirectory()) return path.join(dir, only!.name)
   return dir
 }
-
 
 async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<LoadedData, 'source'>> {
   const cifar = await findCifar10(dir)
@@ -161,7 +184,12 @@ async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<L
     const testDir = path.join(dir, 'test')
     if (!(await isDirectory(testDir))) return { train, format: 'image-folder', skipped: train.skipped }
     const test = await readImageFolderCached(testDir, folderOptions)
-    return { train, test: alignClasses(test, train.classes, testDir, trainDir), format: 'image-folder', skipped: [...train.skipped, ...test.skipped] }
+    return {
+      train,
+      test: alignClasses(test, train.classes, testDir, trainDir),
+      format: 'image-folder',
+      skipped: [...train.skipped, ...test.skipped],
+    }
   }
   const train = await readImageFolderCached(dir, folderOptions)
   return { train, format: 'image-folder', skipped: train.skipped }
@@ -175,9 +203,13 @@ function alignClasses<T extends ImageSet>(test: T, classes: string[], testDir: s
   if (test.classes.join('\n') === classes.join('\n')) return test
   const extra = test.classes.filter((c) => !classes.includes(c))
   if (extra.length > 0) {
-    throw new DataError('DATA_CORRUPT', `${testDir} has class folder(s) ${extra.join(', ')} that ${trainDir} lacks; expected the test classes to be among the training classes (${classes.join(', ')})`, {
-      files: extra.map((c) => path.join(testDir, c)),
-    })
+    throw new DataError(
+      'DATA_CORRUPT',
+      `${testDir} has class folder(s) ${extra.join(', ')} that ${trainDir} lacks; expected the test classes to be among the training classes (${classes.join(', ')})`,
+      {
+        files: extra.map((c) => path.join(testDir, c)),
+      },
+    )
   }
   const toTrain = test.classes.map((c) => classes.indexOf(c))
   return { ...test, labels: test.labels.map((l) => toTrain[l]!), classes }

@@ -24,8 +24,13 @@ function nativeApplies(options: DecodeOptions): boolean {
   return options.resizeShorter === undefined || options.resizeShorter === Math.min(...options.size)
 }
 
-export async function decodeJpegsNatively(files: readonly string[], options: DecodeOptions, onProgress?: (decoded: number) => void): Promise<NativeJpegResult> {
-  if (!nativeApplies(options)) return { pixels: new Uint8Array(files.length * options.channels * options.size[0] * options.size[1]), rest: files.map((_, i) => i) }
+export async function decodeJpegsNatively(
+  files: readonly string[],
+  options: DecodeOptions,
+  onProgress?: (decoded: number) => void,
+): Promise<NativeJpegResult> {
+  if (!nativeApplies(options))
+    return { pixels: new Uint8Array(files.length * options.channels * options.size[0] * options.size[1]), rest: files.map((_, i) => i) }
   const [h, w] = options.size
   const perImage = options.channels * h * w
   const pixels = new Uint8Array(files.length * perImage)
@@ -43,7 +48,8 @@ export async function decodeJpegsNatively(files: readonly string[], options: Dec
 
 /** `decodeJpegsNatively` for encoded images in memory (entries read from an archive). */
 export async function decodeJpegBuffersNatively(buffers: readonly Buffer[], options: DecodeOptions): Promise<NativeJpegResult> {
-  if (!nativeApplies(options)) return { pixels: new Uint8Array(buffers.length * options.channels * options.size[0] * options.size[1]), rest: buffers.map((_, i) => i) }
+  if (!nativeApplies(options))
+    return { pixels: new Uint8Array(buffers.length * options.channels * options.size[0] * options.size[1]), rest: buffers.map((_, i) => i) }
   const [h, w] = options.size
   const perImage = options.channels * h * w
   const pixels = new Uint8Array(buffers.length * perImage)

@@ -42,7 +42,11 @@ export async function decodeInProcesses(
   const runShare = (from: number): Promise<void> =>
     new Promise((resolve, reject) => {
       const list = files.slice(from, from + share)
-      const child = fork(WORKER, [], { execArgv: process.execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const child = fork(WORKER, [], {
+        execArgv: process.execArgv,
+        serialization: 'advanced',
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      })
       children.push(child)
       let done = false
       child.on('message', (reply: DecodeReply) => {
@@ -58,7 +62,8 @@ export async function decodeInProcesses(
       child.on('error', reject)
       // 'close', not 'exit': it comes after the IPC channel has delivered every message.
       child.on('close', (code, signal) => {
-        if (!done) reject(new Error(`decoder process for images ${from}–${from + list.length - 1} exited with ${code ?? signal} before finishing`))
+        if (!done)
+          reject(new Error(`decoder process for images ${from}–${from + list.length - 1} exited with ${code ?? signal} before finishing`))
       })
       const job: DecodeJob = { files: list, options, chunk: 500 }
       child.send(job)

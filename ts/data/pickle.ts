@@ -57,8 +57,14 @@ export function readPickle(bytes: Uint8Array, name: string): PickleValue {
     fileKind: 'a pickle',
     // numpy arrays pickled by Python 2 hold their raw data in a `str`, so those stay bytes (`encoding='bytes'`).
     encoding: 'bytes',
-    error: (what, at) => new DataError('DATA_CORRUPT', `${name}: not a pickle this reader accepts: ${what} (at byte ${at} of ${bytes.length})`, { files: [name] }),
-    global: (qualified, fail) => (ALLOWED_GLOBALS.has(qualified) ? { kind: 'global', name: qualified } : fail(`it names ${qualified}, and only numpy arrays are accepted`)),
+    error: (what, at) =>
+      new DataError('DATA_CORRUPT', `${name}: not a pickle this reader accepts: ${what} (at byte ${at} of ${bytes.length})`, {
+        files: [name],
+      }),
+    global: (qualified, fail) =>
+      ALLOWED_GLOBALS.has(qualified)
+        ? { kind: 'global', name: qualified }
+        : fail(`it names ${qualified}, and only numpy arrays are accepted`),
     call,
     // cls.__new__(cls, *args): only numpy's types get here, and they are built as calls are.
     newObject: call,

@@ -29,7 +29,10 @@ function numeric(block: Buffer, start: number, length: number): number {
     for (let i = start + 1; i < start + length; i++) value = value * 256 + block[i]!
     return value
   }
-  const text = block.toString('latin1', start, start + length).replace(/[\0 ]+$/, '').trim()
+  const text = block
+    .toString('latin1', start, start + length)
+    .replace(/[\0 ]+$/, '')
+    .trim()
   return text === '' ? 0 : Number.parseInt(text, 8)
 }
 
@@ -63,7 +66,8 @@ export function looksLikeTar(block: Buffer): boolean {
 export function parseTarHeader(block: Buffer, damaged: (problem: string) => Error): TarHeader | null {
   if (isZeroBlock(block)) return null
   const sum = checksum(block)
-  if (!sum.ok) throw damaged(`is damaged (checksum ${sum.stored} stored, ${sum.computed} computed); the file is not a tar archive or was overwritten`)
+  if (!sum.ok)
+    throw damaged(`is damaged (checksum ${sum.stored} stored, ${sum.computed} computed); the file is not a tar archive or was overwritten`)
   const size = numeric(block, 124, 12)
   if (!Number.isSafeInteger(size) || size < 0) throw damaged('has an unreadable size field')
   const name = cString(block, 0, 100)

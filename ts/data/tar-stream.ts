@@ -50,7 +50,10 @@ export class TarStreamParser {
       if (!this.header) {
         if (this.pendingBytes < BLOCK) break
         const at = this.offset
-        const parsed = parseTarHeader(this.take(BLOCK), (problem) => new Error(`the tar header at byte ${at}${this.last ? ` (after entry ${this.last})` : ''} ${problem}`))
+        const parsed = parseTarHeader(
+          this.take(BLOCK),
+          (problem) => new Error(`the tar header at byte ${at}${this.last ? ` (after entry ${this.last})` : ''} ${problem}`),
+        )
         if (!parsed) {
           this.finished = true
           break
@@ -91,7 +94,10 @@ export class TarStreamParser {
   /** Throws when the stream ended inside an entry or a header. */
   end(): void {
     if (this.finished) return
-    if (this.header) throw new Error(`the archive ends inside entry ${this.header.name} (${this.header.size} bytes from byte ${this.header.at + BLOCK}); it is truncated`)
+    if (this.header)
+      throw new Error(
+        `the archive ends inside entry ${this.header.name} (${this.header.size} bytes from byte ${this.header.at + BLOCK}); it is truncated`,
+      )
     if (this.pendingBytes > 0) throw new Error(`the archive ends inside a tar header at byte ${this.offset}; it is truncated`)
   }
 

@@ -41,11 +41,17 @@ function integer(field: string, variable: string, given: unknown, env: Env, min:
   const raw = given ?? env[variable]
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw
   if (raw === undefined) {
-    throw new InputError('INVALID_OPTION', `option distributed.${field}: not given and ${variable} is not set; expected an integer >= ${min}`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `option distributed.${field}: not given and ${variable} is not set; expected an integer >= ${min}`,
+    )
   }
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     const from = given === undefined ? ` (from ${variable})` : ''
-    throw new InputError('INVALID_OPTION', `option distributed.${field}${from}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `option distributed.${field}${from}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`,
+    )
   }
   return value
 }
@@ -70,9 +76,11 @@ export function launchedAsRank(env: Env = process.env): boolean {
  * option (and the variable it came from).
  */
 export function resolveDistributed(given: DistributedOptions = {}, env: Env = process.env): ResolvedDistributed {
-  if (typeof given !== 'object' || given === null) throw new InputError('INVALID_OPTION', `option distributed: expected true or an object, got ${JSON.stringify(given)}`)
+  if (typeof given !== 'object' || given === null)
+    throw new InputError('INVALID_OPTION', `option distributed: expected true or an object, got ${JSON.stringify(given)}`)
   const unknown = Object.keys(given).filter((k) => !KEYS.includes(k))
-  if (unknown.length > 0) throw new InputError('INVALID_OPTION', `option distributed: unknown key(s) ${unknown.join(', ')}; expected some of ${KEYS.join(', ')}`)
+  if (unknown.length > 0)
+    throw new InputError('INVALID_OPTION', `option distributed: unknown key(s) ${unknown.join(', ')}; expected some of ${KEYS.join(', ')}`)
   const worldSize = integer('worldSize', 'WORLD_SIZE', given.worldSize, env, 1)
   const rank = integer('rank', 'RANK', given.rank, env, 0, worldSize - 1)
   const localRank = given.localRank ?? env.LOCAL_RANK ?? rank
@@ -81,7 +89,8 @@ export function resolveDistributed(given: DistributedOptions = {}, env: Env = pr
     throw new InputError('INVALID_OPTION', `option distributed.masterAddr: not given and MASTER_ADDR is not set; expected rank 0's address`)
   }
   const backend = given.backend ?? 'gloo'
-  if (backend !== 'gloo' && backend !== 'nccl') throw new InputError('INVALID_OPTION', `option distributed.backend: expected 'gloo' or 'nccl', got ${JSON.stringify(backend)}`)
+  if (backend !== 'gloo' && backend !== 'nccl')
+    throw new InputError('INVALID_OPTION', `option distributed.backend: expected 'gloo' or 'nccl', got ${JSON.stringify(backend)}`)
   const loopback = /^(127\.|localhost$|::1$)/.test(masterAddr)
   const glooHostname = given.glooHostname ?? (loopback && !env.GLOO_SOCKET_IFNAME ? '127.0.0.1' : undefined)
   return {

@@ -45,7 +45,8 @@ export function withoutFlag(argv: readonly string[], flag: string): string[] {
 function nonNegative(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined || raw === '') return fallback
   const n = Number(raw)
-  if (!Number.isInteger(n) || n < 0) throw new InputError('INVALID_OPTION', `${name}: expected a non-negative integer, got ${JSON.stringify(raw)}`)
+  if (!Number.isInteger(n) || n < 0)
+    throw new InputError('INVALID_OPTION', `${name}: expected a non-negative integer, got ${JSON.stringify(raw)}`)
   return n
 }
 
@@ -75,9 +76,13 @@ export async function launch(options: LaunchOptions): Promise<number> {
   const nproc = options.nproc
   const nnodes = Math.max(1, nonNegative('NNODES', env.NNODES, 1))
   const nodeRank = nonNegative('NODE_RANK', env.NODE_RANK, 0)
-  if (nodeRank >= nnodes) throw new InputError('INVALID_OPTION', `NODE_RANK: expected 0..${nnodes - 1} (NNODES is ${nnodes}), got ${nodeRank}`)
+  if (nodeRank >= nnodes)
+    throw new InputError('INVALID_OPTION', `NODE_RANK: expected 0..${nnodes - 1} (NNODES is ${nnodes}), got ${nodeRank}`)
   if (nnodes > 1 && (!env.MASTER_ADDR || !env.MASTER_PORT)) {
-    throw new InputError('INVALID_OPTION', `NNODES is ${nnodes}: set MASTER_ADDR and MASTER_PORT to node 0's address and a free port there, the same on every node`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `NNODES is ${nnodes}: set MASTER_ADDR and MASTER_PORT to node 0's address and a free port there, the same on every node`,
+    )
   }
   const masterAddr = env.MASTER_ADDR ?? '127.0.0.1'
   const masterPort = env.MASTER_PORT ?? String(await freePort())
@@ -153,10 +158,13 @@ export async function launch(options: LaunchOptions): Promise<number> {
             failed = exit
             // The others usually fail by themselves within a second (their collectives lose this peer); any still
             // running then (waiting at the rendezvous, say) are stopped.
-            killTimer = setTimeout(() => {
-              for (const c of alive()) c.kill('SIGTERM')
-              killTimer = setTimeout(() => alive().forEach((c) => c.kill('SIGKILL')), 5000)
-            }, (options.grace ?? 3) * 1000)
+            killTimer = setTimeout(
+              () => {
+                for (const c of alive()) c.kill('SIGTERM')
+                killTimer = setTimeout(() => alive().forEach((c) => c.kill('SIGKILL')), 5000)
+              },
+              (options.grace ?? 3) * 1000,
+            )
           }
           settle()
         })

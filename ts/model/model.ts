@@ -2,7 +2,7 @@
 // save and load it. The only holder of the native model handle: every native call goes through `call()`, which
 // turns native errors into ConvkitErrors.
 import path from 'node:path'
-import { call, callSync, native, type Native, type OptimizerConfig, type ParamGroup } from '../binding.ts'
+import { call, callSync, native, type Native, type ParamGroup } from '../binding.ts'
 import { datasetHandle, type TensorDataset } from '../data/tensor-dataset.ts'
 import { halfNormalization, type Normalization } from '../data/image-set.ts'
 import type { Device } from '../util/device.ts'
@@ -253,7 +253,8 @@ export class Model {
     if (spec === null) throw new InputError('INVALID_OPTION', 'Model.create: expected a spec or a zoo name (null only with pretrained)')
     if (typeof spec === 'string') {
       const classes = options.classes ?? options.classNames?.length
-      if (classes === undefined) throw new InputError('INVALID_OPTION', `Model.create(${JSON.stringify(spec)}): pass classes (or classNames) for a zoo architecture`)
+      if (classes === undefined)
+        throw new InputError('INVALID_OPTION', `Model.create(${JSON.stringify(spec)}): pass classes (or classNames) for a zoo architecture`)
       spec = zooModel(spec, { classes, inputSize: options.inputSize })
     }
     const device = options.device ?? 'auto'
@@ -295,7 +296,9 @@ export class Model {
   static async load(file: string, options: LoadOptions = {}): Promise<Model> {
     const device = options.device ?? 'auto'
     checkDevice(device)
-    const handle = await call(`loading ${file}`, () => native.NativeModel.load(file, { device, channelsLast: options.channelsLast, forTraining: options.forTraining }))
+    const handle = await call(`loading ${file}`, () =>
+      native.NativeModel.load(file, { device, channelsLast: options.channelsLast, forTraining: options.forTraining }),
+    )
     const meta = handle.metadata
     const extras: Extras = {}
     const classNames = parseMeta<string[]>(meta, META.classes, file)
@@ -332,7 +335,10 @@ export class Model {
    */
   setEvalInputSize(size: readonly [number, number] | null): void {
     if (size !== null && !(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d >= 1 && d <= 65535))) {
-      throw new InputError('INVALID_OPTION', `option evalInputSize: expected [height, width], integers in [1, 65535], got ${JSON.stringify(size)}`)
+      throw new InputError(
+        'INVALID_OPTION',
+        `option evalInputSize: expected [height, width], integers in [1, 65535], got ${JSON.stringify(size)}`,
+      )
     }
     callSync('setting the evaluation input size', () => this.#native.setEvalInputSize(size ? [...size] : null))
     const same = size && size[0] === this.spec.inputShape[1] && size[1] === this.spec.inputShape[2]
@@ -437,7 +443,14 @@ export class Model {
   /** Each layer, depth first, with its input and output shapes, parameters and whether it trains now. */
   layers(): LayerSummary[] {
     return callSync('summarizing the model', () => this.#native.layers()).map((l) => {
-      const row: LayerSummary = { kind: l.kind, depth: l.depth, inputShape: l.inputShape, outputShape: l.outputShape, params: l.params, trainable: l.trainable }
+      const row: LayerSummary = {
+        kind: l.kind,
+        depth: l.depth,
+        inputShape: l.inputShape,
+        outputShape: l.outputShape,
+        params: l.params,
+        trainable: l.trainable,
+      }
       if (l.name != null) row.name = l.name
       return row
     })
@@ -494,7 +507,10 @@ export class Model {
         next = source.next()
         // Queued before the report below is asked for: the libtorch thread takes calls in the order they are made.
         const launched = next.done ? undefined : launch(next.value)
-        const settled: [PromiseSettledResult<StepResult>, PromiseSettledResult<number | undefined>] = await Promise.allSettled([finish(current), launched])
+        const settled: [PromiseSettledResult<StepResult>, PromiseSettledResult<number | undefined>] = await Promise.allSettled([
+          finish(current),
+          launched,
+        ])
         const [report, queuing] = settled
         queued = queuing.status === 'fulfilled' ? queuing.value : undefined
         if (report.status === 'rejected') throw report.reason
@@ -514,12 +530,19 @@ export class Model {
    * JavaScript, as a streamed batch arrives: normalized with `normalization` (the model's by default) and augmented
    * on the device as `options` says.
    */
-  async trainBatchPixels(pixels: Uint8Array, labels: Int32Array | readonly number[], shape: readonly [number, number, number], options: StepOptions & { normalization?: Normalization } = {}): Promise<StepResult> {
+  async trainBatchPixels(
+    pixels: Uint8Array,
+    labels: Int32Array | readonly number[],
+    shape: readonly [number, number, number],
+    options: StepOptions & { normalization?: Normalization } = {},
+  ): Promise<StepResult> {
     checkSeed('batchSeed', options.batchSeed)
     checkSeed('runSeed', options.runSeed)
     const norm = options.normalization ?? this.normalization ?? halfNormalization(shape[0])
     const { normalization: _n, ...step } = options
-    return call('training step', () => this.#native.trainBatchPixels(pixels, toInt32(labels, 'labels'), [...shape], norm.mean, norm.std, step))
+    return call('training step', () =>
+      this.#native.trainBatchPixels(pixels, toInt32(labels, 'labels'), [...shape], norm.mean, norm.std, step),
+    )
   }
 
   /** One training step on normalized floats `[N, C, H, W]` and their labels, sent from JavaScript. */
@@ -540,10 +563,22 @@ export class Model {
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       const indices = options.indices ? toInt32(options.indices, 'indices') : null
-      let counts = await call('evaluation', () => this.#native.evaluate(datasetHandle(data), indices, batchSize, options.tta, options.averaged ?? true, token))
+      let counts = await call('evaluation', () =>
+        this.#native.evaluate(datasetHandle(data), indices, batchSize, options.tta, options.averaged ?? true, token),
+      )
       if (options.group) {
-        const sums = await options.group.allreduceSum([counts.count, counts.lossSum, counts.top1Correct, counts.top5Correct, ...counts.confusion], 'the evaluation counts')
-        counts = { count: sums[0]!, lossSum: sums[1]!, top1Correct: sums[2]!, top5Correct: sums[3]!, confusion: Array.from(sums.subarray(4)), classes: counts.classes }
+        const sums = await options.group.allreduceSum(
+          [counts.count, counts.lossSum, counts.top1Correct, counts.top5Correct, ...counts.confusion],
+          'the evaluation counts',
+        )
+        counts = {
+          count: sums[0]!,
+          lossSum: sums[1]!,
+          top1Correct: sums[2]!,
+          top5Correct: sums[3]!,
+          confusion: Array.from(sums.subarray(4)),
+          classes: counts.classes,
+        }
       }
       return metricsFromCounts(counts, data.classes)
     } finally {
@@ -580,16 +615,27 @@ export class Model {
    */
   async predict(images: readonly ImageInput[], options: PredictOptions = {}): Promise<Prediction[]> {
     if (!Array.isArray(images)) {
-      throw new InputError('INVALID_OPTION', `model.predict(images): expected an array of images, got ${typeof images}; for one image, pass [image] or call predict(image, modelPath)`)
+      throw new InputError(
+        'INVALID_OPTION',
+        `model.predict(images): expected an array of images, got ${typeof images}; for one image, pass [image] or call predict(image, modelPath)`,
+      )
     }
     const channels = this.spec.inputShape[0]
     const [height, width] = this.evalInputSize
-    if (channels !== 1 && channels !== 3) throw new InputError('BAD_SHAPE', `model input has ${channels} channels; prediction from images supports 1 or 3`)
+    if (channels !== 1 && channels !== 3)
+      throw new InputError('BAD_SHAPE', `model input has ${channels} channels; prediction from images supports 1 or 3`)
     const k = Math.min(options.topK ?? 5, this.classes)
     if (!Number.isInteger(k) || k < 1) throw new InputError('INVALID_OPTION', `option topK: expected an integer >= 1, got ${options.topK}`)
     const batchSize = options.batchSize ?? 512
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError('INVALID_OPTION', `option batchSize: expected an integer >= 1, got ${batchSize}`)
-    const decode = { size: [height, width] as [number, number], channels: channels as 1 | 3, resizeShorter: this.preprocessing?.resizeShorter, resize: this.preprocessing?.resize, interpolation: this.preprocessing?.interpolation }
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new InputError('INVALID_OPTION', `option batchSize: expected an integer >= 1, got ${batchSize}`)
+    const decode = {
+      size: [height, width] as [number, number],
+      channels: channels as 1 | 3,
+      resizeShorter: this.preprocessing?.resizeShorter,
+      resize: this.preprocessing?.resize,
+      interpolation: this.preprocessing?.interpolation,
+    }
     const names = this.classNames ?? []
     const results: Prediction[] = []
     for (let start = 0; start < images.length; start += batchSize) {
@@ -664,7 +710,8 @@ export class Model {
     }
     const metadata: Record<string, string> = {}
     for (const [key, value] of Object.entries(options.metadata ?? {})) {
-      if (key.startsWith('convkit.')) throw new InputError('INVALID_OPTION', `option metadata: key ${key} is reserved for ConvKit's own entries`)
+      if (key.startsWith('convkit.'))
+        throw new InputError('INVALID_OPTION', `option metadata: key ${key} is reserved for ConvKit's own entries`)
       metadata[key] = typeof value === 'string' ? value : JSON.stringify(value)
     }
     metadata[META.inputShape] = JSON.stringify([this.spec.inputShape[0], ...this.evalInputSize])
@@ -689,7 +736,10 @@ export class Model {
   }
 
   /** Loads a state dict of raw tensors (as `readTorchStateDict` returns them) into this model, strictly. */
-  async loadStateDict(tensors: ReadonlyMap<string, TorchTensor> | readonly TorchTensor[], options: LoadWeightsOptions & { source?: string } = {}): Promise<void> {
+  async loadStateDict(
+    tensors: ReadonlyMap<string, TorchTensor> | readonly TorchTensor[],
+    options: LoadWeightsOptions & { source?: string } = {},
+  ): Promise<void> {
     const list = tensors instanceof Map ? [...tensors.values()] : [...(tensors as readonly TorchTensor[])]
     const mapped: Native.BindingTensor[] = []
     for (const t of list) {
@@ -697,7 +747,9 @@ export class Model {
       if (name !== null) mapped.push({ name, dtype: t.dtype, shape: t.shape, data: t.data })
     }
     const source = options.source ?? '(a state dict)'
-    await call(`loading weights from ${source}`, () => this.#native.loadStateDict(mapped, source, options.keep ? [...options.keep] : undefined))
+    await call(`loading weights from ${source}`, () =>
+      this.#native.loadStateDict(mapped, source, options.keep ? [...options.keep] : undefined),
+    )
   }
 
   private async safetensorsAsTorch(file: string): Promise<TorchTensor[]> {

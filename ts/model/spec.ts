@@ -36,19 +36,28 @@ export function referenceCnn(options: { classes: number; inputShape?: Shape3 }):
  * or the reference CNN when there is none. Fails when the spec's input or output disagrees with the data. Images
  * may be stored larger than the model's input (random crops take the input size from them).
  */
-export function specForData(model: ModelSpec | ModelBuilder | ZooName | null, shape: Shape3, classes: number, inputSize?: [number, number] | null): ModelSpec {
+export function specForData(
+  model: ModelSpec | ModelBuilder | ZooName | null,
+  shape: Shape3,
+  classes: number,
+  inputSize?: [number, number] | null,
+): ModelSpec {
   const spec =
     typeof model === 'function'
       ? model({ classes, shape })
       : typeof model === 'string' && isZooName(model)
-        ? zooModel(model, { classes, inputSize: inputSize ?? [...ZOO[model].defaultInputSize] as [number, number] })
+        ? zooModel(model, { classes, inputSize: inputSize ?? ([...ZOO[model].defaultInputSize] as [number, number]) })
         : (model as ModelSpec | null)
   const input: Shape3 = inputSize ? [shape[0], inputSize[0], inputSize[1]] : shape
   const resolved = spec ? { ...spec, inputShape: spec.inputShape ?? input } : referenceCnn({ classes, inputShape: input })
   const [c, h, w] = resolved.inputShape
   if (c !== shape[0] || h > shape[1] || w > shape[2]) {
-    const hint = h > shape[1] || w > shape[2] ? `; images read from files take --size ${h}x${w} (size), or give the model a smaller inputSize` : ''
-    throw new InputError('INVALID_OPTION', `option model: inputShape [${resolved.inputShape}] does not match the data's images [${shape}]${hint}`)
+    const hint =
+      h > shape[1] || w > shape[2] ? `; images read from files take --size ${h}x${w} (size), or give the model a smaller inputSize` : ''
+    throw new InputError(
+      'INVALID_OPTION',
+      `option model: inputShape [${resolved.inputShape}] does not match the data's images [${shape}]${hint}`,
+    )
   }
   const last = resolved.layers.at(-1)
   if (last?.type === 'linear' && last.outFeatures !== classes) {

@@ -47,7 +47,10 @@ export function bad(field: string, expected: string, got: unknown): InputError {
   return new InputError('INVALID_OPTION', `option ${field}: expected ${expected}, got ${shown}`)
 }
 
-function declare<In, Out>(common: Common<Out>, rest: Pick<OptionDecl<In, Out>, 'check' | 'parse' | 'boolean'> & { metavar: string }): OptionDecl<In, Out> {
+function declare<In, Out>(
+  common: Common<Out>,
+  rest: Pick<OptionDecl<In, Out>, 'check' | 'parse' | 'boolean'> & { metavar: string },
+): OptionDecl<In, Out> {
   const def = common.default
   const fallback = typeof def === 'function' ? (def as (r: Record<string, unknown>) => Out) : () => def
   return {
@@ -65,7 +68,8 @@ function declare<In, Out>(common: Common<Out>, rest: Pick<OptionDecl<In, Out>, '
 
 function parseNumber(text: string, flag: string): number {
   const n = Number(text)
-  if (text.trim() === '' || !Number.isFinite(n)) throw new InputError('INVALID_OPTION', `--${flag}: expected a number, got ${JSON.stringify(text)}`)
+  if (text.trim() === '' || !Number.isFinite(n))
+    throw new InputError('INVALID_OPTION', `--${flag}: expected a number, got ${JSON.stringify(text)}`)
   return n
 }
 
@@ -123,7 +127,10 @@ export function boolean(common: Common<boolean>): OptionDecl<boolean> {
 
 /** One of `values`. */
 export function choice<const V extends string>(values: readonly V[], common: Common<V>): OptionDecl<V> {
-  const expected = values.map((v) => `'${v}'`).join(', ').replace(/, ([^,]*)$/, ' or $1')
+  const expected = values
+    .map((v) => `'${v}'`)
+    .join(', ')
+    .replace(/, ([^,]*)$/, ' or $1')
   return declare(common, {
     boolean: false,
     metavar: `<${values.join('|')}>`,
@@ -173,14 +180,17 @@ export function size(common: Common<[number, number]>): OptionDecl<[number, numb
       return [Number(m[1]), Number(m[2])]
     },
     check: (v, field) => {
-      if (!Array.isArray(v) || v.length !== 2 || !v.every((d) => Number.isInteger(d) && d > 0)) throw bad(field, '[height, width] of positive integers', v)
+      if (!Array.isArray(v) || v.length !== 2 || !v.every((d) => Number.isInteger(d) && d > 0))
+        throw bad(field, '[height, width] of positive integers', v)
       return [v[0], v[1]]
     },
   })
 }
 
 /** `[height, width]`, or null for "follow another option". */
-export function optionalSize(common: Common<[number, number] | null>): OptionDecl<[number, number] | null | undefined, [number, number] | null> {
+export function optionalSize(
+  common: Common<[number, number] | null>,
+): OptionDecl<[number, number] | null | undefined, [number, number] | null> {
   const inner = size({ ...common, default: [1, 1] })
   return declare<[number, number] | null | undefined, [number, number] | null>(common, {
     boolean: false,

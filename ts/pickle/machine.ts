@@ -124,7 +124,8 @@ export function unpickle<X>(bytes: Uint8Array, start: number, dialect: PickleDia
   }
   // Frozen, so that APPEND can tell a tuple from a list.
   const tuple = (items: Value[]) => Object.freeze(items) as Value[]
-  const integer = (n: bigint): number | bigint => (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n)
+  const integer = (n: bigint): number | bigint =>
+    n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n
   const longLE = (b: Uint8Array) => {
     let n = 0n
     for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]!)

@@ -69,12 +69,16 @@ async function prepare(input: ImageInput, i: number, decode: DecodeOptions, out:
       throw new InputError('BAD_SHAPE', `raw image #${i}: channels must be 1, 2, 3 or 4, got ${channels}`)
     }
     if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || data.length !== width * height * channels) {
-      throw new InputError('BAD_SHAPE', `raw image #${i}: expected width × height × channels = ${width} × ${height} × ${channels} = ${width * height * channels} bytes, got ${data.length}`)
+      throw new InputError(
+        'BAD_SHAPE',
+        `raw image #${i}: expected width × height × channels = ${width} × ${height} × ${channels} = ${width * height * channels} bytes, got ${data.length}`,
+      )
     }
     if (copyRaw(input, decode, out, offset)) return
     return decodeInto({ raw: input }, decode, out, offset)
   }
-  if (typeof input === 'string' && !fs.existsSync(input)) throw new DataError('DATA_NOT_FOUND', `image ${input} does not exist`, { files: [input] })
+  if (typeof input === 'string' && !fs.existsSync(input))
+    throw new DataError('DATA_NOT_FOUND', `image ${input} does not exist`, { files: [input] })
   try {
     await decodeInto(typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength), decode, out, offset)
   } catch (err) {

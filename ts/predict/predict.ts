@@ -25,7 +25,11 @@ const loaded = new Map<string, { mtimeMs: number; model: Promise<Model> }>()
  */
 export async function predict(image: ImageInput, modelPath: string, options?: PredictOptions): Promise<Prediction>
 export async function predict(image: readonly ImageInput[], modelPath: string, options?: PredictOptions): Promise<Prediction[]>
-export async function predict(image: ImageInput | readonly ImageInput[], modelPath: string, options: PredictOptions = {}): Promise<Prediction | Prediction[]> {
+export async function predict(
+  image: ImageInput | readonly ImageInput[],
+  modelPath: string,
+  options: PredictOptions = {},
+): Promise<Prediction | Prediction[]> {
   const mtimeMs = fs.statSync(modelPath, { throwIfNoEntry: false })?.mtimeMs ?? -1
   let entry = loaded.get(modelPath)
   if (!entry || entry.mtimeMs !== mtimeMs) {

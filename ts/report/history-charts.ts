@@ -28,17 +28,38 @@ const base = {
   ...CHART_SIZE,
   autosize: { type: 'fit', contains: 'padding' },
   background: 'white',
-  config: { font: 'DejaVu Sans', title: { fontSize: 18 }, axis: { labelFontSize: 12, titleFontSize: 14 }, legend: { labelFontSize: 12, titleFontSize: 13 } },
+  config: {
+    font: 'DejaVu Sans',
+    title: { fontSize: 18 },
+    axis: { labelFontSize: 12, titleFontSize: 14 },
+    legend: { labelFontSize: 12, titleFontSize: 13 },
+  },
 } as const
 
-function curves(title: string, yTitle: string, rows: { epoch: number; series: string; value: number }[], seriesTitle: string, history: HistoryFile): TopLevelSpec {
+function curves(
+  title: string,
+  yTitle: string,
+  rows: { epoch: number; series: string; value: number }[],
+  seriesTitle: string,
+  history: HistoryFile,
+): TopLevelSpec {
   const epochs = history.epochs.length
-  const x = { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: [1, Math.max(2, epochs)], nice: false }, axis: { tickMinStep: 1, format: 'd' } } as const
+  const x = {
+    field: 'epoch',
+    type: 'quantitative',
+    title: 'epoch',
+    scale: { domain: [1, Math.max(2, epochs)], nice: false },
+    axis: { tickMinStep: 1, format: 'd' },
+  } as const
   const layers: unknown[] = [
     {
       data: { values: rows.filter((r) => Number.isFinite(r.value)) },
       mark: { type: 'line', point: true, strokeWidth: 2 },
-      encoding: { x, y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } }, color: { field: 'series', type: 'nominal', title: seriesTitle } },
+      encoding: {
+        x,
+        y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false } },
+        color: { field: 'series', type: 'nominal', title: seriesTitle },
+      },
     },
   ]
   const marks = markers(history)
@@ -55,7 +76,14 @@ function curves(title: string, yTitle: string, rows: { epoch: number; series: st
       const atTop = i > 0
       layers.push({
         data: { values: [m] },
-        mark: { type: 'text', align: side, baseline: atTop ? 'top' : 'bottom', dx: side === 'left' ? 4 : -4, dy: atTop ? 4 : -4, fontSize: 12 },
+        mark: {
+          type: 'text',
+          align: side,
+          baseline: atTop ? 'top' : 'bottom',
+          dx: side === 'left' ? 4 : -4,
+          dy: atTop ? 4 : -4,
+          fontSize: 12,
+        },
         encoding: {
           x: { field: 'epoch', type: 'quantitative' },
           y: { value: atTop ? 0 : { expr: 'height' } },
@@ -75,7 +103,9 @@ function splitRows(history: HistoryFile, metric: 'top1' | 'top5' | 'loss') {
 }
 
 function classRows(history: HistoryFile, split: 'train' | 'test') {
-  return history.epochs.flatMap((e) => Object.entries(e[split]?.perClass ?? {}).map(([series, value]) => ({ epoch: e.epoch, series, value })))
+  return history.epochs.flatMap((e) =>
+    Object.entries(e[split]?.perClass ?? {}).map(([series, value]) => ({ epoch: e.epoch, series, value })),
+  )
 }
 
 function confusion(history: HistoryFile): TopLevelSpec {
@@ -83,7 +113,9 @@ function confusion(history: HistoryFile): TopLevelSpec {
   const tested = history.epochs.filter((e) => e.test?.confusion)
   const at = (tested.find((e) => e.epoch === history.best?.epoch) ?? tested.at(-1))?.epoch
   const matrix = history.epochs.find((e) => e.epoch === at)?.test?.confusion ?? []
-  const rows = matrix.flatMap((row, t) => row.map((count, p) => ({ true: history.classes[t] ?? String(t), predicted: history.classes[p] ?? String(p), count })))
+  const rows = matrix.flatMap((row, t) =>
+    row.map((count, p) => ({ true: history.classes[t] ?? String(t), predicted: history.classes[p] ?? String(p), count })),
+  )
   const order = history.classes
   const x = { field: 'predicted', type: 'ordinal', sort: order, title: 'predicted class', axis: { labelAngle: -40 } } as const
   const y = { field: 'true', type: 'ordinal', sort: order, title: 'true class' } as const
@@ -95,7 +127,12 @@ function confusion(history: HistoryFile): TopLevelSpec {
       { mark: 'rect', encoding: { x, y, color: { field: 'count', type: 'quantitative', title: 'images', scale: { scheme: 'blues' } } } },
       {
         mark: { type: 'text', fontSize: 11 },
-        encoding: { x, y, text: { field: 'count', type: 'quantitative' }, color: { condition: { test: `datum.count > ${Math.max(...rows.map((r) => r.count), 1) / 2}`, value: 'white' }, value: 'black' } },
+        encoding: {
+          x,
+          y,
+          text: { field: 'count', type: 'quantitative' },
+          color: { condition: { test: `datum.count > ${Math.max(...rows.map((r) => r.count), 1) / 2}`, value: 'white' }, value: 'black' },
+        },
       },
     ],
   } as unknown as TopLevelSpec
@@ -107,7 +144,13 @@ export function historyCharts(history: HistoryFile): Record<ChartName, TopLevelS
     top1: curves('Top-1 accuracy by epoch', 'top-1 accuracy (%)', splitRows(history, 'top1'), 'data', history),
     loss: curves('Cross-entropy loss by epoch', 'mean loss (nats per image)', splitRows(history, 'loss'), 'data', history),
     top5: curves('Top-5 accuracy by epoch', 'top-5 accuracy (%)', splitRows(history, 'top5'), 'data', history),
-    'per-class-train': curves('Per-class top-1 accuracy on training data', 'top-1 accuracy (%)', classRows(history, 'train'), 'class', history),
+    'per-class-train': curves(
+      'Per-class top-1 accuracy on training data',
+      'top-1 accuracy (%)',
+      classRows(history, 'train'),
+      'class',
+      history,
+    ),
     'per-class-test': curves('Per-class top-1 accuracy on test data', 'top-1 accuracy (%)', classRows(history, 'test'), 'class', history),
     confusion: confusion(history),
   }

@@ -43,7 +43,9 @@ function perClassTable(history: HistoryFile): string {
   const epoch = history.epochs.find((e) => e.epoch === history.best?.epoch) ?? history.epochs.at(-1)
   if (!epoch) return ''
   const splits = (['train', 'val', 'test'] as const).filter((s) => epoch[s])
-  const rows = history.classes.map((c) => `<tr><th>${esc(c)}</th>${splits.map((s) => `<td>${pct(epoch[s]!.perClass[c])}</td>`).join('')}</tr>`)
+  const rows = history.classes.map(
+    (c) => `<tr><th>${esc(c)}</th>${splits.map((s) => `<td>${pct(epoch[s]!.perClass[c])}</td>`).join('')}</tr>`,
+  )
   return `<table><thead><tr><th>class</th>${splits.map((s) => `<th>${s} top-1</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`
 }
 
@@ -54,7 +56,9 @@ export function reportHtml(input: ReportInput): string {
     .filter(([k]) => k !== 'model')
     .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(JSON.stringify(v))}</td></tr>`)
     .join('')
-  const charts = input.charts.map((c) => `<figure><img src="${dataUri(c.png)}" width="800" height="500" alt="${esc(c.name)} plot"></figure>`).join('\n')
+  const charts = input.charts
+    .map((c) => `<figure><img src="${dataUri(c.png)}" width="800" height="500" alt="${esc(c.name)} plot"></figure>`)
+    .join('\n')
   const predictions = input.predictions
     .map((p) => {
       const ok = p.truth === p.predicted

@@ -29,7 +29,11 @@ function escapeXml(s: string): string {
 }
 
 /** Lays images out `columns` wide with captions beneath, and renders the sheet to PNG. */
-export async function imageGrid(set: ImageSet, cells: readonly GridCell[], options: { columns?: number; scale?: number; title?: string } = {}): Promise<Buffer> {
+export async function imageGrid(
+  set: ImageSet,
+  cells: readonly GridCell[],
+  options: { columns?: number; scale?: number; title?: string } = {},
+): Promise<Buffer> {
   const columns = options.columns ?? 8
   const scale = options.scale ?? 3
   const [, h, w] = set.shape
@@ -45,12 +49,18 @@ export async function imageGrid(set: ImageSet, cells: readonly GridCell[], optio
     const x = 10 + (i % columns) * cellW
     const y = top + Math.floor(i / columns) * cellH
     const png = (await imagePng(set, cell.index, scale)).toString('base64')
-    parts.push(`<image x="${x + (cellW - 10 - w * scale) / 2}" y="${y}" width="${w * scale}" height="${h * scale}" href="data:image/png;base64,${png}"/>`)
+    parts.push(
+      `<image x="${x + (cellW - 10 - w * scale) / 2}" y="${y}" width="${w * scale}" height="${h * scale}" href="data:image/png;base64,${png}"/>`,
+    )
     cell.caption.forEach((text, k) => {
-      parts.push(`<text x="${x + (cellW - 10) / 2}" y="${y + h * scale + 15 + 16 * k}" fill="${cell.color ?? '#333'}">${escapeXml(text)}</text>`)
+      parts.push(
+        `<text x="${x + (cellW - 10) / 2}" y="${y + h * scale + 15 + 16 * k}" fill="${cell.color ?? '#333'}">${escapeXml(text)}</text>`,
+      )
     })
   }
-  const title = options.title ? `<text x="${width / 2}" y="24" font-size="18" font-weight="bold" fill="#000">${escapeXml(options.title)}</text>` : ''
+  const title = options.title
+    ? `<text x="${width / 2}" y="24" font-size="18" font-weight="bold" fill="#000">${escapeXml(options.title)}</text>`
+    : ''
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans" font-size="13" text-anchor="middle"><rect width="100%" height="100%" fill="white"/>${title}${parts.join('')}</svg>`
   return sharp(Buffer.from(svg), { density: 72 }).png().toBuffer()
 }

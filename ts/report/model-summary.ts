@@ -37,6 +37,18 @@ export function formatSummary(layers: readonly LayerSummary[], inputShape: reado
   const total = layers.reduce((a, l) => a + l.params, 0)
   const trainable = layers.reduce((a, l) => a + (l.trainable ? l.params : 0), 0)
   const rule = '─'.repeat(widths[0]! + widths[1]! + widths[2]! - 2)
-  const counts = trainable === total ? `${total.toLocaleString('en-US')} (all trainable)` : `${total.toLocaleString('en-US')} (${trainable.toLocaleString('en-US')} trainable, ${(total - trainable).toLocaleString('en-US')} frozen)`
-  return [rule, line(rows[0]!), rule.replace(/─/g, '═'), ...rows.slice(1).map(line), rule, `Total params: ${counts}`, `Size: ${formatBytes(total * 4)} (float32)`, rule].join('\n')
+  const counts =
+    trainable === total
+      ? `${total.toLocaleString('en-US')} (all trainable)`
+      : `${total.toLocaleString('en-US')} (${trainable.toLocaleString('en-US')} trainable, ${(total - trainable).toLocaleString('en-US')} frozen)`
+  return [
+    rule,
+    line(rows[0]!),
+    rule.replace(/─/g, '═'),
+    ...rows.slice(1).map(line),
+    rule,
+    `Total params: ${counts}`,
+    `Size: ${formatBytes(total * 4)} (float32)`,
+    rule,
+  ].join('\n')
 }

@@ -18,7 +18,11 @@ function perClass(classes: number, wanted: number): number {
 export async function samplesPng(set: ImageSet, indices: Int32Array): Promise<Buffer> {
   const picks = balancedSample(set.labels, set.classes.length, perClass(set.classes.length, 4), indices)
   const columns = Math.min(10, Math.max(4, set.classes.length))
-  return imageGrid(set, picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })), { columns, title: 'Training samples' })
+  return imageGrid(
+    set,
+    picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })),
+    { columns, title: 'Training samples' },
+  )
 }
 
 /** The images at `picks` as the model evaluates them: the centre of each at its evaluation input size. */
@@ -39,7 +43,13 @@ function modelInputs(set: ImageSet, picks: readonly number[], model: Model): Uin
 }
 
 /** Writes plots/ (six charts, SVG and PNG) and report.html for a finished or stopped run. */
-export async function writeRunReport(runDir: string, history: HistoryFile, model: Model, testSet: ImageSet, testIndices: Int32Array): Promise<void> {
+export async function writeRunReport(
+  runDir: string,
+  history: HistoryFile,
+  model: Model,
+  testSet: ImageSet,
+  testIndices: Int32Array,
+): Promise<void> {
   const charts = await plotHistory(history, path.join(runDir, 'plots'))
   const picks = balancedSample(testSet.labels, testSet.classes.length, perClass(testSet.classes.length, 3), testIndices)
   const probs = picks.length > 0 ? await model.predictPixels(modelInputs(testSet, picks, model), picks.length) : []
@@ -47,7 +57,12 @@ export async function writeRunReport(runDir: string, history: HistoryFile, model
     picks.map(async (index, j) => {
       const row = probs[j]!
       const best = row.indexOf(Math.max(...row))
-      return { png: await imagePng(testSet, index), truth: testSet.classes[testSet.labels[index]!]!, predicted: testSet.classes[best] ?? String(best), probability: row[best]! }
+      return {
+        png: await imagePng(testSet, index),
+        truth: testSet.classes[testSet.labels[index]!]!,
+        predicted: testSet.classes[best] ?? String(best),
+        probability: row[best]!,
+      }
     }),
   )
   // samples.png was drawn when the run started (a resumed run keeps the first one).

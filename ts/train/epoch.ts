@@ -35,7 +35,14 @@ function splitMetrics(m: EvalMetrics, withConfusion: boolean): SplitMetrics {
  * The training steps of one resident epoch: batch `b` is `order`'s b-th slice, trained with `optionsOf(b)`,
  * pipelined (`Model.trainBatches`: the next step is queued on the device before this one's report is read).
  */
-async function* residentSteps(model: Model, data: TensorDataset, order: Int32Array, batches: number, batchSize: number, optionsOf: (batch: number) => StepOptions): AsyncGenerator<TrainedBatch> {
+async function* residentSteps(
+  model: Model,
+  data: TensorDataset,
+  order: Int32Array,
+  batches: number,
+  batchSize: number,
+  optionsOf: (batch: number) => StepOptions,
+): AsyncGenerator<TrainedBatch> {
   const slice = (b: number) => order.subarray(b * batchSize, (b + 1) * batchSize)
   function* plan() {
     for (let b = 0; b < batches; b++) yield { indices: slice(b), options: optionsOf(b) }
@@ -73,7 +80,14 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
   let lastLr = baseLr
   const stepOptions = (b: number): StepOptions => {
     lastLr = baseLr * lrMultiplier(config, stepsBefore + b, ctx.totalSteps)
-    return { lr: lastLr, augment: run.augment, batchSeed: sync.seed(deriveSeed(config.seed, epoch, b, 0xa9)), runSeed: loop.runSeed, epoch, stop: sync.asked }
+    return {
+      lr: lastLr,
+      augment: run.augment,
+      batchSeed: sync.seed(deriveSeed(config.seed, epoch, b, 0xa9)),
+      runSeed: loop.runSeed,
+      epoch,
+      stop: sync.asked,
+    }
   }
   const stream = data.stream
   const steps = stream
@@ -93,7 +107,14 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
         }),
         stepOptions,
       )
-    : residentSteps(model, run.trainData, sync.shard(shuffle(data.train, deriveSeed(config.seed, epoch))), batches, config.batchSize, stepOptions)
+    : residentSteps(
+        model,
+        run.trainData,
+        sync.shard(shuffle(data.train, deriveSeed(config.seed, epoch))),
+        batches,
+        config.batchSize,
+        stepOptions,
+      )
   let b = 0
   for await (const { step, labels } of steps) {
     running.add(step, labels)
@@ -107,8 +128,17 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
   const trainSeconds = (performance.now() - started) / 1000
 
   await sync.beforeEvaluation(model)
-  const evaluate = (set: TensorDataset, indices: Int32Array) => model.evaluate(set, { ...sync.evaluation(indices), batchSize: evaluationBatch(model), tta: config.tta, averaged: config.averaging === 'ema' })
-  const trainM = config.trainMetrics === 'full' ? splitMetrics(await evaluate(run.trainData, data.train), false) : (await sync.sumRunning(running)).metrics()
+  const evaluate = (set: TensorDataset, indices: Int32Array) =>
+    model.evaluate(set, {
+      ...sync.evaluation(indices),
+      batchSize: evaluationBatch(model),
+      tta: config.tta,
+      averaged: config.averaging === 'ema',
+    })
+  const trainM =
+    config.trainMetrics === 'full'
+      ? splitMetrics(await evaluate(run.trainData, data.train), false)
+      : (await sync.sumRunning(running)).metrics()
   const valM = data.val.length > 0 ? await evaluate(run.valData, data.val) : undefined
   const lastEpoch = epoch === plan.length
   const testNow = config.testEvery > 0 ? epoch % config.testEvery === 0 || lastEpoch : lastEpoch

@@ -39,7 +39,13 @@ export interface PrecisionChoice {
  * Picks fp32 or bf16 for `spec`: fp32 on a CPU without native bf16; otherwise a few training steps of a throwaway
  * copy of the model on real batches, timed in each precision, and bf16 wins when it is at least 10 % faster.
  */
-export async function choosePrecision(spec: ModelSpec, data: TensorDataset, indices: Int32Array, batchSize: number, device: string): Promise<PrecisionChoice> {
+export async function choosePrecision(
+  spec: ModelSpec,
+  data: TensorDataset,
+  indices: Int32Array,
+  batchSize: number,
+  device: string,
+): Promise<PrecisionChoice> {
   const forced = process.env[AUTO_PRECISION_ENV]
   if (forced === 'fp32' || forced === 'bf16') return { precision: forced, reason: `${forced}: ${AUTO_PRECISION_ENV}=${forced}` }
   const flags = cpuBf16Flags()

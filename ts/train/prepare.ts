@@ -17,7 +17,8 @@ import { planPretrained } from '../zoo/pretrained.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
 import { choosePrecision } from './precision.ts'
 import { checkMemory, prepareData, type TrainData } from './train-data.ts'
-import { resolveConfig, resumeConfig, type ResolvedTrainOptions, type TrainOptions } from './train-options.ts'
+import { resolveConfig, resumeConfig } from './resolve-config.ts'
+import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 
 /** A run ready to train: what the epochs need, decided once. */
 export interface PreparedRun {
@@ -48,7 +49,11 @@ function readHistory(runDir: string): HistoryFile {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as HistoryFile
   } catch (err) {
-    throw new InputError('INVALID_OPTION', `option resume: ${file} is missing or not valid JSON; expected a run directory written by train()`, { cause: err })
+    throw new InputError(
+      'INVALID_OPTION',
+      `option resume: ${file} is missing or not valid JSON; expected a run directory written by train()`,
+      { cause: err },
+    )
   }
 }
 
@@ -70,7 +75,10 @@ function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], 
 /** `evalInputSize`, checked against the stored images `[C, H, W]` it is a centre crop of. */
 function checkEvalInputSize(size: [number, number], stored: readonly number[]): [number, number] {
   if (size[0] > stored[1]! || size[1] > stored[2]!) {
-    throw new InputError('INVALID_OPTION', `option evalInputSize: ${size[0]}x${size[1]} is larger than the stored images (${stored[1]}x${stored[2]}, size); store them at least that large`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `option evalInputSize: ${size[0]}x${size[1]} is larger than the stored images (${stored[1]}x${stored[2]}, size); store them at least that large`,
+    )
   }
   return size
 }
@@ -82,14 +90,21 @@ function checkEvalInputSize(size: [number, number], stored: readonly number[]): 
 function batchPlan(config: ResolvedTrainOptions, batchesOf: (epoch: number) => number, images: number): number[] {
   const epochs = Math.ceil(config.epochs - 1e-9)
   const plan = Array.from({ length: epochs }, (_, i) => batchesOf(i + 1))
-  if (plan.some((n) => n === 0)) throw new DataError('DATA_EMPTY', `${images} training images make no full batch of ${config.batchSize} (dropLast)`)
+  if (plan.some((n) => n === 0))
+    throw new DataError('DATA_EMPTY', `${images} training images make no full batch of ${config.batchSize} (dropLast)`)
   const rest = config.epochs - Math.floor(config.epochs)
   if (rest > 1e-9) plan[epochs - 1] = Math.ceil(rest * plan[epochs - 1]!)
   return plan
 }
 
 /** The model a run trains: the resumed run's, pretrained weights fine-tuned, or a fresh one. */
-async function buildModel(options: TrainOptions, config: ResolvedTrainOptions, data: TrainData, runDir: string, previous: HistoryFile | undefined): Promise<Model> {
+async function buildModel(
+  options: TrainOptions,
+  config: ResolvedTrainOptions,
+  data: TrainData,
+  runDir: string,
+  previous: HistoryFile | undefined,
+): Promise<Model> {
   const shape = data.trainSet.shape
   const modelOptions: ModelOptions = {
     device: config.device,
@@ -114,12 +129,24 @@ async function buildModel(options: TrainOptions, config: ResolvedTrainOptions, d
     model.setEvalInputSize(modelOptions.evalInputSize ?? null)
     return model
   }
-  const inputSize = config.inputSize ?? (config.pretrained ? ([...(pretrainedWeights(config.pretrained)?.preprocessing.inputSize ?? shape.slice(1))] as [number, number]) : null)
+  const inputSize =
+    config.inputSize ??
+    (config.pretrained
+      ? ([...(pretrainedWeights(config.pretrained)?.preprocessing.inputSize ?? shape.slice(1))] as [number, number])
+      : null)
   if (!config.pretrained) return Model.create(specForData(config.model, shape, data.classes.length, inputSize), modelOptions)
   let architecture = typeof config.model === 'function' ? config.model({ classes: data.classes.length, shape }) : config.model
   // A spec of one's own takes the data's image shape, as a model trained from scratch does.
-  if (architecture && typeof architecture === 'object' && !architecture.inputShape) architecture = { ...architecture, inputShape: [shape[0], ...(inputSize ?? [shape[1], shape[2]])] }
-  const pretrained = { ...modelOptions, pretrained: config.pretrained, inputSize: inputSize ?? undefined, cacheDir: config.cacheDir ?? undefined, quiet: config.quiet, signal: options.signal }
+  if (architecture && typeof architecture === 'object' && !architecture.inputShape)
+    architecture = { ...architecture, inputShape: [shape[0], ...(inputSize ?? [shape[1], shape[2]])] }
+  const pretrained = {
+    ...modelOptions,
+    pretrained: config.pretrained,
+    inputSize: inputSize ?? undefined,
+    cacheDir: config.cacheDir ?? undefined,
+    quiet: config.quiet,
+    signal: options.signal,
+  }
   // Checked against the data before any weights are fetched.
   specForData(planPretrained(architecture, pretrained).spec, shape, data.classes.length)
   return Model.fromPretrained(architecture, pretrained)
@@ -127,7 +154,10 @@ async function buildModel(options: TrainOptions, config: ResolvedTrainOptions, d
 
 /** Discriminative rates: the body trains at backboneLrScale of the classifier's rate (after the user's groups). */
 function applyBackboneScale(model: Model, config: ResolvedTrainOptions): void {
-  const classifier = model.layers().filter((l) => l.kind === 'linear').at(-1)?.name
+  const classifier = model
+    .layers()
+    .filter((l) => l.kind === 'linear')
+    .at(-1)?.name
   if (!classifier) throw new InputError('INVALID_OPTION', 'option backboneLrScale: the model has no linear layer to train at the full rate')
   model.setParamGroups([...config.paramGroups, { names: `${classifier}.*`, lrScale: 1 }, { names: '*', lrScale: config.backboneLrScale }])
 }
@@ -137,7 +167,8 @@ async function initWhitening(model: Model, trainData: TensorDataset, data: Train
   // A seeded, class-mixed sample: image folders list their files class by class.
   const sample = shuffle(data.train, deriveSeed(config.seed, 0x3417)).subarray(0, config.whiten)
   const first = model.layers().find((l) => l.depth === 0 && l.name !== undefined)
-  if (first?.kind !== 'conv2d') throw new InputError('INVALID_OPTION', `option whiten: the first layer must be a conv2d to whiten, got ${first?.kind ?? 'none'}`)
+  if (first?.kind !== 'conv2d')
+    throw new InputError('INVALID_OPTION', `option whiten: the first layer must be a conv2d to whiten, got ${first?.kind ?? 'none'}`)
   await model.initWhitening(trainData, sample, first.name!, config.whitenEps)
 }
 
@@ -147,7 +178,9 @@ async function initWhitening(model: Model, trainData: TensorDataset, data: Train
  */
 export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSync }): Promise<PreparedRun> {
   const previous = options.resume ? readHistory(options.resume) : undefined
-  const { config, filled } = previous ? resumeConfig(previous.config, options, options.resume!) : { config: resolveConfig(options), filled: [] as string[] }
+  const { config, filled } = previous
+    ? resumeConfig(previous.config, options, options.resume!)
+    : { config: resolveConfig(options), filled: [] as string[] }
   const runDir = path.resolve(options.resume ?? config.out ?? path.join('runs', timestamp()))
   // Data-parallel: from here every rank runs train() in step; rank 0 alone writes and prints.
   const sync = (joined.sync = await TrainSync.start(config.distributed))
@@ -166,7 +199,9 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const modelDevice = model.device as ResolvedTrainOptions['device']
   // One native copy per distinct image set (validation and test are often held out of the training set).
   const tensors = new Map<ImageSet, TensorDataset>()
-  const tensorsOf = async (set: ImageSet) => tensors.get(set) ?? tensors.set(set, await TensorDataset.create(set, { device: modelDevice, normalization: data.normalization })).get(set)!
+  const tensorsOf = async (set: ImageSet) =>
+    tensors.get(set) ??
+    tensors.set(set, await TensorDataset.create(set, { device: modelDevice, normalization: data.normalization })).get(set)!
   const trainData = await tensorsOf(data.trainSet)
   const valData = await tensorsOf(data.valSet)
   const testData = await tensorsOf(data.testSet)
@@ -186,10 +221,26 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const limitBatches = batchesOf(sync.shardLength(data.trainCount))
   const plan = batchPlan(
     config,
-    stream ? (epoch) => Math.min(limitBatches, epochBatches(stream, { batchSize: config.batchSize, dropLast: config.dropLast, seed: config.seed, epoch, worldSize: sync.worldSize })) : () => limitBatches,
+    stream
+      ? (epoch) =>
+          Math.min(
+            limitBatches,
+            epochBatches(stream, {
+              batchSize: config.batchSize,
+              dropLast: config.dropLast,
+              seed: config.seed,
+              epoch,
+              worldSize: sync.worldSize,
+            }),
+          )
+      : () => limitBatches,
     data.trainCount,
   )
   if (config.whiten > 0 && !previous) await initWhitening(model, trainData, data, config)
-  const augment = augmentOptions(config, [data.trainSet.shape[1], data.trainSet.shape[2]], [model.spec.inputShape[1], model.spec.inputShape[2]])
+  const augment = augmentOptions(
+    config,
+    [data.trainSet.shape[1], data.trainSet.shape[2]],
+    [model.spec.inputShape[1], model.spec.inputShape[2]],
+  )
   return { config, runDir, previous, sync, data, model, trainData, valData, testData, chosen, plan, augment, print }
 }

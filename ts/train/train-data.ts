@@ -41,14 +41,26 @@ export async function prepareData(options: TrainOptions, config: ResolvedTrainOp
   if (typeof options.data === 'string' && isShardSource(config.data)) return prepareShards(config, options.signal)
   const loaded =
     typeof options.data === 'string' || options.data === undefined
-      ? await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, skipBadImages: config.skipBadImages, quiet: config.quiet, signal: options.signal })
+      ? await loadData(config.data, {
+          size: config.size,
+          cacheDir: config.cacheDir ?? undefined,
+          skipBadImages: config.skipBadImages,
+          quiet: config.quiet,
+          signal: options.signal,
+        })
       : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
   const given = config.testData !== null ? await readTestData(config, options.signal) : undefined
   return residentSplits(config, loaded.train, given?.set ?? loaded.test, [...(loaded.skipped ?? []), ...(given?.skipped ?? [])], null)
 }
 
 /** The splits of resident data: test held out when there is no test set, then validation held out of the rest. */
-function residentSplits(config: ResolvedTrainOptions, trainSet: ImageSet, testSet: ImageSet | undefined, skipped: string[], dataPath: string | null): TrainData {
+function residentSplits(
+  config: ResolvedTrainOptions,
+  trainSet: ImageSet,
+  testSet: ImageSet | undefined,
+  skipped: string[],
+  dataPath: string | null,
+): TrainData {
   let trainPool = range(trainSet.labels.length)
   let test: Int32Array
   if (!testSet) {
@@ -68,7 +80,20 @@ function residentSplits(config: ResolvedTrainOptions, trainSet: ImageSet, testSe
   const val = held.map((i) => trainPool[i]!)
   if (train.length === 0) throw new DataError('DATA_EMPTY', `no training images left after limits and splits (valSplit ${config.valSplit})`)
   const normalization = normalizationFor(config, trainSet, train)
-  return { classes: trainSet.classes, normalization, trainSet, valSet: trainSet, testSet, train, val, test, trainCount: train.length, stream: null, dataPath, skipped }
+  return {
+    classes: trainSet.classes,
+    normalization,
+    trainSet,
+    valSet: trainSet,
+    testSet,
+    train,
+    val,
+    test,
+    trainCount: train.length,
+    stream: null,
+    dataPath,
+    skipped,
+  }
 }
 
 /**
@@ -88,7 +113,11 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
     const trainSet = await readShardImages(all, read)
     return residentSplits(config, trainSet, given?.set, [...trainSet.skipped, ...(given?.skipped ?? [])], choice.reason)
   }
-  if (config.trainMetrics === 'full') throw new InputError('INVALID_OPTION', "option trainMetrics: 'running' when the training shards are streamed (a full pass would read them all again)")
+  if (config.trainMetrics === 'full')
+    throw new InputError(
+      'INVALID_OPTION',
+      "option trainMetrics: 'running' when the training shards are streamed (a full pass would read them all again)",
+    )
   // Whole shards held out, seeded: a streamed run cannot pick single images out of a shard without reading it all.
   const order = Array.from(shuffle(range(all.files.length), deriveSeed(config.seed, 0x7e57)))
   const testShards = given ? [] : order.splice(0, Math.max(1, Math.round(all.files.length * config.testSplit)))
@@ -100,7 +129,10 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
         'write more, smaller shards (convkit shard --per-shard), pass testData, or set valSplit 0',
     )
   }
-  const trainShards = subsetShards(all, order.sort((a, b) => a - b))
+  const trainShards = subsetShards(
+    all,
+    order.sort((a, b) => a - b),
+  )
   const heldTest = given ? undefined : await readShardImages(subsetShards(all, testShards), read)
   const testSet = given?.set ?? heldTest!
   const valSet = valShards.length > 0 ? await readShardImages(subsetShards(all, valShards), read) : undefined
@@ -113,7 +145,20 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   const skipped = [...sample.skipped, ...(given?.skipped ?? heldTest!.skipped), ...(valSet?.skipped ?? [])]
   const held = `${testShards.length ? `${testShards.length} test shard(s)` : ''}${testShards.length && valShards.length ? ' and ' : ''}${valShards.length ? `${valShards.length} validation shard(s)` : ''}`
   const reason = `${choice.reason}; ${trainShards.files.length} training shard(s)${held ? `, ${held} held out` : ''}`
-  return { classes: all.classes, normalization, trainSet: sample, valSet: valSet ?? sample, testSet, train, val: valSet ? range(valSet.labels.length) : new Int32Array(0), test, trainCount, stream: trainShards, dataPath: reason, skipped }
+  return {
+    classes: all.classes,
+    normalization,
+    trainSet: sample,
+    valSet: valSet ?? sample,
+    testSet,
+    train,
+    val: valSet ? range(valSet.labels.length) : new Int32Array(0),
+    test,
+    trainCount,
+    stream: trainShards,
+    dataPath: reason,
+    skipped,
+  }
 }
 
 /** `testData`: a shard source read whole, or anything `loadData` reads (its test split when it has one). */
@@ -121,16 +166,31 @@ async function readTestData(config: ResolvedTrainOptions, signal: AbortSignal | 
   const source = config.testData!
   if (isShardSource(source)) {
     const set = await describeShardSource(source, { signal })
-    const images = await readShardImages(set, { size: config.size, channels: set.imageShape?.[0] === 1 ? 1 : 3, seed: config.seed, skipBadImages: config.skipBadImages, signal })
+    const images = await readShardImages(set, {
+      size: config.size,
+      channels: set.imageShape?.[0] === 1 ? 1 : 3,
+      seed: config.seed,
+      skipBadImages: config.skipBadImages,
+      signal,
+    })
     return { set: images, skipped: images.skipped }
   }
-  const loaded = await loadData(source, { size: config.size, cacheDir: config.cacheDir ?? undefined, skipBadImages: config.skipBadImages, quiet: config.quiet, signal })
+  const loaded = await loadData(source, {
+    size: config.size,
+    cacheDir: config.cacheDir ?? undefined,
+    skipBadImages: config.skipBadImages,
+    quiet: config.quiet,
+    signal,
+  })
   return { set: loaded.test ?? loaded.train, skipped: loaded.skipped ?? [] }
 }
 
 function checkSameClasses(train: ImageSet, test: ImageSet): void {
   if (train.classes.join('\n') !== test.classes.join('\n')) {
-    throw new DataError('DATA_CORRUPT', `the training classes (${train.classes.join(', ')}) differ from the test classes (${test.classes.join(', ')})`)
+    throw new DataError(
+      'DATA_CORRUPT',
+      `the training classes (${train.classes.join(', ')}) differ from the test classes (${test.classes.join(', ')})`,
+    )
   }
 }
 
@@ -144,7 +204,7 @@ function normalizationFor(config: ResolvedTrainOptions, set: ImageSet, train: In
     case 'weights': {
       // Named weights say how their inputs were normalized; weights from a file are taken to be torchvision's.
       const p = config.pretrained ? pretrainedWeights(config.pretrained)?.preprocessing : undefined
-      return p ? { mean: [...p.mean], std: [...p.std] } : structuredClone(NAMED_NORMALIZATIONS.imagenet) as Normalization
+      return p ? { mean: [...p.mean], std: [...p.std] } : (structuredClone(NAMED_NORMALIZATIONS.imagenet) as Normalization)
     }
     default:
       return structuredClone(NAMED_NORMALIZATIONS[config.normalize]) as Normalization
@@ -159,6 +219,9 @@ export function checkMemory(data: TrainData): void {
   if (need > os.totalmem() * 0.9) {
     const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`
     const detail = sets.map((s) => `${s.labels.length} images × ${s.shape.join('×')} bytes`).join(' + ')
-    throw new DataError('DATA_TOO_LARGE', `the dataset needs ${gb(need)} resident (${detail}, held in JavaScript and on the device), more than this machine's ${gb(os.totalmem())}; use a smaller --size or --limit-train, or write shards (convkit shard) to stream it`)
+    throw new DataError(
+      'DATA_TOO_LARGE',
+      `the dataset needs ${gb(need)} resident (${detail}, held in JavaScript and on the device), more than this machine's ${gb(os.totalmem())}; use a smaller --size or --limit-train, or write shards (convkit shard) to stream it`,
+    )
   }
 }

@@ -1,20 +1,32 @@
 // The options of train(), each declared once: its check, default, CLI flag and help, and what a resumed run may
 // change. TrainOptions, TrainConfig, validation, defaults, the train CLI's flags and --help all follow from TRAIN_OPTIONS.
 import fs from 'node:fs'
-import path from 'node:path'
 import type { Callback, EpochRecord, TrainContext } from '../callbacks/callback.ts'
 import { resolveDistributed, type DistributedOptions } from '../distributed/env.ts'
-import { checkMonitor } from '../callbacks/monitor.ts'
 import type { ImageSet } from '../data/image-set.ts'
-import { isShardSource } from '../data/shards/shard-source.ts'
 import type { Device } from '../util/device.ts'
 import { InputError } from '../errors.ts'
 import type { StepResult } from '../model/model.ts'
-import { bad, boolean, choice, int, json, number, optionalInt, optionalSize, optionalText, resolveTable, size, text, value, type InputsOf, type ResolvedOf } from '../options/option.ts'
+import {
+  bad,
+  boolean,
+  choice,
+  int,
+  json,
+  number,
+  optionalInt,
+  optionalSize,
+  optionalText,
+  size,
+  text,
+  value,
+  type InputsOf,
+  type ResolvedOf,
+} from '../options/option.ts'
 import type { ParamGroup } from '../binding.ts'
 import type { ModelSpec } from '../model/layers.ts'
 import type { ModelBuilder } from '../model/spec.ts'
-import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes/recipes.ts'
+import { RECIPE_NAMES, type RecipeName } from '../recipes/recipe-names.ts'
 import { isZooName, ZOO_NAMES, type ZooName } from '../zoo/architectures.ts'
 import { PRETRAINED_WEIGHTS_NAMES, pretrainedWeights } from '../zoo/weights.ts'
 
@@ -65,13 +77,23 @@ function trainableSpans(v: unknown, field: string): TrainableSpan[] {
  */
 export const TRAIN_OPTIONS = {
   /** Start from a named recipe's options (the options given beside it win): `'airbench94'`. @default 'none' */
-  recipe: choice<'none' | RecipeName>(['none', ...RECIPE_NAMES], { help: 'start from a recipe\'s options', group: 'recipe', default: 'none' }),
+  recipe: choice<'none' | RecipeName>(['none', ...RECIPE_NAMES], {
+    help: "start from a recipe's options",
+    group: 'recipe',
+    default: 'none',
+  }),
   /**
    * The network: a spec, or the path of a JSON file holding one. Defaults to the reference CNN.
    * @example { inputShape: [3, 32, 32], layers: [...] }
    */
   model: value<ModelSource | null | undefined, ModelSpec | ModelBuilder | ZooName | null>(
-    { help: `a zoo architecture (${ZOO_NAMES.join(', ')}) or a layer-spec JSON file (default: the reference CNN, or the pretrained weights' architecture)`, group: 'model', default: null, cli: true, metavar: '<name|spec.json>' },
+    {
+      help: `a zoo architecture (${ZOO_NAMES.join(', ')}) or a layer-spec JSON file (default: the reference CNN, or the pretrained weights' architecture)`,
+      group: 'model',
+      default: null,
+      cli: true,
+      metavar: '<name|spec.json>',
+    },
     (v, field) => {
       if (v === null || v === undefined) return null
       if (typeof v === 'object' || typeof v === 'function') return v
@@ -79,7 +101,9 @@ export const TRAIN_OPTIONS = {
       try {
         return JSON.parse(fs.readFileSync(v, 'utf8')) as ModelSpec
       } catch (err) {
-        throw new InputError('INVALID_OPTION', `option ${field}: ${v} is not a readable JSON model spec (${(err as Error).message})`, { cause: err })
+        throw new InputError('INVALID_OPTION', `option ${field}: ${v} is not a readable JSON model spec (${(err as Error).message})`, {
+          cause: err,
+        })
       }
     },
   ),
@@ -89,15 +113,46 @@ export const TRAIN_OPTIONS = {
    * data's classes. Off by default.
    * @example 'efficientnet_lite0'
    */
-  pretrained: optionalText({ help: `pretrained weights: ${PRETRAINED_WEIGHTS_NAMES.join(', ')}, or a .pth/.safetensors path or URL`, group: 'model', default: null, shownDefault: 'none', metavar: '<name|path|url>' }),
+  pretrained: optionalText({
+    help: `pretrained weights: ${PRETRAINED_WEIGHTS_NAMES.join(', ')}, or a .pth/.safetensors path or URL`,
+    group: 'model',
+    default: null,
+    shownDefault: 'none',
+    metavar: '<name|path|url>',
+  }),
   /** The model's input `[height, width]`; images stored larger are cropped (randomly for training, centred for evaluation). @default the pretrained weights' size, else `size` */
-  inputSize: optionalSize({ help: 'model input (crops of larger stored images)', group: 'model', default: null, shownDefault: "the weights' or --size" }),
+  inputSize: optionalSize({
+    help: 'model input (crops of larger stored images)',
+    group: 'model',
+    default: null,
+    shownDefault: "the weights' or --size",
+  }),
   /** Epochs the pretrained body stays frozen (batch norm statistics too) while only the classifier trains. @default 1 with pretrained, else 0 */
-  freezeEpochs: int({ help: 'epochs the body stays frozen while the classifier trains', group: 'optimization', default: (c) => (c.pretrained ? 1 : 0), shownDefault: '1 with --pretrained, else 0', min: 0 }),
+  freezeEpochs: int({
+    help: 'epochs the body stays frozen while the classifier trains',
+    group: 'optimization',
+    default: (c) => (c.pretrained ? 1 : 0),
+    shownDefault: '1 with --pretrained, else 0',
+    min: 0,
+  }),
   /** The body's learning rate relative to the classifier's, once unfrozen (discriminative rates). @default 0.1 with pretrained, else 1 */
-  backboneLrScale: number({ help: "the body's rate relative to the classifier's", group: 'optimization', default: (c) => (c.pretrained ? 0.1 : 1), shownDefault: '0.1 with --pretrained, else 1', ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  backboneLrScale: number({
+    help: "the body's rate relative to the classifier's",
+    group: 'optimization',
+    default: (c) => (c.pretrained ? 0.1 : 1),
+    shownDefault: '0.1 with --pretrained, else 1',
+    ok: (v) => v >= 0,
+    expected: 'a number >= 0',
+  }),
   /** Passes over the training data; a fraction ends the last epoch early. @default 40 */
-  epochs: number({ help: 'passes over the training data (a fraction ends the last one early)', group: 'optimization', default: 40, ok: (v) => v > 0, expected: 'a number > 0', onResume: 'override' }),
+  epochs: number({
+    help: 'passes over the training data (a fraction ends the last one early)',
+    group: 'optimization',
+    default: 40,
+    ok: (v) => v > 0,
+    expected: 'a number > 0',
+    onResume: 'override',
+  }),
   /** Images per training step. @default 128 */
   batchSize: int({ help: 'images per training step', group: 'optimization', default: 128, min: 1 }),
   /** Skip the last, smaller batch of each epoch. @default false */
@@ -105,60 +160,165 @@ export const TRAIN_OPTIONS = {
   /** @default 'adam' */
   optimizer: choice(['adam', 'adamw', 'sgd'], { help: 'the optimizer', group: 'optimization', default: 'adam' }),
   /** The peak learning rate (schedules multiply it). @default 1e-3 (1e-2 for sgd) */
-  lr: number({ help: 'peak learning rate', group: 'optimization', default: (c) => (c.optimizer === 'sgd' ? 1e-2 : 1e-3), shownDefault: '1e-3; sgd 1e-2', ok: (v) => v > 0, expected: 'a number > 0' }),
+  lr: number({
+    help: 'peak learning rate',
+    group: 'optimization',
+    default: (c) => (c.optimizer === 'sgd' ? 1e-2 : 1e-3),
+    shownDefault: '1e-3; sgd 1e-2',
+    ok: (v) => v > 0,
+    expected: 'a number > 0',
+  }),
   /** SGD momentum. @default 0.9 with sgd */
-  momentum: number({ help: 'sgd momentum', group: 'optimization', default: (c) => (c.optimizer === 'sgd' ? 0.9 : 0), shownDefault: '0.9', ok: (v) => v >= 0 && v < 1, expected: 'a number in [0, 1)' }),
+  momentum: number({
+    help: 'sgd momentum',
+    group: 'optimization',
+    default: (c) => (c.optimizer === 'sgd' ? 0.9 : 0),
+    shownDefault: '0.9',
+    ok: (v) => v >= 0 && v < 1,
+    expected: 'a number in [0, 1)',
+  }),
   /** Nesterov momentum for sgd. @default false */
   nesterov: boolean({ help: 'sgd with Nesterov momentum', group: 'optimization', default: false }),
   /** L2 penalty (adam, sgd) or decoupled decay (adamw). @default 0 (0.01 for adamw) */
-  weightDecay: number({ help: 'weight decay', group: 'optimization', default: (c) => (c.optimizer === 'adamw' ? 0.01 : 0), shownDefault: '0; adamw 0.01', ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  weightDecay: number({
+    help: 'weight decay',
+    group: 'optimization',
+    default: (c) => (c.optimizer === 'adamw' ? 0.01 : 0),
+    shownDefault: '0; adamw 0.01',
+    ok: (v) => v >= 0,
+    expected: 'a number >= 0',
+  }),
   /**
    * Parameters with their own learning-rate scale or weight decay, picked by name glob, layer type or field.
    * @example [{ layer: 'batchnorm2d', field: 'bias', lrScale: 64 }]
    */
-  paramGroups: json<ParamGroup[]>({ help: 'parameter groups as JSON, e.g. \'[{"layer":"batchnorm2d","field":"bias","lrScale":64}]\'', group: 'optimization', default: [], shownDefault: 'none' }, paramGroups),
+  paramGroups: json<ParamGroup[]>(
+    {
+      help: 'parameter groups as JSON, e.g. \'[{"layer":"batchnorm2d","field":"bias","lrScale":64}]\'',
+      group: 'optimization',
+      default: [],
+      shownDefault: 'none',
+    },
+    paramGroups,
+  ),
   /** Label smoothing ε of the training loss. @default 0 */
-  labelSmoothing: number({ help: 'label smoothing of the training loss', group: 'recipe', default: 0, ok: (v) => v >= 0 && v < 1, expected: 'a number in [0, 1)' }),
+  labelSmoothing: number({
+    help: 'label smoothing of the training loss',
+    group: 'recipe',
+    default: 0,
+    ok: (v) => v >= 0 && v < 1,
+    expected: 'a number in [0, 1)',
+  }),
   /** How per-image losses combine: `mean` (PyTorch's default) or `sum`. @default 'mean' */
   lossReduction: choice(['mean', 'sum'], { help: 'combine per-image losses by', group: 'recipe', default: 'mean' }),
   /** The learning-rate schedule, stepped per batch. @default 'constant' */
-  schedule: choice(['constant', 'linear', 'cosine', 'onecycle', 'piecewise'], { help: 'learning-rate schedule, stepped per batch', group: 'recipe', default: 'constant' }),
+  schedule: choice(['constant', 'linear', 'cosine', 'onecycle', 'piecewise'], {
+    help: 'learning-rate schedule, stepped per batch',
+    group: 'recipe',
+    default: 'constant',
+  }),
   /** Fraction of all steps spent warming the rate up linearly. @default 0 (0.3 for onecycle) */
-  warmup: number({ help: 'fraction of the steps spent warming up', group: 'recipe', default: (c) => (c.schedule === 'onecycle' ? 0.3 : 0), shownDefault: '0; onecycle 0.3', ok: (v) => v >= 0 && v < 1, expected: 'a number in [0, 1)' }),
+  warmup: number({
+    help: 'fraction of the steps spent warming up',
+    group: 'recipe',
+    default: (c) => (c.schedule === 'onecycle' ? 0.3 : 0),
+    shownDefault: '0; onecycle 0.3',
+    ok: (v) => v >= 0 && v < 1,
+    expected: 'a number in [0, 1)',
+  }),
   /** The rate's multiplier at the first step of the warmup. @default 0 (1/25 for onecycle) */
-  warmupStart: number({ help: 'multiplier of the rate where warmup starts', group: 'recipe', default: (c) => (c.schedule === 'onecycle' ? 1 / 25 : 0), shownDefault: '0; onecycle 0.04', ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  warmupStart: number({
+    help: 'multiplier of the rate where warmup starts',
+    group: 'recipe',
+    default: (c) => (c.schedule === 'onecycle' ? 1 / 25 : 0),
+    shownDefault: '0; onecycle 0.04',
+    ok: (v) => v >= 0,
+    expected: 'a number >= 0',
+  }),
   /** The rate's multiplier at the last step (linear, cosine and onecycle). @default 0 (4e-6 for onecycle) */
-  finalLr: number({ help: 'multiplier of the rate at the last step', group: 'recipe', default: (c) => (c.schedule === 'onecycle' ? 1 / 25 / 1e4 : 0), shownDefault: '0; onecycle 4e-6', ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  finalLr: number({
+    help: 'multiplier of the rate at the last step',
+    group: 'recipe',
+    default: (c) => (c.schedule === 'onecycle' ? 1 / 25 / 1e4 : 0),
+    shownDefault: '0; onecycle 4e-6',
+    ok: (v) => v >= 0,
+    expected: 'a number >= 0',
+  }),
   /**
    * Piecewise-linear schedule: `[progress, multiplier]` points, progress from 0 (first step) to 1 (last step).
    * @example [[0, 0.2], [0.23, 1], [1, 0.07]]
    */
-  lrPoints: json<[number, number][]>({ help: 'points [[progress, multiplier], ...] of the piecewise schedule', group: 'recipe', default: [], shownDefault: 'none' }, (v, field) => {
-    const ok = Array.isArray(v) && v.length !== 1 && v.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'number' && Number.isFinite(x)))
-    if (!ok) throw bad(field, 'at least two [progress, multiplier] pairs', v)
-    if (v.length === 0) return []
-    const points = v as [number, number][]
-    if (points[0]![0] !== 0 || points.at(-1)![0] !== 1 || points.some((p, i) => i > 0 && p[0] <= points[i - 1]![0])) {
-      throw bad(field, 'progress increasing from 0 to 1', points.map((p) => p[0]))
-    }
-    return points
-  }),
+  lrPoints: json<[number, number][]>(
+    { help: 'points [[progress, multiplier], ...] of the piecewise schedule', group: 'recipe', default: [], shownDefault: 'none' },
+    (v, field) => {
+      const ok =
+        Array.isArray(v) &&
+        v.length !== 1 &&
+        v.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      if (!ok) throw bad(field, 'at least two [progress, multiplier] pairs', v)
+      if (v.length === 0) return []
+      const points = v as [number, number][]
+      if (points[0]![0] !== 0 || points.at(-1)![0] !== 1 || points.some((p, i) => i > 0 && p[0] <= points[i - 1]![0])) {
+        throw bad(
+          field,
+          'progress increasing from 0 to 1',
+          points.map((p) => p[0]),
+        )
+      }
+      return points
+    },
+  ),
   /** Multiply the rate by `lrFactor` after this many epochs without improvement of the monitor. Off by default. */
-  lrPatience: optionalInt({ help: 'multiply the rate by --lr-factor after n epochs without improvement', group: 'optimization', default: null, shownDefault: 'off', min: 1 }),
+  lrPatience: optionalInt({
+    help: 'multiply the rate by --lr-factor after n epochs without improvement',
+    group: 'optimization',
+    default: null,
+    shownDefault: 'off',
+    min: 1,
+  }),
   /** @default 0.1 */
-  lrFactor: number({ help: 'factor for --lr-patience', group: 'optimization', default: 0.1, ok: (v) => v > 0 && v < 1, expected: 'a number in (0, 1)' }),
+  lrFactor: number({
+    help: 'factor for --lr-patience',
+    group: 'optimization',
+    default: 0.1,
+    ok: (v) => v > 0 && v < 1,
+    expected: 'a number in (0, 1)',
+  }),
   /** Weight averaging: an exponential moving average of the weights, or Lookahead. @default 'none' */
-  averaging: choice(['none', 'ema', 'lookahead'], { help: 'weight averaging; evaluation uses the averaged weights', group: 'recipe', default: 'none' }),
+  averaging: choice(['none', 'ema', 'lookahead'], {
+    help: 'weight averaging; evaluation uses the averaged weights',
+    group: 'recipe',
+    default: 'none',
+  }),
   /** How much of the average each update keeps. @default 0.999 (ema), 0.5 (lookahead) */
-  averagingDecay: number({ help: 'decay of the average', group: 'recipe', default: (c) => (c.averaging === 'lookahead' ? 0.5 : 0.999), shownDefault: '0.999; lookahead 0.5', ok: (v) => v >= 0 && v <= 1, expected: 'a number in [0, 1]' }),
+  averagingDecay: number({
+    help: 'decay of the average',
+    group: 'recipe',
+    default: (c) => (c.averaging === 'lookahead' ? 0.5 : 0.999),
+    shownDefault: '0.999; lookahead 0.5',
+    ok: (v) => v >= 0 && v <= 1,
+    expected: 'a number in [0, 1]',
+  }),
   /** Average every this many steps. @default 1 (5 for lookahead) */
-  averagingEvery: int({ help: 'average every n steps', group: 'recipe', default: (c) => (c.averaging === 'lookahead' ? 5 : 1), shownDefault: '1; lookahead 5', min: 1 }),
+  averagingEvery: int({
+    help: 'average every n steps',
+    group: 'recipe',
+    default: (c) => (c.averaging === 'lookahead' ? 5 : 1),
+    shownDefault: '1; lookahead 5',
+    min: 1,
+  }),
   /** `cubic` scales the decay by (progress)³: weak early, full at the end. @default 'none' */
   averagingWarmup: choice(['none', 'cubic'], { help: 'ramp the decay with training progress', group: 'recipe', default: 'none' }),
   /** Early-stopping patience in epochs. @default 5 */
   patience: int({ help: 'early-stopping patience in epochs', group: 'output', default: 5, min: 1, onResume: 'override' }),
   /** The least change of the monitor that counts as an improvement. @default 0 */
-  minDelta: number({ help: 'least change that counts as an improvement', group: 'output', default: 0, ok: (v) => v >= 0, expected: 'a number >= 0' }),
+  minDelta: number({
+    help: 'least change that counts as an improvement',
+    group: 'output',
+    default: 0,
+    ok: (v) => v >= 0,
+    expected: 'a number >= 0',
+  }),
   /**
    * `'frozen'`: batch norm layers keep normalizing with their (pretrained) running statistics while they train,
    * as Keras's fine-tuning guide advises; `'update'`: batch statistics while training, as usual.
@@ -171,33 +331,80 @@ export const TRAIN_OPTIONS = {
     shownDefault: 'update; with --pretrained, frozen',
   }),
   /** Fraction of the training data held out for validation. @default 0.1 */
-  valSplit: number({ help: 'fraction of the training data held out for validation', group: 'data', default: 0.1, ok: (v) => v >= 0 && v < 1, expected: 'a fraction in [0, 1)' }),
+  valSplit: number({
+    help: 'fraction of the training data held out for validation',
+    group: 'data',
+    default: 0.1,
+    ok: (v) => v >= 0 && v < 1,
+    expected: 'a fraction in [0, 1)',
+  }),
   /** The metric early stopping and the best checkpoint follow. @default 'val_loss' ('test_loss' when valSplit is 0) */
-  monitor: text<string>({ help: 'metric for early stopping and the best checkpoint', group: 'output', default: (c) => ((c.valSplit as number) > 0 ? 'val_loss' : 'test_loss'), shownDefault: 'val_loss', metavar: '<metric>' }),
+  monitor: text<string>({
+    help: 'metric for early stopping and the best checkpoint',
+    group: 'output',
+    default: (c) => ((c.valSplit as number) > 0 ? 'val_loss' : 'test_loss'),
+    shownDefault: 'val_loss',
+    metavar: '<metric>',
+  }),
   /**
    * Test images when `data` has none of its own: a folder, an archive or a shard pattern (read into memory). Without
    * it, `testSplit` holds test images out of `data`.
    */
-  testData: optionalText({ help: 'test images (folder, archive or shard pattern) when data has none', group: 'data', default: null, shownDefault: 'held out of --data', metavar: '<source>' }),
+  testData: optionalText({
+    help: 'test images (folder, archive or shard pattern) when data has none',
+    group: 'data',
+    default: null,
+    shownDefault: 'held out of --data',
+    metavar: '<source>',
+  }),
   /**
    * Shards (`data: 'shards/train-{000000..000099}.tar'`, written by `convkit shard`) are read into memory when they
    * fit `memoryBudget`, else streamed from disk batch by batch; `'always'` or `'never'` decides it. Streamed, the
    * validation and test splits are whole shards.
    * @default 'auto'
    */
-  stream: choice(['auto', 'always', 'never'], { help: 'stream shards from disk instead of holding them in memory', group: 'data', default: 'auto' }),
+  stream: choice(['auto', 'always', 'never'], {
+    help: 'stream shards from disk instead of holding them in memory',
+    group: 'data',
+    default: 'auto',
+  }),
   /** The most memory the training images may take resident before shards are streamed, in MiB. @default half the machine's memory */
-  memoryBudgetMb: optionalInt({ help: 'resident data above this many MiB streams from shards', group: 'data', default: null, shownDefault: "half the machine's memory", min: 1, stored: false, onResume: 'override' }),
+  memoryBudgetMb: optionalInt({
+    help: 'resident data above this many MiB streams from shards',
+    group: 'data',
+    default: null,
+    shownDefault: "half the machine's memory",
+    min: 1,
+    stored: false,
+    onResume: 'override',
+  }),
   /** Fraction held out as the test set when the data has none. @default 0.2 */
-  testSplit: number({ help: 'fraction held out as test set when the data has none', group: 'data', default: 0.2, ok: (v) => v > 0 && v < 1, expected: 'a fraction in (0, 1)' }),
+  testSplit: number({
+    help: 'fraction held out as test set when the data has none',
+    group: 'data',
+    default: 0.2,
+    ok: (v) => v > 0 && v < 1,
+    expected: 'a fraction in (0, 1)',
+  }),
   /** Shorthand for `cropPadding: 4` and `flip: 'random'`. @default false */
   augment: boolean({ help: 'random crop (4-px padding) and horizontal flip', group: 'data', default: false }),
   /** Random crop from this much padding on each side while training. @default 0 (4 with augment) */
-  cropPadding: int({ help: 'random crop from this much padding', group: 'data', default: (c) => (c.augment ? 4 : 0), shownDefault: '0; --augment 4', min: 0 }),
+  cropPadding: int({
+    help: 'random crop from this much padding',
+    group: 'data',
+    default: (c) => (c.augment ? 4 : 0),
+    shownDefault: '0; --augment 4',
+    min: 0,
+  }),
   /** How the crop padding is filled. @default 'zeros' */
   padMode: choice(['zeros', 'reflect'], { help: 'crop padding', group: 'data', default: 'zeros' }),
   /** Horizontal flips while training: random each time, or alternating by epoch. @default 'none' ('random' with augment) */
-  flip: choice(['none', 'random', 'alternating'], { help: 'horizontal flips while training', group: 'data', default: (c) => (c.augment ? 'random' : 'none'), shownDefault: 'none; --augment random' }),
+  flip: choice(['none', 'random', 'alternating'], {
+    help: 'horizontal flips while training',
+    group: 'data',
+    default: (c) => (c.augment ? 'random' : 'none'),
+    shownDefault: 'none; --augment random',
+  }),
   /** Zero a square of this side at a random place in each training image. @default 0 */
   cutout: int({ help: 'cutout square side', group: 'data', default: 0, min: 0 }),
   /** Test-time augmentation of validation and test data (and of predict() with the checkpoint). @default 'none' */
@@ -208,23 +415,51 @@ export const TRAIN_OPTIONS = {
    * random-resized crops show objects larger than a centre crop of the same size. Networks that end in global
    * pooling take it. @default the input size
    */
-  evalInputSize: optionalSize({ help: 'evaluate and predict at this input, e.g. the whole stored image (FixRes)', group: 'evaluation', default: null, shownDefault: 'the input size' }),
+  evalInputSize: optionalSize({
+    help: 'evaluate and predict at this input, e.g. the whole stored image (FixRes)',
+    group: 'evaluation',
+    default: null,
+    shownDefault: 'the input size',
+  }),
   /** Evaluate the test split every n epochs (and after the last); 0 only after the last. Validation runs every epoch. @default 1 */
-  testEvery: int({ help: 'evaluate the test data every n epochs (0: after the last only)', group: 'evaluation', default: 1, min: 0, onResume: 'override' }),
+  testEvery: int({
+    help: 'evaluate the test data every n epochs (0: after the last only)',
+    group: 'evaluation',
+    default: 1,
+    min: 0,
+    onResume: 'override',
+  }),
   /** `running`: train metrics from the epoch's own forward passes (as Keras reports); `full`: an extra pass. @default 'running' */
-  trainMetrics: choice(['running', 'full'], { help: 'train metrics from the training passes, or a full extra pass', group: 'evaluation', default: 'running' }),
+  trainMetrics: choice(['running', 'full'], {
+    help: 'train metrics from the training passes, or a full extra pass',
+    group: 'evaluation',
+    default: 'running',
+  }),
   /**
    * `'half'` (mean 0.5, std 0.5), `'dataset'` (per-channel statistics of the training data), or the fixed
    * statistics of `'cifar10'` or `'imagenet'`. @default 'half'
    */
-  normalize: choice(['half', 'dataset', 'cifar10', 'imagenet', 'weights'], { help: "pixel normalization ('weights': the pretrained weights' own)", group: 'data', default: (c) => (c.pretrained ? 'weights' : 'half'), shownDefault: "half; with --pretrained, the weights'" }),
+  normalize: choice(['half', 'dataset', 'cifar10', 'imagenet', 'weights'], {
+    help: "pixel normalization ('weights': the pretrained weights' own)",
+    group: 'data',
+    default: (c) => (c.pretrained ? 'weights' : 'half'),
+    shownDefault: "half; with --pretrained, the weights'",
+  }),
   /** Random-resized crops of `[minScale, maxScale]` of the area (aspect 3/4–4/3) while training, resized to the input. Off by default. */
   resizedCrop: value<[number, number] | null | undefined, [number, number] | null>(
-    { help: 'random-resized crops of [min, max] of the area while training, e.g. 0.25,1', group: 'data', default: null, shownDefault: 'off', cli: true, metavar: '<min>,<max>' },
+    {
+      help: 'random-resized crops of [min, max] of the area while training, e.g. 0.25,1',
+      group: 'data',
+      default: null,
+      shownDefault: 'off',
+      cli: true,
+      metavar: '<min>,<max>',
+    },
     (v, field) => {
       if (v === null || v === undefined) return null
       const pair = typeof v === 'string' ? (v as string).split(',').map(Number) : v
-      if (!Array.isArray(pair) || pair.length !== 2 || !(pair[0]! > 0 && pair[0]! <= pair[1]! && pair[1]! <= 1)) throw bad(field, '[min, max] with 0 < min <= max <= 1', v)
+      if (!Array.isArray(pair) || pair.length !== 2 || !(pair[0]! > 0 && pair[0]! <= pair[1]! && pair[1]! <= 1))
+        throw bad(field, '[min, max] with 0 < min <= max <= 1', v)
       return [pair[0]!, pair[1]!]
     },
   ),
@@ -236,18 +471,37 @@ export const TRAIN_OPTIONS = {
    * Parameters trainable only for a span of epochs, e.g. a layer's bias for the first 3 epochs.
    * @example [{ names: 'whiten.bias', until: 3 }]
    */
-  trainableSpans: json<TrainableSpan[]>({ help: 'spans [{"names":"<glob>","from":1,"until":3}] outside which parameters are frozen', group: 'recipe', default: [], shownDefault: 'none' }, trainableSpans),
+  trainableSpans: json<TrainableSpan[]>(
+    {
+      help: 'spans [{"names":"<glob>","from":1,"until":3}] outside which parameters are frozen',
+      group: 'recipe',
+      default: [],
+      shownDefault: 'none',
+    },
+    trainableSpans,
+  ),
   /**
    * `'bf16'` computes convolutions and linear layers in bfloat16 from fp32 weights, as PyTorch's autocast does;
    * `'auto'` picks bf16 where the CPU has native bf16 and a short probe finds it at least 10 % faster, fp32 elsewhere;
    * the run prints and records its choice (`history.chosen`), and a resumed run keeps it.
    * @default 'auto'
    */
-  precision: choice(['fp32', 'bf16', 'auto'], { help: 'compute precision of conv and linear layers (auto: bf16 where it is clearly faster)', group: 'model', default: 'auto' }),
+  precision: choice(['fp32', 'bf16', 'auto'], {
+    help: 'compute precision of conv and linear layers (auto: bf16 where it is clearly faster)',
+    group: 'model',
+    default: 'auto',
+  }),
   /** Seeds weights, shuffling, splits and augmentation. @default 0 */
   seed: int({ help: 'seeds weights, shuffles, splits and augmentation', group: 'model', default: 0, min: 0 }),
   /** @default 'auto' */
-  device: text<Device>({ help: 'auto | cpu | cuda | cuda:N', group: 'model', default: 'auto', ok: (v) => DEVICE.test(v), expected: "'auto', 'cpu', 'cuda' or 'cuda:N'", metavar: '<device>' }),
+  device: text<Device>({
+    help: 'auto | cpu | cuda | cuda:N',
+    group: 'model',
+    default: 'auto',
+    ok: (v) => DEVICE.test(v),
+    expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
+    metavar: '<device>',
+  }),
   /** Train on a seeded subset of this many images. */
   limitTrain: optionalInt({ help: 'train on a seeded subset of n images', group: 'data', default: null, shownDefault: 'all', min: 1 }),
   /** Test on a seeded subset of this many images. */
@@ -256,21 +510,63 @@ export const TRAIN_OPTIONS = {
   size: size({
     help: 'resize images read from files',
     group: 'data',
-    default: (c) => (c.inputSize as [number, number] | null) ?? (c.pretrained ? [...(pretrainedWeights(c.pretrained as string)?.preprocessing.inputSize ?? [224, 224])] as [number, number] : [32, 32]),
+    default: (c) =>
+      (c.inputSize as [number, number] | null) ??
+      (c.pretrained
+        ? ([...(pretrainedWeights(c.pretrained as string)?.preprocessing.inputSize ?? [224, 224])] as [number, number])
+        : [32, 32]),
     shownDefault: "32x32; with --pretrained, the weights' input (224x224)",
   }),
   /** Skip unreadable images instead of failing; they are counted in the run's report. @default false */
   skipBadImages: boolean({ help: 'skip unreadable images instead of failing', group: 'data', default: false }),
   /** Where downloads and decoded datasets are cached. @default '~/.cache/convkit/datasets' */
-  cacheDir: optionalText({ help: 'dataset cache', group: 'data', default: null, shownDefault: '~/.cache/convkit/datasets', stored: false, onResume: 'override', metavar: '<dir>' }),
+  cacheDir: optionalText({
+    help: 'dataset cache',
+    group: 'data',
+    default: null,
+    shownDefault: '~/.cache/convkit/datasets',
+    stored: false,
+    onResume: 'override',
+    metavar: '<dir>',
+  }),
   /** The run directory. @default 'runs/<date-time>' */
-  out: optionalText({ help: 'run directory', group: 'output', default: null, shownDefault: 'runs/<date-time>', stored: false, onResume: 'override', metavar: '<dir>' }),
+  out: optionalText({
+    help: 'run directory',
+    group: 'output',
+    default: null,
+    shownDefault: 'runs/<date-time>',
+    stored: false,
+    onResume: 'override',
+    metavar: '<dir>',
+  }),
   /** Continue the run in this directory at its next epoch, with its weights, optimizer state and configuration. */
-  resume: optionalText({ help: 'continue a run at its next epoch', group: 'output', default: null, shownDefault: undefined, stored: false, onResume: 'override', metavar: '<run-dir>' }),
+  resume: optionalText({
+    help: 'continue a run at its next epoch',
+    group: 'output',
+    default: null,
+    shownDefault: undefined,
+    stored: false,
+    onResume: 'override',
+    metavar: '<run-dir>',
+  }),
   /** Write samples.png at the start, and plots/ and report.html at the end. @default true */
-  report: boolean({ help: 'skip samples.png, plots/ and report.html', group: 'output', default: true, stored: false, onResume: 'override' }),
+  report: boolean({
+    help: 'skip samples.png, plots/ and report.html',
+    group: 'output',
+    default: true,
+    stored: false,
+    onResume: 'override',
+  }),
   /** Write TensorBoard event files here (`<dir>/train`, `<dir>/validation`, `<dir>/test`), as Keras does. Off by default. */
-  tensorboard: optionalText({ help: 'write TensorBoard logs to this folder', group: 'output', default: null, shownDefault: 'off', stored: false, onResume: 'override', metavar: '<dir>' }),
+  tensorboard: optionalText({
+    help: 'write TensorBoard logs to this folder',
+    group: 'output',
+    default: null,
+    shownDefault: 'off',
+    stored: false,
+    onResume: 'override',
+    metavar: '<dir>',
+  }),
   /** No table, no progress bars. @default false */
   quiet: boolean({ help: 'no summary, table or progress bars', group: 'output', default: false, stored: false, onResume: 'override' }),
   /**
@@ -279,7 +575,15 @@ export const TRAIN_OPTIONS = {
    * node 0), several machines form one run. From code, start one process per rank and pass `distributed`.
    * @default 1
    */
-  nprocPerNode: optionalInt({ help: "start n local worker processes, one rank each (torchrun's --nproc-per-node)", group: 'distributed', default: null, shownDefault: '1', min: 1, stored: false, onResume: 'override' }),
+  nprocPerNode: optionalInt({
+    help: "start n local worker processes, one rank each (torchrun's --nproc-per-node)",
+    group: 'distributed',
+    default: null,
+    shownDefault: '1',
+    min: 1,
+    stored: false,
+    onResume: 'override',
+  }),
   /**
    * Train as one rank of a data-parallel run: `true` reads torchrun's `MASTER_ADDR`, `MASTER_PORT`, `RANK`,
    * `WORLD_SIZE` and `LOCAL_RANK`; an object gives any of them (and the timeouts) in code. Every rank trains on its
@@ -288,17 +592,35 @@ export const TRAIN_OPTIONS = {
    * @example { rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 29500 }
    */
   distributed: value<DistributedOptions | boolean | null | undefined, DistributedOptions | null>(
-    { help: 'join a data-parallel run (true: from torchrun variables)', group: 'distributed', default: null, stored: false, onResume: 'override' },
+    {
+      help: 'join a data-parallel run (true: from torchrun variables)',
+      group: 'distributed',
+      default: null,
+      stored: false,
+      onResume: 'override',
+    },
     (v) => (v === null || v === undefined || v === false ? null : resolveDistributed(v === true ? {} : v)),
   ),
   /** The largest bucket of gradients a data-parallel step all-reduces at once, in MiB (DDP's `bucket_cap_mb`). @default 25 */
-  bucketMb: number({ help: 'gradient bucket size of a data-parallel step, in MiB', group: 'distributed', default: 25, ok: (v) => v > 0, expected: 'a number > 0', stored: false, onResume: 'override' }),
+  bucketMb: number({
+    help: 'gradient bucket size of a data-parallel step, in MiB',
+    group: 'distributed',
+    default: 25,
+    ok: (v) => v > 0,
+    expected: 'a number > 0',
+    stored: false,
+    onResume: 'override',
+  }),
   /**
    * Data-parallel runs: batch norms that learn normalize with the statistics of every rank's batch together, as
    * `torch.nn.SyncBatchNorm` does (two small all-reduces per batch norm and step), instead of each rank's own batch
    * (DDP's default). Worth it when each rank's batch is small. Ignored in a single process. @default false
    */
-  syncBatchNorm: boolean({ help: "batch norm statistics over every rank's batch (torch.nn.SyncBatchNorm)", group: 'distributed', default: false }),
+  syncBatchNorm: boolean({
+    help: "batch norm statistics over every rank's batch (torch.nn.SyncBatchNorm)",
+    group: 'distributed',
+    default: false,
+  }),
 } as const
 
 export type TrainOptionTable = typeof TRAIN_OPTIONS
@@ -347,85 +669,10 @@ export function runMetrics(withVal: boolean): string[] {
 }
 
 /** A path (or shard pattern) is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are. */
-function sourcePath(source: string): string {
-  return fs.existsSync(source) || isShardSource(source) ? path.resolve(source) : source
-}
-
-function dataSource(data: TrainOptions['data']): string {
-  if (typeof data === 'string') return sourcePath(data)
-  if (!data || typeof data !== 'object' || !('train' in data)) throw bad('data', "a source such as 'cifar10' or a path, or { train, test }", data)
-  return IN_MEMORY
-}
-
-function crossChecks(config: ResolvedTrainOptions): void {
-  checkMonitor(config.monitor, runMetrics(config.valSplit > 0), 'option monitor')
-  if (config.testEvery !== 1 && config.monitor.startsWith('test_')) {
-    throw bad('monitor', `a metric of every epoch (train_*${config.valSplit > 0 ? ' or val_*' : ''}) when testEvery is ${config.testEvery}`, config.monitor)
-  }
-  if (config.schedule === 'piecewise' && config.lrPoints.length === 0) throw bad('lrPoints', "points for schedule 'piecewise'", config.lrPoints)
-  if (config.averagingWarmup === 'cubic' && config.averaging === 'none') throw bad('averagingWarmup', "an averaging ('ema' or 'lookahead') to ramp", config.averagingWarmup)
-  if ((config.nprocPerNode ?? 1) > 1) throw bad('nprocPerNode', "1: only the train CLI starts worker processes; from code, start one process per rank with the option 'distributed'", config.nprocPerNode)
-}
-
-/** The options a recipe sets, under the ones given (a recipe name is checked like any option). */
-function withRecipe(options: TrainOptions): Record<string, unknown> {
-  const name = options.recipe ?? 'none'
-  const checked = TRAIN_OPTIONS.recipe.check(name, 'recipe')
-  const recipe = checked === 'none' ? {} : RECIPES[checked]
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
-  return { ...recipe, ...given }
-}
-
-/** Applies defaults and checks every option; throws an InputError naming the first bad one. */
-export function resolveConfig(options: TrainOptions): ResolvedTrainOptions {
-  const given = withRecipe(options)
-  const config = { ...resolveTable(TRAIN_OPTIONS, given), data: dataSource(options.data) } as ResolvedTrainOptions
-  if (config.testData !== null) config.testData = sourcePath(config.testData)
-  crossChecks(config)
-  return config
-}
-
-/**
- * The configuration of a resumed run: the stored config, checked like a new run's, with the options given now
- * applied where a resumed run may change them. A stored field this version does not know is an error naming it; a
- * field the run was written before takes its default (listed in `filled`); a given option that would change a
- * fixed one is an error.
- */
-export function resumeConfig(stored: Record<string, unknown>, options: TrainOptions, runDir: string): { config: ResolvedTrainOptions; filled: string[] } {
-  const known = new Set<string>([...Object.keys(TRAIN_OPTIONS), 'data'])
-  const unknown = Object.keys(stored).filter((k) => !known.has(k))
-  if (unknown.length > 0) {
-    throw new InputError('INVALID_OPTION', `option resume: ${runDir}/history.json has config field(s) ${unknown.join(', ')} that this version does not know; resume it with the version that wrote it`)
-  }
-  const table = TRAIN_OPTIONS as Record<string, { onResume: string; stored: boolean }>
-  const merged: Record<string, unknown> = {}
-  const filled: string[] = []
-  for (const [key, decl] of Object.entries(table)) {
-    const now = (options as unknown as Record<string, unknown>)[key]
-    const before = stored[key]
-    if (!decl.stored || decl.onResume === 'override') {
-      merged[key] = now !== undefined ? now : before
-    } else {
-      if (now !== undefined && before !== undefined && JSON.stringify(now) !== JSON.stringify(before)) {
-        throw new InputError('INVALID_OPTION', `option ${key}: the run in ${runDir} was made with ${JSON.stringify(before)}; a resumed run keeps it (got ${JSON.stringify(now)})`)
-      }
-      merged[key] = before !== undefined ? before : now
-    }
-    if (decl.stored && before === undefined && key !== 'model') filled.push(key)
-  }
-  if (typeof stored.data !== 'string') throw bad('resume', `a run directory whose history.json config has a data source (${runDir})`, stored.data)
-  const data = typeof options.data === 'object' ? options.data : (stored.data as string)
-  if (data === IN_MEMORY) {
-    throw new InputError('INVALID_OPTION', `option data: the run in ${runDir} trained on images in memory; pass them again as data to resume it`)
-  }
-  const config = { ...resolveTable(TRAIN_OPTIONS, merged), data: typeof data === 'string' ? data : IN_MEMORY } as ResolvedTrainOptions
-  crossChecks(config)
-  return { config, filled }
-}
-
 /** The part of a resolved config that history.json stores. */
 export function storedConfig(config: ResolvedTrainOptions): TrainConfig {
   const out: Record<string, unknown> = { data: config.data }
-  for (const [key, decl] of Object.entries(TRAIN_OPTIONS) as [string, { stored: boolean }][]) if (decl.stored) out[key] = (config as unknown as Record<string, unknown>)[key]
+  for (const [key, decl] of Object.entries(TRAIN_OPTIONS) as [string, { stored: boolean }][])
+    if (decl.stored) out[key] = (config as unknown as Record<string, unknown>)[key]
   return out as TrainConfig
 }

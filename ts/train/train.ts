@@ -56,18 +56,46 @@ function runCallbacks(run: PreparedRun, options: TrainOptions, history: History)
   const resumable: Record<string, Callback> = {
     earlyStopping: new EarlyStopping({ monitor: config.monitor, patience: config.patience, minDelta: config.minDelta }),
     ...(sync.isWriter ? { checkpoint } : {}),
-    ...(config.lrPatience !== null ? { reduceLr: new ReduceLROnPlateau({ monitor: config.monitor, patience: config.lrPatience, factor: config.lrFactor, minDelta: config.minDelta }) } : {}),
+    ...(config.lrPatience !== null
+      ? {
+          reduceLr: new ReduceLROnPlateau({
+            monitor: config.monitor,
+            patience: config.lrPatience,
+            factor: config.lrFactor,
+            minDelta: config.minDelta,
+          }),
+        }
+      : {}),
   }
-  const report = options.report !== false && config.report && sync.isWriter ? new RunReport({ trainImages: { set: data.trainSet, indices: data.train }, print }) : null
+  const report =
+    options.report !== false && config.report && sync.isWriter
+      ? new RunReport({ trainImages: { set: data.trainSet, indices: data.train }, print })
+      : null
   const tensorboard = config.tensorboard !== null && sync.isWriter ? new TensorBoard({ logDir: config.tensorboard }) : null
   if (tensorboard) resumable.tensorboard = tensorboard
   const steering: Callback[] = [
-    ...(config.averaging !== 'none' ? [new WeightAveraging({ mode: config.averaging, decay: config.averagingDecay, every: config.averagingEvery, warmup: config.averagingWarmup })] : []),
-    ...(config.freezeEpochs > 0 || config.trainableSpans.length > 0 ? [new TrainableSchedule({ freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })] : []),
+    ...(config.averaging !== 'none'
+      ? [
+          new WeightAveraging({
+            mode: config.averaging,
+            decay: config.averagingDecay,
+            every: config.averagingEvery,
+            warmup: config.averagingWarmup,
+          }),
+        ]
+      : []),
+    ...(config.freezeEpochs > 0 || config.trainableSpans.length > 0
+      ? [new TrainableSchedule({ freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })]
+      : []),
   ]
   const all: Callback[] = [history, ...steering, ...Object.values(resumable), ...(options.callbacks ?? [])]
   // Last, so that they write and print the weights and state the others leave (EarlyStopping's restored best).
-  if (sync.isWriter) all.push(new LastCheckpoint(), ...(report ? [report] : []), new ProgressPrinter({ print, quiet: config.quiet, bestEpoch: () => checkpoint.bestEpoch }))
+  if (sync.isWriter)
+    all.push(
+      new LastCheckpoint(),
+      ...(report ? [report] : []),
+      new ProgressPrinter({ print, quiet: config.quiet, bestEpoch: () => checkpoint.bestEpoch }),
+    )
   return { all, resumable, checkpoint }
 }
 
@@ -115,7 +143,9 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
       classes: data.classes,
       config: savedConfig as unknown as Record<string, unknown>,
       epochs: history.epochs,
-      best: checkpoint.bestFile ? { epoch: checkpoint.bestEpoch!, monitor: config.monitor, value: checkpoint.best!, checkpoint: checkpoint.bestFile } : null,
+      best: checkpoint.bestFile
+        ? { epoch: checkpoint.bestEpoch!, monitor: config.monitor, value: checkpoint.best!, checkpoint: checkpoint.bestFile }
+        : null,
       stoppedEarly: ctx.stopTraining,
       // An interrupted run has not stopped for a reason of its own: `--resume` continues it.
       stopReason: ctx.interrupted ? null : (ctx.stopReason ?? null),
@@ -163,7 +193,9 @@ async function finishRun(run: PreparedRun, ctx: TrainContext, callbacks: readonl
   const distributed = run.sync.summary()
   if (distributed) {
     const { worldSize, allreduceSecondsPerStep: ar, stepSecondsPerStep: step } = distributed
-    run.print(`convkit: ${worldSize} ranks; averaging the gradients took ${(1000 * ar).toFixed(1)} ms per step, ${((100 * ar) / step).toFixed(1)} % of the step's ${(1000 * step).toFixed(1)} ms`)
+    run.print(
+      `convkit: ${worldSize} ranks; averaging the gradients took ${(1000 * ar).toFixed(1)} ms per step, ${((100 * ar) / step).toFixed(1)} % of the step's ${(1000 * step).toFixed(1)} ms`,
+    )
   }
   const final = ctx.history()
   return {

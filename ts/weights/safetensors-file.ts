@@ -40,7 +40,11 @@ export async function readSafetensors(file: string): Promise<TorchTensor[]> {
   const out: TorchTensor[] = []
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue
-    const { dtype, shape, data_offsets: [start, end] } = entry as Entry
+    const {
+      dtype,
+      shape,
+      data_offsets: [start, end],
+    } = entry as Entry
     const mapped = DTYPES[dtype]
     if (!mapped) throw corrupt(`tensor ${name} has unsupported dtype ${dtype}`)
     if (base + end > bytes.length || start > end) throw corrupt(`tensor ${name} lies outside the file`)

@@ -94,7 +94,12 @@ export function parseTorchStateDict(bytes: Uint8Array, file = '(in memory)'): Ma
     const bytesOf = container.storages.get(ref.storage.key)
     if (!bytesOf) fail(file, `tensor ${name} points at storage ${ref.storage.key}, which the file does not hold`)
     const soleOwner = container.owned && uses.get(ref.storage.key) === 1
-    out.set(name, { name, dtype: ref.dtype, shape: [...ref.shape], data: contiguous(name, ref, bytesOf!, soleOwner, container.bigEndian, file) })
+    out.set(name, {
+      name,
+      dtype: ref.dtype,
+      shape: [...ref.shape],
+      data: contiguous(name, ref, bytesOf!, soleOwner, container.bigEndian, file),
+    })
   }
   return out
 }
@@ -169,7 +174,10 @@ export function torchTensorValues(tensor: TorchTensor): TorchTensorValues {
       return out
     }
     default:
-      throw new InputError('INVALID_OPTION', `tensor ${tensor.name} is ${dtype}, which has no JavaScript typed array; read its bytes from tensor.data`)
+      throw new InputError(
+        'INVALID_OPTION',
+        `tensor ${tensor.name} is ${dtype}, which has no JavaScript typed array; read its bytes from tensor.data`,
+      )
   }
 }
 
@@ -183,7 +191,13 @@ function halfTable(): Float32Array {
     const exponent = (h >> 10) & 0x1f
     const fraction = h & 0x3ff
     halfValues[h] =
-      exponent === 0 ? sign * fraction * 2 ** -24 : exponent === 31 ? (fraction ? Number.NaN : sign * Infinity) : sign * (1 + fraction / 1024) * 2 ** (exponent - 15)
+      exponent === 0
+        ? sign * fraction * 2 ** -24
+        : exponent === 31
+          ? fraction
+            ? Number.NaN
+            : sign * Infinity
+          : sign * (1 + fraction / 1024) * 2 ** (exponent - 15)
   }
   return halfValues
 }
@@ -194,7 +208,12 @@ function fail(file: string, what: string, cause?: unknown): never {
 
 /** A local file header (`PK\x03\x04`), or the end record of an empty archive (`PK\x05\x06`). */
 function isZip(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && ((bytes[2] === 3 && bytes[3] === 4) || (bytes[2] === 5 && bytes[3] === 6))
+  return (
+    bytes.length >= 4 &&
+    bytes[0] === 0x50 &&
+    bytes[1] === 0x4b &&
+    ((bytes[2] === 3 && bytes[3] === 4) || (bytes[2] === 5 && bytes[3] === 6))
+  )
 }
 
 /**
@@ -217,7 +236,12 @@ function readZipCheckpoint(bytes: Uint8Array, file: string): Container {
   const pickle = meta[`${prefix}/data.pkl`]
   if (!pickle) {
     const script = names.some((n) => n === `${prefix}/constants.pkl` || n.startsWith(`${prefix}/code/`))
-    fail(file, script ? 'a TorchScript archive (torch.jit.save), not a state dict; save the model\'s state_dict() with torch.save instead' : `a zip archive without ${prefix}/data.pkl, so not a torch.save checkpoint`)
+    fail(
+      file,
+      script
+        ? "a TorchScript archive (torch.jit.save), not a state dict; save the model's state_dict() with torch.save instead"
+        : `a zip archive without ${prefix}/data.pkl, so not a torch.save checkpoint`,
+    )
   }
   const order = meta[`${prefix}/byteorder`]
   const byteorder = order ? Buffer.from(order).toString('latin1').trim() : 'little'
@@ -234,7 +258,8 @@ function readZipCheckpoint(bytes: Uint8Array, file: string): Container {
     const data = records[record]
     if (!data) fail(file, `the pickle names storage ${key}, but the archive has no ${record}`)
     const expected = storageBytes(roots.get(key)!)
-    if (data!.length !== expected) fail(file, `${record} holds ${data!.length} bytes; its ${roots.get(key)!.numel} ${roots.get(key)!.dtype} elements need ${expected}`)
+    if (data!.length !== expected)
+      fail(file, `${record} holds ${data!.length} bytes; its ${roots.get(key)!.numel} ${roots.get(key)!.dtype} elements need ${expected}`)
     storages.set(key, data!)
   }
   // fflate copies each entry out of the archive, so the storages are private and may become tensors' data.
@@ -265,21 +290,22 @@ function readLegacyCheckpoint(bytes: Uint8Array, file: string): Container {
     fail(
       file,
       tar
-        ? 'a tar archive: torch < 0.1.10\'s format, which is not read; load and re-save it with a newer torch'
+        ? "a tar archive: torch < 0.1.10's format, which is not read; load and re-save it with a newer torch"
         : safetensors
           ? 'not a torch.save file (it looks like safetensors; load it with model.loadWeights)'
           : 'not a PyTorch checkpoint: neither a zip archive nor a legacy pickle stream',
     )
   }
   const magic = readTorchPickle(bytes, 0, file)
-  if (magic.value !== LEGACY_MAGIC) fail(file, 'not a PyTorch checkpoint: a pickle, but without torch.save\'s magic number')
+  if (magic.value !== LEGACY_MAGIC) fail(file, "not a PyTorch checkpoint: a pickle, but without torch.save's magic number")
   const version = readTorchPickle(bytes, magic.end, file)
   if (version.value !== LEGACY_PROTOCOL) fail(file, `legacy protocol version ${String(version.value)}; only ${LEGACY_PROTOCOL} exists`)
   const sysInfo = readTorchPickle(bytes, version.end, file)
   const littleEndian = sysInfo.value instanceof Map ? sysInfo.value.get('little_endian') !== false : true
   const object = readTorchPickle(bytes, sysInfo.end, file)
   const keyList = readTorchPickle(bytes, object.end, file)
-  if (!Array.isArray(keyList.value) || !keyList.value.every((k) => typeof k === 'string')) fail(file, 'the list of storage keys is not a list of strings')
+  if (!Array.isArray(keyList.value) || !keyList.value.every((k) => typeof k === 'string'))
+    fail(file, 'the list of storage keys is not a list of strings')
   const keys = keyList.value as string[]
   const roots = rootStorages(object.storages, file)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -293,7 +319,8 @@ function readLegacyCheckpoint(bytes: Uint8Array, file: string): Container {
     if (count !== BigInt(ref!.numel)) fail(file, `storage ${key} holds ${count} elements where the pickle says ${ref!.numel}`)
     pos += 8
     const size = storageBytes(ref!)
-    if (pos + size > bytes.length) fail(file, `the file ends early: storage ${key} needs ${size} bytes at byte ${pos}, and ${bytes.length - pos} remain`)
+    if (pos + size > bytes.length)
+      fail(file, `the file ends early: storage ${key} needs ${size} bytes at byte ${pos}, and ${bytes.length - pos} remain`)
     storages.set(key, bytes.subarray(pos, pos + size))
     pos += size
   }
@@ -333,7 +360,10 @@ function findStateDict(root: TorchPickleValue, file: string): Map<DictKey, Torch
     if (next === undefined) {
       const keys = [...dict.keys()].map(String)
       const shown = keys.slice(0, 8).join(', ') + (keys.length > 8 ? `, … (${keys.length} keys)` : '')
-      return fail(file, `no state dict found: ${where} holds keys ${shown}, whose values are not all tensors, and none of ${STATE_DICT_KEYS.join(', ')} holds a dict`)
+      return fail(
+        file,
+        `no state dict found: ${where} holds keys ${shown}, whose values are not all tensors, and none of ${STATE_DICT_KEYS.join(', ')} holds a dict`,
+      )
     }
     path.push(next)
     current = dict.get(next)!
@@ -367,7 +397,10 @@ function contiguous(name: string, ref: TensorRef, storage: Uint8Array, soleOwner
   for (let d = 0; d < shape.length; d++) last += (shape[d]! - 1) * stride[d]!
   if (!Number.isSafeInteger(numel) || numel * size > 2 ** 32) fail(file, `tensor ${name} of shape [${shape.join(', ')}] is too large`)
   if (numel > 0 && (last + 1) * size > limit) {
-    fail(file, `tensor ${name} (shape [${shape.join(', ')}], offset ${offset}, strides [${stride.join(', ')}]) reaches past its storage of ${limit / size} ${ref.dtype} elements`)
+    fail(
+      file,
+      `tensor ${name} (shape [${shape.join(', ')}], offset ${offset}, strides [${stride.join(', ')}]) reaches past its storage of ${limit / size} ${ref.dtype} elements`,
+    )
   }
   const start = base + offset * size
   if (soleOwner && start === 0 && storage.byteOffset === 0 && numel * size === storage.length && isContiguous(shape, stride)) {
@@ -457,7 +490,11 @@ function gather(src: Uint8Array, start: number, shape: number[], stride: number[
 
 function words(bytes: Uint8Array, word: number): Uint8Array | Uint16Array | Uint32Array {
   const n = Math.floor(bytes.byteLength / word)
-  return word === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, n) : word === 2 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : bytes
+  return word === 4
+    ? new Uint32Array(bytes.buffer, bytes.byteOffset, n)
+    : word === 2
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+      : bytes
 }
 
 /** Big-endian to little-endian, per element (per real and imaginary part for complex dtypes). */

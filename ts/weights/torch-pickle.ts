@@ -5,7 +5,16 @@
 // global builds. Nothing is imported or called: a whitelisted global becomes an inert value, and calling one only
 // builds a description.
 import { CheckpointError } from '../errors.ts'
-import { codecsEncode, isDictKey, isGlobalRef, unpickle, type DictKey, type Fail, type GlobalRef, type PickleData } from '../pickle/machine.ts'
+import {
+  codecsEncode,
+  isDictKey,
+  isGlobalRef,
+  unpickle,
+  type DictKey,
+  type Fail,
+  type GlobalRef,
+  type PickleData,
+} from '../pickle/machine.ts'
 
 /** Element types a torch checkpoint can hold, named as `torch.<dtype>` names them. */
 export type TorchDType =
@@ -155,7 +164,8 @@ function admit(qualified: string): TorchPickleValue | null {
   }
   // torch.FloatStorage, and torch.cuda.FloatStorage from CUDA tensors saved by torch < 1.0.
   const storage = /^torch\.(?:cuda\.)?(\w+Storage)$/.exec(qualified)
-  if (storage && Object.hasOwn(STORAGE_DTYPES, storage[1]!)) return { kind: 'storage-type', name: qualified, dtype: STORAGE_DTYPES[storage[1]!]! }
+  if (storage && Object.hasOwn(STORAGE_DTYPES, storage[1]!))
+    return { kind: 'storage-type', name: qualified, dtype: STORAGE_DTYPES[storage[1]!]! }
   const dtype = /^torch\.(\w+)$/.exec(qualified)?.[1]
   if (dtype !== undefined) {
     if (Object.hasOwn(TORCH_DTYPE_SIZE, dtype)) return { kind: 'dtype', dtype: dtype as TorchDType }
@@ -167,7 +177,8 @@ function admit(qualified: string): TorchPickleValue | null {
 /** Why a refused global is there, when it is a common case. */
 function refusalHint(qualified: string): string {
   if (qualified.startsWith('torch.nn.modules.')) return ' (torch.save(model) pickles the whole module; save model.state_dict() instead)'
-  if (qualified.startsWith('__torch__.')) return ' (this is a TorchScript archive from torch.jit.save; save the model\'s state_dict() instead)'
+  if (qualified.startsWith('__torch__.'))
+    return " (this is a TorchScript archive from torch.jit.save; save the model's state_dict() instead)"
   if (qualified.startsWith('numpy.')) return ' (numpy values are not read from torch checkpoints; store tensors instead)'
   return ''
 }
@@ -183,7 +194,12 @@ function refusalHint(qualified: string): string {
  * @example
  * const { value, end, storages } = readTorchPickle(bytes, 0, 'model.pth', 'archive/data.pkl')
  */
-export function readTorchPickle(bytes: Uint8Array, start: number, file: string, source = 'the file'): { value: TorchPickleValue; end: number; storages: StorageRef[] } {
+export function readTorchPickle(
+  bytes: Uint8Array,
+  start: number,
+  file: string,
+  source = 'the file',
+): { value: TorchPickleValue; end: number; storages: StorageRef[] } {
   const storages: StorageRef[] = []
   const { value, end } = unpickle(bytes, start, {
     fileKind: 'a torch checkpoint',
@@ -191,7 +207,8 @@ export function readTorchPickle(bytes: Uint8Array, start: number, file: string, 
     encoding: 'utf8',
     error: (what, at) => new CheckpointError('CORRUPT_CHECKPOINT', `checkpoint ${file}: ${what} (at byte ${at} of ${source})`),
     global: (qualified, fail) =>
-      admit(qualified) ?? fail(`the pickle names the global ${qualified}, which a weights file never needs; refused, nothing was run${refusalHint(qualified)}`),
+      admit(qualified) ??
+      fail(`the pickle names the global ${qualified}, which a weights file never needs; refused, nothing was run${refusalHint(qualified)}`),
     call,
     newObject: (cls, _args, fail) => {
       // cls.__new__(cls, *args): only OrderedDict is built this way in a state dict.
@@ -218,7 +235,8 @@ function storageOf(pid: TorchPickleValue, fail: Fail): StorageRef {
   if (typeof pid === 'string') return fail(`a text persistent id ${JSON.stringify(pid)}; torch checkpoints use binary ones`)
   if (!Array.isArray(pid)) return fail(`a persistent id that is ${describe(pid)}, not a tuple`)
   const [typename, type, key, , numel, viewMeta] = pid.map(asText)
-  if (typename === 'module') return fail('a persistent id for a module class: torch.save(model) pickles the whole module; save model.state_dict() instead')
+  if (typename === 'module')
+    return fail('a persistent id for a module class: torch.save(model) pickles the whole module; save model.state_dict() instead')
   if (typename !== 'storage') return fail(`a persistent id of kind ${describe(typename ?? null)}; only storages are accepted`)
   if (pid.length !== 5 && pid.length !== 6) return fail(`a storage persistent id with ${pid.length} fields`)
   if (!isStorageType(type)) return fail(`a storage persistent id whose type is ${describe(type ?? null)}`)
@@ -282,8 +300,10 @@ function call(fn: TorchPickleValue, args: TorchPickleValue[], fail: Fail): Torch
     case 'torch._tensor._rebuild_from_type_v2': {
       // (func, new_type, args, state): a tensor with Python attributes; only plain tensors and Parameters.
       const [inner, type, innerArgs] = args
-      if (!isGlobalRef(type) || !TENSOR_TYPES.has(type.name)) return fail(`${fn.name} rebuilds a ${describe(type ?? null)}, not a tensor or Parameter`)
-      if (!isGlobalRef(inner) || !inner.name.startsWith('torch._utils._rebuild_')) return fail(`${fn.name} calls ${describe(inner ?? null)}`)
+      if (!isGlobalRef(type) || !TENSOR_TYPES.has(type.name))
+        return fail(`${fn.name} rebuilds a ${describe(type ?? null)}, not a tensor or Parameter`)
+      if (!isGlobalRef(inner) || !inner.name.startsWith('torch._utils._rebuild_'))
+        return fail(`${fn.name} calls ${describe(inner ?? null)}`)
       if (!Array.isArray(innerArgs)) return fail(`${fn.name} called without an argument tuple`)
       const tensor = call(inner, innerArgs, fail)
       return isTensor(tensor) ? tensor : fail(`${fn.name} did not rebuild a tensor`)

@@ -76,7 +76,8 @@ export const ZOO = {
     build: efficientnetLite0,
     head: ['_fc'],
     defaultInputSize: [224, 224],
-    description: "EfficientNet-Lite0 (TensorFlow's, efficientnet_pytorch's keys): B0 without squeeze-and-excitation, ReLU6, SAME padding; 4.7 M parameters",
+    description:
+      "EfficientNet-Lite0 (TensorFlow's, efficientnet_pytorch's keys): B0 without squeeze-and-excitation, ReLU6, SAME padding; 4.7 M parameters",
   },
 } as const satisfies Record<string, ZooArchitecture>
 
@@ -98,7 +99,10 @@ export function isZooName(name: string): name is ZooName {
  */
 export function zooModel(name: ZooName, options: ZooOptions): ModelSpec {
   if (typeof name !== 'string' || !isZooName(name)) {
-    throw new InputError('INVALID_OPTION', `model zoo: unknown architecture ${JSON.stringify(name)}; expected one of ${ZOO_NAMES.join(', ')}`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `model zoo: unknown architecture ${JSON.stringify(name)}; expected one of ${ZOO_NAMES.join(', ')}`,
+    )
   }
   return ZOO[name].build(options)
 }

@@ -57,7 +57,8 @@ export function resolveOptions(arch: string, options: ZooOptions, defaults: ZooD
   const probability = (field: 'dropout' | 'dropPath', fallback: number | null): number => {
     const value = options[field] ?? fallback ?? 0
     if (typeof value !== 'number' || !(value >= 0 && value < 1)) throw bad(field, 'a probability in [0, 1)', value)
-    if (fallback === null && value !== 0) throw bad(field, `0 (${arch} has no ${field === 'dropout' ? 'dropout' : 'stochastic depth'})`, value)
+    if (fallback === null && value !== 0)
+      throw bad(field, `0 (${arch} has no ${field === 'dropout' ? 'dropout' : 'stochastic depth'})`, value)
     return value
   }
   return {
@@ -120,7 +121,13 @@ export function activation(name: ZooActivation): Layer {
  * torchvision's `Conv2dNormActivation`: a sequential of conv (`.0`), batch norm (`.1`) and, unless `act` is null,
  * the activation (`.2`, no tensors).
  */
-export function convBnAct(outChannels: number, kernelSize: number, norm: Norm, act: ZooActivation | null, options: ConvOptions = {}): SequentialLayer {
+export function convBnAct(
+  outChannels: number,
+  kernelSize: number,
+  norm: Norm,
+  act: ZooActivation | null,
+  options: ConvOptions = {},
+): SequentialLayer {
   const { name, ...convOptions } = options
   const layers: Layer[] = [conv(outChannels, kernelSize, convOptions), batchNorm(norm)]
   if (act !== null) layers.push(activation(act))
@@ -145,7 +152,13 @@ export function globalAveragePool(): Layer[] {
 
 /** A fully connected layer, by default with PyTorch's initialization (uniform ±1/√in, weight and bias). */
 export function linear(outFeatures: number, options: { name?: string; bias?: boolean; init?: WeightInit } = {}): LinearLayer {
-  return { type: 'linear', outFeatures, bias: options.bias ?? true, init: options.init ?? 'default', ...(options.name === undefined ? {} : { name: options.name }) }
+  return {
+    type: 'linear',
+    outFeatures,
+    bias: options.bias ?? true,
+    init: options.init ?? 'default',
+    ...(options.name === undefined ? {} : { name: options.name }),
+  }
 }
 
 /**

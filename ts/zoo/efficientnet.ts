@@ -108,8 +108,7 @@ export function efficientnetLite0(options: ZooOptions): ModelSpec {
   const blocks: Layer[] = []
   for (const { index, expand, kernel, stride, input, out } of b0Blocks()) {
     const expanded = input * expand
-    const layers: Layer[] =
-      expand === 1 ? [] : [liteConv('_expand_conv', expanded, 1), batchNorm(LITE_NORM, '_bn0'), activation('relu6')]
+    const layers: Layer[] = expand === 1 ? [] : [liteConv('_expand_conv', expanded, 1), batchNorm(LITE_NORM, '_bn0'), activation('relu6')]
     layers.push(
       liteConv('_depthwise_conv', expanded, kernel, stride, expanded),
       batchNorm(LITE_NORM, '_bn1'),
@@ -119,9 +118,7 @@ export function efficientnetLite0(options: ZooOptions): ModelSpec {
     )
     const dropPath = (o.dropPath * index) / B0_BLOCKS
     blocks.push(
-      stride === 1 && input === out
-        ? { type: 'residual', layers, ...(dropPath > 0 ? { dropPath } : {}) }
-        : { type: 'sequential', layers },
+      stride === 1 && input === out ? { type: 'residual', layers, ...(dropPath > 0 ? { dropPath } : {}) } : { type: 'sequential', layers },
     )
   }
   return spec(o, [

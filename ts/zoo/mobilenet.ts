@@ -60,7 +60,15 @@ export function mobilenetV2(options: ZooOptions): ModelSpec {
 }
 
 /** MobileNetV3-Large's blocks: input, kernel, expanded, output channels, squeeze-and-excitation, activation, stride. */
-const V3_LARGE_BLOCKS: readonly (readonly [input: number, kernel: number, expanded: number, out: number, se: boolean, act: ZooActivation, stride: number])[] = [
+const V3_LARGE_BLOCKS: readonly (readonly [
+  input: number,
+  kernel: number,
+  expanded: number,
+  out: number,
+  se: boolean,
+  act: ZooActivation,
+  stride: number,
+])[] = [
   [16, 3, 16, 16, false, 'relu', 1],
   [16, 3, 64, 24, false, 'relu', 2],
   [24, 3, 72, 24, false, 'relu', 1],
@@ -97,7 +105,14 @@ export function mobilenetV3Large(options: ZooOptions): ModelSpec {
   for (const [input, kernel, expanded, out, se, act, stride] of V3_LARGE_BLOCKS) {
     const layers: Layer[] = expanded === input ? [] : [convBnAct(expanded, 1, V3_NORM, act)]
     layers.push(convBnAct(expanded, kernel, V3_NORM, act, { stride, groups: expanded }))
-    if (se) layers.push({ type: 'se', squeezeChannels: makeDivisible(Math.floor(expanded / 4)), activation: 'relu', gate: 'hardsigmoid', init: 'kaimingNormal' })
+    if (se)
+      layers.push({
+        type: 'se',
+        squeezeChannels: makeDivisible(Math.floor(expanded / 4)),
+        activation: 'relu',
+        gate: 'hardsigmoid',
+        init: 'kaimingNormal',
+      })
     layers.push(convBnAct(out, 1, V3_NORM, null))
     features.push(invertedBlock('block', layers, stride === 1 && input === out))
   }
@@ -108,7 +123,12 @@ export function mobilenetV3Large(options: ZooOptions): ModelSpec {
     {
       type: 'sequential',
       name: 'classifier',
-      layers: [linear(1280, { init: 'normal' }), activation('hardswish'), { type: 'dropout', p: o.dropout }, linear(o.classes, { init: 'normal' })],
+      layers: [
+        linear(1280, { init: 'normal' }),
+        activation('hardswish'),
+        { type: 'dropout', p: o.dropout },
+        linear(o.classes, { init: 'normal' }),
+      ],
     },
   ])
 }

@@ -43,7 +43,8 @@ export interface PretrainedPlan {
 function lastLinear(spec: ModelSpec): string {
   const index = spec.layers.map((l) => l.type).lastIndexOf('linear')
   const layer = spec.layers[index] as (Layer & { name?: string }) | undefined
-  if (!layer) throw new InputError('INVALID_OPTION', 'option pretrained: the model has no top-level linear layer to serve as its classifier')
+  if (!layer)
+    throw new InputError('INVALID_OPTION', 'option pretrained: the model has no top-level linear layer to serve as its classifier')
   const count = spec.layers.slice(0, index + 1).filter((l) => l.type === 'linear').length
   return layer.name ?? `fc${count}`
 }
@@ -77,7 +78,11 @@ async function readWeights(file: string): Promise<TorchTensor[]> {
  * Works out the spec and classifier of a pretrained model (fetching nothing): the weights' architecture unless one
  * is given, at the classes asked for.
  */
-export function planPretrained(architecture: ModelSpec | ZooName | null | undefined, options: PretrainedOptions & { classNames?: string[] }, sourceClasses?: number): PretrainedPlan {
+export function planPretrained(
+  architecture: ModelSpec | ZooName | null | undefined,
+  options: PretrainedOptions & { classNames?: string[] },
+  sourceClasses?: number,
+): PretrainedPlan {
   const weights = pretrainedWeights(options.pretrained)
   const arch = architecture ?? weights?.architecture
   if (!arch) {
@@ -88,14 +93,25 @@ export function planPretrained(architecture: ModelSpec | ZooName | null | undefi
   }
   const fromWeights = weights?.categories.length ?? sourceClasses
   const classes = options.classes ?? options.classNames?.length ?? fromWeights
-  if (classes === undefined) throw new InputError('INVALID_OPTION', 'option classes: the weights do not say how many classes they score; pass classes')
+  if (classes === undefined)
+    throw new InputError('INVALID_OPTION', 'option classes: the weights do not say how many classes they score; pass classes')
   if (typeof arch === 'string') {
     if (!isZooName(arch)) throw new InputError('INVALID_OPTION', `option model: unknown architecture ${JSON.stringify(arch)}`)
     const inputSize = options.inputSize ?? ([...(weights?.preprocessing.inputSize ?? ZOO[arch].defaultInputSize)] as [number, number])
-    return zeroNewHead({ spec: zooModel(arch, { classes, inputSize }), head: [...ZOO[arch].head], weights, newHead: fromWeights !== undefined && classes !== fromWeights })
+    return zeroNewHead({
+      spec: zooModel(arch, { classes, inputSize }),
+      head: [...ZOO[arch].head],
+      weights,
+      newHead: fromWeights !== undefined && classes !== fromWeights,
+    })
   }
   const head = lastLinear(arch)
-  return zeroNewHead({ spec: patchLayer(arch, head, (l) => ({ ...l, outFeatures: classes }) as Layer), head: [head], weights, newHead: fromWeights !== undefined && classes !== fromWeights })
+  return zeroNewHead({
+    spec: patchLayer(arch, head, (l) => ({ ...l, outFeatures: classes }) as Layer),
+    head: [head],
+    weights,
+    newHead: fromWeights !== undefined && classes !== fromWeights,
+  })
 }
 
 /**
@@ -125,7 +141,10 @@ export interface LoadedPretrained {
  * Fetches and reads the weights of `options.pretrained` and works out the spec and model options to build them into
  * (`Model.fromPretrained` builds and loads).
  */
-export async function loadPretrained(architecture: ModelSpec | ZooName | null | undefined, options: ModelOptions & PretrainedOptions): Promise<LoadedPretrained> {
+export async function loadPretrained(
+  architecture: ModelSpec | ZooName | null | undefined,
+  options: ModelOptions & PretrainedOptions,
+): Promise<LoadedPretrained> {
   const file = await fetchWeights(options.pretrained, options)
   const tensors = await readWeights(file)
   const first = planPretrained(architecture, options)
@@ -140,7 +159,9 @@ export async function loadPretrained(architecture: ModelSpec | ZooName | null | 
     ...plain,
     classNames: options.classNames ?? (sameClasses ? w?.categories.slice() : undefined),
     normalization: options.normalization ?? (w ? { mean: [...w.preprocessing.mean], std: [...w.preprocessing.std] } : undefined),
-    preprocessing: options.preprocessing ?? (w ? { resizeShorter: w.preprocessing.resizeShorter, interpolation: w.preprocessing.interpolation } : undefined),
+    preprocessing:
+      options.preprocessing ??
+      (w ? { resizeShorter: w.preprocessing.resizeShorter, interpolation: w.preprocessing.interpolation } : undefined),
   }
   return { spec: plan.spec, modelOptions, tensors, file, keep: plan.newHead ? plan.head.map((h) => `${h}.*`) : [], plan }
 }

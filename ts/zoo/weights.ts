@@ -87,10 +87,16 @@ const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const
 const IMAGENET_STD = [0.229, 0.224, 0.225] as const
 
 const TORCHVISION_LICENCE =
-  "torchvision (BSD-3-Clause code). The weights were trained on ImageNet-1k, whose terms allow non-commercial research use; torchvision leaves it to users to check their use is allowed."
+  'torchvision (BSD-3-Clause code). The weights were trained on ImageNet-1k, whose terms allow non-commercial research use; torchvision leaves it to users to check their use is allowed.'
 
 function preprocessing(resizeShorter: 256 | 232, interpolation: 'bilinear' | 'bicubic' = 'bilinear'): Preprocessing {
-  return Object.freeze({ inputSize: Object.freeze([224, 224] as const), resizeShorter, mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation })
+  return Object.freeze({
+    inputSize: Object.freeze([224, 224] as const),
+    resizeShorter,
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    interpolation,
+  })
 }
 
 /** What a weight set is declared with; `fileName` follows from the source. */
@@ -113,12 +119,14 @@ export function defineWeights(d: WeightsDeclaration): PretrainedWeights {
   const bad = (field: string, expected: string, got: unknown) =>
     new InputError('INVALID_OPTION', `weights ${JSON.stringify(d.name)}: ${field} ${JSON.stringify(got)}; expected ${expected}`)
   if (d.source.kind === 'url') {
-    if (!URL.canParse(d.source.url) || !/^https?:$/.test(new URL(d.source.url).protocol)) throw bad('source.url', 'an http(s) URL ending in a file name', d.source.url)
+    if (!URL.canParse(d.source.url) || !/^https?:$/.test(new URL(d.source.url).protocol))
+      throw bad('source.url', 'an http(s) URL ending in a file name', d.source.url)
     if (!/^[0-9a-f]{8,64}$/i.test(d.source.sha256Prefix)) throw bad('source.sha256Prefix', '8 to 64 hex digits', d.source.sha256Prefix)
   } else if (!/^[0-9a-f]{64}$/i.test(d.source.sha256)) {
     throw bad('source.sha256', '64 hex digits', d.source.sha256)
   }
-  const fileName = d.source.kind === 'url' ? new URL(d.source.url).pathname.split('/').pop()! : d.source.member.slice(d.source.member.lastIndexOf('/') + 1)
+  const fileName =
+    d.source.kind === 'url' ? new URL(d.source.url).pathname.split('/').pop()! : d.source.member.slice(d.source.member.lastIndexOf('/') + 1)
   return Object.freeze({
     ...d,
     architecture: d.architecture ?? d.name,
@@ -128,7 +136,12 @@ export function defineWeights(d: WeightsDeclaration): PretrainedWeights {
   })
 }
 
-function torchvision(name: string, file: string, sha256Prefix: string, rest: Omit<WeightsDeclaration, 'name' | 'source' | 'licence' | 'accuracySource'>): PretrainedWeights {
+function torchvision(
+  name: string,
+  file: string,
+  sha256Prefix: string,
+  rest: Omit<WeightsDeclaration, 'name' | 'source' | 'licence' | 'accuracySource'>,
+): PretrainedWeights {
   return defineWeights({
     name,
     source: { kind: 'url', url: `${TORCHVISION_WEIGHTS_URL}${file}`, sha256Prefix },
@@ -202,7 +215,8 @@ export const PRETRAINED_WEIGHTS = Object.freeze({
     // Checked on photos: ImageNet mean/std after a 256 → 224 centre crop predicts correctly, as (x − 127) / 128 does.
     preprocessing: preprocessing(256),
     acc1: 75.1,
-    accuracySource: "TensorFlow's published FP32 figure for the efficientnet-lite0 checkpoint (tensorflow/tpu models/official/efficientnet/lite); not re-measured on this conversion",
+    accuracySource:
+      "TensorFlow's published FP32 figure for the efficientnet-lite0 checkpoint (tensorflow/tpu models/official/efficientnet/lite); not re-measured on this conversion",
     params: 4_652_008,
     licence:
       'Apache-2.0 (© 2020 ML Illustrated), a PyTorch conversion of TensorFlow’s EfficientNet-Lite0 checkpoint. Trained on ImageNet-1k, whose terms allow non-commercial research use.',

@@ -130,7 +130,11 @@ export function parseNumberedPattern(pattern: string): NumberedPattern {
   }
   const m = found[0]!
   const literal = (s: string) => s.replaceAll('%%', '%')
-  return { before: literal(pattern.slice(0, m.index)), after: literal(pattern.slice(m.index! + m[0].length)), width: m[2] ? Number(m[2]) : 0 }
+  return {
+    before: literal(pattern.slice(0, m.index)),
+    after: literal(pattern.slice(m.index! + m[0].length)),
+    width: m[2] ? Number(m[2]) : 0,
+  }
 }
 
 /** The name of shard `n` under a numbered pattern. */
@@ -148,7 +152,11 @@ export function bracePatternFor(p: NumberedPattern, count: number): string {
 }
 
 function escapeBraces(s: string): string {
-  if (/[{},]/.test(s)) throw new InputError('INVALID_OPTION', `shard pattern text ${JSON.stringify(s)}: braces and commas around the number cannot be read back by a brace pattern`)
+  if (/[{},]/.test(s))
+    throw new InputError(
+      'INVALID_OPTION',
+      `shard pattern text ${JSON.stringify(s)}: braces and commas around the number cannot be read back by a brace pattern`,
+    )
   return s
 }
 

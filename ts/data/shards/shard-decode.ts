@@ -66,7 +66,11 @@ export class BatchDecoder {
     const rest: number[] = []
     samples.forEach((s, i) => (isJpeg(s.data) ? jpegs : rest).push(i))
     if (jpegs.length > 0) {
-      const fallback = await this.decodeJpegs(jpegs.map((i) => samples[i]!.data), pixels, jpegs)
+      const fallback = await this.decodeJpegs(
+        jpegs.map((i) => samples[i]!.data),
+        pixels,
+        jpegs,
+      )
       for (const k of fallback) rest.push(jpegs[k]!)
     }
     let next = 0
@@ -89,9 +93,13 @@ export class BatchDecoder {
     if (!this.options.skipBadImages) {
       const s = samples[bad[0]!]!
       const more = bad.length > 1 ? ` (and ${bad.length - 1} more in this batch)` : ''
-      throw new DataError('DATA_BAD_IMAGE', `shard ${s.shard}: sample ${s.key} (${s.key}.${s.ext}) could not be decoded: ${failed.get(bad[0]!)}${more}. Pass skipBadImages to skip such samples.`, {
-        files: [s.shard],
-      })
+      throw new DataError(
+        'DATA_BAD_IMAGE',
+        `shard ${s.shard}: sample ${s.key} (${s.key}.${s.ext}) could not be decoded: ${failed.get(bad[0]!)}${more}. Pass skipBadImages to skip such samples.`,
+        {
+          files: [s.shard],
+        },
+      )
     }
     const keep = samples.map((_, i) => i).filter((i) => !failed.has(i))
     const kept = new Uint8Array(keep.length * perImage)
@@ -111,7 +119,9 @@ export class BatchDecoder {
    */
   private async decodeJpegs(data: Buffer[], pixels: Uint8Array, at: number[]): Promise<number[]> {
     const [h, w] = this.options.size
-    const batch = await call('decoding JPEGs from shards', () => native.decodeJpegBuffers(data, h, w, this.options.channels, this.options.threads))
+    const batch = await call('decoding JPEGs from shards', () =>
+      native.decodeJpegBuffers(data, h, w, this.options.channels, this.options.threads),
+    )
     const declined = new Set(batch.fallback)
     for (let k = 0; k < data.length; k++) {
       if (!declined.has(k)) pixels.set(batch.pixels.subarray(k * this.perImage, (k + 1) * this.perImage), at[k]! * this.perImage)

@@ -24,7 +24,12 @@ export function isShardSource(source: string): boolean {
 export async function describeShardSource(source: string, options: { signal?: AbortSignal } = {}): Promise<ShardSet> {
   if (!source.endsWith('.shards.json')) return describeShards(source, options)
   const index = readIndex(source)
-  if (!index) throw new DataError('DATA_CORRUPT', `${source} is not a shard index (expected the JSON that convkit shard writes, with format 'convkit-shards')`, { files: [source] })
+  if (!index)
+    throw new DataError(
+      'DATA_CORRUPT',
+      `${source} is not a shard index (expected the JSON that convkit shard writes, with format 'convkit-shards')`,
+      { files: [source] },
+    )
   return describeShards(path.join(path.dirname(source), index.pattern), options)
 }
 
@@ -78,5 +83,12 @@ export async function readShardImages(set: ShardSet, options: ReadShardImagesOpt
     if (n === total) break
   }
   const skipped = stream.skipped.map((s) => `${s.shard}:${s.key}`)
-  return { pixels: n < total ? pixels.slice(0, n * per) : pixels, labels: n < total ? labels.slice(0, n) : labels, shape, classes: set.classes, files, skipped }
+  return {
+    pixels: n < total ? pixels.slice(0, n * per) : pixels,
+    labels: n < total ? labels.slice(0, n) : labels,
+    shape,
+    classes: set.classes,
+    files,
+    skipped,
+  }
 }

@@ -117,9 +117,18 @@ export function splitSampleName(name: string): { key: string; ext: string } {
 function parseLabel(data: Buffer, shard: string, key: string, classes: number | undefined): number {
   const text = data.toString('utf8').trim()
   const label = /^\d+$/.test(text) ? Number(text) : Number.NaN
-  if (!Number.isSafeInteger(label)) throw new DataError('DATA_CORRUPT', `shard ${shard}: sample ${key}: ${key}.cls holds ${JSON.stringify(text.slice(0, 40))}, expected a class index (a non-negative integer)`, { files: [shard] })
+  if (!Number.isSafeInteger(label))
+    throw new DataError(
+      'DATA_CORRUPT',
+      `shard ${shard}: sample ${key}: ${key}.cls holds ${JSON.stringify(text.slice(0, 40))}, expected a class index (a non-negative integer)`,
+      { files: [shard] },
+    )
   if (classes !== undefined && label >= classes) {
-    throw new DataError('DATA_CORRUPT', `shard ${shard}: sample ${key}: class index ${label} is out of range for the ${classes} classes of the shard index`, { files: [shard] })
+    throw new DataError(
+      'DATA_CORRUPT',
+      `shard ${shard}: sample ${key}: class index ${label} is out of range for the ${classes} classes of the shard index`,
+      { files: [shard] },
+    )
   }
   return label
 }
@@ -128,18 +137,33 @@ function parseLabel(data: Buffer, shard: string, key: string, classes: number | 
  * The samples of one shard, in order: consecutive entries sharing a key make one sample, which needs one image
  * (`.jpg`, `.png`, … as sharp reads) and a `.cls`; other entries (`.json`, `.txt`, …) are ignored.
  */
-export async function* readShardSamples(shard: string, options: { classes?: number; readBytes?: number; signal?: AbortSignal } = {}): AsyncGenerator<EncodedSample> {
+export async function* readShardSamples(
+  shard: string,
+  options: { classes?: number; readBytes?: number; signal?: AbortSignal } = {},
+): AsyncGenerator<EncodedSample> {
   for await (const samples of readShardSampleChunks(shard, options)) yield* samples
 }
 
 /** `readShardSamples` by the read, as `readTarChunks` gives the entries. */
-async function* readShardSampleChunks(shard: string, options: { classes?: number; readBytes?: number; signal?: AbortSignal }): AsyncGenerator<EncodedSample[]> {
+async function* readShardSampleChunks(
+  shard: string,
+  options: { classes?: number; readBytes?: number; signal?: AbortSignal },
+): AsyncGenerator<EncodedSample[]> {
   type Partial = { key: string; ext?: string; data?: Buffer; label?: number }
   const finish = (p: Partial): EncodedSample => {
     if (p.data === undefined) {
-      throw new DataError('DATA_CORRUPT', `shard ${shard}: sample ${p.key} has no image (expected ${p.key}.jpg, .png or another of ${[...IMAGE_EXTS].join(', ')})`, { files: [shard] })
+      throw new DataError(
+        'DATA_CORRUPT',
+        `shard ${shard}: sample ${p.key} has no image (expected ${p.key}.jpg, .png or another of ${[...IMAGE_EXTS].join(', ')})`,
+        { files: [shard] },
+      )
     }
-    if (p.label === undefined) throw new DataError('DATA_CORRUPT', `shard ${shard}: sample ${p.key} has no .cls entry (expected ${p.key}.cls with its class index beside ${p.key}.${p.ext})`, { files: [shard] })
+    if (p.label === undefined)
+      throw new DataError(
+        'DATA_CORRUPT',
+        `shard ${shard}: sample ${p.key} has no .cls entry (expected ${p.key}.cls with its class index beside ${p.key}.${p.ext})`,
+        { files: [shard] },
+      )
     return { key: p.key, ext: p.ext!, data: p.data, label: p.label, shard }
   }
   let current: Partial | undefined
@@ -154,7 +178,12 @@ async function* readShardSampleChunks(shard: string, options: { classes?: number
       current ??= { key }
       if (ext === 'cls') current.label = parseLabel(entry.data, shard, key, options.classes)
       else if (IMAGE_EXTS.has(ext)) {
-        if (current.data !== undefined) throw new DataError('DATA_CORRUPT', `shard ${shard}: sample ${key} has two images (${key}.${current.ext} and ${entry.name}); expected one`, { files: [shard] })
+        if (current.data !== undefined)
+          throw new DataError(
+            'DATA_CORRUPT',
+            `shard ${shard}: sample ${key} has two images (${key}.${current.ext} and ${entry.name}); expected one`,
+            { files: [shard] },
+          )
         current.data = entry.data
         current.ext = ext
       }
@@ -191,12 +220,21 @@ export function readIndex(file: string): ShardIndex | undefined {
 export async function describeShards(pattern: string | readonly string[], options: { signal?: AbortSignal } = {}): Promise<ShardSet> {
   const files = typeof pattern === 'string' ? expandBraces(pattern) : [...pattern]
   if (files.length === 0) throw new InputError('INVALID_OPTION', 'shards: expected at least one shard file')
-  const sizes = await Promise.all(files.map((f) => fsp.stat(f).then((s) => (s.isFile() ? s.size : -1), () => -1)))
+  const sizes = await Promise.all(
+    files.map((f) =>
+      fsp.stat(f).then(
+        (s) => (s.isFile() ? s.size : -1),
+        () => -1,
+      ),
+    ),
+  )
   const missing = files.filter((_, i) => sizes[i]! < 0)
   if (missing.length > 0) {
     const shown = missing.slice(0, 3).join(', ') + (missing.length > 3 ? ` and ${missing.length - 3} more` : '')
     const from = typeof pattern === 'string' ? ` (from the pattern ${pattern})` : ''
-    throw new DataError('DATA_NOT_FOUND', `${missing.length} of ${files.length} shard file(s) do not exist${from}: ${shown}`, { files: missing })
+    throw new DataError('DATA_NOT_FOUND', `${missing.length} of ${files.length} shard file(s) do not exist${from}: ${shown}`, {
+      files: missing,
+    })
   }
   const indexFile = typeof pattern === 'string' ? indexPathFor(pattern) : indexPathFor(files[0]!)
   const index = readIndex(indexFile)
@@ -218,7 +256,10 @@ export async function describeShards(pattern: string | readonly string[], option
     counts.push(n)
     scanned++
   }
-  const classes = index && scanned === 0 ? index.classes : Array.from({ length: Math.max(maxLabel + 1, index?.classes.length ?? 0) }, (_, k) => index?.classes[k] ?? `class ${k}`)
+  const classes =
+    index && scanned === 0
+      ? index.classes
+      : Array.from({ length: Math.max(maxLabel + 1, index?.classes.length ?? 0) }, (_, k) => index?.classes[k] ?? `class ${k}`)
   return {
     files,
     counts,
@@ -234,7 +275,10 @@ export async function describeShards(pattern: string | readonly string[], option
  * position i going to rank i % worldSize, as PyTorch's DistributedSampler does with samples. Ranks are disjoint and
  * together cover every shard.
  */
-export function assignShards(shardCount: number, options: { seed?: number; epoch?: number; rank?: number; worldSize?: number } = {}): number[] {
+export function assignShards(
+  shardCount: number,
+  options: { seed?: number; epoch?: number; rank?: number; worldSize?: number } = {},
+): number[] {
   const worldSize = options.worldSize ?? 1
   const rank = options.rank ?? 0
   const order = shuffle(range(shardCount), deriveSeed(options.seed ?? 0, options.epoch ?? 0, 0x5a4d))
@@ -245,10 +289,14 @@ export function assignShards(shardCount: number, options: { seed?: number; epoch
  * Batches one rank's stream yields in an epoch (before `maxBatches`): known before reading, from the shards'
  * counts, so a schedule can plan its steps. With `evenRanks`, the smallest rank's count.
  */
-export function epochBatches(set: Pick<ShardSet, 'files' | 'counts'>, options: { batchSize: number; dropLast?: boolean; seed?: number; epoch?: number; rank?: number; worldSize?: number; evenRanks?: boolean }): number {
+export function epochBatches(
+  set: Pick<ShardSet, 'files' | 'counts'>,
+  options: { batchSize: number; dropLast?: boolean; seed?: number; epoch?: number; rank?: number; worldSize?: number; evenRanks?: boolean },
+): number {
   const worldSize = options.worldSize ?? 1
   const batchesOf = (n: number) => (options.dropLast ? Math.floor(n / options.batchSize) : Math.ceil(n / options.batchSize))
-  const samplesOf = (rank: number) => assignShards(set.files.length, { ...options, rank, worldSize }).reduce((a, i) => a + set.counts[i]!, 0)
+  const samplesOf = (rank: number) =>
+    assignShards(set.files.length, { ...options, rank, worldSize }).reduce((a, i) => a + set.counts[i]!, 0)
   if (options.evenRanks ?? worldSize > 1) return Math.min(...Array.from({ length: worldSize }, (_, r) => batchesOf(samplesOf(r))))
   return batchesOf(samplesOf(options.rank ?? 0))
 }
@@ -299,17 +347,22 @@ async function* shuffled<T>(source: AsyncIterable<T[]>, size: number, rand: () =
 export async function openShards(pattern: string | readonly string[] | ShardSet, options: ShardStreamOptions = {}): Promise<ShardStream> {
   const size = options.size ?? [32, 32]
   if (!Array.isArray(size) || size.length !== 2 || !size.every((d) => Number.isInteger(d) && d > 0)) {
-    throw new InputError('INVALID_OPTION', `option size: expected [height, width] of positive integers, got ${JSON.stringify(options.size)}`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `option size: expected [height, width] of positive integers, got ${JSON.stringify(options.size)}`,
+    )
   }
   const channels = options.channels ?? 3
-  if (channels !== 1 && channels !== 3) throw new InputError('INVALID_OPTION', `option channels: expected 1 or 3, got ${JSON.stringify(options.channels)}`)
+  if (channels !== 1 && channels !== 3)
+    throw new InputError('INVALID_OPTION', `option channels: expected 1 or 3, got ${JSON.stringify(options.channels)}`)
   const batchSize = option('batchSize', options.batchSize, 128, 1)
   const shuffleBuffer = option('shuffleBuffer', options.shuffleBuffer, 5000, 0)
   const seed = option('seed', options.seed, 0, 0)
   const epoch = option('epoch', options.epoch, 0, 0)
   const worldSize = option('worldSize', options.worldSize, 1, 1)
   const rank = option('rank', options.rank, 0, 0)
-  if (rank >= worldSize) throw new InputError('INVALID_OPTION', `option rank: expected 0..${worldSize - 1} for worldSize ${worldSize}, got ${rank}`)
+  if (rank >= worldSize)
+    throw new InputError('INVALID_OPTION', `option rank: expected 0..${worldSize - 1} for worldSize ${worldSize}, got ${rank}`)
   const threads = option('decodeThreads', options.decodeThreads, os.availableParallelism(), 1)
   const prefetch = option('prefetch', options.prefetch, 2, 1)
   const maxBatches = options.maxBatches === undefined ? Number.POSITIVE_INFINITY : option('maxBatches', options.maxBatches, 0, 0)
@@ -320,7 +373,10 @@ export async function openShards(pattern: string | readonly string[] | ShardSet,
 
   const set = isShardSet(pattern) ? pattern : await describeShards(pattern, { signal })
   if (worldSize > set.files.length) {
-    throw new InputError('INVALID_OPTION', `option worldSize: ${worldSize} ranks need at least ${worldSize} shards, and there are ${set.files.length}; write more, smaller shards (convkit shard --per-shard)`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `option worldSize: ${worldSize} ranks need at least ${worldSize} shards, and there are ${set.files.length}; write more, smaller shards (convkit shard --per-shard)`,
+    )
   }
   const mine = assignShards(set.files.length, { seed, epoch, rank, worldSize })
   const samples = mine.reduce((a, i) => a + set.counts[i]!, 0)
@@ -353,7 +409,8 @@ export async function openShards(pattern: string | readonly string[] | ShardSet,
   signal?.addEventListener('abort', onAbort, { once: true })
 
   async function* allSamples(): AsyncGenerator<EncodedSample[]> {
-    for (const shard of shards) yield* readShardSampleChunks(shard, { classes: classCount, readBytes: options.readBytes, signal: stop.signal })
+    for (const shard of shards)
+      yield* readShardSampleChunks(shard, { classes: classCount, readBytes: options.readBytes, signal: stop.signal })
   }
 
   let made = 0

@@ -55,7 +55,11 @@ export interface StreamEpochResult {
  *   console.log(epoch, metrics.loss)
  * }
  */
-export async function trainEpochOnShards(model: Model, shards: string | readonly string[] | ShardSet, options: StreamEpochOptions): Promise<StreamEpochResult> {
+export async function trainEpochOnShards(
+  model: Model,
+  shards: string | readonly string[] | ShardSet,
+  options: StreamEpochOptions,
+): Promise<StreamEpochResult> {
   const started = performance.now()
   const { lr, step: stepOptions, normalization, classes, onBatch, signal, ...streamOptions } = options
   const [channels, height, width] = model.spec.inputShape
@@ -89,7 +93,16 @@ export async function trainEpochOnShards(model: Model, shards: string | readonly
     interrupted = true
   }
   const seconds = (performance.now() - started) / 1000
-  return { metrics: running.metrics(), images: running.count, batches, seconds, imagesPerSecond: running.count / seconds, lastLr, interrupted, skipped: [...stream.skipped] }
+  return {
+    metrics: running.metrics(),
+    images: running.count,
+    batches,
+    seconds,
+    imagesPerSecond: running.count / seconds,
+    lastLr,
+    interrupted,
+    skipped: [...stream.skipped],
+  }
 }
 
 /** One training step and the labels of its batch. */
@@ -102,7 +115,11 @@ export interface TrainedBatch {
  * The training steps of one opened epoch stream: batch `b` trains with `optionsOf(b)` while the stream decodes the
  * next ones. Leaving the loop early closes the stream.
  */
-export async function* streamedSteps(model: Model, stream: ShardStream, optionsOf: (batch: number) => StepOptions & { normalization?: Normalization }): AsyncGenerator<TrainedBatch> {
+export async function* streamedSteps(
+  model: Model,
+  stream: ShardStream,
+  optionsOf: (batch: number) => StepOptions & { normalization?: Normalization },
+): AsyncGenerator<TrainedBatch> {
   try {
     for await (const batch of stream) {
       const step = await model.trainBatchPixels(batch.pixels, batch.labels, batch.shape, optionsOf(batch.index))
@@ -136,12 +153,21 @@ export interface DataPathChoice {
  * @example
  * const choice = chooseDataPath(200_000, [3, 224, 224]) // { stream: true, reason: 'streaming from shards: ...' }
  */
-export function chooseDataPath(count: number, shape: readonly [number, number, number], options: { budgetBytes?: number; stream?: boolean } = {}): DataPathChoice {
+export function chooseDataPath(
+  count: number,
+  shape: readonly [number, number, number],
+  options: { budgetBytes?: number; stream?: boolean } = {},
+): DataPathChoice {
   const budgetBytes = options.budgetBytes ?? Math.floor(os.totalmem() / 2)
   const estimateBytes = residentBytes(count, shape)
   const sizes = `${count.toLocaleString('en-US')} images of ${shape.join('×')} would take ${formatBytes(estimateBytes)} resident; the memory budget is ${formatBytes(budgetBytes)}`
   if (options.stream !== undefined) {
-    return { stream: options.stream, estimateBytes, budgetBytes, reason: `${options.stream ? 'streaming from shards' : 'loading into memory'}, as asked (${sizes})` }
+    return {
+      stream: options.stream,
+      estimateBytes,
+      budgetBytes,
+      reason: `${options.stream ? 'streaming from shards' : 'loading into memory'}, as asked (${sizes})`,
+    }
   }
   const stream = estimateBytes > budgetBytes
   return { stream, estimateBytes, budgetBytes, reason: `${stream ? 'streaming from shards' : 'loading into memory'}: ${sizes}` }

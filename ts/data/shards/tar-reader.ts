@@ -25,7 +25,8 @@ function corrupt(file: string, what: string): DataError {
 
 /** Parses the header at byte `offset`, or returns null at the end-of-archive block; `after` names the entry before. */
 function parseHeader(block: Buffer, file: string, offset: number, after: string): TarHeader | null {
-  if (offset === 0 && block[0] === 0x1f && block[1] === 0x8b) throw corrupt(file, 'is gzip-compressed; shards are read as plain .tar files (write them uncompressed, or gunzip them)')
+  if (offset === 0 && block[0] === 0x1f && block[1] === 0x8b)
+    throw corrupt(file, 'is gzip-compressed; shards are read as plain .tar files (write them uncompressed, or gunzip them)')
   const where = `the tar header at byte ${offset}${after ? ` (after entry ${after})` : ' (the first)'}`
   return parseTarHeader(block, (problem) => corrupt(file, `${where} ${problem}`))
 }
@@ -53,7 +54,11 @@ export async function* readTarChunks(file: string, options: TarReadOptions = {})
   try {
     fh = await fsp.open(file, 'r')
   } catch (cause) {
-    throw new DataError('DATA_NOT_FOUND', `shard ${file} cannot be opened (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause, files: [file] })
+    throw new DataError(
+      'DATA_NOT_FOUND',
+      `shard ${file} cannot be opened (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`,
+      { cause, files: [file] },
+    )
   }
   try {
     const buf = Buffer.allocUnsafe(chunk)
@@ -67,7 +72,10 @@ export async function* readTarChunks(file: string, options: TarReadOptions = {})
       try {
         return (await fh.read(into, at, length, position)).bytesRead
       } catch (cause) {
-        throw new DataError('DATA_CORRUPT', `shard ${file}: read failed at byte ${position}: ${(cause as Error).message}`, { cause, files: [file] })
+        throw new DataError('DATA_CORRUPT', `shard ${file}: read failed at byte ${position}: ${(cause as Error).message}`, {
+          cause,
+          files: [file],
+        })
       }
     }
     /** Makes at least `n` (≤ chunk) bytes available; false at the end of the file. */

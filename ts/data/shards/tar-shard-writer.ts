@@ -2,10 +2,10 @@
 //
 // Written here rather than with an npm tar library: a shard needs only regular-file entries with short names, which
 // is one fixed 512-byte header per file (about 40 lines below), and the project's dependencies stay as they are.
-import { randomBytes } from 'node:crypto'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { FileError, InputError } from '../../errors.ts'
+import { tempPathFor } from '../../util/atomic-write.ts'
 
 export const BLOCK = 512
 /** Bytes gathered before one write: few syscalls, little memory. */
@@ -26,12 +26,16 @@ function splitName(name: string): { prefix: string; name: string } {
     const rest = name.slice(i + 1)
     if (Buffer.byteLength(prefix) <= 155 && Buffer.byteLength(rest) <= 100 && rest.length > 0) return { prefix, name: rest }
   }
-  throw new InputError('INVALID_OPTION', `tar entry name ${JSON.stringify(name)}: longer than ustar holds (100 bytes, or 155 + 100 split at a "/")`)
+  throw new InputError(
+    'INVALID_OPTION',
+    `tar entry name ${JSON.stringify(name)}: longer than ustar holds (100 bytes, or 155 + 100 split at a "/")`,
+  )
 }
 
 /** The 512-byte ustar header of a regular file (mode 0644, owner 0, mtime 0 so equal inputs give equal shards). */
 export function ustarHeader(name: string, size: number): Buffer {
-  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_ENTRY) throw new InputError('INVALID_OPTION', `tar entry ${name}: size ${size} is outside 0..${MAX_ENTRY}`)
+  if (!Number.isSafeInteger(size) || size < 0 || size > MAX_ENTRY)
+    throw new InputError('INVALID_OPTION', `tar entry ${name}: size ${size} is outside 0..${MAX_ENTRY}`)
   const parts = splitName(name)
   const header = Buffer.alloc(BLOCK)
   header.write(parts.name, 0, 100, 'utf8')
@@ -79,7 +83,7 @@ export class TarShardWriter {
 
   static async create(file: string): Promise<TarShardWriter> {
     await fsp.mkdir(path.dirname(file), { recursive: true })
-    const temp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+    const temp = tempPathFor(file)
     try {
       return new TarShardWriter(file, temp, await fsp.open(temp, 'w'))
     } catch (cause) {

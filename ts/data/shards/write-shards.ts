@@ -109,12 +109,17 @@ function sampleKey(className: string, file: string): string {
  */
 export async function writeShards(root: string, outPattern: string, options: WriteShardsOptions = {}): Promise<WriteShardsResult> {
   const perShard = options.perShard ?? 10000
-  if (!Number.isInteger(perShard) || perShard < 1) throw new InputError('INVALID_OPTION', `option perShard: expected an integer >= 1, got ${options.perShard}`)
+  if (!Number.isInteger(perShard) || perShard < 1)
+    throw new InputError('INVALID_OPTION', `option perShard: expected an integer >= 1, got ${options.perShard}`)
   const seed = options.seed ?? 0
-  if (!Number.isInteger(seed) || seed < 0) throw new InputError('INVALID_OPTION', `option seed: expected an integer >= 0, got ${options.seed}`)
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new InputError('INVALID_OPTION', `option seed: expected an integer >= 0, got ${options.seed}`)
   const numbered = parseNumberedPattern(outPattern)
   if (numbered.after.includes('/') || numbered.after.includes(path.sep)) {
-    throw new InputError('INVALID_OPTION', `shard pattern ${JSON.stringify(outPattern)}: the shard number goes in the file name, not in a folder name (e.g. "shards/train-%06d.tar")`)
+    throw new InputError(
+      'INVALID_OPTION',
+      `shard pattern ${JSON.stringify(outPattern)}: the shard number goes in the file name, not in a folder name (e.g. "shards/train-%06d.tar")`,
+    )
   }
   const signal = options.signal
   const cancelled = () => new CancelledError('CANCELLED', `writing shards ${outPattern}: cancelled`, { cause: signal?.reason })
