@@ -4,17 +4,12 @@ import { int, choice, text, type OptionTable } from '../options/option.ts'
 import { loadModel } from '../predict/predict.ts'
 import type { Device } from '../util/device.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
+import { deviceOption } from '../options/device-option.ts'
 
 const PREDICT_OPTIONS = {
   model: text({ help: 'a checkpoint written by training (required)', group: 'model', default: '', metavar: '<file>' }),
   topK: int({ help: 'classes to list per image', group: 'output', default: 3, shownDefault: '3 in the table, 5 in JSON', min: 1 }),
-  device: text<Device>({
-    help: 'auto | cpu | cuda | cuda:N',
-    group: 'model',
-    default: 'auto',
-    ok: (v) => /^(auto|cpu|cuda(:\d+)?)$/.test(v),
-    expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
-  }),
+  device: deviceOption('model'),
   tta: choice(['none', 'mirror', 'mirrorTranslate'], {
     help: 'test-time augmentation',
     group: 'model',

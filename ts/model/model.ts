@@ -16,6 +16,7 @@ import { readTorchStateDict, type TorchTensor } from '../weights/torch-checkpoin
 import { loadPretrained, type PretrainedOptions } from '../zoo/pretrained.ts'
 import type { ModelOptions, Precision, Preprocessing, Tta } from './model-options.ts'
 import { zooModel, type ZooName } from '../zoo/architectures.ts'
+import { checkDevice } from '../options/device-option.ts'
 
 export type { ModelOptions, OptimizerOptions, Precision, Preprocessing, Tta } from './model-options.ts'
 
@@ -144,12 +145,6 @@ export interface LoadWeightsOptions {
    * those names are ignored (a classifier replaced for fine-tuning, `['fc.*']`). Everything else loads strictly.
    */
   keep?: readonly string[]
-}
-
-function checkDevice(device: string): void {
-  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device)) {
-    throw new InputError('INVALID_OPTION', `option device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(device)}`)
-  }
 }
 
 function toInt32(values: Int32Array | readonly number[], field: string): Int32Array {

@@ -4,7 +4,6 @@ import fs from 'node:fs'
 import type { Callback, EpochRecord, TrainContext } from '../callbacks/callback.ts'
 import { resolveDistributed, type DistributedOptions } from '../distributed/env.ts'
 import type { ImageSet } from '../data/image-set.ts'
-import type { Device } from '../util/device.ts'
 import { InputError } from '../errors.ts'
 import type { StepResult } from '../model/model.ts'
 import {
@@ -29,8 +28,7 @@ import type { ModelBuilder } from '../model/spec.ts'
 import { RECIPE_NAMES, type RecipeName } from '../recipes/recipe-names.ts'
 import { isZooName, ZOO_NAMES, type ZooName } from '../zoo/architectures.ts'
 import { PRETRAINED_WEIGHTS_NAMES, pretrainedWeights } from '../zoo/weights.ts'
-
-const DEVICE = /^(auto|cpu|cuda(:\d+)?)$/
+import { deviceOption } from '../options/device-option.ts'
 
 function paramGroups(v: unknown, field: string): ParamGroup[] {
   if (!Array.isArray(v)) throw bad(field, 'an array of { names?, layer?, field?, lrScale?, weightDecay? }', v)
@@ -494,14 +492,7 @@ export const TRAIN_OPTIONS = {
   /** Seeds weights, shuffling, splits and augmentation. @default 0 */
   seed: int({ help: 'seeds weights, shuffles, splits and augmentation', group: 'model', default: 0, min: 0 }),
   /** @default 'auto' */
-  device: text<Device>({
-    help: 'auto | cpu | cuda | cuda:N',
-    group: 'model',
-    default: 'auto',
-    ok: (v) => DEVICE.test(v),
-    expected: "'auto', 'cpu', 'cuda' or 'cuda:N'",
-    metavar: '<device>',
-  }),
+  device: deviceOption('model'),
   /** Train on a seeded subset of this many images. */
   limitTrain: optionalInt({ help: 'train on a seeded subset of n images', group: 'data', default: null, shownDefault: 'all', min: 1 }),
   /** Test on a seeded subset of this many images. */
