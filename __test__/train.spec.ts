@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { EarlyStopping, InputError, Model, TensorDataset, readImageFolder, referenceCnn, train } from '../ts/index.ts'
-import type { HistoryFile, StepResult } from '../ts/index.ts'
+import { EarlyStopping, InputError, Model, TensorDataset, TrainableSchedule, readImageFolder, referenceCnn, train } from '../ts/index.ts'
+import type { Callback, HistoryFile, StepResult } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -350,5 +350,55 @@ test('a recipe supplies options the given ones override; trainable spans keep pa
   t.deepEqual(
     Array.from(w.slice(half)),
     Array.from(w.slice(0, half), (v) => -v),
+  )
+})
+
+test("the built-in callbacks are the public ones: a user's TrainableSchedule freezes the body as freezeEpochs does, and a user's callback sees each phase", async (t) => {
+  const [trainSet, testSet] = await sets
+  const options = {
+    data: { train: trainSet, test: testSet },
+    device: 'cpu' as const,
+    quiet: true,
+    seed: 4,
+    limitTrain: 256,
+    limitTest: 50,
+    batchSize: 64,
+    epochs: 2,
+    report: false,
+  }
+  const builtIn = await train({ ...options, out: tmp(), freezeEpochs: 1 })
+  const seen: string[] = []
+  const trainable: number[] = []
+  const spy: Callback = {
+    onTrainBegin: (ctx) => {
+      seen.push(`begin ${ctx.epochs} epochs, ${ctx.totalSteps} steps, resumed ${ctx.resumed}`)
+    },
+    onEpochBegin: (epoch, ctx) => {
+      seen.push(`epoch ${epoch}/${ctx.epochs}: ${ctx.batches} batches`)
+      trainable.push(ctx.model.trainableParamCount)
+    },
+    onEpochEnd: (record, _logs, ctx) => {
+      seen.push(`end ${record.epoch}: ${ctx.history().epochs.length} in history`)
+    },
+    onTrainEnd: (ctx) => {
+      seen.push(`done: ${ctx.history().epochs.length} epochs, interrupted ${ctx.interrupted}`)
+    },
+  }
+  // The spy runs after the schedule (user callbacks follow the built-in steering ones), so it sees what it set.
+  const mine = await train({ ...options, out: tmp(), freezeEpochs: 0, callbacks: [new TrainableSchedule({ freezeEpochs: 1 }), spy] })
+  t.deepEqual(seen, [
+    'begin 2 epochs, 8 steps, resumed false',
+    'epoch 1/2: 4 batches',
+    'end 1: 1 in history',
+    'epoch 2/2: 4 batches',
+    'end 2: 2 in history',
+    'done: 2 epochs, interrupted false',
+  ])
+  // Epoch 1 trains the classifier alone (512 × 10 weights + 10 biases), epoch 2 everything.
+  t.is(trainable[0], 5130)
+  t.is(trainable[1], mine.model.paramCount)
+  t.deepEqual(
+    mine.history.epochs.map((e) => e.train.loss),
+    builtIn.history.epochs.map((e) => e.train.loss),
   )
 })
