@@ -7,7 +7,7 @@ import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, recordCacheUse, touchIfKnown, withPinned } from './cache-index.ts'
 import { download, md5File } from './download.ts'
 import type { ImageSet } from './image-set.ts'
-import { isNdArray, readPickle, type PickleValue } from './pickle.ts'
+import { isNdArray, readPickle, type PickleValue } from '../pickle/numpy-pickle.ts'
 import { exists } from './paths.ts'
 
 /** The class names, in label order, used when a copy has no `batches.meta.txt`. */

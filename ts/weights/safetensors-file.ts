@@ -1,7 +1,7 @@
 // Reads a safetensors file's tensors in TypeScript, for loading with renamed keys (the plain case loads natively).
 import fs from 'node:fs/promises'
 import { CheckpointError } from '../errors.ts'
-import type { TorchDType } from './torch-pickle.ts'
+import type { TorchDType } from '../pickle/torch-pickle.ts'
 import type { TorchTensor } from './torch-checkpoint.ts'
 
 const DTYPES: Record<string, TorchDType> = {

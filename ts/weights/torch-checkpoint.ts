@@ -2,10 +2,10 @@
 import fs from 'node:fs'
 import { unzipSync } from 'fflate'
 import { CheckpointError, FileError, InputError } from '../errors.ts'
-import { readTorchPickle, isTensorRef, TORCH_DTYPE_SIZE } from './torch-pickle.ts'
-import type { DictKey, StorageRef, TensorRef, TorchDType, TorchPickleValue } from './torch-pickle.ts'
+import { readTorchPickle, isTensorRef, TORCH_DTYPE_SIZE } from '../pickle/torch-pickle.ts'
+import type { DictKey, StorageRef, TensorRef, TorchDType, TorchPickleValue } from '../pickle/torch-pickle.ts'
 
-export type { TorchDType } from './torch-pickle.ts'
+export type { TorchDType } from '../pickle/torch-pickle.ts'
 
 /** One tensor of a state dict, its bytes made contiguous. */
 export interface TorchTensor {

@@ -1,9 +1,9 @@
 // A Python pickle reader for data files (torchvision's CIFAR batches): plain values and numpy arrays only, and it runs no code.
 //
-// The opcodes are read by ts/pickle/machine.ts, shared with the torch checkpoint reader; this file is numpy's side
+// The opcodes are read by machine.ts beside it, shared with the torch checkpoint reader; this file is numpy's side
 // of it: the whitelist, and what numpy's constructors and BUILD make of their arguments.
 import { DataError } from '../errors.ts'
-import { codecsEncode, isGlobalRef, unpickle, type Fail, type GlobalRef, type PickleData } from '../pickle/machine.ts'
+import { codecsEncode, isGlobalRef, unpickle, type Fail, type GlobalRef, type PickleData } from './machine.ts'
 
 /**
  * A numpy array as pickled: its bytes are not converted, only located. `dtype` is numpy's type string

@@ -1,20 +1,11 @@
 // A pickle reader for PyTorch checkpoints: it describes tensors from the globals torch state dicts use, and runs nothing.
 //
-// The opcodes are read by ts/pickle/machine.ts, shared with the numpy data reader (ts/data/pickle.ts); this file is
+// The opcodes are read by machine.ts beside it, shared with the numpy data reader (numpy-pickle.ts); this file is
 // torch's side of it: the whitelist, persistent ids (how torch points at storages), and what calling a whitelisted
 // global builds. Nothing is imported or called: a whitelisted global becomes an inert value, and calling one only
 // builds a description.
 import { CheckpointError } from '../errors.ts'
-import {
-  codecsEncode,
-  isDictKey,
-  isGlobalRef,
-  unpickle,
-  type DictKey,
-  type Fail,
-  type GlobalRef,
-  type PickleData,
-} from '../pickle/machine.ts'
+import { codecsEncode, isDictKey, isGlobalRef, unpickle, type DictKey, type Fail, type GlobalRef, type PickleData } from './machine.ts'
 
 /** Element types a torch checkpoint can hold, named as `torch.<dtype>` names them. */
 export type TorchDType =
