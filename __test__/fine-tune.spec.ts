@@ -5,7 +5,8 @@ import test from 'ava'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Model, train, type TrainOptions } from '../ts/index.ts'
+import { Model, referenceCnn, train, type TrainOptions } from '../ts/index.ts'
+import { readSafetensors } from '../ts/weights/safetensors-file.ts'
 import { resolveConfig } from '../ts/train/resolve-config.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { needs } from './helpers/needs.ts'
@@ -103,4 +104,25 @@ test('with pretrained weights the defaults follow them: input size, normalizatio
     backboneLrScale: 1,
     batchNormStatistics: 'update',
   })
+})
+
+test("a spec of one's own with a weights file: its last linear layer (named by the core, fc2) is replaced at zero, the rest loads", async (t) => {
+  const source = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 5 })
+  const file = path.join(tmpdir(), 'reference.safetensors')
+  await source.save(file, { withOptimizer: false })
+  const tuned = await Model.fromPretrained(referenceCnn({ classes: 10 }), {
+    pretrained: file,
+    classNames: ['cat', 'dog', 'ship'],
+    device: 'cpu',
+    quiet: true,
+  })
+  t.is(tuned.classes, 3)
+  const saved = path.join(tmpdir(), 'tuned.safetensors')
+  await tuned.save(saved, { withOptimizer: false })
+  const before = new Map((await readSafetensors(file)).map((x) => [x.name, x]))
+  const after = new Map((await readSafetensors(saved)).map((x) => [x.name, x]))
+  t.deepEqual(after.get('fc2.weight')!.shape, [3, 512])
+  t.true(after.get('fc2.weight')!.data.every((b) => b === 0))
+  t.deepEqual(after.get('fc1.weight')!.data, before.get('fc1.weight')!.data)
+  t.deepEqual(after.get('conv1.weight')!.data, before.get('conv1.weight')!.data)
 })

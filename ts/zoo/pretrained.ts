@@ -2,6 +2,7 @@
 // labels come with it), or a file or URL of weights for a given architecture; with the classifier replaced when
 // the data has other classes. Model.fromPretrained (and so Model.create({ pretrained }) and train({ pretrained }))
 // come here; this module builds no model, so the model module depends on it and not the other way.
+import { callSync, native } from '../binding.ts'
 import { InputError } from '../errors.ts'
 import type { Layer, ModelSpec } from '../model/layers.ts'
 import type { ModelOptions } from '../model/model-options.ts'
@@ -39,14 +40,18 @@ export interface PretrainedPlan {
   newHead: boolean
 }
 
-/** The last linear layer's name in a spec's top level: the classifier of a spec that is not from the zoo. */
+/**
+ * The last top-level linear layer's tensor prefix: the classifier of a spec that is not from the zoo. The names are
+ * the core's (its automatic `fc1`, `fc2`, … for unnamed linear layers), read from the resolved spec rather than
+ * derived again here.
+ */
 function lastLinear(spec: ModelSpec): string {
-  const index = spec.layers.map((l) => l.type).lastIndexOf('linear')
-  const layer = spec.layers[index] as (Layer & { name?: string }) | undefined
-  if (!layer)
+  const top = callSync('reading the model spec', () => native.resolveSpec(spec)).filter((row) => row.depth === 0)
+  const index = top.map((row) => row.kind).lastIndexOf('linear')
+  const name = top[index]?.name
+  if (name === undefined || name === null)
     throw new InputError('INVALID_OPTION', 'option pretrained: the model has no top-level linear layer to serve as its classifier')
-  const count = spec.layers.slice(0, index + 1).filter((l) => l.type === 'linear').length
-  return layer.name ?? `fc${count}`
+  return name
 }
 
 /**
@@ -55,7 +60,10 @@ function lastLinear(spec: ModelSpec): string {
  */
 function patchLayer(spec: ModelSpec, name: string, patch: (layer: Layer) => Layer): ModelSpec {
   const [first, ...rest] = name.split('.')
-  const linears = { n: 0 }
+  // Top-level layers by the core's names (the automatic ones included), in spec order.
+  const topNames = callSync('reading the model spec', () => native.resolveSpec(spec))
+    .filter((row) => row.depth === 0)
+    .map((row) => row.name)
   const walk = (layer: Layer, path: string[]): Layer => {
     if (path.length === 0) return patch(layer)
     const children = (layer as { layers?: Layer[] }).layers
@@ -63,10 +71,7 @@ function patchLayer(spec: ModelSpec, name: string, patch: (layer: Layer) => Laye
     const at = children.findIndex((c, i) => ((c as { name?: string }).name ?? String(i)) === path[0])
     return { ...layer, layers: children.map((c, i) => (i === at ? walk(c, path.slice(1)) : c)) } as Layer
   }
-  const layers = spec.layers.map((l) => {
-    const own = (l as { name?: string }).name ?? (l.type === 'linear' ? `fc${++linears.n}` : undefined)
-    return own === first ? walk(l, rest) : l
-  })
+  const layers = spec.layers.map((l, i) => (topNames[i] === first ? walk(l, rest) : l))
   return { ...spec, layers }
 }
 
