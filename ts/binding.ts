@@ -66,7 +66,20 @@ function load(): typeof Native {
 export const native = load()
 
 export type { Native }
-export type { OptimizerConfig, ParamGroup } from '../native/index.cjs'
+// The types that cross the boundary, declared once in Rust (napi generates their declarations) and re-exported here
+// so the rest of ts/ never imports the loader.
+export type {
+  AugmentOptions,
+  AveragingOptions,
+  BindingStep,
+  EvalCounts,
+  LayerRow,
+  MetadataKeys,
+  OptimizerConfig,
+  ParamGroup,
+  ResizedCropOptions,
+  StepOptions,
+} from '../native/index.cjs'
 
 /** Runs a native call, sync or async, rethrowing its error as the matching ConvkitError. */
 export async function call<T>(context: string, fn: () => Promise<T>): Promise<T> {

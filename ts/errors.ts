@@ -115,7 +115,7 @@ const NAPI_ARGUMENT_CODES = new Set([
 ])
 
 /**
- * napi names the Rust types a bad value sat in (`… on OptimizerConfig.lr on BindingModelOptions.optimizer`); users
+ * napi names the Rust types a bad value sat in (`… on OptimizerConfig.lr on ModelOptions.optimizer`); users
  * know the option path (`optimizer.lr`).
  */
 function napiArgumentMessage(message: string): string {

@@ -1,15 +1,8 @@
-// Metrics from evaluation counts: pure functions, no addon.
+// Metrics from evaluation counts: pure functions, no addon (the counts' type only).
+import type { EvalCounts } from '../binding.ts'
 
-/** Raw counts as the native evaluation returns them. */
-export interface EvalCounts {
-  count: number
-  lossSum: number
-  top1Correct: number
-  top5Correct: number
-  /** Row-major `[true][predicted]`, `classes × classes`. */
-  confusion: number[]
-  classes: number
-}
+/** Raw counts as the native evaluation returns them (declared in Rust). */
+export type { EvalCounts }
 
 /** Metrics over a set of images. Accuracies are percentages. */
 export interface EvalMetrics {

@@ -2,7 +2,16 @@
 // save and load it. The only holder of the native model handle: every native call goes through `call()`, which
 // turns native errors into ConvkitErrors.
 import path from 'node:path'
-import { call, callSync, native, type Native, type ParamGroup } from '../binding.ts'
+import {
+  type AveragingOptions,
+  type BindingStep,
+  call,
+  callSync,
+  native,
+  type Native,
+  type ParamGroup,
+  type StepOptions,
+} from '../binding.ts'
 import { datasetHandle, type TensorDataset } from '../data/tensor-dataset.ts'
 import { halfNormalization, type Normalization } from '../data/image-set.ts'
 import type { Device } from '../util/device.ts'
@@ -19,6 +28,11 @@ import { zooModel, type ZooName } from '../zoo/architectures.ts'
 import { checkDevice } from '../options/device-option.ts'
 
 export type { ModelOptions, OptimizerOptions, Precision, Preprocessing, Tta } from './model-options.ts'
+// Declared once in Rust (crates/core/src/options.rs, crates/node) and generated into native/index.d.cts.
+export type { AugmentOptions, AveragingOptions, StepOptions } from '../binding.ts'
+
+/** What one training step reports, measured before its update. */
+export type StepResult = BindingStep
 
 export interface LoadOptions {
   /** Defaults to `'auto'`: CUDA when available, else the CPU. */
@@ -34,58 +48,10 @@ export interface LoadOptions {
   forTraining?: boolean
 }
 
-/** Augmentation of one training batch, on the device. */
-export interface AugmentOptions {
-  /** Random crop back to the input size from this much padding on each side. Defaults to 0. */
-  cropPadding?: number
-  /** How crop padding is filled. Defaults to `'zeros'`. */
-  padMode?: 'zeros' | 'reflect'
-  /** Defaults to `'none'`. `'alternating'` gives each image one random flip, inverted every other epoch. */
-  flip?: 'none' | 'random' | 'alternating'
-  /** Side of a square zeroed at a random place in each image. Defaults to 0. */
-  cutout?: number
-  /** A random-resized crop: `scale` of the area and `ratio` of the aspect, resized to the input. */
-  resizedCrop?: { scale: [number, number]; ratio: [number, number] }
-}
-
-export interface StepOptions {
-  /** The learning rate of this step (schedules set it per batch). Defaults to the last one set. */
-  lr?: number
-  augment?: AugmentOptions
-  /** Seeds this batch's random crops, flips and cutouts (an unsigned 32-bit integer). */
-  batchSeed?: number
-  /** Seeds each image's alternating flip for a whole run. */
-  runSeed?: number
-  /** The 1-based epoch, for alternating flips. */
-  epoch?: number
-  /** With a process group attached: this rank asks all ranks to stop after this step (see `stopRequested`). */
-  stop?: boolean
-}
-
 /** One batch of `Model.trainBatches`: the dataset indices of its images, and the step's options. */
 export interface TrainBatch {
   indices: Int32Array | readonly number[]
   options?: StepOptions
-}
-
-export interface StepResult {
-  /** Mean cross-entropy of the batch (without label smoothing), before the update. */
-  loss: number
-  /** Images the model got right, before the update. */
-  correct: number
-  /** Images whose label was among the five highest scores. */
-  top5Correct: number
-  count: number
-  /** The learning rate of this step's update, before parameter-group scales. */
-  lr: number
-  /** The predicted class of each image of the batch. */
-  predicted: Int32Array
-  /** With a process group attached: some rank passed `stop` to this step, so every rank should stop now. */
-  stopRequested: boolean
-  /** With a process group attached: seconds spent averaging the gradients over the ranks; 0 otherwise. */
-  allreduceSeconds: number
-  /** Seconds the step took in native code. */
-  seconds: number
 }
 
 export interface EvaluateOptions {
@@ -126,17 +92,6 @@ export interface ExportOnnxOptions {
   metadata?: Record<string, unknown>
 }
 
-/** Weight averaging while training (see `train()`'s `averaging` options). */
-export interface AveragingOptions {
-  mode: 'ema' | 'lookahead'
-  decay: number
-  /** Defaults to 1. */
-  every?: number
-  /** `'cubic'` scales the decay by (step / totalSteps)³. Defaults to `'none'`. */
-  warmup?: 'none' | 'cubic'
-  totalSteps?: number
-}
-
 export interface LoadWeightsOptions {
   /** Renames a file's keys to the model's (return null to drop a key), where the layouts differ. */
   mapKey?: (key: string) => string | null
@@ -168,15 +123,8 @@ function checkedStep(indices: Int32Array | readonly number[], options: StepOptio
   return toInt32(indices, 'indices')
 }
 
-const META = {
-  classes: 'convkit.classes',
-  normalization: 'convkit.normalization',
-  preprocessing: 'convkit.preprocessing',
-  tta: 'convkit.tta',
-  evalInputSize: 'convkit.eval_input_size',
-  spec: 'convkit.spec',
-  inputShape: 'convkit.input_shape',
-} as const
+/** The checkpoint header and ONNX metadata keys, as the core writes them (crates/core/src/metadata.rs). */
+const META = native.metadataKeys()
 
 function parseMeta<T>(metadata: Record<string, string>, key: string, file: string): T | undefined {
   const raw = metadata[key]
@@ -437,18 +385,7 @@ export class Model {
 
   /** Each layer, depth first, with its input and output shapes, parameters and whether it trains now. */
   layers(): LayerSummary[] {
-    return callSync('summarizing the model', () => this.#native.layers()).map((l) => {
-      const row: LayerSummary = {
-        kind: l.kind,
-        depth: l.depth,
-        inputShape: l.inputShape,
-        outputShape: l.outputShape,
-        params: l.params,
-        trainable: l.trainable,
-      }
-      if (l.name != null) row.name = l.name
-      return row
-    })
+    return callSync('summarizing the model', () => this.#native.layers())
   }
 
   /**

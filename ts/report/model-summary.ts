@@ -1,20 +1,9 @@
 // A Keras-style text table of a model: each layer's type, output shape and parameters, nested blocks indented,
 // then the totals.
+import type { LayerRow } from '../binding.ts'
 
-/** One row of a model summary. */
-export interface LayerSummary {
-  kind: string
-  /** The layer's tensor prefix (`layer1.0.conv1`), when it has one. */
-  name?: string
-  /** Nesting depth: 0 at the top, 1 inside a block, …. */
-  depth: number
-  inputShape: number[]
-  outputShape: number[]
-  /** Parameters of this layer itself, not of layers nested in it. */
-  params: number
-  /** Whether its parameters train now. */
-  trainable: boolean
-}
+/** One row of a model summary: a layer, depth first (declared in Rust as `LayerRow`). */
+export type LayerSummary = LayerRow
 
 function formatBytes(bytes: number): string {
   return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : `${(bytes / 2 ** 10).toFixed(1)} KiB`

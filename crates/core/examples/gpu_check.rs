@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use convkit_core::{
-    evaluate, runtime, Dataset, EvalCounts, ModelSpec, Network, Normalization, OptimizerConfig, Precision, Trainer,
+    runtime, Classifier, Dataset, EvalCounts, ModelOptions, ModelSpec, Normalization, StepOptions, Tta,
 };
 use serde_json::json;
 
@@ -122,12 +122,14 @@ fn run(args: Args) -> Result<(), String> {
         json!({"event": "data", "train": train.len(), "test": test.len(), "seconds": load.elapsed().as_secs_f64()})
     );
 
-    runtime::seed(args.seed);
-    let mut net = Network::new(ModelSpec::reference(SHAPE, CLASSES), device).map_err(|e| e.to_string())?;
-    net.set_channels_last(device == tch::Device::Cpu)
-        .map_err(|e| e.to_string())?;
-    net.precision = Precision::parse(&args.precision).map_err(|e| e.to_string())?;
-    let mut trainer = Trainer::new(net, OptimizerConfig::default()).map_err(|e| e.to_string())?;
+    // The addon's own entry: channels_last and the rest default as they do for `Model.create`.
+    let options = ModelOptions {
+        device: args.device.clone(),
+        seed: Some(args.seed as i64),
+        precision: Some(args.precision.clone()),
+        ..ModelOptions::default()
+    };
+    let mut model = Classifier::create(ModelSpec::reference(SHAPE, CLASSES), options).map_err(|e| e.to_string())?;
     let cancel = AtomicBool::new(false);
     let mut best = 0.0f64;
     for epoch in 1..=args.epochs {
@@ -138,16 +140,20 @@ fn run(args: Args) -> Result<(), String> {
         let start = Instant::now();
         let (mut loss_sum, mut seen) = (0.0, 0i64);
         for batch in order.chunks(args.batch) {
-            let step = trainer.step_indices(&train, batch, None).map_err(|e| e.to_string())?;
+            let step = model
+                .train_step(&train, batch, &StepOptions::default())
+                .map_err(|e| e.to_string())?;
             loss_sum += step.loss * step.count as f64;
             seen += step.count;
         }
         let train_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let on_train =
-            evaluate(&trainer.net, &train, None, 500, convkit_core::Tta::None, &cancel).map_err(|e| e.to_string())?;
-        let on_test =
-            evaluate(&trainer.net, &test, None, 500, convkit_core::Tta::None, &cancel).map_err(|e| e.to_string())?;
+        let on_train = model
+            .evaluate(&train, None, 500, Tta::None, false, &cancel)
+            .map_err(|e| e.to_string())?;
+        let on_test = model
+            .evaluate(&test, None, 500, Tta::None, false, &cancel)
+            .map_err(|e| e.to_string())?;
         let eval_seconds = start.elapsed().as_secs_f64();
         best = best.max(top1(&on_test));
         println!(

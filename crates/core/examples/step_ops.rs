@@ -6,12 +6,10 @@
 //! (the preset's spec: `npx tsx -e "import {airbench94Net} from './ts/index.ts';
 //!  console.log(JSON.stringify(airbench94Net({classes: 10})))"`)
 
-use convkit_core::augment::{Augment, Draw, Flip, PadMode};
-use convkit_core::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
-use convkit_core::loss::{LossConfig, Reduction};
 use convkit_core::op_count::count_ops;
 use convkit_core::{
-    runtime, Dataset, ModelSpec, Network, Normalization, OptimizerConfig, ParamGroup, Precision, Trainer,
+    AugmentOptions, AveragingOptions, Classifier, Dataset, ModelOptions, ModelSpec, Normalization, OptimizerConfig,
+    ParamGroup, StepOptions,
 };
 use tch::Device;
 
@@ -20,14 +18,11 @@ fn main() {
     let spec = ModelSpec::from_json(&std::fs::read_to_string(&args[1]).expect("a spec file")).expect("a valid spec");
     let batch: i64 = args.get(2).map_or(1024, |b| b.parse().expect("a batch size"));
     let precision = match args.get(3).map(String::as_str) {
-        Some("bf16") => Precision::Bf16,
-        _ => Precision::Fp32,
+        Some("bf16") => "bf16",
+        _ => "fp32",
     };
-    runtime::seed(0);
     let [c, h, w] = spec.input_shape;
     let classes = spec.classes().expect("a classifier");
-    let mut net = Network::new(spec, Device::Cpu).expect("the network");
-    net.precision = precision;
     let sgd = OptimizerConfig::Sgd {
         lr: Some(11.5 / 1024.0),
         momentum: Some(0.85),
@@ -42,19 +37,27 @@ fn main() {
         lr_scale: Some(64.0),
         ..ParamGroup::default()
     };
-    let loss = LossConfig {
-        label_smoothing: 0.2,
-        reduction: Reduction::Sum,
+    let options = ModelOptions {
+        device: "cpu".into(),
+        optimizer: Some(sgd),
+        param_groups: Some(vec![biases]),
+        seed: Some(0),
+        // Contiguous, as this count has always been taken (the CPU default is channels_last).
+        channels_last: Some(false),
+        precision: Some(precision.into()),
+        label_smoothing: Some(0.2),
+        loss_reduction: Some("sum".into()),
+        dtype: None,
     };
-    let mut t = Trainer::with_groups(net, sgd, vec![biases], loss).expect("the trainer");
-    let lookahead = AveragingConfig {
-        mode: AveragingMode::Lookahead,
+    let mut model = Classifier::create(spec, options).expect("the model");
+    let lookahead = AveragingOptions {
+        mode: "lookahead".into(),
         decay: 0.95f64.powi(5),
-        every: 5,
-        warmup: DecayWarmup::None,
-        total_steps: 0,
+        every: Some(5),
+        warmup: None,
+        total_steps: None,
     };
-    t.set_averaging(Some(lookahead)).expect("averaging");
+    model.set_averaging(Some(&lookahead)).expect("averaging");
     let n = batch * 2;
     let pixels: Vec<u8> = (0..n * c * h * w).map(|i| (i * 2_654_435_761 % 251) as u8).collect();
     let labels: Vec<i64> = (0..n).map(|i| i % classes).collect();
@@ -63,29 +66,31 @@ fn main() {
         std: vec![0.25; c as usize],
     };
     let data = Dataset::new(&pixels, &labels, [c, h, w], classes, norm, Device::Cpu).expect("the dataset");
-    let augment = Augment {
-        crop_padding: 2,
-        pad_mode: PadMode::Reflect,
-        flip: Flip::Alternating,
-        cutout: 0,
+    let augment = AugmentOptions {
+        crop_padding: Some(2),
+        pad_mode: Some("reflect".into()),
+        flip: Some("alternating".into()),
+        cutout: None,
         resized_crop: None,
     };
     let indices: Vec<i64> = (0..batch).collect();
     let steps = 10;
     let mut counts = Vec::new();
     for step in 0..steps {
-        let draw = Draw {
-            batch_seed: step,
-            run_seed: 1,
-            epoch: 1,
+        let options = StepOptions {
+            augment: Some(augment.clone()),
+            batch_seed: Some(step),
+            run_seed: Some(1),
+            epoch: Some(1),
+            ..StepOptions::default()
         };
-        let (out, ops) = count_ops(|| t.step_indices(&data, &indices, Some((&augment, &draw)))).expect("counting");
+        let (out, ops) = count_ops(|| model.train_step(&data, &indices, &options)).expect("counting");
         out.expect("a step");
         counts.push(ops);
     }
-    let tensors = t.net.params.len();
+    let tensors = model.network().params.len();
     println!(
-        "{precision:?}, batch {batch}, {tensors} parameter tensors: top-level operators per step {counts:?} \
+        "{precision}, batch {batch}, {tensors} parameter tensors: top-level operators per step {counts:?} \
          (mean of steps 2-{steps}: {:.1})",
         counts[1..].iter().sum::<u64>() as f64 / (steps - 1) as f64
     );

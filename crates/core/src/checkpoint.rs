@@ -3,12 +3,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
+use crate::atomic_file::write_atomic;
 use crate::averaging::Averager;
 use crate::error::{Error, Result};
 use crate::model::Network;
@@ -16,9 +16,9 @@ use crate::optimizer::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::spec::ModelSpec;
 use crate::trainer::Trainer;
 
-/// Header keys the core owns; everything else in the metadata is the caller's.
-pub const SPEC_KEY: &str = "convkit.spec";
-pub const FORMAT_KEY: &str = "convkit.format";
+/// Header keys the core owns (all in [`crate::metadata`]); everything else in the metadata is the caller's.
+pub const SPEC_KEY: &str = crate::metadata::SPEC;
+pub const FORMAT_KEY: &str = crate::metadata::FORMAT;
 const OPTIMIZER_KEY: &str = "convkit.optimizer";
 const GROUPS_KEY: &str = "convkit.paramGroups";
 const LR_KEY: &str = "convkit.lr";
@@ -70,35 +70,6 @@ fn to_host(t: &Tensor) -> Result<HostTensor> {
         dtype,
         shape: t.size().iter().map(|&d| d as usize).collect(),
         bytes,
-    })
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`:
-/// a crash leaves the old file or the new one, never a truncated one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the folder of", path, e))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{file_name}.tmp-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("writing", path, e)
     })
 }
 

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
+use crate::batch::check_dataset_at;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Network;
-use crate::trainer::{check_dataset_at, eval_input_size};
 
 /// Test-time augmentation: the logits of several views of each image, averaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,14 +55,16 @@ pub fn logits_with(net: &Network, x: &Tensor, tta: Tta) -> Result<Tensor> {
 
 /// Counts over an evaluated set. Accuracies are left to the caller: counts add up across calls, ratios do not.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
 pub struct EvalCounts {
+    /// Images evaluated.
     pub count: i64,
     /// Sum of per-image cross-entropy.
     pub loss_sum: f64,
     pub top1_correct: i64,
     /// Images whose label is among the five highest scores (or all, with fewer than five classes).
     pub top5_correct: i64,
-    /// `confusion[true * classes + predicted]`, row-major.
+    /// Row-major `[true][predicted]` counts, `classes × classes`: `confusion[true * classes + predicted]`.
     pub confusion: Vec<i64>,
     pub classes: i64,
 }
@@ -90,7 +92,7 @@ pub fn evaluate(
     tta: Tta,
     cancel: &AtomicBool,
 ) -> Result<EvalCounts> {
-    let out = eval_input_size(net);
+    let out = net.eval_size();
     let field = if net.eval_input_size.is_some() {
         "evalInputSize"
     } else {

@@ -61,29 +61,74 @@ pub fn decode_bytes(data: &[u8], size: [usize; 2], channels: usize, out: &mut [u
     )
 }
 
-fn decode_file(path: &str, size: [usize; 2], channels: usize, out: &mut [u8]) -> bool {
-    std::fs::read(path).is_ok_and(|data| decode_bytes(&data, size, channels, out))
+/// Where the encoded images of one batch come from: each yields image `i`'s bytes, or `None` when it cannot be read
+/// (that image falls back). Implemented for file paths and for buffers in memory.
+pub trait EncodedImages: Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn bytes(&self, i: usize) -> Option<std::borrow::Cow<'_, [u8]>>;
 }
 
-/// Decodes `files` that are JPEGs of exactly `size` (`[height, width]`) into one channel-first buffer, on
-/// `threads` threads. Returns the pixels (zeros where a file was not decoded) and the indices of those files.
-pub fn decode_files(files: &[String], size: [usize; 2], channels: usize, threads: usize) -> (Vec<u8>, Vec<u32>) {
+/// Image files, by path; one that cannot be read falls back.
+impl<S: AsRef<str> + Sync> EncodedImages for [S] {
+    fn len(&self) -> usize {
+        <[S]>::len(self)
+    }
+    fn bytes(&self, i: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
+        std::fs::read(self[i].as_ref()).ok().map(std::borrow::Cow::Owned)
+    }
+}
+
+/// Encoded images in memory, back to back: image `i` ends at `ends[i]`.
+pub struct Concatenated<'a> {
+    pub data: &'a [u8],
+    pub ends: &'a [usize],
+}
+
+impl EncodedImages for Concatenated<'_> {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+    fn bytes(&self, i: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(std::borrow::Cow::Borrowed(&self.data[start..self.ends[i]]))
+    }
+}
+
+/// Decodes the `images` that are JPEGs of exactly `size` (`[height, width]`) into one channel-first buffer, on
+/// `threads` threads. Returns the pixels (zeros where an image was not decoded) and the indices of those images.
+pub fn decode_all<I: EncodedImages + ?Sized>(
+    images: &I,
+    size: [usize; 2],
+    channels: usize,
+    threads: usize,
+) -> (Vec<u8>, Vec<u32>) {
+    let count = images.len();
     let per_image = channels * size[0] * size[1];
-    let mut pixels = vec![0u8; files.len() * per_image];
-    // One contiguous share of the files and of the output per thread; each returns its own fallbacks.
-    let share = files.len().div_ceil(threads.clamp(1, 64)).max(1);
+    let mut pixels = vec![0u8; count * per_image];
+    // One contiguous share of the images and of the output per thread; each returns its own fallbacks.
+    let share = count.div_ceil(threads.clamp(1, 64)).max(1);
     let fallback = std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(share)
-            .zip(pixels.chunks_mut((share * per_image).max(1)))
+        let workers: Vec<_> = pixels
+            .chunks_mut((share * per_image).max(1))
+            .take(count.div_ceil(share))
             .enumerate()
-            .map(|(k, (paths, out))| {
+            .map(|(k, out)| {
                 scope.spawn(move || {
                     let mut missed = Vec::new();
-                    for (j, (path, slot)) in paths.iter().zip(out.chunks_mut(per_image.max(1))).enumerate() {
-                        if !decode_file(path, size, channels, slot) {
+                    for (j, slot) in out.chunks_mut(per_image.max(1)).enumerate() {
+                        let i = k * share + j;
+                        if i >= count {
+                            break;
+                        }
+                        let decoded = images
+                            .bytes(i)
+                            .is_some_and(|data| decode_bytes(&data, size, channels, slot));
+                        if !decoded {
                             slot.fill(0);
-                            missed.push((k * share + j) as u32);
+                            missed.push(i as u32);
                         }
                     }
                     missed
@@ -94,6 +139,12 @@ pub fn decode_files(files: &[String], size: [usize; 2], channels: usize, threads
         workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
     });
     (pixels, fallback)
+}
+
+/// Decodes `files` that are JPEGs of exactly `size` (`[height, width]`) into one channel-first buffer, on
+/// `threads` threads. Returns the pixels (zeros where a file was not decoded) and the indices of those files.
+pub fn decode_files(files: &[String], size: [usize; 2], channels: usize, threads: usize) -> (Vec<u8>, Vec<u32>) {
+    decode_all(files, size, channels, threads)
 }
 
 #[cfg(test)]
@@ -148,5 +199,30 @@ mod tests {
         let per = 3 * 8 * 16;
         assert_eq!(pixels[..per], pixels[per..2 * per]);
         assert!(pixels[3 * per..4 * per].iter().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn decodes_buffers_in_memory_as_it_decodes_files() {
+        let good = encode(16, 8, false);
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..5 {
+            data.extend_from_slice(if i == 1 { b"broken".as_slice() } else { good.as_slice() });
+            ends.push(data.len());
+        }
+        let (pixels, fallback) = decode_all(
+            &Concatenated {
+                data: &data,
+                ends: &ends,
+            },
+            [8, 16],
+            3,
+            2,
+        );
+        assert_eq!(fallback, vec![1]);
+        let per = 3 * 8 * 16;
+        assert_eq!(pixels.len(), 5 * per);
+        assert_eq!(pixels[..per], pixels[4 * per..]);
+        assert!(pixels[per..2 * per].iter().all(|&v| v == 0));
     }
 }

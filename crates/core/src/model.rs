@@ -10,28 +10,7 @@ use crate::distributed::ProcessGroup;
 use crate::error::{Error, Result};
 use crate::layers::{Forward, Node, TensorDecl, TensorInit};
 use crate::spec::{summary_rows, LayerRow, ModelSpec};
-
-/// A trainable tensor of the network.
-#[derive(Debug)]
-pub struct Param {
-    /// PyTorch's `state_dict` key (`layer1.0.conv1.weight`).
-    pub name: String,
-    pub tensor: Tensor,
-    /// Whether it trains now: false where the spec froze it, or while the caller freezes it (fine-tuning).
-    pub trainable: bool,
-    /// Frozen by the spec itself (a layer with `trainable: false`, a batch norm's `frozenScale`): never trains.
-    pub fixed: bool,
-    /// The type of the layer holding it (`conv2d`) and its own name there (`weight`), for parameter groups.
-    pub layer: &'static str,
-    pub field: String,
-}
-
-/// A saved tensor that is not trained (batch norm statistics).
-#[derive(Debug)]
-pub struct Buffer {
-    pub name: String,
-    pub tensor: Tensor,
-}
+pub use crate::weights::{Buffer, NetworkTensors, Param, Precision};
 
 /// A network's weights and buffers on one device. Tensor names match PyTorch's `state_dict` keys
 /// (`conv1.weight`, `features.3.block.1.fc1.bias`, `bn1.running_mean`), so checkpoints move between the two.
@@ -57,42 +36,6 @@ pub struct Network {
     /// random-resized crops show objects larger than a centre crop of the same size, so a network trained on them
     /// scores better on a larger view).
     pub eval_input_size: Option<[i64; 2]>,
-}
-
-/// What PyTorch's autocast does for this network's layers, written out: with `Bf16`, convolutions and
-/// linear layers take bfloat16 copies of their input and weights (the fp32 weights stay the ones trained),
-/// the layers between them run in whatever type they receive, and the logits come back as fp32, so the
-/// loss and softmax run in full precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    #[default]
-    Fp32,
-    Bf16,
-}
-
-impl Precision {
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "fp32" => Ok(Precision::Fp32),
-            "bf16" => Ok(Precision::Bf16),
-            other => Err(Error::option("precision", "fp32 or bf16", other)),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Bf16 => "bf16",
-        }
-    }
-
-    /// `t` in the type this precision computes convolutions and linear layers in.
-    pub fn compute(self, t: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Precision::Fp32 => t.shallow_clone(),
-            Precision::Bf16 => t.f_to_kind(Kind::BFloat16)?,
-        })
-    }
 }
 
 /// Lays a 4-d tensor out as NHWC in memory while keeping its NCHW shape: libtorch reads the strides
@@ -199,6 +142,16 @@ impl Network {
             sync_batchnorm: None,
             eval_input_size: None,
         })
+    }
+
+    /// The model's input `[height, width]`.
+    pub fn input_size(&self) -> [i64; 2] {
+        [self.spec.input_shape[1], self.spec.input_shape[2]]
+    }
+
+    /// The `[height, width]` evaluation and prediction feed the model: its eval input size, else its input.
+    pub fn eval_size(&self) -> [i64; 2] {
+        self.eval_input_size.unwrap_or_else(|| self.input_size())
     }
 
     pub fn classes(&self) -> i64 {
@@ -330,7 +283,15 @@ impl Network {
         } else {
             input
         };
-        let logits = Forward { net: self, train }.run(&self.nodes, x)?;
+        let forward = Forward {
+            params: &self.params,
+            buffers: &self.buffers,
+            precision: self.precision,
+            frozen_batchnorm_statistics: self.frozen_batchnorm_statistics,
+            sync_batchnorm: self.sync_batchnorm.as_deref(),
+            train,
+        };
+        let logits = forward.run(&self.nodes, x)?;
         // A no-op in fp32 and fp64; bf16 logits come back as fp32 for the loss and softmax.
         Ok(logits.f_to_kind(dtype)?)
     }
@@ -417,5 +378,32 @@ impl Network {
             }
             Ok(())
         })
+    }
+}
+
+impl NetworkTensors for Network {
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    fn buffers(&self) -> &[Buffer] {
+        &self.buffers
+    }
+}
+
+impl crate::onnx::Exportable for Network {
+    fn input_channels(&self) -> i64 {
+        self.spec.input_shape[0]
+    }
+
+    fn eval_nodes(&self) -> Result<([i64; 2], std::borrow::Cow<'_, [Node]>)> {
+        Ok(match self.eval_input_size {
+            Some(size) => (size, std::borrow::Cow::Owned(self.nodes_at(size)?)),
+            None => (self.input_size(), std::borrow::Cow::Borrowed(&self.nodes)),
+        })
+    }
+
+    fn classes(&self) -> i64 {
+        Network::classes(self)
     }
 }

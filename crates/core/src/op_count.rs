@@ -3,8 +3,8 @@
 
 use std::ffi::c_char;
 
-use crate::distributed::ffi::check_torch;
 use crate::error::Result;
+use crate::ffi::check_torch;
 
 extern "C" {
     fn ck_op_count_begin() -> *mut c_char;

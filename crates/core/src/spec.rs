@@ -16,15 +16,19 @@ pub struct ModelSpec {
 
 /// One row of a model summary: a layer with its place in the tree.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
 pub struct LayerRow {
-    pub kind: &'static str,
-    /// The tensor prefix (`layer1.0.conv1`), when the layer has one.
+    /// The layer type (`conv2d`).
+    pub kind: String,
+    /// The layer's tensor prefix (`layer1.0.conv1`), when it has one.
     pub name: Option<String>,
-    pub depth: usize,
+    /// Nesting depth: 0 at the top, 1 inside a block, ….
+    pub depth: u32,
     pub input_shape: Vec<i64>,
     pub output_shape: Vec<i64>,
-    /// Parameters held by this layer itself (not by layers nested in it).
+    /// Parameters of this layer itself, not of layers nested in it.
     pub params: i64,
+    /// Whether it trains now.
     pub trainable: bool,
 }
 
@@ -102,9 +106,9 @@ pub fn summary_rows(nodes: &[Node], trainable: &dyn Fn(&Node) -> bool) -> Vec<La
     let mut rows = Vec::new();
     for node in nodes {
         rows.push(LayerRow {
-            kind: node.layer.kind(),
+            kind: node.layer.kind().to_owned(),
             name: (!node.path.is_empty()).then(|| node.path.clone()),
-            depth: node.depth,
+            depth: node.depth as u32,
             input_shape: node.input_shape.clone(),
             output_shape: node.output_shape.clone(),
             params: node.param_decls.iter().map(|d| d.shape.iter().product::<i64>()).sum(),

@@ -6,7 +6,8 @@ use tch::{Kind, Tensor};
 
 use crate::augment::{Augment, Draw};
 use crate::averaging::{Averager, AveragingConfig};
-use crate::dataset::{check_labels, Dataset, Normalization};
+use crate::batch::{check_dataset, floats_to_batch};
+use crate::dataset::{check_labels, Dataset};
 use crate::distributed::GradSync;
 use crate::error::{Error, Result};
 use crate::loss::{training_loss, LossConfig};
@@ -202,95 +203,15 @@ impl Trainer {
                 got: "none".into(),
             });
         }
-        let (x, y) = data.batch(indices, input_size(&self.net), augment)?;
+        let (x, y) = data.batch(indices, self.net.input_size(), augment)?;
         self.launch_step(&x, &y)
     }
 
     /// A step on already normalized floats `[N, C, H, W]` sent from the caller.
     pub fn step_floats(&mut self, pixels: &[f32], labels: &[i64]) -> Result<StepOutput> {
-        let x = floats_to_batch(&self.net, input_size(&self.net), pixels, labels.len(), "batch images")?;
+        let x = floats_to_batch(&self.net, self.net.input_size(), pixels, labels.len(), "batch images")?;
         check_labels(labels, self.net.classes(), "batch labels")?;
         let y = Tensor::f_from_slice(labels)?.f_to_device(self.net.device)?;
         self.step(&x, &y)
     }
-}
-
-/// The model's input `[height, width]`.
-pub fn input_size(net: &Network) -> [i64; 2] {
-    [net.spec.input_shape[1], net.spec.input_shape[2]]
-}
-
-/// The `[height, width]` evaluation and prediction feed the model: its eval input size, else its input.
-pub fn eval_input_size(net: &Network) -> [i64; 2] {
-    net.eval_input_size.unwrap_or_else(|| input_size(net))
-}
-
-/// Fails unless the dataset's images fit the network's input for training (same channels, at least its height
-/// and width), its classes are among the network's, and it lives on the network's device.
-pub fn check_dataset(net: &Network, data: &Dataset) -> Result<()> {
-    check_dataset_at(net, data, input_size(net), "inputShape")
-}
-
-/// As [`check_dataset`], for images fed to the network at `[h, w]`, the size `what` names.
-pub fn check_dataset_at(net: &Network, data: &Dataset, [h, w]: [i64; 2], what: &str) -> Result<()> {
-    let c = net.spec.input_shape[0];
-    if data.shape[0] != c || data.shape[1] < h || data.shape[2] < w {
-        return Err(Error::BadShape {
-            what: "dataset images".into(),
-            expected: format!("[{c}, ≥{h}, ≥{w}] (the model's {what}, or larger for crops)"),
-            got: format!("{:?}", data.shape),
-        });
-    }
-    if data.classes > net.classes() {
-        return Err(Error::BadShape {
-            what: "dataset classes".into(),
-            expected: format!("at most {} (the model's outputs)", net.classes()),
-            got: data.classes.to_string(),
-        });
-    }
-    if data.device() != net.device {
-        return Err(Error::option(
-            "dataset device",
-            format!("{:?}, the model's", net.device),
-            format!("{:?}", data.device()),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that `len` values of `unit` hold `count` images of the network's channels at `[h, w]`; returns
-/// `[N, C, H, W]`.
-fn batch_shape(net: &Network, [h, w]: [i64; 2], len: usize, count: usize, unit: &str, what: &str) -> Result<[i64; 4]> {
-    let c = net.spec.input_shape[0];
-    let n = count as i64;
-    if count == 0 || len as i64 != n * c * h * w {
-        return Err(Error::BadShape {
-            what: what.into(),
-            expected: format!("{n} × {c}×{h}×{w} = {} {unit} (N, C, H, W)", n * c * h * w),
-            got: format!("{len} {unit}"),
-        });
-    }
-    Ok([n, c, h, w])
-}
-
-/// Checks a flat float buffer against `count` images of the network's channels at `size` and makes a batch of it.
-pub fn floats_to_batch(net: &Network, size: [i64; 2], pixels: &[f32], count: usize, what: &str) -> Result<Tensor> {
-    let shape = batch_shape(net, size, pixels.len(), count, "floats", what)?;
-    Ok(Tensor::f_from_slice(pixels)?.f_view(shape)?.f_to_device(net.device)?)
-}
-
-/// Checks uint8 pixels `[N, C, H, W]` against `count` images of the network's channels at `size`, then normalizes
-/// them into a float batch on the network's device.
-pub fn pixels_to_batch(
-    net: &Network,
-    size: [i64; 2],
-    pixels: &[u8],
-    count: usize,
-    norm: &Normalization,
-    what: &str,
-) -> Result<Tensor> {
-    let shape = batch_shape(net, size, pixels.len(), count, "bytes", what)?;
-    norm.validate(shape[1])?;
-    let x = Tensor::f_from_slice(pixels)?.f_view(shape)?.f_to_device(net.device)?;
-    norm.apply(&x)
 }

@@ -6,8 +6,8 @@ use std::ffi::{c_char, c_int, c_void};
 
 use tch::{Device, Tensor};
 
-use crate::distributed::ffi::check_torch;
 use crate::error::Result;
+use crate::ffi::check_torch;
 
 #[repr(C)]
 struct RawHostCopy {

@@ -8,7 +8,6 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Node};
 use crate::model::Network;
-use crate::trainer::input_size;
 
 /// Sets the weights of the convolution at `path` (which must see the network's input) from the patches of the
 /// images at `indices`, normalized as the dataset normalizes them. The patch second moment `PᵀP / n` (not
@@ -55,7 +54,7 @@ pub fn init_whitening(net: &mut Network, data: &Dataset, indices: &[i64], path: 
     let mut moment = Tensor::f_zeros([dims, dims], (Kind::Double, net.device))?;
     let mut count = 0i64;
     for chunk in indices.chunks(500) {
-        let (x, _) = data.batch(chunk, input_size(net), None)?;
+        let (x, _) = data.batch(chunk, net.input_size(), None)?;
         // Every kh×kw patch at stride 1, flattened in (channel, row, column) order as PyTorch's unfold does.
         let patches = x
             .f_unfold(2, kh, 1)?

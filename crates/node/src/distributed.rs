@@ -1,15 +1,17 @@
 //! `NativeProcessGroup`: this process's place in a data-parallel group (PyTorch's c10d, through the core), with
-//! the few collectives the training loop needs besides the gradient averaging inside each step.
+//! the few collectives the training loop needs besides the gradient averaging inside each step; and
+//! `NativeModel.attachProcessGroup`, which joins a model to one (declared here so that the model's module does not
+//! depend on this one).
 
 use std::sync::Arc;
 
 use convkit_core::distributed::{DistConfig, ProcessGroup};
+use convkit_core::options::DistributedOptions;
 use napi::bindgen_prelude::{AsyncTask, Float64Array};
 use napi_derive::napi;
 
 use crate::dataset::lock;
 use crate::model::NativeModel;
-use crate::options::BindingDistributedOptions;
 use crate::worker::{self, TorchTask};
 
 /// One rank of a process group. Every method is a collective: all ranks call it, in the same order.
@@ -23,9 +25,7 @@ impl NativeProcessGroup {
     /// Meets the other ranks at rank 0's store (`masterAddr:masterPort`) and starts a Gloo group; resolves once
     /// every rank has arrived.
     #[napi(ts_return_type = "Promise<NativeProcessGroup>")]
-    pub fn init(
-        options: BindingDistributedOptions,
-    ) -> napi::Result<AsyncTask<TorchTask<ProcessGroup, NativeProcessGroup>>> {
+    pub fn init(options: DistributedOptions) -> napi::Result<AsyncTask<TorchTask<ProcessGroup, NativeProcessGroup>>> {
         let config = DistConfig::try_from(&options).map_err(crate::errors::to_napi)?;
         Ok(AsyncTask::new(TorchTask::new(
             move || ProcessGroup::init(&config),
@@ -81,7 +81,7 @@ impl NativeProcessGroup {
         let group = Arc::clone(&self.inner);
         let inner = Arc::clone(&model.inner);
         AsyncTask::new(TorchTask::new(
-            move || group.broadcast_network(&mut lock(&inner).net, root),
+            move || lock(&inner).broadcast_from(&group, root),
             |_, ()| Ok(()),
         ))
     }
@@ -104,5 +104,22 @@ impl NativeProcessGroup {
             group.destroy();
             Ok(())
         })
+    }
+}
+
+#[napi]
+impl NativeModel {
+    /// Data-parallel training: from now on each step averages the gradients over `group` between backward and
+    /// the update, in buckets of at most `bucketMb` MiB (default 25, DDP's), and with `syncBatchNorm` batch norms
+    /// that learn take their statistics over every rank's batch; `null` detaches the model again.
+    #[napi]
+    pub fn attach_process_group(
+        &self,
+        group: Option<&NativeProcessGroup>,
+        bucket_mb: Option<f64>,
+        sync_batch_norm: Option<bool>,
+    ) -> napi::Result<()> {
+        let group = group.map(|g| Arc::clone(&g.inner));
+        self.now(move |m| m.attach_process_group(group, bucket_mb, sync_batch_norm == Some(true)))
     }
 }

@@ -1,5 +1,7 @@
-//! Decoding image folders off the JS thread: the core's JPEG fast path (`convkit_core::jpeg`) as a napi task.
+//! Decoding image folders off the JS thread: the core's JPEG fast path (`convkit_core::jpeg::decode_all`, over files
+//! or buffers in memory) as napi tasks.
 
+use convkit_core::jpeg::{decode_all, Concatenated};
 use napi::bindgen_prelude::{AsyncTask, Buffer, Uint8Array};
 use napi::{Env, Task};
 use napi_derive::napi;
@@ -25,8 +27,8 @@ impl Task for DecodeJpegs {
     type JsValue = JpegBatch;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(convkit_core::jpeg::decode_files(
-            &self.files,
+        Ok(decode_all(
+            self.files.as_slice(),
             self.size,
             self.channels,
             self.threads,
@@ -74,35 +76,11 @@ impl Task for DecodeJpegBuffers {
     type JsValue = JpegBatch;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let per_image = self.channels * self.size[0] * self.size[1];
-        let count = self.ends.len();
-        let mut pixels = vec![0u8; count * per_image];
-        // As `decode_files` does: one contiguous share of the images and of the output per thread.
-        let share = count.div_ceil(self.threads.clamp(1, 64)).max(1);
-        let (data, ends, size, channels) = (&self.data, &self.ends, self.size, self.channels);
-        let fallback = std::thread::scope(|scope| {
-            let workers: Vec<_> = pixels
-                .chunks_mut((share * per_image).max(1))
-                .enumerate()
-                .map(|(k, out)| {
-                    scope.spawn(move || {
-                        let mut missed = Vec::new();
-                        for (j, slot) in out.chunks_mut(per_image.max(1)).enumerate() {
-                            let i = k * share + j;
-                            let start = if i == 0 { 0 } else { ends[i - 1] };
-                            if !convkit_core::jpeg::decode_bytes(&data[start..ends[i]], size, channels, slot) {
-                                slot.fill(0);
-                                missed.push(i as u32);
-                            }
-                        }
-                        missed
-                    })
-                })
-                .collect();
-            // decode_bytes catches libjpeg's unwinding, so a worker cannot panic.
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-        });
-        Ok((pixels, fallback))
+        let images = Concatenated {
+            data: &self.data,
+            ends: &self.ends,
+        };
+        Ok(decode_all(&images, self.size, self.channels, self.threads))
     }
 
     fn resolve(&mut self, _env: Env, (pixels, fallback): Self::Output) -> napi::Result<JpegBatch> {

@@ -7,8 +7,6 @@ mod distributed;
 mod errors;
 mod jpeg;
 mod model;
-mod options;
-mod summary;
 mod worker;
 
 use napi_derive::napi;
@@ -78,11 +76,10 @@ pub fn set_threads(threads: u32) -> napi::Result<()> {
 #[napi]
 pub fn resolve_spec(
     #[napi(ts_arg_type = "object")] spec: serde_json::Value,
-) -> napi::Result<Vec<summary::BindingLayerInfo>> {
-    let rows = convkit_core::ModelSpec::from_value(spec)
+) -> napi::Result<Vec<convkit_core::LayerRow>> {
+    convkit_core::ModelSpec::from_value(spec)
         .and_then(|s| s.summary())
-        .map_err(errors::to_napi)?;
-    Ok(summary::rows(&rows))
+        .map_err(errors::to_napi)
 }
 
 /// The spec with every default written out, as a checkpoint stores it (JSON).
@@ -97,4 +94,11 @@ pub fn normalize_spec(#[napi(ts_arg_type = "object")] spec: serde_json::Value) -
 #[napi]
 pub fn layer_types() -> Vec<String> {
     convkit_core::LAYER_TYPES.iter().map(|t| t.to_string()).collect()
+}
+
+/// The header keys ConvKit writes into checkpoints (`save`) and ONNX files (`exportOnnx`), by what they hold; keys
+/// starting with `prefix` are ConvKit's own.
+#[napi]
+pub fn metadata_keys() -> convkit_core::MetadataKeys {
+    convkit_core::MetadataKeys::default()
 }

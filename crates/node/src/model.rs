@@ -1,30 +1,26 @@
-//! `NativeModel`: a network with its optimizer, stepped, evaluated, saved and loaded off the JS thread.
+//! `NativeModel`: the core's [`Classifier`] behind napi. Each method converts its arguments, runs the classifier's
+//! method on ConvKit's libtorch thread (a Promise for long work, a blocking call for cheap work) and converts back.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use convkit_core::averaging::{Averager, AveragingConfig};
-use convkit_core::checkpoint::{self, tensor_from_bytes};
-use convkit_core::distributed::GradSync;
-use convkit_core::evaluate::{logits, probabilities};
-use convkit_core::glob::glob_match;
-use convkit_core::trainer::{eval_input_size, floats_to_batch, pixels_to_batch};
-use convkit_core::{runtime, EvalCounts, ModelSpec, Network, Normalization, PendingStep, StepOutput, Trainer};
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
+use convkit_core::{
+    AveragingOptions, Classifier, EvalCounts, LayerRow, LoadOptions, ModelOptions, ModelSpec, Normalization,
+    ParamGroup, StepOptions, StepOutput, TensorBytes,
+};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, ToNapiValue, TypeName, Uint8Array};
 use napi_derive::napi;
-use tch::Device;
 
 use crate::cancel::CancelToken;
 use crate::dataset::{lock, NativeDataset};
-use crate::distributed::NativeProcessGroup;
-use crate::options::{dtype, precision, tta, BindingAveraging, BindingModelOptions, BindingStepOptions};
-use crate::summary::{rows, BindingLayerInfo};
 use crate::worker::{self, TorchTask};
 
-/// What one training step reports, measured before its update.
-#[napi(object)]
+/// What one training step reports, measured before its update: the core's `StepOutput` with `predicted` as an
+/// `Int32Array`. It stays here because the core (which has no napi types) cannot declare a typed-array field; the
+/// other types JavaScript sees are declared once in the core.
+#[napi(object, object_from_js = false)]
 pub struct BindingStep {
     /// Mean cross-entropy over the batch (without label smoothing).
     pub loss: f64,
@@ -62,44 +58,8 @@ impl From<StepOutput> for BindingStep {
     }
 }
 
-/// Counts from an evaluation pass; accuracies are derived from them in TypeScript.
-#[napi(object)]
-pub struct BindingEval {
-    pub count: i64,
-    /// Sum of per-image cross-entropy.
-    pub loss_sum: f64,
-    pub top1_correct: i64,
-    pub top5_correct: i64,
-    /// Row-major `[true][predicted]` counts, `classes × classes`.
-    pub confusion: Vec<i64>,
-    pub classes: i64,
-}
-
-impl From<EvalCounts> for BindingEval {
-    fn from(c: EvalCounts) -> Self {
-        BindingEval {
-            count: c.count,
-            loss_sum: c.loss_sum,
-            top1_correct: c.top1_correct,
-            top5_correct: c.top5_correct,
-            confusion: c.confusion,
-            classes: c.classes,
-        }
-    }
-}
-
-/// How to load a checkpoint.
-#[napi(object)]
-pub struct BindingLoadOptions {
-    /// `auto`, `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-    pub channels_last: Option<bool>,
-    /// Also restore the optimizer (and averaging) state from the `.optim.safetensors` file beside it, to train on.
-    /// Inference loads the weights alone.
-    pub for_training: Option<bool>,
-}
-
-/// One tensor of a state dict, as raw little-endian bytes.
+/// One tensor of a state dict, as raw little-endian bytes. (The core's `TensorBytes` borrows them; this one holds
+/// the `Uint8Array` JavaScript passes.)
 #[napi(object)]
 pub struct BindingTensor {
     pub name: String,
@@ -113,36 +73,31 @@ pub struct BindingTensor {
 /// Promises never block the JS thread.
 #[napi]
 pub struct NativeModel {
-    pub(crate) inner: Arc<Mutex<Trainer>>,
+    pub(crate) inner: Arc<Mutex<Classifier>>,
+    // Kept beside the model so reading them never waits for work holding the lock.
     spec_json: String,
     device: String,
     classes: i64,
     param_count: i64,
     metadata: HashMap<String, String>,
-    /// Averaged weights read from a checkpoint, waiting for `setAveraging` to say how to continue them.
-    pending_average: Arc<Mutex<Option<Vec<tch::Tensor>>>>,
-    /// Steps launched by `launchTrainBatch` whose reports `finishTrainBatch` has not read yet, by id.
-    launched: Arc<Mutex<LaunchedSteps>>,
 }
 
 impl NativeModel {
-    fn wrap(trainer: Trainer, metadata: HashMap<String, String>, average: Option<Vec<tch::Tensor>>) -> Self {
+    fn wrap(model: Classifier) -> Self {
         NativeModel {
-            spec_json: trainer.net.spec.to_json(),
-            device: runtime::device_name(trainer.net.device),
-            classes: trainer.net.classes(),
-            param_count: trainer.net.param_count(),
-            inner: Arc::new(Mutex::new(trainer)),
-            metadata,
-            pending_average: Arc::new(Mutex::new(average)),
-            launched: Arc::new(Mutex::new(LaunchedSteps::default())),
+            spec_json: model.spec_json(),
+            device: model.device_name(),
+            classes: model.classes(),
+            param_count: model.param_count(),
+            metadata: model.metadata().clone(),
+            inner: Arc::new(Mutex::new(model)),
         }
     }
 
     /// Runs `f` on the model off the JS thread.
-    fn task<T: Send + 'static, J: napi::bindgen_prelude::ToNapiValue + napi::bindgen_prelude::TypeName>(
+    pub(crate) fn task<T: Send + 'static, J: ToNapiValue + TypeName>(
         &self,
-        f: impl FnOnce(&mut Trainer) -> convkit_core::Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Classifier) -> convkit_core::Result<T> + Send + 'static,
         convert: fn(napi::Env, T) -> napi::Result<J>,
     ) -> AsyncTask<TorchTask<T, J>> {
         let inner = Arc::clone(&self.inner);
@@ -150,81 +105,33 @@ impl NativeModel {
     }
 
     /// Runs `f` on the model on the libtorch thread and waits: for cheap calls.
-    fn now<T: Send + 'static>(
+    pub(crate) fn now<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Trainer) -> convkit_core::Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Classifier) -> convkit_core::Result<T> + Send + 'static,
     ) -> napi::Result<T> {
         let inner = Arc::clone(&self.inner);
         worker::run(move || f(&mut lock(&inner)))
     }
 }
 
-/// Launched steps waiting for their reports to be read, each under the id its launch returned.
-#[derive(Default)]
-pub(crate) struct LaunchedSteps {
-    next_id: u32,
-    steps: HashMap<u32, PendingStep>,
-}
-
-impl LaunchedSteps {
-    fn insert(&mut self, step: PendingStep) -> u32 {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        self.steps.insert(id, step);
-        id
-    }
-}
-
-/// channels_last where it was measured faster (the CPU: about 20 %, bench/RESULTS.md); contiguous on CUDA until it
-/// is measured there. `CONVKIT_CHANNELS_LAST=1|0` overrides the default, for that measurement
-/// (scripts/gpu-check.sh runs the airbench94 preset both ways).
-fn default_channels_last(device: Device) -> bool {
-    match std::env::var("CONVKIT_CHANNELS_LAST").as_deref() {
-        Ok("1") => true,
-        Ok("0") => false,
-        _ => device == Device::Cpu,
-    }
-}
-
-/// Launches a step on the dataset images at `indices` with the step's options: its learning rate, this rank's
-/// vote to stop after it (data-parallel runs only), its augmentation.
-fn launch_indexed(
-    t: &mut Trainer,
-    data: &convkit_core::Dataset,
-    indices: &[i64],
-    options: &BindingStepOptions,
-) -> convkit_core::Result<PendingStep> {
-    if let Some(lr) = options.lr {
-        t.optimizer.set_lr(lr)?;
-    }
-    if let Some(sync) = &mut t.grad_sync {
-        sync.vote_stop = options.stop.unwrap_or(false);
-    }
-    let augment = options.augment()?;
-    t.launch_step_indices(data, indices, augment.as_ref().map(|(a, d)| (a, d)))
-}
-
 fn indices_i64(values: &Int32Array) -> Vec<i64> {
     values.iter().map(|&l| l as i64).collect()
 }
 
-type Loaded = (Trainer, HashMap<String, String>, Option<Vec<tch::Tensor>>);
+fn step(_: napi::Env, s: StepOutput) -> napi::Result<BindingStep> {
+    Ok(s.into())
+}
 
-/// Runs `f` with the averaged weights swapped in when `averaged` asks for them and there are any.
-fn with_average<T>(
-    t: &mut Trainer,
-    averaged: bool,
-    f: impl FnOnce(&Trainer) -> convkit_core::Result<T>,
-) -> convkit_core::Result<T> {
-    let swap = averaged && t.averager.is_some();
-    if swap {
-        t.averager.as_mut().expect("checked").swap(&mut t.net)?;
-    }
-    let out = f(t);
-    if swap {
-        t.averager.as_mut().expect("checked").swap(&mut t.net)?;
-    }
-    out
+fn unit(_: napi::Env, (): ()) -> napi::Result<()> {
+    Ok(())
+}
+
+fn floats(_: napi::Env, p: Vec<f32>) -> napi::Result<Float32Array> {
+    Ok(Float32Array::new(p))
+}
+
+fn tta(name: Option<&str>) -> convkit_core::Result<convkit_core::Tta> {
+    convkit_core::options::tta(name)
 }
 
 #[napi]
@@ -233,49 +140,19 @@ impl NativeModel {
     #[napi(factory)]
     pub fn create(
         #[napi(ts_arg_type = "object")] spec: serde_json::Value,
-        options: BindingModelOptions,
+        options: ModelOptions,
     ) -> napi::Result<NativeModel> {
-        let trainer = worker::run(move || {
-            let spec = ModelSpec::from_value(spec)?;
-            let device = runtime::parse_device(&options.device)?;
-            if let Some(seed) = options.seed {
-                runtime::seed(seed as u64);
-            }
-            let mut net = Network::new(spec, device)?;
-            net.set_channels_last(options.channels_last.unwrap_or_else(|| default_channels_last(device)))?;
-            net.precision = precision(options.precision.as_deref())?;
-            net.set_dtype(dtype(options.dtype.as_deref())?)?;
-            let loss = options.loss()?;
-            Trainer::with_groups(
-                net,
-                options.optimizer.unwrap_or_default(),
-                options.param_groups.unwrap_or_default(),
-                loss,
-            )
-        })?;
-        Ok(NativeModel::wrap(trainer, HashMap::new(), None))
+        let model = worker::run(move || Classifier::create(ModelSpec::from_value(spec)?, options))?;
+        Ok(NativeModel::wrap(model))
     }
 
     /// Loads a checkpoint written by `save`: spec and weights, and, with `forTraining`, the optimizer and averaging
     /// state when their `.optim.safetensors` file is beside it.
     #[napi(ts_return_type = "Promise<NativeModel>")]
-    pub fn load(path: String, options: BindingLoadOptions) -> AsyncTask<TorchTask<Loaded, NativeModel>> {
+    pub fn load(path: String, options: LoadOptions) -> AsyncTask<TorchTask<Classifier, NativeModel>> {
         AsyncTask::new(TorchTask::new(
-            move || {
-                let path = PathBuf::from(path);
-                let device = runtime::parse_device(&options.device)?;
-                let (mut trainer, metadata, average) = if options.for_training.unwrap_or(false) {
-                    checkpoint::load_trainer(&path, device)?
-                } else {
-                    let (net, metadata) = checkpoint::load_network(&path, device)?;
-                    (Trainer::new(net, Default::default())?, metadata, None)
-                };
-                trainer
-                    .net
-                    .set_channels_last(options.channels_last.unwrap_or_else(|| default_channels_last(device)))?;
-                Ok((trainer, metadata, average))
-            },
-            |_, (trainer, metadata, average)| Ok(NativeModel::wrap(trainer, metadata, average)),
+            move || Classifier::load(Path::new(&path), &options),
+            |_, model| Ok(NativeModel::wrap(model)),
         ))
     }
 
@@ -285,14 +162,11 @@ impl NativeModel {
         &self,
         dataset: &NativeDataset,
         indices: Int32Array,
-        options: BindingStepOptions,
+        options: StepOptions,
     ) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
         let data = Arc::clone(&dataset.inner);
         let indices = indices_i64(&indices);
-        self.task(
-            move |t| launch_indexed(t, &lock(&data), &indices, &options)?.finish(),
-            |_, s| Ok(s.into()),
-        )
+        self.task(move |m| m.train_step(&lock(&data), &indices, &options), step)
     }
 
     /// `trainBatch` without its report: queues the step (on a GPU it returns before the kernels run) and resolves
@@ -302,16 +176,12 @@ impl NativeModel {
         &self,
         dataset: &NativeDataset,
         indices: Int32Array,
-        options: BindingStepOptions,
+        options: StepOptions,
     ) -> AsyncTask<TorchTask<u32, u32>> {
         let data = Arc::clone(&dataset.inner);
         let indices = indices_i64(&indices);
-        let launched = Arc::clone(&self.launched);
         self.task(
-            move |t| {
-                let step = launch_indexed(t, &lock(&data), &indices, &options)?;
-                Ok(lock(&launched).insert(step))
-            },
+            move |m| m.launch_train_step(&lock(&data), &indices, &options),
             |_, id| Ok(id),
         )
     }
@@ -319,21 +189,7 @@ impl NativeModel {
     /// Waits for the step `launchTrainBatch` gave `id` to and reads its report.
     #[napi(ts_return_type = "Promise<BindingStep>")]
     pub fn finish_train_batch(&self, id: u32) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
-        let launched = Arc::clone(&self.launched);
-        AsyncTask::new(TorchTask::new(
-            move || {
-                let step = lock(&launched)
-                    .steps
-                    .remove(&id)
-                    .ok_or_else(|| convkit_core::Error::InvalidOption {
-                        field: "finishTrainBatch".into(),
-                        expected: "the id of a step launched by launchTrainBatch and not yet finished".into(),
-                        got: id.to_string(),
-                    })?;
-                step.finish()
-            },
-            |_, s| Ok(s.into()),
-        ))
+        self.task(move |m| m.finish_train_step(id), step)
     }
 
     /// One training step on uint8 images `[N, C, H, W]` sent from JavaScript (a streamed batch), normalized with
@@ -346,18 +202,13 @@ impl NativeModel {
         shape: Vec<i64>,
         mean: Vec<f64>,
         std: Vec<f64>,
-        options: BindingStepOptions,
+        options: StepOptions,
     ) -> napi::Result<AsyncTask<TorchTask<StepOutput, BindingStep>>> {
         let shape = crate::dataset::shape3(&shape, "shape")?;
         let labels = indices_i64(&labels);
         Ok(self.task(
-            move |t| {
-                let norm = Normalization { mean, std };
-                let data = convkit_core::Dataset::new(&pixels, &labels, shape, t.net.classes(), norm, t.net.device)?;
-                let all: Vec<i64> = (0..data.len()).collect();
-                launch_indexed(t, &data, &all, &options)?.finish()
-            },
-            |_, s| Ok(s.into()),
+            move |m| m.train_pixels(&pixels, &labels, shape, Normalization { mean, std }, &options),
+            step,
         ))
     }
 
@@ -369,12 +220,12 @@ impl NativeModel {
         labels: Int32Array,
     ) -> AsyncTask<TorchTask<StepOutput, BindingStep>> {
         let labels = indices_i64(&labels);
-        self.task(move |t| t.step_floats(&pixels, &labels), |_, s| Ok(s.into()))
+        self.task(move |m| m.train_floats(&pixels, &labels), step)
     }
 
     /// Evaluates on the dataset (at `indices`, or all of it) in batches, without training; with `averaged`, on
     /// the averaged weights when averaging is on; `tta` names test-time augmentation.
-    #[napi(ts_return_type = "Promise<BindingEval>")]
+    #[napi(ts_return_type = "Promise<EvalCounts>")]
     pub fn evaluate(
         &self,
         dataset: &NativeDataset,
@@ -383,25 +234,24 @@ impl NativeModel {
         tta_name: Option<String>,
         averaged: Option<bool>,
         cancel: Option<&CancelToken>,
-    ) -> AsyncTask<TorchTask<EvalCounts, BindingEval>> {
+    ) -> AsyncTask<TorchTask<EvalCounts, EvalCounts>> {
         let data = Arc::clone(&dataset.inner);
         let indices = indices.map(|i| indices_i64(&i));
         let flag: Arc<AtomicBool> = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
         self.task(
-            move |t| {
+            move |m| {
                 let tta = tta(tta_name.as_deref())?;
-                with_average(t, averaged.unwrap_or(false), |t| {
-                    convkit_core::evaluate(
-                        &t.net,
-                        &lock(&data),
-                        indices.as_deref(),
-                        batch_size as usize,
-                        tta,
-                        &flag,
-                    )
-                })
+                let averaged = averaged.unwrap_or(false);
+                m.evaluate(
+                    &lock(&data),
+                    indices.as_deref(),
+                    batch_size as usize,
+                    tta,
+                    averaged,
+                    &flag,
+                )
             },
-            |_, c| Ok(c.into()),
+            |_, c| Ok(c),
         )
     }
 
@@ -415,22 +265,15 @@ impl NativeModel {
         raw_logits: Option<bool>,
     ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
         self.task(
-            move |t| {
-                let x = floats_to_batch(
-                    &t.net,
-                    eval_input_size(&t.net),
+            move |m| {
+                m.predict_floats(
                     &pixels,
                     count as usize,
-                    "predict images",
-                )?;
-                let tta = tta(tta_name.as_deref())?;
-                if raw_logits.unwrap_or(false) {
-                    logits(&t.net, &x, tta)
-                } else {
-                    probabilities(&t.net, &x, tta)
-                }
+                    tta(tta_name.as_deref())?,
+                    raw_logits.unwrap_or(false),
+                )
             },
-            |_, p| Ok(Float32Array::new(p)),
+            floats,
         )
     }
 
@@ -446,19 +289,11 @@ impl NativeModel {
         tta_name: Option<String>,
     ) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
         self.task(
-            move |t| {
+            move |m| {
                 let norm = Normalization { mean, std };
-                let x = pixels_to_batch(
-                    &t.net,
-                    eval_input_size(&t.net),
-                    &pixels,
-                    count as usize,
-                    &norm,
-                    "predict images",
-                )?;
-                probabilities(&t.net, &x, tta(tta_name.as_deref())?)
+                m.predict_pixels(&pixels, count as usize, &norm, tta(tta_name.as_deref())?)
             },
-            |_, p| Ok(Float32Array::new(p)),
+            floats,
         )
     }
 
@@ -473,12 +308,15 @@ impl NativeModel {
         averaged: Option<bool>,
     ) -> AsyncTask<TorchTask<(), ()>> {
         self.task(
-            move |t| {
-                with_average(t, averaged.unwrap_or(false), |t| {
-                    checkpoint::save_trainer(t, &PathBuf::from(path), metadata, with_optimizer)
-                })
+            move |m| {
+                m.save(
+                    &PathBuf::from(path),
+                    metadata,
+                    with_optimizer,
+                    averaged.unwrap_or(false),
+                )
             },
-            |_, ()| Ok(()),
+            unit,
         )
     }
 
@@ -486,19 +324,13 @@ impl NativeModel {
     /// becomes its `metadata_props`. A layer with no ONNX form is an error naming it.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn export_onnx(&self, path: String, metadata: HashMap<String, String>) -> AsyncTask<TorchTask<(), ()>> {
-        self.task(
-            move |t| convkit_core::onnx::export(&t.net, &PathBuf::from(path), &metadata.into_iter().collect()),
-            |_, ()| Ok(()),
-        )
+        self.task(move |m| m.export_onnx(&PathBuf::from(path), metadata), unit)
     }
 
     /// Loads weights alone from a safetensors file (such as a PyTorch state dict) into this model, strictly.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn load_weights(&self, path: String) -> AsyncTask<TorchTask<(), ()>> {
-        self.task(
-            move |t| checkpoint::load_weights(&mut t.net, &PathBuf::from(path)).map(|_| ()),
-            |_, ()| Ok(()),
-        )
+        self.task(move |m| m.load_weights(&PathBuf::from(path)), unit)
     }
 
     /// Loads a state dict given as raw tensors (read from a `.pth` file, say) into this model, strictly, as
@@ -512,24 +344,16 @@ impl NativeModel {
         keep: Option<Vec<String>>,
     ) -> AsyncTask<TorchTask<(), ()>> {
         self.task(
-            move |t| {
-                let device = t.net.device;
-                let mut map = HashMap::with_capacity(tensors.len());
-                for b in tensors {
-                    let tensor = tensor_from_bytes(&b.dtype, &b.shape, &b.data, device).map_err(|e| match e {
-                        convkit_core::Error::BadShape { what, expected, got } => convkit_core::Error::BadShape {
-                            what: format!("{source}: tensor {:?} ({what})", b.name),
-                            expected,
-                            got,
-                        },
-                        other => other,
-                    })?;
-                    map.insert(b.name, tensor);
-                }
-                t.net
-                    .load_tensors_keeping(map, std::path::Path::new(&source), &keep.unwrap_or_default())
+            move |m| {
+                let bytes = tensors.iter().map(|b| TensorBytes {
+                    name: &b.name,
+                    dtype: &b.dtype,
+                    shape: &b.shape,
+                    data: &b.data,
+                });
+                m.load_state_dict(bytes, &source, &keep.unwrap_or_default())
             },
-            |_, ()| Ok(()),
+            unit,
         )
     }
 
@@ -537,19 +361,14 @@ impl NativeModel {
     /// any run of characters, `?` one). Layers the spec froze stay frozen. Returns how many parameters changed.
     #[napi]
     pub fn set_trainable(&self, patterns: Vec<String>, trainable: bool) -> napi::Result<u32> {
-        self.now(move |t| {
-            let n = t
-                .net
-                .set_trainable(|name| patterns.iter().any(|p| glob_match(p, name)), trainable)?;
-            Ok(n as u32)
-        })
+        self.now(move |m| Ok(m.set_trainable(&patterns, trainable)? as u32))
     }
 
     /// Batch norm layers normalize with their running statistics (and keep them) even while they train.
     #[napi]
     pub fn set_frozen_batch_norm_statistics(&self, frozen: bool) -> napi::Result<()> {
-        self.now(move |t| {
-            t.net.frozen_batchnorm_statistics = frozen;
+        self.now(move |m| {
+            m.set_frozen_batch_norm_statistics(frozen);
             Ok(())
         })
     }
@@ -557,51 +376,20 @@ impl NativeModel {
     /// The `[height, width]` evaluation and prediction feed the network, or `null` for the spec's input.
     #[napi]
     pub fn set_eval_input_size(&self, size: Option<Vec<u32>>) -> napi::Result<()> {
-        self.now(move |t| {
-            let size = match size.as_deref() {
-                None => None,
-                Some(&[h, w]) => Some([h as i64, w as i64]),
-                Some(other) => {
-                    return Err(convkit_core::Error::InvalidOption {
-                        field: "evalInputSize".into(),
-                        expected: "[height, width]".into(),
-                        got: format!("{other:?}"),
-                    })
-                }
-            };
-            t.net.set_eval_input_size(size)
-        })
+        self.now(move |m| m.set_eval_input_size(size.as_deref()))
     }
 
     /// Starts weight averaging from the current weights (continuing averaged weights read from the checkpoint, if
     /// any), or stops it with `null`.
     #[napi]
-    pub fn set_averaging(&self, config: Option<BindingAveraging>) -> napi::Result<()> {
-        let pending = Arc::clone(&self.pending_average);
-        self.now(move |t| {
-            let config = config.as_ref().map(AveragingConfig::try_from).transpose()?;
-            t.set_averaging(config)?;
-            if let (Some(avg), Some(saved)) = (t.averager.as_mut(), lock(&pending).take()) {
-                if saved.len() == avg.average.len() {
-                    avg.average = saved;
-                }
-            }
-            Ok(())
-        })
+    pub fn set_averaging(&self, config: Option<AveragingOptions>) -> napi::Result<()> {
+        self.now(move |m| m.set_averaging(config.as_ref()))
     }
 
     /// Copies the averaged weights into the model for good and stops averaging (the end of a run).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn finish_averaging(&self) -> AsyncTask<TorchTask<(), ()>> {
-        self.task(
-            move |t| {
-                if let Some(avg) = t.averager.take() {
-                    Averager::copy_in(&avg, &mut t.net)?;
-                }
-                Ok(())
-            },
-            |_, ()| Ok(()),
-        )
+        self.task(|m| m.finish_averaging(), unit)
     }
 
     /// Initializes the first convolution (`layer`, its tensor prefix) as a patch-whitening filter bank from the
@@ -617,15 +405,15 @@ impl NativeModel {
         let data = Arc::clone(&dataset.inner);
         let indices = indices_i64(&indices);
         self.task(
-            move |t| convkit_core::whitening::init_whitening(&mut t.net, &lock(&data), &indices, &layer, eps),
+            move |m| m.init_whitening(&lock(&data), &indices, &layer, eps),
             |_, v| Ok(v),
         )
     }
 
     /// Each layer, depth first, with its shapes, parameters and whether it trains now.
     #[napi]
-    pub fn layers(&self) -> napi::Result<Vec<BindingLayerInfo>> {
-        self.now(|t| Ok(rows(&t.net.summary())))
+    pub fn layers(&self) -> napi::Result<Vec<LayerRow>> {
+        self.now(|m| Ok(m.layers()))
     }
 
     /// The spec the model was built from, as JSON, every default written out.
@@ -652,7 +440,7 @@ impl NativeModel {
     /// Parameters that train now.
     #[napi]
     pub fn trainable_param_count(&self) -> napi::Result<i64> {
-        self.now(|t| Ok(t.net.trainable_param_count()))
+        self.now(|m| Ok(m.trainable_param_count()))
     }
 
     /// The header of the checkpoint this model was loaded from; empty for a new model.
@@ -664,60 +452,31 @@ impl NativeModel {
     /// Steps the optimizer has taken.
     #[napi]
     pub fn optimizer_step(&self) -> napi::Result<i64> {
-        self.now(|t| Ok(t.optimizer.step))
+        self.now(|m| Ok(m.optimizer_step()))
     }
 
     /// The optimizer's learning rate (before parameter-group scales).
     #[napi]
     pub fn lr(&self) -> napi::Result<f64> {
-        self.now(|t| Ok(t.optimizer.lr))
+        self.now(|m| Ok(m.lr()))
     }
 
     /// `fp32`, or `bf16`: convolutions and linear layers compute in bfloat16 from fp32 weights, as under
     /// PyTorch's autocast.
     #[napi]
     pub fn set_precision(&self, name: String) -> napi::Result<()> {
-        self.now(move |t| {
-            t.net.precision = precision(Some(&name))?;
-            Ok(())
-        })
+        self.now(move |m| m.set_precision(&name))
     }
 
     /// Replaces the optimizer's parameter groups for the following steps.
     #[napi]
-    pub fn set_param_groups(&self, groups: Vec<convkit_core::ParamGroup>) -> napi::Result<()> {
-        self.now(move |t| t.optimizer.set_groups(groups))
-    }
-
-    /// Data-parallel training: from now on each step averages the gradients over `group` between backward and
-    /// the update, in buckets of at most `bucketMb` MiB (default 25, DDP's), and with `syncBatchNorm` batch norms
-    /// that learn take their statistics over every rank's batch; `null` detaches the model again.
-    #[napi]
-    pub fn attach_process_group(
-        &self,
-        group: Option<&NativeProcessGroup>,
-        bucket_mb: Option<f64>,
-        sync_batch_norm: Option<bool>,
-    ) -> napi::Result<()> {
-        let group = group.map(|g| Arc::clone(&g.inner));
-        let mb = bucket_mb.unwrap_or(25.0);
-        if !(mb.is_finite() && mb > 0.0) {
-            return Err(crate::errors::to_napi(convkit_core::Error::InvalidOption {
-                field: "distributed.bucketMb".into(),
-                expected: "a number of MiB > 0".into(),
-                got: mb.to_string(),
-            }));
-        }
-        self.now(move |t| {
-            t.net.sync_batchnorm = group.as_ref().filter(|_| sync_batch_norm == Some(true)).map(Arc::clone);
-            t.grad_sync = group.map(|g| GradSync::new(g, (mb * 1024.0 * 1024.0) as usize));
-            Ok(())
-        })
+    pub fn set_param_groups(&self, groups: Vec<ParamGroup>) -> napi::Result<()> {
+        self.now(move |m| m.set_param_groups(groups))
     }
 
     /// Changes the learning rate for the following steps.
     #[napi]
     pub fn set_lr(&self, lr: f64) -> napi::Result<()> {
-        self.now(move |t| t.optimizer.set_lr(lr))
+        self.now(move |m| m.set_lr(lr))
     }
 }

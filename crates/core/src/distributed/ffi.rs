@@ -1,7 +1,8 @@
-//! The C API of `cpp/c10d_bridge.h`, and its error strings as Rust results (the convention of every C++ file of the
-//! crate, `cpp/guarded_call.h`).
+//! The C API of `cpp/c10d_bridge.h`; its error strings become results through [`crate::ffi::check`].
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
+
+pub(crate) use crate::ffi::check;
 
 #[repr(C)]
 pub struct RawStore {
@@ -19,7 +20,6 @@ pub struct RawWork {
 }
 
 extern "C" {
-    pub fn ck_c10d_free_error(err: *mut c_char);
     pub fn ck_c10d_rendezvous(
         host: *const c_char,
         port: c_int,
@@ -55,21 +55,4 @@ extern "C" {
         eps: f64,
         out: *mut *mut c_void,
     ) -> *mut c_char;
-}
-
-/// `Ok` for a null error, else the message (freed on the C++ side's allocator).
-pub fn check(err: *mut c_char) -> Result<(), String> {
-    if err.is_null() {
-        return Ok(());
-    }
-    // SAFETY: a non-null result is a NUL-terminated string malloc'ed by the bridge, released exactly once here.
-    let msg = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-    unsafe { ck_c10d_free_error(err) };
-    Err(msg)
-}
-
-/// [`check`] for the bridge's calls outside distributed training (fused optimizer kernels, host⇄GPU copies, the
-/// operator counter): a failure there is libtorch's, named by `what`.
-pub fn check_torch(what: &str, err: *mut c_char) -> crate::error::Result<()> {
-    check(err).map_err(|m| crate::error::Error::torch(format!("{what}: {m}")))
 }

@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 
 use super::ProcessGroup;
 use crate::error::Result;
-use crate::model::Param;
+use crate::weights::Param;
 
 /// Averages gradients over a process group; [`crate::Trainer`] calls it after each backward.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::model::Network;
+use crate::weights::NetworkTensors;
 
 pub use grads::{GradSync, SyncOutcome};
 
@@ -305,13 +305,13 @@ impl ProcessGroup {
     }
 
     /// Gives every rank `root`'s parameters and buffers (batch norm statistics), as DDP does at its start.
-    pub fn broadcast_network(&self, net: &mut Network, root: i32) -> Result<()> {
+    pub fn broadcast_network(&self, net: &mut impl NetworkTensors, root: i32) -> Result<()> {
         let _guard = tch::no_grad_guard();
         let tensors: Vec<Tensor> = net
-            .params
+            .params()
             .iter()
             .map(|p| p.tensor.shallow_clone())
-            .chain(net.buffers.iter().map(|b| b.tensor.shallow_clone()))
+            .chain(net.buffers().iter().map(|b| b.tensor.shallow_clone()))
             .collect();
         // One flat buffer per element type: a handful of broadcasts instead of one per tensor.
         let mut kinds: Vec<Kind> = Vec::new();

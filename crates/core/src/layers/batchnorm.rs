@@ -93,7 +93,7 @@ impl LayerKind for Batchnorm2d {
 
     fn forward(&self, node: &Node, f: &Forward, x: Tensor) -> Result<Tensor> {
         // Without affine parameters, a batch norm follows the pass (it has nothing to freeze).
-        let batch_stats = !f.net.frozen_batchnorm_statistics
+        let batch_stats = !f.frozen_batchnorm_statistics
             && if self.affine {
                 f.learning(node)
             } else {
@@ -108,7 +108,7 @@ impl LayerKind for Batchnorm2d {
         } else {
             (None, None)
         };
-        if let (true, Some(group)) = (batch_stats, &f.net.sync_batchnorm) {
+        if let (true, Some(group)) = (batch_stats, f.sync_batchnorm) {
             return group.sync_batch_norm(
                 &x,
                 weight,

@@ -22,9 +22,10 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::distributed::ProcessGroup;
 use crate::error::{Error, Result};
-use crate::model::Network;
 use crate::onnx::OnnxGraph;
+use crate::weights::{Buffer, Param, Precision};
 
 pub use activation::{Gelu, Hardsigmoid, Hardswish, Relu, Relu6, Sigmoid, Silu};
 pub use batchnorm::Batchnorm2d;
@@ -312,31 +313,38 @@ impl DeclareCtx<'_> {
     }
 }
 
-/// A forward pass in progress: the network whose tensors the nodes index, and whether it trains.
+/// A forward pass in progress: the network's tensors the nodes index, how its layers compute, and whether it
+/// trains.
 pub struct Forward<'a> {
-    pub net: &'a Network,
+    pub params: &'a [Param],
+    pub buffers: &'a [Buffer],
+    pub precision: Precision,
+    /// Batch norm keeps its running statistics even where it learns (see `Network::frozen_batchnorm_statistics`).
+    pub frozen_batchnorm_statistics: bool,
+    /// Batch norms that learn take their statistics over every rank's batch through this group.
+    pub sync_batchnorm: Option<&'a ProcessGroup>,
     pub train: bool,
 }
 
 impl Forward<'_> {
     pub fn param(&self, node: &Node, i: usize) -> &Tensor {
-        &self.net.params[node.params[i]].tensor
+        &self.params[node.params[i]].tensor
     }
 
     pub fn buffer(&self, node: &Node, i: usize) -> &Tensor {
-        &self.net.buffers[node.buffers[i]].tensor
+        &self.buffers[node.buffers[i]].tensor
     }
 
     /// `t` in the type convolutions and linear layers compute in (bf16 under the bf16 precision).
     pub fn low(&self, t: &Tensor) -> Result<Tensor> {
-        self.net.precision.compute(t)
+        self.precision.compute(t)
     }
 
     /// Whether this node learns in this pass: training, and some parameter in it (or in the layers it holds) is
     /// trainable. A frozen layer behaves as in evaluation: batch norm uses its running statistics, stochastic
     /// depth keeps every path.
     pub fn learning(&self, node: &Node) -> bool {
-        let trainable = |n: &Node| n.params.iter().any(|&i| self.net.params[i].trainable);
+        let trainable = |n: &Node| n.params.iter().any(|&i| self.params[i].trainable);
         self.train && (trainable(node) || node.descendants().any(trainable))
     }
 

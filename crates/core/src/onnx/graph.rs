@@ -12,7 +12,7 @@ use super::proto::tensor_proto::DataType;
 use super::proto::{AttributeProto, NodeProto, TensorProto};
 use crate::error::{Error, Result};
 use crate::layers::Node;
-use crate::model::Network;
+use crate::weights::{Buffer, Param};
 
 /// The value of one attribute of an ONNX node.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,8 @@ impl Attr {
 
 /// An ONNX graph being built from a network's nodes.
 pub struct OnnxGraph<'a> {
-    net: &'a Network,
+    params: &'a [Param],
+    buffers: &'a [Buffer],
     pub(super) nodes: Vec<NodeProto>,
     pub(super) initializers: Vec<TensorProto>,
     /// Every name given to a node, value or initializer so far: ONNX wants values named once.
@@ -59,10 +60,11 @@ pub struct OnnxGraph<'a> {
 }
 
 impl<'a> OnnxGraph<'a> {
-    /// An empty graph over `net`'s tensors, with `reserved` (the graph's input and output) already taken.
-    pub(super) fn new(net: &'a Network, reserved: &[&str]) -> Self {
+    /// An empty graph over a network's tensors, with `reserved` (the graph's input and output) already taken.
+    pub(super) fn new(params: &'a [Param], buffers: &'a [Buffer], reserved: &[&str]) -> Self {
         OnnxGraph {
-            net,
+            params,
+            buffers,
             nodes: Vec::new(),
             initializers: Vec::new(),
             names: reserved.iter().map(|s| s.to_string()).collect(),
@@ -81,13 +83,13 @@ impl<'a> OnnxGraph<'a> {
 
     /// The initializer of `node`'s parameter `i` (in declaration order), named by its PyTorch key.
     pub fn param(&mut self, node: &Node, i: usize) -> Result<String> {
-        let p = &self.net.params[node.params[i]];
+        let p = &self.params[node.params[i]];
         self.initializer(&p.name, &p.tensor)
     }
 
     /// The initializer of `node`'s buffer `i` (batch norm's running statistics), named by its PyTorch key.
     pub fn buffer(&mut self, node: &Node, i: usize) -> Result<String> {
-        let b = &self.net.buffers[node.buffers[i]];
+        let b = &self.buffers[node.buffers[i]];
         self.initializer(&b.name, &b.tensor)
     }
 

@@ -1,4 +1,4 @@
-//! ONNX export: a [`Network`] as an ONNX model at opset 17, for onnxruntime and anything else that reads ONNX.
+//! ONNX export: a [`Network`](crate::Network) as an ONNX model at opset 17, for onnxruntime and anything else that reads ONNX.
 //!
 //! The graph takes `input`, float32 `[N, C, H, W]` with a dynamic batch dimension `N`, and returns `logits`,
 //! `[N, classes]`. Each layer writes its own ONNX form ([`LayerKind::onnx`](crate::layers::LayerKind::onnx));
@@ -22,10 +22,10 @@ use proto::{
     ValueInfoProto,
 };
 
-use crate::checkpoint::write_atomic;
+use crate::atomic_file::write_atomic;
 use crate::error::Result;
-use crate::model::Network;
-use crate::trainer::eval_input_size;
+use crate::layers::Node;
+use crate::weights::NetworkTensors;
 
 /// The operator set exported models import: 17, so GELU is written out with `Erf` (ONNX's `Gelu` is opset 20).
 pub const OPSET: i64 = 17;
@@ -38,26 +38,27 @@ pub const OUTPUT: &str = "logits";
 const BATCH: &str = "N";
 
 /// The metadata key of the ConvKit version that wrote a file (its `producer_version` too).
-pub const VERSION_KEY: &str = "convkit.version";
+pub const VERSION_KEY: &str = crate::metadata::VERSION;
+
+/// What export reads of a network. [`Network`](crate::Network) implements it: the network is built from the
+/// layers, which write themselves into an [`OnnxGraph`], so this module names what it needs instead of the network.
+pub trait Exportable: NetworkTensors {
+    fn input_channels(&self) -> i64;
+    /// The `[height, width]` prediction feeds the network, and its layers placed for that size.
+    fn eval_nodes(&self) -> Result<([i64; 2], std::borrow::Cow<'_, [Node]>)>;
+    fn classes(&self) -> i64;
+}
 
 /// The network as an ONNX model; `metadata` becomes its `metadata_props`, in key order, with
 /// [`VERSION_KEY`] added.
-pub fn to_model(net: &Network, metadata: &BTreeMap<String, String>) -> Result<ModelProto> {
+pub fn to_model(net: &impl Exportable, metadata: &BTreeMap<String, String>) -> Result<ModelProto> {
     let mut metadata = metadata.clone();
     metadata.insert(VERSION_KEY.into(), env!("CARGO_PKG_VERSION").into());
-    let mut g = OnnxGraph::new(net, &[INPUT, OUTPUT]);
+    let mut g = OnnxGraph::new(net.params(), net.buffers(), &[INPUT, OUTPUT]);
     // The graph takes the input prediction uses: the evaluation size when the network has one.
-    let c = net.spec.input_shape[0];
-    let [h, w] = eval_input_size(net);
-    let resized;
-    let nodes = match net.eval_input_size {
-        Some(size) => {
-            resized = net.nodes_at(size)?;
-            &resized
-        }
-        None => &net.nodes,
-    };
-    let last = g.run(nodes, INPUT)?;
+    let c = net.input_channels();
+    let ([h, w], nodes) = net.eval_nodes()?;
+    let last = g.run(&nodes, INPUT)?;
     g.rename_output(&last, OUTPUT);
     let graph = GraphProto {
         name: Some("convkit".into()),
@@ -93,12 +94,12 @@ pub fn to_model(net: &Network, metadata: &BTreeMap<String, String>) -> Result<Mo
 }
 
 /// The network as the bytes of an `.onnx` file.
-pub fn to_bytes(net: &Network, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+pub fn to_bytes(net: &impl Exportable, metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     Ok(to_model(net, metadata)?.encode_to_vec())
 }
 
 /// Writes the network to `path` as an ONNX file, atomically: a crash leaves the old file or the new one.
-pub fn export(net: &Network, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+pub fn export(net: &impl Exportable, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
     write_atomic(path, &to_bytes(net, metadata)?)
 }
 

@@ -6,8 +6,8 @@ use std::ffi::{c_char, c_int, c_void};
 
 use tch::Tensor;
 
-use crate::distributed::ffi::check_torch;
 use crate::error::{Error, Result};
+use crate::ffi::check_torch;
 
 extern "C" {
     fn ck_fused_sgd(

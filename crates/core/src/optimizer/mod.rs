@@ -14,7 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::glob::glob_match;
-use crate::model::Param;
+use crate::weights::Param;
 
 /// Which optimizer, with its hyper-parameters. Absent fields take PyTorch's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

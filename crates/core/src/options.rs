@@ -1,12 +1,15 @@
-//! Options as JavaScript passes them, and their conversion into the core's types. Each `TryFrom` checks what
-//! napi's typing cannot (enumerated strings, ranges) and names the option at fault.
+//! Options as callers pass them (JavaScript, through the binding, which derives their napi conversions and
+//! TypeScript types from these declarations), and their conversion into the core's types. Each `TryFrom` checks
+//! what the types cannot (enumerated strings, ranges) and names the option at fault.
 
-use convkit_core::augment::{Augment, Draw, Flip, PadMode, ResizedCrop};
-use convkit_core::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
-use convkit_core::distributed::{Backend, DistConfig};
-use convkit_core::loss::{LossConfig, Reduction};
-use convkit_core::{Error, Precision, Tta};
-use napi_derive::napi;
+use crate::augment::{Augment, Draw, Flip, PadMode, ResizedCrop};
+use crate::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
+use crate::distributed::{Backend, DistConfig};
+use crate::error::Error;
+use crate::evaluate::Tta;
+use crate::loss::{LossConfig, Reduction};
+use crate::optimizer::{OptimizerConfig, ParamGroup};
+use crate::weights::Precision;
 
 fn pick<T: serde::de::DeserializeOwned>(field: &str, value: &str, expected: &str) -> Result<T, Error> {
     serde_json::from_value(serde_json::Value::String(value.to_owned())).map_err(|_| Error::InvalidOption {
@@ -17,24 +20,29 @@ fn pick<T: serde::de::DeserializeOwned>(field: &str, value: &str, expected: &str
 }
 
 /// How a model is built.
-#[napi(object)]
-pub struct BindingModelOptions {
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct ModelOptions {
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'auto' | 'cpu' | 'cuda' | `cuda:${number}`"))]
     pub device: String,
-    pub optimizer: Option<convkit_core::OptimizerConfig>,
+    pub optimizer: Option<OptimizerConfig>,
     /// Parameters with their own learning-rate scale or weight decay.
-    pub param_groups: Option<Vec<convkit_core::ParamGroup>>,
+    pub param_groups: Option<Vec<ParamGroup>>,
     /// Seeds libtorch before the weights are drawn.
     pub seed: Option<i64>,
     /// Lay activations out channels_last. Defaults to true on the CPU, where oneDNN runs it about 20 % faster.
     pub channels_last: Option<bool>,
     /// `fp32` or `bf16`. Defaults to `fp32`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'fp32' | 'bf16'"))]
     pub precision: Option<String>,
     /// Label smoothing ε of the training loss. Defaults to 0.
     pub label_smoothing: Option<f64>,
     /// `mean` or `sum` of the per-image losses. Defaults to `mean`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'mean' | 'sum'"))]
     pub loss_reduction: Option<String>,
     /// `float32`, or `float64` to check numerics against a reference. Defaults to `float32`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'float32' | 'float64'"))]
     pub dtype: Option<String>,
 }
 
@@ -54,7 +62,7 @@ pub fn dtype(value: Option<&str>) -> Result<tch::Kind, Error> {
     }
 }
 
-impl BindingModelOptions {
+impl ModelOptions {
     pub fn loss(&self) -> Result<LossConfig, Error> {
         let config = LossConfig {
             label_smoothing: self.label_smoothing.unwrap_or(0.0),
@@ -70,23 +78,34 @@ impl BindingModelOptions {
     }
 }
 
-/// A random-resized crop: area fraction and aspect-ratio ranges.
-#[napi(object)]
-pub struct BindingResizedCrop {
+/// A random-resized crop: area fraction and aspect-ratio ranges, resized to the input.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct ResizedCropOptions {
+    /// `[low, high]` fraction of the image's area.
+    #[cfg_attr(feature = "napi", napi(ts_type = "[number, number]"))]
     pub scale: Vec<f64>,
+    /// `[low, high]` aspect ratio (width / height).
+    #[cfg_attr(feature = "napi", napi(ts_type = "[number, number]"))]
     pub ratio: Vec<f64>,
 }
 
-/// Augmentation of training batches.
-#[napi(object)]
-pub struct BindingAugment {
+/// Augmentation of one training batch, on the device.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct AugmentOptions {
+    /// Random crop back to the input size from this much padding on each side. Defaults to 0.
     pub crop_padding: Option<i64>,
-    /// `zeros` or `reflect`.
+    /// How crop padding is filled. Defaults to `zeros`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'zeros' | 'reflect'"))]
     pub pad_mode: Option<String>,
-    /// `none`, `random` or `alternating`.
+    /// Defaults to `none`. `alternating` gives each image one random flip, inverted every other epoch.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'none' | 'random' | 'alternating'"))]
     pub flip: Option<String>,
+    /// Side of a square zeroed at a random place in each image. Defaults to 0.
     pub cutout: Option<i64>,
-    pub resized_crop: Option<BindingResizedCrop>,
+    /// A random-resized crop of each image, resized to the input.
+    pub resized_crop: Option<ResizedCropOptions>,
 }
 
 fn pair(field: &str, v: &[f64]) -> Result<[f64; 2], Error> {
@@ -97,10 +116,10 @@ fn pair(field: &str, v: &[f64]) -> Result<[f64; 2], Error> {
     })
 }
 
-impl TryFrom<&BindingAugment> for Augment {
+impl TryFrom<&AugmentOptions> for Augment {
     type Error = Error;
 
-    fn try_from(b: &BindingAugment) -> Result<Self, Error> {
+    fn try_from(b: &AugmentOptions) -> Result<Self, Error> {
         let aug = Augment {
             crop_padding: b.crop_padding.unwrap_or(0),
             pad_mode: b
@@ -133,11 +152,13 @@ impl TryFrom<&BindingAugment> for Augment {
 }
 
 /// One training step's options.
-#[napi(object)]
-pub struct BindingStepOptions {
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct StepOptions {
     /// The learning rate for this step (schedules set it per batch); the last one set when absent.
     pub lr: Option<f64>,
-    pub augment: Option<BindingAugment>,
+    /// This batch's augmentation; none when absent.
+    pub augment: Option<AugmentOptions>,
     /// Seeds this batch's random crops, flips and cutouts.
     pub batch_seed: Option<u32>,
     /// Seeds each image's alternating flip for the whole run.
@@ -148,7 +169,7 @@ pub struct BindingStepOptions {
     pub stop: Option<bool>,
 }
 
-impl BindingStepOptions {
+impl StepOptions {
     pub fn augment(&self) -> Result<Option<(Augment, Draw)>, Error> {
         match &self.augment {
             None => Ok(None),
@@ -166,23 +187,27 @@ impl BindingStepOptions {
 }
 
 /// Weight averaging: EMA or Lookahead.
-#[napi(object)]
-pub struct BindingAveraging {
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct AveragingOptions {
     /// `ema` or `lookahead`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'ema' | 'lookahead'"))]
     pub mode: String,
+    /// The weight of the old average in each update.
     pub decay: f64,
     /// Average every this many steps. Defaults to 1.
     pub every: Option<i64>,
-    /// `none` or `cubic`. Defaults to `none`.
+    /// `cubic` scales the decay by (step / totalSteps)³. Defaults to `none`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'none' | 'cubic'"))]
     pub warmup: Option<String>,
     /// The run's total steps, for the cubic warmup.
     pub total_steps: Option<i64>,
 }
 
-impl TryFrom<&BindingAveraging> for AveragingConfig {
+impl TryFrom<&AveragingOptions> for AveragingConfig {
     type Error = Error;
 
-    fn try_from(b: &BindingAveraging) -> Result<Self, Error> {
+    fn try_from(b: &AveragingOptions) -> Result<Self, Error> {
         let config = AveragingConfig {
             mode: pick::<AveragingMode>("averaging.mode", &b.mode, "'ema' or 'lookahead'")?,
             decay: b.decay,
@@ -202,8 +227,9 @@ impl TryFrom<&BindingAveraging> for AveragingConfig {
 
 /// Where and how this process joins a data-parallel group (torchrun's `MASTER_ADDR`, `MASTER_PORT`, `RANK`,
 /// `WORLD_SIZE`).
-#[napi(object)]
-pub struct BindingDistributedOptions {
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct DistributedOptions {
     pub master_addr: String,
     pub master_port: u32,
     pub rank: i32,
@@ -230,10 +256,10 @@ fn seconds(field: &str, value: Option<f64>, default: f64) -> Result<std::time::D
     Ok(std::time::Duration::from_secs_f64(v))
 }
 
-impl TryFrom<&BindingDistributedOptions> for DistConfig {
+impl TryFrom<&DistributedOptions> for DistConfig {
     type Error = Error;
 
-    fn try_from(b: &BindingDistributedOptions) -> Result<Self, Error> {
+    fn try_from(b: &DistributedOptions) -> Result<Self, Error> {
         let master_port = u16::try_from(b.master_port)
             .ok()
             .filter(|&p| p > 0)
@@ -257,4 +283,16 @@ impl TryFrom<&BindingDistributedOptions> for DistConfig {
 
 pub fn tta(value: Option<&str>) -> Result<Tta, Error> {
     value.map(Tta::parse).transpose().map(Option::unwrap_or_default)
+}
+
+/// How to load a checkpoint.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct LoadOptions {
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    pub channels_last: Option<bool>,
+    /// Also restore the optimizer (and averaging) state from the `.optim.safetensors` file beside it, to train on.
+    /// Inference loads the weights alone.
+    pub for_training: Option<bool>,
 }
