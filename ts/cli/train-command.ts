@@ -61,15 +61,19 @@ function joinLauncher(): void {
 /** Runs the train command on `argv`; returns the exit code. */
 export async function trainCommand(argv: string[]): Promise<number> {
   const { options, extra } = parseFlags(TRAIN_OPTIONS, argv, EXTRA)
-  const nproc = (options.nprocPerNode as number | undefined) ?? 1
-  delete options.nprocPerNode
   if (extra.help) {
     console.log(TRAIN_HELP)
     return 0
   }
+  // Checked by its own declaration here: the option is the CLI's alone, so train() never sees it.
+  const nproc = TRAIN_OPTIONS.nprocPerNode.check((options.nprocPerNode as number | undefined) ?? null, 'nprocPerNode') ?? 1
+  delete options.nprocPerNode
   // A resumed run reads its data source from history.json; a new one trains on CIFAR-10 unless told otherwise.
   const data = (extra.data as string | undefined) ?? (options.resume ? undefined : 'cifar10')
   const trainOptions = { ...options, data } as TrainOptions
+  // Every option is checked before any data is read or any worker started (a resumed run is checked by train()
+  // against its stored configuration).
+  if (!trainOptions.resume) resolveConfig(trainOptions)
   if (extra.summary) {
     await printSummary(trainOptions)
     return 0

@@ -9,6 +9,7 @@ import { isShardSource } from '../data/shards/shard-source.ts'
 import { InputError } from '../errors.ts'
 import { bad, resolveTable } from '../options/option.ts'
 import { RECIPES } from '../recipes/recipes.ts'
+import { PRETRAINED_WEIGHTS_NAMES, pretrainedWeights } from '../zoo/weights.ts'
 import { IN_MEMORY, runMetrics, TRAIN_OPTIONS, type ResolvedTrainOptions, type TrainOptions } from './train-options.ts'
 
 function sourcePath(source: string): string {
@@ -22,7 +23,30 @@ function dataSource(data: TrainOptions['data']): string {
   return IN_MEMORY
 }
 
+/**
+ * `pretrained` names a registered weight set, an http(s) URL or an existing file; a URL or file needs the
+ * architecture beside it. Checked with the other options, so that a typo fails before any data is read.
+ */
+function checkPretrained(pretrained: string, model: ResolvedTrainOptions['model']): void {
+  if (pretrainedWeights(pretrained)) return
+  const url = /^https?:\/\//i.test(pretrained)
+  if (!url && !fs.existsSync(pretrained)) {
+    throw new InputError(
+      'INVALID_OPTION',
+      `option pretrained: ${JSON.stringify(pretrained)} is not a named weight set (${PRETRAINED_WEIGHTS_NAMES.join(', ')}) nor an existing file; the path or http(s) URL of a .pth or .safetensors file of weights also works, with the architecture given as model`,
+    )
+  }
+  if (model === null) {
+    throw bad(
+      'model',
+      `an architecture (a zoo name or a spec) for the weights ${url ? 'at' : 'in'} ${pretrained}, which are not a named weight set`,
+      null,
+    )
+  }
+}
+
 function crossChecks(config: ResolvedTrainOptions): void {
+  if (config.pretrained !== null) checkPretrained(config.pretrained, config.model)
   checkMonitor(config.monitor, runMetrics(config.valSplit > 0), 'option monitor')
   if (config.testEvery !== 1 && config.monitor.startsWith('test_')) {
     throw bad(
