@@ -6,7 +6,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { cpuBf16Flags, readImageFolder, train } from '../ts/index.ts'
 import type { HistoryFile } from '../ts/index.ts'
-import { AUTO_PRECISION_ENV } from '../ts/train/precision.ts'
+import type { Precision } from '../ts/model/model.ts'
+import { AUTO_PRECISION_ENV, decidePrecision, probePrecisions } from '../ts/train/precision.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -59,4 +60,33 @@ test.serial('auto is the default: the run probes, records its choice with the re
   }
   const stored = JSON.parse(fs.readFileSync(path.join(out, 'history.json'), 'utf8')) as HistoryFile
   t.deepEqual(stored.chosen, chosen)
+})
+
+test("the probe times each precision's own steps, after warming both up, alternating which goes first", async (t) => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  // A fake step: each precision's first call is slow (kernels built, memory allocated), then steady.
+  const fakeStep = (steady: Record<Precision, number>) => {
+    const calls: Precision[] = []
+    const step = async (precision: Precision) => {
+      await sleep((calls.includes(precision) ? 0 : 150) + steady[precision])
+      calls.push(precision)
+    }
+    return { calls, step }
+  }
+  const faster = fakeStep({ fp32: 60, bf16: 20 })
+  const probe = await probePrecisions(faster.step)
+  t.deepEqual(faster.calls, ['fp32', 'bf16', 'fp32', 'bf16', 'bf16', 'fp32', 'fp32', 'bf16', 'bf16', 'fp32'])
+  t.log(`fp32 ${probe.fp32.toFixed(1)} ms, bf16 ${probe.bf16.toFixed(1)} ms`)
+  // Each median is its own precision's steady step, not a warm-up, and not the other precision's.
+  t.true(probe.fp32 >= 55 && probe.fp32 < 140, `fp32 ${probe.fp32}`)
+  t.true(probe.bf16 >= 15 && probe.bf16 < 55, `bf16 ${probe.bf16}`)
+  const chosen = decidePrecision(probe, 64, 'the CPU has avx512_bf16')
+  t.is(chosen.precision, 'bf16')
+  t.regex(chosen.reason, /^bf16: the CPU has avx512_bf16, and a 64-image step took \d+ ms in bf16 and \d+ ms in fp32$/)
+
+  const slower = await probePrecisions(fakeStep({ fp32: 20, bf16: 60 }).step)
+  t.true(slower.bf16 > slower.fp32)
+  t.is(decidePrecision(slower, 64, 'the CPU has avx512_bf16').precision, 'fp32')
+  // Close timings keep fp32: the choice must not follow noise.
+  t.is(decidePrecision({ fp32: 100, bf16: 95 }, 64, 'x').precision, 'fp32')
 })

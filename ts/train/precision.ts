@@ -35,9 +35,51 @@ export interface PrecisionChoice {
   probe?: { fp32: number; bf16: number }
 }
 
+/** How many timed steps each precision gets, alternating which goes first. */
+const PROBE_ROUNDS = 4
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
 /**
- * Picks fp32 or bf16 for `spec`: fp32 on a CPU without native bf16; otherwise a few training steps of a throwaway
- * copy of the model on real batches, timed in each precision, and bf16 wins when it is at least 10 % faster.
+ * Median milliseconds of `step` in each precision. Both precisions are warmed up before any step is timed (a first
+ * step builds kernels and allocates, and timing one precision's warm-up against the other's steady state decides
+ * nothing), then they alternate, each going first in every other round, so that drift in the machine's load falls
+ * on both alike.
+ */
+export async function probePrecisions(
+  step: (precision: Precision) => Promise<void>,
+  rounds = PROBE_ROUNDS,
+): Promise<{ fp32: number; bf16: number }> {
+  await step('fp32')
+  await step('bf16')
+  const times: Record<Precision, number[]> = { fp32: [], bf16: [] }
+  for (let round = 0; round < rounds; round++) {
+    for (const precision of round % 2 === 0 ? (['fp32', 'bf16'] as const) : (['bf16', 'fp32'] as const)) {
+      const start = performance.now()
+      await step(precision)
+      times[precision].push(performance.now() - start)
+    }
+  }
+  return { fp32: median(times.fp32), bf16: median(times.bf16) }
+}
+
+/** bf16 when its step is clearly faster; `where` says why bf16 was considered at all. */
+export function decidePrecision(probe: { fp32: number; bf16: number }, images: number, where: string): PrecisionChoice {
+  const timings = `a ${images}-image step took ${probe.bf16.toFixed(0)} ms in bf16 and ${probe.fp32.toFixed(0)} ms in fp32`
+  // A clear win only: where the two are close the choice would follow timing noise from run to run.
+  return probe.bf16 < BF16_MARGIN * probe.fp32
+    ? { precision: 'bf16', reason: `bf16: ${where}, and ${timings}`, probe }
+    : { precision: 'fp32', reason: `fp32: ${where}, but ${timings}`, probe }
+}
+
+/**
+ * Picks fp32 or bf16 for `spec`: fp32 on a CPU without native bf16; otherwise training steps of a throwaway copy of
+ * the model on a real batch, timed in each precision (`probePrecisions`), and bf16 wins when it is at least 10 %
+ * faster.
  */
 export async function choosePrecision(
   spec: ModelSpec,
@@ -54,23 +96,9 @@ export async function choosePrecision(
   }
   const probe = Model.create(spec, { device: device as 'cpu', seed: 0 })
   const batch = indices.subarray(0, Math.min(batchSize, 64, indices.length))
-  const time = async (precision: Precision): Promise<number> => {
+  const timings = await probePrecisions(async (precision) => {
     probe.setPrecision(precision)
     await probe.trainBatch(data, batch)
-    const times: number[] = []
-    for (let i = 0; i < 3; i++) {
-      const start = performance.now()
-      await probe.trainBatch(data, batch)
-      times.push(performance.now() - start)
-    }
-    return times.sort((a, b) => a - b)[1]!
-  }
-  const fp32 = await time('fp32')
-  const bf16 = await time('bf16')
-  const where = device === 'cpu' ? `the CPU has ${flags.join(' and ')}` : `on ${device}`
-  const timings = `a ${batch.length}-image step took ${bf16.toFixed(0)} ms in bf16 and ${fp32.toFixed(0)} ms in fp32`
-  // A clear win only: where the two are close the choice would follow timing noise from run to run.
-  return bf16 < BF16_MARGIN * fp32
-    ? { precision: 'bf16', reason: `bf16: ${where}, and ${timings}`, probe: { fp32, bf16 } }
-    : { precision: 'fp32', reason: `fp32: ${where}, but ${timings}`, probe: { fp32, bf16 } }
+  })
+  return decidePrecision(timings, batch.length, device === 'cpu' ? `the CPU has ${flags.join(' and ')}` : `on ${device}`)
 }
