@@ -11,10 +11,18 @@ import { CancelledError, DataError } from '../errors.ts'
 import { ProgressBar, formatBytes } from '../util/progress.ts'
 import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, recordCacheUse, withPinned, type CacheUse } from './cache-index.ts'
-import { archiveLayout, archiveSha256, contentHash, folderDigest, rememberArchive, type ArchiveSplit } from './content-hash.ts'
+import {
+  archiveLayout,
+  archiveSha256,
+  contentHash,
+  folderDigest,
+  rememberArchive,
+  subsetDigest,
+  type ArchiveSplit,
+} from './content-hash.ts'
 import { decodeInto } from './decode-image.ts'
 import { PARALLEL_MIN_IMAGES, decodedFile, decodedKey, readDecoded, writeDecoded } from './decoded-cache.ts'
-import { IMAGE_EXTENSIONS, type ImageFolderResult } from './image-folder.ts'
+import { badImages, checkDecodable, IMAGE_EXTENSIONS, pickedIndices, type ImageFolderResult } from './image-folder.ts'
 import { decodeJpegBuffersNatively } from './native-jpeg.ts'
 import { decodeInProcesses } from './parallel-decode.ts'
 import { TarStreamParser, looksLikeTar, type TarStreamEntry } from './tar-stream.ts'
@@ -34,6 +42,12 @@ export interface ArchiveImagesOptions {
   processes?: number
   cacheMaxBytes?: number
   signal?: AbortSignal
+  /** Chooses the images to decode once they are listed (see `LoadDataOptions.pick`); undefined: all. */
+  pick?: (listed: {
+    train: number
+    test?: number
+    shape: [number, number, number]
+  }) => { train?: Int32Array; test?: Int32Array } | undefined
 }
 
 /** An archive's image folders, decoded; `train`/`test` when it has those folders, else one set in `train`. */
@@ -43,6 +57,8 @@ export interface ArchiveImages {
   /** Where the sets' files are named from: `<archive>/<folder inside it>`, for messages. */
   trainRoot: string
   testRoot?: string
+  /** When `pick` chose a subset: each image's index in its folder's listing (see `LoadedData.picked`). */
+  picked?: { train: Int32Array; test?: Int32Array }
 }
 
 /** Entries decoded at once: enough to keep every core busy, few enough to bound the memory held. */
@@ -86,6 +102,25 @@ export async function readImageArchiveCached(
   const sha256 = await archiveSha256(dir, archive, stat)
   const known = await archiveLayout(dir, sha256)
   if (known?.layout === 'extract') return undefined
+  if (options.pick) {
+    // The counts the pick is made from: remembered, else listed by reading the archive once without decoding.
+    const counts =
+      known?.layout === 'images' && known.splits.every((s) => s.count !== undefined) ? known.splits.map((s) => s.count!) : undefined
+    const format = counts ? undefined : archiveFormat(archive)
+    const listed = counts || !format ? undefined : await listArchive(archive, format === 'gzip', stat.size, { ...options, size, channels })
+    if (!counts && !listed) {
+      if ((await unchangedSince(archive, stat)) || !format) await rememberArchive(dir, archive, stat, sha256, { layout: 'extract' })
+      return undefined
+    }
+    const n = counts ?? listed!.map((l) => l.rels.length)
+    const picks = options.pick({ train: n[0]!, test: n[1], shape: [channels, size[0], size[1]] })
+    const chosen = [picks?.train, picks?.test].map((p, i) => (p && p.length < n[i]! ? p : undefined))
+    if (chosen.some(Boolean)) {
+      const splits = listed ?? (await listArchive(archive, archiveFormat(archive) === 'gzip', stat.size, { ...options, size, channels }))
+      if (!splits) return undefined
+      return readArchiveSubset(archive, stat.size, splits, chosen, { ...options, size, channels })
+    }
+  }
   if (known?.layout === 'images') {
     const files = known.splits.map((s) => decodedFile(dir, decodedKey(s.digest, size, channels, options.resizeShorter)))
     const hit = await withPinned(files, async () => {
@@ -110,9 +145,8 @@ export async function readImageArchiveCached(
   }
 
   const streamed = await decodeArchive(archive, format === 'gzip', stat.size, { ...options, size, channels })
-  const after = await fsp.stat(archive)
   // The sha256 was taken before this read; a file that changed since must not be remembered under it.
-  const unchanged = after.size === stat.size && after.mtimeMs === stat.mtimeMs
+  const unchanged = await unchangedSince(archive, stat)
   if (!streamed) {
     if (unchanged) await rememberArchive(dir, archive, stat, sha256, { layout: 'extract' })
     return undefined
@@ -122,13 +156,24 @@ export async function readImageArchiveCached(
     const uses: CacheUse[] = []
     for (const [i, split] of streamed.splits.entries()) {
       const root = splitRoot(archive, split)
-      const bytes = await writeDecoded(files[i]!, decodedKey(split.digest, size, channels, options.resizeShorter), streamed.sets[i]!, root)
+      const bytes = await writeDecoded(
+        files[i]!,
+        decodedKey(split.digest, size, channels, options.resizeShorter),
+        streamed.sets[i]!,
+        root,
+        maxBytes,
+      )
       if (bytes !== undefined) uses.push({ file: files[i]!, kind: 'decoded', source: root, bytes })
     }
     if (unchanged) await rememberArchive(dir, archive, stat, sha256, { layout: 'images', splits: streamed.splits })
     await recordCacheUse(dir, uses, { wrote: true, maxBytes })
     return assemble(archive, streamed.splits, streamed.sets)
   })
+}
+
+async function unchangedSince(archive: string, stat: fs.Stats): Promise<boolean> {
+  const after = await fsp.stat(archive)
+  return after.size === stat.size && after.mtimeMs === stat.mtimeMs
 }
 
 function splitRoot(archive: string, split: ArchiveSplit): string {
@@ -171,23 +216,29 @@ interface Decoded {
 
 type DecodeSettings = ArchiveImagesOptions & { size: [number, number]; channels: 1 | 3 }
 
-/** Streams the archive once, decoding image entries batch by batch; undefined when it is to be extracted instead. */
-async function decodeArchive(
+/** What one read of an archive found: every folder (explicit or implied by a path below it) and regular file. */
+interface Scanned {
+  dirs: Set<string>
+  files: string[]
+}
+
+/**
+ * Streams the archive once, handing each image entry whose bytes `keep` wants to `onImage` and calling `afterChunk`
+ * after each chunk (and with `true` at the end); undefined when it is to be extracted instead.
+ */
+async function scanArchive(
   archive: string,
   gzip: boolean,
   totalBytes: number,
   options: DecodeSettings,
-): Promise<{ splits: ArchiveSplit[]; sets: ImageFolderResult[] } | undefined> {
-  const { size, channels } = options
-  const perImage = channels * size[0] * size[1]
-  // Only images' bytes are kept; a large README or array file in the archive passes through without being held.
-  const tar = new TarStreamParser(isImageEntry)
-  const decoded = new Map<string, Decoded>()
-  /** Every folder, explicit or implied by a path below it. */
+  keep: (name: string) => boolean,
+  onImage: (entry: TarStreamEntry) => void,
+  afterChunk: (end: boolean) => Promise<void>,
+): Promise<Scanned | undefined> {
+  // Only wanted images' bytes are kept; a large README or array file in the archive passes through without being held.
+  const tar = new TarStreamParser((name) => isImageEntry(name) && keep(name.replace(/\/+$/, '')))
   const dirs = new Set<string>()
   const files: string[] = []
-  let batch: TarStreamEntry[] = []
-  let batchBytes = 0
   let read = 0
   const bar = new ProgressBar(`read ${path.basename(archive)}`, {
     total: totalBytes,
@@ -196,18 +247,6 @@ async function decodeArchive(
     quiet: options.quiet,
   })
 
-  const flush = async () => {
-    if (batch.length === 0) return
-    const entries = batch
-    batch = []
-    batchBytes = 0
-    const result = await decodeBuffers(
-      entries.map((e) => e.data),
-      options,
-    )
-    for (const [i, e] of entries.entries())
-      decoded.set(e.name, { hash: contentHash(e.data), pixels: result.pixels, offset: i * perImage, failed: result.failed.get(i) })
-  }
   const take = (entry: TarStreamEntry) => {
     const name = entry.name.replace(/\/+$/, '')
     if (name === '' || name.split('/').includes('..')) return
@@ -222,19 +261,17 @@ async function decodeArchive(
     if (entry.type === '1' && isImageEntry(name)) throw new NeedsExtraction()
     if (entry.type !== '0') return
     files.push(name)
-    if (!isImageEntry(name)) return
-    batch.push({ ...entry, name })
-    batchBytes += entry.data.length
+    if (isImageEntry(name) && keep(name)) onImage({ ...entry, name })
   }
   const consume = async (source: AsyncIterable<Buffer>) => {
     for await (const chunk of source) {
       if (options.signal?.aborted)
         throw new CancelledError('CANCELLED', `reading ${archive} was cancelled`, { cause: options.signal.reason })
       for (const entry of tar.push(chunk)) take(entry)
-      if (batch.length >= BATCH_IMAGES || batchBytes >= BATCH_BYTES) await flush()
+      await afterChunk(false)
     }
     tar.end()
-    await flush()
+    await afterChunk(true)
   }
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -269,7 +306,147 @@ async function decodeArchive(
   } finally {
     bar.done()
   }
-  return layOut(archive, dirs, files, decoded, options)
+  return { dirs, files }
+}
+
+/** Streams the archive once, decoding image entries batch by batch; undefined when it is to be extracted instead. */
+async function decodeArchive(
+  archive: string,
+  gzip: boolean,
+  totalBytes: number,
+  options: DecodeSettings,
+): Promise<{ splits: ArchiveSplit[]; sets: ImageFolderResult[] } | undefined> {
+  const { size, channels } = options
+  const perImage = channels * size[0] * size[1]
+  const decoded = new Map<string, Decoded>()
+  let batch: TarStreamEntry[] = []
+  let batchBytes = 0
+  const flush = async (end: boolean) => {
+    if (batch.length === 0 || (!end && batch.length < BATCH_IMAGES && batchBytes < BATCH_BYTES)) return
+    const entries = batch
+    batch = []
+    batchBytes = 0
+    const result = await decodeBuffers(
+      entries.map((e) => e.data),
+      options,
+    )
+    for (const [i, e] of entries.entries())
+      decoded.set(e.name, { hash: contentHash(e.data), pixels: result.pixels, offset: i * perImage, failed: result.failed.get(i) })
+  }
+  const scanned = await scanArchive(
+    archive,
+    gzip,
+    totalBytes,
+    options,
+    () => true,
+    (entry) => {
+      batch.push(entry)
+      batchBytes += entry.data.length
+    },
+    flush,
+  )
+  return scanned && layOut(archive, listSplits(archive, scanned), decoded, options)
+}
+
+/** The archive's image folders, listed by reading it once without keeping or decoding any image; undefined: extract it. */
+async function listArchive(
+  archive: string,
+  gzip: boolean,
+  totalBytes: number,
+  options: DecodeSettings,
+): Promise<ListedSplit[] | undefined> {
+  const scanned = await scanArchive(
+    archive,
+    gzip,
+    totalBytes,
+    options,
+    () => false,
+    () => {},
+    async () => {},
+  )
+  return scanned && listSplits(archive, scanned)
+}
+
+/**
+ * Reads the archive again keeping only the images `picks` names (per split, indices into its listing; undefined: all
+ * of it), and decodes those through the decoded cache, a subset being its own entry (see `subsetDigest`).
+ */
+async function readArchiveSubset(
+  archive: string,
+  totalBytes: number,
+  splits: ListedSplit[],
+  picks: (Int32Array | undefined)[],
+  options: DecodeSettings,
+): Promise<ArchiveImages | undefined> {
+  const { size, channels } = options
+  const dir = datasetCacheDir(options.cacheDir)
+  const chosen = splits.map((s, i) => picks[i] ?? Int32Array.from(s.rels, (_, k) => k))
+  for (const [i, s] of splits.entries()) checkDecodable(chosen[i]!.length, [channels, size[0], size[1]], s.root)
+  const wanted = new Set(splits.flatMap((s, i) => Array.from(chosen[i]!, (k) => join(s.inner, s.rels[k]!))))
+  const bytes = new Map<string, Buffer>()
+  const scanned = await scanArchive(
+    archive,
+    archiveFormat(archive) === 'gzip',
+    totalBytes,
+    options,
+    (name) => wanted.has(name),
+    (entry) => bytes.set(entry.name, entry.data),
+    async () => {},
+  )
+  if (!scanned) return undefined
+  const sets: ImageFolderResult[] = []
+  const uses: CacheUse[] = []
+  const files: string[] = []
+  for (const [i, split] of splits.entries()) {
+    const pick = chosen[i]!
+    const data = Array.from(pick, (k) => bytes.get(join(split.inner, split.rels[k]!)))
+    // The archive changed between the two reads: an image listed the first time is gone.
+    if (data.some((d) => d === undefined))
+      throw new DataError('DATA_CORRUPT', `${archive} changed while it was read; read it again`, { files: [archive] })
+    const hashes = data.map((d) => contentHash(d!))
+    const digest = folderDigest(Array.from(pick, (k, j) => ({ rel: split.rels[k]!, hash: hashes[j]! })))
+    const key = decodedKey(picks[i] ? subsetDigest(split.classes, digest) : digest, size, channels, options.resizeShorter)
+    const file = decodedFile(dir, key)
+    files.push(file)
+    const cached = await readDecoded(file, key, split.root)
+    if (cached && (cached.skipped.length === 0 || options.skipBadImages)) {
+      sets.push(cached)
+      uses.push({ file, kind: 'decoded', source: split.root })
+      continue
+    }
+    const decoded = new Map<string, Decoded>()
+    const perImage = channels * size[0] * size[1]
+    const result = await decodeBuffers(data as Buffer[], options)
+    Array.from(pick).forEach((k, j) =>
+      decoded.set(join(split.inner, split.rels[k]!), {
+        hash: hashes[j]!,
+        pixels: result.pixels,
+        offset: j * perImage,
+        failed: result.failed.get(j),
+      }),
+    )
+    const set = gather({ ...split, pick }, decoded, options).set
+    const written = await writeDecoded(file, key, set, split.root, cacheMaxBytes(options.cacheMaxBytes))
+    if (written !== undefined) uses.push({ file, kind: 'decoded', source: split.root, bytes: written })
+    sets.push(set)
+  }
+  await withPinned(files, () =>
+    recordCacheUse(dir, uses, { wrote: uses.some((u) => u.bytes !== undefined), maxBytes: cacheMaxBytes(options.cacheMaxBytes) }),
+  )
+  const images = assemble(
+    archive,
+    splits.map((s) => ({ name: s.name, inner: s.inner, digest: '' })),
+    sets,
+  )
+  const pickedOf = (i: number) =>
+    pickedIndices(
+      splits[i]!.rels.map((rel) => `${splits[i]!.root}/${rel}`),
+      sets[i]!,
+      picks[i],
+    )
+  const test = splits.findIndex((s) => s.name === 'test')
+  const train = splits.findIndex((s) => s.name !== 'test')
+  return { ...images, picked: { train: pickedOf(train), ...(test >= 0 ? { test: pickedOf(test) } : {}) } }
 }
 
 /** Decodes encoded images: the native JPEG path first, then sharp for the rest (in child processes when many). */
@@ -308,21 +485,29 @@ async function decodeBuffers(buffers: Buffer[], options: DecodeSettings): Promis
   return { pixels, failed }
 }
 
+const join = (...parts: string[]) => parts.filter(Boolean).join('/')
+
+/** One image folder of an archive, listed as `listImageFolder` lists one on disk. */
+interface ListedSplit {
+  name: ArchiveSplit['name']
+  /** Its folder inside the archive. */
+  inner: string
+  /** `<archive>/<inner>`: how its images are named. */
+  root: string
+  classes: string[]
+  /** `<class>/<image>`, in listing order. */
+  rels: string[]
+  labels: number[]
+}
+
 /**
- * Finds the image folders among the archive's entries as `loadData` would among extracted files, and gathers their
- * decoded images in `readImageFolder`'s order, with its errors for empty folders and undecodable images.
+ * Finds the image folders among the archive's entries as `loadData` would among extracted files, and lists their
+ * images in `readImageFolder`'s order, with its errors for empty folders.
  */
-function layOut(
-  archive: string,
-  dirs: Set<string>,
-  files: string[],
-  decoded: Map<string, Decoded>,
-  options: DecodeSettings,
-): { splits: ArchiveSplit[]; sets: ImageFolderResult[] } {
+function listSplits(archive: string, { dirs, files }: Scanned): ListedSplit[] {
   const tops = new Set([...dirs, ...files].map((n) => n.split('/')[0]!).filter((n) => !isHidden(n)))
   const only = tops.size === 1 ? [...tops][0]! : undefined
   const base = only !== undefined && dirs.has(only) ? only : ''
-  const join = (...parts: string[]) => parts.filter(Boolean).join('/')
   const splits: { name: ArchiveSplit['name']; inner: string }[] = dirs.has(join(base, 'train'))
     ? [
         { name: 'train', inner: join(base, 'train') },
@@ -339,10 +524,7 @@ function layOut(
   for (const d of dirs) childrenOf(d.includes('/') ? d.slice(0, d.lastIndexOf('/')) : '').dirs.push(d.slice(d.lastIndexOf('/') + 1))
   for (const f of files) childrenOf(f.includes('/') ? f.slice(0, f.lastIndexOf('/')) : '').files.push(f.slice(f.lastIndexOf('/') + 1))
 
-  const { size, channels } = options
-  const perImage = channels * size[0] * size[1]
-  const out: { splits: ArchiveSplit[]; sets: ImageFolderResult[] } = { splits: [], sets: [] }
-  for (const split of splits) {
+  return splits.map((split) => {
     const root = split.inner ? `${archive}/${split.inner}` : archive
     const classes = (children.get(split.inner)?.dirs ?? []).filter((c) => !c.startsWith('.')).sort()
     if (classes.length === 0)
@@ -360,36 +542,58 @@ function layOut(
         labels.push(label)
       }
     }
-    const entries = rels.map((rel) => decoded.get(join(split.inner, rel))!)
-    const digest = folderDigest(rels.map((rel, i) => ({ rel, hash: entries[i]!.hash })))
-    const bad = rels.flatMap((rel, i) =>
-      entries[i]!.failed === undefined ? [] : [{ file: `${root}/${rel}`, reason: entries[i]!.failed! }],
-    )
-    if (bad.length > 0 && !options.skipBadImages) {
-      bad.sort((a, b) => a.file.localeCompare(b.file))
-      const shown = bad
-        .slice(0, 3)
-        .map((f) => `${f.file} (${f.reason})`)
-        .join('; ')
-      const more = bad.length > 3 ? ` and ${bad.length - 3} more` : ''
-      throw new DataError(
-        'DATA_BAD_IMAGE',
-        `${bad.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`,
-        { files: bad.map((f) => f.file) },
-      )
-    }
-    const keep = rels.map((_, i) => i).filter((i) => entries[i]!.failed === undefined)
-    const pixels = new Uint8Array(keep.length * perImage)
-    keep.forEach((i, k) => pixels.set(entries[i]!.pixels.subarray(entries[i]!.offset, entries[i]!.offset + perImage), k * perImage))
-    out.splits.push({ ...split, digest })
-    out.sets.push({
+    return { ...split, root, classes, rels, labels }
+  })
+}
+
+/** Every image folder of the archive, gathered from what was decoded. */
+function layOut(
+  archive: string,
+  splits: ListedSplit[],
+  decoded: Map<string, Decoded>,
+  options: DecodeSettings,
+): { splits: ArchiveSplit[]; sets: ImageFolderResult[] } {
+  const out: { splits: ArchiveSplit[]; sets: ImageFolderResult[] } = { splits: [], sets: [] }
+  for (const split of splits) {
+    const { set, digest } = gather(split, decoded, options)
+    out.splits.push({ name: split.name, inner: split.inner, digest, count: split.rels.length })
+    out.sets.push(set)
+  }
+  return out
+}
+
+/**
+ * Gathers one folder's decoded images (those `pick` names, else all) in listing order, with `readImageFolder`'s
+ * error for undecodable images or their skip list, and the digest of their content.
+ */
+function gather(
+  split: ListedSplit & { pick?: Int32Array },
+  decoded: Map<string, Decoded>,
+  options: DecodeSettings,
+): { set: ImageFolderResult; digest: string } {
+  const { size, channels } = options
+  const perImage = channels * size[0] * size[1]
+  const { root } = split
+  const order = split.pick ? Array.from(split.pick) : split.rels.map((_, i) => i)
+  const rels = order.map((k) => split.rels[k]!)
+  const labels = order.map((k) => split.labels[k]!)
+  const entries = rels.map((rel) => decoded.get(join(split.inner, rel))!)
+  const digest = folderDigest(rels.map((rel, i) => ({ rel, hash: entries[i]!.hash })))
+  const bad = rels.flatMap((rel, i) => (entries[i]!.failed === undefined ? [] : [{ file: `${root}/${rel}`, reason: entries[i]!.failed! }]))
+  if (bad.length > 0 && !options.skipBadImages) throw badImages(bad)
+  const keep = rels.map((_, i) => i).filter((i) => entries[i]!.failed === undefined)
+  checkDecodable(keep.length, [channels, size[0], size[1]], root)
+  const pixels = new Uint8Array(keep.length * perImage)
+  keep.forEach((i, k) => pixels.set(entries[i]!.pixels.subarray(entries[i]!.offset, entries[i]!.offset + perImage), k * perImage))
+  return {
+    digest,
+    set: {
       pixels,
       labels: Int32Array.from(keep.map((i) => labels[i]!)),
       shape: [channels, size[0], size[1]],
-      classes,
+      classes: split.classes,
       files: keep.map((i) => `${root}/${rels[i]}`),
       skipped: bad.map((f) => f.file).sort(),
-    })
+    },
   }
-  return out
 }

@@ -124,8 +124,16 @@ export interface FolderHashResult {
  * The digest of the images under `root` that `folder` lists. Each file's content hash is remembered in the folder's memo by its
  * size, mtime, ctime and inode; only files whose stat changed are read again. When nothing changed (the common warm
  * case) only the memo's first line is read. The memo is written through a temporary file and a rename.
+ *
+ * With `partial`, `folder` lists only some of the folder's images (a seeded subset): only those are hashed, and the
+ * memo keeps what it knew of the others, so that a later run over the whole folder need not read them again.
  */
-export async function hashFolder(cacheDir: string, root: string, folder: FolderStats): Promise<FolderHashResult> {
+export async function hashFolder(
+  cacheDir: string,
+  root: string,
+  folder: FolderStats,
+  options: { partial?: boolean } = {},
+): Promise<FolderHashResult> {
   const memo = memoFile(cacheDir, root)
   const { rels, stats } = folder
   // Numbers hashed as bytes: turning 200 000 of them into text would cost more than the stats themselves.
@@ -135,7 +143,14 @@ export async function hashFolder(cacheDir: string, root: string, folder: FolderS
     .update(stats.subarray(0, 4 * rels.length))
     .digest('hex')
   const header = await readMemoHeader(memo)
-  if (header && header.version === MEMO_VERSION && header.root === root && header.stats === statsHash && header.count === rels.length) {
+  if (
+    !options.partial &&
+    header &&
+    header.version === MEMO_VERSION &&
+    header.root === root &&
+    header.stats === statsHash &&
+    header.count === rels.length
+  ) {
     return { digest: header.digest, memo, wrote: false }
   }
 
@@ -143,20 +158,43 @@ export async function hashFolder(cacheDir: string, root: string, folder: FolderS
   const prefix = root.endsWith('/') ? root : `${root}/`
   const hashed: { rel: string; hash: string }[] = []
   const lines: string[] = []
+  let read = 0
   for (const [i, rel] of rels.entries()) {
     const line = statLine(rel, stats, i)
     const old = known.get(rel)
+    const fresh = !(old && old[0] === line)
     // Synchronous reads on purpose: tens of thousands of small files read faster this way than through promises.
-    const hash = old && old[0] === line ? old[1] : contentHash(fs.readFileSync(prefix + rel))
+    const hash = fresh ? contentHash(fs.readFileSync(prefix + rel)) : old![1]
+    if (fresh) read++
     hashed.push({ rel, hash })
     lines.push(`${line}\t${hash}`)
   }
   const digest = folderDigest(hashed)
-  const head: MemoHeader = { version: MEMO_VERSION, root, stats: statsHash, digest, count: rels.length }
+  if (options.partial) {
+    // Nothing new learnt: the memo stays as it is.
+    if (read === 0) return { digest, memo, wrote: false }
+    const picked = new Set(rels)
+    for (const [rel, [line, hash]] of known) if (!picked.has(rel)) lines.push(`${line}\t${hash}`)
+  }
+  // A partial listing vouches for no whole-folder digest: an earlier header stays (it still holds for the stats it names).
+  const head: MemoHeader =
+    options.partial && header?.version === MEMO_VERSION && header.root === root
+      ? header
+      : options.partial
+        ? { version: MEMO_VERSION, root, stats: '', digest: '', count: -1 }
+        : { version: MEMO_VERSION, root, stats: statsHash, digest, count: rels.length }
   await writeFileAtomic(memo, `${JSON.stringify(head)}\n${lines.join('\n')}\n`).catch((err: Error) => {
     process.emitWarning(`convkit: could not write the content-hash memo ${memo}: ${err.message}`)
   })
   return { digest, memo, wrote: true }
+}
+
+/**
+ * The digest of a subset of a folder's images (`digest`, their `folderDigest`): the folder's classes are part of it,
+ * since labels index them and a subset need not hold every class.
+ */
+export function subsetDigest(classes: readonly string[], digest: string): string {
+  return crypto.hash('sha256', JSON.stringify(['subset', classes, digest]), 'hex')
 }
 
 /** What a split of an image archive holds: its folder inside the archive and the digest of its images. */
@@ -165,6 +203,8 @@ export interface ArchiveSplit {
   /** Path of the split's folder inside the archive (`cifar10-jpg/train`), or '' for the archive's top. */
   inner: string
   digest: string
+  /** Images it lists (undecodable ones included); absent in what older versions remembered. */
+  count?: number
 }
 
 /** What an archive was found to be, by its sha256: image folders read from the stream, or something to extract. */

@@ -6,11 +6,19 @@ import fsp from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import sharp from 'sharp'
-import { ProgressBar } from '../util/progress.ts'
+import { ProgressBar, formatBytes } from '../util/progress.ts'
 import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, diskUsage, recordCacheUse, withPinned, type CacheUse } from './cache-index.ts'
-import { hashFolder, pushStat, type FolderStats } from './content-hash.ts'
-import { entryKind, IMAGE_EXTENSIONS, readImageFolder, type ImageFolderOptions, type ImageFolderResult } from './image-folder.ts'
+import { hashFolder, pushStat, subsetDigest, type FolderStats } from './content-hash.ts'
+import {
+  checkDecodable,
+  decodeListed,
+  entryKind,
+  IMAGE_EXTENSIONS,
+  readImageFolder,
+  type ImageFolderOptions,
+  type ImageFolderResult,
+} from './image-folder.ts'
 import { decodeJpegsNatively } from './native-jpeg.ts'
 import { decodeInProcesses } from './parallel-decode.ts'
 import { writeAtomicWith } from '../util/atomic-write.ts'
@@ -80,7 +88,7 @@ export function decodedFile(cacheDir: string, key: string): string {
 }
 
 /** One image folder's listing, with each image's stat for the content-hash memo. */
-interface Listing {
+export interface FolderListing {
   classes: string[]
   /** Absolute paths, in `readImageFolder`'s order. */
   files: string[]
@@ -104,15 +112,32 @@ interface Listing {
  */
 export async function readImageFolderCached(root: string, options: CachedImageFolderOptions = {}): Promise<ImageFolderResult> {
   const absRoot = path.resolve(root)
+  return readListedCached(absRoot, listCachedFolder(absRoot), options)
+}
+
+/**
+ * `readImageFolderCached` of a folder already listed (`listCachedFolder`), decoding only the images `pick` names
+ * (ascending indices into the listing; all of them when undefined). A subset is its own cache entry, keyed by exactly
+ * those images' content and the folder's classes; a pick of every image is the whole folder's entry.
+ */
+export async function readListedCached(
+  absRoot: string,
+  listing: FolderListing | undefined,
+  options: CachedImageFolderOptions & { pick?: Int32Array },
+): Promise<ImageFolderResult> {
   const size = options.size ?? [32, 32]
   const channels = options.channels ?? 3
   const dir = datasetCacheDir(options.cacheDir)
   const maxBytes = cacheMaxBytes(options.cacheMaxBytes)
-  const listing = listFolder(absRoot)
   // Missing folders and empty classes: readImageFolder reports them in its own words.
   if (!listing) return readImageFolder(absRoot, { ...options, size, channels })
-  const hashed = await hashFolder(dir, absRoot, listing.folder)
-  const key = decodedKey(hashed.digest, size, channels, options.resizeShorter)
+  const partial = options.pick !== undefined && options.pick.length < listing.files.length
+  const chosen = partial ? pickListing(listing, options.pick!) : listing
+  if (chosen.files.length === 0) return emptySet(chosen, size, channels)
+  checkDecodable(chosen.files.length, [channels, size[0], size[1]], absRoot)
+  const hashed = await hashFolder(dir, absRoot, chosen.folder, { partial })
+  const digest = partial ? subsetDigest(chosen.classes, hashed.digest) : hashed.digest
+  const key = decodedKey(digest, size, channels, options.resizeShorter)
   const file = decodedFile(dir, key)
   const memoUse: CacheUse = { file: hashed.memo, kind: 'hashes', source: absRoot }
 
@@ -123,14 +148,37 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
       await recordCacheUse(dir, [{ file, kind: 'decoded', source: absRoot }, memoUse], { wrote: hashed.wrote, maxBytes })
       return cached
     }
-    const result = await decodeFolder(absRoot, listing, { ...options, size, channels })
-    const bytes = await writeDecoded(file, key, result, absRoot)
+    const result = await decodeFolder(absRoot, chosen, { ...options, size, channels })
+    const bytes = await writeDecoded(file, key, result, absRoot, maxBytes)
     await recordCacheUse(dir, [...(bytes === undefined ? [] : [{ file, kind: 'decoded' as const, source: absRoot, bytes }]), memoUse], {
       wrote: true,
       maxBytes,
     })
     return result
   })
+}
+
+/** The images of `listing` that `pick` (ascending indices) names. */
+function pickListing(listing: FolderListing, pick: Int32Array): FolderListing {
+  const stats = new Float64Array(4 * pick.length)
+  pick.forEach((i, k) => stats.set(listing.folder.stats.subarray(4 * i, 4 * i + 4), 4 * k))
+  return {
+    classes: listing.classes,
+    files: Array.from(pick, (i) => listing.files[i]!),
+    labels: Int32Array.from(pick, (i) => listing.labels[i]!),
+    folder: { rels: Array.from(pick, (i) => listing.folder.rels[i]!), stats },
+  }
+}
+
+function emptySet(listing: FolderListing, size: [number, number], channels: 1 | 3): ImageFolderResult {
+  return {
+    pixels: new Uint8Array(0),
+    labels: new Int32Array(0),
+    shape: [channels, size[0], size[1]],
+    classes: listing.classes,
+    files: [],
+    skipped: [],
+  }
 }
 
 /**
@@ -140,7 +188,7 @@ export async function readImageFolderCached(root: string, options: CachedImageFo
  */
 async function decodeFolder(
   root: string,
-  listing: Listing,
+  listing: FolderListing,
   options: CachedImageFolderOptions & { size: [number, number]; channels: 1 | 3 },
 ): Promise<ImageFolderResult> {
   const processes = Math.max(1, Math.floor(options.processes ?? os.availableParallelism()))
@@ -174,16 +222,16 @@ async function decodeFolder(
   } finally {
     bar.done()
   }
-  return readImageFolder(root, options)
+  return decodeListed(root, listing, options)
 }
 
 /**
- * The files `readImageFolder` would read, in its order (class folders and images sorted by name, hidden entries and
+ * The files `readImageFolder` would read under `root` (absolute), in its order (class folders and images sorted by name, hidden entries and
  * non-image extensions left out), each with its stat. Undefined when the folder is missing or has an empty class, so
  * that `readImageFolder` reports it in its own words. Synchronous on purpose: for 60 000 files `statSync` takes about
  * 0.2 s and the promise API over four times as long, and this sits on the path to the first step.
  */
-function listFolder(root: string): Listing | undefined {
+export function listCachedFolder(root: string): FolderListing | undefined {
   try {
     const classes = fs
       .readdirSync(root, { withFileTypes: true })
@@ -295,12 +343,35 @@ async function writeFully(fh: fsp.FileHandle, data: Uint8Array, position: number
   }
 }
 
+/** Decoded files already said to be over the cache's limit, so that a process says it once. */
+const overLimit = new Set<string>()
+
 /**
  * Writes `result` (read from `root`) as the decoded file `file` of `key`, through a temporary file and a rename.
  * Returns its size, or undefined when it could not be written: a read-only or full disk costs speed next time, not
- * this run, so that is a warning.
+ * this run, so that is a warning. A result larger than the cache's whole limit `maxBytes` is not written: eviction
+ * would remove it (or everything else) at the next write, so the next run would decode again anyway; a warning says
+ * so once and how to raise the limit.
  */
-export async function writeDecoded(file: string, key: string, result: ImageFolderResult, root: string): Promise<number | undefined> {
+export async function writeDecoded(
+  file: string,
+  key: string,
+  result: ImageFolderResult,
+  root: string,
+  maxBytes = Infinity,
+): Promise<number | undefined> {
+  if (result.pixels.length + 4 * result.labels.length > maxBytes) {
+    if (!overLimit.has(file)) {
+      overLimit.add(file)
+      process.emitWarning(
+        `convkit: the decoded images of ${root} (${result.labels.length} images, ${formatBytes(result.pixels.length)}) are larger than the ` +
+          `dataset cache's limit of ${formatBytes(maxBytes)}, so they are not cached and the next run decodes them again; ` +
+          'raise the limit (CONVKIT_CACHE_MAX=5G, or cacheMaxBytes), pass a smaller size or limitTrain, or use a cache folder on a larger disk (--cache-dir) with its own limit',
+        { code: 'CONVKIT_CACHE_TOO_SMALL' },
+      )
+    }
+    return undefined
+  }
   try {
     return await writeDecodedOrThrow(file, key, result, root)
   } catch (err) {

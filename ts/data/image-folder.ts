@@ -1,5 +1,6 @@
 // Reads a folder of images laid out as `root/<class>/<file>` into an ImageSet, decoding with sharp (JPEGs at the
 // wanted size natively, with identical pixels).
+import { constants } from 'node:buffer'
 import { statSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
@@ -7,6 +8,8 @@ import { DataError } from '../errors.ts'
 import { decodeInto, type DecodeOptions } from './decode-image.ts'
 import type { ImageSet } from './image-set.ts'
 import { decodeJpegsNatively } from './native-jpeg.ts'
+
+const MAX_LENGTH = constants.MAX_LENGTH
 
 /** Extensions read as images; other files in class folders (README, .DS_Store, ...) are ignored. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg']
@@ -31,6 +34,26 @@ export interface ImageFolderResult extends ImageSet {
   files: string[]
   /** Images that could not be decoded and were skipped (only with `skipBadImages`). */
   skipped: string[]
+}
+
+/**
+ * The error for images that could not be decoded: the first three by path with the decoder's words (on one line:
+ * libvips's own messages span several), how many more, and how to skip them.
+ */
+export function badImages(failed: { file: string; reason: string }[]): DataError {
+  const sorted = [...failed].sort((a, b) => a.file.localeCompare(b.file))
+  const shown = sorted
+    .slice(0, 3)
+    .map((f) => `${f.file} (${f.reason.replace(/\s*\n\s*/g, '; ')})`)
+    .join('; ')
+  const more = sorted.length > 3 ? ` and ${sorted.length - 3} more` : ''
+  return new DataError(
+    'DATA_BAD_IMAGE',
+    `${sorted.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`,
+    {
+      files: sorted.map((f) => f.file),
+    },
+  )
 }
 
 /**
@@ -104,8 +127,22 @@ export async function listImageFolder(root: string): Promise<{ classes: string[]
  */
 export async function readImageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolderResult> {
   const decode: DecodeOptions = { size: options.size ?? [32, 32], channels: options.channels ?? 3, resizeShorter: options.resizeShorter }
-  const { classes, files, labels } = await listImageFolder(root)
+  return decodeListed(root, await listImageFolder(root), { ...options, ...decode })
+}
 
+/**
+ * Decodes the images a listing of `root` names (`listImageFolder`'s, or some of them), in its order, as
+ * `readImageFolder` does: with its errors for undecodable images, or their skip list.
+ */
+export async function decodeListed(
+  root: string,
+  listing: { classes: string[]; files: string[]; labels: ArrayLike<number> },
+  options: ImageFolderOptions,
+): Promise<ImageFolderResult> {
+  const decode: DecodeOptions = { size: options.size ?? [32, 32], channels: options.channels ?? 3, resizeShorter: options.resizeShorter }
+  const { classes, files } = listing
+  const labels = Array.from(listing.labels)
+  checkDecodable(files.length, [decode.channels, ...decode.size], root)
   const [h, w] = decode.size
   const perImage = decode.channels * h * w
   const { pixels, rest } = await decodeJpegsNatively(files, decode)
@@ -123,21 +160,7 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
   }
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 16) }, worker))
 
-  if (failed.length > 0 && !options.skipBadImages) {
-    failed.sort((a, b) => a.file.localeCompare(b.file))
-    const shown = failed
-      .slice(0, 3)
-      .map((f) => `${f.file} (${f.reason})`)
-      .join('; ')
-    const more = failed.length > 3 ? ` and ${failed.length - 3} more` : ''
-    throw new DataError(
-      'DATA_BAD_IMAGE',
-      `${failed.length} image(s) could not be decoded: ${shown}${more}. Pass skipBadImages to skip them.`,
-      {
-        files: failed.map((f) => f.file),
-      },
-    )
-  }
+  if (failed.length > 0 && !options.skipBadImages) throw badImages(failed)
   if (failed.length === 0) {
     return { pixels, labels: Int32Array.from(labels), shape: [decode.channels, h, w], classes, files, skipped: [] }
   }
@@ -153,4 +176,35 @@ export async function readImageFolder(root: string, options: ImageFolderOptions 
     files: keep.map((i) => files[i]!),
     skipped: [...bad].sort(),
   }
+}
+
+/**
+ * Fails before decoding when `count` images of `shape` cannot be held in one typed array (Node's
+ * `buffer.constants.MAX_LENGTH`), which is how a decoded set is kept: a DATA_TOO_LARGE DataError naming both sizes.
+ */
+export function checkDecodable(count: number, shape: readonly number[], root: string): void {
+  const bytes = count * shape.reduce((a, b) => a * b, 1)
+  if (bytes <= MAX_LENGTH) return
+  throw new DataError(
+    'DATA_TOO_LARGE',
+    `${root}: ${count} images × ${shape.join('×')} bytes decode to ${formatGB(bytes)}, more than the ${formatGB(MAX_LENGTH)} one typed array holds; ` +
+      'decode fewer images (limitTrain/limitTest), at a smaller size, or write shards (convkit shard) to stream them',
+  )
+}
+
+/** Bytes as GB (2^30), one decimal. */
+export function formatGB(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GB`
+}
+
+/** Where each image of `set` is in the listing `files`: `pick` (all when undefined), less what was skipped. */
+export function pickedIndices(
+  files: readonly string[],
+  set: { files: string[]; skipped: string[] },
+  pick: Int32Array | undefined,
+): Int32Array {
+  const all = pick ?? Int32Array.from(files, (_, i) => i)
+  if (set.skipped.length === 0) return all
+  const bad = new Set(set.skipped)
+  return all.filter((i) => !bad.has(files[i]!))
 }

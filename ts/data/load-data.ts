@@ -8,8 +8,9 @@ import { readImageArchiveCached } from './archive-images.ts'
 import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, withPinned } from './cache-index.ts'
 import { findCifar10, loadCifar10, readCifar10, readCifar10Copy } from './cifar10.ts'
-import { readImageFolderCached } from './decoded-cache.ts'
+import { listCachedFolder, readListedCached } from './decoded-cache.ts'
 import { hasIdxFiles, loadIdxDir } from './idx.ts'
+import { pickedIndices, type ImageFolderResult } from './image-folder.ts'
 import type { ImageSet } from './image-set.ts'
 import { isDirectory } from './paths.ts'
 
@@ -38,6 +39,31 @@ export interface LoadDataOptions {
   quiet?: boolean
   /** Cancels a download. Defaults to none. */
   signal?: AbortSignal
+  /**
+   * Image folders and archives of them: called with what they list, before anything is decoded; returns the images to
+   * decode (see `ImagePicks`), or undefined for all. It may throw to stop before decoding (a set too large to hold).
+   * Each subset is its own cache entry. idx files and CIFAR-10 are read whole and never call it. Defaults to none: all.
+   *
+   * @example
+   * const picks = (listed: ListedImages) => ({ train: Int32Array.of(0, 5, 9), test: new Int32Array(0) })
+   */
+  pick?: (listed: ListedImages) => ImagePicks | undefined
+}
+
+/** What an image source lists before decoding: counts in `listImageFolder`'s order, and the shape images decode to. */
+export interface ListedImages {
+  /** Images in the training folder (or the only folder). */
+  train: number
+  /** Images in the test folder; undefined when there is none. */
+  test?: number
+  /** `[channels, height, width]` of each decoded image. */
+  shape: [number, number, number]
+}
+
+/** Images to decode, as ascending indices into each folder's listing; undefined: all of that folder's, empty: none. */
+export interface ImagePicks {
+  train?: Int32Array
+  test?: Int32Array
 }
 
 /** Which reader produced the data. */
@@ -52,6 +78,11 @@ export interface LoadedData {
   format: DataFormat
   /** Images skipped as unreadable (only with `skipBadImages`). */
   skipped: string[]
+  /**
+   * When `pick` chose a subset: each image of `train` (and `test`), its index in its folder's listing (images skipped as
+   * unreadable are absent). Undefined when the sets hold every image listed.
+   */
+  picked?: { train: Int32Array; test?: Int32Array }
 }
 
 /** Names that mean "download the official CIFAR-10"; a folder of that name is reached as `./cifar10`. */
@@ -128,7 +159,7 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
     }
     const images = await readImageArchiveCached(resolved, stat, archiveOptions(options))
     if (images) {
-      const { train, test, trainRoot, testRoot } = images
+      const { train, test, trainRoot, testRoot, picked } = images
       const aligned = test && alignClasses(test, train.classes, testRoot!, trainRoot)
       return {
         train,
@@ -136,6 +167,7 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
         format: 'image-folder',
         skipped: [...train.skipped, ...(test?.skipped ?? [])],
         source: resolved,
+        ...(picked ? { picked } : {}),
       }
     }
     const extracted = await extractArchive(resolved, options.cacheDir, { cacheMaxBytes: options.cacheMaxBytes })
@@ -152,8 +184,8 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
 }
 
 function archiveOptions(options: LoadDataOptions) {
-  const { size, channels, resizeShorter, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes } = options
-  return { size, channels, resizeShorter, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes }
+  const { size, channels, resizeShorter, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes, pick } = options
+  return { size, channels, resizeShorter, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes, pick }
 }
 
 /** Archives usually wrap their contents in one folder (`cifar10-jpg/…`); that folder is the dataset. */
@@ -179,20 +211,35 @@ async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<L
     cacheMaxBytes: options.cacheMaxBytes,
   }
   const trainDir = path.join(dir, 'train')
-  if (await isDirectory(trainDir)) {
-    const train = await readImageFolderCached(trainDir, folderOptions)
-    const testDir = path.join(dir, 'test')
-    if (!(await isDirectory(testDir))) return { train, format: 'image-folder', skipped: train.skipped }
-    const test = await readImageFolderCached(testDir, folderOptions)
-    return {
-      train,
-      test: alignClasses(test, train.classes, testDir, trainDir),
-      format: 'image-folder',
-      skipped: [...train.skipped, ...test.skipped],
-    }
+  const testDir = path.join(dir, 'test')
+  const split = await isDirectory(trainDir)
+  const roots = split ? [trainDir, ...((await isDirectory(testDir)) ? [testDir] : [])] : [dir]
+  const listings = roots.map(listCachedFolder)
+  const size = options.size ?? [32, 32]
+  const picks =
+    options.pick && listings.every((l) => l !== undefined)
+      ? options.pick({ train: listings[0]!.files.length, test: listings[1]?.files.length, shape: [options.channels ?? 3, ...size] })
+      : undefined
+  const chosen = [picks?.train, picks?.test].map((p, i) => (p && listings[i] && p.length < listings[i].files.length ? p : undefined))
+  // One after the other: each decode keeps every core busy.
+  const sets: ImageFolderResult[] = []
+  for (const [i, root] of roots.entries())
+    sets.push(await readListedCached(root, listings[i], { ...folderOptions, ...(chosen[i] ? { pick: chosen[i] } : {}) }))
+  const [train, test] = sets
+  const picked = chosen.some(Boolean)
+    ? {
+        train: pickedIndices(listings[0]!.files, train!, chosen[0]),
+        ...(test ? { test: pickedIndices(listings[1]!.files, test, chosen[1]) } : {}),
+      }
+    : undefined
+  const skipped = [...train!.skipped, ...(test?.skipped ?? [])]
+  return {
+    train: train!,
+    ...(test ? { test: alignClasses(test, train!.classes, testDir, trainDir) } : {}),
+    format: 'image-folder',
+    skipped,
+    ...(picked ? { picked } : {}),
   }
-  const train = await readImageFolderCached(dir, folderOptions)
-  return { train, format: 'image-folder', skipped: train.skipped }
 }
 
 /**

@@ -51,3 +51,61 @@ export function limitIndices(indices: Int32Array, limit: number | undefined, see
   if (limit === undefined || limit >= indices.length) return indices
   return shuffle(indices, seed).slice(0, limit).sort()
 }
+
+/** What `selectImages` picks: seeded subsets, and a test split held out when the data has no test set. */
+export interface SelectOptions {
+  seed: number
+  /** Images trained on (validation included): a seeded subset of this many. Defaults to all. */
+  limitTrain?: number
+  /** Test images: a seeded subset of this many. Defaults to all. */
+  limitTest?: number
+  /** Fraction of the training images held out as the test set when there is no test set. */
+  testSplit: number
+}
+
+/** The images a run uses, as ascending indices. */
+export interface Selection {
+  /** Into the training images: those trained on, validation included. */
+  train: Int32Array
+  /** Into the test images, or, when `heldOut`, into the training images. */
+  test: Int32Array
+  /** Whether the test images were held out of the training images. */
+  heldOut: boolean
+}
+
+/**
+ * The images a run uses out of `train` training and `test` test images (`test` undefined: none, so `testSplit` of
+ * the training images are held out as the test set), seeded. It needs only the counts, so a loader can call it
+ * before decoding anything and decode just these.
+ *
+ * @example
+ * const { train, test } = selectImages(50_000, 10_000, { seed: 0, limitTrain: 200, testSplit: 0.2 })
+ */
+export function selectImages(train: number, test: number | undefined, options: SelectOptions): Selection {
+  let pool = range(train)
+  let held: Int32Array
+  if (test === undefined) {
+    // Seeded, so every run (and resume) agrees on the held-out test set.
+    const split = splitIndices(train, options.testSplit, deriveSeed(options.seed, 0x7e57))
+    pool = split.kept
+    held = split.held
+  } else held = range(test)
+  return {
+    train: limitIndices(pool, options.limitTrain, deriveSeed(options.seed, 0x1)),
+    test: limitIndices(held, options.limitTest, deriveSeed(options.seed, 0x2)),
+    heldOut: test === undefined,
+  }
+}
+
+/** The ascending union of two ascending index lists. */
+export function mergeIndices(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length)
+  let i = 0
+  let j = 0
+  let n = 0
+  while (i < a.length || j < b.length) {
+    const next = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!
+    if (n === 0 || out[n - 1] !== next) out[n++] = next
+  }
+  return out.slice(0, n)
+}

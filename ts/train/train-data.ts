@@ -1,19 +1,33 @@
 // The data of one train() run: loading, the train/validation/test splits, normalization, and whether the training
 // images are held in memory or streamed from shards.
+import { constants } from 'node:buffer'
 import os from 'node:os'
 import { halfNormalization, type ImageSet, type Normalization } from '../data/image-set.ts'
-import { loadData } from '../data/load-data.ts'
+import { formatGB } from '../data/image-folder.ts'
+import { loadData, type ImagePicks, type ListedImages } from '../data/load-data.ts'
 import { datasetNormalization, NAMED_NORMALIZATIONS } from '../data/normalization.ts'
 import { describeShardSource, isShardSource, readShardImages, subsetShards } from '../data/shards/shard-source.ts'
 import type { ShardSet } from '../data/shards/shard-stream.ts'
 import { chooseDataPath } from '../data/shards/stream-train.ts'
-import { deriveSeed, limitIndices, range, shuffle, splitIndices } from '../data/split.ts'
+import {
+  deriveSeed,
+  limitIndices,
+  mergeIndices,
+  range,
+  selectImages,
+  shuffle,
+  splitIndices,
+  type Selection,
+  type SelectOptions,
+} from '../data/split.ts'
 import { DataError, InputError } from '../errors.ts'
 import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
 
 /** Images a streamed run holds in memory from its training shards: for statistics, whitening, samples.png and the precision probe. */
 const STREAM_SAMPLE = 2048
+/** The most bytes one typed array holds (2^32 on Node 20, more on later versions). */
+const MAX_LENGTH = constants.MAX_LENGTH
 
 export interface TrainData {
   classes: string[]
@@ -39,6 +53,24 @@ export interface TrainData {
 /** Loads `options.data` (and `testData`) and splits it as `config` says. */
 export async function prepareData(options: TrainOptions, config: ResolvedTrainOptions): Promise<TrainData> {
   if (typeof options.data === 'string' && isShardSource(config.data)) return prepareShards(config, options.signal)
+  const testGiven = config.testData !== null
+  // Image folders list their images first: only those the run uses are decoded, chosen here as residentSplits would.
+  let chosen: Selection | undefined
+  let listedBytes = 0
+  const pick = (listed: ListedImages): ImagePicks => {
+    const selection = selectImages(listed.train, testGiven ? 0 : listed.test, selectOptions(config))
+    chosen = selection
+    const picks = selection.heldOut
+      ? { train: mergeIndices(selection.train, selection.test) }
+      : { train: selection.train, test: selection.test }
+    const perImage = listed.shape.reduce((a, b) => a * b, 1)
+    listedBytes = perImage * (picks.train.length + (picks.test?.length ?? 0))
+    checkFits(
+      [picks.train, picks.test ?? new Int32Array(0)].filter((p) => p.length > 0).map((p) => ({ count: p.length, shape: listed.shape })),
+      listedBytes,
+    )
+    return picks
+  }
   const loaded =
     typeof options.data === 'string' || options.data === undefined
       ? await loadData(config.data, {
@@ -47,10 +79,47 @@ export async function prepareData(options: TrainOptions, config: ResolvedTrainOp
           skipBadImages: config.skipBadImages,
           quiet: config.quiet,
           signal: options.signal,
+          pick,
         })
       : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
-  const given = config.testData !== null ? await readTestData(config, options.signal) : undefined
-  return residentSplits(config, loaded.train, given?.set ?? loaded.test, [...(loaded.skipped ?? []), ...(given?.skipped ?? [])], null)
+  const given = testGiven ? await readTestData(config, options.signal, listedBytes) : undefined
+  const testSet = given?.set ?? (testGiven ? undefined : loaded.test)
+  const picked = 'picked' in loaded ? loaded.picked : undefined
+  // Without a pick applied (idx, CIFAR-10, images in memory, a pick of every image) the sets are whole: select in them.
+  const whole = selectImages(loaded.train.labels.length, given ? given.set.labels.length : testSet?.labels.length, selectOptions(config))
+  // testData decoded only its selected images, so selecting in it again keeps them all.
+  const selection = picked && chosen ? { ...placeSelection(chosen, picked), ...(given ? { test: whole.test } : {}) } : whole
+  return residentSplits(
+    config,
+    loaded.train,
+    selection.heldOut ? undefined : testSet,
+    selection,
+    [...(loaded.skipped ?? []), ...(given?.skipped ?? [])],
+    null,
+  )
+}
+
+function selectOptions(config: ResolvedTrainOptions): SelectOptions {
+  return {
+    seed: config.seed,
+    limitTrain: config.limitTrain ?? undefined,
+    limitTest: config.limitTest ?? undefined,
+    testSplit: config.testSplit,
+  }
+}
+
+/**
+ * The selection made from a listing, as indices into the sets decoded from it: `picked` gives each decoded image's
+ * index in the listing (images skipped as unreadable are missing, and so leave the selection).
+ */
+function placeSelection(chosen: Selection, picked: { train: Int32Array; test?: Int32Array }): Selection {
+  const place = (wanted: Int32Array, into: Int32Array) => {
+    const at = new Map(Array.from(into, (listed, i) => [listed, i]))
+    return Int32Array.from(Array.from(wanted).flatMap((i) => (at.has(i) ? [at.get(i)!] : [])))
+  }
+  const train = place(chosen.train, picked.train)
+  if (chosen.heldOut) return { train, test: place(chosen.test, picked.train), heldOut: true }
+  return { train, test: place(chosen.test, picked.test ?? new Int32Array(0)), heldOut: false }
 }
 
 /** The splits of resident data: test held out when there is no test set, then validation held out of the rest. */
@@ -58,23 +127,13 @@ function residentSplits(
   config: ResolvedTrainOptions,
   trainSet: ImageSet,
   testSet: ImageSet | undefined,
+  selection: Selection,
   skipped: string[],
   dataPath: string | null,
 ): TrainData {
-  let trainPool = range(trainSet.labels.length)
-  let test: Int32Array
-  if (!testSet) {
-    // No test set: hold one out of the training data, seeded so every run (and resume) agrees.
-    const split = splitIndices(trainSet.labels.length, config.testSplit, deriveSeed(config.seed, 0x7e57))
-    trainPool = split.kept
-    test = split.held
-    testSet = trainSet
-  } else {
-    test = range(testSet.labels.length)
-  }
-  checkSameClasses(trainSet, testSet)
-  trainPool = limitIndices(trainPool, config.limitTrain ?? undefined, deriveSeed(config.seed, 0x1))
-  test = limitIndices(test, config.limitTest ?? undefined, deriveSeed(config.seed, 0x2))
+  checkSameClasses(trainSet, testSet ?? trainSet)
+  const trainPool = selection.train
+  const test = selection.test
   const { kept, held } = splitIndices(trainPool.length, config.valSplit, deriveSeed(config.seed, 0x3))
   const train = kept.map((i) => trainPool[i]!)
   const val = held.map((i) => trainPool[i]!)
@@ -85,7 +144,7 @@ function residentSplits(
     normalization,
     trainSet,
     valSet: trainSet,
-    testSet,
+    testSet: testSet ?? trainSet,
     train,
     val,
     test,
@@ -108,10 +167,11 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
     budgetBytes: config.memoryBudgetMb !== null ? config.memoryBudgetMb * 2 ** 20 : undefined,
     stream: config.stream === 'auto' ? undefined : config.stream === 'always',
   })
-  const given = config.testData !== null ? await readTestData(config, signal) : undefined
+  const given = config.testData !== null ? await readTestData(config, signal, 0) : undefined
   if (!choice.stream) {
     const trainSet = await readShardImages(all, read)
-    return residentSplits(config, trainSet, given?.set, [...trainSet.skipped, ...(given?.skipped ?? [])], choice.reason)
+    const selection = selectImages(trainSet.labels.length, given?.set.labels.length, selectOptions(config))
+    return residentSplits(config, trainSet, given?.set, selection, [...trainSet.skipped, ...(given?.skipped ?? [])], choice.reason)
   }
   if (config.trainMetrics === 'full')
     throw new InputError(
@@ -161,8 +221,16 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   }
 }
 
-/** `testData`: a shard source read whole, or anything `loadData` reads (its test split when it has one). */
-async function readTestData(config: ResolvedTrainOptions, signal: AbortSignal | undefined): Promise<{ set: ImageSet; skipped: string[] }> {
+/**
+ * `testData`: a shard source read whole, or anything `loadData` reads (its test split when it has one). Image
+ * folders decode only the `limitTest` images the run tests on (as `selectImages` picks them out of the whole set);
+ * `dataBytes`, what the data decoded, counts towards the memory check made before that.
+ */
+async function readTestData(
+  config: ResolvedTrainOptions,
+  signal: AbortSignal | undefined,
+  dataBytes: number,
+): Promise<{ set: ImageSet; skipped: string[] }> {
   const source = config.testData!
   if (isShardSource(source)) {
     const set = await describeShardSource(source, { signal })
@@ -175,12 +243,20 @@ async function readTestData(config: ResolvedTrainOptions, signal: AbortSignal | 
     })
     return { set: images, skipped: images.skipped }
   }
+  const pick = (listed: ListedImages): ImagePicks => {
+    const count = listed.test ?? listed.train
+    const test = selectImages(0, count, selectOptions(config)).test
+    const perImage = listed.shape.reduce((a, b) => a * b, 1)
+    checkFits([{ count: test.length, shape: listed.shape }], dataBytes + perImage * test.length)
+    return listed.test === undefined ? { train: test } : { train: new Int32Array(0), test }
+  }
   const loaded = await loadData(source, {
     size: config.size,
     cacheDir: config.cacheDir ?? undefined,
     skipBadImages: config.skipBadImages,
     quiet: config.quiet,
     signal,
+    pick,
   })
   return { set: loaded.test ?? loaded.train, skipped: loaded.skipped ?? [] }
 }
@@ -214,14 +290,34 @@ function normalizationFor(config: ResolvedTrainOptions, set: ImageSet, train: In
 /** Fails before anything large is copied when the resident data would not fit in memory (it lives in JavaScript and natively). */
 export function checkMemory(data: TrainData): void {
   const sets = [...new Set([data.trainSet, data.valSet, data.testSet])]
-  const bytes = sets.reduce((a, s) => a + s.pixels.length, 0)
+  checkFits(
+    sets.map((s) => ({ count: s.labels.length, shape: s.shape })),
+    sets.reduce((a, s) => a + s.pixels.length, 0),
+  )
+}
+
+/**
+ * Fails when images of these shapes (`bytes` in all, decoded) would not fit: a set larger than one typed array holds,
+ * or more resident than the machine's memory (the images are held in JavaScript and on the device). Image folders
+ * call it with what they listed, before decoding anything; other data once read.
+ */
+function checkFits(sets: { count: number; shape: readonly number[] }[], bytes: number): void {
+  const detail = sets.map((s) => `${s.count} images × ${s.shape.join('×')} bytes`).join(' + ')
+  const advice = 'use --limit-train/--limit-test, a smaller --size, or write shards (convkit shard) to stream it'
+  for (const s of sets) {
+    const bytes = s.count * s.shape.reduce((a, b) => a * b, 1)
+    if (bytes > MAX_LENGTH) {
+      throw new DataError(
+        'DATA_TOO_LARGE',
+        `${s.count} images × ${s.shape.join('×')} bytes decode to ${formatGB(bytes)}, more than the ${formatGB(MAX_LENGTH)} one typed array can hold; ${advice}`,
+      )
+    }
+  }
   const need = 2 * bytes
   if (need > os.totalmem() * 0.9) {
-    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`
-    const detail = sets.map((s) => `${s.labels.length} images × ${s.shape.join('×')} bytes`).join(' + ')
     throw new DataError(
       'DATA_TOO_LARGE',
-      `the dataset needs ${gb(need)} resident (${detail}, held in JavaScript and on the device), more than this machine's ${gb(os.totalmem())}; use a smaller --size or --limit-train, or write shards (convkit shard) to stream it`,
+      `the dataset needs ${formatGB(need)} resident (${detail}, held in JavaScript and on the device), more than this machine's ${formatGB(os.totalmem())}; ${advice}`,
     )
   }
 }
