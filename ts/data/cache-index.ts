@@ -12,9 +12,11 @@ import { TEMP_NAME, tempPathFor, writeFileAtomic } from '../util/atomic-write.ts
  * - `decoded`: one decoded image folder (`decoded/<key>.bin`);
  * - `extracted`: an unpacked archive (`extracted/<name>-<sha>/`, or CIFAR-10's `cifar-10-batches-bin/`);
  * - `download`: a downloaded file (`cifar-10-binary.tar.gz`);
+ * - `shards`: an image folder too large to decode into memory, as tar shards of its original bytes, streamed by
+ *   training (`shards/<name>-<key>/`).
  * - `hashes`: the remembered content hashes of one image folder's files (`hashes/<name>-<key>.tsv`).
  */
-export type CacheKind = 'decoded' | 'extracted' | 'download' | 'hashes'
+export type CacheKind = 'decoded' | 'extracted' | 'download' | 'hashes' | 'shards'
 
 export interface CacheEntry {
   /** Path relative to the cache folder, with `/`. */
@@ -38,7 +40,7 @@ export const DEFAULT_CACHE_MAX_BYTES = 2 * 2 ** 30
 /** The index file, in the cache folder. */
 export const INDEX_FILE = 'cache-index.json'
 /** The subfolders whose contents are the cache's own, recognised on disk even when the index lost them. */
-const OWN_FOLDERS: Record<string, CacheKind> = { decoded: 'decoded', extracted: 'extracted', hashes: 'hashes' }
+const OWN_FOLDERS: Record<string, CacheKind> = { decoded: 'decoded', extracted: 'extracted', hashes: 'hashes', shards: 'shards' }
 /** Temporary files whose process has ended, or older than this, are left over from a crash; pruning removes them. */
 const STALE_TEMP_MS = 24 * 3600_000
 /** Files being written, folders being extracted or removed (util/atomic-write.ts names them). */
@@ -76,6 +78,15 @@ export async function withPinned<T>(files: string[], fn: () => Promise<T>, cache
         false,
       )
   }
+}
+
+/**
+ * Protects `files` from eviction for as long as this process lives: what a streamed run reads from until it ends
+ * (train() may be called again in the same process, and its shards must not vanish under it meanwhile).
+ */
+export async function pinForProcess(files: string[], cacheDir: string): Promise<void> {
+  for (const f of files) pinned.set(f, (pinned.get(f) ?? 0) + 1)
+  await markUser(cacheDir, files, true)
 }
 
 /** Adds this process to (or removes it from) the users of `files` that the index knows. */

@@ -1,13 +1,16 @@
 // The data of one train() run: loading, the train/validation/test splits, normalization, and whether the training
 // images are held in memory or streamed from shards.
 import { constants } from 'node:buffer'
+import fs from 'node:fs'
 import os from 'node:os'
+import path from 'node:path'
 import { halfNormalization, type ImageSet, type Normalization } from '../data/image-set.ts'
 import { formatGB } from '../data/image-folder.ts'
 import { loadData, type ImagePicks, type ListedImages } from '../data/load-data.ts'
 import { datasetNormalization, NAMED_NORMALIZATIONS } from '../data/normalization.ts'
 import { describeShardSource, isShardSource, readShardImages, subsetShards } from '../data/shards/shard-source.ts'
 import type { ShardSet } from '../data/shards/shard-stream.ts'
+import { cachedFolderShards } from '../data/shards/folder-shards.ts'
 import { chooseDataPath } from '../data/shards/stream-train.ts'
 import {
   deriveSeed,
@@ -50,13 +53,69 @@ export interface TrainData {
   skipped: string[]
 }
 
+/** Thrown by a listing's pick when its training images would not fit the memory budget: the folder streams instead. */
+class StreamInstead extends Error {
+  readonly reason: string
+  constructor(reason: string) {
+    super(reason)
+    this.reason = reason
+  }
+}
+
+/** The memory budget of resident training images: `memoryBudgetMb`, else half the machine's memory. */
+function budgetBytes(config: ResolvedTrainOptions): number | undefined {
+  return config.memoryBudgetMb !== null ? config.memoryBudgetMb * 2 ** 20 : undefined
+}
+
 /** Loads `options.data` (and `testData`) and splits it as `config` says. */
 export async function prepareData(options: TrainOptions, config: ResolvedTrainOptions): Promise<TrainData> {
   if (typeof options.data === 'string' && isShardSource(config.data)) return prepareShards(config, options.signal)
+  try {
+    return await prepareResident(options, config)
+  } catch (err) {
+    if (!(err instanceof StreamInstead)) throw err
+    return prepareStreamedFolder(config, err.reason, options.signal)
+  }
+}
+
+/**
+ * An image folder whose training images do not fit the memory budget (or `stream: 'always'`): its training folder
+ * is written once into the cache as shards of the original bytes and streamed from there; a `test/` folder beside
+ * it (or `testData`) is read as usual.
+ */
+async function prepareStreamedFolder(config: ResolvedTrainOptions, reason: string, signal: AbortSignal | undefined): Promise<TrainData> {
+  const source = config.data
+  const isFolder = fs.statSync(source, { throwIfNoEntry: false })?.isDirectory() === true
+  if (!isFolder) {
+    throw new DataError(
+      'DATA_TOO_LARGE',
+      `${reason}; an archive streams only once extracted: extract it and pass the folder, or write shards with convkit shard`,
+      { files: [source] },
+    )
+  }
+  const trainDir = path.join(source, 'train')
+  const split = fs.statSync(trainDir, { throwIfNoEntry: false })?.isDirectory() === true
+  const testDir = path.join(source, 'test')
+  const shards = await cachedFolderShards(split ? trainDir : source, {
+    cacheDir: config.cacheDir ?? undefined,
+    quiet: config.quiet,
+    signal,
+  })
+  const testData = config.testData ?? (split && fs.existsSync(testDir) ? testDir : null)
+  const how = shards.wrote ? 'written once into the dataset cache as shards of the original bytes' : 'from its shards in the dataset cache'
+  return prepareShards(
+    { ...config, data: shards.index, testData, stream: 'always' },
+    signal,
+    `${reason}; ${how} (${path.dirname(shards.index)})`,
+  )
+}
+
+async function prepareResident(options: TrainOptions, config: ResolvedTrainOptions): Promise<TrainData> {
   const testGiven = config.testData !== null
   // Image folders list their images first: only those the run uses are decoded, chosen here as residentSplits would.
   let chosen: Selection | undefined
   let listedBytes = 0
+  const streamable = typeof options.data === 'string' && fs.statSync(config.data, { throwIfNoEntry: false })?.isDirectory() === true
   const pick = (listed: ListedImages): ImagePicks => {
     const selection = selectImages(listed.train, testGiven ? 0 : listed.test, selectOptions(config))
     chosen = selection
@@ -65,6 +124,22 @@ export async function prepareData(options: TrainOptions, config: ResolvedTrainOp
       : { train: selection.train, test: selection.test }
     const perImage = listed.shape.reduce((a, b) => a * b, 1)
     listedBytes = perImage * (picks.train.length + (picks.test?.length ?? 0))
+    // A folder's training images over the memory budget (or over what one typed array holds) stream instead of
+    // failing, as long as its test images fit: they stay resident.
+    const forced = config.stream === 'auto' ? undefined : config.stream === 'always'
+    const trainBytes = perImage * picks.train.length
+    const choice = chooseDataPath(picks.train.length, listed.shape as [number, number, number], {
+      budgetBytes: budgetBytes(config),
+      stream: forced,
+    })
+    if (streamable && forced !== false && (choice.stream || trainBytes > MAX_LENGTH)) {
+      if (picks.test) checkFits([{ count: picks.test.length, shape: listed.shape }], perImage * picks.test.length)
+      throw new StreamInstead(
+        choice.stream
+          ? choice.reason
+          : `streaming: ${formatGB(trainBytes)} of training images is more than one typed array holds (${formatGB(MAX_LENGTH)})`,
+      )
+    }
     checkFits(
       [picks.train, picks.test ?? new Int32Array(0)].filter((p) => p.length > 0).map((p) => ({ count: p.length, shape: listed.shape })),
       listedBytes,
@@ -159,12 +234,12 @@ function residentSplits(
  * Shards: resident when they fit the memory budget (then split like any other data), else streamed, with
  * validation and test as whole shards held out (or `testData`).
  */
-async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal | undefined): Promise<TrainData> {
+async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal | undefined, why?: string): Promise<TrainData> {
   const all = await describeShardSource(config.data, { signal })
   const channels = all.imageShape?.[0] === 1 ? 1 : 3
   const read = { size: config.size, channels, seed: config.seed, skipBadImages: config.skipBadImages, signal } as const
   const choice = chooseDataPath(all.total, [channels, ...config.size], {
-    budgetBytes: config.memoryBudgetMb !== null ? config.memoryBudgetMb * 2 ** 20 : undefined,
+    budgetBytes: budgetBytes(config),
     stream: config.stream === 'auto' ? undefined : config.stream === 'always',
   })
   const given = config.testData !== null ? await readTestData(config, signal, 0) : undefined
@@ -196,7 +271,10 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   const heldTest = given ? undefined : await readShardImages(subsetShards(all, testShards), read)
   const testSet = given?.set ?? heldTest!
   const valSet = valShards.length > 0 ? await readShardImages(subsetShards(all, valShards), read) : undefined
-  const sample = await readShardImages(trainShards, { ...read, limit: Math.max(STREAM_SAMPLE, config.whiten) })
+  // At most 1/32 of the memory budget, so that large images do not make the sample itself too large to hold.
+  const perImage = channels * config.size[0] * config.size[1]
+  const sampleCap = Math.max(64, Math.floor((budgetBytes(config) ?? os.totalmem() / 2) / 32 / perImage))
+  const sample = await readShardImages(trainShards, { ...read, limit: Math.min(Math.max(STREAM_SAMPLE, config.whiten), sampleCap) })
   checkSameClasses(sample, testSet)
   const train = range(sample.labels.length)
   const test = limitIndices(range(testSet.labels.length), config.limitTest ?? undefined, deriveSeed(config.seed, 0x2))
@@ -204,7 +282,7 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   const normalization = normalizationFor(config, sample, train)
   const skipped = [...sample.skipped, ...(given?.skipped ?? heldTest!.skipped), ...(valSet?.skipped ?? [])]
   const held = `${testShards.length ? `${testShards.length} test shard(s)` : ''}${testShards.length && valShards.length ? ' and ' : ''}${valShards.length ? `${valShards.length} validation shard(s)` : ''}`
-  const reason = `${choice.reason}; ${trainShards.files.length} training shard(s)${held ? `, ${held} held out` : ''}`
+  const reason = `${why ?? choice.reason}; ${trainShards.files.length} training shard(s)${held ? `, ${held} held out` : ''}`
   return {
     classes: all.classes,
     normalization,

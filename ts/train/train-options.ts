@@ -357,12 +357,14 @@ export const TRAIN_OPTIONS = {
   }),
   /**
    * Shards (`data: 'shards/train-{000000..000099}.tar'`, written by `convkit shard`) are read into memory when they
-   * fit `memoryBudget`, else streamed from disk batch by batch; `'always'` or `'never'` decides it. Streamed, the
-   * validation and test splits are whole shards.
+   * fit `memoryBudget`, else streamed from disk batch by batch; `'always'` or `'never'` decides it. An image folder
+   * whose training images do not fit (or with `'always'`) is written once into the dataset cache as shards of its
+   * original bytes and streamed the same way. Streamed, the validation and test splits are whole shards (a folder's
+   * `test/` stays resident).
    * @default 'auto'
    */
   stream: choice(['auto', 'always', 'never'], {
-    help: 'stream shards from disk instead of holding them in memory',
+    help: 'stream shards (or a folder, as shards in the cache) from disk instead of holding them in memory',
     group: 'data',
     default: 'auto',
   }),
