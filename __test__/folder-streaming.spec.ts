@@ -7,21 +7,10 @@ import path from 'node:path'
 import { train, type ModelSpec } from '../ts/index.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
+import { logged } from './helpers/logged.ts'
 
 const root = path.dirname(cifarSubset().train)
 const tmpdir = tempDirs('folder-streaming')
-
-/** Runs `fn` with console.log captured; returns its result and the lines. */
-async function logged<T>(fn: () => Promise<T>): Promise<{ result: T; lines: string[] }> {
-  const lines: string[] = []
-  const log = console.log
-  console.log = (...args: unknown[]) => void lines.push(args.join(' '))
-  try {
-    return { result: await fn(), lines }
-  } finally {
-    console.log = log
-  }
-}
 
 function shardFolders(cacheDir: string): string[] {
   const dir = path.join(cacheDir, 'shards')

@@ -8,24 +8,13 @@ import { DataError, InputError, train, writeShards, type HistoryFile } from '../
 import { trainCommand } from '../ts/cli/train-command.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
+import { logged } from './helpers/logged.ts'
 
 const dirs = cifarSubset()
 const tmpdir = tempDirs('train-streaming')
 /** The 2 000 training images as 8 shards of 250. */
 const shards = writeShards(dirs.train, path.join(tmpdir(), 'train-%06d.tar'), { perShard: 250, seed: 1, quiet: true })
 const base = { epochs: 3, batchSize: 64, device: 'cpu', seed: 1, report: false } as const
-
-/** Runs `fn` with console.log captured; returns its result and the lines. */
-async function logged<T>(fn: () => Promise<T>): Promise<{ result: T; lines: string[] }> {
-  const lines: string[] = []
-  const log = console.log
-  console.log = (...args: unknown[]) => void lines.push(args.join(' '))
-  try {
-    return { result: await fn(), lines }
-  } finally {
-    console.log = log
-  }
-}
 
 test.serial('streamed shards train and learn; validation and test are whole held-out shards; resume continues', async (t) => {
   const { pattern } = await shards

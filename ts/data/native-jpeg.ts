@@ -15,7 +15,6 @@ export interface NativeJpegResult {
   rest: number[]
 }
 
-/** Decodes what the fast path can of `files`, on every core, off the JS thread; `onProgress` gets the count decoded. */
 /**
  * Whether the native path reproduces `options`: it decodes images already at `size`, which a resize of the shorter
  * side to anything but that size would change.
@@ -24,21 +23,25 @@ function nativeApplies(options: DecodeOptions): boolean {
   return options.resizeShorter === undefined || options.resizeShorter === Math.min(...options.size)
 }
 
-export async function decodeJpegsNatively(
-  files: readonly string[],
+/**
+ * Decodes what the fast path can of `items` (paths or encoded bytes), in chunks of `CHUNK` through `decode` (the
+ * native call for that kind of item), on every core and off the JS thread; `onProgress` gets the count decoded.
+ */
+async function decodeInChunks<T>(
+  items: readonly T[],
   options: DecodeOptions,
+  decode: (chunk: T[], h: number, w: number, channels: number, threads: number) => Promise<{ pixels: Uint8Array; fallback: number[] }>,
   onProgress?: (decoded: number) => void,
 ): Promise<NativeJpegResult> {
-  if (!nativeApplies(options))
-    return { pixels: new Uint8Array(files.length * options.channels * options.size[0] * options.size[1]), rest: files.map((_, i) => i) }
   const [h, w] = options.size
   const perImage = options.channels * h * w
-  const pixels = new Uint8Array(files.length * perImage)
+  const pixels = new Uint8Array(items.length * perImage)
+  if (!nativeApplies(options)) return { pixels, rest: items.map((_, i) => i) }
   const rest: number[] = []
   const threads = os.availableParallelism()
-  for (let start = 0; start < files.length; start += CHUNK) {
-    const chunk = files.slice(start, start + CHUNK)
-    const batch = await call('decoding JPEG files', () => native.decodeJpegFiles(chunk, h, w, options.channels, threads))
+  for (let start = 0; start < items.length; start += CHUNK) {
+    const chunk = items.slice(start, start + CHUNK)
+    const batch = await decode(chunk, h, w, options.channels, threads)
     pixels.set(batch.pixels, start * perImage)
     for (const i of batch.fallback) rest.push(start + i)
     onProgress?.(start + chunk.length - rest.length)
@@ -46,20 +49,23 @@ export async function decodeJpegsNatively(
   return { pixels, rest }
 }
 
+/** Decodes what the fast path can of the image files `files`. */
+export async function decodeJpegsNatively(
+  files: readonly string[],
+  options: DecodeOptions,
+  onProgress?: (decoded: number) => void,
+): Promise<NativeJpegResult> {
+  return decodeInChunks(
+    files,
+    options,
+    (chunk, h, w, c, threads) => call('decoding JPEG files', () => native.decodeJpegFiles(chunk, h, w, c, threads)),
+    onProgress,
+  )
+}
+
 /** `decodeJpegsNatively` for encoded images in memory (entries read from an archive). */
 export async function decodeJpegBuffersNatively(buffers: readonly Buffer[], options: DecodeOptions): Promise<NativeJpegResult> {
-  if (!nativeApplies(options))
-    return { pixels: new Uint8Array(buffers.length * options.channels * options.size[0] * options.size[1]), rest: buffers.map((_, i) => i) }
-  const [h, w] = options.size
-  const perImage = options.channels * h * w
-  const pixels = new Uint8Array(buffers.length * perImage)
-  const rest: number[] = []
-  const threads = os.availableParallelism()
-  for (let start = 0; start < buffers.length; start += CHUNK) {
-    const chunk = buffers.slice(start, start + CHUNK)
-    const batch = await call('decoding JPEG images', () => native.decodeJpegBuffers(chunk, h, w, options.channels, threads))
-    pixels.set(batch.pixels, start * perImage)
-    for (const i of batch.fallback) rest.push(start + i)
-  }
-  return { pixels, rest }
+  return decodeInChunks(buffers, options, (chunk, h, w, c, threads) =>
+    call('decoding JPEG images', () => native.decodeJpegBuffers(chunk, h, w, c, threads)),
+  )
 }
