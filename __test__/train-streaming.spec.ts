@@ -134,4 +134,14 @@ test.serial('the CLI: --data takes a shard pattern or its index, --stream and --
     summary.lines.some((l) => /fc2 \(linear\)\s+\[10\]/.test(l)),
     summary.lines.join('\n'),
   )
+  // A folder's summary comes from its listing: nothing is decoded, so nothing lands in the decoded cache.
+  const cacheDir = tmpdir()
+  const folder = await logged(() =>
+    trainCommand(['--data', path.dirname(dirs.train), '--summary', '--size', '24x24', '--cache-dir', cacheDir]),
+  )
+  t.true(
+    folder.lines.some((l) => /input\s+\[3, 24, 24\]/.test(l)),
+    folder.lines.join('\n'),
+  )
+  t.false(fs.existsSync(path.join(cacheDir, 'decoded')) && fs.readdirSync(path.join(cacheDir, 'decoded')).length > 0)
 })

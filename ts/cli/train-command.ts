@@ -40,7 +40,14 @@ async function printSummary(options: TrainOptions): Promise<void> {
     shape = [set.imageShape?.[0] === 1 ? 1 : 3, ...config.size]
     classes = set.classes.length
   } else {
-    const loaded = await loadData(config.data, { size: config.size, cacheDir: config.cacheDir ?? undefined, quiet: config.quiet })
+    // The listing says the classes and the shape: image folders and archives decode nothing for a summary.
+    const nothing = () => ({ train: new Int32Array(0), test: new Int32Array(0) })
+    const loaded = await loadData(config.data, {
+      size: config.size,
+      cacheDir: config.cacheDir ?? undefined,
+      quiet: config.quiet,
+      pick: nothing,
+    })
     shape = loaded.train.shape
     classes = loaded.train.classes.length
   }
