@@ -12,14 +12,16 @@ export interface TrainableScheduleOptions {
   spans?: readonly TrainableSpan[]
 }
 
-/** The tensor prefix of a model's classifier: its last linear layer, wherever it sits. */
-export function classifierOf(model: Model): string {
+/**
+ * The tensor prefix of a model's classifier: its last linear layer, wherever it sits. Without one, an InputError
+ * naming `option`, which needs it `purpose`.
+ */
+export function classifierOf(model: Model, option = 'freezeEpochs', purpose = 'to keep training while its body is frozen'): string {
   const head = model
     .layers()
     .filter((l) => l.kind === 'linear')
     .at(-1)?.name
-  if (!head)
-    throw new InputError('INVALID_OPTION', 'option freezeEpochs: the model has no linear layer to keep training while its body is frozen')
+  if (!head) throw new InputError('INVALID_OPTION', `option ${option}: the model has no linear layer ${purpose}`)
   return head
 }
 

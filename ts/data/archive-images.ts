@@ -23,6 +23,7 @@ import {
 import { decodeInto } from './decode-image.ts'
 import { PARALLEL_MIN_IMAGES, decodedFile, decodedKey, readDecoded, writeDecoded } from './decoded-cache.ts'
 import { badImages, checkDecodable, IMAGE_EXTENSIONS, pickedIndices, type ImageFolderResult } from './image-folder.ts'
+import type { ImagePicks, ListedImages } from './image-set.ts'
 import { decodeJpegBuffersNatively } from './native-jpeg.ts'
 import { decodeInProcesses } from './parallel-decode.ts'
 import { TarStreamParser, looksLikeTar, type TarStreamEntry } from './tar-stream.ts'
@@ -43,11 +44,7 @@ export interface ArchiveImagesOptions {
   cacheMaxBytes?: number
   signal?: AbortSignal
   /** Chooses the images to decode once they are listed (see `LoadDataOptions.pick`); undefined: all. */
-  pick?: (listed: {
-    train: number
-    test?: number
-    shape: [number, number, number]
-  }) => { train?: Int32Array; test?: Int32Array } | undefined
+  pick?: (listed: ListedImages) => ImagePicks | undefined
 }
 
 /** An archive's image folders, decoded; `train`/`test` when it has those folders, else one set in `train`. */

@@ -9,7 +9,8 @@ import { decodeInto, type DecodeOptions } from './decode-image.ts'
 import type { ImageSet } from './image-set.ts'
 import { decodeJpegsNatively } from './native-jpeg.ts'
 
-const MAX_LENGTH = constants.MAX_LENGTH
+/** The most bytes one typed array holds (2^32 on Node 20, more on later versions): a decoded set is kept in one. */
+export const MAX_DECODED_BYTES = constants.MAX_LENGTH
 
 /** Extensions read as images; other files in class folders (README, .DS_Store, ...) are ignored. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg']
@@ -179,16 +180,20 @@ export async function decodeListed(
 }
 
 /**
- * Fails before decoding when `count` images of `shape` cannot be held in one typed array (Node's
- * `buffer.constants.MAX_LENGTH`), which is how a decoded set is kept: a DATA_TOO_LARGE DataError naming both sizes.
+ * Fails before decoding when `count` images of `shape` cannot be held in one typed array (`MAX_DECODED_BYTES`), which
+ * is how a decoded set is kept: a DATA_TOO_LARGE DataError naming both sizes, where (`root`, when given) and `advice`.
  */
-export function checkDecodable(count: number, shape: readonly number[], root: string): void {
+export function checkDecodable(
+  count: number,
+  shape: readonly number[],
+  root?: string,
+  advice = 'decode fewer images (limitTrain/limitTest), at a smaller size, or write shards (convkit shard) to stream them',
+): void {
   const bytes = count * shape.reduce((a, b) => a * b, 1)
-  if (bytes <= MAX_LENGTH) return
+  if (bytes <= MAX_DECODED_BYTES) return
   throw new DataError(
     'DATA_TOO_LARGE',
-    `${root}: ${count} images × ${shape.join('×')} bytes decode to ${formatGB(bytes)}, more than the ${formatGB(MAX_LENGTH)} one typed array holds; ` +
-      'decode fewer images (limitTrain/limitTest), at a smaller size, or write shards (convkit shard) to stream them',
+    `${root ? `${root}: ` : ''}${count} images × ${shape.join('×')} bytes decode to ${formatGB(bytes)}, more than the ${formatGB(MAX_DECODED_BYTES)} one typed array can hold; ${advice}`,
   )
 }
 

@@ -25,3 +25,19 @@ export interface Normalization {
 export function halfNormalization(channels: number): Normalization {
   return { mean: Array(channels).fill(0.5), std: Array(channels).fill(0.5) }
 }
+
+/** What an image source lists before decoding: counts in `listImageFolder`'s order, and the shape images decode to. */
+export interface ListedImages {
+  /** Images in the training folder (or the only folder). */
+  train: number
+  /** Images in the test folder; undefined when there is none. */
+  test?: number
+  /** `[channels, height, width]` of each decoded image. */
+  shape: Shape3
+}
+
+/** Images to decode, as ascending indices into each folder's listing; undefined: all of that folder's, empty: none. */
+export interface ImagePicks {
+  train?: Int32Array
+  test?: Int32Array
+}

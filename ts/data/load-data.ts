@@ -11,7 +11,7 @@ import { findCifar10, loadCifar10, readCifar10, readCifar10Copy } from './cifar1
 import { listCachedFolder, readListedCached } from './decoded-cache.ts'
 import { hasIdxFiles, loadIdxDir } from './idx.ts'
 import { pickedIndices, type ImageFolderResult } from './image-folder.ts'
-import type { ImageSet } from './image-set.ts'
+import type { ImagePicks, ImageSet, ListedImages } from './image-set.ts'
 import { isDirectory } from './paths.ts'
 
 export interface LoadDataOptions {
@@ -50,21 +50,7 @@ export interface LoadDataOptions {
   pick?: (listed: ListedImages) => ImagePicks | undefined
 }
 
-/** What an image source lists before decoding: counts in `listImageFolder`'s order, and the shape images decode to. */
-export interface ListedImages {
-  /** Images in the training folder (or the only folder). */
-  train: number
-  /** Images in the test folder; undefined when there is none. */
-  test?: number
-  /** `[channels, height, width]` of each decoded image. */
-  shape: [number, number, number]
-}
-
-/** Images to decode, as ascending indices into each folder's listing; undefined: all of that folder's, empty: none. */
-export interface ImagePicks {
-  train?: Int32Array
-  test?: Int32Array
-}
+export type { ImagePicks, ListedImages } from './image-set.ts'
 
 /** Which reader produced the data. */
 export type DataFormat = 'cifar10-binary' | 'cifar10-python' | 'idx' | 'image-folder'

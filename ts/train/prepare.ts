@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { LAST_CHECKPOINT } from '../callbacks/last-checkpoint.ts'
 import type { HistoryFile } from '../callbacks/callback.ts'
+import { classifierOf } from '../callbacks/trainable-schedule.ts'
 import type { ImageSet } from '../data/image-set.ts'
 import { epochBatches } from '../data/shards/shard-stream.ts'
 import { deriveSeed, shuffle } from '../data/split.ts'
@@ -154,11 +155,7 @@ async function buildModel(
 
 /** Discriminative rates: the body trains at backboneLrScale of the classifier's rate (after the user's groups). */
 function applyBackboneScale(model: Model, config: ResolvedTrainOptions): void {
-  const classifier = model
-    .layers()
-    .filter((l) => l.kind === 'linear')
-    .at(-1)?.name
-  if (!classifier) throw new InputError('INVALID_OPTION', 'option backboneLrScale: the model has no linear layer to train at the full rate')
+  const classifier = classifierOf(model, 'backboneLrScale', 'to train at the full rate')
   model.setParamGroups([...config.paramGroups, { names: `${classifier}.*`, lrScale: 1 }, { names: '*', lrScale: config.backboneLrScale }])
 }
 

@@ -1,11 +1,10 @@
 // The data of one train() run: loading, the train/validation/test splits, normalization, and whether the training
 // images are held in memory or streamed from shards.
-import { constants } from 'node:buffer'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { halfNormalization, type ImageSet, type Normalization } from '../data/image-set.ts'
-import { formatGB } from '../data/image-folder.ts'
+import { checkDecodable, formatGB, MAX_DECODED_BYTES } from '../data/image-folder.ts'
 import { loadData, type ImagePicks, type ListedImages } from '../data/load-data.ts'
 import { datasetNormalization, NAMED_NORMALIZATIONS } from '../data/normalization.ts'
 import { describeShardSource, isShardSource, readShardImages, subsetShards } from '../data/shards/shard-source.ts'
@@ -29,8 +28,6 @@ import { pretrainedWeights } from '../zoo/weights.ts'
 
 /** Images a streamed run holds in memory from its training shards: for statistics, whitening, samples.png and the precision probe. */
 const STREAM_SAMPLE = 2048
-/** The most bytes one typed array holds (2^32 on Node 20, more on later versions). */
-const MAX_LENGTH = constants.MAX_LENGTH
 
 export interface TrainData {
   classes: string[]
@@ -132,12 +129,12 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
       budgetBytes: budgetBytes(config),
       stream: forced,
     })
-    if (streamable && forced !== false && (choice.stream || trainBytes > MAX_LENGTH)) {
+    if (streamable && forced !== false && (choice.stream || trainBytes > MAX_DECODED_BYTES)) {
       if (picks.test) checkFits([{ count: picks.test.length, shape: listed.shape }], perImage * picks.test.length)
       throw new StreamInstead(
         choice.stream
           ? choice.reason
-          : `streaming: ${formatGB(trainBytes)} of training images is more than one typed array holds (${formatGB(MAX_LENGTH)})`,
+          : `streaming: ${formatGB(trainBytes)} of training images is more than one typed array holds (${formatGB(MAX_DECODED_BYTES)})`,
       )
     }
     checkFits(
@@ -382,15 +379,7 @@ export function checkMemory(data: TrainData): void {
 function checkFits(sets: { count: number; shape: readonly number[] }[], bytes: number): void {
   const detail = sets.map((s) => `${s.count} images × ${s.shape.join('×')} bytes`).join(' + ')
   const advice = 'use --limit-train/--limit-test, a smaller --size, or write shards (convkit shard) to stream it'
-  for (const s of sets) {
-    const bytes = s.count * s.shape.reduce((a, b) => a * b, 1)
-    if (bytes > MAX_LENGTH) {
-      throw new DataError(
-        'DATA_TOO_LARGE',
-        `${s.count} images × ${s.shape.join('×')} bytes decode to ${formatGB(bytes)}, more than the ${formatGB(MAX_LENGTH)} one typed array can hold; ${advice}`,
-      )
-    }
-  }
+  for (const s of sets) checkDecodable(s.count, s.shape, undefined, advice)
   const need = 2 * bytes
   if (need > os.totalmem() * 0.9) {
     throw new DataError(

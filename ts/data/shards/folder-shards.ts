@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { tempPathFor } from '../../util/atomic-write.ts'
-import { cacheMaxBytes, pinForProcess, recordCacheUse } from '../cache-index.ts'
+import { cacheMaxBytes, diskUsage, pinForProcess, recordCacheUse } from '../cache-index.ts'
 import { datasetCacheDir } from '../cache-dir.ts'
 import { hashFolder } from '../content-hash.ts'
 import { listCachedFolder } from '../decoded-cache.ts'
@@ -80,7 +80,7 @@ export async function cachedFolderShards(root: string, options: FolderShardsOpti
       await fsp.rm(staging, { recursive: true, force: true })
     }
   }
-  const bytes = (await fsp.readdir(folder)).reduce((sum, name) => sum + fs.statSync(path.join(folder, name)).size, 0)
+  const bytes = await diskUsage(folder)
   // Pinned first: the write that records them, and any other of this process, must not evict what the run streams.
   await recordCacheUse(dir, [{ file: folder, kind: 'shards', source: absRoot, bytes }], { maxBytes })
   await pinForProcess([folder], dir)
