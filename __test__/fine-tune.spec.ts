@@ -38,11 +38,12 @@ withLite0('fine-tuning ImageNet weights beats the same network from scratch by a
   const scratch = await train({ ...common, out: tmpdir() })
   const top1 = (r: typeof tuned) => r.history.epochs.at(-1)!.test!.top1
   t.log(`fine-tuned ${top1(tuned).toFixed(1)} %, from scratch ${top1(scratch).toFixed(1)} % (chance 10 %)`)
-  // The pretrained defaults: ImageNet normalization (weights from a file are taken to be torchvision's), one epoch
-  // with the body frozen, the body at a tenth of the rate after it, batch norm statistics kept.
+  // The pretrained defaults: ImageNet normalization (weights from a file are taken to be torchvision's) and the
+  // fine-tuning recipe: one epoch with the body frozen, the body at a fifth of the rate after it, batch norm
+  // statistics kept. From scratch, no recipe.
   t.deepEqual(tuned.model.normalization, { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] })
-  t.like(tuned.history.config, { freezeEpochs: 1, backboneLrScale: 0.1, batchNormStatistics: 'frozen' })
-  t.like(scratch.history.config, { freezeEpochs: 0, backboneLrScale: 1, batchNormStatistics: 'update' })
+  t.like(tuned.history.config, { recipe: 'finetune', freezeEpochs: 1, backboneLrScale: 0.2, batchNormStatistics: 'frozen' })
+  t.like(scratch.history.config, { recipe: 'none', freezeEpochs: 0, backboneLrScale: 1, batchNormStatistics: 'update' })
   t.is(tuned.model.classes, 10)
   t.true(top1(tuned) > 40, `fine-tuned test top-1 ${top1(tuned)} %`)
   t.true(top1(tuned) > top1(scratch) + 15, `fine-tuned ${top1(tuned)} % vs scratch ${top1(scratch)} %`)
@@ -95,8 +96,10 @@ withLite0(
 
 test('with pretrained weights the defaults follow them: input size, normalization, frozen epoch, rates, batch norm', (t) => {
   const tuned = resolveConfig({ data: 'photos', pretrained: 'efficientnet_lite0' })
-  t.like(tuned, { size: [224, 224], normalize: 'weights', freezeEpochs: 1, backboneLrScale: 0.1, batchNormStatistics: 'frozen' })
-  t.like(resolveConfig({ data: 'photos', pretrained: 'resnet18', inputSize: [160, 160] }), { size: [160, 160] })
+  t.like(tuned, { size: [224, 224], normalize: 'weights', freezeEpochs: 1, backboneLrScale: 0.2, batchNormStatistics: 'frozen' })
+  // Stored at the weights' size, trained on 6/7 crops of it, evaluated on the whole image.
+  t.like(tuned, { inputSize: [192, 192], evalInputSize: [224, 224] })
+  t.like(resolveConfig({ data: 'photos', pretrained: 'resnet18', inputSize: [160, 160] }), { size: [160, 160], evalInputSize: null })
   t.like(resolveConfig({ data: 'photos' }), {
     size: [32, 32],
     normalize: 'half',

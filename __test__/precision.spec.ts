@@ -31,6 +31,8 @@ test.serial('auto is the default: the run probes, records its choice with the re
     report: false,
     limitTrain: 300,
     limitTest: 100,
+    // A fresh memo of probes: the first run probes.
+    cacheDir: tmp(),
   }
   const out = tmp()
   const first = await train({ ...base, epochs: 1, out })
@@ -43,7 +45,18 @@ test.serial('auto is the default: the run probes, records its choice with the re
     t.regex(chosen.precisionReason, /no native bf16/)
   } else {
     t.true(chosen.precision === 'fp32' || chosen.precision === 'bf16')
-    t.regex(chosen.precisionReason, /the CPU has .*bf16.* step took \d+ ms in bf16 and \d+ ms in fp32/)
+    t.regex(chosen.precisionReason, /the CPU has .*bf16.* step took \d+ ms in bf16 and \d+ ms in fp32$/)
+    // The same network, batch and CPU again: the timings come from the memo, so the choice is the same and no probe runs.
+    const again = await train({ ...base, epochs: 1, out: tmp() })
+    t.is(again.history.chosen!.precision, chosen.precision)
+    t.true(
+      again.history.chosen!.precisionReason.startsWith(`${chosen.precisionReason} (remembered from a probe of `),
+      again.history.chosen!.precisionReason,
+    )
+    t.true(fs.existsSync(path.join(base.cacheDir, 'precision-probes.json')))
+    // Another batch size is another probe.
+    const other = await train({ ...base, batchSize: 16, epochs: 1, out: tmp() })
+    t.notRegex(other.history.chosen!.precisionReason, /remembered/)
   }
 
   // Resumed with the other precision pinned: the stored choice wins, so the run continues as it began.

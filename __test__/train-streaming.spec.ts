@@ -75,7 +75,7 @@ test.serial('auto: resident while the shards fit the memory budget, streamed bey
   t.is(streamed.result.history.epochs.length, 1)
 })
 
-test.serial('streaming errors: too few shards to hold any out, and a full train-metrics pass', async (t) => {
+test.serial('streaming errors: too few shards to hold any out, a full train-metrics pass, a balanced sampler', async (t) => {
   const dir = tmpdir()
   const two = await writeShards(dirs.train, path.join(dir, 'two-%06d.tar'), { perShard: 1000, quiet: true })
   await t.throwsAsync(train({ ...base, data: two.pattern, stream: 'always', out: tmpdir(), quiet: true }), {
@@ -86,6 +86,10 @@ test.serial('streaming errors: too few shards to hold any out, and a full train-
   await t.throwsAsync(train({ ...base, data: pattern, stream: 'always', trainMetrics: 'full', out: tmpdir(), quiet: true }), {
     instanceOf: InputError,
     message: /option trainMetrics: 'running' when the training shards are streamed/,
+  })
+  await t.throwsAsync(train({ ...base, data: pattern, stream: 'always', sampler: 'balanced', out: tmpdir(), quiet: true }), {
+    instanceOf: InputError,
+    message: /option sampler: 'shuffle' when the training shards are streamed/,
   })
   await t.throwsAsync(train({ ...base, data: path.join(dir, 'missing-{000000..000003}.tar'), out: tmpdir(), quiet: true }), {
     instanceOf: DataError,

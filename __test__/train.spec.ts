@@ -27,8 +27,18 @@ test('a short run writes history.json in the documented shape, the best checkpoi
   t.is(history.epochs.length, 6)
   const e = history.epochs[5]!
   t.deepEqual(Object.keys(e).sort(), ['epoch', 'imagesPerSecond', 'lr', 'seconds', 'test', 'train', 'val'])
-  t.deepEqual(Object.keys(e.train).sort(), ['loss', 'lossSum', 'perClass', 'top1', 'top5'])
-  t.deepEqual(Object.keys(e.test!).sort(), ['confusion', 'loss', 'lossSum', 'perClass', 'top1', 'top5'])
+  t.deepEqual(Object.keys(e.train).sort(), ['balancedAccuracy', 'classMetrics', 'loss', 'lossSum', 'macroF1', 'perClass', 'top1', 'top5'])
+  t.deepEqual(Object.keys(e.test!).sort(), [
+    'balancedAccuracy',
+    'classMetrics',
+    'confusion',
+    'loss',
+    'lossSum',
+    'macroF1',
+    'perClass',
+    'top1',
+    'top5',
+  ])
   t.deepEqual(Object.keys(e.test!.perClass), trainSet.classes)
   t.is(
     e.test!.confusion!.flat().reduce((a, b) => a + b, 0),
@@ -314,7 +324,7 @@ test('a recipe supplies options the given ones override; trainable spans keep pa
   t.is(result.model.optimizerStep, 6)
   await t.throwsAsync(train({ data: { train: trainSet }, recipe: 'airbench95' as never, out: tmp() }), {
     instanceOf: InputError,
-    message: /option recipe: expected 'none' or 'airbench94'/,
+    message: /option recipe: expected 'none', 'airbench94' or 'finetune'/,
   })
 
   // The whitening filters never train: they keep whitening's structure, the second 12 the negations of the first.

@@ -74,6 +74,7 @@ export type {
   BindingStep,
   EvalCounts,
   LayerRow,
+  LossOptions,
   MetadataKeys,
   OptimizerConfig,
   ParamGroup,

@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'DOWNLOAD_FAILED'
   | 'CHECKSUM_MISMATCH'
   | 'DISTRIBUTED_ERROR'
+  | 'MULTI_LABEL'
 
 /** The base of every ConvKit error. `code` is stable; the message names the input, the field and what was expected. */
 export class ConvkitError extends Error {
@@ -95,6 +96,7 @@ const classByCode: Record<ErrorCode, new (code: ErrorCode, message: string, opti
   DOWNLOAD_FAILED: DataError,
   CHECKSUM_MISMATCH: DataError,
   DISTRIBUTED_ERROR: DistributedError,
+  MULTI_LABEL: InputError,
 }
 
 /** Makes the error class that fits `code`. */

@@ -8,6 +8,14 @@ export { TRAIN_OPTIONS } from './train/train-options.ts'
 export type { ModelSource, TrainConfig, TrainOptions, TrainableSpan } from './train/train-options.ts'
 export { lrMultiplier } from './train/schedule.ts'
 export type { ScheduleOptions } from './train/schedule.ts'
+export { findLearningRate } from './train/find-learning-rate.ts'
+export type { FindLearningRateOptions, FindLearningRateResult } from './train/find-learning-rate.ts'
+export { sweepLearningRate } from './train/lr-finder.ts'
+export type { SweepLearningRateOptions } from './train/lr-finder.ts'
+export { LR_FIND_OPTIONS } from './train/lr-find-options.ts'
+export type { LrFindOptions, LrFindSettings } from './train/lr-find-options.ts'
+export { SmoothedLoss, suggestLearningRate, sweepRates } from './train/lr-sweep.ts'
+export type { LrSuggestion, LrSweep } from './train/lr-sweep.ts'
 export { EarlyStopping } from './callbacks/early-stopping.ts'
 export type { EarlyStoppingOptions, EarlyStoppingState, StopDecision } from './callbacks/early-stopping.ts'
 export { ModelCheckpoint } from './callbacks/model-checkpoint.ts'
@@ -38,6 +46,7 @@ export type {
   ExportOnnxOptions,
   LoadOptions,
   LoadWeightsOptions,
+  LossOptions,
   ModelOptions,
   OptimizerOptions,
   Precision,
@@ -132,8 +141,11 @@ export type { DataPathChoice, StreamEpochOptions, StreamEpochResult } from './da
 export { expandBraces } from './data/shards/brace-pattern.ts'
 export { RunningMetrics } from './train/running-metrics.ts'
 export type { ImageSet, Normalization } from './data/image-set.ts'
-export { metricsFromCounts } from './model/metrics.ts'
-export type { EvalCounts, EvalMetrics } from './model/metrics.ts'
+export { balancedAccuracy, classMetrics, classScores, confusionTotals, macroF1, metricsFromCounts } from './model/metrics.ts'
+export type { ClassMetrics, ClassTotals, EvalCounts, EvalMetrics } from './model/metrics.ts'
+export { balancedOrder } from './data/split.ts'
+export { classCounts, epochOrder, resolveClassWeights } from './train/class-balance.ts'
+export type { ClassWeights, Sampler } from './train/class-balance.ts'
 export { runtimeInfo, setSeed } from './util/device.ts'
 export type { Device, RuntimeInfo } from './util/device.ts'
 export {

@@ -6,8 +6,14 @@ import type { Model } from '../model/model.ts'
 import type { EvalMetrics } from '../model/metrics.ts'
 import type { StepResult } from '../model/model.ts'
 
-/** Metrics of one split in history.json. Accuracies are percentages. */
-export type SplitMetrics = Omit<EvalMetrics, 'confusion' | 'count'> & { confusion?: number[][] }
+/**
+ * Metrics of one split in history.json. Accuracies are percentages. Runs written before balanced accuracy, macro-F1
+ * and per-class metrics were recorded lack them.
+ */
+export type SplitMetrics = Omit<EvalMetrics, 'confusion' | 'count' | ClassScoreKeys> &
+  Partial<Pick<EvalMetrics, ClassScoreKeys>> & { confusion?: number[][] }
+
+type ClassScoreKeys = 'balancedAccuracy' | 'macroF1' | 'classMetrics'
 
 /** One epoch as history.json records it. */
 export interface EpochRecord {
@@ -34,11 +40,26 @@ export interface HistoryFile {
   resume?: Record<string, unknown>
   /** The learning rate the next epoch would use, for `--resume`. */
   lr?: number
-  /** What the run chose where its options left a choice: the precision (with `precision: 'auto'`) and why. */
-  chosen?: { precision: string; precisionReason: string }
+  /**
+   * What the run chose where its options left a choice, each with why: the precision (with `precision: 'auto'`) and
+   * the learning rate (with `lr: 'find'`).
+   */
+  chosen?: { precision: string; precisionReason: string; lr?: number; lrReason?: string }
+  /**
+   * Images of each class in each split, by class name. A streamed run's `train` counts a sample of its shards
+   * (`trainSampled`).
+   */
+  classCounts?: {
+    train: Record<string, number>
+    val: Record<string, number>
+    test: Record<string, number>
+    trainSampled?: boolean
+  }
+  /** The training loss's weight of each class, by class name, when `classWeights` gave any. */
+  classWeights?: Record<string, number>
 }
 
-/** An epoch's metrics flattened for monitors: `train_loss`, `val_top1`, `test_top5`, ... */
+/** An epoch's metrics flattened for monitors: `train_loss`, `val_top1`, `test_top5`, `val_balanced_accuracy`, `val_macro_f1`, ... */
 export type EpochLogs = Record<string, number>
 
 /** What callbacks see and steer. Setting `stopTraining` ends the run after this epoch. */
@@ -98,6 +119,8 @@ export function flattenLogs(record: EpochRecord): EpochLogs {
     logs[`${split}_loss`] = m.loss
     logs[`${split}_top1`] = m.top1
     logs[`${split}_top5`] = m.top5
+    if (m.balancedAccuracy !== undefined) logs[`${split}_balanced_accuracy`] = m.balancedAccuracy
+    if (m.macroF1 !== undefined) logs[`${split}_macro_f1`] = m.macroF1
   }
   return logs
 }

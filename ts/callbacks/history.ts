@@ -11,15 +11,17 @@ function csvCell(v: number | string | undefined): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
 }
 
-/** One row per epoch: the headline metrics of each split, then per-class top-1. */
+/** One row per epoch: the headline metrics of each split, its balanced accuracy and macro-F1, then per-class top-1. */
 export function historyCsv(history: HistoryFile): string {
   const splits = (['train', 'val', 'test'] as const).filter((s) => history.epochs.some((e) => e[s]))
   const header = ['epoch', 'seconds', 'lr', 'images_per_second']
   for (const s of splits) header.push(`${s}_loss`, `${s}_top1`, `${s}_top5`)
+  for (const s of splits) header.push(`${s}_balanced_accuracy`, `${s}_macro_f1`)
   for (const s of splits) for (const c of history.classes) header.push(`${s}_top1_${c}`)
   const rows = history.epochs.map((e) => {
     const cells: (number | string | undefined)[] = [e.epoch, e.seconds, e.lr, e.imagesPerSecond]
     for (const s of splits) cells.push(e[s]?.loss, e[s]?.top1, e[s]?.top5)
+    for (const s of splits) cells.push(e[s]?.balancedAccuracy, e[s]?.macroF1)
     for (const s of splits) for (const c of history.classes) cells.push((e[s] as SplitMetrics | undefined)?.perClass[c])
     return cells.map(csvCell).join(',')
   })

@@ -21,6 +21,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: 'train a CNN image classifier on a folder, an archive, MNIST files or CIFAR-10',
     load: async () => (await import('./train-command.ts')).trainCommand,
   },
+  'lr-find': {
+    summary: 'suggest a learning rate from a short sweep of growing rates (and plot its loss curve)',
+    load: async () => (await import('./lr-find-command.ts')).lrFindCommand,
+  },
   predict: {
     summary: 'predict the class of images with a trained checkpoint',
     load: async () => (await import('./predict-command.ts')).predictCommand,

@@ -20,7 +20,7 @@ const EXTRA: ExtraFlag[] = [
   {
     name: 'data',
     boolean: false,
-    help: "cifar10 (downloaded; the default) | a folder (root/train/<class> and root/test/<class>, or root/<class>) | a folder of MNIST idx files | a .tar.gz of any of these | tar shards from convkit shard ('shards/train-{000000..000019}.tar', quoted)",
+    help: "cifar10 (downloaded; the default) | a folder (root/train/<class> and root/test/<class>, or root/<class>) | a folder of MNIST idx files | a .tar.gz of any of these | a .csv/.tsv/.json/.jsonl label file (a path and a label column per image) | tar shards from convkit shard ('shards/train-{000000..000019}.tar', quoted)",
     metavar: '<source>',
   },
   { name: 'summary', boolean: true, help: 'print the model summary for the data and exit' },
@@ -41,12 +41,17 @@ async function printSummary(options: TrainOptions): Promise<void> {
     classes = set.classes.length
   } else {
     // The listing says the classes and the shape: image folders and archives decode nothing for a summary.
-    const nothing = () => ({ train: new Int32Array(0), test: new Int32Array(0) })
+    const nothing = () => ({ train: new Int32Array(0), test: new Int32Array(0), val: new Int32Array(0) })
     const loaded = await loadData(config.data, {
       size: config.size,
       cacheDir: config.cacheDir ?? undefined,
       quiet: config.quiet,
       pick: nothing,
+      ...Object.fromEntries(
+        (['pathColumn', 'labelColumn', 'splitColumn', 'labelDelimiter'] as const).flatMap((k) =>
+          config[k] === null ? [] : [[k, config[k]]],
+        ),
+      ),
     })
     shape = loaded.train.shape
     classes = loaded.train.classes.length

@@ -100,17 +100,31 @@ export async function readImageArchiveCached(
   const known = await archiveLayout(dir, sha256)
   if (known?.layout === 'extract') return undefined
   if (options.pick) {
-    // The counts the pick is made from: remembered, else listed by reading the archive once without decoding.
-    const counts =
-      known?.layout === 'images' && known.splits.every((s) => s.count !== undefined) ? known.splits.map((s) => s.count!) : undefined
-    const format = counts ? undefined : archiveFormat(archive)
-    const listed = counts || !format ? undefined : await listArchive(archive, format === 'gzip', stat.size, { ...options, size, channels })
-    if (!counts && !listed) {
+    // The counts (and the training classes' sizes, for stratified splits) the pick is made from: remembered, else
+    // listed by reading the archive once without decoding.
+    const remembered =
+      known?.layout === 'images' && known.splits.every((s) => s.count !== undefined && s.classCounts !== undefined)
+        ? known.splits
+        : undefined
+    const format = remembered ? undefined : archiveFormat(archive)
+    const listed =
+      remembered || !format ? undefined : await listArchive(archive, format === 'gzip', stat.size, { ...options, size, channels })
+    if (!remembered && !listed) {
       if ((await unchangedSince(archive, stat)) || !format) await rememberArchive(dir, archive, stat, sha256, { layout: 'extract' })
       return undefined
     }
-    const n = counts ?? listed!.map((l) => l.rels.length)
-    const picks = options.pick({ train: n[0]!, test: n[1], shape: [channels, size[0], size[1]] })
+    if (listed && known?.layout === 'images' && (await unchangedSince(archive, stat))) {
+      // Remembered now, so that the next pick need not read the archive to list it.
+      const splits = known.splits.map((s) => {
+        const l = listed.find((x) => x.name === s.name)
+        return l ? { ...s, count: l.rels.length, classCounts: classCounts(l.labels, l.classes.length) } : s
+      })
+      await rememberArchive(dir, archive, stat, sha256, { layout: 'images', splits })
+    }
+    const n = remembered ? remembered.map((s) => s.count!) : listed!.map((l) => l.rels.length)
+    // Listings are in class order, so the sizes of the classes give every image's label.
+    const labels = remembered ? labelsOf(remembered[0]!.classCounts!) : Int32Array.from(listed![0]!.labels)
+    const picks = options.pick({ train: n[0]!, test: n[1], labels, shape: [channels, size[0], size[1]] })
     const chosen = [picks?.train, picks?.test].map((p, i) => (p && p.length < n[i]! ? p : undefined))
     if (chosen.some(Boolean)) {
       const splits = listed ?? (await listArchive(archive, archiveFormat(archive) === 'gzip', stat.size, { ...options, size, channels }))
@@ -484,6 +498,24 @@ async function decodeBuffers(buffers: Buffer[], options: DecodeSettings): Promis
 
 const join = (...parts: string[]) => parts.filter(Boolean).join('/')
 
+/** Images per class of a listing's labels. */
+function classCounts(labels: readonly number[], classes: number): number[] {
+  const counts: number[] = new Array(classes).fill(0)
+  for (const l of labels) counts[l]!++
+  return counts
+}
+
+/** The labels of a listing in class order from its classes' sizes. */
+function labelsOf(counts: readonly number[]): Int32Array {
+  const labels = new Int32Array(counts.reduce((a, b) => a + b, 0))
+  let at = 0
+  for (const [label, count] of counts.entries()) {
+    labels.fill(label, at, at + count)
+    at += count
+  }
+  return labels
+}
+
 /** One image folder of an archive, listed as `listImageFolder` lists one on disk. */
 interface ListedSplit {
   name: ArchiveSplit['name']
@@ -553,7 +585,13 @@ function layOut(
   const out: { splits: ArchiveSplit[]; sets: ImageFolderResult[] } = { splits: [], sets: [] }
   for (const split of splits) {
     const { set, digest } = gather(split, decoded, options)
-    out.splits.push({ name: split.name, inner: split.inner, digest, count: split.rels.length })
+    out.splits.push({
+      name: split.name,
+      inner: split.inner,
+      digest,
+      count: split.rels.length,
+      classCounts: classCounts(split.labels, split.classes.length),
+    })
     out.sets.push(set)
   }
   return out

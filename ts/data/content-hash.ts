@@ -127,14 +127,17 @@ export interface FolderHashResult {
  *
  * With `partial`, `folder` lists only some of the folder's images (a seeded subset): only those are hashed, and the
  * memo keeps what it knew of the others, so that a later run over the whole folder need not read them again.
+ *
+ * `memoOf` names the memo after another path than `root`: a label file lists its own selection of the files under its
+ * folder, and a memo of its own keeps it and the folder's listing from rewriting each other's memo on every run.
  */
 export async function hashFolder(
   cacheDir: string,
   root: string,
   folder: FolderStats,
-  options: { partial?: boolean } = {},
+  options: { partial?: boolean; memoOf?: string } = {},
 ): Promise<FolderHashResult> {
-  const memo = memoFile(cacheDir, root)
+  const memo = memoFile(cacheDir, options.memoOf ?? root)
   const { rels, stats } = folder
   // Numbers hashed as bytes: turning 200 000 of them into text would cost more than the stats themselves.
   const statsHash = crypto
@@ -197,6 +200,15 @@ export function subsetDigest(classes: readonly string[], digest: string): string
   return crypto.hash('sha256', JSON.stringify(['subset', classes, digest]), 'hex')
 }
 
+/**
+ * The digest of images whose labels do not follow from their paths (the rows of a label file; `digest`, their
+ * `folderDigest`): the classes and each image's label are part of it, so relabelling the same images is another entry.
+ */
+export function labelledDigest(classes: readonly string[], labels: ArrayLike<number>, digest: string): string {
+  const h = crypto.createHash('sha256').update(JSON.stringify(['labelled', classes, digest]))
+  return h.update(Int32Array.from(labels)).digest('hex')
+}
+
 /** What a split of an image archive holds: its folder inside the archive and the digest of its images. */
 export interface ArchiveSplit {
   name: 'train' | 'test' | 'images'
@@ -205,6 +217,8 @@ export interface ArchiveSplit {
   digest: string
   /** Images it lists (undecodable ones included); absent in what older versions remembered. */
   count?: number
+  /** Images per class, in class order (the listing's order); absent in what older versions remembered. */
+  classCounts?: number[]
 }
 
 /** What an archive was found to be, by its sha256: image folders read from the stream, or something to extract. */

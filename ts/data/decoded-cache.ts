@@ -9,7 +9,7 @@ import sharp from 'sharp'
 import { ProgressBar, formatBytes } from '../util/progress.ts'
 import { datasetCacheDir } from './cache-dir.ts'
 import { cacheMaxBytes, diskUsage, recordCacheUse, withPinned, type CacheUse } from './cache-index.ts'
-import { hashFolder, pushStat, subsetDigest, type FolderStats } from './content-hash.ts'
+import { hashFolder, labelledDigest, pushStat, subsetDigest, type FolderStats } from './content-hash.ts'
 import {
   checkDecodable,
   decodeListed,
@@ -95,6 +95,11 @@ export interface FolderListing {
   labels: Int32Array
   /** What the content-hash memo checks. */
   folder: FolderStats
+  /**
+   * Set when the labels do not follow from the paths (a label file's rows, `from` naming the file and its split):
+   * the labels are then part of the cache key, and the content-hash memo is named after `from`.
+   */
+  labelled?: { from: string }
 }
 
 /**
@@ -135,8 +140,13 @@ export async function readListedCached(
   const chosen = partial ? pickListing(listing, options.pick!) : listing
   if (chosen.files.length === 0) return emptySet(chosen, size, channels)
   checkDecodable(chosen.files.length, [channels, size[0], size[1]], absRoot)
-  const hashed = await hashFolder(dir, absRoot, chosen.folder, { partial })
-  const digest = partial ? subsetDigest(chosen.classes, hashed.digest) : hashed.digest
+  const labelled = listing.labelled
+  const hashed = await hashFolder(dir, absRoot, chosen.folder, { partial, ...(labelled ? { memoOf: labelled.from } : {}) })
+  const digest = labelled
+    ? labelledDigest(chosen.classes, chosen.labels, hashed.digest)
+    : partial
+      ? subsetDigest(chosen.classes, hashed.digest)
+      : hashed.digest
   const key = decodedKey(digest, size, channels, options.resizeShorter)
   const file = decodedFile(dir, key)
   const memoUse: CacheUse = { file: hashed.memo, kind: 'hashes', source: absRoot }
@@ -167,6 +177,7 @@ function pickListing(listing: FolderListing, pick: Int32Array): FolderListing {
     files: Array.from(pick, (i) => listing.files[i]!),
     labels: Int32Array.from(pick, (i) => listing.labels[i]!),
     folder: { rels: Array.from(pick, (i) => listing.folder.rels[i]!), stats },
+    ...(listing.labelled ? { labelled: listing.labelled } : {}),
   }
 }
 

@@ -32,6 +32,10 @@ export interface ListedImages {
   train: number
   /** Images in the test folder; undefined when there is none. */
   test?: number
+  /** Images of the source's own validation set (a label file's `valid` rows); undefined when it has none. */
+  val?: number
+  /** Each training image's class index, in listing order: a test split held out before decoding is stratified by them. */
+  labels: Int32Array
   /** `[channels, height, width]` of each decoded image. */
   shape: Shape3
 }
@@ -40,4 +44,5 @@ export interface ListedImages {
 export interface ImagePicks {
   train?: Int32Array
   test?: Int32Array
+  val?: Int32Array
 }

@@ -1,4 +1,5 @@
-// One entry point for every data source: 'cifar10', an image folder, an idx folder, a CIFAR copy, or an archive of any of them.
+// One entry point for every data source: 'cifar10', an image folder, an idx folder, a CIFAR copy, an archive of any of
+// them, or a label file (CSV, TSV, JSON, JSON lines) naming images and their labels.
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
@@ -12,9 +13,12 @@ import { listCachedFolder, readListedCached } from './decoded-cache.ts'
 import { hasIdxFiles, loadIdxDir } from './idx.ts'
 import { pickedIndices, type ImageFolderResult } from './image-folder.ts'
 import type { ImagePicks, ImageSet, ListedImages } from './image-set.ts'
+import { readLabelFileImages } from './label-file-images.ts'
+import type { LabelFileOptions } from './label-file.ts'
+import { isLabelFile, LABEL_FILE_EXTENSIONS } from './label-table.ts'
 import { isDirectory } from './paths.ts'
 
-export interface LoadDataOptions {
+export interface LoadDataOptions extends Omit<LabelFileOptions, 'skipBadImages'> {
   /** `[height, width]` images from image folders are resized to; CIFAR-10 (32×32) and idx files keep their own size. Defaults to `[32, 32]`. */
   size?: [number, number]
   /** Channels of images read from image folders: 3 (RGB) or 1 (grayscale). Defaults to 3. */
@@ -40,9 +44,10 @@ export interface LoadDataOptions {
   /** Cancels a download. Defaults to none. */
   signal?: AbortSignal
   /**
-   * Image folders and archives of them: called with what they list, before anything is decoded; returns the images to
-   * decode (see `ImagePicks`), or undefined for all. It may throw to stop before decoding (a set too large to hold).
-   * Each subset is its own cache entry. idx files and CIFAR-10 are read whole and never call it. Defaults to none: all.
+   * Image folders, archives of them and label files: called with what they list, before anything is decoded; returns
+   * the images to decode (see `ImagePicks`), or undefined for all. It may throw to stop before decoding (a set too
+   * large to hold). Each subset is its own cache entry. idx files and CIFAR-10 are read whole and never call it.
+   * Defaults to none: all.
    *
    * @example
    * const picks = (listed: ListedImages) => ({ train: Int32Array.of(0, 5, 9), test: new Int32Array(0) })
@@ -53,22 +58,28 @@ export interface LoadDataOptions {
 export type { ImagePicks, ListedImages } from './image-set.ts'
 
 /** Which reader produced the data. */
-export type DataFormat = 'cifar10-binary' | 'cifar10-python' | 'idx' | 'image-folder'
+export type DataFormat = 'cifar10-binary' | 'cifar10-python' | 'idx' | 'image-folder' | 'label-file'
 
 export interface LoadedData {
   train: ImageSet
   /** The source's own test set; undefined for a single image folder, which the caller splits. */
   test?: ImageSet
+  /** The source's own validation set: a label file's `valid` rows. Undefined for every other source. */
+  val?: ImageSet
   /** What was asked for: `'cifar10'`, or the absolute path of the folder or archive. */
   source: string
   format: DataFormat
-  /** Images skipped as unreadable (only with `skipBadImages`). */
+  /**
+   * Images skipped as unreadable (only with `skipBadImages`); from a label file, its skipped rows as
+   * `<label file>:<line>: <what was wrong>`.
+   */
   skipped: string[]
   /**
-   * When `pick` chose a subset: each image of `train` (and `test`), its index in its folder's listing (images skipped as
-   * unreadable are absent). Undefined when the sets hold every image listed.
+   * When `pick` chose a subset: each image of `train` (and `test`, `val`), its index in its folder's listing (a label
+   * file's: its usable rows of that split; images skipped as unreadable are absent). Undefined when the sets hold
+   * every image listed.
    */
-  picked?: { train: Int32Array; test?: Int32Array }
+  picked?: { train: Int32Array; test?: Int32Array; val?: Int32Array }
 }
 
 /** Names that mean "download the official CIFAR-10"; a folder of that name is reached as `./cifar10`. */
@@ -83,6 +94,11 @@ function checkOptions(options: LoadDataOptions): void {
     throw new InputError('INVALID_OPTION', `option channels: expected 1 or 3, got ${JSON.stringify(channels)}`)
   }
   cacheMaxBytes(options.cacheMaxBytes)
+  for (const key of ['pathColumn', 'labelColumn', 'splitColumn', 'labelDelimiter'] as const) {
+    const v = options[key]
+    if (v !== undefined && (typeof v !== 'string' || v === ''))
+      throw new InputError('INVALID_OPTION', `option ${key}: expected a non-empty string, got ${JSON.stringify(v)}`)
+  }
 }
 
 /**
@@ -95,7 +111,11 @@ function checkOptions(options: LoadDataOptions): void {
  * - a folder of MNIST-style idx files: `train-*` is the training set, `t10k-*` the test set;
  * - a folder with `train/` and `test/` image folders (`<split>/<class>/<image>`): both decoded, through the decoded
  *   cache, which is keyed by the images' content, so copies share it;
- * - any other folder: one image folder (`<class>/<image>`), returned with `test` undefined for the caller to split.
+ * - any other folder: one image folder (`<class>/<image>`), returned with `test` undefined for the caller to split;
+ * - a `.csv`, `.tsv`, `.json` (an array of records) or `.jsonl` (a record per line) label file: a row per image, its
+ *   path (relative to the label file's folder, or absolute) and its label in columns found by name (see
+ *   `readLabelRows`), and optionally its split (`train`/`valid`/`test`, or fastai's `is_valid`): `valid` rows are
+ *   returned as `val`, `test` rows as `test`. Decoded through the decoded cache like image folders.
  *
  * A missing path is a `DATA_NOT_FOUND` DataError naming it. Everything cached counts against the cache's size limit
  * (`cacheMaxBytes`). Images read from an archive are named `<archive>/<path inside it>` in `files` and errors.
@@ -103,6 +123,7 @@ function checkOptions(options: LoadDataOptions): void {
  * @example
  * const { train, test } = await loadData('../shared/datasets/cifar10-jpg.tar.gz')
  * const fashion = await loadData('/usr/share/datasets/fashion-mnist')
+ * const pets = await loadData('pets/labels.csv', { labelColumn: 'breed' })
  */
 export async function loadData(source: string, options: LoadDataOptions = {}): Promise<LoadedData> {
   checkOptions(options)
@@ -122,6 +143,8 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
     return { train, test, source: 'cifar10', format: copy?.format ?? 'cifar10-binary', skipped: [] }
   }
 
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source))
+    throw new InputError('INVALID_OPTION', `data source ${source} is a URL; download it and pass the path of the file or folder`)
   const resolved = path.resolve(source)
   let stat: fs.Stats
   try {
@@ -137,10 +160,11 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
     )
   }
   if (stat.isFile()) {
+    if (isLabelFile(resolved)) return { ...(await readLabelFile(resolved, options)), source: resolved }
     if (!isArchive(resolved)) {
       throw new InputError(
         'INVALID_OPTION',
-        `data source ${source} is a file but not a ${ARCHIVE_EXTENSIONS.join('/')} archive; expected 'cifar10', a folder or an archive`,
+        `data source ${source} is a file but not a ${ARCHIVE_EXTENSIONS.join('/')} archive or a ${LABEL_FILE_EXTENSIONS.join('/')} label file; expected 'cifar10', a folder, an archive or a label file`,
       )
     }
     const images = await readImageArchiveCached(resolved, stat, archiveOptions(options))
@@ -174,6 +198,17 @@ function archiveOptions(options: LoadDataOptions) {
   return { size, channels, resizeShorter, cacheDir, skipBadImages, quiet, signal, cacheMaxBytes, pick }
 }
 
+async function readLabelFile(file: string, options: LoadDataOptions): Promise<Omit<LoadedData, 'source'>> {
+  const { train, val, test, skipped, picked } = await readLabelFileImages(file, {
+    ...archiveOptions(options),
+    pathColumn: options.pathColumn,
+    labelColumn: options.labelColumn,
+    splitColumn: options.splitColumn,
+    labelDelimiter: options.labelDelimiter,
+  })
+  return { train, ...(val ? { val } : {}), ...(test ? { test } : {}), format: 'label-file', skipped, ...(picked ? { picked } : {}) }
+}
+
 /** Archives usually wrap their contents in one folder (`cifar10-jpg/…`); that folder is the dataset. */
 async function singleTopFolder(dir: string): Promise<string> {
   const entries = (await fsp.readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith('.') && e.name !== '__MACOSX')
@@ -204,7 +239,12 @@ async function readFolder(dir: string, options: LoadDataOptions): Promise<Omit<L
   const size = options.size ?? [32, 32]
   const picks =
     options.pick && listings.every((l) => l !== undefined)
-      ? options.pick({ train: listings[0]!.files.length, test: listings[1]?.files.length, shape: [options.channels ?? 3, ...size] })
+      ? options.pick({
+          train: listings[0]!.files.length,
+          test: listings[1]?.files.length,
+          labels: listings[0]!.labels,
+          shape: [options.channels ?? 3, ...size],
+        })
       : undefined
   const chosen = [picks?.train, picks?.test].map((p, i) => (p && listings[i] && p.length < listings[i].files.length ? p : undefined))
   // One after the other: each decode keeps every core busy.

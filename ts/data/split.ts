@@ -35,6 +35,37 @@ export function shuffle(values: Int32Array, seed: number): Int32Array {
   return out
 }
 
+/**
+ * A class-balanced draw of as many images as `indices` holds: every class among them gets an equal share of the
+ * draws (the few left over go to classes picked at random), each draw an image of its class picked at random with
+ * replacement, and the whole order shuffled. It depends only on `seed`, so a resumed epoch draws the same.
+ *
+ * @example
+ * const order = balancedOrder(trainIndices, set.labels, deriveSeed(seed, epoch, 0xba1a))
+ */
+export function balancedOrder(indices: Int32Array, labels: ArrayLike<number>, seed: number): Int32Array {
+  const byClass = new Map<number, number[]>()
+  for (const i of indices) {
+    const label = labels[i]!
+    const members = byClass.get(label)
+    if (members) members.push(i)
+    else byClass.set(label, [i])
+  }
+  // In label order, so the draw does not depend on the order of `indices`' first images.
+  const groups = [...byClass.entries()].sort((a, b) => a[0] - b[0]).map(([, members]) => members)
+  const rand = prng(seed)
+  const n = indices.length
+  const shares = groups.map(() => Math.floor(n / groups.length))
+  const extra = shuffle(range(groups.length), Math.floor(rand() * 2 ** 32)).subarray(0, n - shares.reduce((a, b) => a + b, 0))
+  for (const g of extra) shares[g]!++
+  const out = new Int32Array(n)
+  let k = 0
+  groups.forEach((members, g) => {
+    for (let j = 0; j < shares[g]!; j++) out[k++] = members[Math.floor(rand() * members.length)]!
+  })
+  return shuffle(out, Math.floor(rand() * 2 ** 32))
+}
+
 export function range(n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => i)
 }
@@ -46,6 +77,41 @@ export function splitIndices(n: number, fraction: number, seed: number): { kept:
   return { held: order.slice(0, heldCount).sort(), kept: order.slice(heldCount).sort() }
 }
 
+/**
+ * `splitIndices` per class: of `0..labels.length`, `round(n × fraction)` are held out as `splitIndices` holds them,
+ * shared among the classes by their sizes (largest remainders; ties to the lower class index), so each class keeps
+ * its proportion on both sides, up to one image. Which images of a class are held is a seeded shuffle of that class
+ * alone, so the split depends only on the labels and the seed.
+ *
+ * @example
+ * const { kept, held } = stratifiedSplit(Int32Array.of(0, 0, 0, 0, 1, 1, 1, 1), 0.5, 7) // two of each class held
+ */
+export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, seed: number): { kept: Int32Array; held: Int32Array } {
+  const byClass = new Map<number, number[]>()
+  for (let i = 0; i < labels.length; i++) {
+    const members = byClass.get(labels[i]!)
+    if (members) members.push(i)
+    else byClass.set(labels[i]!, [i])
+  }
+  const classes = [...byClass.keys()].sort((a, b) => a - b)
+  const shares = classes.map((c) => byClass.get(c)!.length * fraction)
+  const counts = shares.map(Math.floor)
+  let left = Math.round(labels.length * fraction) - counts.reduce((a, b) => a + b, 0)
+  const byRemainder = classes.map((_, k) => k).sort((a, b) => shares[b]! - counts[b]! - (shares[a]! - counts[a]!) || a - b)
+  for (const k of byRemainder) {
+    if (left <= 0) break
+    counts[k]!++
+    left--
+  }
+  const isHeld = new Uint8Array(labels.length)
+  for (const [k, c] of classes.entries())
+    for (const i of shuffle(Int32Array.from(byClass.get(c)!), deriveSeed(seed, c)).subarray(0, counts[k]!)) isHeld[i] = 1
+  const kept: number[] = []
+  const held: number[] = []
+  for (let i = 0; i < labels.length; i++) (isHeld[i] ? held : kept).push(i)
+  return { held: Int32Array.from(held), kept: Int32Array.from(kept) }
+}
+
 /** A seeded subset of `limit` of the indices (all of them when `limit` is undefined or not smaller). */
 export function limitIndices(indices: Int32Array, limit: number | undefined, seed: number): Int32Array {
   if (limit === undefined || limit >= indices.length) return indices
@@ -55,6 +121,11 @@ export function limitIndices(indices: Int32Array, limit: number | undefined, see
 /** What `selectImages` picks: seeded subsets, and a test split held out when the data has no test set. */
 export interface SelectOptions {
   seed: number
+  /**
+   * The class of each training image: a test split held out of them is then stratified (`stratifiedSplit`). Single-label
+   * sources always pass it, before decoding (from their listing) and after alike, so both choose the same images.
+   */
+  labels?: ArrayLike<number>
   /** Images trained on (validation included): a seeded subset of this many. Defaults to all. */
   limitTrain?: number
   /** Test images: a seeded subset of this many. Defaults to all. */
@@ -86,7 +157,10 @@ export function selectImages(train: number, test: number | undefined, options: S
   let held: Int32Array
   if (test === undefined) {
     // Seeded, so every run (and resume) agrees on the held-out test set.
-    const split = splitIndices(train, options.testSplit, deriveSeed(options.seed, 0x7e57))
+    const seed = deriveSeed(options.seed, 0x7e57)
+    if (options.labels && options.labels.length !== train)
+      throw new Error(`selectImages: ${options.labels.length} labels for ${train} images`)
+    const split = options.labels ? stratifiedSplit(options.labels, options.testSplit, seed) : splitIndices(train, options.testSplit, seed)
     pool = split.kept
     held = split.held
   } else held = range(test)

@@ -27,6 +27,12 @@ export interface ModelOptions {
   labelSmoothing?: number
   /** `'mean'` or `'sum'` of the per-image losses. Defaults to `'mean'`. */
   lossReduction?: 'mean' | 'sum'
+  /**
+   * The weight of each class in the training loss, one per class in label order (PyTorch's `cross_entropy(weight=…)`).
+   * Defaults to 1 for every class.
+   * @example [0.6, 3]
+   */
+  classWeights?: number[]
   /** Seeds libtorch before the weights are drawn, so two models with one seed start equal. */
   seed?: number
   /** Run convolutions in channels_last memory order. Defaults to true on the CPU (about 20 % faster there, see bench/RESULTS.md), false on CUDA. */

@@ -7,6 +7,7 @@ import {
   type BindingStep,
   call,
   callSync,
+  type LossOptions,
   native,
   type Native,
   type ParamGroup,
@@ -29,7 +30,7 @@ import { checkDevice } from '../options/device-option.ts'
 
 export type { ModelOptions, OptimizerOptions, Precision, Preprocessing, Tta } from './model-options.ts'
 // Declared once in Rust (crates/core/src/options.rs, crates/node) and generated into native/index.d.cts.
-export type { AugmentOptions, AveragingOptions, StepOptions } from '../binding.ts'
+export type { AugmentOptions, AveragingOptions, LossOptions, StepOptions } from '../binding.ts'
 
 /** What one training step reports, measured before its update. */
 export type StepResult = BindingStep
@@ -213,6 +214,7 @@ export class Model {
         labelSmoothing: options.labelSmoothing,
         lossReduction: options.lossReduction,
         dtype: options.dtype,
+        classWeights: options.classWeights,
       }),
     )
     const model = new Model(handle, options)
@@ -352,6 +354,17 @@ export class Model {
    */
   setTrainable(patterns: readonly string[], trainable: boolean): number {
     return callSync('freezing parameters', () => this.#native.setTrainable([...patterns], trainable))
+  }
+
+  /**
+   * Trains with this loss from the next step on: label smoothing, reduction and class weights (one per class, in
+   * label order). A checkpoint does not keep them, so set them again on a model loaded to train on.
+   *
+   * @example
+   * model.setLoss({ labelSmoothing: 0.1, classWeights: [0.6, 3] })
+   */
+  setLoss(options: LossOptions): void {
+    callSync('setting the loss', () => this.#native.setLoss(options))
   }
 
   /**

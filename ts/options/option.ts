@@ -113,6 +113,35 @@ export function number(common: Common<number> & { ok: (v: number) => boolean; ex
   })
 }
 
+/**
+ * A finite number that passes `ok` (described by `expected`), or the word `word` that lets something else pick it
+ * (`lr: 'find'`). The CLI's text is the word or a number.
+ */
+export function numberOr<const W extends string>(
+  word: W,
+  common: Common<number | W> & { ok: (v: number) => boolean; expected: string },
+): OptionDecl<number | W> {
+  const either = `${common.expected} or '${word}'`
+  return declare<number | W, number | W>(common, {
+    boolean: false,
+    metavar: `<x|${word}>`,
+    parse: (text, flag) => {
+      if (text === word) return word
+      const n = Number(text)
+      if (text.trim() === '' || Number.isNaN(n))
+        throw new InputError('INVALID_OPTION', `--${flag}: expected ${either}, got ${JSON.stringify(text)}`)
+      return n
+    },
+    check: (v, field) => {
+      if (v === word) return v
+      if (typeof v !== 'number' || Number.isNaN(v)) throw bad(field, either, v)
+      // A number out of range is told the range alone: the word is not what was meant.
+      if (!Number.isFinite(v) || !common.ok(v)) throw bad(field, common.expected, v)
+      return v
+    },
+  })
+}
+
 export function boolean(common: Common<boolean>): OptionDecl<boolean> {
   return declare(common, {
     boolean: true,

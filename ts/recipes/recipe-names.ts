@@ -2,6 +2,6 @@
 // values of its options).
 
 /** The recipes' names; `recipe: 'airbench94'` in train() or `--recipe airbench94` selects one. */
-export const RECIPE_NAMES = ['airbench94'] as const
+export const RECIPE_NAMES = ['airbench94', 'finetune'] as const
 
 export type RecipeName = (typeof RECIPE_NAMES)[number]

@@ -23,7 +23,8 @@ function markers(history: HistoryFile): Marker[] {
   return out
 }
 
-const base = {
+/** What every plot shares: the size, a white background, the fonts (the learning-rate sweep's plot too). */
+export const CHART_BASE = {
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
   ...CHART_SIZE,
   autosize: { type: 'fit', contains: 'padding' },
@@ -93,7 +94,7 @@ function curves(
       })
     }
   }
-  return { ...base, title, layer: layers } as unknown as TopLevelSpec
+  return { ...CHART_BASE, title, layer: layers } as unknown as TopLevelSpec
 }
 
 function splitRows(history: HistoryFile, metric: 'top1' | 'top5' | 'loss') {
@@ -120,7 +121,7 @@ function confusion(history: HistoryFile): TopLevelSpec {
   const x = { field: 'predicted', type: 'ordinal', sort: order, title: 'predicted class', axis: { labelAngle: -40 } } as const
   const y = { field: 'true', type: 'ordinal', sort: order, title: 'true class' } as const
   return {
-    ...base,
+    ...CHART_BASE,
     title: `Test confusion matrix at epoch ${at} (images)`,
     data: { values: rows },
     layer: [

@@ -1,5 +1,5 @@
-// report.html: one self-contained page for a run (config, model, metrics, samples, plots, per-class accuracy,
-// predictions), every image embedded, nothing fetched from a network.
+// report.html: one self-contained page for a run (config, model, metrics, samples, plots, per-class accuracy and
+// test precision/recall/F1, predictions), every image embedded, nothing fetched from a network.
 import type { HistoryFile } from '../callbacks/history.ts'
 import type { RenderedChart } from './plot-history.ts'
 
@@ -32,11 +32,28 @@ function metricsTable(history: HistoryFile): string {
   if (!epoch) return '<p>No epoch finished.</p>'
   const rows = (['train', 'val', 'test'] as const)
     .filter((s) => epoch[s])
-    .map((s) => `<tr><th>${s}</th><td>${epoch[s]!.loss.toFixed(4)}</td><td>${pct(epoch[s]!.top1)}</td><td>${pct(epoch[s]!.top5)}</td></tr>`)
+    .map((s) => {
+      const m = epoch[s]!
+      return `<tr><th>${s}</th><td>${m.loss.toFixed(4)}</td><td>${pct(m.top1)}</td><td>${pct(m.top5)}</td><td>${pct(m.balancedAccuracy)}</td><td>${pct(m.macroF1)}</td></tr>`
+    })
   return `<p>At epoch ${epoch.epoch}${history.best ? ` (best by ${esc(history.best.monitor)})` : ''}; ${history.epochs.length} epoch(s) run${
     history.stoppedEarly ? `, stopped early: ${esc(history.stopReason)}` : ''
   }.</p>
-<table><thead><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+<table><thead><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th><th>balanced accuracy</th><th>macro-F1</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+}
+
+/** The last test evaluation, class by class: how many images, precision, recall and F1. */
+function testClassTable(history: HistoryFile): string {
+  const epoch = [...history.epochs].reverse().find((e) => e.test?.classMetrics)
+  if (!epoch) return ''
+  const scores = epoch.test!.classMetrics!
+  const rows = history.classes.map((c) => {
+    const m = scores[c]
+    return `<tr><th>${esc(c)}</th><td>${m?.count ?? '–'}</td><td>${pct(m?.precision)}</td><td>${pct(m?.recall)}</td><td>${pct(m?.f1)}</td></tr>`
+  })
+  return `<h2>Per-class test metrics</h2>
+<p>The test evaluation of epoch ${epoch.epoch}: balanced accuracy ${pct(epoch.test!.balancedAccuracy)}, macro-F1 ${pct(epoch.test!.macroF1)}.</p>
+<table><thead><tr><th>class</th><th>count</th><th>precision</th><th>recall</th><th>F1</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
 }
 
 function perClassTable(history: HistoryFile): string {
@@ -98,6 +115,7 @@ ${input.samplesPng ? `<h2>Training samples</h2>\n<figure><img src="${dataUri(inp
 ${charts}
 <h2>Per-class accuracy</h2>
 ${perClassTable(history)}
+${testClassTable(history)}
 <h2>Test images: predicted vs true</h2>
 ${predictions}
 </body>

@@ -4,12 +4,13 @@ import type { Callback, EpochRecord, SplitMetrics, TrainContext } from '../callb
 import { flattenLogs } from '../callbacks/callback.ts'
 import { openShards } from '../data/shards/shard-stream.ts'
 import { streamedSteps, type TrainedBatch } from '../data/shards/stream-train.ts'
-import { deriveSeed, shuffle } from '../data/split.ts'
+import { deriveSeed } from '../data/split.ts'
 import type { TensorDataset } from '../data/tensor-dataset.ts'
 import type { EvalMetrics } from '../model/metrics.ts'
 import type { Model, StepOptions } from '../model/model.ts'
 import { setSeed } from '../util/device.ts'
 import type { PreparedRun } from './prepare.ts'
+import { epochOrder } from './class-balance.ts'
 import { RunningMetrics } from './running-metrics.ts'
 import { lrMultiplier } from './schedule.ts'
 import type { TrainOptions } from './train-options.ts'
@@ -110,7 +111,7 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
     : residentSteps(
         model,
         run.trainData,
-        sync.shard(shuffle(data.train, deriveSeed(config.seed, epoch))),
+        sync.shard(epochOrder(config.sampler, data.train, data.trainSet.labels, config.seed, epoch)),
         batches,
         config.batchSize,
         stepOptions,

@@ -4,6 +4,8 @@ import fs from 'node:fs'
 import type { TensorDataset } from '../data/tensor-dataset.ts'
 import type { ModelSpec } from '../model/layers.ts'
 import { Model, type Precision } from '../model/model.ts'
+import { native } from '../binding.ts'
+import { cpuIdentity, recallProbe, rememberProbe, type ProbeKey } from './precision-memo.ts'
 
 /** The CPU flags that mean native bfloat16 arithmetic (AVX512-BF16 dot products, AMX tiles). */
 const BF16_FLAGS = ['avx512_bf16', 'amx_bf16']
@@ -79,7 +81,8 @@ export function decidePrecision(probe: { fp32: number; bf16: number }, images: n
 /**
  * Picks fp32 or bf16 for `spec`: fp32 on a CPU without native bf16; otherwise training steps of a throwaway copy of
  * the model on a real batch, timed in each precision (`probePrecisions`), and bf16 wins when it is at least 10 %
- * faster.
+ * faster. The timings are remembered in `memoFile` (see precision-memo.ts): the same network, batch and CPU later
+ * take them from there instead of probing again.
  */
 export async function choosePrecision(
   spec: ModelSpec,
@@ -87,6 +90,7 @@ export async function choosePrecision(
   indices: Int32Array,
   batchSize: number,
   device: string,
+  memoFile: string,
 ): Promise<PrecisionChoice> {
   const forced = process.env[AUTO_PRECISION_ENV]
   if (forced === 'fp32' || forced === 'bf16') return { precision: forced, reason: `${forced}: ${AUTO_PRECISION_ENV}=${forced}` }
@@ -94,11 +98,22 @@ export async function choosePrecision(
   if (device === 'cpu' && flags.length === 0) {
     return { precision: 'fp32', reason: 'fp32: this CPU has no native bf16 (neither avx512_bf16 nor amx_bf16 in /proc/cpuinfo)' }
   }
-  const probe = Model.create(spec, { device: device as 'cpu', seed: 0 })
   const batch = indices.subarray(0, Math.min(batchSize, 64, indices.length))
+  const where = device === 'cpu' ? `the CPU has ${flags.join(' and ')}` : `on ${device}`
+  const key: ProbeKey = { spec, images: batch.length, device, cpu: cpuIdentity(flags) }
+  const remembered = recallProbe(memoFile, key)
+  if (remembered) {
+    const choice = decidePrecision(remembered, batch.length, where)
+    return { ...choice, reason: `${choice.reason} (remembered from a probe of ${remembered.at.slice(0, 10)}, ${memoFile})` }
+  }
+  const probe = Model.create(spec, { device: device as 'cpu', seed: 0 })
   const timings = await probePrecisions(async (precision) => {
     probe.setPrecision(precision)
     await probe.trainBatch(data, batch)
   })
-  return decidePrecision(timings, batch.length, device === 'cpu' ? `the CPU has ${flags.join(' and ')}` : `on ${device}`)
+  // The probe's blocks of both precisions' activation sizes would otherwise sit in the allocator's cache while
+  // training allocates one precision's only.
+  native.trimCpuCache()
+  await rememberProbe(memoFile, key, timings)
+  return decidePrecision(timings, batch.length, where)
 }

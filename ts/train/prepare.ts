@@ -16,14 +16,19 @@ import { Model, type AugmentOptions, type ModelOptions, type OptimizerOptions, t
 import { specForData } from '../model/spec.ts'
 import { planPretrained } from '../zoo/pretrained.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
+import { finetuneEpochs } from '../recipes/finetune.ts'
 import { choosePrecision } from './precision.ts'
+import { probeMemoFile } from './precision-memo.ts'
 import { checkMemory, prepareData, type TrainData } from './train-data.ts'
 import { resolveConfig, resumeConfig } from './resolve-config.ts'
 import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 
+/** A run's options once its data is read: `epochs: 'auto'` is a number by then. */
+export type RunConfig = ResolvedTrainOptions & { epochs: number }
+
 /** A run ready to train: what the epochs need, decided once. */
 export interface PreparedRun {
-  config: ResolvedTrainOptions
+  config: RunConfig
   runDir: string
   /** The run this one continues (`resume`), as its history.json left it. */
   previous?: HistoryFile
@@ -34,7 +39,7 @@ export interface PreparedRun {
   trainData: TensorDataset
   valData: TensorDataset
   testData: TensorDataset
-  chosen: { precision: string; precisionReason: string }
+  chosen: NonNullable<HistoryFile['chosen']>
   /** Batches of each epoch, in order. */
   plan: number[]
   augment: AugmentOptions | undefined
@@ -59,10 +64,12 @@ function readHistory(runDir: string): HistoryFile {
 }
 
 function optimizerOptions(config: ResolvedTrainOptions): OptimizerOptions {
+  // `lr: 'find'`: the sweep sets the rate before the first step (runLearningRate); until then any rate will do.
+  const lr = config.lr === 'find' ? 1e-3 : config.lr
   if (config.optimizer === 'sgd') {
-    return { type: 'sgd', lr: config.lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay }
+    return { type: 'sgd', lr, momentum: config.momentum, nesterov: config.nesterov, weightDecay: config.weightDecay }
   }
-  return { type: config.optimizer, lr: config.lr, weightDecay: config.weightDecay }
+  return { type: config.optimizer, lr, weightDecay: config.weightDecay }
 }
 
 function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], input: [number, number]): AugmentOptions | undefined {
@@ -88,7 +95,7 @@ function checkEvalInputSize(size: [number, number], stored: readonly number[]): 
  * How many batches each epoch runs: `batchesOf(epoch)` of this rank (streamed shards may give each epoch its own
  * count), capped by `limitTrain`; a fractional `epochs` ends the last one early (rounding up).
  */
-function batchPlan(config: ResolvedTrainOptions, batchesOf: (epoch: number) => number, images: number): number[] {
+function batchPlan(config: RunConfig, batchesOf: (epoch: number) => number, images: number): number[] {
   const epochs = Math.ceil(config.epochs - 1e-9)
   const plan = Array.from({ length: epochs }, (_, i) => batchesOf(i + 1))
   if (plan.some((n) => n === 0))
@@ -121,8 +128,33 @@ async function buildModel(
     // model's input (pretrained weights' own preprocessing, e.g. ImageNet's resize to 256, is not what the data went
     // through).
     preprocessing: { resize: [shape[1], shape[2]] },
-    ...(config.evalInputSize ? { evalInputSize: checkEvalInputSize(config.evalInputSize, shape) } : {}),
   }
+  const evalInputSize = config.evalInputSize && checkEvalInputSize(config.evalInputSize, shape)
+  // A view the user asked for is a promise (a network that cannot take it is an error); the fine-tuning recipe's is an
+  // offer, withdrawn (and the config corrected) where the network takes one input size only.
+  const asked = options.evalInputSize !== undefined || previous !== undefined
+  if (evalInputSize && asked) modelOptions.evalInputSize = evalInputSize
+  const model = await createModel(options, config, data, modelOptions, runDir, previous)
+  if (evalInputSize && !asked) {
+    try {
+      model.setEvalInputSize(evalInputSize)
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err
+      config.evalInputSize = null
+    }
+  }
+  return model
+}
+
+async function createModel(
+  options: TrainOptions,
+  config: ResolvedTrainOptions,
+  data: TrainData,
+  modelOptions: ModelOptions,
+  runDir: string,
+  previous: HistoryFile | undefined,
+): Promise<Model> {
+  const shape = data.trainSet.shape
   if (previous) {
     const model = await Model.load(path.join(runDir, LAST_CHECKPOINT), { device: config.device, forTraining: true })
     // A run from before these were recorded predicts as its data is read now.
@@ -188,6 +220,11 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const data = await sync.rankZeroFirst(() => prepareData(options, config))
   checkMemory(data)
   if (data.dataPath) print(`convkit: ${data.dataPath}`)
+  if (config.epochs === 'auto') {
+    config.epochs = finetuneEpochs(data.trainCount)
+    print(`convkit: ${config.epochs} epochs for ${data.trainCount} training images (epochs auto: about 8 000·√(n/1 000) images seen)`)
+  }
+  const run = config as RunConfig
   if (sync.isWriter) fs.mkdirSync(runDir, { recursive: true })
   const model = await buildModel(options, config, data, runDir, previous)
   model.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
@@ -203,10 +240,10 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const valData = await tensorsOf(data.valSet)
   const testData = await tensorsOf(data.testSet)
 
-  let chosen: { precision: string; precisionReason: string }
+  let chosen: NonNullable<HistoryFile['chosen']>
   if (previous?.chosen) chosen = previous.chosen
   else if (config.precision === 'auto') {
-    const c = await choosePrecision(model.spec, trainData, data.train, config.batchSize, modelDevice)
+    const c = await choosePrecision(model.spec, trainData, data.train, config.batchSize, modelDevice, probeMemoFile(config.cacheDir))
     chosen = { precision: c.precision, precisionReason: c.reason }
   } else chosen = { precision: config.precision, precisionReason: `${config.precision}: as asked` }
   chosen = await sync.agreePrecision(chosen)
@@ -217,7 +254,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const batchesOf = (n: number) => (config.dropLast ? Math.floor(n / config.batchSize) : Math.ceil(n / config.batchSize))
   const limitBatches = batchesOf(sync.shardLength(data.trainCount))
   const plan = batchPlan(
-    config,
+    run,
     stream
       ? (epoch) =>
           Math.min(
@@ -239,5 +276,5 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
     [data.trainSet.shape[1], data.trainSet.shape[2]],
     [model.spec.inputShape[1], model.spec.inputShape[2]],
   )
-  return { config, runDir, previous, sync, data, model, trainData, valData, testData, chosen, plan, augment, print }
+  return { config: run, runDir, previous, sync, data, model, trainData, valData, testData, chosen, plan, augment, print }
 }

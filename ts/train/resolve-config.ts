@@ -8,6 +8,7 @@ import { checkMonitor } from '../callbacks/monitor.ts'
 import { isShardSource } from '../data/shards/shard-source.ts'
 import { InputError } from '../errors.ts'
 import { bad, resolveTable } from '../options/option.ts'
+import { finetuneCrop } from '../recipes/finetune.ts'
 import { RECIPES } from '../recipes/recipes.ts'
 import { PRETRAINED_WEIGHTS_NAMES, pretrainedWeights } from '../zoo/weights.ts'
 import { IN_MEMORY, runMetrics, TRAIN_OPTIONS, type ResolvedTrainOptions, type TrainOptions } from './train-options.ts'
@@ -67,13 +68,29 @@ function crossChecks(config: ResolvedTrainOptions): void {
     )
 }
 
-/** The options a recipe sets, under the ones given (a recipe name is checked like any option). */
+/**
+ * The options a recipe sets, under the ones given (a recipe name is checked like any option). Pretrained weights
+ * start from the fine-tuning recipe unless another (or `'none'`) is named.
+ */
 function withRecipe(options: TrainOptions): Record<string, unknown> {
-  const name = options.recipe ?? 'none'
+  const name = options.recipe ?? (options.pretrained ? 'finetune' : 'none')
   const checked = TRAIN_OPTIONS.recipe.check(name, 'recipe')
   const recipe = checked === 'none' ? {} : RECIPES[checked]
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
-  return { ...recipe, ...given }
+  return { ...recipe, ...given, recipe: checked }
+}
+
+/**
+ * The fine-tuning recipe trains on crops smaller than the stored images and evaluates on the whole stored image
+ * (`finetuneCrop`), unless the sizes are given. A network that cannot take a second size (a flatten before a linear
+ * layer) evaluates at its input size instead: buildModel falls back when the model refuses the view.
+ */
+function withFinetuneSizes(config: ResolvedTrainOptions, options: TrainOptions): void {
+  if (config.recipe !== 'finetune' || options.inputSize !== undefined) return
+  const crop = finetuneCrop(config.size)
+  if (crop[0] === config.size[0] && crop[1] === config.size[1]) return
+  config.inputSize = crop
+  if (options.evalInputSize === undefined) config.evalInputSize = config.size
 }
 
 /** Applies defaults and checks every option; throws an InputError naming the first bad one. */
@@ -81,6 +98,7 @@ export function resolveConfig(options: TrainOptions): ResolvedTrainOptions {
   const given = withRecipe(options)
   const config = { ...resolveTable(TRAIN_OPTIONS, given), data: dataSource(options.data) } as ResolvedTrainOptions
   if (config.testData !== null) config.testData = sourcePath(config.testData)
+  withFinetuneSizes(config, options)
   crossChecks(config)
   return config
 }

@@ -1,7 +1,7 @@
 // Train metrics summed from an epoch's own forward passes (before each update), as Keras reports them: no extra
 // pass over the training data. Resident and streamed epochs both add their steps here.
 import type { SplitMetrics } from '../callbacks/callback.ts'
-import { percent } from '../model/metrics.ts'
+import { classScores, percent } from '../model/metrics.ts'
 
 /** What a training step reports that the running metrics add up. */
 export interface CountedStep {
@@ -19,12 +19,15 @@ export class RunningMetrics {
   private top5 = 0
   private readonly correctPerClass: number[]
   private readonly totalPerClass: number[]
+  /** Images predicted as each class, for per-class precision. */
+  private readonly predictedPerClass: number[]
   private readonly classes: readonly string[]
 
   constructor(classes: readonly string[]) {
     this.classes = classes
     this.correctPerClass = Array(classes.length).fill(0)
     this.totalPerClass = Array(classes.length).fill(0)
+    this.predictedPerClass = Array(classes.length).fill(0)
   }
 
   /** Adds one step; `labels` are the batch's labels, in the order of `step.predicted`. */
@@ -34,6 +37,8 @@ export class RunningMetrics {
     this.top1 += step.correct
     this.top5 += step.top5Correct
     for (let j = 0; j < step.count; j++) {
+      const predicted = step.predicted[j]!
+      if (predicted < this.classes.length) this.predictedPerClass[predicted]!++
       const label = labels[j]!
       if (label >= this.classes.length) continue
       this.totalPerClass[label]!++
@@ -53,7 +58,15 @@ export class RunningMetrics {
 
   /** The sums behind the metrics, in one array, so ranks can add theirs up. */
   sums(): Float64Array {
-    return Float64Array.from([this.lossSum, this.seen, this.top1, this.top5, ...this.correctPerClass, ...this.totalPerClass])
+    return Float64Array.from([
+      this.lossSum,
+      this.seen,
+      this.top1,
+      this.top5,
+      ...this.correctPerClass,
+      ...this.totalPerClass,
+      ...this.predictedPerClass,
+    ])
   }
 
   setSums(sums: Float64Array): void {
@@ -62,12 +75,20 @@ export class RunningMetrics {
     for (let c = 0; c < k; c++) {
       this.correctPerClass[c] = sums[4 + c]!
       this.totalPerClass[c] = sums[4 + k + c]!
+      this.predictedPerClass[c] = sums[4 + 2 * k + c]!
     }
   }
 
   metrics(): SplitMetrics {
     const perClass: Record<string, number> = {}
     this.classes.forEach((c, k) => (perClass[c] = percent(this.correctPerClass[k]!, this.totalPerClass[k]!)))
-    return { loss: this.loss, lossSum: this.lossSum, top1: percent(this.top1, this.seen), top5: percent(this.top5, this.seen), perClass }
+    return {
+      loss: this.loss,
+      lossSum: this.lossSum,
+      top1: percent(this.top1, this.seen),
+      top5: percent(this.top5, this.seen),
+      perClass,
+      ...classScores({ correct: this.correctPerClass, predicted: this.predictedPerClass, count: this.totalPerClass }, this.classes),
+    }
   }
 }

@@ -18,7 +18,7 @@ import {
   range,
   selectImages,
   shuffle,
-  splitIndices,
+  stratifiedSplit,
   type Selection,
   type SelectOptions,
 } from '../data/split.ts'
@@ -114,13 +114,15 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
   let listedBytes = 0
   const streamable = typeof options.data === 'string' && fs.statSync(config.data, { throwIfNoEntry: false })?.isDirectory() === true
   const pick = (listed: ListedImages): ImagePicks => {
-    const selection = selectImages(listed.train, testGiven ? 0 : listed.test, selectOptions(config))
+    const selection = selectImages(listed.train, testGiven ? 0 : listed.test, selectOptions(config, listed.labels))
     chosen = selection
+    // A source's own validation images (a label file's valid rows) are all decoded: limits choose among training images.
     const picks = selection.heldOut
       ? { train: mergeIndices(selection.train, selection.test) }
       : { train: selection.train, test: selection.test }
     const perImage = listed.shape.reduce((a, b) => a * b, 1)
-    listedBytes = perImage * (picks.train.length + (picks.test?.length ?? 0))
+    const valCount = listed.val ?? 0
+    listedBytes = perImage * (picks.train.length + (picks.test?.length ?? 0) + valCount)
     // A folder's training images over the memory budget (or over what one typed array holds) stream instead of
     // failing, as long as its test images fit: they stay resident.
     const forced = config.stream === 'auto' ? undefined : config.stream === 'always'
@@ -138,7 +140,7 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
       )
     }
     checkFits(
-      [picks.train, picks.test ?? new Int32Array(0)].filter((p) => p.length > 0).map((p) => ({ count: p.length, shape: listed.shape })),
+      [picks.train.length, picks.test?.length ?? 0, valCount].filter((n) => n > 0).map((count) => ({ count, shape: listed.shape })),
       listedBytes,
     )
     return picks
@@ -152,13 +154,18 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
           quiet: config.quiet,
           signal: options.signal,
           pick,
+          ...labelFileOptions(config),
         })
       : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
   const given = testGiven ? await readTestData(config, options.signal, listedBytes) : undefined
   const testSet = given?.set ?? (testGiven ? undefined : loaded.test)
   const picked = 'picked' in loaded ? loaded.picked : undefined
   // Without a pick applied (idx, CIFAR-10, images in memory, a pick of every image) the sets are whole: select in them.
-  const whole = selectImages(loaded.train.labels.length, given ? given.set.labels.length : testSet?.labels.length, selectOptions(config))
+  const whole = selectImages(
+    loaded.train.labels.length,
+    given ? given.set.labels.length : testSet?.labels.length,
+    selectOptions(config, loaded.train.labels),
+  )
   // testData decoded only its selected images, so selecting in it again keeps them all.
   const selection = picked && chosen ? { ...placeSelection(chosen, picked), ...(given ? { test: whole.test } : {}) } : whole
   return residentSplits(
@@ -168,15 +175,27 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
     selection,
     [...(loaded.skipped ?? []), ...(given?.skipped ?? [])],
     null,
+    'val' in loaded ? loaded.val : undefined,
   )
 }
 
-function selectOptions(config: ResolvedTrainOptions): SelectOptions {
+/** How a label file given as `data` or `testData` is read. */
+function labelFileOptions(config: ResolvedTrainOptions) {
+  const { pathColumn, labelColumn, splitColumn, labelDelimiter } = config
+  const given = { pathColumn, labelColumn, splitColumn, labelDelimiter }
+  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== null)) as {
+    [K in keyof typeof given]?: string
+  }
+}
+
+/** What selection follows; `labels`, the training images' classes, make a held-out test split stratified. */
+function selectOptions(config: ResolvedTrainOptions, labels?: ArrayLike<number>): SelectOptions {
   return {
     seed: config.seed,
     limitTrain: config.limitTrain ?? undefined,
     limitTest: config.limitTest ?? undefined,
     testSplit: config.testSplit,
+    ...(labels ? { labels } : {}),
   }
 }
 
@@ -194,7 +213,13 @@ function placeSelection(chosen: Selection, picked: { train: Int32Array; test?: I
   return { train, test: place(chosen.test, picked.test ?? new Int32Array(0)), heldOut: false }
 }
 
-/** The splits of resident data: test held out when there is no test set, then validation held out of the rest. */
+/**
+ * The splits of resident data: test held out when there is no test set, then validation held out of the rest, each
+ * class in its proportion (`stratifiedSplit`, seeded). A source with its own validation set (`valSet`: a label file's
+ * valid rows) is validated on that alone: `valSplit` then takes nothing from the training images, since a second
+ * validation set would shrink training for a score that nothing reads (and `valSplit: 0` cannot turn the source's
+ * own validation off: the rows are there to validate on).
+ */
 function residentSplits(
   config: ResolvedTrainOptions,
   trainSet: ImageSet,
@@ -202,20 +227,28 @@ function residentSplits(
   selection: Selection,
   skipped: string[],
   dataPath: string | null,
+  valSet?: ImageSet,
 ): TrainData {
   checkSameClasses(trainSet, testSet ?? trainSet)
+  if (valSet) checkSameClasses(trainSet, valSet)
   const trainPool = selection.train
   const test = selection.test
-  const { kept, held } = splitIndices(trainPool.length, config.valSplit, deriveSeed(config.seed, 0x3))
-  const train = kept.map((i) => trainPool[i]!)
-  const val = held.map((i) => trainPool[i]!)
+  const split = valSet
+    ? { kept: range(trainPool.length), held: new Int32Array(0) }
+    : stratifiedSplit(
+        Int32Array.from(trainPool, (i) => trainSet.labels[i]!),
+        config.valSplit,
+        deriveSeed(config.seed, 0x3),
+      )
+  const train = split.kept.map((i) => trainPool[i]!)
+  const val = valSet ? range(valSet.labels.length) : split.held.map((i) => trainPool[i]!)
   if (train.length === 0) throw new DataError('DATA_EMPTY', `no training images left after limits and splits (valSplit ${config.valSplit})`)
   const normalization = normalizationFor(config, trainSet, train)
   return {
     classes: trainSet.classes,
     normalization,
     trainSet,
-    valSet: trainSet,
+    valSet: valSet ?? trainSet,
     testSet: testSet ?? trainSet,
     train,
     val,
@@ -242,13 +275,18 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   const given = config.testData !== null ? await readTestData(config, signal, 0) : undefined
   if (!choice.stream) {
     const trainSet = await readShardImages(all, read)
-    const selection = selectImages(trainSet.labels.length, given?.set.labels.length, selectOptions(config))
+    const selection = selectImages(trainSet.labels.length, given?.set.labels.length, selectOptions(config, trainSet.labels))
     return residentSplits(config, trainSet, given?.set, selection, [...trainSet.skipped, ...(given?.skipped ?? [])], choice.reason)
   }
   if (config.trainMetrics === 'full')
     throw new InputError(
       'INVALID_OPTION',
       "option trainMetrics: 'running' when the training shards are streamed (a full pass would read them all again)",
+    )
+  if (config.sampler === 'balanced')
+    throw new InputError(
+      'INVALID_OPTION',
+      "option sampler: 'shuffle' when the training shards are streamed (a balanced draw picks single images out of every shard); pass stream: 'never' to hold them in memory",
     )
   // Whole shards held out, seeded: a streamed run cannot pick single images out of a shard without reading it all.
   const order = Array.from(shuffle(range(all.files.length), deriveSeed(config.seed, 0x7e57)))
@@ -323,7 +361,9 @@ async function readTestData(
     const test = selectImages(0, count, selectOptions(config)).test
     const perImage = listed.shape.reduce((a, b) => a * b, 1)
     checkFits([{ count: test.length, shape: listed.shape }], dataBytes + perImage * test.length)
-    return listed.test === undefined ? { train: test } : { train: new Int32Array(0), test }
+    // Only test images: a label file's validation rows are not decoded for it.
+    const none = new Int32Array(0)
+    return { ...(listed.test === undefined ? { train: test } : { train: none, test }), ...(listed.val === undefined ? {} : { val: none }) }
   }
   const loaded = await loadData(source, {
     size: config.size,
@@ -332,6 +372,7 @@ async function readTestData(
     quiet: config.quiet,
     signal,
     pick,
+    ...labelFileOptions(config),
   })
   return { set: loaded.test ?? loaded.train, skipped: loaded.skipped ?? [] }
 }

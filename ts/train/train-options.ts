@@ -13,6 +13,7 @@ import {
   int,
   json,
   number,
+  numberOr,
   optionalInt,
   optionalSize,
   optionalText,
@@ -29,6 +30,8 @@ import { RECIPE_NAMES, type RecipeName } from '../recipes/recipe-names.ts'
 import { isZooName, ZOO_NAMES, type ZooName } from '../zoo/architectures.ts'
 import { PRETRAINED_WEIGHTS_NAMES, pretrainedWeights } from '../zoo/weights.ts'
 import { deviceOption } from '../options/device-option.ts'
+import { checkClassWeights, type ClassWeights } from './class-balance.ts'
+import { resolveLrFind, type LrFindOptions, type LrFindSettings } from './lr-find-options.ts'
 
 function paramGroups(v: unknown, field: string): ParamGroup[] {
   if (!Array.isArray(v)) throw bad(field, 'an array of { names?, layer?, field?, lrScale?, weightDecay? }', v)
@@ -74,11 +77,16 @@ function trainableSpans(v: unknown, field: string): TrainableSpan[] {
  * Adding an option is one entry here (and the code that uses it in train.ts).
  */
 export const TRAIN_OPTIONS = {
-  /** Start from a named recipe's options (the options given beside it win): `'airbench94'`. @default 'none' */
+  /**
+   * Start from a named recipe's options (the options given beside it win): `'finetune'` (AdamW, warmup and cosine,
+   * a frozen first epoch, discriminative rates, crops, flips, label smoothing, mirror TTA, epochs by data size; see
+   * ts/recipes/finetune.ts) or `'airbench94'`. @default 'finetune' with pretrained, else 'none'
+   */
   recipe: choice<'none' | RecipeName>(['none', ...RECIPE_NAMES], {
     help: "start from a recipe's options",
     group: 'recipe',
     default: 'none',
+    shownDefault: 'finetune with --pretrained, else none',
   }),
   /**
    * The network: a spec, or the path of a JSON file holding one. Defaults to the reference CNN.
@@ -125,47 +133,82 @@ export const TRAIN_OPTIONS = {
     default: null,
     shownDefault: "the weights' or --size",
   }),
-  /** Epochs the pretrained body stays frozen (batch norm statistics too) while only the classifier trains. @default 1 with pretrained, else 0 */
+  /** Epochs the pretrained body stays frozen (batch norm statistics too) while only the classifier trains. @default 0 (recipe finetune: 1) */
   freezeEpochs: int({
     help: 'epochs the body stays frozen while the classifier trains',
     group: 'optimization',
-    default: (c) => (c.pretrained ? 1 : 0),
-    shownDefault: '1 with --pretrained, else 0',
+    default: 0,
+    shownDefault: '0; finetune 1',
     min: 0,
   }),
-  /** The body's learning rate relative to the classifier's, once unfrozen (discriminative rates). @default 0.1 with pretrained, else 1 */
+  /** The body's learning rate relative to the classifier's, once unfrozen (discriminative rates). @default 1 (recipe finetune: 0.2) */
   backboneLrScale: number({
     help: "the body's rate relative to the classifier's",
     group: 'optimization',
-    default: (c) => (c.pretrained ? 0.1 : 1),
-    shownDefault: '0.1 with --pretrained, else 1',
+    default: 1,
+    shownDefault: '1; finetune 0.2',
     ok: (v) => v >= 0,
     expected: 'a number >= 0',
   }),
-  /** Passes over the training data; a fraction ends the last epoch early. @default 40 */
-  epochs: number({
-    help: 'passes over the training data (a fraction ends the last one early)',
-    group: 'optimization',
-    default: 40,
-    ok: (v) => v > 0,
-    expected: 'a number > 0',
-    onResume: 'override',
-  }),
+  /**
+   * Passes over the training data; a fraction ends the last epoch early. `'auto'`: by the training set's size, about
+   * 8 000·√(n/1 000) images seen (8 epochs of 1 000 images, 25 of 100, 3 of 10 000; 2 to 30), printed when the data
+   * is read. @default 40 (recipe finetune: 'auto')
+   */
+  epochs: value<number | 'auto' | undefined, number | 'auto'>(
+    {
+      help: "passes over the training data (a fraction ends the last one early; auto: by the data's size)",
+      group: 'optimization',
+      default: 40,
+      shownDefault: '40; finetune auto',
+      onResume: 'override',
+      cli: true,
+      metavar: '<x|auto>',
+    },
+    (v, field) => {
+      if (v === 'auto') return v
+      const n = typeof v === 'string' && (v as string).trim() !== '' ? Number(v) : v
+      if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw bad(field, "a number > 0 or 'auto'", v)
+      return n
+    },
+  ),
   /** Images per training step. @default 128 */
   batchSize: int({ help: 'images per training step', group: 'optimization', default: 128, min: 1 }),
   /** Skip the last, smaller batch of each epoch. @default false */
   dropLast: boolean({ help: 'skip the last, smaller batch of each epoch', group: 'optimization', default: false }),
   /** @default 'adam' */
   optimizer: choice(['adam', 'adamw', 'sgd'], { help: 'the optimizer', group: 'optimization', default: 'adam' }),
-  /** The peak learning rate (schedules multiply it). @default 1e-3 (1e-2 for sgd) */
-  lr: number({
-    help: 'peak learning rate',
+  /**
+   * The peak learning rate (schedules multiply it), or `'find'`: a learning-rate sweep on a copy of the prepared model
+   * (`lrFind`; see findLearningRate) picks it; the run prints it and records it in `history.chosen.lr`, and a resumed
+   * run keeps it. @default 1e-3 (1e-2 for sgd)
+   * @example 'find'
+   */
+  lr: numberOr('find', {
+    help: 'peak learning rate (find: a sweep picks it, see convkit lr-find)',
     group: 'optimization',
     default: (c) => (c.optimizer === 'sgd' ? 1e-2 : 1e-3),
     shownDefault: '1e-3; sgd 1e-2',
     ok: (v) => v > 0,
     expected: 'a number > 0',
   }),
+  /**
+   * The sweep of `lr: 'find'`: its first and last rate, and its batches. @default { startLr: 1e-7, endLr: 10, steps: 100 }
+   * @example { steps: 50 }
+   */
+  lrFind: value<LrFindOptions | undefined, LrFindSettings>(
+    {
+      help: 'the sweep of --lr find, as JSON, e.g. {"steps":50}',
+      group: 'optimization',
+      default: () => resolveLrFind({}),
+      shownDefault: '{"startLr":1e-7,"endLr":10,"steps":100}',
+      // The rate a sweep chose is kept by a resumed run (`chosen.lr`); only an interrupted sweep runs again.
+      onResume: 'override',
+      cli: true,
+      metavar: '<json>',
+    },
+    (v, field) => resolveLrFind(v, `${field}.`),
+  ),
   /** SGD momentum. @default 0.9 with sgd */
   momentum: number({
     help: 'sgd momentum',
@@ -209,6 +252,34 @@ export const TRAIN_OPTIONS = {
   }),
   /** How per-image losses combine: `mean` (PyTorch's default) or `sum`. @default 'mean' */
   lossReduction: choice(['mean', 'sum'], { help: 'combine per-image losses by', group: 'recipe', default: 'mean' }),
+  /**
+   * Weights of the training loss per class, for unbalanced data (PyTorch's `cross_entropy(weight=…)`): `'auto'`
+   * weighs each class by the inverse of its frequency in the training images, `'sqrt'` by its square root, both
+   * scaled so that the mean weight over the training images is 1; or a map of class names to weights (classes not
+   * named weigh 1; JSON on the command line). Validation and test losses stay unweighted. @default 'none'
+   * @example 'auto'
+   * @example { cat: 2, dog: 0.5 }
+   */
+  classWeights: value<ClassWeights | undefined, ClassWeights>(
+    {
+      help: 'class weights of the training loss: auto (inverse frequency), sqrt, none, or JSON {"<class>": weight}',
+      group: 'optimization',
+      default: 'none',
+      cli: true,
+      metavar: '<auto|sqrt|none|json>',
+    },
+    checkClassWeights,
+  ),
+  /**
+   * The order of training images in each epoch: `'shuffle'` shows each once; `'balanced'` draws the classes equally
+   * (images with replacement, as many as the training set holds), seeded by `seed` and the epoch. Streamed shards
+   * take `'shuffle'` only. @default 'shuffle'
+   */
+  sampler: choice(['shuffle', 'balanced'], {
+    help: 'order of each epoch: shuffle, or classes drawn equally',
+    group: 'data',
+    default: 'shuffle',
+  }),
   /** The learning-rate schedule, stepped per batch. @default 'constant' */
   schedule: choice(['constant', 'linear', 'cosine', 'onecycle', 'piecewise'], {
     help: 'learning-rate schedule, stepped per batch',
@@ -320,13 +391,13 @@ export const TRAIN_OPTIONS = {
   /**
    * `'frozen'`: batch norm layers keep normalizing with their (pretrained) running statistics while they train,
    * as Keras's fine-tuning guide advises; `'update'`: batch statistics while training, as usual.
-   * @default 'update' ('frozen' with pretrained)
+   * @default 'update' (recipe finetune: 'frozen')
    */
   batchNormStatistics: choice(['update', 'frozen'], {
     help: 'batch norm running statistics while training',
     group: 'optimization',
-    default: (c) => (c.pretrained ? 'frozen' : 'update'),
-    shownDefault: 'update; with --pretrained, frozen',
+    default: 'update',
+    shownDefault: 'update; finetune frozen',
   }),
   /** Fraction of the training data held out for validation. @default 0.1 */
   valSplit: number({
@@ -336,11 +407,23 @@ export const TRAIN_OPTIONS = {
     ok: (v) => v >= 0 && v < 1,
     expected: 'a fraction in [0, 1)',
   }),
-  /** The metric early stopping and the best checkpoint follow. @default 'val_loss' ('test_loss' when valSplit is 0) */
+  /** Evaluate the test split every n epochs (and after the last); 0 only after the last. Validation runs every epoch. @default 1 (recipe finetune: 0) */
+  testEvery: int({
+    help: 'evaluate the test data every n epochs (0: after the last only)',
+    group: 'evaluation',
+    default: 1,
+    shownDefault: '1; finetune 0',
+    min: 0,
+    onResume: 'override',
+  }),
+  /**
+   * The metric early stopping and the best checkpoint follow. @default 'val_loss' ('test_loss' when valSplit is 0,
+   * 'train_loss' when the test data is not evaluated every epoch either)
+   */
   monitor: text<string>({
     help: 'metric for early stopping and the best checkpoint',
     group: 'output',
-    default: (c) => ((c.valSplit as number) > 0 ? 'val_loss' : 'test_loss'),
+    default: (c) => ((c.valSplit as number) > 0 ? 'val_loss' : c.testEvery === 1 ? 'test_loss' : 'train_loss'),
     shownDefault: 'val_loss',
     metavar: '<metric>',
   }),
@@ -386,6 +469,55 @@ export const TRAIN_OPTIONS = {
     ok: (v) => v > 0 && v < 1,
     expected: 'a fraction in (0, 1)',
   }),
+  /**
+   * A label file's column holding each image's path (relative to the label file's folder, or absolute), matched
+   * case-insensitively. @default the first of file, filename, path, image, image_path, fname
+   * @example 'image_id'
+   */
+  pathColumn: optionalText({
+    help: "a label file's column of image paths",
+    group: 'data',
+    default: null,
+    shownDefault: 'file, filename, path, image, image_path or fname',
+    metavar: '<name>',
+  }),
+  /**
+   * A label file's column holding each image's label, matched case-insensitively.
+   * @default the first of label, labels, class, category, tags
+   * @example 'breed'
+   */
+  labelColumn: optionalText({
+    help: "a label file's column of labels",
+    group: 'data',
+    default: null,
+    shownDefault: 'label, labels, class, category or tags',
+    metavar: '<name>',
+  }),
+  /**
+   * A label file's column saying each row's split: `train`, `valid` (`val`, `validation`) or `test`, or fastai's
+   * `is_valid` true/false. `valid` rows are the validation set (`valSplit` then takes nothing from the training
+   * rows), `test` rows the test set. @default a column named split or is_valid, if there is one
+   * @example 'fold'
+   */
+  splitColumn: optionalText({
+    help: "a label file's column of splits (train/valid/test, or is_valid true/false)",
+    group: 'data',
+    default: null,
+    shownDefault: 'split or is_valid, if present',
+    metavar: '<name>',
+  }),
+  /**
+   * What separates several labels in a label file's label field (such files are refused until multi-label training
+   * exists). @default ';', and whitespace too in a column named labels or tags
+   * @example '|'
+   */
+  labelDelimiter: optionalText({
+    help: 'separator of several labels in one label field',
+    group: 'data',
+    default: null,
+    shownDefault: "';' (and spaces in a labels/tags column)",
+    metavar: '<text>',
+  }),
   /** Shorthand for `cropPadding: 4` and `flip: 'random'`. @default false */
   augment: boolean({ help: 'random crop (4-px padding) and horizontal flip', group: 'data', default: false }),
   /** Random crop from this much padding on each side while training. @default 0 (4 with augment) */
@@ -420,14 +552,6 @@ export const TRAIN_OPTIONS = {
     group: 'evaluation',
     default: null,
     shownDefault: 'the input size',
-  }),
-  /** Evaluate the test split every n epochs (and after the last); 0 only after the last. Validation runs every epoch. @default 1 */
-  testEvery: int({
-    help: 'evaluate the test data every n epochs (0: after the last only)',
-    group: 'evaluation',
-    default: 1,
-    min: 0,
-    onResume: 'override',
   }),
   /** `running`: train metrics from the epoch's own forward passes (as Keras reports); `full`: an extra pass. @default 'running' */
   trainMetrics: choice(['running', 'full'], {
@@ -656,9 +780,15 @@ export type ResolvedTrainOptions = TrainConfig & Omit<Resolved, StoredKeys>
 /** What history.json records as `data` for images passed in memory. */
 export const IN_MEMORY = '<in-memory>'
 
-/** The metric names a run reports: loss, top-1 and top-5 of train, val (when held out) and test. */
+/** The metric names a run reports: loss, top-1, top-5, balanced accuracy and macro-F1 of train, val (when held out) and test. */
 export function runMetrics(withVal: boolean): string[] {
-  return ['train', ...(withVal ? ['val'] : []), 'test'].flatMap((s) => [`${s}_loss`, `${s}_top1`, `${s}_top5`])
+  return ['train', ...(withVal ? ['val'] : []), 'test'].flatMap((s) => [
+    `${s}_loss`,
+    `${s}_top1`,
+    `${s}_top5`,
+    `${s}_balanced_accuracy`,
+    `${s}_macro_f1`,
+  ])
 }
 
 /** A path (or shard pattern) is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are. */

@@ -16,7 +16,9 @@ import { WeightAveraging } from '../callbacks/weight-averaging.ts'
 import { deriveSeed } from '../data/split.ts'
 import type { DistributedSummary, TrainSync } from '../distributed/train-sync.ts'
 import type { Model } from '../model/model.ts'
+import { classBalanceLines, classCounts, countsByName, resolveClassWeights } from './class-balance.ts'
 import { runEpoch } from './epoch.ts'
+import { runLearningRate } from './find-learning-rate.ts'
 import { prepareRun, type PreparedRun } from './prepare.ts'
 import { runMetrics, storedConfig, type TrainOptions } from './train-options.ts'
 
@@ -118,8 +120,42 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 }
 
+/**
+ * The class counts of each split and the class weights `classWeights` gives, for history.json and the console; sets
+ * the model's whole training loss, a resumed model's too (its checkpoint does not keep the loss).
+ */
+function applyClassBalance(run: PreparedRun): { recorded: Pick<HistoryFile, 'classCounts' | 'classWeights'>; lines: string[] } {
+  const { config, data, model } = run
+  const k = data.classes.length
+  const counts = {
+    train: classCounts(data.trainSet.labels, data.train, k),
+    val: classCounts(data.valSet.labels, data.val, k),
+    test: classCounts(data.testSet.labels, data.test, k),
+  }
+  // Streamed, the training images in memory are a sample of the shards: its frequencies stand for theirs.
+  const trainSampled = data.stream !== null
+  const weights = resolveClassWeights(config.classWeights, counts.train, data.classes)
+  model.setLoss({ labelSmoothing: config.labelSmoothing, reduction: config.lossReduction, classWeights: weights ?? undefined })
+  const byName = (c: number[]) => countsByName(c, data.classes)
+  return {
+    recorded: {
+      classCounts: {
+        train: byName(counts.train),
+        val: byName(counts.val),
+        test: byName(counts.test),
+        ...(trainSampled ? { trainSampled } : {}),
+      },
+      ...(weights ? { classWeights: byName(weights) } : {}),
+    },
+    lines: classBalanceLines(counts, data.classes, { trainSampled, weights, rule: config.classWeights }),
+  }
+}
+
 async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<TrainResult> {
   const { config, runDir, previous, sync, data, model, plan, chosen, print } = run
+  const balance = applyClassBalance(run)
+  // With `lr: 'find'`, a sweep on a copy of the model, trained as the first epoch will train it, picks the rate.
+  const lr = await runLearningRate(run, options.signal)
   const history = new History()
   const { all: callbacks, resumable, checkpoint } = runCallbacks(run, options, history)
   const savedConfig = { ...storedConfig(config), model: model.spec, device: model.device }
@@ -129,7 +165,7 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
     metrics: runMetrics(data.val.length > 0),
     stopTraining: false,
     // A resumed run continues at the rate its last epoch ended with.
-    lr: previous?.lr ?? config.lr,
+    lr,
     classNames: data.classes,
     epoch: 0,
     epochs: plan.length,
@@ -152,6 +188,7 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
       resume: Object.fromEntries(Object.entries(resumable).map(([k, cb]) => [k, cb.state?.()])),
       lr: ctx.lr,
       chosen,
+      ...balance.recorded,
     }),
   }
 
@@ -160,6 +197,7 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
     `convkit: ${data.classes.length} classes; ${data.trainCount} train${data.stream ? ' (streamed)' : ''}, ${data.val.length} val, ${data.test.length} test images; ` +
       `${model.paramCount.toLocaleString('en-US')} parameters on ${model.device} (${chosen.precision}); run in ${runDir}`,
   )
+  for (const line of balance.lines) print(line)
   for (const cb of callbacks) cb.reset?.()
   for (const cb of callbacks) await cb.onTrainBegin?.(ctx)
   if (previous) {

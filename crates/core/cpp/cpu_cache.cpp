@@ -43,6 +43,23 @@ class CachingCpuAllocator final : public c10::Allocator {
     default_copy_data(dest, src, count);
   }
 
+  // Hands every cached free block back to the system; returns the bytes freed.
+  size_t trim() {
+    std::vector<void*> evicted;
+    size_t freed = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      freed = cached_bytes_;
+      while (!age_.empty()) {
+        void* oldest = age_.front();
+        forget(oldest);
+        evicted.push_back(oldest);
+      }
+    }
+    for (void* p : evicted) c10::free_cpu(p);
+    return freed;
+  }
+
   void stats(uint64_t* out) {
     std::lock_guard<std::mutex> lock(mutex_);
     out[0] = hits_;
@@ -163,5 +180,8 @@ int ck_cpu_cache_stats(uint64_t* out) {
   g_cache->stats(out);
   return 1;
 }
+
+// Frees every cached free block (tensors in use keep theirs); returns the bytes freed, 0 when not installed.
+uint64_t ck_cpu_cache_trim() { return g_cache == nullptr ? 0 : g_cache->trim(); }
 
 }  // extern "C"

@@ -48,6 +48,7 @@ fn main() {
         label_smoothing: Some(0.2),
         loss_reduction: Some("sum".into()),
         dtype: None,
+        class_weights: None,
     };
     let mut model = Classifier::create(spec, options).expect("the model");
     let lookahead = AveragingOptions {

@@ -19,7 +19,7 @@ use crate::evaluate::{self, EvalCounts, Tta};
 use crate::glob::glob_match;
 use crate::model::Network;
 use crate::optimizer::ParamGroup;
-use crate::options::{dtype, precision, AveragingOptions, LoadOptions, ModelOptions, StepOptions};
+use crate::options::{dtype, precision, AveragingOptions, LoadOptions, LossOptions, ModelOptions, StepOptions};
 use crate::spec::{LayerRow, ModelSpec};
 use crate::trainer::{PendingStep, StepOutput, Trainer};
 use crate::{onnx, runtime, whitening};
@@ -285,6 +285,12 @@ impl Classifier {
         self.trainer
             .net
             .set_trainable(|name| patterns.iter().any(|p| glob_match(p, name)), trainable)
+    }
+
+    /// Trains with this loss from the next step on. A checkpoint does not keep the loss, so a run that loads one to
+    /// train on sets it again.
+    pub fn set_loss(&mut self, options: &LossOptions) -> Result<()> {
+        self.trainer.set_loss(options.try_into()?)
     }
 
     /// Batch norm layers normalize with their running statistics (and keep them) even while they train.

@@ -43,7 +43,7 @@ pub use layers::{Layer, LAYER_TYPES};
 pub use metadata::MetadataKeys;
 pub use model::Network;
 pub use optimizer::{Optimizer, OptimizerConfig, ParamGroup};
-pub use options::{AugmentOptions, AveragingOptions, LoadOptions, ModelOptions, StepOptions};
+pub use options::{AugmentOptions, AveragingOptions, LoadOptions, LossOptions, ModelOptions, StepOptions};
 pub use spec::{LayerRow, ModelSpec};
 pub use trainer::{PendingStep, StepOutput, Trainer};
 pub use weights::Precision;

@@ -44,6 +44,9 @@ pub struct ModelOptions {
     /// `float32`, or `float64` to check numerics against a reference. Defaults to `float32`.
     #[cfg_attr(feature = "napi", napi(ts_type = "'float32' | 'float64'"))]
     pub dtype: Option<String>,
+    /// The weight of each class in the training loss, one per class in label order (PyTorch's `weight`). Defaults
+    /// to 1 for every class.
+    pub class_weights: Option<Vec<f64>>,
 }
 
 pub fn precision(value: Option<&str>) -> Result<Precision, Error> {
@@ -64,14 +67,41 @@ pub fn dtype(value: Option<&str>) -> Result<tch::Kind, Error> {
 
 impl ModelOptions {
     pub fn loss(&self) -> Result<LossConfig, Error> {
+        LossConfig::try_from(&LossOptions {
+            label_smoothing: self.label_smoothing,
+            reduction: self.loss_reduction.clone(),
+            class_weights: self.class_weights.clone(),
+        })
+    }
+}
+
+/// The training loss: cross-entropy as `torch.nn.functional.cross_entropy(weight=…, label_smoothing=…,
+/// reduction=…)` computes it.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct LossOptions {
+    /// Label smoothing ε. Defaults to 0.
+    pub label_smoothing: Option<f64>,
+    /// `mean` or `sum` of the per-image losses. Defaults to `mean`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'mean' | 'sum'"))]
+    pub reduction: Option<String>,
+    /// The weight of each class, one per class in label order. Defaults to 1 for every class.
+    pub class_weights: Option<Vec<f64>>,
+}
+
+impl TryFrom<&LossOptions> for LossConfig {
+    type Error = Error;
+
+    fn try_from(b: &LossOptions) -> Result<Self, Error> {
         let config = LossConfig {
-            label_smoothing: self.label_smoothing.unwrap_or(0.0),
-            reduction: self
-                .loss_reduction
+            label_smoothing: b.label_smoothing.unwrap_or(0.0),
+            reduction: b
+                .reduction
                 .as_deref()
                 .map(Reduction::parse)
                 .transpose()?
                 .unwrap_or_default(),
+            class_weights: b.class_weights.clone(),
         };
         config.validate()?;
         Ok(config)

@@ -10,7 +10,7 @@ use crate::batch::{check_dataset, floats_to_batch};
 use crate::dataset::{check_labels, Dataset};
 use crate::distributed::GradSync;
 use crate::error::{Error, Result};
-use crate::loss::{training_loss, LossConfig};
+use crate::loss::{Loss, LossConfig};
 use crate::model::Network;
 use crate::optimizer::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::transfer::HostCopy;
@@ -18,7 +18,7 @@ use crate::transfer::HostCopy;
 /// What one training step reports, measured on the batch before the update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepOutput {
-    /// Mean cross-entropy over the batch (without label smoothing, so it compares with evaluation's).
+    /// Mean cross-entropy over the batch (no label smoothing, no class weights: it compares with evaluation's).
     pub loss: f64,
     /// Images classified right.
     pub correct: i64,
@@ -76,7 +76,7 @@ impl PendingStep {
 pub struct Trainer {
     pub net: Network,
     pub optimizer: Optimizer,
-    pub loss: LossConfig,
+    pub loss: Loss,
     pub averager: Option<Averager>,
     /// Set in a data-parallel run: averages the gradients over the ranks after backward, before the update.
     pub grad_sync: Option<GradSync>,
@@ -87,7 +87,7 @@ impl Trainer {
         Ok(Trainer {
             net,
             optimizer: Optimizer::new(optimizer, Vec::new())?,
-            loss: LossConfig::default(),
+            loss: Loss::default(),
             averager: None,
             grad_sync: None,
         })
@@ -99,7 +99,7 @@ impl Trainer {
         groups: Vec<ParamGroup>,
         loss: LossConfig,
     ) -> Result<Self> {
-        loss.validate()?;
+        let loss = Loss::new(loss, net.classes(), net.device)?;
         Ok(Trainer {
             net,
             optimizer: Optimizer::new(optimizer, groups)?,
@@ -107,6 +107,12 @@ impl Trainer {
             averager: None,
             grad_sync: None,
         })
+    }
+
+    /// Trains with `loss` from the next step on (class weights are checked against the network's classes).
+    pub fn set_loss(&mut self, loss: LossConfig) -> Result<()> {
+        self.loss = Loss::new(loss, self.net.classes(), self.net.device)?;
+        Ok(())
     }
 
     /// Starts (or, with `None`, stops) weight averaging from the current weights.
@@ -136,7 +142,7 @@ impl Trainer {
         }
         let started = Instant::now();
         let logits = self.net.forward_t(x, true)?;
-        let (loss, nll) = training_loss(&logits, y, &self.loss)?;
+        let (loss, nll) = self.loss.compute(&logits, y)?;
         if let Err(e) = loss.f_backward() {
             // With synchronized batch norm the backward pass holds collectives: a lost peer fails it.
             return Err(match &self.net.sync_batchnorm {

@@ -340,6 +340,7 @@ fn label_smoothing_sums_and_parameter_groups_change_the_update() {
     let summed = LossConfig {
         label_smoothing: 0.2,
         reduction: Reduction::Sum,
+        ..LossConfig::default()
     };
     let mut smooth = make(vec![], summed);
     for t in [&mut base, &mut grouped, &mut smooth] {

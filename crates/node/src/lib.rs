@@ -90,6 +90,14 @@ pub fn normalize_spec(#[napi(ts_arg_type = "object")] spec: serde_json::Value) -
         .map_err(errors::to_napi)
 }
 
+/// Hands the free blocks ConvKit's CPU allocator keeps for reuse back to the system; returns the bytes freed.
+/// For after work whose block sizes the next work will not ask for again (a precision probe, an evaluation at
+/// another size).
+#[napi]
+pub fn trim_cpu_cache() -> f64 {
+    convkit_core::allocator::trim_cpu_cache() as f64
+}
+
 /// Every layer type a spec may use.
 #[napi]
 pub fn layer_types() -> Vec<String> {

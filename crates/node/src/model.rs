@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use convkit_core::{
-    AveragingOptions, Classifier, EvalCounts, LayerRow, LoadOptions, ModelOptions, ModelSpec, Normalization,
-    ParamGroup, StepOptions, StepOutput, TensorBytes,
+    AveragingOptions, Classifier, EvalCounts, LayerRow, LoadOptions, LossOptions, ModelOptions, ModelSpec,
+    Normalization, ParamGroup, StepOptions, StepOutput, TensorBytes,
 };
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, ToNapiValue, TypeName, Uint8Array};
 use napi_derive::napi;
@@ -22,7 +22,7 @@ use crate::worker::{self, TorchTask};
 /// other types JavaScript sees are declared once in the core.
 #[napi(object, object_from_js = false)]
 pub struct BindingStep {
-    /// Mean cross-entropy over the batch (without label smoothing).
+    /// Mean cross-entropy over the batch (without label smoothing or class weights).
     pub loss: f64,
     /// Images classified right.
     pub correct: i64,
@@ -362,6 +362,12 @@ impl NativeModel {
     #[napi]
     pub fn set_trainable(&self, patterns: Vec<String>, trainable: bool) -> napi::Result<u32> {
         self.now(move |m| Ok(m.set_trainable(&patterns, trainable)? as u32))
+    }
+
+    /// Trains with this loss (label smoothing, reduction, class weights) from the next step on.
+    #[napi]
+    pub fn set_loss(&self, options: LossOptions) -> napi::Result<()> {
+        self.now(move |m| m.set_loss(&options))
     }
 
     /// Batch norm layers normalize with their running statistics (and keep them) even while they train.

@@ -1,0 +1,300 @@
+// A label file's rows as images to read: which columns hold the path, the label(s) and the split, each row's labels
+// as a list, the checks every row must pass (its file there and readable, a label, listed once), and the listings of
+// its train, validation and test rows that the decoded cache reads.
+import fs from 'node:fs'
+import path from 'node:path'
+import { DataError, InputError, type ErrorCode } from '../errors.ts'
+import { pushStat } from './content-hash.ts'
+import type { FolderListing } from './decoded-cache.ts'
+import { readLabelTable, type LabelTable } from './label-table.ts'
+
+/** How a label file is read. Every name is matched case-insensitively. */
+export interface LabelFileOptions {
+  /** The column holding each image's path. Defaults to the first of `PATH_COLUMNS` the header has. */
+  pathColumn?: string
+  /** The column holding each image's label. Defaults to the first of `LABEL_COLUMNS` the header has. */
+  labelColumn?: string
+  /** The column saying which split a row is in. Defaults to a column named `split` or `is_valid`, if any. */
+  splitColumn?: string
+  /**
+   * What separates several labels in one label field. Defaults to `;`, and also whitespace when the label column is
+   * named `labels` or `tags` (fastai's multi-label convention): a column named `label` or `class` may hold single
+   * labels with spaces in them ("golden retriever").
+   */
+  labelDelimiter?: string
+  /** Skip rows whose file is missing or unreadable, whose label is empty, or whose path is listed again. Defaults to false. */
+  skipBadImages?: boolean
+}
+
+/** Column names taken for the image path, in order of preference. */
+export const PATH_COLUMNS = ['file', 'filename', 'path', 'image', 'image_path', 'fname']
+/** Column names taken for the label, in order of preference. */
+export const LABEL_COLUMNS = ['label', 'labels', 'class', 'category', 'tags']
+/** Column names taken for the split. */
+export const SPLIT_COLUMNS = ['split', 'is_valid']
+/** Label columns whose fields are split on whitespace too: by convention (fastai's) they hold several labels. */
+const MULTI_LABEL_COLUMNS = ['labels', 'tags']
+
+export type RowSplit = 'train' | 'valid' | 'test'
+
+/** Split values, lower case: the names, and fastai's `is_valid` booleans. */
+const SPLIT_VALUES: Record<string, RowSplit> = {
+  train: 'train',
+  training: 'train',
+  valid: 'valid',
+  val: 'valid',
+  validation: 'valid',
+  test: 'test',
+  true: 'valid',
+  false: 'train',
+  '1': 'valid',
+  '0': 'train',
+}
+
+/** One row of a label file. */
+export interface LabelRow {
+  /** 1-based line of the file the row starts on. */
+  line: number
+  /** The path as the file writes it. */
+  written: string
+  /** Absolute: relative paths are taken from the label file's folder. */
+  file: string
+  /** The row's labels (one for single-label files), trimmed, each once, in the order written. */
+  labels: string[]
+  split: RowSplit
+}
+
+/** The columns a label file is read by, as its header spells them. */
+export interface LabelColumns {
+  path: string
+  label: string
+  split?: string
+}
+
+/** A label file read into rows, before any row is checked against the disk. */
+export interface LabelRows {
+  file: string
+  columns: LabelColumns
+  rows: LabelRow[]
+}
+
+/**
+ * Reads the rows of the label file `file`: finds its columns, splits each label field into a list (see
+ * `LabelFileOptions.labelDelimiter`) and reads each split value. A missing column is an INVALID_OPTION InputError
+ * listing the columns found and the names looked for; a split value it does not know a DATA_CORRUPT DataError naming
+ * the line and the value; an image given by URL one too, since images are read from disk only.
+ */
+export function readLabelRows(file: string, options: LabelFileOptions = {}): LabelRows {
+  const table = readLabelTable(file)
+  const columns = findColumns(file, table, options)
+  const at = (name: string | undefined) => (name === undefined ? -1 : table.columns.indexOf(name))
+  const [pathAt, labelAt, splitAt] = [at(columns.path), at(columns.label), at(columns.split)]
+  const delimiter = labelSplitter(columns.label, options.labelDelimiter)
+  const dir = path.dirname(file)
+  const rows = table.records.map(({ line, values }): LabelRow => {
+    const written = text(values[pathAt]).trim()
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(written)) {
+      throw new DataError(
+        'DATA_CORRUPT',
+        `${file} line ${line}, field ${columns.path}: ${written} is a URL; images are read from disk only: download them and list their paths (relative to ${dir}, or absolute)`,
+        { files: [file] },
+      )
+    }
+    const raw = values[labelAt]
+    const parts = Array.isArray(raw) ? raw.map(text) : text(raw).split(delimiter)
+    const labels = [...new Set(parts.map((l) => l.trim()).filter((l) => l !== ''))]
+    return {
+      line,
+      written,
+      file: written === '' ? '' : path.resolve(dir, written),
+      labels,
+      split: splitOf(file, line, columns.split, values[splitAt]),
+    }
+  })
+  return { file, columns, rows }
+}
+
+/** A field as text: JSON numbers and booleans as written, a missing or null value as ''. */
+function text(value: unknown): string {
+  if (value === undefined || value === null) return ''
+  return typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value)
+}
+
+function splitOf(file: string, line: number, column: string | undefined, value: unknown): RowSplit {
+  if (column === undefined) return 'train'
+  const split = SPLIT_VALUES[text(value).trim().toLowerCase()]
+  if (split) return split
+  throw new DataError(
+    'DATA_CORRUPT',
+    `${file} line ${line}, field ${column}: unknown split ${JSON.stringify(text(value))}; expected train, valid (val, validation) or test, or is_valid's true/false (1/0)`,
+    { files: [file] },
+  )
+}
+
+function labelSplitter(column: string, delimiter: string | undefined): string | RegExp {
+  if (delimiter !== undefined) return delimiter
+  return MULTI_LABEL_COLUMNS.includes(column.toLowerCase()) ? /[\s;]+/ : ';'
+}
+
+function findColumns(file: string, table: LabelTable, options: LabelFileOptions): LabelColumns {
+  const lower = table.columns.map((c) => c.toLowerCase())
+  const found = `the columns found are ${table.columns.map((c) => JSON.stringify(c)).join(', ') || 'none'}`
+  const pick = (given: string | undefined, names: string[], option: string, what: string): string | undefined => {
+    if (given !== undefined) {
+      const i = lower.indexOf(given.toLowerCase())
+      if (i < 0) throw new InputError('INVALID_OPTION', `option ${option}: ${file} has no column ${JSON.stringify(given)}; ${found}`)
+      return table.columns[i]
+    }
+    const i = names.map((n) => lower.indexOf(n)).find((k) => k >= 0)
+    if (i === undefined && what) {
+      throw new InputError(
+        'INVALID_OPTION',
+        `${file}: no ${what} column; ${found}, the names looked for ${names.join(', ')} (case-insensitive); name it with ${option}`,
+      )
+    }
+    return i === undefined ? undefined : table.columns[i]
+  }
+  const pathColumn = pick(options.pathColumn, PATH_COLUMNS, 'pathColumn (--path-column)', 'image path')!
+  const label = pick(options.labelColumn, LABEL_COLUMNS, 'labelColumn (--label-column)', 'label')!
+  const split = pick(options.splitColumn, SPLIT_COLUMNS, 'splitColumn (--split-column)', '')
+  if (pathColumn === label)
+    throw new InputError('INVALID_OPTION', `${file}: the path and the label are both read from column ${pathColumn}`)
+  return { path: pathColumn, label, ...(split !== undefined && split !== pathColumn && split !== label ? { split } : {}) }
+}
+
+/** A row that cannot be used: where, what, and the error code it fails with. */
+interface RowFault {
+  row: LabelRow
+  field: string
+  what: string
+  code: ErrorCode
+}
+
+/** The rows of a single-label file, each checked, as the decoded cache lists images. */
+export interface LabelFileListing {
+  file: string
+  columns: LabelColumns
+  /** Sorted label names; every split's `labels` index into them. */
+  classes: string[]
+  /** The train, validation and test rows (validation and test undefined when there are none), in file order. */
+  splits: { train: FolderListing; valid?: FolderListing; test?: FolderListing }
+  /** The line of each listed image, by its absolute path (for messages about it). */
+  lines: Map<string, number>
+  /** Rows skipped with skipBadImages, as `<label file>:<line>: <what was wrong>`. */
+  skipped: string[]
+}
+
+/**
+ * Reads a single-label file and checks every row: its file must exist and be readable, it must have a label and
+ * must not repeat an earlier row's path. A row that fails is a DataError naming the label file, the line and the field
+ * (DATA_NOT_FOUND for files, DATA_CORRUPT otherwise; the first three such rows, and how many more), or, with
+ * `skipBadImages`, left out and listed in `skipped`. A row with several labels is a MULTI_LABEL InputError: multi-label
+ * training is not supported yet.
+ */
+export function listLabelFile(file: string, options: LabelFileOptions = {}): LabelFileListing {
+  const { columns, rows } = readLabelRows(file, options)
+  refuseMultiLabel(file, columns, rows)
+  const faults: RowFault[] = []
+  const seen = new Map<string, number>()
+  const kept: { row: LabelRow; stat: fs.Stats }[] = []
+  for (const row of rows) {
+    const fault = (field: string, what: string, code: ErrorCode = 'DATA_CORRUPT') => faults.push({ row, field, what, code })
+    if (row.written === '') {
+      fault(columns.path, 'no image path')
+      continue
+    }
+    if (row.labels.length === 0) {
+      fault(columns.label, `no label for ${row.written}`)
+      continue
+    }
+    const first = seen.get(row.file)
+    if (first !== undefined) {
+      fault(columns.path, `${row.written} is listed again (first on line ${first})`)
+      continue
+    }
+    seen.set(row.file, row.line)
+    const problem = unreadable(row.file)
+    if (typeof problem === 'string') {
+      fault(columns.path, `${row.written} ${problem}`, 'DATA_NOT_FOUND')
+      continue
+    }
+    kept.push({ row, stat: problem })
+  }
+  if (faults.length > 0 && !options.skipBadImages) throw rowError(file, faults)
+  if (kept.length === 0) throw new DataError('DATA_EMPTY', `label file ${file} lists no images`, { files: [file] })
+
+  const classes = [...new Set(kept.map((k) => k.row.labels[0]!))].sort()
+  const index = new Map(classes.map((c, i) => [c, i]))
+  const root = path.dirname(file)
+  const listingOf = (split: RowSplit): FolderListing | undefined => {
+    const these = kept.filter((k) => k.row.split === split)
+    if (these.length === 0) return undefined
+    let stats: Float64Array = new Float64Array(4 * these.length)
+    for (const [i, k] of these.entries()) stats = pushStat(stats, 4 * i, k.stat)
+    return {
+      classes,
+      files: these.map((k) => k.row.file),
+      labels: Int32Array.from(these, (k) => index.get(k.row.labels[0]!)!),
+      // Paths relative to the label file's folder, as the cache stores them ('../' for images outside it).
+      folder: { rels: these.map((k) => path.relative(root, k.row.file).split(path.sep).join('/')), stats },
+      labelled: { from: `${file}#${split}` },
+    }
+  }
+  const train = listingOf('train')
+  if (!train) {
+    throw new DataError('DATA_EMPTY', `label file ${file} has no training rows (every row is ${columns.split} valid or test)`, {
+      files: [file],
+    })
+  }
+  const [valid, test] = [listingOf('valid'), listingOf('test')]
+  return {
+    file,
+    columns,
+    classes,
+    splits: { train, ...(valid ? { valid } : {}), ...(test ? { test } : {}) },
+    lines: new Map(kept.map((k) => [k.row.file, k.row.line])),
+    skipped: faults.map((f) => `${file}:${f.row.line}: ${f.what}`),
+  }
+}
+
+/** Multi-label files are refused until multi-label training exists; the rows already carry their label lists for it. */
+function refuseMultiLabel(file: string, columns: LabelColumns, rows: LabelRow[]): void {
+  const multi = rows.filter((r) => r.labels.length > 1)
+  if (multi.length === 0) return
+  const first = multi[0]!
+  throw new InputError(
+    'MULTI_LABEL',
+    `${file} line ${first.line}, field ${columns.label}: ${first.labels.length} labels (${first.labels.join(', ')})` +
+      `${multi.length > 1 ? `, and ${multi.length - 1} more row(s) with several` : ''}; multi-label training is not supported yet. ` +
+      'Give one label per row; a label with spaces in it is one label unless the column is named labels or tags (pass labelDelimiter to say what separates labels)',
+  )
+}
+
+/** The file's stat when it is a readable file, else what is wrong with it. */
+function unreadable(file: string): fs.Stats | string {
+  let stat: fs.Stats | undefined
+  try {
+    stat = fs.statSync(file, { throwIfNoEntry: false })
+  } catch (err) {
+    return `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`
+  }
+  if (!stat) return `does not exist (looked for ${file})`
+  if (!stat.isFile()) return `is not a file (${file})`
+  try {
+    fs.accessSync(file, fs.constants.R_OK)
+  } catch (err) {
+    return `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`
+  }
+  return stat
+}
+
+function rowError(file: string, faults: RowFault[]): DataError {
+  const shown = faults
+    .slice(0, 3)
+    .map((f) => `line ${f.row.line}, field ${f.field}: ${f.what}`)
+    .join('; ')
+  const more = faults.length > 3 ? `; and ${faults.length - 3} more row(s)` : ''
+  return new DataError(faults[0]!.code, `${file} ${shown}${more}. Pass skipBadImages to skip such rows.`, {
+    files: [file, ...faults.flatMap((f) => (f.row.file ? [f.row.file] : []))],
+  })
+}
