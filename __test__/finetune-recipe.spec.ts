@@ -116,3 +116,35 @@ test('train() with the finetune recipe plans epochs from the data, and a network
     result.history.epochs.map((_, i, all) => i === all.length - 1),
   )
 })
+
+test('without pretrained weights the recipe leaves the body alone: no frozen epoch, full rate, batch norm updating', (t) => {
+  t.like(resolveConfig({ data: 'photos', recipe: 'finetune' }), {
+    optimizer: 'adamw',
+    freezeEpochs: 0,
+    backboneLrScale: 1,
+    batchNormStatistics: 'update',
+  })
+})
+
+test('a run that stops early tests on its last epoch where the test data waits for the last one', async (t) => {
+  const root = path.dirname(cifarSubset().train)
+  // No improvement counts (minDelta 100): epoch 1 sets the best, epoch 2 stops the run, 3 epochs before the planned end.
+  const result = await train({
+    data: root,
+    epochs: 5,
+    testEvery: 0,
+    patience: 1,
+    minDelta: 100,
+    limitTrain: 300,
+    limitTest: 100,
+    device: 'cpu',
+    quiet: true,
+    report: false,
+    out: tmpdir(),
+  })
+  t.true(result.history.stoppedEarly)
+  t.deepEqual(
+    result.history.epochs.map((e) => e.test !== undefined),
+    [false, true],
+  )
+})

@@ -17,6 +17,7 @@ import { prepareData } from '../ts/train/train-data.ts'
 import type { TrainOptions } from '../ts/train/train-options.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
+import { decodedCounts } from './helpers/decoded-counts.ts'
 
 const tmpdir = tempDirs('label-files')
 const dirs = cifarSubset()
@@ -53,20 +54,6 @@ function writeCsv(file: string, header: string[], rows: string[][], delimiter = 
   const quote = (f: string) => (delimiter === ',' && /[",\r\n]/.test(f) ? `"${f.replace(/"/g, '""')}"` : f)
   fs.writeFileSync(file, [header, ...rows].map((r) => r.map(quote).join(delimiter)).join('\r\n'))
   return file
-}
-
-/** The image count of every decoded file in `cacheDir` (see subset-decode.spec.ts), sorted. */
-function decodedCounts(cacheDir: string): number[] {
-  const dir = path.join(cacheDir, 'decoded')
-  if (!fs.existsSync(dir)) return []
-  return fs
-    .readdirSync(dir)
-    .filter((n) => n.endsWith('.bin'))
-    .map((n) => {
-      const bytes = fs.readFileSync(path.join(dir, n))
-      return (JSON.parse(bytes.toString('utf8', 16, 16 + bytes.readUInt32LE(12))) as { count: number }).count
-    })
-    .sort((a, b) => a - b)
 }
 
 const quiet = { quiet: true } as const

@@ -17,27 +17,12 @@ import { prepareData, type TrainData } from '../ts/train/train-data.ts'
 import type { TrainOptions } from '../ts/train/train-options.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
+import { decodedCounts } from './helpers/decoded-counts.ts'
 
 const tmpdir = tempDirs('subset-decode')
 const dirs = cifarSubset()
 /** `train/<class>` (2 000 images) and `test/<class>` (1 000). */
 const root = path.dirname(dirs.train)
-
-/** The image count of every decoded file in `cacheDir`, read from its header, sorted. */
-function decodedCounts(cacheDir: string): number[] {
-  const dir = path.join(cacheDir, 'decoded')
-  if (!fs.existsSync(dir)) return []
-  return fs
-    .readdirSync(dir)
-    .filter((n) => n.endsWith('.bin'))
-    .map((n) => {
-      const bytes = fs.readFileSync(path.join(dir, n))
-      // 'CKDECODE', the version and the header's length, then the JSON header.
-      const length = bytes.readUInt32LE(12)
-      return (JSON.parse(bytes.toString('utf8', 16, 16 + length)) as { count: number }).count
-    })
-    .sort((a, b) => a - b)
-}
 
 /** What a run trains, validates and tests on: file and label of each image, in order. */
 function chosen(data: TrainData) {

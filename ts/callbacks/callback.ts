@@ -104,6 +104,12 @@ export interface Callback {
   onEpochBegin?(epoch: number, ctx: TrainContext): void | Promise<void>
   onBatchEnd?(batch: number, step: StepResult, ctx: TrainContext): void | Promise<void>
   onEpochEnd?(record: EpochRecord, logs: EpochLogs, ctx: TrainContext): void | Promise<void>
+  /**
+   * Whether onEpochEnd with these logs (train and validation so far) would stop the run. Asked, without changing any
+   * state, before an epoch decides whether to evaluate its test data: a run that stops early still tests once where
+   * the test data waits for the last epoch (`testEvery: 0`).
+   */
+  willStop?(epoch: number, logs: EpochLogs): boolean
   onTrainEnd?(ctx: TrainContext): void | Promise<void>
   /** A JSON-able snapshot of the callback's state, saved for `--resume`. */
   state?(): unknown

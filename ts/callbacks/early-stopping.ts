@@ -121,6 +121,10 @@ export class EarlyStopping implements Callback {
     return decision
   }
 
+  willStop(epoch: number, logs: EpochLogs): boolean {
+    return logs[this.options.monitor] !== undefined && decideStop(this.current, epoch, logs, this.options).shouldStop
+  }
+
   onTrainBegin(ctx: TrainContext): void {
     checkMonitor(this.options.monitor, ctx.metrics, 'EarlyStopping')
     if (this.restoreBestWeights) this.bestWeights = `${ctx.runDir}/.early-stopping-best.safetensors`

@@ -80,6 +80,10 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
   const data = (extra.data as string | undefined) ?? 'cifar10'
   const result = await findLearningRate({ ...options, data, signal: controller.signal } as FindLearningRateOptions)
   // Quiet, the rate alone, for scripts: `lr=$(convkit lr-find --quiet …)`.
+  if (!Number.isFinite(result.suggestion.lr)) {
+    console.error(`convkit: lr-find suggested no rate: ${result.suggestion.reason}`)
+    return 1
+  }
   if (options.quiet) console.log(result.suggestion.lr)
   return result.interrupted ? 130 : 0
 }

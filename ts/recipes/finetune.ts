@@ -34,6 +34,12 @@ export const FINETUNE: Partial<TrainOptions> = {
 }
 
 /**
+ * What the recipe sets only for a pretrained body: a network from scratch has no features to keep (its batch norm
+ * statistics would stay at their initial 0 and 1, its body would learn at a fifth of the rate after a wasted epoch).
+ */
+export const PRETRAINED_ONLY = ['freezeEpochs', 'backboneLrScale', 'batchNormStatistics'] as const
+
+/**
  * Epochs by training-set size: about 8 000·√(n / 1 000) images seen, so 8 epochs of 1 000 images, 25 of 100, 3 of
  * 10 000; at least 2 and at most 30. Small sets need more passes to take enough steps; large sets take enough steps in
  * fewer, and their time grows only with the square root of their size.

@@ -142,15 +142,22 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
       : (await sync.sumRunning(running)).metrics()
   const valM = data.val.length > 0 ? await evaluate(run.valData, data.val) : undefined
   const lastEpoch = epoch === plan.length
-  const testNow = config.testEvery > 0 ? epoch % config.testEvery === 0 || lastEpoch : lastEpoch
-  const testM = testNow ? await evaluate(run.testData, data.test) : undefined
-  const record: EpochRecord = {
+  const scored: EpochRecord = {
     epoch,
-    seconds: (performance.now() - started) / 1000,
+    seconds: 0,
     lr: config.schedule === 'constant' && config.warmup === 0 ? baseLr : lastLr,
     imagesPerSecond: (seen * sync.worldSize) / trainSeconds,
     train: trainM,
     ...(valM ? { val: splitMetrics(valM, false) } : {}),
+  }
+  // An epoch that will stop the run early is its last: where the test data waits for the last epoch, it is tested.
+  const testNow =
+    (config.testEvery > 0 ? epoch % config.testEvery === 0 || lastEpoch : lastEpoch) ||
+    (data.test.length > 0 && callbacks.some((cb) => cb.willStop?.(epoch, flattenLogs(scored)) === true))
+  const testM = testNow ? await evaluate(run.testData, data.test) : undefined
+  const record: EpochRecord = {
+    ...scored,
+    seconds: (performance.now() - started) / 1000,
     ...(testM ? { test: splitMetrics(testM, true) } : {}),
   }
   const logs = flattenLogs(record)

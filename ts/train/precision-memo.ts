@@ -55,7 +55,7 @@ function readMemo(file: string): Record<string, RememberedProbe> {
 /** The timings a probe of `key` measured before, if any. */
 export function recallProbe(file: string, key: ProbeKey): RememberedProbe | undefined {
   const found = readMemo(file)[keyOf(key)]
-  return found && Number.isFinite(found.fp32) && Number.isFinite(found.bf16) ? found : undefined
+  return found && Number.isFinite(found.fp32) && Number.isFinite(found.bf16) && typeof found.at === 'string' ? found : undefined
 }
 
 /** Records a probe's timings under `key` (best effort: a read-only cache only means probing again next time). */

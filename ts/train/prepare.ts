@@ -129,10 +129,13 @@ async function buildModel(
     // through).
     preprocessing: { resize: [shape[1], shape[2]] },
   }
-  const evalInputSize = config.evalInputSize && checkEvalInputSize(config.evalInputSize, shape)
-  // A view the user asked for is a promise (a network that cannot take it is an error); the fine-tuning recipe's is an
-  // offer, withdrawn (and the config corrected) where the network takes one input size only.
+  // A view the user asked for is a promise (a network that cannot take it, or images stored smaller, are errors); the
+  // fine-tuning recipe's is an offer, withdrawn (and the config corrected) where it does not fit.
   const asked = options.evalInputSize !== undefined || previous !== undefined
+  const offered = config.evalInputSize
+  const evalInputSize =
+    offered && (asked ? checkEvalInputSize(offered, shape) : offered[0] <= shape[1] && offered[1] <= shape[2] ? offered : null)
+  if (!evalInputSize) config.evalInputSize = null
   if (evalInputSize && asked) modelOptions.evalInputSize = evalInputSize
   const model = await createModel(options, config, data, modelOptions, runDir, previous)
   if (evalInputSize && !asked) {

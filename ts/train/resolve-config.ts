@@ -5,10 +5,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { checkMonitor } from '../callbacks/monitor.ts'
+import { isLabelFile } from '../data/label-table.ts'
 import { isShardSource } from '../data/shards/shard-source.ts'
 import { InputError } from '../errors.ts'
 import { bad, resolveTable } from '../options/option.ts'
-import { finetuneCrop } from '../recipes/finetune.ts'
+import { finetuneCrop, PRETRAINED_ONLY } from '../recipes/finetune.ts'
 import { RECIPES } from '../recipes/recipes.ts'
 import { PRETRAINED_WEIGHTS_NAMES, pretrainedWeights } from '../zoo/weights.ts'
 import { IN_MEMORY, runMetrics, TRAIN_OPTIONS, type ResolvedTrainOptions, type TrainOptions } from './train-options.ts'
@@ -48,7 +49,8 @@ function checkPretrained(pretrained: string, model: ResolvedTrainOptions['model'
 
 function crossChecks(config: ResolvedTrainOptions): void {
   if (config.pretrained !== null) checkPretrained(config.pretrained, config.model)
-  checkMonitor(config.monitor, runMetrics(config.valSplit > 0), 'option monitor')
+  // A label file may bring validation rows of its own (read later): its val_* metrics cannot be ruled out yet.
+  checkMonitor(config.monitor, runMetrics(config.valSplit > 0 || isLabelFile(config.data)), 'option monitor')
   if (config.testEvery !== 1 && config.monitor.startsWith('test_')) {
     throw bad(
       'monitor',
@@ -75,7 +77,8 @@ function crossChecks(config: ResolvedTrainOptions): void {
 function withRecipe(options: TrainOptions): Record<string, unknown> {
   const name = options.recipe ?? (options.pretrained ? 'finetune' : 'none')
   const checked = TRAIN_OPTIONS.recipe.check(name, 'recipe')
-  const recipe = checked === 'none' ? {} : RECIPES[checked]
+  const recipe: Record<string, unknown> = checked === 'none' ? {} : { ...RECIPES[checked] }
+  if (checked === 'finetune' && !options.pretrained) for (const key of PRETRAINED_ONLY) delete recipe[key]
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
   return { ...recipe, ...given, recipe: checked }
 }

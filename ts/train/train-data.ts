@@ -51,6 +51,20 @@ export interface TrainData {
 }
 
 /** Thrown by a listing's pick when its training images would not fit the memory budget: the folder streams instead. */
+/** The options a streamed training set cannot honour, refused by name. */
+function checkStreamable(config: ResolvedTrainOptions): void {
+  if (config.trainMetrics === 'full')
+    throw new InputError(
+      'INVALID_OPTION',
+      "option trainMetrics: 'running' when the training shards are streamed (a full pass would read them all again)",
+    )
+  if (config.sampler === 'balanced')
+    throw new InputError(
+      'INVALID_OPTION',
+      "option sampler: 'shuffle' when the training shards are streamed (a balanced draw picks single images out of every shard); pass stream: 'never' to hold them in memory",
+    )
+}
+
 class StreamInstead extends Error {
   readonly reason: string
   constructor(reason: string) {
@@ -132,6 +146,8 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
       stream: forced,
     })
     if (streamable && forced !== false && (choice.stream || trainBytes > MAX_DECODED_BYTES)) {
+      // Before the folder is written as shards (minutes for a large one), not after.
+      checkStreamable(config)
       if (picks.test) checkFits([{ count: picks.test.length, shape: listed.shape }], perImage * picks.test.length)
       throw new StreamInstead(
         choice.stream
@@ -278,16 +294,7 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
     const selection = selectImages(trainSet.labels.length, given?.set.labels.length, selectOptions(config, trainSet.labels))
     return residentSplits(config, trainSet, given?.set, selection, [...trainSet.skipped, ...(given?.skipped ?? [])], choice.reason)
   }
-  if (config.trainMetrics === 'full')
-    throw new InputError(
-      'INVALID_OPTION',
-      "option trainMetrics: 'running' when the training shards are streamed (a full pass would read them all again)",
-    )
-  if (config.sampler === 'balanced')
-    throw new InputError(
-      'INVALID_OPTION',
-      "option sampler: 'shuffle' when the training shards are streamed (a balanced draw picks single images out of every shard); pass stream: 'never' to hold them in memory",
-    )
+  checkStreamable(config)
   // Whole shards held out, seeded: a streamed run cannot pick single images out of a shard without reading it all.
   const order = Array.from(shuffle(range(all.files.length), deriveSeed(config.seed, 0x7e57)))
   const testShards = given ? [] : order.splice(0, Math.max(1, Math.round(all.files.length * config.testSplit)))

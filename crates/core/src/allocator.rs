@@ -105,10 +105,15 @@ mod tests {
 
 #[cfg(test)]
 mod cache_tests {
+    use std::sync::Mutex;
     use tch::{Device, Kind, Tensor};
+
+    /// The trim frees every cached block: the test that counts a cache hit must not run beside it.
+    static CACHE: Mutex<()> = Mutex::new(());
 
     #[test]
     fn a_freed_large_block_serves_the_next_tensor_of_its_size_with_its_new_values() {
+        let _alone = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         crate::runtime::init();
         let before = super::cpu_cache_stats().expect("installed by runtime::init");
         // 3 MiB and change: rounded up to 4 MiB, so slightly different sizes share a block.
@@ -125,6 +130,7 @@ mod cache_tests {
     }
     #[test]
     fn trimming_frees_the_cached_blocks_and_keeps_the_live_ones() {
+        let _alone = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         crate::runtime::init();
         // 37 MiB of floats and change (a size no other test allocates): cached when dropped, freed by the trim.
         let size = (37 << 18) + 3;
