@@ -9,6 +9,7 @@ import type { TensorDataset } from '../data/tensor-dataset.ts'
 import type { EvalMetrics } from '../model/metrics.ts'
 import type { Model, StepOptions } from '../model/model.ts'
 import { setSeed } from '../util/device.ts'
+import { releaseCachedBlocks } from '../util/memory.ts'
 import type { PreparedRun } from './prepare.ts'
 import { epochOrder } from './class-balance.ts'
 import { RunningMetrics } from './running-metrics.ts'
@@ -129,13 +130,21 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
   const trainSeconds = (performance.now() - started) / 1000
 
   await sync.beforeEvaluation(model)
-  const evaluate = (set: TensorDataset, indices: Int32Array) =>
+  const evaluateOn = (set: TensorDataset, indices: Int32Array) =>
     model.evaluate(set, {
       ...sync.evaluation(indices),
       batchSize: evaluationBatch(model),
       tta: config.tta,
       averaged: config.averaging === 'ema',
     })
+  // Evaluation allocates other sizes than the steps did: the steps' cached blocks go back first, and the evaluation's
+  // after it (only where an evaluation runs, so runs that test only at the end keep their blocks from epoch to epoch).
+  let evaluated = false
+  const evaluate = async (set: TensorDataset, indices: Int32Array) => {
+    if (!evaluated) releaseCachedBlocks()
+    evaluated = true
+    return evaluateOn(set, indices)
+  }
   const trainM =
     config.trainMetrics === 'full'
       ? splitMetrics(await evaluate(run.trainData, data.train), false)
@@ -155,6 +164,7 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
     (config.testEvery > 0 ? epoch % config.testEvery === 0 || lastEpoch : lastEpoch) ||
     (data.test.length > 0 && callbacks.some((cb) => cb.willStop?.(epoch, flattenLogs(scored)) === true))
   const testM = testNow ? await evaluate(run.testData, data.test) : undefined
+  if (evaluated) releaseCachedBlocks()
   const record: EpochRecord = {
     ...scored,
     seconds: (performance.now() - started) / 1000,

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import type { TensorDataset } from '../data/tensor-dataset.ts'
 import type { ModelSpec } from '../model/layers.ts'
 import { Model, type Precision } from '../model/model.ts'
-import { native } from '../binding.ts'
+import { releaseCachedBlocks } from '../util/memory.ts'
 import { cpuIdentity, recallProbe, rememberProbe, type ProbeKey } from './precision-memo.ts'
 
 /** The CPU flags that mean native bfloat16 arithmetic (AVX512-BF16 dot products, AMX tiles). */
@@ -28,6 +28,8 @@ export function cpuBf16Flags(cpuinfo?: string): string[] {
 export const AUTO_PRECISION_ENV = 'CONVKIT_AUTO_PRECISION'
 /** bf16 is chosen when its probed step takes under this fraction of fp32's. */
 const BF16_MARGIN = 0.9
+/** How far from the margin a probe's ratio must be to be remembered (see choosePrecision). */
+const CLEAR_BY = 0.1
 
 export interface PrecisionChoice {
   precision: Precision
@@ -81,7 +83,7 @@ export function decidePrecision(probe: { fp32: number; bf16: number }, images: n
 /**
  * Picks fp32 or bf16 for `spec`: fp32 on a CPU without native bf16; otherwise training steps of a throwaway copy of
  * the model on a real batch, timed in each precision (`probePrecisions`), and bf16 wins when it is at least 10 %
- * faster. The timings are remembered in `memoFile` (see precision-memo.ts): the same network, batch and CPU later
+ * faster. Clear timings are remembered in `memoFile` (see precision-memo.ts): the same network, batch and CPU later
  * take them from there instead of probing again.
  */
 export async function choosePrecision(
@@ -111,9 +113,11 @@ export async function choosePrecision(
     probe.setPrecision(precision)
     await probe.trainBatch(data, batch)
   })
-  // The probe's blocks of both precisions' activation sizes would otherwise sit in the allocator's cache while
-  // training allocates one precision's only.
-  native.trimCpuCache()
-  await rememberProbe(memoFile, key, timings)
+  // Training allocates one precision's activation sizes only: the probe's blocks of both go back.
+  releaseCachedBlocks()
+  // Only a clear outcome is remembered: near the margin the choice could follow one probe's noise for good, so a close
+  // call is measured again by the next run.
+  const ratio = timings.bf16 / timings.fp32
+  if (ratio < BF16_MARGIN - CLEAR_BY || ratio > BF16_MARGIN + CLEAR_BY) await rememberProbe(memoFile, key, timings)
   return decidePrecision(timings, batch.length, where)
 }
