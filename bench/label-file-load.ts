@@ -1,0 +1,74 @@
+// Reading a label file against reading the same images as folders, with a warm cache: the 60 000 shared CIFAR-10
+// JPEGs extracted as `train/<class>` and `test/<class>`, and a CSV of 60 000 rows (path, label, split) beside them.
+// Each source is read once to fill the decoded cache, then read again `--rounds` times, alternating which goes first,
+// each in this process (the cache is on disk; nothing is kept in memory between reads). Prints the medians and their
+// ratio (issue 24's target: the CSV within 10 % of the folders).
+//
+// npm run bench:label-file -- [--rounds 5] [--root <folder with train/ and test/>]
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadData } from '../ts/index.ts'
+import { CIFAR_ARCHIVE } from '../__test__/helpers/cifar-subset.ts'
+
+const { values } = parseArgs({ options: { rounds: { type: 'string' }, root: { type: 'string' } } })
+const rounds = Number(values.rounds ?? 5)
+
+/** The shared archive extracted once per machine. */
+function extracted(): string {
+  const root = path.join(os.tmpdir(), 'convkit-bench-cifar-60000')
+  const done = path.join(root, 'cifar10-jpg')
+  if (fs.existsSync(path.join(done, 'test'))) return done
+  const staging = `${root}.partial-${process.pid}`
+  fs.mkdirSync(staging, { recursive: true })
+  execFileSync('tar', ['-xzf', CIFAR_ARCHIVE, '-C', staging])
+  fs.renameSync(staging, root)
+  return done
+}
+
+/** `labels.csv` in the folder's parent: one row per image, paths relative to the CSV, the split in a column. */
+function writeCsv(root: string): string {
+  const file = path.join(path.dirname(root), 'labels.csv')
+  const rows = ['path,label,split']
+  for (const split of ['train', 'test']) {
+    for (const label of fs.readdirSync(path.join(root, split)).sort()) {
+      for (const name of fs.readdirSync(path.join(root, split, label)).sort())
+        rows.push(`${path.basename(root)}/${split}/${label}/${name},${label},${split}`)
+    }
+  }
+  fs.writeFileSync(file, `${rows.join('\n')}\n`)
+  return file
+}
+
+const root = values.root ? path.resolve(values.root) : extracted()
+const csv = writeCsv(root)
+const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-labels-cache-'))
+const options = { cacheDir, quiet: true, cacheMaxBytes: 8 * 2 ** 30 }
+const sources = { folder: root, csv }
+
+async function timeRead(source: string): Promise<{ seconds: number; images: number }> {
+  const start = performance.now()
+  const data = await loadData(source, options)
+  const images = data.train.labels.length + (data.test?.labels.length ?? 0)
+  return { seconds: (performance.now() - start) / 1000, images }
+}
+
+console.log(`${root} and ${csv}; ${os.cpus().length} cores; ${new Date().toISOString()}`)
+for (const [name, source] of Object.entries(sources)) {
+  const cold = await timeRead(source)
+  console.log(`${name}: first read (decoding into the cache) ${cold.seconds.toFixed(1)} s, ${cold.images} images`)
+}
+const times: Record<keyof typeof sources, number[]> = { folder: [], csv: [] }
+for (let round = 0; round < rounds; round++) {
+  const order = round % 2 === 0 ? (['folder', 'csv'] as const) : (['csv', 'folder'] as const)
+  for (const name of order) times[name].push((await timeRead(sources[name])).seconds)
+}
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!
+const folder = median(times.folder)
+const labels = median(times.csv)
+console.log(
+  `warm reads (median of ${rounds}): folders ${folder.toFixed(2)} s, CSV ${labels.toFixed(2)} s; CSV / folders = ${(labels / folder).toFixed(2)}×`,
+)
+fs.rmSync(cacheDir, { recursive: true, force: true })
