@@ -68,7 +68,7 @@ test('the CLI refuses a bad option by name in about a second, before reading any
     [['--nproc-per-node', '0'], /nprocPerNode: expected an integer >= 1, got 0/],
     [['--pretrained', 'nosuchnet'], /pretrained: "nosuchnet" is not a named weight set \(.*efficientnet_lite0.*\).*path or http\(s\) URL/],
     [['--pretrained', 'https://example.org/weights.pth'], /option model: expected an architecture/],
-    [['--epochs', 'NaN'], /option epochs: expected a number > 0 or 'auto', got "NaN"/],
+    [['--epochs', 'NaN'], /epochs: expected a number > 0 or 'auto', got "NaN"/],
     [['--lr=-1'], /option lr: expected a number > 0, got -1/],
     [['--limit-train', '0'], /limitTrain/],
   ]

@@ -376,6 +376,20 @@ export class Model {
     callSync('freezing batch norm statistics', () => this.#native.setFrozenBatchNormStatistics(frozen))
   }
 
+  /**
+   * Clips each later update's gradients to this global 2-norm, as `torch.nn.utils.clip_grad_norm_(params, maxNorm)`
+   * does (with data parallelism, after the ranks' average); `null` turns it off. Not kept in checkpoints: set it again
+   * after `Model.load` (train() does).
+   *
+   * @example
+   * model.setGradClipNorm(1.0)
+   */
+  setGradClipNorm(maxNorm: number | null): void {
+    if (maxNorm !== null && !(typeof maxNorm === 'number' && Number.isFinite(maxNorm) && maxNorm > 0))
+      throw new InputError('INVALID_OPTION', `option gradClipNorm: expected a number > 0 or null, got ${JSON.stringify(maxNorm)}`)
+    callSync('setting gradient clipping', () => this.#native.setGradClipNorm(maxNorm ?? undefined))
+  }
+
   /** Starts weight averaging (EMA or Lookahead) from the current weights, or stops it with `null`. */
   setAveraging(options: AveragingOptions | null): void {
     callSync('setting weight averaging', () => this.#native.setAveraging(options ?? undefined))

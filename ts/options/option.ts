@@ -113,6 +113,22 @@ export function number(common: Common<number> & { ok: (v: number) => boolean; ex
   })
 }
 
+/** A finite number that passes `ok` (described by `expected`), or null for "off". */
+export function optionalNumber(
+  common: Common<number | null> & { ok: (v: number) => boolean; expected: string },
+): OptionDecl<number | null | undefined, number | null> {
+  return declare<number | null | undefined, number | null>(common, {
+    boolean: false,
+    metavar: '<x>',
+    parse: parseNumber,
+    check: (v, field) => {
+      if (v === null || v === undefined) return null
+      if (typeof v !== 'number' || !Number.isFinite(v) || !common.ok(v)) throw bad(field, common.expected, v)
+      return v
+    },
+  })
+}
+
 /**
  * A finite number that passes `ok` (described by `expected`), or the word `word` that lets something else pick it
  * (`lr: 'find'`). The CLI's text is the word or a number.

@@ -63,6 +63,7 @@ async function sweepRun(run: PreparedRun, settings: LrFindSettings, signal: Abor
     prepare: (copy) => {
       copy.setLoss(loss)
       copy.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
+      copy.setGradClipNorm(config.gradClipNorm)
       firstEpochTrainable(copy, config)
     },
   })

@@ -231,6 +231,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   if (sync.isWriter) fs.mkdirSync(runDir, { recursive: true })
   const model = await buildModel(options, config, data, runDir, previous)
   model.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
+  model.setGradClipNorm(config.gradClipNorm)
   if (config.backboneLrScale !== 1 && !previous) applyBackboneScale(model, config)
 
   const modelDevice = model.device as ResolvedTrainOptions['device']

@@ -15,6 +15,7 @@ import {
   number,
   numberOr,
   optionalInt,
+  optionalNumber,
   optionalSize,
   optionalText,
   size,
@@ -155,23 +156,15 @@ export const TRAIN_OPTIONS = {
    * 8 000·√(n/1 000) images seen (8 epochs of 1 000 images, 25 of 100, 3 of 10 000; 2 to 30), printed when the data
    * is read. @default 40 (recipe finetune: 'auto')
    */
-  epochs: value<number | 'auto' | undefined, number | 'auto'>(
-    {
-      help: "passes over the training data (a fraction ends the last one early; auto: by the data's size)",
-      group: 'optimization',
-      default: 40,
-      shownDefault: '40; finetune auto',
-      onResume: 'override',
-      cli: true,
-      metavar: '<x|auto>',
-    },
-    (v, field) => {
-      if (v === 'auto') return v
-      const n = typeof v === 'string' && (v as string).trim() !== '' ? Number(v) : v
-      if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw bad(field, "a number > 0 or 'auto'", v)
-      return n
-    },
-  ),
+  epochs: numberOr('auto', {
+    help: "passes over the training data (a fraction ends the last one early; auto: by the data's size)",
+    group: 'optimization',
+    default: 40,
+    shownDefault: '40; finetune auto',
+    onResume: 'override',
+    ok: (v) => v > 0,
+    expected: 'a number > 0',
+  }),
   /** Images per training step. @default 128 */
   batchSize: int({ help: 'images per training step', group: 'optimization', default: 128, min: 1 }),
   /** Skip the last, smaller batch of each epoch. @default false */
@@ -242,6 +235,15 @@ export const TRAIN_OPTIONS = {
     },
     paramGroups,
   ),
+  /** Clip each update's gradients to this global 2-norm (`torch.nn.utils.clip_grad_norm_`); off by default. */
+  gradClipNorm: optionalNumber({
+    help: 'clip the gradients to this global 2-norm (as torch.nn.utils.clip_grad_norm_)',
+    group: 'optimization',
+    default: null,
+    shownDefault: 'off',
+    ok: (v) => v > 0,
+    expected: 'a number > 0',
+  }),
   /** Label smoothing ε of the training loss. @default 0 */
   labelSmoothing: number({
     help: 'label smoothing of the training loss',

@@ -354,6 +354,8 @@ pub fn load_trainer(path: &Path, device: Device) -> Result<LoadedTrainer> {
             loss: Default::default(),
             averager: None::<Averager>,
             grad_sync: None,
+            // Like the loss, a training setting the caller sets again: a checkpoint keeps weights and optimizer state.
+            grad_clip_norm: None,
         },
         metadata,
         average,

@@ -293,6 +293,11 @@ impl Classifier {
         self.trainer.set_loss(options.try_into()?)
     }
 
+    /// Clips each later update's gradients to this global 2-norm (`None`: off). Like the loss, not in checkpoints.
+    pub fn set_grad_clip_norm(&mut self, max_norm: Option<f64>) -> Result<()> {
+        self.trainer.set_grad_clip_norm(max_norm)
+    }
+
     /// Batch norm layers normalize with their running statistics (and keep them) even while they train.
     pub fn set_frozen_batch_norm_statistics(&mut self, frozen: bool) {
         self.trainer.net.frozen_batchnorm_statistics = frozen;

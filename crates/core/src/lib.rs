@@ -19,6 +19,7 @@ pub mod error;
 pub mod evaluate;
 pub(crate) mod ffi;
 pub mod glob;
+pub mod grad_clip;
 pub mod jpeg;
 pub mod layers;
 pub mod loss;

@@ -10,6 +10,7 @@ use crate::batch::{check_dataset, floats_to_batch};
 use crate::dataset::{check_labels, Dataset};
 use crate::distributed::GradSync;
 use crate::error::{Error, Result};
+use crate::grad_clip;
 use crate::loss::{Loss, LossConfig};
 use crate::model::Network;
 use crate::optimizer::{Optimizer, OptimizerConfig, ParamGroup};
@@ -80,6 +81,8 @@ pub struct Trainer {
     pub averager: Option<Averager>,
     /// Set in a data-parallel run: averages the gradients over the ranks after backward, before the update.
     pub grad_sync: Option<GradSync>,
+    /// The global gradient norm each update is clipped to (after the ranks' average); none by default.
+    pub grad_clip_norm: Option<f64>,
 }
 
 impl Trainer {
@@ -90,6 +93,7 @@ impl Trainer {
             loss: Loss::default(),
             averager: None,
             grad_sync: None,
+            grad_clip_norm: None,
         })
     }
 
@@ -106,12 +110,19 @@ impl Trainer {
             loss,
             averager: None,
             grad_sync: None,
+            grad_clip_norm: None,
         })
     }
 
     /// Trains with `loss` from the next step on (class weights are checked against the network's classes).
     pub fn set_loss(&mut self, loss: LossConfig) -> Result<()> {
         self.loss = Loss::new(loss, self.net.classes(), self.net.device)?;
+        Ok(())
+    }
+
+    /// Clips every later update's gradients to this global 2-norm (`None`: no clipping).
+    pub fn set_grad_clip_norm(&mut self, max_norm: Option<f64>) -> Result<()> {
+        self.grad_clip_norm = max_norm.map(grad_clip::check_max_norm).transpose()?;
         Ok(())
     }
 
@@ -154,6 +165,9 @@ impl Trainer {
             Some(sync) => sync.average(&self.net.params)?,
             None => Default::default(),
         };
+        if let Some(max_norm) = self.grad_clip_norm {
+            grad_clip::clip_grad_norm(&self.net.params, max_norm)?;
+        }
         self.optimizer.step(&mut self.net.params)?;
         if let Some(avg) = &mut self.averager {
             avg.after_step(&mut self.net, self.optimizer.step)?;

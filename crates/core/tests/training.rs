@@ -496,3 +496,54 @@ fn whitening_decorrelates_the_first_layers_patches() {
         "bias zeroed"
     );
 }
+
+#[test]
+fn gradient_clipping_scales_the_update_to_the_global_norm_as_pytorch_does() {
+    let _serial = common::serial();
+    // Plain SGD at rate 1: an update is minus the gradient, so the clipped update must be the unclipped one times
+    // max_norm / (its norm + 1e-6).
+    let sgd = OptimizerConfig::Sgd {
+        lr: Some(1.0),
+        momentum: Some(0.0),
+        dampening: None,
+        nesterov: Some(false),
+        weight_decay: Some(0.0),
+        decoupled_weight_decay: None,
+    };
+    let run = |clip: Option<f64>| -> Vec<Tensor> {
+        let (t, data) = trainer(3);
+        let mut t = Trainer::new(t.net, sgd.clone()).unwrap();
+        t.set_grad_clip_norm(clip).unwrap();
+        let before: Vec<Tensor> = t.net.params.iter().map(|p| p.tensor.copy()).collect();
+        let all: Vec<i64> = (0..data.len()).collect();
+        t.step_indices(&data, &all, None).unwrap();
+        t.net.params.iter().zip(before).map(|(p, b)| &p.tensor - b).collect()
+    };
+    let free = run(None);
+    let norm = Tensor::stack(&free.iter().map(|d| d.norm()).collect::<Vec<_>>(), 0)
+        .norm()
+        .double_value(&[]);
+    assert!(norm > 0.1, "unclipped update norm {norm}");
+    let max_norm = norm / 4.0;
+    let clipped = run(Some(max_norm));
+    let coef = max_norm / (norm + 1e-6);
+    for (c, f) in clipped.iter().zip(&free) {
+        let expected = f * coef;
+        let diff = (c - &expected).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "clipped update differs by {diff}");
+    }
+    // A bound above the norm leaves the update as it was.
+    for (c, f) in run(Some(norm * 2.0)).iter().zip(&free) {
+        assert!((c - f).abs().max().double_value(&[]) < 1e-7);
+    }
+    // Checked: a bound must be a positive number.
+    let (mut t, _) = trainer(3);
+    assert!(matches!(
+        t.set_grad_clip_norm(Some(0.0)),
+        Err(Error::InvalidOption { .. })
+    ));
+    assert!(matches!(
+        t.set_grad_clip_norm(Some(f64::NAN)),
+        Err(Error::InvalidOption { .. })
+    ));
+}

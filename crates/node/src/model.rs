@@ -370,6 +370,13 @@ impl NativeModel {
         self.now(move |m| m.set_loss(&options))
     }
 
+    /// Clips each later update's gradients to this global 2-norm, as `torch.nn.utils.clip_grad_norm_` does (`null`:
+    /// off).
+    #[napi]
+    pub fn set_grad_clip_norm(&self, max_norm: Option<f64>) -> napi::Result<()> {
+        self.now(move |m| m.set_grad_clip_norm(max_norm))
+    }
+
     /// Batch norm layers normalize with their running statistics (and keep them) even while they train.
     #[napi]
     pub fn set_frozen_batch_norm_statistics(&self, frozen: bool) -> napi::Result<()> {
