@@ -506,6 +506,11 @@ test('a label file with validation rows: valSplit takes nothing more from traini
   t.is(few.train.length, 12)
   t.is(few.val.length, 3)
   t.deepEqual(decodedCounts(limitedCache), [3, 3, 12])
+
+  // With valSplit 0 the rows still validate, and the default monitor follows them.
+  const run = await train({ ...options, valSplit: 0, epochs: 1, report: false, out: tmpdir() })
+  t.is(run.history.config.monitor, 'val_loss')
+  t.truthy(run.history.epochs[0]!.val, 'validated on the rows')
 })
 
 test('the CLI has --path-column, --label-column, --split-column and --label-delimiter, and --data names label files', (t) => {

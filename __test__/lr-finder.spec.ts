@@ -198,6 +198,8 @@ test('bad sweep options are InputErrors naming the option, before any data is re
   t.regex(noSteps.message, /option steps: expected an integer >= 2, got 0/)
   const nested = await t.throwsAsync(train({ data, lr: 'find', lrFind: { steps: 0 } }), { instanceOf: InputError })
   t.regex(nested.message, /option lrFind\.steps: /)
+  const given = await t.throwsAsync(findLearningRate({ data, lr: 0.1 }), { instanceOf: InputError })
+  t.regex(given.message, /option lr: findLearningRate sweeps the rate itself/)
   const typo = await t.throwsAsync(train({ data, lr: 'fnd' as 'find' }), { instanceOf: InputError })
   t.regex(typo.message, /option lr: expected a number > 0 or 'find'/)
 })

@@ -129,6 +129,13 @@ export async function runLearningRate(run: PreparedRun, signal: AbortSignal | un
 export async function findLearningRate(options: FindLearningRateOptions): Promise<FindLearningRateResult> {
   const settings = resolveLrFind(options)
   if (options.distributed) throw new InputError('INVALID_OPTION', 'option distributed: a learning-rate sweep runs in one process')
+  for (const key of ['lr', 'lrFind'] as const) {
+    if (options[key] !== undefined)
+      throw new InputError(
+        'INVALID_OPTION',
+        `option ${key}: findLearningRate sweeps the rate itself; give startLr, endLr and steps instead`,
+      )
+  }
   const trainOptions = Object.fromEntries(
     Object.entries(options).filter(([key]) => !Object.hasOwn(LR_FIND_OPTIONS, key)),
   ) as unknown as TrainOptions

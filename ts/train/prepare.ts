@@ -223,6 +223,9 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const data = await sync.rankZeroFirst(() => prepareData(options, config))
   checkMemory(data)
   if (data.dataPath) print(`convkit: ${data.dataPath}`)
+  // The monitor's default was chosen from valSplit; a source that brought validation rows of its own (a label file's)
+  // has them to follow even with valSplit 0.
+  if (options.monitor === undefined && !previous && config.valSplit === 0 && data.val.length > 0) config.monitor = 'val_loss'
   if (config.epochs === 'auto') {
     config.epochs = finetuneEpochs(data.trainCount)
     print(`convkit: ${config.epochs} epochs for ${data.trainCount} training images (epochs auto: about 8 000·√(n/1 000) images seen)`)
