@@ -7,6 +7,7 @@ import { DataError, InputError, type ErrorCode } from '../errors.ts'
 import { pushStat } from './content-hash.ts'
 import type { FolderListing } from './decoded-cache.ts'
 import { readLabelTable, type LabelTable } from './label-table.ts'
+import { isUrl } from './url.ts'
 
 /** How a label file is read. Every name is matched case-insensitively. */
 export interface LabelFileOptions {
@@ -93,7 +94,7 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
   const dirPrefix = withSep(path.dirname(file))
   const rows = table.records.map(({ line, values }): LabelRow => {
     const written = text(values[pathAt]).trim()
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(written)) {
+    if (isUrl(written)) {
       throw new DataError(
         'DATA_CORRUPT',
         `${file} line ${line}, field ${columns.path}: ${written} is a URL; images are read from disk only: download them and list their paths (relative to ${path.dirname(file)}, or absolute)`,

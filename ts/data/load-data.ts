@@ -16,6 +16,7 @@ import type { ImagePicks, ImageSet, ListedImages } from './image-set.ts'
 import { readLabelFileImages } from './label-file-images.ts'
 import type { LabelFileOptions } from './label-file.ts'
 import { isLabelFile, LABEL_FILE_EXTENSIONS } from './label-table.ts'
+import { isUrl } from './url.ts'
 import { isDirectory } from './paths.ts'
 
 export interface LoadDataOptions extends Omit<LabelFileOptions, 'skipBadImages'> {
@@ -143,7 +144,7 @@ export async function loadData(source: string, options: LoadDataOptions = {}): P
     return { train, test, source: 'cifar10', format: copy?.format ?? 'cifar10-binary', skipped: [] }
   }
 
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source))
+  if (isUrl(source))
     throw new InputError('INVALID_OPTION', `data source ${source} is a URL; download it and pass the path of the file or folder`)
   const resolved = path.resolve(source)
   let stat: fs.Stats

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import os from 'node:os'
+import { runStamp } from '../util/run-stamp.ts'
 import { InputError } from '../errors.ts'
 
 export interface LaunchOptions {
@@ -62,10 +63,6 @@ function describe(e: Exit): string {
   return e.signal ? `${who} was killed by ${e.signal}` : `${who} exited with code ${e.code}`
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*$/, '')
-}
-
 /**
  * Starts the workers and waits for them. Resolves to the exit code: 0 when all succeed, 130 when all stopped for an
  * interrupt, 1 when any failed (after naming it and stopping the rest).
@@ -89,7 +86,7 @@ export async function launch(options: LaunchOptions): Promise<number> {
   const worldSize = nnodes * nproc
   // One run directory for every rank (rank 0 alone writes it; the others need its name only to resume).
   let args = options.args
-  if (!args.some((a) => /^--(out|resume)(=|$)/.test(a))) args = [...args, '--out', `runs/${timestamp()}`]
+  if (!args.some((a) => /^--(out|resume)(=|$)/.test(a))) args = [...args, '--out', `runs/${runStamp()}`]
   const command = options.command ?? { execPath: process.execPath, args: [...process.execArgv, process.argv[1]!] }
   // As torchrun does: one intra-op thread per worker unless told otherwise, here a fair share of the cores.
   const threads = String(Math.max(1, Math.floor(os.availableParallelism() / nproc)))

@@ -8,6 +8,7 @@ import type { LossOptions, Model } from '../model/model.ts'
 import { plotLrFind } from '../report/lr-find-chart.ts'
 import { classifierOf } from '../callbacks/trainable-schedule.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
+import { runStamp } from '../util/run-stamp.ts'
 import { setSeed } from '../util/device.ts'
 import { classCounts, epochOrder, resolveClassWeights } from './class-balance.ts'
 import { LR_FIND_OPTIONS, resolveLrFind, type LrFindOptions, type LrFindSettings } from './lr-find-options.ts'
@@ -139,10 +140,9 @@ export async function findLearningRate(options: FindLearningRateOptions): Promis
   const trainOptions = Object.fromEntries(
     Object.entries(options).filter(([key]) => !Object.hasOwn(LR_FIND_OPTIONS, key)),
   ) as unknown as TrainOptions
-  const stamp = new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*$/, '')
   const joined: { sync?: PreparedRun['sync'] } = {}
   try {
-    const run = await prepareRun({ ...trainOptions, out: trainOptions.out ?? path.join('runs', `lr-find-${stamp}`) }, joined)
+    const run = await prepareRun({ ...trainOptions, out: trainOptions.out ?? path.join('runs', `lr-find-${runStamp()}`) }, joined)
     const sweep = await sweepRun(run, settings, options.signal)
     const files = await writeSweep(sweep, run.runDir, true)
     const suggested = Number.isFinite(sweep.suggestion.lr) ? `suggested lr ${sweep.suggestion.lr.toExponential(2)}` : 'no rate suggested'

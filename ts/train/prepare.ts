@@ -17,6 +17,7 @@ import { specForData } from '../model/spec.ts'
 import { planPretrained } from '../zoo/pretrained.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
 import { finetuneEpochs } from '../recipes/finetune.ts'
+import { runStamp } from '../util/run-stamp.ts'
 import { choosePrecision } from './precision.ts'
 import { probeMemoFile } from './precision-memo.ts'
 import { checkMemory, prepareData, type TrainData } from './train-data.ts'
@@ -44,10 +45,6 @@ export interface PreparedRun {
   plan: number[]
   augment: AugmentOptions | undefined
   print: (line: string) => void
-}
-
-function timestamp(): string {
-  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*$/, '')
 }
 
 function readHistory(runDir: string): HistoryFile {
@@ -213,7 +210,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const { config, filled } = previous
     ? resumeConfig(previous.config, options, options.resume!)
     : { config: resolveConfig(options), filled: [] as string[] }
-  const runDir = path.resolve(options.resume ?? config.out ?? path.join('runs', timestamp()))
+  const runDir = path.resolve(options.resume ?? config.out ?? path.join('runs', runStamp()))
   // Data-parallel: from here every rank runs train() in step; rank 0 alone writes and prints.
   const sync = (joined.sync = await TrainSync.start(config.distributed))
   if (!sync.isWriter) config.quiet = true

@@ -1,0 +1,6 @@
+// Sources given as URLs: data is read from disk only, so a URL where a path belongs is refused with its own message.
+
+/** Whether `text` starts with a URL scheme (`https://`, `s3://`, …). */
+export function isUrl(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text)
+}
