@@ -42,6 +42,10 @@ test.serial(
     const shardDir = path.join(cacheDir, 'shards', folder!)
     const tars = fs.readdirSync(shardDir).filter((n) => n.endsWith('.tar'))
     t.is(tars.length, 20)
+    // Decoded at the run's size (9 MB, within the cache's limit): epochs copy pixels instead of decoding JPEGs.
+    const index = JSON.parse(fs.readFileSync(path.join(shardDir, fs.readdirSync(shardDir).find((n) => n.endsWith('.json'))!), 'utf8'))
+    t.deepEqual(index.formats, { chw: 2000 })
+    t.deepEqual(index.imageShape, [3, 32, 32])
     const written = tars.map((n) => fs.statSync(path.join(shardDir, n)).mtimeMs)
     // Streamed, and learning: chance is 10 %.
     const last = first.result.history.epochs.at(-1)!
@@ -50,7 +54,7 @@ test.serial(
 
     const second = await logged(() => train({ ...options, epochs: 1, out: tmpdir() }))
     t.true(
-      second.lines.some((l) => l.includes('from its shards in the dataset cache')),
+      second.lines.some((l) => l.includes('from its shards of its images decoded at 3×32×32 in the dataset cache')),
       second.lines.join('\n'),
     )
     t.deepEqual(
@@ -94,6 +98,8 @@ test.serial('a decoded training set larger than one typed array holds streams in
   const why = lines.find((l) => l.includes('streaming'))
   t.log(why)
   t.regex(why ?? '', /more than one typed array holds/)
+  // Decoded, 2 000 images at 860×860 would take 4.4 GB, over the cache's default limit: the shards keep the JPEGs.
+  t.regex(why ?? '', /shards of the original bytes \(decoded they would take 4\.\d+ GB, over the dataset cache's limit/)
   t.is(result.history.epochs.length, 1)
   t.is(Math.round(result.history.epochs[0]!.test!.lossSum / result.history.epochs[0]!.test!.loss), 16)
   t.true(Number.isFinite(result.history.epochs[0]!.train.loss))

@@ -4,10 +4,10 @@
 import test from 'ava'
 import fs from 'node:fs'
 import path from 'node:path'
-import { cpuBf16Flags, readImageFolder, train } from '../ts/index.ts'
+import { TensorDataset, cpuBf16Flags, readImageFolder, referenceCnn, train } from '../ts/index.ts'
 import type { HistoryFile } from '../ts/index.ts'
 import type { Precision } from '../ts/model/model.ts'
-import { AUTO_PRECISION_ENV, decidePrecision, probePrecisions } from '../ts/train/precision.ts'
+import { AUTO_PRECISION_ENV, choosePrecision, decidePrecision, probePrecisions } from '../ts/train/precision.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -108,4 +108,39 @@ test("the probe times each precision's own steps, after warming both up, alterna
   t.is(decidePrecision(slower, 64, 'the CPU has avx512_bf16').precision, 'fp32')
   // Close timings keep fp32: the choice must not follow noise.
   t.is(decidePrecision({ fp32: 100, bf16: 95 }, 64, 'x').precision, 'fp32')
+})
+
+test.serial("the probe trains a copy in the run's own state (prepare), never the run's model", async (t) => {
+  const dirs = cifarSubset()
+  const set = await readImageFolder(dirs.test)
+  const data = await TensorDataset.create(set, { device: 'cpu' })
+  const spec = referenceCnn({ classes: 10, inputShape: [3, 32, 32] })
+  const prepared: { trainable: number; froze: boolean }[] = []
+  const choice = await choosePrecision(
+    spec,
+    data,
+    Int32Array.from({ length: 64 }, (_, i) => i),
+    {
+      batchSize: 32,
+      device: 'cpu',
+      memoFile: path.join(tmp(), 'probes.json'),
+      prepare: (probe) => {
+        const all = probe.trainableParamCount
+        probe.setTrainable(['*'], false)
+        probe.setTrainable(['fc2.*'], true)
+        prepared.push({ trainable: probe.trainableParamCount, froze: all > probe.trainableParamCount })
+      },
+    },
+  )
+  if (cpuBf16Flags().length === 0) {
+    // Nothing to probe without native bf16: no copy is made.
+    t.deepEqual(prepared, [])
+    t.is(choice.precision, 'fp32')
+  } else {
+    // One copy, put in the run's state (here: frozen but for its head) before its first step.
+    t.is(prepared.length, 1)
+    t.true(prepared[0]!.froze)
+    t.is(prepared[0]!.trainable, 512 * 10 + 10, 'fc2: 512 inputs to 10 classes')
+    t.regex(choice.reason, /step took \d+ ms in bf16 and \d+ ms in fp32/)
+  }
 })

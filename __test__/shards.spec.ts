@@ -456,3 +456,40 @@ test('training over shards learns, as the resident path does on the same images'
   t.true(cut.interrupted)
   t.is(cut.batches, 3)
 })
+
+test('decoded shards: .chw entries of the pixels readImageFolder gives at that size, read back without decoding', async (t) => {
+  const out = path.join(tmpdir(), 'decoded-%06d.tar')
+  const result = await writeShards(dirs.test, out, { perShard: 400, seed: 2, quiet: true, decode: { size: [48, 40], channels: 3 } })
+  t.is(result.count, 1000)
+  t.deepEqual(result.imageShape, [3, 48, 40])
+  t.deepEqual(result.skipped, [])
+  const names = []
+  for await (const entry of readTar(result.files[0]!)) names.push(entry.name)
+  t.true(
+    names.every((n) => n.endsWith('.chw') || n.endsWith('.cls')),
+    names.slice(0, 4).join(' '),
+  )
+  const set = await readImageFolder(dirs.test, { size: [48, 40] })
+  const byKey = new Map(set.files.map((f, i) => [keyOf(f), i]))
+  const { batches } = await collect(await openShards(result.pattern, { size: [48, 40], batchSize: 300, shuffleBuffer: 0 }))
+  const per = 3 * 48 * 40
+  let compared = 0
+  for (const b of batches) {
+    b.keys.forEach((key, j) => {
+      const i = byKey.get(key)!
+      t.is(b.labels[j], set.labels[i])
+      if (
+        Buffer.compare(Buffer.from(b.pixels.subarray(j * per, (j + 1) * per)), Buffer.from(set.pixels.subarray(i * per, (i + 1) * per))) ===
+        0
+      )
+        compared++
+    })
+  }
+  t.is(compared, 1000, 'every image byte-identical to the resident decode')
+  // Read at another size, the stored pixels are refused by name rather than reinterpreted.
+  const wrong = openShards(result.pattern, { size: [32, 32], batchSize: 300, shuffleBuffer: 0 })
+  await t.throwsAsync(async () => collect(await wrong), {
+    instanceOf: DataError,
+    message: /holds 5760 bytes of decoded pixels, and 3×32×32 takes 3072/,
+  })
+})

@@ -27,7 +27,7 @@ test.serial('streamed shards train and learn; validation and test are whole held
     lines.join('\n'),
   )
   t.true(
-    lines.some((l) => /10 classes; 1250 train \(streamed\), 250 val, 500 test images/.test(l)),
+    lines.some((l) => /10 classes; 1250 train \(streamed\), 250 val \(streamed\), 500 test images/.test(l)),
     lines.join('\n'),
   )
   const epochs = result.history.epochs

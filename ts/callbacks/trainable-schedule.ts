@@ -26,6 +26,19 @@ export function classifierOf(model: Model, option = 'freezeEpochs', purpose = 't
 }
 
 /**
+ * Sets what trains in `epoch` of a schedule: with `freezeEpochs`, the classifier alone up to that epoch and every
+ * parameter after it; and each span's parameters within its epochs. TrainableSchedule applies it as epochs begin, and
+ * what prepares work in a run's state (the learning-rate sweep, the precision probe) applies it to their copies.
+ */
+export function setTrainableAt(model: Model, epoch: number, options: TrainableScheduleOptions): void {
+  if ((options.freezeEpochs ?? 0) > 0) {
+    model.setTrainable(['*'], epoch > options.freezeEpochs!)
+    model.setTrainable([`${classifierOf(model)}.*`], true)
+  }
+  for (const span of options.spans ?? []) model.setTrainable([span.names], epoch >= (span.from ?? 1) && epoch <= (span.until ?? Infinity))
+}
+
+/**
  * Sets what trains at the start of each epoch.
  *
  * @example
@@ -34,7 +47,6 @@ export function classifierOf(model: Model, option = 'freezeEpochs', purpose = 't
 export class TrainableSchedule implements Callback {
   private readonly freezeEpochs: number
   private readonly spans: readonly TrainableSpan[]
-  private head: string | null = null
 
   constructor(options: TrainableScheduleOptions = {}) {
     this.freezeEpochs = options.freezeEpochs ?? 0
@@ -42,15 +54,14 @@ export class TrainableSchedule implements Callback {
   }
 
   onTrainBegin(ctx: TrainContext): void {
-    this.head = this.freezeEpochs > 0 ? classifierOf(ctx.model) : null
+    // Refuses a model without a classifier before the first epoch.
+    if (this.freezeEpochs > 0) classifierOf(ctx.model)
   }
 
   onEpochBegin(epoch: number, ctx: TrainContext): void {
-    // The body unfreezes once, at the epoch after the frozen ones; a resumed run sets it again at its first epoch.
-    if (this.head !== null && epoch <= this.freezeEpochs + 1) {
-      ctx.model.setTrainable(['*'], epoch > this.freezeEpochs)
-      ctx.model.setTrainable([`${this.head}.*`], true)
-    }
-    for (const span of this.spans) ctx.model.setTrainable([span.names], epoch >= (span.from ?? 1) && epoch <= (span.until ?? Infinity))
+    // The body unfreezes once, at the epoch after the frozen ones (a resumed run sets it again at its first epoch);
+    // later epochs leave it alone, so what a callback of one's own sets then stays.
+    const freezeEpochs = epoch <= this.freezeEpochs + 1 ? this.freezeEpochs : 0
+    setTrainableAt(ctx.model, epoch, { freezeEpochs, spans: this.spans })
   }
 }

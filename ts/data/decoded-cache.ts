@@ -49,7 +49,7 @@ const VERSION = 2
  * What the decode depends on besides the images, size and channels: bump the first part when what the decoders
  * produce changes; sharp's and libvips' versions are part of it, so upgrading them decodes afresh.
  */
-const DECODER = `convkit-decode-1 sharp-${sharp.versions.sharp ?? '?'} vips-${sharp.versions.vips}`
+export const DECODER = `convkit-decode-1 sharp-${sharp.versions.sharp ?? '?'} vips-${sharp.versions.vips}`
 const MAGIC = 'CKDECODE'
 /** The fixed prefix: magic, version, header length. */
 const PREFIX = MAGIC.length + 8

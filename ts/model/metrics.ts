@@ -2,6 +2,7 @@
 // F1, macro-F1 and balanced accuracy come from the confusion matrix (or per-class totals), so they add up across
 // batches and ranks as counts and are derived once.
 import type { EvalCounts } from '../binding.ts'
+import type { ProcessGroup } from '../distributed/process-group.ts'
 
 /** Raw counts as the native evaluation returns them (declared in Rust). */
 export type { EvalCounts }
@@ -122,5 +123,35 @@ export function metricsFromCounts(counts: EvalCounts, classNames: readonly strin
     perClass,
     ...classScores(confusionTotals(confusion), classNames),
     confusion,
+  }
+}
+
+/** The counts of two disjoint image sets together (`a` alone when `b` is null). */
+export function addEvalCounts(a: EvalCounts, b: EvalCounts | null): EvalCounts {
+  if (b === null) return a
+  if (a.classes !== b.classes) throw new RangeError(`evaluation counts of ${a.classes} and ${b.classes} classes do not add up`)
+  return {
+    count: a.count + b.count,
+    lossSum: a.lossSum + b.lossSum,
+    top1Correct: a.top1Correct + b.top1Correct,
+    top5Correct: a.top5Correct + b.top5Correct,
+    confusion: a.confusion.map((n, i) => n + b.confusion[i]!),
+    classes: a.classes,
+  }
+}
+
+/** Every rank's counts summed (a collective: each rank passes the counts of its own share of the images). */
+export async function allreduceEvalCounts(group: ProcessGroup, counts: EvalCounts): Promise<EvalCounts> {
+  const sums = await group.allreduceSum(
+    [counts.count, counts.lossSum, counts.top1Correct, counts.top5Correct, ...counts.confusion],
+    'the evaluation counts',
+  )
+  return {
+    count: sums[0]!,
+    lossSum: sums[1]!,
+    top1Correct: sums[2]!,
+    top5Correct: sums[3]!,
+    confusion: Array.from(sums.subarray(4)),
+    classes: counts.classes,
   }
 }

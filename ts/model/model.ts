@@ -19,7 +19,7 @@ import type { Device } from '../util/device.ts'
 import { groupHandle, type ProcessGroup } from '../distributed/process-group.ts'
 import { CancelledError, CheckpointError, InputError } from '../errors.ts'
 import type { ModelSpec } from './layers.ts'
-import { metricsFromCounts, type EvalMetrics } from './metrics.ts'
+import { allreduceEvalCounts, metricsFromCounts, type EvalCounts, type EvalMetrics } from './metrics.ts'
 import { prepareImages, rankScores, type ImageInput, type Prediction, type PredictOptions } from '../predict/predict-images.ts'
 import { formatSummary, type LayerSummary } from '../report/model-summary.ts'
 import { readTorchStateDict, type TorchTensor } from '../weights/torch-checkpoint.ts'
@@ -511,6 +511,14 @@ export class Model {
 
   /** Loss, top-1, top-5, per-class top-1 and the confusion matrix, computed on the device. */
   async evaluate(data: TensorDataset, options: EvaluateOptions = {}): Promise<EvalMetrics> {
+    return metricsFromCounts(await this.evaluateCounts(data, options), data.classes)
+  }
+
+  /**
+   * The counts that {@link Model.evaluate} derives its metrics from. Counts of disjoint image sets add up
+   * (`addEvalCounts`), which is how a set too large to hold is evaluated a part at a time.
+   */
+  async evaluateCounts(data: TensorDataset, options: EvaluateOptions = {}): Promise<EvalCounts> {
     const batchSize = options.batchSize ?? 500
     if (!Number.isInteger(batchSize) || batchSize <= 0) {
       throw new InputError('INVALID_OPTION', `option batchSize: expected an integer > 0, got ${batchSize}`)
@@ -522,24 +530,10 @@ export class Model {
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       const indices = options.indices ? toInt32(options.indices, 'indices') : null
-      let counts = await call('evaluation', () =>
+      const counts = await call('evaluation', () =>
         this.#native.evaluate(datasetHandle(data), indices, batchSize, options.tta, options.averaged ?? true, token),
       )
-      if (options.group) {
-        const sums = await options.group.allreduceSum(
-          [counts.count, counts.lossSum, counts.top1Correct, counts.top5Correct, ...counts.confusion],
-          'the evaluation counts',
-        )
-        counts = {
-          count: sums[0]!,
-          lossSum: sums[1]!,
-          top1Correct: sums[2]!,
-          top5Correct: sums[3]!,
-          confusion: Array.from(sums.subarray(4)),
-          classes: counts.classes,
-        }
-      }
-      return metricsFromCounts(counts, data.classes)
+      return options.group ? await allreduceEvalCounts(options.group, counts) : counts
     } finally {
       signal?.removeEventListener('abort', onAbort)
     }

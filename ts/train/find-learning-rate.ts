@@ -4,9 +4,9 @@
 import path from 'node:path'
 import { deriveSeed } from '../data/split.ts'
 import { InputError } from '../errors.ts'
-import type { LossOptions, Model } from '../model/model.ts'
+import type { LossOptions } from '../model/model.ts'
 import { plotLrFind } from '../report/lr-find-chart.ts'
-import { classifierOf } from '../callbacks/trainable-schedule.ts'
+import { setTrainableAt } from '../callbacks/trainable-schedule.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import { runStamp } from '../util/run-stamp.ts'
 import { setSeed } from '../util/device.ts'
@@ -14,7 +14,7 @@ import { classCounts, epochOrder, resolveClassWeights } from './class-balance.ts
 import { LR_FIND_OPTIONS, resolveLrFind, type LrFindOptions, type LrFindSettings } from './lr-find-options.ts'
 import { sweepLearningRate } from './lr-finder.ts'
 import type { LrSweep } from './lr-sweep.ts'
-import { prepareRun, type PreparedRun, type RunConfig } from './prepare.ts'
+import { prepareRun, type PreparedRun } from './prepare.ts'
 import type { TrainOptions } from './train-options.ts'
 
 /** The options of findLearningRate(): train()'s (the data, model, batch size, augmentation… of the run to come) and the sweep's. */
@@ -32,18 +32,6 @@ function runLoss(run: PreparedRun): LossOptions {
   const counts = classCounts(data.trainSet.labels, data.train, data.classes.length)
   const weights = resolveClassWeights(config.classWeights, counts, data.classes)
   return { labelSmoothing: config.labelSmoothing, reduction: config.lossReduction, classWeights: weights ?? undefined }
-}
-
-/**
- * What trains in a run's first epoch, as TrainableSchedule sets it then: with `freezeEpochs`, fine-tuning's classifier
- * alone (the rate found is the one for the head, which is what that epoch trains at), and the trainable spans.
- */
-function firstEpochTrainable(model: Model, config: RunConfig): void {
-  if (config.freezeEpochs > 0) {
-    model.setTrainable(['*'], false)
-    model.setTrainable([`${classifierOf(model)}.*`], true)
-  }
-  for (const span of config.trainableSpans) model.setTrainable([span.names], (span.from ?? 1) <= 1 && (span.until ?? Infinity) >= 1)
 }
 
 /** The sweep of a prepared run: its model as its first epoch starts, over its training images in its epochs' order. */
@@ -65,7 +53,8 @@ async function sweepRun(run: PreparedRun, settings: LrFindSettings, signal: Abor
       copy.setLoss(loss)
       copy.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
       copy.setGradClipNorm(config.gradClipNorm)
-      firstEpochTrainable(copy, config)
+      // What trains in the run's first epoch: with a frozen body the rate found is the head's, which that epoch uses.
+      setTrainableAt(copy, 1, { freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })
     },
   })
 }

@@ -13,6 +13,8 @@ import { writeFileAtomic } from '../util/atomic-write.ts'
 export interface ProbeKey {
   /** The network's spec. */
   spec: unknown
+  /** Parameters that train in the probed steps (a frozen body makes a different step). */
+  trainable: number
   /** Images per probed step. */
   images: number
   device: string

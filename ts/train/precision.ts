@@ -80,20 +80,34 @@ export function decidePrecision(probe: { fp32: number; bf16: number }, images: n
     : { precision: 'fp32', reason: `fp32: ${where}, but ${timings}`, probe }
 }
 
+/** Where and how choosePrecision probes. */
+export interface PrecisionProbeOptions {
+  /** The run's batch size; the probe's steps take up to 64 of it. */
+  batchSize: number
+  device: string
+  /** Where clear timings are remembered (precision-memo.ts). */
+  memoFile: string
+  /**
+   * Puts the throwaway copy in the state the run trains in (frozen layers, batch-norm statistics): a frozen body
+   * neither keeps its activations nor computes their gradients, so a probe of the whole network would time other
+   * work and hold several times the memory the run needs.
+   */
+  prepare?: (probe: Model) => void
+}
+
 /**
  * Picks fp32 or bf16 for `spec`: fp32 on a CPU without native bf16; otherwise training steps of a throwaway copy of
  * the model on a real batch, timed in each precision (`probePrecisions`), and bf16 wins when it is at least 10 %
- * faster. Clear timings are remembered in `memoFile` (see precision-memo.ts): the same network, batch and CPU later
- * take them from there instead of probing again.
+ * faster. Clear timings are remembered in `memoFile` (see precision-memo.ts): the same network, trainable state, batch
+ * and CPU later take them from there instead of probing again.
  */
 export async function choosePrecision(
   spec: ModelSpec,
   data: TensorDataset,
   indices: Int32Array,
-  batchSize: number,
-  device: string,
-  memoFile: string,
+  options: PrecisionProbeOptions,
 ): Promise<PrecisionChoice> {
+  const { batchSize, device, memoFile } = options
   const forced = process.env[AUTO_PRECISION_ENV]
   if (forced === 'fp32' || forced === 'bf16') return { precision: forced, reason: `${forced}: ${AUTO_PRECISION_ENV}=${forced}` }
   const flags = cpuBf16Flags()
@@ -102,13 +116,14 @@ export async function choosePrecision(
   }
   const batch = indices.subarray(0, Math.min(batchSize, 64, indices.length))
   const where = device === 'cpu' ? `the CPU has ${flags.join(' and ')}` : `on ${device}`
-  const key: ProbeKey = { spec, images: batch.length, device, cpu: cpuIdentity(flags) }
+  const probe = Model.create(spec, { device: device as 'cpu', seed: 0 })
+  options.prepare?.(probe)
+  const key: ProbeKey = { spec, trainable: probe.trainableParamCount, images: batch.length, device, cpu: cpuIdentity(flags) }
   const remembered = recallProbe(memoFile, key)
   if (remembered) {
     const choice = decidePrecision(remembered, batch.length, where)
     return { ...choice, reason: `${choice.reason} (remembered from a probe of ${remembered.at.slice(0, 10)}, ${memoFile})` }
   }
-  const probe = Model.create(spec, { device: device as 'cpu', seed: 0 })
   const timings = await probePrecisions(async (precision) => {
     probe.setPrecision(precision)
     await probe.trainBatch(data, batch)

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { LAST_CHECKPOINT } from '../callbacks/last-checkpoint.ts'
 import type { HistoryFile } from '../callbacks/callback.ts'
-import { classifierOf } from '../callbacks/trainable-schedule.ts'
+import { classifierOf, setTrainableAt } from '../callbacks/trainable-schedule.ts'
 import type { ImageSet } from '../data/image-set.ts'
 import { epochBatches } from '../data/shards/shard-stream.ts'
 import { deriveSeed, shuffle } from '../data/split.ts'
@@ -20,7 +20,7 @@ import { finetuneEpochs } from '../recipes/finetune.ts'
 import { runStamp } from '../util/run-stamp.ts'
 import { choosePrecision } from './precision.ts'
 import { probeMemoFile } from './precision-memo.ts'
-import { checkMemory, prepareData, type TrainData } from './train-data.ts'
+import { checkMemory, prepareData, validationCount, type TrainData } from './train-data.ts'
 import { resolveConfig, resumeConfig } from './resolve-config.ts'
 import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 
@@ -222,7 +222,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   if (data.dataPath) print(`convkit: ${data.dataPath}`)
   // The monitor's default was chosen from valSplit; a source that brought validation rows of its own (a label file's)
   // has them to follow even with valSplit 0.
-  if (options.monitor === undefined && !previous && config.valSplit === 0 && data.val.length > 0) config.monitor = 'val_loss'
+  if (options.monitor === undefined && !previous && config.valSplit === 0 && validationCount(data) > 0) config.monitor = 'val_loss'
   if (config.epochs === 'auto') {
     config.epochs = finetuneEpochs(data.trainCount)
     print(`convkit: ${config.epochs} epochs for ${data.trainCount} training images (epochs auto: about 8 000·√(n/1 000) images seen)`)
@@ -247,7 +247,17 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   let chosen: NonNullable<HistoryFile['chosen']>
   if (previous?.chosen) chosen = previous.chosen
   else if (config.precision === 'auto') {
-    const c = await choosePrecision(model.spec, trainData, data.train, config.batchSize, modelDevice, probeMemoFile(config.cacheDir))
+    const c = await choosePrecision(model.spec, trainData, data.train, {
+      batchSize: config.batchSize,
+      device: modelDevice,
+      memoFile: probeMemoFile(config.cacheDir),
+      // The step of the run's last epoch, the one most of its epochs take: with the body frozen for epoch 1, a
+      // one-epoch run trains the head alone, which needs neither the body's activations kept nor their gradients.
+      prepare: (probe) => {
+        probe.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
+        setTrainableAt(probe, Math.ceil(run.epochs), { freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })
+      },
+    })
     chosen = { precision: c.precision, precisionReason: c.reason }
   } else chosen = { precision: config.precision, precisionReason: `${config.precision}: as asked` }
   chosen = await sync.agreePrecision(chosen)

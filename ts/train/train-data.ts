@@ -25,9 +25,16 @@ import {
 import { DataError, InputError } from '../errors.ts'
 import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
+import { formatBytes } from '../util/progress.ts'
 
 /** Images a streamed run holds in memory from its training shards: for statistics, whitening, samples.png and the precision probe. */
 const STREAM_SAMPLE = 2048
+const SAMPLE_BYTES_MAX = 128 * 2 ** 20
+
+/** Images a run validates on: held in memory (`val`) or streamed (`valStream`). */
+export function validationCount(data: Pick<TrainData, 'val' | 'valStream'>): number {
+  return data.valStream?.total ?? data.val.length
+}
 
 export interface TrainData {
   classes: string[]
@@ -45,6 +52,11 @@ export interface TrainData {
   trainCount: number
   /** The training shards when they are streamed, else null. */
   stream: ShardSet | null
+  /**
+   * A streamed run's validation shards, decoded a part at a time at each evaluation (`val` is then empty), else
+   * null. See validationCount.
+   */
+  valStream: ShardSet | null
   /** Why the shards are resident or streamed (null for other data). */
   dataPath: string | null
   skipped: string[]
@@ -91,7 +103,8 @@ export async function prepareData(options: TrainOptions, config: ResolvedTrainOp
 
 /**
  * An image folder whose training images do not fit the memory budget (or `stream: 'always'`): its training folder
- * is written once into the cache as shards of the original bytes and streamed from there; a `test/` folder beside
+ * is written once into the cache as shards of its images decoded at the run's size and streamed from there (each
+ * epoch then copies pixels instead of decoding them again); a `test/` folder beside
  * it (or `testData`) is read as usual.
  */
 async function prepareStreamedFolder(config: ResolvedTrainOptions, reason: string, signal: AbortSignal | undefined): Promise<TrainData> {
@@ -108,17 +121,23 @@ async function prepareStreamedFolder(config: ResolvedTrainOptions, reason: strin
   const split = fs.statSync(trainDir, { throwIfNoEntry: false })?.isDirectory() === true
   const testDir = path.join(source, 'test')
   const shards = await cachedFolderShards(split ? trainDir : source, {
+    decode: { size: config.size, channels: 3, skipBadImages: config.skipBadImages },
     cacheDir: config.cacheDir ?? undefined,
     quiet: config.quiet,
     signal,
   })
   const testData = config.testData ?? (split && fs.existsSync(testDir) ? testDir : null)
-  const how = shards.wrote ? 'written once into the dataset cache as shards of the original bytes' : 'from its shards in the dataset cache'
-  return prepareShards(
+  const form = shards.decoded
+    ? `its images decoded at 3×${config.size.join('×')}`
+    : `the original bytes (decoded they would take ${formatBytes(shards.decodedBytes)}, over the dataset cache's limit: ` +
+      'raise it, e.g. CONVKIT_CACHE_MAX=20G, and epochs copy pixels instead of decoding every image again)'
+  const how = shards.wrote ? `written once into the dataset cache as shards of ${form}` : `from its shards of ${form} in the dataset cache`
+  const data = await prepareShards(
     { ...config, data: shards.index, testData, stream: 'always' },
     signal,
     `${reason}; ${how} (${path.dirname(shards.index)})`,
   )
+  return { ...data, skipped: [...shards.skipped, ...data.skipped] }
 }
 
 async function prepareResident(options: TrainOptions, config: ResolvedTrainOptions): Promise<TrainData> {
@@ -271,6 +290,7 @@ function residentSplits(
     test,
     trainCount: train.length,
     stream: null,
+    valStream: null,
     dataPath,
     skipped,
   }
@@ -312,30 +332,33 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   )
   const heldTest = given ? undefined : await readShardImages(subsetShards(all, testShards), read)
   const testSet = given?.set ?? heldTest!
-  const valSet = valShards.length > 0 ? await readShardImages(subsetShards(all, valShards), read) : undefined
-  // At most 1/32 of the memory budget, so that large images do not make the sample itself too large to hold.
+  // Validation is streamed like training: it is as large as its share of data that does not fit.
+  const valStream = valShards.length > 0 ? subsetShards(all, valShards) : null
+  // At most 1/32 of the memory budget and 128 MiB (held twice: in JavaScript and natively), so that large images do
+  // not make the sample itself too large: 850 images at 224 px, 2048 (STREAM_SAMPLE) at CIFAR's 32.
   const perImage = channels * config.size[0] * config.size[1]
-  const sampleCap = Math.max(64, Math.floor((budgetBytes(config) ?? os.totalmem() / 2) / 32 / perImage))
+  const sampleCap = Math.max(64, Math.floor(Math.min((budgetBytes(config) ?? os.totalmem() / 2) / 32, SAMPLE_BYTES_MAX) / perImage))
   const sample = await readShardImages(trainShards, { ...read, limit: Math.min(Math.max(STREAM_SAMPLE, config.whiten), sampleCap) })
   checkSameClasses(sample, testSet)
   const train = range(sample.labels.length)
   const test = limitIndices(range(testSet.labels.length), config.limitTest ?? undefined, deriveSeed(config.seed, 0x2))
   const trainCount = Math.min(trainShards.total, config.limitTrain ?? Number.POSITIVE_INFINITY)
   const normalization = normalizationFor(config, sample, train)
-  const skipped = [...sample.skipped, ...(given?.skipped ?? heldTest!.skipped), ...(valSet?.skipped ?? [])]
+  const skipped = [...sample.skipped, ...(given?.skipped ?? heldTest!.skipped)]
   const held = `${testShards.length ? `${testShards.length} test shard(s)` : ''}${testShards.length && valShards.length ? ' and ' : ''}${valShards.length ? `${valShards.length} validation shard(s)` : ''}`
   const reason = `${why ?? choice.reason}; ${trainShards.files.length} training shard(s)${held ? `, ${held} held out` : ''}`
   return {
     classes: all.classes,
     normalization,
     trainSet: sample,
-    valSet: valSet ?? sample,
+    valSet: sample,
     testSet,
     train,
-    val: valSet ? range(valSet.labels.length) : new Int32Array(0),
+    val: new Int32Array(0),
     test,
     trainCount,
     stream: trainShards,
+    valStream,
     dataPath: reason,
     skipped,
   }

@@ -21,6 +21,7 @@ import { runEpoch } from './epoch.ts'
 import { runLearningRate } from './find-learning-rate.ts'
 import { prepareRun, type PreparedRun } from './prepare.ts'
 import { runMetrics, storedConfig, type TrainOptions } from './train-options.ts'
+import { validationCount } from './train-data.ts'
 
 export interface TrainResult {
   runDir: string
@@ -162,7 +163,7 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
   const ctx: TrainContext = {
     model,
     runDir,
-    metrics: runMetrics(data.val.length > 0),
+    metrics: runMetrics(validationCount(data) > 0),
     stopTraining: false,
     // A resumed run continues at the rate its last epoch ended with.
     lr,
@@ -194,7 +195,7 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
 
   await sync.attach(model, { bucketMb: config.bucketMb, syncBatchNorm: config.syncBatchNorm })
   print(
-    `convkit: ${data.classes.length} classes; ${data.trainCount} train${data.stream ? ' (streamed)' : ''}, ${data.val.length} val, ${data.test.length} test images; ` +
+    `convkit: ${data.classes.length} classes; ${data.trainCount} train${data.stream ? ' (streamed)' : ''}, ${validationCount(data)} val${data.valStream ? ' (streamed)' : ''}, ${data.test.length} test images; ` +
       `${model.paramCount.toLocaleString('en-US')} parameters on ${model.device} (${chosen.precision}); run in ${runDir}`,
   )
   for (const line of balance.lines) print(line)

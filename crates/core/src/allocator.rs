@@ -77,10 +77,25 @@ pub struct CacheStats {
 /// Hands the caching allocator's free blocks back to the system and returns how many bytes that was (0 when it is
 /// not installed). For after work whose blocks the next work will not reuse: a precision probe leaves blocks of
 /// both precisions' activation sizes, and training then allocates only one precision's.
+///
+/// The blocks go back through `free`, and those under the raised mmap threshold (`keep_freed_memory`) land in glibc's
+/// heaps, where they stay mapped (only the main heap's top is ever trimmed, and libtorch's worker threads allocate
+/// from arenas of their own); so glibc is asked to hand back the free pages of every arena as well.
 pub fn trim_cpu_cache() -> u64 {
     // SAFETY: takes no arguments; frees only blocks no tensor holds.
-    unsafe { ck_cpu_cache_trim() }
+    let freed = unsafe { ck_cpu_cache_trim() };
+    release_free_heap_pages();
+    freed
 }
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_heap_pages() {
+    // SAFETY: malloc_trim only returns whole free pages of glibc's arenas to the system; no live block moves.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_heap_pages() {}
 
 /// The caching allocator's counters, or `None` when it is not installed.
 pub fn cpu_cache_stats() -> Option<CacheStats> {

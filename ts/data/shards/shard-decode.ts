@@ -48,6 +48,12 @@ export interface BatchDecoderOptions extends DecodeOptions {
 
 const isJpeg = (b: Buffer) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff
 
+/**
+ * The extension of a sample stored as decoded pixels (`C×H×W` bytes, channel-first, at the size the stream decodes
+ * to), as the dataset cache writes an image folder that streams: copying them costs a small fraction of a decode.
+ */
+export const RAW_PIXELS_EXT = 'chw'
+
 /** Decodes batches; several may be in flight at once. */
 export class BatchDecoder {
   private readonly options: BatchDecoderOptions
@@ -64,7 +70,14 @@ export class BatchDecoder {
     const failed = new Map<number, string>()
     const jpegs: number[] = []
     const rest: number[] = []
-    samples.forEach((s, i) => (isJpeg(s.data) ? jpegs : rest).push(i))
+    samples.forEach((s, i) => {
+      if (s.ext !== RAW_PIXELS_EXT) (isJpeg(s.data) ? jpegs : rest).push(i)
+      else if (s.data.length === perImage) pixels.set(s.data, i * perImage)
+      else {
+        const [h, w] = this.options.size
+        failed.set(i, `it holds ${s.data.length} bytes of decoded pixels, and ${this.options.channels}×${h}×${w} takes ${perImage}`)
+      }
+    })
     if (jpegs.length > 0) {
       const fallback = await this.decodeJpegs(
         jpegs.map((i) => samples[i]!.data),

@@ -8,14 +8,14 @@ import { CancelledError, DataError, InputError } from '../../errors.ts'
 import { IMAGE_EXTENSIONS } from '../image-folder.ts'
 import { deriveSeed, prng, range, shuffle } from '../split.ts'
 import { expandBraces, indexPathFor } from './brace-pattern.ts'
-import { BatchDecoder, type EncodedSample, type SkippedSample } from './shard-decode.ts'
+import { BatchDecoder, RAW_PIXELS_EXT, type EncodedSample, type SkippedSample } from './shard-decode.ts'
 import { readTarChunks } from './tar-reader.ts'
 import type { ShardIndex } from './write-shards.ts'
 
 export type { SkippedSample } from './shard-decode.ts'
 
 /** Extensions (after the key's first dot) read as a sample's image. */
-const IMAGE_EXTS = new Set(IMAGE_EXTENSIONS.map((e) => e.slice(1)))
+const IMAGE_EXTS = new Set([...IMAGE_EXTENSIONS.map((e) => e.slice(1)), RAW_PIXELS_EXT])
 
 /** What is known about a set of shards before reading them. */
 export interface ShardSet {
@@ -41,8 +41,8 @@ export interface ShardStreamOptions {
   /** Samples per batch. Defaults to 128. */
   batchSize?: number
   /**
-   * Samples held in the shuffle buffer (encoded, so a few KB each for small JPEGs); 0 or 1 keeps the shards' order.
-   * Defaults to 5000.
+   * Samples held in the shuffle buffer (as stored, so a few KB each for small JPEGs; at most 256 MiB of them); 0 or 1
+   * keeps the shards' order. Defaults to 5000.
    */
   shuffleBuffer?: number
   /** Seeds the shard order and the shuffle buffer. Defaults to 0. */
@@ -99,6 +99,16 @@ export interface ShardStream extends AsyncIterable<ShardBatch> {
   readonly skipped: readonly SkippedSample[]
   /** Stops reading and decoding and releases files; safe to call more than once. */
   close(): Promise<void>
+}
+
+/** The most bytes of samples the shuffle buffer holds, on average. */
+const SHUFFLE_BUFFER_BYTES = 256 * 2 ** 20
+
+/** The shards' bytes per sample (tar headers and label entries included); 0 when they cannot be read. */
+function meanSampleBytes(set: ShardSet): number {
+  let bytes = 0
+  for (const file of set.files) bytes += fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0
+  return set.total > 0 ? bytes / set.total : 0
 }
 
 function option(name: string, value: number | undefined, fallback: number, min: number): number {
@@ -372,6 +382,10 @@ export async function openShards(pattern: string | readonly string[] | ShardSet,
   if (signal?.aborted) throw new CancelledError('CANCELLED', 'shard stream: cancelled before it started', { cause: signal.reason })
 
   const set = isShardSet(pattern) ? pattern : await describeShards(pattern, { signal })
+  // The buffer holds samples as stored: a few KB each for small JPEGs, but 150 KB each as decoded pixels at 224 px,
+  // where 5 000 would hold 750 MB. So it holds at most SHUFFLE_BUFFER_BYTES of the shards' average sample.
+  const bufferSamples =
+    shuffleBuffer <= 1 ? shuffleBuffer : Math.min(shuffleBuffer, Math.max(2, Math.floor(SHUFFLE_BUFFER_BYTES / meanSampleBytes(set))))
   if (worldSize > set.files.length) {
     throw new InputError(
       'INVALID_OPTION',
@@ -434,7 +448,7 @@ export async function openShards(pattern: string | readonly string[] | ShardSet,
     try {
       if (batches === 0) return
       let group: EncodedSample[] = []
-      reading: for await (const samples of shuffled(allSamples(), shuffleBuffer, prng(deriveSeed(seed, epoch, rank, 0x5b)))) {
+      reading: for await (const samples of shuffled(allSamples(), bufferSamples, prng(deriveSeed(seed, epoch, rank, 0x5b)))) {
         for (const sample of samples) {
           group.push(sample)
           if (group.length === batchSize) {

@@ -1,5 +1,6 @@
 // Writes an image folder (`root/<class>/*`) as WebDataset-style tar shards in a seeded, mixed order, plus an index.
 import fsp from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import { writeFileAtomic } from '../../util/atomic-write.ts'
 import { CancelledError, InputError } from '../../errors.ts'
@@ -7,6 +8,7 @@ import { ProgressBar } from '../../util/progress.ts'
 import { listImageFolder } from '../image-folder.ts'
 import { deriveSeed, range, shuffle } from '../split.ts'
 import { bracePatternFor, indexPathFor, numberedName, parseNumberedPattern } from './brace-pattern.ts'
+import { BatchDecoder, RAW_PIXELS_EXT, type EncodedSample } from './shard-decode.ts'
 import { TarShardWriter } from './tar-shard-writer.ts'
 
 /** The sidecar `<stem>.shards.json` beside the shards: what readers need to know before reading them. */
@@ -41,6 +43,12 @@ export interface WriteShardsOptions {
   quiet?: boolean
   /** Stops between samples; the shard being written is removed and the promise rejects with a CancelledError. */
   signal?: AbortSignal
+  /**
+   * Store each image decoded to this size (`C×H×W` bytes, a `.chw` entry) instead of its original bytes: larger on
+   * disk, but a stream then copies pixels instead of decoding every image in every epoch. Defaults to the original
+   * bytes.
+   */
+  decode?: { size: [number, number]; channels: 1 | 3; skipBadImages?: boolean }
 }
 
 export interface WriteShardsResult {
@@ -53,7 +61,12 @@ export interface WriteShardsResult {
   count: number
   classes: string[]
   imageShape: [number, number, number] | null
+  /** Images left out because they could not be decoded (with `decode.skipBadImages`): their paths and why. */
+  skipped: { file: string; reason: string }[]
 }
+
+/** Images decoded together when `decode` is given: enough to keep every core busy. */
+const DECODE_GROUP = 256
 
 /** Files read ahead of the writer: enough to hide file-open latency, few enough to keep memory flat. */
 const READ_AHEAD = 64
@@ -141,9 +154,31 @@ export async function writeShards(root: string, outPattern: string, options: Wri
     return key
   }
   const formats: Record<string, number> = {}
+  const decode = options.decode
+  const decoder = decode
+    ? new BatchDecoder({
+        size: decode.size,
+        channels: decode.channels,
+        threads: os.availableParallelism(),
+        skipBadImages: decode.skipBadImages ?? false,
+      })
+    : undefined
+  const decodedShape: [number, number, number] | undefined = decode ? [decode.channels, ...decode.size] : undefined
+  const skipped: WriteShardsResult['skipped'] = []
+  /** Decodes a group into `.chw` samples; with skipBadImages, the undecodable ones are left out and listed. */
+  const decodeGroup = async (using: BatchDecoder, group: EncodedSample[]): Promise<EncodedSample[]> => {
+    const batch = await using.decode(group)
+    const per = batch.count > 0 ? batch.pixels.length / batch.count : 0
+    for (const bad of batch.skipped) skipped.push({ file: bad.shard, reason: bad.reason })
+    const kept = new Set(batch.keys)
+    return group
+      .filter((g) => kept.has(g.key))
+      .map((g, j) => ({ ...g, ext: RAW_PIXELS_EXT, data: Buffer.from(batch.pixels.buffer, batch.pixels.byteOffset + j * per, per) }))
+  }
+  let written = 0
   let shape: [number, number, number] | null | undefined
   const shards: ShardIndex['shards'] = []
-  const written: string[] = []
+  const writtenFiles: string[] = []
   const bar = new ProgressBar(`shard ${path.basename(root)}`, { total: files.length, rateUnit: ' img/s', quiet: options.quiet })
   let done = 0
   let writer: TarShardWriter | undefined
@@ -151,30 +186,41 @@ export async function writeShards(root: string, outPattern: string, options: Wri
     for (let s = 0; s < shardCount; s++) {
       const file = numberedName(numbered, s)
       writer = await TarShardWriter.create(file)
+      const before = written
       const members = order.subarray(s * perShard, (s + 1) * perShard)
       let next = 0
       const read = (k: number) => fsp.readFile(files[members[k]!]!)
       const ahead: Promise<Buffer>[] = []
       for (; next < Math.min(READ_AHEAD, members.length); next++) ahead.push(read(next))
+      let group: EncodedSample[] = []
+      const flush = async () => {
+        const entries = decoder ? await decodeGroup(decoder, group) : group
+        for (const sample of entries) {
+          await writer!.add(`${sample.key}.${sample.ext}`, sample.data)
+          await writer!.add(`${sample.key}.cls`, Buffer.from(String(sample.label)))
+          formats[sample.ext] = (formats[sample.ext] ?? 0) + 1
+          const found = decoder ? decodedShape : imageHeaderShape(sample.data)
+          if (shape === undefined) shape = found ?? null
+          else if (shape && (!found || found.some((d, j) => d !== shape![j]))) shape = null
+        }
+        written += entries.length
+        bar.update((done += group.length))
+        group = []
+      }
       for (let k = 0; k < members.length; k++) {
         if (signal?.aborted) throw cancelled()
         const bytes = await ahead.shift()!
         if (next < members.length) ahead.push(read(next++))
         const i = members[k]!
         const ext = path.extname(files[i]!).slice(1).toLowerCase()
-        const key = uniqueKey(i)
-        await writer.add(`${key}.${ext}`, bytes)
-        await writer.add(`${key}.cls`, Buffer.from(String(labels[i]!)))
-        formats[ext] = (formats[ext] ?? 0) + 1
-        const found = imageHeaderShape(bytes)
-        if (shape === undefined) shape = found ?? null
-        else if (shape && (!found || found.some((d, j) => d !== shape![j]))) shape = null
-        bar.update(++done)
+        group.push({ key: uniqueKey(i), ext, data: bytes, label: labels[i]!, shard: files[i]! })
+        if (group.length === (decoder ? DECODE_GROUP : 1)) await flush()
       }
+      if (group.length > 0) await flush()
       await Promise.allSettled(ahead)
       await writer.finish()
-      shards.push({ file: path.basename(file), count: members.length, bytes: (await fsp.stat(file)).size })
-      written.push(file)
+      shards.push({ file: path.basename(file), count: written - before, bytes: (await fsp.stat(file)).size })
+      writtenFiles.push(file)
       writer = undefined
     }
   } catch (err) {
@@ -190,7 +236,7 @@ export async function writeShards(root: string, outPattern: string, options: Wri
     version: 1,
     pattern: path.basename(pattern),
     classes,
-    count: files.length,
+    count: written,
     perShard,
     seed,
     imageShape: shape ?? null,
@@ -199,5 +245,5 @@ export async function writeShards(root: string, outPattern: string, options: Wri
     shards,
   }
   await writeFileAtomic(indexFile, `${JSON.stringify(index, null, 1)}\n`)
-  return { files: written, pattern, index: indexFile, count: files.length, classes, imageShape: shape ?? null }
+  return { files: writtenFiles, pattern, index: indexFile, count: written, classes, imageShape: shape ?? null, skipped }
 }
