@@ -12,6 +12,7 @@ import {
   referenceCnn,
   writeShards,
 } from '../ts/index.ts'
+import type { ProcessGroup } from '../ts/distributed/process-group.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -54,4 +55,28 @@ test('addEvalCounts refuses counts of different class counts', (t) => {
   })
   t.is(addEvalCounts(counts(3), counts(3)).count, 2)
   t.throws(() => addEvalCounts(counts(3), counts(4)), { instanceOf: RangeError, message: /3 and 4 classes/ })
+})
+
+test('under data parallelism each rank evaluates its own shards, more ranks than shards included', async (t) => {
+  const { pattern } = await writeShards(dirs.test, path.join(tmpdir(), 'ranks-%06d.tar'), { perShard: 250, seed: 4, quiet: true })
+  const set = await describeShards(pattern)
+  const model = Model.create(referenceCnn({ classes: 10, inputShape: [3, 32, 32] }), { device: 'cpu', seed: 7 })
+  const options = { size: [32, 32] as [number, number], channels: 3 as const, batchSize: 100, normalization }
+  const whole = await evaluateShards(model, set, options)
+  // Six ranks over four shards, run one after another here: each one's sum stands in for the group's (the identity
+  // all-reduce), and the six shares add up to the whole set.
+  const shares = []
+  for (let rank = 0; rank < 6; rank++) {
+    const group = { rank, worldSize: 6, allreduceSum: async (v: readonly number[]) => Float64Array.from(v) } as unknown as ProcessGroup
+    shares.push(await evaluateShards(model, set, { ...options, group }))
+  }
+  t.deepEqual(
+    shares.map((s) => s.count),
+    [250, 250, 250, 250, 0, 0],
+  )
+  const confusion = shares.reduce(
+    (sum, s) => sum.map((row, i) => row.map((n, j) => n + s.confusion[i]![j]!)),
+    whole.confusion.map((row) => row.map(() => 0)),
+  )
+  t.deepEqual(confusion, whole.confusion)
 })

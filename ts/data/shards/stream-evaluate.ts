@@ -7,6 +7,7 @@ import type { EvaluateOptions, Model } from '../../model/model.ts'
 import type { Device } from '../../util/device.ts'
 import type { Normalization } from '../image-set.ts'
 import { TensorDataset } from '../tensor-dataset.ts'
+import { subsetShards } from './shard-source.ts'
 import { openShards, type ShardSet } from './shard-stream.ts'
 
 export interface EvaluateShardsOptions extends Pick<EvaluateOptions, 'tta' | 'averaged' | 'signal'> {
@@ -20,24 +21,31 @@ export interface EvaluateShardsOptions extends Pick<EvaluateOptions, 'tta' | 'av
   /** Images decoded and held at a time. Defaults to 512. */
   partSize?: number
   skipBadImages?: boolean
-  /** Data parallelism: each rank reads its own shards and the counts are summed over the group. */
+  /** Data parallelism: each rank reads its own shards (any number of ranks) and the counts are summed over the group. */
   group?: ProcessGroup
 }
 
 /** Metrics of every image in `set`, decoded a part at a time. */
 export async function evaluateShards(model: Model, set: ShardSet, options: EvaluateShardsOptions): Promise<EvalMetrics> {
-  const stream = await openShards(set, {
-    size: options.size,
-    channels: options.channels,
-    batchSize: options.partSize ?? 512,
-    shuffleBuffer: 0,
-    rank: options.group?.rank ?? 0,
-    worldSize: options.group?.worldSize ?? 1,
-    evenRanks: false,
-    skipBadImages: options.skipBadImages,
-    signal: options.signal,
-  })
+  // Rank r takes the shards at r, r + N, …: with more ranks than held-out shards some take none, and still join the sum.
+  const rank = options.group?.rank ?? 0
+  const worldSize = options.group?.worldSize ?? 1
+  const mine = subsetShards(
+    set,
+    set.files.map((_, i) => i).filter((i) => i % worldSize === rank),
+  )
   let total: EvalCounts | null = null
+  const stream =
+    mine.files.length > 0
+      ? await openShards(mine, {
+          size: options.size,
+          channels: options.channels,
+          batchSize: options.partSize ?? 512,
+          shuffleBuffer: 0,
+          skipBadImages: options.skipBadImages,
+          signal: options.signal,
+        })
+      : []
   try {
     for await (const part of stream) {
       const data = await TensorDataset.create(
@@ -53,7 +61,7 @@ export async function evaluateShards(model: Model, set: ShardSet, options: Evalu
       total = addEvalCounts(counts, total)
     }
   } finally {
-    await stream.close()
+    if ('close' in stream) await stream.close()
   }
   // A rank whose share holds no shard still joins the sum, with zero counts.
   total ??= {
