@@ -257,7 +257,7 @@ test('an entry another running process is reading is kept; once that process has
   t.deepEqual(decodedFiles(cacheDir), [])
 })
 
-test('the limit comes from cacheMaxBytes, else CONVKIT_CACHE_MAX, else 2 GB; sizes are read as people write them', (t) => {
+test('the limit comes from cacheMaxBytes, else CONVKIT_CACHE_MAX, else 10 GB; sizes are read as people write them', (t) => {
   t.is(parseSize('2G'), 2 * 2 ** 30)
   t.is(parseSize('500M'), 500 * 2 ** 20)
   t.is(parseSize('1.5GB'), 1.5 * 2 ** 30)
@@ -271,7 +271,7 @@ test('the limit comes from cacheMaxBytes, else CONVKIT_CACHE_MAX, else 2 GB; siz
     else process.env.CONVKIT_CACHE_MAX = saved
   })
   delete process.env.CONVKIT_CACHE_MAX
-  t.is(cacheMaxBytes(), 2 * 2 ** 30)
+  t.is(cacheMaxBytes(), 10 * 2 ** 30)
   process.env.CONVKIT_CACHE_MAX = '5G'
   t.is(cacheMaxBytes(), 5 * 2 ** 30)
   t.is(cacheMaxBytes(1000), 1000)

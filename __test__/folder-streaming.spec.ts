@@ -79,6 +79,13 @@ test.serial('a decoded training set larger than one typed array holds streams in
     ],
   }
   const cacheDir = tmpdir()
+  // A cache limit of 1 GB: decoded, the shards would take 4.4 GB, so they hold the JPEGs as they are.
+  const saved = process.env.CONVKIT_CACHE_MAX
+  process.env.CONVKIT_CACHE_MAX = '1G'
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.CONVKIT_CACHE_MAX
+    else process.env.CONVKIT_CACHE_MAX = saved
+  })
   const { result, lines } = await logged(() =>
     train({
       data: root,
@@ -98,7 +105,7 @@ test.serial('a decoded training set larger than one typed array holds streams in
   const why = lines.find((l) => l.includes('streaming'))
   t.log(why)
   t.regex(why ?? '', /more than one typed array holds/)
-  // Decoded, 2 000 images at 860×860 would take 4.4 GB, over the cache's default limit: the shards keep the JPEGs.
+  // Decoded, 2 000 images at 860×860 would take 4.4 GB, over the cache's limit: the shards keep the JPEGs.
   t.regex(why ?? '', /shards of the original bytes \(decoded they would take 4\.\d+ GB, over the dataset cache's limit/)
   t.is(result.history.epochs.length, 1)
   t.is(Math.round(result.history.epochs[0]!.test!.lossSum / result.history.epochs[0]!.test!.loss), 16)

@@ -17,7 +17,7 @@ const CACHE_OPTIONS = {
     help: 'prune: evict least recently used entries until the cache fits this size (2G, 500M, 0, none)',
     group: 'data',
     default: '2G',
-    shownDefault: '$CONVKIT_CACHE_MAX, else 2G',
+    shownDefault: '$CONVKIT_CACHE_MAX, else 10G',
     metavar: '<size>',
     ok: (v) => parseSize(v) !== undefined,
     expected: 'a size such as 2G, 500M or 1073741824',
@@ -33,7 +33,7 @@ const EXTRA: ExtraFlag[] = [
 export const CACHE_HELP = helpText(
   `List or prune the dataset cache: decoded image folders, extracted archives, downloads and the content hashes that
 key them (not libtorch, the Python venv or pretrained weights, which live beside it). After each write the cache is
-held under its limit, least recently used entries going first: $CONVKIT_CACHE_MAX (e.g. 5G, or none), else 2G.
+held under its limit, least recently used entries going first: $CONVKIT_CACHE_MAX (e.g. 5G, or none), else 10G.
 
 usage: convkit cache ls [--cache-dir <dir>] [--json]
        convkit cache prune [--max <size> | --all] [--cache-dir <dir>]

@@ -20,7 +20,7 @@ export function isArchive(file: string): boolean {
 }
 
 export interface ExtractOptions {
-  /** The dataset cache's size limit in bytes, enforced after extracting. Defaults to `cacheMaxBytes()` (`$CONVKIT_CACHE_MAX`, else 2 GB). */
+  /** The dataset cache's size limit in bytes, enforced after extracting. Defaults to `cacheMaxBytes()` (`$CONVKIT_CACHE_MAX`, else 10 GB). */
   cacheMaxBytes?: number
 }
 

@@ -41,7 +41,7 @@ export interface Cifar10Options {
   quiet?: boolean
   /** Cancels the download. Defaults to none. */
   signal?: AbortSignal
-  /** The dataset cache's size limit in bytes, enforced after a download. Defaults to `cacheMaxBytes()` (`$CONVKIT_CACHE_MAX`, else 2 GB). */
+  /** The dataset cache's size limit in bytes, enforced after a download. Defaults to `cacheMaxBytes()` (`$CONVKIT_CACHE_MAX`, else 10 GB). */
   cacheMaxBytes?: number
 }
 

@@ -35,7 +35,7 @@ export interface CachedImageFolderOptions extends ImageFolderOptions {
   quiet?: boolean
   /**
    * The dataset cache's size limit in bytes, enforced after each write by evicting least recently used entries.
-   * Defaults to `$CONVKIT_CACHE_MAX` (a size such as `5G`), else 2 GB; see `cacheMaxBytes`.
+   * Defaults to `$CONVKIT_CACHE_MAX` (a size such as `5G`), else 10 GB; see `cacheMaxBytes`.
    */
   cacheMaxBytes?: number
 }

@@ -33,7 +33,7 @@ export interface LoadDataOptions extends Omit<LabelFileOptions, 'skipBadImages'>
   cacheDir?: string
   /**
    * The cache's size limit in bytes: after each write, least recently used entries are evicted until it fits.
-   * Defaults to `$CONVKIT_CACHE_MAX` (a size such as `5G`, or `none`), else 2 GB.
+   * Defaults to `$CONVKIT_CACHE_MAX` (a size such as `5G`, or `none`), else 10 GB.
    */
   cacheMaxBytes?: number
   /** Where `'cifar10'` is downloaded from. Defaults to `$CONVKIT_CIFAR10_URL`, else the official site. */

@@ -8,6 +8,7 @@ import { CancelledError, DataError, InputError } from '../../errors.ts'
 import { IMAGE_EXTENSIONS } from '../image-folder.ts'
 import { deriveSeed, prng, range, shuffle } from '../split.ts'
 import { expandBraces, indexPathFor } from './brace-pattern.ts'
+import { BufferPool } from './buffer-pool.ts'
 import { BatchDecoder, RAW_PIXELS_EXT, type EncodedSample, type SkippedSample } from './shard-decode.ts'
 import { readTarChunks } from './tar-reader.ts'
 import type { ShardIndex } from './write-shards.ts'
@@ -157,7 +158,7 @@ export async function* readShardSamples(
 /** `readShardSamples` by the read, as `readTarChunks` gives the entries. */
 async function* readShardSampleChunks(
   shard: string,
-  options: { classes?: number; readBytes?: number; signal?: AbortSignal },
+  options: { classes?: number; readBytes?: number; signal?: AbortSignal; pool?: BufferPool },
 ): AsyncGenerator<EncodedSample[]> {
   type Partial = { key: string; ext?: string; data?: Buffer; label?: number }
   const finish = (p: Partial): EncodedSample => {
@@ -177,7 +178,7 @@ async function* readShardSampleChunks(
     return { key: p.key, ext: p.ext!, data: p.data, label: p.label, shard }
   }
   let current: Partial | undefined
-  for await (const entries of readTarChunks(shard, { chunkBytes: options.readBytes, signal: options.signal })) {
+  for await (const entries of readTarChunks(shard, { chunkBytes: options.readBytes, signal: options.signal, pool: options.pool })) {
     const done: EncodedSample[] = []
     for (const entry of entries) {
       const { key, ext } = splitSampleName(entry.name)
@@ -400,6 +401,7 @@ export async function openShards(pattern: string | readonly string[] | ShardSet,
   const classCount = set.index ? set.classes.length : undefined
 
   const decoder = new BatchDecoder({ size, channels, threads, skipBadImages: options.skipBadImages ?? false })
+  const pool = new BufferPool()
   const skipped: SkippedSample[] = []
   const queue: Promise<ShardBatch>[] = []
   let closed = false
@@ -424,7 +426,7 @@ export async function openShards(pattern: string | readonly string[] | ShardSet,
 
   async function* allSamples(): AsyncGenerator<EncodedSample[]> {
     for (const shard of shards)
-      yield* readShardSampleChunks(shard, { classes: classCount, readBytes: options.readBytes, signal: stop.signal })
+      yield* readShardSampleChunks(shard, { classes: classCount, readBytes: options.readBytes, signal: stop.signal, pool })
   }
 
   let made = 0
@@ -433,6 +435,8 @@ export async function openShards(pattern: string | readonly string[] | ShardSet,
     if (closed) return
     const index = made++
     const decoded = decoder.decode(group).then((d) => {
+      // The batch holds copies: the samples' buffers go back for the reads to come.
+      for (const sample of group) pool.release(sample.data)
       skipped.push(...d.skipped)
       return { pixels: d.pixels, labels: d.labels, keys: d.keys, count: d.count, shape, index }
     })

@@ -3,6 +3,7 @@
 // ts/data/tar-header.ts, which the image-archive reader shares.
 import fsp from 'node:fs/promises'
 import { CancelledError, DataError } from '../../errors.ts'
+import { BufferPool } from './buffer-pool.ts'
 import { BLOCK, isNameRecord, isRegularFile, nameFromRecord, parseTarHeader, type TarHeader } from '../tar-header.ts'
 
 export interface TarEntry {
@@ -17,6 +18,8 @@ export interface TarReadOptions {
   chunkBytes?: number
   /** Stops reading; the generator throws a CancelledError. */
   signal?: AbortSignal
+  /** Where entries' buffers come from. Defaults to a fresh buffer each. */
+  pool?: BufferPool
 }
 
 function corrupt(file: string, what: string): DataError {
@@ -92,9 +95,9 @@ export async function* readTarChunks(file: string, options: TarReadOptions = {})
       return true
     }
     /** Copies the next `n` bytes into a new Buffer, reading what the buffer lacks; null at the end of the file. */
+    const pool = options.pool ?? new BufferPool(0)
     const take = async (n: number): Promise<Buffer | null> => {
-      // Not from Node's shared 8 KB pool: a sample kept in a shuffle buffer would keep its whole pool slab alive.
-      const out = Buffer.allocUnsafeSlow(n)
+      const out = pool.take(n)
       const fromBuf = Math.min(n, end - start)
       buf.copy(out, 0, start, start + fromBuf)
       start += fromBuf
@@ -149,7 +152,7 @@ export async function* readTarChunks(file: string, options: TarReadOptions = {})
       }
       let data: Buffer | null
       if (end - start >= header.size) {
-        data = Buffer.allocUnsafeSlow(header.size)
+        data = pool.take(header.size)
         buf.copy(data, 0, start, start + header.size)
         start += header.size
       } else {
