@@ -82,6 +82,26 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
       predictions: await Promise.all(
         picks.map(async (i) => ({ png: await imagePng(set, i), truth: set.classes[set.labels[i]!]!, predicted: 'cat', probability: 0.5 })),
       ),
+      topLosses: await Promise.all(
+        picks.slice(0, 3).map(async (i) => ({
+          index: i,
+          truth: set.classes[set.labels[i]!]!,
+          predicted: 'cat',
+          probability: 0.9,
+          truthProbability: 0.01,
+          loss: -Math.log(0.01),
+          png: await imagePng(set, i),
+        })),
+      ),
+      confused: [
+        {
+          truth: 'dog',
+          predicted: 'cat',
+          count: 7,
+          examples: [picks[0]!, picks[1]!],
+          pngs: [await imagePng(set, picks[0]!), await imagePng(set, picks[1]!)],
+        },
+      ],
     })
     t.notRegex(html, /(src|href)="(https?:)?\/\//, 'nothing is fetched from a network')
     const file = path.join(out, 'report.html')
@@ -103,7 +123,7 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
         'Array.from(document.images, (img) => ({ alt: img.alt, ok: img.complete && img.naturalWidth > 0 }))',
       )) as { alt: string; ok: boolean }[]
       t.deepEqual(problems, [])
-      t.is(images.length, 1 + CHART_NAMES.length + picks.length)
+      t.is(images.length, 1 + CHART_NAMES.length + picks.length + 3 + 2)
       t.deepEqual(
         images.filter((i) => !i.ok),
         [],

@@ -5,6 +5,7 @@ import type { ImageSet } from '../data/image-set.ts'
 import type { Model } from '../model/model.ts'
 import type { EvalMetrics } from '../model/metrics.ts'
 import type { StepResult } from '../model/model.ts'
+import type { Interpretation } from '../report/top-losses.ts'
 
 /**
  * Metrics of one split in history.json. Accuracies are percentages. Runs written before balanced accuracy, macro-F1
@@ -57,6 +58,8 @@ export interface HistoryFile {
   }
   /** The training loss's weight of each class, by class name, when `classWeights` gave any. */
   classWeights?: Record<string, number>
+  /** The test images the final model got most wrong and the classes it confuses most (runs with a report). */
+  interpretation?: Interpretation
 }
 
 /** An epoch's metrics flattened for monitors: `train_loss`, `val_top1`, `test_top5`, `val_balanced_accuracy`, `val_macro_f1`, ... */
@@ -74,6 +77,8 @@ export interface TrainContext {
   lr: number
   /** A PNG grid of training images with their class names (the run's samples.png), when the run drew one. */
   samplesPng?: Uint8Array
+  /** Set by TopLosses when the run ends: the final model's top losses and confusions on the report's images. */
+  interpretation?: Interpretation
   /** Class names, in label order. */
   classNames?: string[]
   /** The epoch running now (1-based); 0 before the first. */

@@ -1,7 +1,9 @@
-// report.html: one self-contained page for a run (config, model, metrics, samples, plots, per-class accuracy and
-// test precision/recall/F1, predictions), every image embedded, nothing fetched from a network.
+// report.html: one self-contained page for a run, results first (final metrics, curves side by side where the page is
+// wide, top losses, confusions, per-class metrics, predictions), then samples, the configuration and the model folded;
+// every image embedded, nothing fetched from a network.
 import type { HistoryFile } from '../callbacks/history.ts'
 import type { RenderedChart } from './plot-history.ts'
+import type { ConfusedPair, TopLoss } from './top-losses.ts'
 
 export interface PredictedImage {
   /** PNG bytes of the image. */
@@ -11,6 +13,16 @@ export interface PredictedImage {
   probability: number
 }
 
+/** A top loss with its image. */
+export interface LossImage extends TopLoss {
+  png: Buffer
+}
+
+/** A confused pair with its example images. */
+export interface ConfusedImages extends ConfusedPair {
+  pngs: Buffer[]
+}
+
 export interface ReportInput {
   history: HistoryFile
   summary: string
@@ -18,6 +30,10 @@ export interface ReportInput {
   samplesPng?: Buffer
   charts: RenderedChart[]
   predictions: PredictedImage[]
+  /** The test images with the highest loss (history.interpretation), highest first. */
+  topLosses?: LossImage[]
+  /** The most confused pairs of classes, with examples. */
+  confused?: ConfusedImages[]
 }
 
 function esc(value: unknown): string {
@@ -66,6 +82,36 @@ function perClassTable(history: HistoryFile): string {
   return `<table><thead><tr><th>class</th>${splits.map((s) => `<th>${s} top-1</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`
 }
 
+/** The top losses, each image with its true and predicted class and the loss. */
+function topLossesSection(input: ReportInput): string {
+  const losses = input.topLosses ?? []
+  if (losses.length === 0) return ''
+  const n = input.history.interpretation?.images
+  const figures = losses
+    .map(
+      (t) =>
+        `<figure class="pred bad"><img src="${dataUri(t.png)}" alt="${esc(t.truth)}"${t.file ? ` title="${esc(t.file)}"` : ''}><figcaption>true: ${esc(t.truth)} (${(100 * t.truthProbability).toFixed(0)} %)<br>predicted: ${esc(t.predicted)} (${(100 * t.probability).toFixed(0)} %)<br>loss ${t.loss.toFixed(2)}</figcaption></figure>`,
+    )
+    .join('\n')
+  return `<h2>Top losses</h2>
+<p>The ${losses.length} test images with the highest loss under the final model${n ? `, of ${n} predicted` : ''}: wrong labels, odd images, or classes the model has not learned.</p>
+${figures}`
+}
+
+/** The most confused pairs of classes, each with examples. */
+function confusedSection(input: ReportInput): string {
+  const pairs = input.confused ?? []
+  if (pairs.length === 0) return ''
+  const rows = pairs
+    .map(
+      (c) =>
+        `<tr><th>${esc(c.truth)}</th><th>${esc(c.predicted)}</th><td>${c.count}</td><td class="examples">${c.pngs.map((png) => `<img src="${dataUri(png)}" alt="${esc(c.truth)} as ${esc(c.predicted)}">`).join('')}</td></tr>`,
+    )
+    .join('')
+  return `<h2>Most confused</h2>
+<table><thead><tr><th>true</th><th>predicted</th><th>images</th><th>examples (highest loss first)</th></tr></thead><tbody>${rows}</tbody></table>`
+}
+
 /** The page's HTML. */
 export function reportHtml(input: ReportInput): string {
   const { history } = input
@@ -99,6 +145,11 @@ figure { display: inline-block; margin: 0.4em; }
 .pred img { width: 96px; height: 96px; image-rendering: pixelated; }
 .pred.ok figcaption { color: #2a7a2a; }
 .pred.bad figcaption { color: #b22222; }
+.charts { display: flex; flex-wrap: wrap; }
+.charts figure { max-width: 100%; }
+.charts img { max-width: 100%; height: auto; }
+@media (min-width: 1300px) { .charts figure { width: 600px; } }
+.examples img { width: 64px; height: 64px; image-rendering: pixelated; margin-right: 4px; }
 </style>
 </head>
 <body>
@@ -106,18 +157,26 @@ figure { display: inline-block; margin: 0.4em; }
 <p>${history.classes.length} classes: ${history.classes.map(esc).join(', ')}.</p>
 <h2>Final metrics</h2>
 ${metricsTable(history)}
-<h2>Configuration</h2>
-<table><tbody>${config}</tbody></table>
-<h2>Model</h2>
-<pre>${esc(input.summary)}</pre>
-${input.samplesPng ? `<h2>Training samples</h2>\n<figure><img src="${dataUri(input.samplesPng)}" alt="training samples"></figure>` : ''}
 <h2>Curves</h2>
+<div class="charts">
 ${charts}
+</div>
+${topLossesSection(input)}
+${confusedSection(input)}
 <h2>Per-class accuracy</h2>
 ${perClassTable(history)}
 ${testClassTable(history)}
 <h2>Test images: predicted vs true</h2>
 ${predictions}
+${input.samplesPng ? `<h2>Training samples</h2>\n<figure><img src="${dataUri(input.samplesPng)}" alt="training samples"></figure>` : ''}
+<h2>Configuration</h2>
+<details><summary>All ${Object.keys(history.config).length - ('model' in history.config ? 1 : 0)} options of the run</summary>
+<table><tbody>${config}</tbody></table>
+</details>
+<h2>Model</h2>
+<details><summary>Layers</summary>
+<pre>${esc(input.summary)}</pre>
+</details>
 </body>
 </html>
 `

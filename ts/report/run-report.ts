@@ -5,8 +5,9 @@ import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { HistoryFile } from '../callbacks/history.ts'
 import type { ImageSet } from '../data/image-set.ts'
 import type { Model } from '../model/model.ts'
-import { reportHtml, type PredictedImage } from './html-report.ts'
+import { reportHtml, type ConfusedImages, type LossImage, type PredictedImage } from './html-report.ts'
 import { balancedSample, imageGrid, imagePng } from './image-grid.ts'
+import { modelInputs } from './model-inputs.ts'
 import { plotHistory } from './plot-history.ts'
 
 /** Up to this many images per class, and at most 64 in all, in sample grids. */
@@ -23,23 +24,6 @@ export async function samplesPng(set: ImageSet, indices: Int32Array): Promise<Bu
     picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })),
     { columns, title: 'Training samples' },
   )
-}
-
-/** The images at `picks` as the model evaluates them: the centre of each at its evaluation input size. */
-function modelInputs(set: ImageSet, picks: readonly number[], model: Model): Uint8Array {
-  const [c, h, w] = set.shape
-  const [mh, mw] = model.evalInputSize
-  const [top, left] = [Math.floor((h - mh) / 2), Math.floor((w - mw) / 2)]
-  const out = new Uint8Array(picks.length * c * mh * mw)
-  picks.forEach((src, dst) => {
-    for (let ch = 0; ch < c; ch++) {
-      for (let y = 0; y < mh; y++) {
-        const from = ((src * c + ch) * h + top + y) * w + left
-        out.set(set.pixels.subarray(from, from + mw), ((dst * c + ch) * mh + y) * mw)
-      }
-    }
-  })
-  return out
 }
 
 /** Writes plots/ (six charts, SVG and PNG) and report.html for a finished or stopped run. */
@@ -65,8 +49,15 @@ export async function writeRunReport(
       }
     }),
   )
+  const interpretation = history.interpretation
+  const topLosses: LossImage[] = await Promise.all(
+    (interpretation?.topLosses ?? []).map(async (t) => ({ ...t, png: await imagePng(testSet, t.index) })),
+  )
+  const confused: ConfusedImages[] = await Promise.all(
+    (interpretation?.confused ?? []).map(async (c) => ({ ...c, pngs: await Promise.all(c.examples.map((i) => imagePng(testSet, i))) })),
+  )
   // samples.png was drawn when the run started (a resumed run keeps the first one).
   const samples = await fs.readFile(path.join(runDir, 'samples.png')).catch(() => undefined)
-  const html = reportHtml({ history, summary: model.summary(), samplesPng: samples, charts, predictions })
+  const html = reportHtml({ history, summary: model.summary(), samplesPng: samples, charts, predictions, topLosses, confused })
   await writeFileAtomic(path.join(runDir, 'report.html'), html)
 }

@@ -10,6 +10,7 @@ import { ModelCheckpoint } from '../callbacks/model-checkpoint.ts'
 import { ProgressPrinter } from '../callbacks/progress-printer.ts'
 import { ReduceLROnPlateau } from '../callbacks/reduce-lr-on-plateau.ts'
 import { RunReport } from '../callbacks/run-report.ts'
+import { TopLosses } from '../callbacks/top-losses.ts'
 import { TensorBoard } from '../callbacks/tensorboard.ts'
 import { TrainableSchedule } from '../callbacks/trainable-schedule.ts'
 import { WeightAveraging } from '../callbacks/weight-averaging.ts'
@@ -95,6 +96,8 @@ function runCallbacks(run: PreparedRun, options: TrainOptions, history: History)
   // Last, so that they write and print the weights and state the others leave (EarlyStopping's restored best).
   if (sync.isWriter)
     all.push(
+      // Before LastCheckpoint, which writes history.json with what it finds.
+      ...(report ? [new TopLosses()] : []),
       new LastCheckpoint(),
       ...(report ? [report] : []),
       new ProgressPrinter({ print, quiet: config.quiet, bestEpoch: () => checkpoint.bestEpoch }),
@@ -190,6 +193,7 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
       lr: ctx.lr,
       chosen,
       ...balance.recorded,
+      ...(ctx.interpretation ? { interpretation: ctx.interpretation } : {}),
     }),
   }
 
