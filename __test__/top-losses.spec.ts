@@ -52,7 +52,10 @@ test.serial('a run records its top losses and most confused pairs, and the repor
   t.true(at('Final metrics') >= 0 && at('Final metrics') < at('Curves'))
   t.true(at('Curves') < at('Top losses') && at('Top losses') < at('Most confused'))
   t.true(at('Most confused') < at('Configuration'))
-  t.regex(html, /<h2>Configuration<\/h2>\s*<details>/, 'the configuration is folded')
+  // The configuration: what the run changed, then everything folded.
+  const changed = /<table class="changed"><tbody>(.*?)<\/tbody><\/table>\s*<details>/s.exec(html)?.[1] ?? ''
+  const keys = [...changed.matchAll(/<tr><th>([^<]+)<\/th>/g)].map((m) => m[1])
+  t.deepEqual(keys.sort(), ['batchSize', 'data', 'device', 'epochs', 'limitTest', 'limitTrain', 'seed', 'testData'].sort(), changed)
 })
 
 test('interpretPredictions ranks by the loss of the true class', async (t) => {

@@ -4,6 +4,7 @@
 import type { HistoryFile } from '../callbacks/history.ts'
 import type { RenderedChart } from './plot-history.ts'
 import type { ConfusedPair, TopLoss } from './top-losses.ts'
+import { changedOptions } from '../train/train-options.ts'
 
 export interface PredictedImage {
   /** PNG bytes of the image. */
@@ -115,9 +116,14 @@ function confusedSection(input: ReportInput): string {
 /** The page's HTML. */
 export function reportHtml(input: ReportInput): string {
   const { history } = input
+  const row = ([k, v]: [string, unknown]) => `<tr><th>${esc(k)}</th><td>${esc(JSON.stringify(v))}</td></tr>`
   const config = Object.entries(history.config)
     .filter(([k]) => k !== 'model')
-    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(JSON.stringify(v))}</td></tr>`)
+    .map(row)
+    .join('')
+  const changed = changedOptions(history.config)
+    .filter((k) => k !== 'model' && k in history.config)
+    .map((k) => row([k, history.config[k]]))
     .join('')
   const charts = input.charts
     .map((c) => `<figure><img src="${dataUri(c.png)}" width="800" height="500" alt="${esc(c.name)} plot"></figure>`)
@@ -170,6 +176,8 @@ ${testClassTable(history)}
 ${predictions}
 ${input.samplesPng ? `<h2>Training samples</h2>\n<figure><img src="${dataUri(input.samplesPng)}" alt="training samples"></figure>` : ''}
 <h2>Configuration</h2>
+<p>What this run set differently from ConvKit's defaults (a recipe's values included):</p>
+<table class="changed"><tbody>${changed}</tbody></table>
 <details><summary>All ${Object.keys(history.config).length - ('model' in history.config ? 1 : 0)} options of the run</summary>
 <table><tbody>${config}</tbody></table>
 </details>

@@ -801,3 +801,26 @@ export function storedConfig(config: ResolvedTrainOptions): TrainConfig {
     if (decl.stored) out[key] = (config as unknown as Record<string, unknown>)[key]
   return out as TrainConfig
 }
+
+/**
+ * The stored options of `config` whose value differs from their default (given the others as they are), in
+ * declaration order: what a run changed, for the report. `data` is always listed.
+ */
+export function changedOptions(config: Record<string, unknown>): string[] {
+  const changed = ['data']
+  for (const [key, decl] of Object.entries(TRAIN_OPTIONS) as [
+    string,
+    { stored: boolean; fallback: (r: Record<string, unknown>) => unknown },
+  ][]) {
+    if (!decl.stored || !(key in config)) continue
+    let fallback: unknown
+    try {
+      fallback = decl.fallback(config)
+    } catch {
+      // A default that cannot be worked out from a stored config (an older one) counts as changed.
+      fallback = Symbol('unknown')
+    }
+    if (JSON.stringify(config[key]) !== JSON.stringify(fallback)) changed.push(key)
+  }
+  return changed
+}
