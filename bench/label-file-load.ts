@@ -5,28 +5,15 @@
 // ratio (issue 24's target: the CSV within 10 % of the folders).
 //
 // npm run bench:label-file -- [--rounds 5] [--root <folder with train/ and test/>]
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadData } from '../ts/index.ts'
-import { CIFAR_ARCHIVE } from '../__test__/helpers/cifar-subset.ts'
+import { extractedCifar } from './cifar-folder.ts'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, root: { type: 'string' } } })
 const rounds = Number(values.rounds ?? 5)
-
-/** The shared archive extracted once per machine. */
-function extracted(): string {
-  const root = path.join(os.tmpdir(), 'convkit-bench-cifar-60000')
-  const done = path.join(root, 'cifar10-jpg')
-  if (fs.existsSync(path.join(done, 'test'))) return done
-  const staging = `${root}.partial-${process.pid}`
-  fs.mkdirSync(staging, { recursive: true })
-  execFileSync('tar', ['-xzf', CIFAR_ARCHIVE, '-C', staging])
-  fs.renameSync(staging, root)
-  return done
-}
 
 /** `labels.csv` in the folder's parent: one row per image, paths relative to the CSV, the split in a column. */
 function writeCsv(root: string): string {
@@ -42,7 +29,7 @@ function writeCsv(root: string): string {
   return file
 }
 
-const root = values.root ? path.resolve(values.root) : extracted()
+const root = values.root ? path.resolve(values.root) : extractedCifar()
 const csv = writeCsv(root)
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-bench-labels-cache-'))
 const options = { cacheDir, quiet: true, cacheMaxBytes: 8 * 2 ** 30 }
