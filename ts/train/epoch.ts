@@ -97,12 +97,14 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
     }
   }
   const stream = data.stream
+  /** The channels shards decode to (streamed training and validation). */
+  const channels = data.trainSet.shape[0] === 1 ? 1 : 3
   const steps = stream
     ? streamedSteps(
         model,
         await openShards(stream, {
           size: config.size,
-          channels: data.trainSet.shape[0] === 1 ? 1 : 3,
+          channels,
           batchSize: config.batchSize,
           seed: config.seed,
           epoch,
@@ -145,17 +147,19 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
   // Evaluation allocates other sizes than the steps did: the steps' cached blocks go back first, and the evaluation's
   // after it (only where an evaluation runs, so runs that test only at the end keep their blocks from epoch to epoch).
   let evaluated = false
-  const evaluate = async (set: TensorDataset, indices: Int32Array) => {
+  const beginEvaluation = () => {
     if (!evaluated) releaseCachedBlocks()
     evaluated = true
+  }
+  const evaluate = async (set: TensorDataset, indices: Int32Array) => {
+    beginEvaluation()
     return evaluateOn(set, indices)
   }
   const evaluateStreamed = (set: ShardSet) => {
-    if (!evaluated) releaseCachedBlocks()
-    evaluated = true
+    beginEvaluation()
     return evaluateShards(model, set, {
       size: config.size,
-      channels: data.trainSet.shape[0] === 1 ? 1 : 3,
+      channels,
       batchSize: evaluationBatch(model),
       normalization: data.normalization,
       tta: config.tta,

@@ -6,7 +6,6 @@ import { deriveSeed } from '../data/split.ts'
 import { InputError } from '../errors.ts'
 import type { LossOptions } from '../model/model.ts'
 import { plotLrFind } from '../report/lr-find-chart.ts'
-import { setTrainableAt } from '../callbacks/trainable-schedule.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import { runStamp } from '../util/run-stamp.ts'
 import { setSeed } from '../util/device.ts'
@@ -14,7 +13,7 @@ import { classCounts, epochOrder, resolveClassWeights } from './class-balance.ts
 import { LR_FIND_OPTIONS, resolveLrFind, type LrFindOptions, type LrFindSettings } from './lr-find-options.ts'
 import { sweepLearningRate } from './lr-finder.ts'
 import type { LrSweep } from './lr-sweep.ts'
-import { prepareRun, type PreparedRun } from './prepare.ts'
+import { applyRunState, prepareRun, type PreparedRun } from './prepare.ts'
 import type { TrainOptions } from './train-options.ts'
 
 /** The options of findLearningRate(): train()'s (the data, model, batch size, augmentation… of the run to come) and the sweep's. */
@@ -51,10 +50,8 @@ async function sweepRun(run: PreparedRun, settings: LrFindSettings, signal: Abor
     signal,
     prepare: (copy) => {
       copy.setLoss(loss)
-      copy.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
-      copy.setGradClipNorm(config.gradClipNorm)
       // What trains in the run's first epoch: with a frozen body the rate found is the head's, which that epoch uses.
-      setTrainableAt(copy, 1, { freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })
+      applyRunState(copy, config, 1)
     },
   })
 }

@@ -27,6 +27,17 @@ import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 /** A run's options once its data is read: `epochs: 'auto'` is a number by then. */
 export type RunConfig = ResolvedTrainOptions & { epochs: number }
 
+/**
+ * Puts `model` (the run's, or a throwaway copy that stands for it: the learning-rate sweep's, the precision probe's)
+ * in the state the run trains in: batch-norm statistics and gradient clipping, and, given `epoch`, what trains in
+ * that epoch (as TrainableSchedule sets it then).
+ */
+export function applyRunState(model: Model, config: ResolvedTrainOptions, epoch?: number): void {
+  model.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
+  model.setGradClipNorm(config.gradClipNorm)
+  if (epoch !== undefined) setTrainableAt(model, epoch, { freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })
+}
+
 /** A run ready to train: what the epochs need, decided once. */
 export interface PreparedRun {
   config: RunConfig
@@ -230,8 +241,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const run = config as RunConfig
   if (sync.isWriter) fs.mkdirSync(runDir, { recursive: true })
   const model = await buildModel(options, config, data, runDir, previous)
-  model.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
-  model.setGradClipNorm(config.gradClipNorm)
+  applyRunState(model, run)
   if (config.backboneLrScale !== 1 && !previous) applyBackboneScale(model, config)
 
   const modelDevice = model.device as ResolvedTrainOptions['device']
@@ -253,10 +263,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
       memoFile: probeMemoFile(config.cacheDir),
       // The step of the run's last epoch, the one most of its epochs take: with the body frozen for epoch 1, a
       // one-epoch run trains the head alone, which needs neither the body's activations kept nor their gradients.
-      prepare: (probe) => {
-        probe.setFrozenBatchNormStatistics(config.batchNormStatistics === 'frozen')
-        setTrainableAt(probe, Math.ceil(run.epochs), { freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })
-      },
+      prepare: (probe) => applyRunState(probe, run, Math.ceil(run.epochs)),
     })
     chosen = { precision: c.precision, precisionReason: c.reason }
   } else chosen = { precision: config.precision, precisionReason: `${config.precision}: as asked` }
