@@ -121,4 +121,20 @@ test('the CLI prints a table, or one JSON object per line with --json', async (t
   const table = cli([png]).trim().split('\n')
   t.regex(table[0]!, /^file\s+label\s+prob\s+top-3$/)
   t.true(table[1]!.startsWith(png))
+
+  // --explain: a Grad-CAM overlay per image, named after it, listed in the JSON; the 32×32 images drawn 6× larger.
+  const heatmapDir = path.join(work, 'heatmaps')
+  const explained = cli(['--json', '--explain', heatmapDir, png, webp])
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { file: string; heatmap: string })
+  t.deepEqual(
+    explained.map((l) => path.basename(l.heatmap)),
+    [png, webp].map((f) => `${path.parse(f).name}.gradcam.png`),
+  )
+  for (const { heatmap } of explained) {
+    const meta = await sharp(heatmap).metadata()
+    t.deepEqual([meta.format, meta.width, meta.height], ['png', 192, 192])
+  }
+  t.regex(cli(['--explain', heatmapDir, png]), /Grad-CAM heatmaps: 1 in /)
 })

@@ -10,7 +10,8 @@ import { CHART_NAMES } from '../ts/report/history-charts.ts'
 import { reportHtml } from '../ts/report/html-report.ts'
 import { balancedSample, imageGrid, imagePng } from '../ts/report/image-grid.ts'
 import { plotHistory } from '../ts/report/plot-history.ts'
-import { Model, readImageFolder, referenceCnn } from '../ts/index.ts'
+import { heatmapOverlay, Model, readImageFolder, referenceCnn } from '../ts/index.ts'
+import { modelInputs } from '../ts/report/model-inputs.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -69,10 +70,13 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
     const set = await readImageFolder(cifarSubset().test)
     const picks = balancedSample(set.labels, 10, 2)
     const out = tmpdir()
+    const model = Model.create(referenceCnn({ classes: 10 }), { device: 'cpu', seed: 1 })
+    const lossPicks = picks.slice(0, 3)
+    const heatmaps = await model.explainPixels(modelInputs(set, lossPicks, model), lossPicks.length)
     const charts = await plotHistory(fixture, path.join(out, 'plots'))
     const html = reportHtml({
       history: fixture,
-      summary: Model.create(referenceCnn({ classes: 10 }), { device: 'cpu' }).summary(),
+      summary: model.summary(),
       samplesPng: await imageGrid(
         set,
         picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })),
@@ -83,7 +87,7 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
         picks.map(async (i) => ({ png: await imagePng(set, i), truth: set.classes[set.labels[i]!]!, predicted: 'cat', probability: 0.5 })),
       ),
       topLosses: await Promise.all(
-        picks.slice(0, 3).map(async (i) => ({
+        lossPicks.map(async (i, j) => ({
           index: i,
           truth: set.classes[set.labels[i]!]!,
           predicted: 'cat',
@@ -91,8 +95,10 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
           truthProbability: 0.01,
           loss: -Math.log(0.01),
           png: await imagePng(set, i),
+          heatmapPng: await heatmapOverlay(heatmaps[j]!, { scale: 3 }),
         })),
       ),
+      heatmapLayer: heatmaps[0]!.layer,
       confused: [
         {
           truth: 'dog',
@@ -123,7 +129,7 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
         'Array.from(document.images, (img) => ({ alt: img.alt, ok: img.complete && img.naturalWidth > 0 }))',
       )) as { alt: string; ok: boolean }[]
       t.deepEqual(problems, [])
-      t.is(images.length, 1 + CHART_NAMES.length + picks.length + 3 + 2)
+      t.is(images.length, 1 + CHART_NAMES.length + picks.length + 3 + 3 + 2)
       t.deepEqual(
         images.filter((i) => !i.ok),
         [],

@@ -52,6 +52,10 @@ test.serial('a run records its top losses and most confused pairs, and the repor
   t.true(at('Final metrics') >= 0 && at('Final metrics') < at('Curves'))
   t.true(at('Curves') < at('Top losses') && at('Top losses') < at('Most confused'))
   t.true(at('Most confused') < at('Configuration'))
+  // Each top loss has its Grad-CAM overlay for the class the model predicted, at the network's last feature map.
+  const section = html.slice(at('Top losses'), at('Most confused'))
+  t.is(section.match(/<img class="heatmap" src="data:image\/png;base64,/g)?.length, 12)
+  t.regex(section, /Grad-CAM at layers\[\d+\]/)
   // The configuration: what the run changed, then everything folded.
   const changed = /<table class="changed"><tbody>(.*?)<\/tbody><\/table>\s*<details>/s.exec(html)?.[1] ?? ''
   const keys = [...changed.matchAll(/<tr><th>([^<]+)<\/th>/g)].map((m) => m[1])

@@ -42,6 +42,8 @@ export type { TensorBoardOptions, TensorBoardState } from './callbacks/tensorboa
 export { Model } from './model/model.ts'
 export { loadModel, predict } from './predict/predict.ts'
 export type { ClassScore, ImageInput, Prediction, PredictOptions, RawImage } from './predict/predict-images.ts'
+export type { Explanation, ExplainMethod, ExplainOptions } from './explain/explanation.ts'
+export { heatmapOverlay, overlayPixels, type OverlayOptions } from './explain/heatmap-overlay.ts'
 export type {
   AugmentOptions,
   AveragingOptions,

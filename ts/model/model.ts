@@ -20,6 +20,8 @@ import { groupHandle, type ProcessGroup } from '../distributed/process-group.ts'
 import { CancelledError, CheckpointError, InputError } from '../errors.ts'
 import type { ModelSpec } from './layers.ts'
 import { allreduceEvalCounts, metricsFromCounts, type EvalCounts, type EvalMetrics } from './metrics.ts'
+import type { DecodeOptions } from '../data/decode-image.ts'
+import { EXPLAIN_METHODS, targetIndices, type Explanation, type ExplainOptions } from '../explain/explanation.ts'
 import { prepareImages, rankScores, type ImageInput, type Prediction, type PredictOptions } from '../predict/predict-images.ts'
 import { formatSummary, type LayerSummary } from '../report/model-summary.ts'
 import { readTorchStateDict, type TorchTensor } from '../weights/torch-checkpoint.ts'
@@ -109,6 +111,12 @@ function toInt32(values: Int32Array | readonly number[], field: string): Int32Ar
   const bad = values.findIndex((v, i) => v !== out[i])
   if (bad >= 0) throw new InputError('INVALID_OPTION', `${field}[${bad}]: expected a 32-bit integer, got ${values[bad]}`)
   return out
+}
+
+function positiveInt(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new InputError('INVALID_OPTION', `option ${field}: expected an integer >= 1, got ${value}`)
+  return value
 }
 
 function checkSeed(field: string, seed: number | undefined): void {
@@ -573,22 +581,9 @@ export class Model {
         `model.predict(images): expected an array of images, got ${typeof images}; for one image, pass [image] or call predict(image, modelPath)`,
       )
     }
-    const channels = this.spec.inputShape[0]
-    const [height, width] = this.evalInputSize
-    if (channels !== 1 && channels !== 3)
-      throw new InputError('BAD_SHAPE', `model input has ${channels} channels; prediction from images supports 1 or 3`)
-    const k = Math.min(options.topK ?? 5, this.classes)
-    if (!Number.isInteger(k) || k < 1) throw new InputError('INVALID_OPTION', `option topK: expected an integer >= 1, got ${options.topK}`)
-    const batchSize = options.batchSize ?? 512
-    if (!Number.isInteger(batchSize) || batchSize < 1)
-      throw new InputError('INVALID_OPTION', `option batchSize: expected an integer >= 1, got ${batchSize}`)
-    const decode = {
-      size: [height, width] as [number, number],
-      channels: channels as 1 | 3,
-      resizeShorter: this.preprocessing?.resizeShorter,
-      resize: this.preprocessing?.resize,
-      interpolation: this.preprocessing?.interpolation,
-    }
+    const k = this.topK(options.topK)
+    const batchSize = positiveInt(options.batchSize ?? 512, 'batchSize')
+    const decode = this.imageDecoding()
     const names = this.classNames ?? []
     const results: Prediction[] = []
     for (let start = 0; start < images.length; start += batchSize) {
@@ -598,6 +593,87 @@ export class Model {
       for (const row of probs) results.push(rankScores(row, names, k))
     }
     return results
+  }
+
+  /**
+   * Heatmaps of where the network found the evidence for a class (Grad-CAM): for each image, the predicted class or
+   * the one `targets` names. Images are prepared as for predict().
+   *
+   * @example
+   * const [e] = await model.explain(['cat.png'])
+   * fs.writeFileSync('cat.gradcam.png', await heatmapOverlay(e))
+   */
+  async explain(images: readonly ImageInput[], options: ExplainOptions = {}): Promise<Explanation[]> {
+    if (!Array.isArray(images))
+      throw new InputError(
+        'INVALID_OPTION',
+        `model.explain(images): expected an array of images, got ${typeof images}; for one image, pass [image]`,
+      )
+    const k = this.topK(options.topK)
+    const batchSize = positiveInt(options.batchSize ?? 32, 'batchSize')
+    const targets = targetIndices(options.targets, images.length, this.classNames ?? [], this.classes)
+    const decode = this.imageDecoding()
+    const results: Explanation[] = []
+    for (let start = 0; start < images.length; start += batchSize) {
+      const batch = images.slice(start, start + batchSize)
+      const pixels = await prepareImages(batch, start, decode)
+      results.push(
+        ...(await this.explainPixels(pixels, batch.length, {
+          ...options,
+          topK: k,
+          targets: targets && Array.from(targets.subarray(start, start + batchSize)),
+        })),
+      )
+    }
+    return results
+  }
+
+  /** [explain()](#explain) for `count` uint8 images `[N, C, H, W]` already at the model's evaluation input size. */
+  async explainPixels(pixels: Uint8Array, count: number, options: ExplainOptions = {}): Promise<Explanation[]> {
+    const method = options.method ?? 'gradcam'
+    if (!EXPLAIN_METHODS.includes(method))
+      throw new InputError('INVALID_OPTION', `option method: expected one of ${EXPLAIN_METHODS.join(', ')}, got ${String(method)}`)
+    const names = this.classNames ?? []
+    const targets = targetIndices(options.targets, count, names, this.classes)
+    const norm = this.normalization ?? halfNormalization(this.spec.inputShape[0])
+    const cam = await call('explanation', () => this.#native.explainPixels(pixels, count, norm.mean, norm.std, targets, options.layer))
+    const [height, width] = [Number(cam.height), Number(cam.width)]
+    const channels = this.spec.inputShape[0]
+    const plane = height * width
+    const probs = this.rows(cam.probabilities, count)
+    return probs.map((row, i) => {
+      const target = cam.targets[i]!
+      return {
+        heatmap: cam.heatmaps.subarray(i * plane, (i + 1) * plane),
+        height,
+        width,
+        target: { label: names[target] ?? String(target), index: target, probability: row[target]! },
+        prediction: rankScores(row, names, this.topK(options.topK)),
+        layer: cam.layer,
+        image: pixels.subarray(i * channels * plane, (i + 1) * channels * plane),
+        channels,
+      }
+    })
+  }
+
+  /** How predict() and explain() turn images into the model's input. */
+  private imageDecoding(): DecodeOptions {
+    const channels = this.spec.inputShape[0]
+    if (channels !== 1 && channels !== 3)
+      throw new InputError('BAD_SHAPE', `model input has ${channels} channels; prediction from images supports 1 or 3`)
+    return {
+      size: [...this.evalInputSize] as [number, number],
+      channels,
+      resizeShorter: this.preprocessing?.resizeShorter,
+      resize: this.preprocessing?.resize,
+      interpolation: this.preprocessing?.interpolation,
+    }
+  }
+
+  private topK(requested: number | undefined): number {
+    const k = Math.min(requested ?? 5, this.classes)
+    if (!Number.isInteger(k) || k < 1) throw new InputError('INVALID_OPTION', `option topK: expected an integer >= 1, got ${requested}`)
+    return k
   }
 
   /**

@@ -14,9 +14,11 @@ export interface PredictedImage {
   probability: number
 }
 
-/** A top loss with its image. */
+/** A top loss with its image, and where the model found the evidence for the class it predicted. */
 export interface LossImage extends TopLoss {
   png: Buffer
+  /** The Grad-CAM overlay for the predicted class, when the network has a feature map to explain. */
+  heatmapPng?: Buffer
 }
 
 /** A confused pair with its example images. */
@@ -33,6 +35,8 @@ export interface ReportInput {
   predictions: PredictedImage[]
   /** The test images with the highest loss (history.interpretation), highest first. */
   topLosses?: LossImage[]
+  /** The layer the top losses' heatmaps weight. */
+  heatmapLayer?: string
   /** The most confused pairs of classes, with examples. */
   confused?: ConfusedImages[]
 }
@@ -91,11 +95,11 @@ function topLossesSection(input: ReportInput): string {
   const figures = losses
     .map(
       (t) =>
-        `<figure class="pred bad"><img src="${dataUri(t.png)}" alt="${esc(t.truth)}"${t.file ? ` title="${esc(t.file)}"` : ''}><figcaption>true: ${esc(t.truth)} (${(100 * t.truthProbability).toFixed(0)} %)<br>predicted: ${esc(t.predicted)} (${(100 * t.probability).toFixed(0)} %)<br>loss ${t.loss.toFixed(2)}</figcaption></figure>`,
+        `<figure class="pred bad"><img src="${dataUri(t.png)}" alt="${esc(t.truth)}"${t.file ? ` title="${esc(t.file)}"` : ''}>${t.heatmapPng ? `<img class="heatmap" src="${dataUri(t.heatmapPng)}" alt="Grad-CAM for ${esc(t.predicted)}">` : ''}<figcaption>true: ${esc(t.truth)} (${(100 * t.truthProbability).toFixed(0)} %)<br>predicted: ${esc(t.predicted)} (${(100 * t.probability).toFixed(0)} %)<br>loss ${t.loss.toFixed(2)}</figcaption></figure>`,
     )
     .join('\n')
   return `<h2>Top losses</h2>
-<p>The ${losses.length} test images with the highest loss under the final model${n ? `, of ${n} predicted` : ''}: wrong labels, odd images, or classes the model has not learned.</p>
+<p>The ${losses.length} test images with the highest loss under the final model${n ? `, of ${n} predicted` : ''}: wrong labels, odd images, or classes the model has not learned.${input.heatmapLayer ? ` Beside each, Grad-CAM: where the model found the evidence for the class it predicted (red strongest; Grad-CAM at ${esc(input.heatmapLayer)}).` : ''}</p>
 ${figures}`
 }
 

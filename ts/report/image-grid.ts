@@ -11,8 +11,11 @@ export interface GridCell {
   color?: string
 }
 
+/** How much larger than the data reports draw each image. */
+export const IMAGE_SCALE = 3
+
 /** One image of a set as PNG, scaled up with nearest-neighbour so small images stay crisp. */
-export async function imagePng(set: ImageSet, index: number, scale = 3): Promise<Buffer> {
+export async function imagePng(set: ImageSet, index: number, scale = IMAGE_SCALE): Promise<Buffer> {
   const [c, h, w] = set.shape
   const plane = h * w
   const hwc = Buffer.alloc(c * plane)

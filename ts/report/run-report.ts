@@ -4,9 +4,12 @@ import path from 'node:path'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { HistoryFile } from '../callbacks/history.ts'
 import type { ImageSet } from '../data/image-set.ts'
+import { InputError } from '../errors.ts'
+import type { Explanation } from '../explain/explanation.ts'
+import { heatmapOverlay } from '../explain/heatmap-overlay.ts'
 import type { Model } from '../model/model.ts'
 import { reportHtml, type ConfusedImages, type LossImage, type PredictedImage } from './html-report.ts'
-import { balancedSample, imageGrid, imagePng } from './image-grid.ts'
+import { balancedSample, IMAGE_SCALE, imageGrid, imagePng } from './image-grid.ts'
 import { modelInputs } from './model-inputs.ts'
 import { plotHistory } from './plot-history.ts'
 
@@ -24,6 +27,20 @@ export async function samplesPng(set: ImageSet, indices: Int32Array): Promise<Bu
     picks.map((i) => ({ index: i, caption: [set.classes[set.labels[i]!]!] })),
     { columns, title: 'Training samples' },
   )
+}
+
+/**
+ * Grad-CAM for the class the model predicts on each of `picks`; none for a network without a feature map to explain
+ * (a model of only linear layers), which the report then leaves out.
+ */
+async function explainPredicted(model: Model, set: ImageSet, picks: number[]): Promise<Explanation[]> {
+  if (picks.length === 0) return []
+  try {
+    return await model.explainPixels(modelInputs(set, picks, model), picks.length)
+  } catch (err) {
+    if (err instanceof InputError && err.code === 'INVALID_OPTION') return []
+    throw err
+  }
 }
 
 /** Writes plots/ (six charts, SVG and PNG) and report.html for a finished or stopped run. */
@@ -50,14 +67,32 @@ export async function writeRunReport(
     }),
   )
   const interpretation = history.interpretation
+  const lossPicks = (interpretation?.topLosses ?? []).map((t) => t.index)
+  const explained = await explainPredicted(model, testSet, lossPicks)
   const topLosses: LossImage[] = await Promise.all(
-    (interpretation?.topLosses ?? []).map(async (t) => ({ ...t, png: await imagePng(testSet, t.index) })),
+    (interpretation?.topLosses ?? []).map(async (t, j) => ({
+      ...t,
+      png: await imagePng(testSet, t.index),
+      heatmapPng:
+        explained[j] &&
+        (await heatmapOverlay(explained[j], { scale: Math.max(1, Math.round((IMAGE_SCALE * testSet.shape[2]) / explained[j].width)) })),
+    })),
   )
   const confused: ConfusedImages[] = await Promise.all(
     (interpretation?.confused ?? []).map(async (c) => ({ ...c, pngs: await Promise.all(c.examples.map((i) => imagePng(testSet, i))) })),
   )
   // samples.png was drawn when the run started (a resumed run keeps the first one).
   const samples = await fs.readFile(path.join(runDir, 'samples.png')).catch(() => undefined)
-  const html = reportHtml({ history, summary: model.summary(), samplesPng: samples, charts, predictions, topLosses, confused })
+  const heatmapLayer = explained[0]?.layer
+  const html = reportHtml({
+    history,
+    summary: model.summary(),
+    samplesPng: samples,
+    charts,
+    predictions,
+    topLosses,
+    heatmapLayer,
+    confused,
+  })
   await writeFileAtomic(path.join(runDir, 'report.html'), html)
 }

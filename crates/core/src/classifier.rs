@@ -16,6 +16,7 @@ use crate::dataset::{Dataset, Normalization};
 use crate::distributed::{GradSync, ProcessGroup};
 use crate::error::{Error, Result};
 use crate::evaluate::{self, EvalCounts, Tta};
+use crate::explain::{grad_cam, GradCam};
 use crate::glob::glob_match;
 use crate::model::Network;
 use crate::optimizer::ParamGroup;
@@ -228,6 +229,20 @@ impl Classifier {
         let net = &self.trainer.net;
         let x = pixels_to_batch(net, net.eval_size(), pixels, count, norm, "predict images")?;
         evaluate::probabilities(net, &x, tta)
+    }
+
+    /// Grad-CAM heatmaps for `count` uint8 images `[N, C, H, W]`, normalized with `norm`.
+    pub fn explain_pixels(
+        &self,
+        pixels: &[u8],
+        count: usize,
+        norm: &Normalization,
+        targets: Option<&[i64]>,
+        layer: Option<&str>,
+    ) -> Result<GradCam> {
+        let net = &self.trainer.net;
+        let x = pixels_to_batch(net, net.eval_size(), pixels, count, norm, "explain images")?;
+        grad_cam(net, &x, targets, layer)
     }
 
     /// Writes the weights (and, with `with_optimizer`, the optimizer and averaging state beside them) atomically;

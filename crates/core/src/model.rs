@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::distributed::ProcessGroup;
 use crate::error::{Error, Result};
-use crate::layers::{Forward, Node, TensorDecl, TensorInit};
+use crate::layers::{Capture, Forward, Node, TensorDecl, TensorInit};
 use crate::spec::{summary_rows, LayerRow, ModelSpec};
 pub use crate::weights::{Buffer, NetworkTensors, Param, Precision};
 
@@ -272,6 +272,11 @@ impl Network {
     /// Runs the network on a float batch `[N, C, H, W]`; `train` turns on dropout, stochastic depth and batch
     /// statistics in the layers that train.
     pub fn forward_t(&self, input: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_capturing(input, train, None)
+    }
+
+    /// [`Network::forward_t`], keeping the output of the layer `capture` names.
+    pub fn forward_capturing(&self, input: &Tensor, train: bool, capture: Option<&Capture>) -> Result<Tensor> {
         let dtype = self.dtype();
         let input = if input.kind() != dtype {
             input.f_to_kind(dtype)?
@@ -290,6 +295,7 @@ impl Network {
             frozen_batchnorm_statistics: self.frozen_batchnorm_statistics,
             sync_batchnorm: self.sync_batchnorm.as_deref(),
             train,
+            capture,
         };
         let logits = forward.run(&self.nodes, x)?;
         // A no-op in fp32 and fp64; bf16 logits come back as fp32 for the loss and softmax.

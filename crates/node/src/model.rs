@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use convkit_core::{
-    AveragingOptions, Classifier, EvalCounts, LayerRow, LoadOptions, LossOptions, ModelOptions, ModelSpec,
+    AveragingOptions, Classifier, EvalCounts, GradCam, LayerRow, LoadOptions, LossOptions, ModelOptions, ModelSpec,
     Normalization, ParamGroup, StepOptions, StepOutput, TensorBytes,
 };
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, ToNapiValue, TypeName, Uint8Array};
@@ -54,6 +54,35 @@ impl From<StepOutput> for BindingStep {
             stop_requested: s.stop_requested,
             allreduce_seconds: s.allreduce_seconds,
             seconds: s.seconds,
+        }
+    }
+}
+
+/// Grad-CAM heatmaps for a batch: the core's `GradCam` with typed arrays (a map per image is tens of thousands of
+/// numbers), declared here for the same reason as `BindingStep`.
+#[napi(object, object_from_js = false)]
+pub struct BindingGradCam {
+    /// `N × height × width` values in [0, 1], row-major.
+    pub heatmaps: Float32Array,
+    pub height: i64,
+    pub width: i64,
+    /// The class each map explains.
+    pub targets: Int32Array,
+    /// `N × classes` softmax probabilities.
+    pub probabilities: Float32Array,
+    /// The layer whose activations were weighted.
+    pub layer: String,
+}
+
+impl From<GradCam> for BindingGradCam {
+    fn from(g: GradCam) -> Self {
+        BindingGradCam {
+            heatmaps: Float32Array::new(g.heatmaps),
+            height: g.height,
+            width: g.width,
+            targets: Int32Array::new(g.targets.iter().map(|&t| t as i32).collect()),
+            probabilities: Float32Array::new(g.probabilities),
+            layer: g.layer,
         }
     }
 }
@@ -294,6 +323,28 @@ impl NativeModel {
                 m.predict_pixels(&pixels, count as usize, &norm, tta(tta_name.as_deref())?)
             },
             floats,
+        )
+    }
+
+    /// Grad-CAM heatmaps for `count` uint8 images `[N, C, H, W]` at the evaluation size, normalized with `mean` and
+    /// `std`: for `targets` (one class per image) or each image's predicted class, at `layer` or the last feature map.
+    #[napi(ts_return_type = "Promise<BindingGradCam>")]
+    pub fn explain_pixels(
+        &self,
+        pixels: Uint8Array,
+        count: u32,
+        mean: Vec<f64>,
+        std: Vec<f64>,
+        targets: Option<Int32Array>,
+        layer: Option<String>,
+    ) -> AsyncTask<TorchTask<GradCam, BindingGradCam>> {
+        let targets = targets.as_ref().map(indices_i64);
+        self.task(
+            move |m| {
+                let norm = Normalization { mean, std };
+                m.explain_pixels(&pixels, count as usize, &norm, targets.as_deref(), layer.as_deref())
+            },
+            |_, g| Ok(g.into()),
         )
     }
 

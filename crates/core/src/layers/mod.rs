@@ -324,6 +324,38 @@ pub struct Forward<'a> {
     /// Batch norms that learn take their statistics over every rank's batch through this group.
     pub sync_batchnorm: Option<&'a ProcessGroup>,
     pub train: bool,
+    /// Keeps one layer's output as the pass computes it (Grad-CAM's target layer); `None` in training.
+    pub capture: Option<&'a Capture>,
+}
+
+/// One layer's output from a forward pass, still in the autograd graph: the node whose `path` (`layer4`) or
+/// `spec_path` (`layers[3]`, for layers without tensors) is `layer`.
+pub struct Capture {
+    pub layer: String,
+    output: std::sync::Mutex<Option<Tensor>>,
+}
+
+impl Capture {
+    pub fn new(layer: &str) -> Self {
+        Capture {
+            layer: layer.to_owned(),
+            output: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn matches(&self, node: &Node) -> bool {
+        node.path == self.layer || node.spec_path == self.layer
+    }
+
+    /// The captured output; an error naming the layer when the pass never reached it.
+    pub fn take(&self) -> Result<Tensor> {
+        let taken = self
+            .output
+            .lock()
+            .map_err(|_| Error::torch("layer capture poisoned"))?
+            .take();
+        taken.ok_or_else(|| Error::torch(format!("layer {} did not run in the forward pass", self.layer)))
+    }
 }
 
 impl Forward<'_> {
@@ -352,6 +384,13 @@ impl Forward<'_> {
     pub fn run(&self, nodes: &[Node], mut x: Tensor) -> Result<Tensor> {
         for node in nodes {
             x = node.layer.forward(node, self, x)?;
+            if let Some(capture) = self.capture.filter(|c| c.matches(node)) {
+                let mut output = capture
+                    .output
+                    .lock()
+                    .map_err(|_| Error::torch("layer capture poisoned"))?;
+                *output = Some(x.shallow_clone());
+            }
         }
         Ok(x)
     }
