@@ -115,7 +115,11 @@ test('class weights: auto and sqrt by hand, with a mean weight of 1 over the tra
   t.deepEqual(resolveClassWeights({ dog: 3 }, [90, 10], ['cat', 'dog']), [1, 3])
   const err = t.throws(() => resolveClassWeights({ tiger: 3 }, [90, 10], ['cat', 'dog']), { instanceOf: InputError })
   t.regex(err!.message, /option classWeights: "tiger" is not a class of this data; expected names among cat, dog/)
-  t.deepEqual(classCounts(Int32Array.from([0, 1, 1, 2, 1]), Int32Array.from([1, 2, 4]), 3), [0, 3, 0])
+  t.deepEqual(classCounts({ labels: Int32Array.from([0, 1, 1, 2, 1]) }, Int32Array.from([1, 2, 4]), 3), [0, 3, 0])
+  // Multi-label: the images that have each label.
+  const targets = Uint8Array.from([1, 1, 0, 0, 1, 1, 1, 0, 1])
+  t.deepEqual(classCounts({ labels: Int32Array.from([0, 1, 0]), targets }, Int32Array.from([0, 1, 2]), 3), [2, 2, 2])
+  t.deepEqual(classCounts({ labels: Int32Array.from([0, 1, 0]), targets }, Int32Array.from([1, 2]), 3), [1, 1, 2])
 })
 
 test('bad classWeights and sampler values are InputErrors naming the option and what it expects', async (t) => {
@@ -166,7 +170,7 @@ test('the balanced sampler draws each class equally, from its own images, the sa
     'only training images',
   )
   // 52 draws over 3 classes: 17 each and one more for one of them.
-  const shares = classCounts(labels, order, 3).sort((a, b) => a - b)
+  const shares = classCounts({ labels }, order, 3).sort((a, b) => a - b)
   t.deepEqual(shares, [17, 17, 18])
   // Per epoch: derived from the seed and the epoch, not from state, so a resumed run draws the same.
   const e1 = epochOrder('balanced', indices, labels, 3, 1)

@@ -1,5 +1,5 @@
 // Label files as data sources: CSV (RFC 4180), TSV, JSON and JSON lines; their columns found by name or given; split
-// columns; row errors that name the file, line and field (or rows skipped and counted); multi-label files refused;
+// columns; row errors that name the file, line and field (or rows skipped and counted); multi-label files read as such;
 // the decoded cache keyed by content and labels; stratified splits; and a short train() on a CSV.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
@@ -319,7 +319,7 @@ test('with skipBadImages, unusable rows and undecodable images are skipped and l
   }
 })
 
-test('several labels in a row are refused (MULTI_LABEL) naming the line; a label with spaces is one label unless the column says otherwise', async (t) => {
+test('several labels in a row make multi-label data (targets, the union of labels as classes); multiLabel false refuses them naming the line; a label with spaces is one label unless the column says otherwise', async (t) => {
   const { work, rows } = flatImages(['cat', 'dog'], 2)
   const cacheDir = tmpdir()
   const write = (name: string, header: string, labels: string[]) =>
@@ -329,29 +329,77 @@ test('several labels in a row are refused (MULTI_LABEL) naming the line; a label
       rows.map((r, i) => [r.file, labels[i]!]),
     )
   const spaced = write('spaced.csv', 'label', ['golden retriever', 'cat', 'golden retriever', 'cat'])
-  t.deepEqual((await loadData(spaced, { cacheDir, ...quiet })).train.classes, ['cat', 'golden retriever'])
+  const single = (await loadData(spaced, { cacheDir, ...quiet })).train
+  t.deepEqual(single.classes, ['cat', 'golden retriever'])
+  t.is(single.targets, undefined, 'one label per row: single-label data')
   // Repeating a label is still one label.
   t.is((await loadData(write('twice.csv', 'label', ['cat;cat', 'cat', 'dog', 'dog']), { cacheDir, ...quiet })).train.labels.length, 4)
 
-  const cases: [string, string, string[], { labelDelimiter?: string }, RegExp][] = [
-    ['semicolon.csv', 'label', ['cat', 'cat; dog', 'dog', 'dog'], {}, /line 3, field label: 2 labels \(cat, dog\)/],
+  const cases: [string, string, string[], { labelDelimiter?: string }, string[], number[][], RegExp][] = [
+    [
+      'semicolon.csv',
+      'label',
+      ['cat', 'cat; dog', 'dog', 'dog'],
+      {},
+      ['cat', 'dog'],
+      [
+        [1, 0],
+        [1, 1],
+        [0, 1],
+        [0, 1],
+      ],
+      /line 3, field label: 2 labels \(cat, dog\)/,
+    ],
     // fastai's multi-label columns are split on spaces too.
-    ['tags.csv', 'tags', ['cat', 'cat', 'dog', 'clear primary water'], {}, /line 5, field tags: 3 labels \(clear, primary, water\)/],
+    [
+      'tags.csv',
+      'tags',
+      ['cat', 'cat', 'dog', 'clear primary water'],
+      {},
+      ['cat', 'clear', 'dog', 'primary', 'water'],
+      [
+        [1, 0, 0, 0, 0],
+        [1, 0, 0, 0, 0],
+        [0, 0, 1, 0, 0],
+        [0, 1, 0, 1, 1],
+      ],
+      /line 5, field tags: 3 labels \(clear, primary, water\)/,
+    ],
     [
       'pipe.csv',
       'label',
       ['a|b', 'c|d', 'golden retriever', 'x'],
       { labelDelimiter: '|' },
+      ['a', 'b', 'c', 'd', 'golden retriever', 'x'],
+      [
+        [1, 1, 0, 0, 0, 0],
+        [0, 0, 1, 1, 0, 0],
+        [0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 1],
+      ],
       /line 2, field label: 2 labels \(a, b\), and 1 more row/,
     ],
   ]
-  for (const [name, header, labels, options, expected] of cases) {
+  for (const [name, header, labels, options, classes, targets, refused] of cases) {
     const file = write(name, header, labels)
-    const err = (await t.throwsAsync(loadData(file, { cacheDir, ...options }), { instanceOf: InputError }, name)) as ConvkitError
+    const { train: set } = await loadData(file, { cacheDir, ...options, ...quiet })
+    t.deepEqual(set.classes, classes, name)
+    t.deepEqual(Array.from(set.targets ?? []), targets.flat(), name)
+    // Each image's first label is its `labels` entry (what stratified splits go by).
+    t.deepEqual(
+      Array.from(set.labels),
+      targets.map((row) => row.indexOf(1)),
+      name,
+    )
+    const err = (await t.throwsAsync(
+      loadData(file, { cacheDir, ...options, multiLabel: false }),
+      { instanceOf: InputError },
+      name,
+    )) as ConvkitError
     t.is(err.code, 'MULTI_LABEL')
     t.true(err.message.startsWith(`${file} line`), err.message)
-    t.regex(err.message, expected)
-    t.regex(err.message, /multi-label training is not supported yet/)
+    t.regex(err.message, refused)
+    t.regex(err.message, /but multiLabel is false/)
   }
 })
 

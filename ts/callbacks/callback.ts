@@ -62,7 +62,10 @@ export interface HistoryFile {
   interpretation?: Interpretation
 }
 
-/** An epoch's metrics flattened for monitors: `train_loss`, `val_top1`, `test_top5`, `val_balanced_accuracy`, `val_macro_f1`, ... */
+/**
+ * An epoch's metrics flattened for monitors: `train_loss`, `val_top1`, `test_top5`, `val_balanced_accuracy`,
+ * `val_macro_f1`, ...; multi-label runs add `val_map` and `val_micro_f1`.
+ */
 export type EpochLogs = Record<string, number>
 
 /** What callbacks see and steer. Setting `stopTraining` ends the run after this epoch. */
@@ -132,6 +135,10 @@ export function flattenLogs(record: EpochRecord): EpochLogs {
     logs[`${split}_top5`] = m.top5
     if (m.balancedAccuracy !== undefined) logs[`${split}_balanced_accuracy`] = m.balancedAccuracy
     if (m.macroF1 !== undefined) logs[`${split}_macro_f1`] = m.macroF1
+    if (m.multiLabel) {
+      logs[`${split}_map`] = m.multiLabel.mAP
+      logs[`${split}_micro_f1`] = m.multiLabel.microF1
+    }
   }
   return logs
 }

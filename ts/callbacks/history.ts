@@ -17,11 +17,15 @@ export function historyCsv(history: HistoryFile): string {
   const header = ['epoch', 'seconds', 'lr', 'images_per_second']
   for (const s of splits) header.push(`${s}_loss`, `${s}_top1`, `${s}_top5`)
   for (const s of splits) header.push(`${s}_balanced_accuracy`, `${s}_macro_f1`)
+  // Multi-label runs: mAP and micro-F1 of the splits evaluated as a whole (not train's running metrics).
+  const ranked = splits.filter((s) => history.epochs.some((e) => e[s]?.multiLabel))
+  for (const s of ranked) header.push(`${s}_map`, `${s}_micro_f1`)
   for (const s of splits) for (const c of history.classes) header.push(`${s}_top1_${c}`)
   const rows = history.epochs.map((e) => {
     const cells: (number | string | undefined)[] = [e.epoch, e.seconds, e.lr, e.imagesPerSecond]
     for (const s of splits) cells.push(e[s]?.loss, e[s]?.top1, e[s]?.top5)
     for (const s of splits) cells.push(e[s]?.balancedAccuracy, e[s]?.macroF1)
+    for (const s of ranked) cells.push(e[s]?.multiLabel?.mAP, e[s]?.multiLabel?.microF1)
     for (const s of splits) for (const c of history.classes) cells.push((e[s] as SplitMetrics | undefined)?.perClass[c])
     return cells.map(csvCell).join(',')
   })

@@ -13,7 +13,7 @@ export interface ModelCheckpointOptions {
   minDelta?: number
   /**
    * The file name (without `.safetensors`) for an epoch. Defaults to the seed's `epoch_<N>_accuracy_<test top-1>`
-   * (validation top-1 when there is no test split).
+   * (validation top-1 when there is no test split; `epoch_<N>_map_<mAP>` for multi-label data).
    */
   filename?: (record: EpochRecord) => string
   /** Extra header entries for the checkpoint. */
@@ -28,7 +28,10 @@ export interface ModelCheckpointState {
 }
 
 function defaultName(record: EpochRecord): string {
-  const accuracy = record.test?.top1 ?? record.val?.top1 ?? record.train.top1
+  const scored = record.test ?? record.val
+  // A multi-label run is named by its mAP: its top-1 is the exact-match ratio, which says little on its own.
+  if (scored?.multiLabel) return `epoch_${record.epoch}_map_${scored.multiLabel.mAP.toFixed(2)}`
+  const accuracy = scored?.top1 ?? record.train.top1
   return `epoch_${record.epoch}_accuracy_${accuracy.toFixed(2)}`
 }
 

@@ -1,5 +1,6 @@
 // `convkit train` (and `npm run train`): train() from flags generated from TRAIN_OPTIONS.
 import { loadData } from '../data/load-data.ts'
+import { labelFileOptionsOf } from '../data/label-file.ts'
 import { describeShardSource, isShardSource } from '../data/shards/shard-source.ts'
 import { launchedAsRank } from '../distributed/env.ts'
 import { launch, withoutFlag } from '../distributed/launcher.ts'
@@ -47,11 +48,7 @@ async function printSummary(options: TrainOptions): Promise<void> {
       cacheDir: config.cacheDir ?? undefined,
       quiet: config.quiet,
       pick: nothing,
-      ...Object.fromEntries(
-        (['pathColumn', 'labelColumn', 'splitColumn', 'labelDelimiter'] as const).flatMap((k) =>
-          config[k] === null ? [] : [[k, config[k]]],
-        ),
-      ),
+      ...labelFileOptionsOf(config),
     })
     shape = loaded.train.shape
     classes = loaded.train.classes.length

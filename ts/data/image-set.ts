@@ -5,8 +5,10 @@ import type { Shape3 } from '../model/layers.ts'
 export interface ImageSet {
   /** N·C·H·W bytes, channel-first (`[image][channel][row][column]`). */
   pixels: Uint8Array
-  /** N class indices into `classes`. */
+  /** N class indices into `classes` (for multi-label data, each image's first label). */
   labels: Int32Array
+  /** Multi-label data: N × classes bytes, row by row, 1 where the image has that label, else 0. */
+  targets?: Uint8Array
   /** `[channels, height, width]` of each image. */
   shape: Shape3
   /** Class names; `labels` index into them. */

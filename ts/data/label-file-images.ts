@@ -55,7 +55,10 @@ export async function readLabelFileImages(file: string, options: LabelFileImages
   for (const { name, split, pick } of order) {
     if (!split) continue
     const chosen = pick && pick.length < split.files.length ? pick : undefined
-    const set = placed(await decodeSplit(listing, root, split, { ...cacheOptions, ...(chosen ? { pick: chosen } : {}) }))
+    const set = withTargets(
+      placed(await decodeSplit(listing, root, split, { ...cacheOptions, ...(chosen ? { pick: chosen } : {}) })),
+      listing,
+    )
     sets[name] = set
     if (chosen) picked[name] = pickedIndices(split.files, set, chosen)
   }
@@ -98,6 +101,18 @@ async function decodeSplit(
       { cause: err, files: [listing.file, ...err.files] },
     )
   }
+}
+
+/** A multi-label file's set with `targets`: each decoded image's labels as a multi-hot row (the set as it is otherwise). */
+function withTargets(set: ImageFolderResult, listing: LabelFileListing): ImageFolderResult {
+  if (!listing.labelSets) return set
+  const k = listing.classes.length
+  const index = new Map(listing.classes.map((c, i) => [c, i]))
+  const targets = new Uint8Array(set.files.length * k)
+  set.files.forEach((f, i) => {
+    for (const label of listing.labelSets!.get(path.resolve(f)) ?? []) targets[i * k + index.get(label)!] = 1
+  })
+  return { ...set, targets }
 }
 
 /**

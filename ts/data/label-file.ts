@@ -23,8 +23,32 @@ export interface LabelFileOptions {
    * labels with spaces in them ("golden retriever").
    */
   labelDelimiter?: string
+  /**
+   * Read every row's labels as a set (multi-label data: `ImageSet.targets`). Defaults to true when any row has
+   * several labels, else false; false with a row of several labels is a MULTI_LABEL InputError naming the line.
+   */
+  multiLabel?: boolean
   /** Skip rows whose file is missing or unreadable, whose label is empty, or whose path is listed again. Defaults to false. */
   skipBadImages?: boolean
+}
+
+/** The text options of a label file, as train() and loadData() name them too. */
+export const LABEL_FILE_TEXT_OPTIONS = ['pathColumn', 'labelColumn', 'splitColumn', 'labelDelimiter'] as const
+
+/**
+ * The label-file options among `options` (train()'s resolved config, or loadData's options): the text ones that are
+ * set, and `multiLabel` when it is on (off means "when a row has several labels", the reader's own default).
+ */
+export function labelFileOptionsOf(
+  options: { [K in (typeof LABEL_FILE_TEXT_OPTIONS)[number]]?: string | null } & { multiLabel?: boolean },
+): Omit<LabelFileOptions, 'skipBadImages'> {
+  const given: LabelFileOptions = {}
+  for (const key of LABEL_FILE_TEXT_OPTIONS) {
+    const v = options[key]
+    if (v !== null && v !== undefined) given[key] = v
+  }
+  if (options.multiLabel) given.multiLabel = true
+  return given
 }
 
 /** Column names taken for the image path, in order of preference. */
@@ -171,12 +195,14 @@ interface RowFault {
   code: ErrorCode
 }
 
-/** The rows of a single-label file, each checked, as the decoded cache lists images. */
+/** The rows of a label file, each checked, as the decoded cache lists images. */
 export interface LabelFileListing {
   file: string
   columns: LabelColumns
-  /** Sorted label names; every split's `labels` index into them. */
+  /** Sorted label names (every label any row has); every split's `labels` index into them. */
   classes: string[]
+  /** Multi-label: each listed image's labels, by its absolute path; each split's `labels` hold the first. */
+  labelSets?: Map<string, string[]>
   /** The train, validation and test rows (validation and test undefined when there are none), in file order. */
   splits: { train: FolderListing; valid?: FolderListing; test?: FolderListing }
   /** The line of each listed image, by its absolute path (for messages about it). */
@@ -186,15 +212,16 @@ export interface LabelFileListing {
 }
 
 /**
- * Reads a single-label file and checks every row: its file must exist and be readable, it must have a label and
- * must not repeat an earlier row's path. A row that fails is a DataError naming the label file, the line and the field
+ * Reads a label file and checks every row: its file must exist and be readable, it must have a label and must not
+ * repeat an earlier row's path. A row that fails is a DataError naming the label file, the line and the field
  * (DATA_NOT_FOUND for files, DATA_CORRUPT otherwise; the first three such rows, and how many more), or, with
- * `skipBadImages`, left out and listed in `skipped`. A row with several labels is a MULTI_LABEL InputError: multi-label
- * training is not supported yet.
+ * `skipBadImages`, left out and listed in `skipped`. Multi-label (see `LabelFileOptions.multiLabel`) when rows have
+ * several labels.
  */
 export function listLabelFile(file: string, options: LabelFileOptions = {}): LabelFileListing {
   const { columns, rows } = readLabelRows(file, options)
-  refuseMultiLabel(file, columns, rows)
+  const multiLabel = options.multiLabel ?? rows.some((r) => r.labels.length > 1)
+  if (!multiLabel) refuseMultiLabel(file, columns, rows)
   const faults: RowFault[] = []
   const seen = new Map<string, number>()
   const kept: { row: LabelRow; stat: fs.Stats }[] = []
@@ -224,7 +251,7 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
   if (faults.length > 0 && !options.skipBadImages) throw rowError(file, faults)
   if (kept.length === 0) throw new DataError('DATA_EMPTY', `label file ${file} lists no images`, { files: [file] })
 
-  const classes = [...new Set(kept.map((k) => k.row.labels[0]!))].sort()
+  const classes = [...new Set(kept.flatMap((k) => (multiLabel ? k.row.labels : k.row.labels.slice(0, 1))))].sort()
   const index = new Map(classes.map((c, i) => [c, i]))
   const rootPrefix = withSep(path.dirname(file))
   const listingOf = (split: RowSplit): FolderListing | undefined => {
@@ -254,11 +281,12 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
     classes,
     splits: { train, ...(valid ? { valid } : {}), ...(test ? { test } : {}) },
     lines: new Map(kept.map((k) => [k.row.file, k.row.line])),
+    ...(multiLabel ? { labelSets: new Map(kept.map((k) => [k.row.file, k.row.labels])) } : {}),
     skipped: faults.map((f) => `${file}:${f.row.line}: ${f.what}`),
   }
 }
 
-/** Multi-label files are refused until multi-label training exists; the rows already carry their label lists for it. */
+/** A row with several labels where the file was to be read single-label (`multiLabel: false`). */
 function refuseMultiLabel(file: string, columns: LabelColumns, rows: LabelRow[]): void {
   const multi = rows.filter((r) => r.labels.length > 1)
   if (multi.length === 0) return
@@ -266,8 +294,8 @@ function refuseMultiLabel(file: string, columns: LabelColumns, rows: LabelRow[])
   throw new InputError(
     'MULTI_LABEL',
     `${file} line ${first.line}, field ${columns.label}: ${first.labels.length} labels (${first.labels.join(', ')})` +
-      `${multi.length > 1 ? `, and ${multi.length - 1} more row(s) with several` : ''}; multi-label training is not supported yet. ` +
-      'Give one label per row; a label with spaces in it is one label unless the column is named labels or tags (pass labelDelimiter to say what separates labels)',
+      `${multi.length > 1 ? `, and ${multi.length - 1} more row(s) with several` : ''}, but multiLabel is false. ` +
+      'Give one label per row, or leave multiLabel on; a label with spaces in it is one label unless the column is named labels or tags (pass labelDelimiter to say what separates labels)',
   )
 }
 

@@ -14,7 +14,7 @@ import { hasIdxFiles, loadIdxDir } from './idx.ts'
 import { pickedIndices, type ImageFolderResult } from './image-folder.ts'
 import type { ImagePicks, ImageSet, ListedImages } from './image-set.ts'
 import { readLabelFileImages } from './label-file-images.ts'
-import type { LabelFileOptions } from './label-file.ts'
+import { LABEL_FILE_TEXT_OPTIONS, labelFileOptionsOf, type LabelFileOptions } from './label-file.ts'
 import { isLabelFile, LABEL_FILE_EXTENSIONS } from './label-table.ts'
 import { isUrl } from './url.ts'
 import { isDirectory } from './paths.ts'
@@ -95,7 +95,7 @@ function checkOptions(options: LoadDataOptions): void {
     throw new InputError('INVALID_OPTION', `option channels: expected 1 or 3, got ${JSON.stringify(channels)}`)
   }
   cacheMaxBytes(options.cacheMaxBytes)
-  for (const key of ['pathColumn', 'labelColumn', 'splitColumn', 'labelDelimiter'] as const) {
+  for (const key of LABEL_FILE_TEXT_OPTIONS) {
     const v = options[key]
     if (v !== undefined && (typeof v !== 'string' || v === ''))
       throw new InputError('INVALID_OPTION', `option ${key}: expected a non-empty string, got ${JSON.stringify(v)}`)
@@ -202,10 +202,9 @@ function archiveOptions(options: LoadDataOptions) {
 async function readLabelFile(file: string, options: LoadDataOptions): Promise<Omit<LoadedData, 'source'>> {
   const { train, val, test, skipped, picked } = await readLabelFileImages(file, {
     ...archiveOptions(options),
-    pathColumn: options.pathColumn,
-    labelColumn: options.labelColumn,
-    splitColumn: options.splitColumn,
-    labelDelimiter: options.labelDelimiter,
+    ...labelFileOptionsOf(options),
+    // loadData's own false refuses rows with several labels (train()'s false means "when a row has several").
+    multiLabel: options.multiLabel,
   })
   return { train, ...(val ? { val } : {}), ...(test ? { test } : {}), format: 'label-file', skipped, ...(picked ? { picked } : {}) }
 }

@@ -26,8 +26,10 @@ export function datasetHandle(data: TensorDataset): Native.NativeDataset {
 export class TensorDataset {
   readonly shape: Shape3
   readonly classes: string[]
-  /** The images' labels (the set's own array, not a copy). */
+  /** The images' labels (the set's own array, not a copy); for multi-label data, each image's first label. */
   readonly labels: Int32Array
+  /** Multi-label data: `length × classes` bytes, 1 where an image has a label (the set's own array). */
+  readonly targets?: Uint8Array
   readonly normalization: Normalization
   readonly length: number
   readonly device: string
@@ -37,6 +39,7 @@ export class TensorDataset {
     this.shape = set.shape
     this.classes = set.classes
     this.labels = set.labels
+    if (set.targets) this.targets = set.targets
     this.normalization = normalization
     this.length = handle.length
     this.device = handle.device
@@ -58,6 +61,7 @@ export class TensorDataset {
         mean: normalization.mean,
         std: normalization.std,
         device: options.device ?? 'auto',
+        targets: set.targets,
       }),
     )
     return new TensorDataset(handle, set, normalization)

@@ -36,8 +36,24 @@ export interface EvalMetrics {
   macroF1: number
   /** Count, precision, recall and F1 of each class, by class name. */
   classMetrics: Record<string, ClassMetrics>
-  /** `confusion[true][predicted]` image counts. */
+  /** `confusion[true][predicted]` image counts; empty for multi-label data. */
   confusion: number[][]
+  /** Multi-label data only: ranking and set metrics (see `multiLabelMetrics` for what the fields above then mean). */
+  multiLabel?: MultiLabelScores
+}
+
+/** What a multi-label evaluation adds to EvalMetrics. Percentages, as accuracies are. */
+export interface MultiLabelScores {
+  /** Mean over the classes present of their average precision. */
+  mAP: number
+  /** F1 over every (image, class) decision together. */
+  microF1: number
+  /** Images whose predicted label set is exactly their label set. */
+  exactMatch: number
+  /** Average precision of each class, by class name; NaN for a class the set has no image of. */
+  averagePrecision: Record<string, number>
+  /** The probability above which each class is predicted (in class order). */
+  thresholds: number[]
 }
 
 export function percent(correct: number, total: number): number {

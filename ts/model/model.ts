@@ -20,6 +20,7 @@ import { groupHandle, type ProcessGroup } from '../distributed/process-group.ts'
 import { CancelledError, CheckpointError, InputError } from '../errors.ts'
 import type { ModelSpec } from './layers.ts'
 import { allreduceEvalCounts, metricsFromCounts, type EvalCounts, type EvalMetrics } from './metrics.ts'
+import { DEFAULT_THRESHOLD, fitThresholds, multiLabelMetrics } from './multi-label-metrics.ts'
 import type { DecodeOptions } from '../data/decode-image.ts'
 import { EXPLAIN_METHODS, targetIndices, type Explanation, type ExplainOptions } from '../explain/explanation.ts'
 import { prepareImages, rankScores, type ImageInput, type Prediction, type PredictOptions } from '../predict/predict-images.ts'
@@ -36,6 +37,11 @@ export type { AugmentOptions, AveragingOptions, LossOptions, StepOptions } from 
 
 /** What one training step reports, measured before its update. */
 export type StepResult = BindingStep
+
+/** What makes a model multi-label: the probability above which each class is predicted. */
+export interface MultiLabelHead {
+  thresholds: number[]
+}
 
 export interface LoadOptions {
   /** Defaults to `'auto'`: CUDA when available, else the CPU. */
@@ -70,9 +76,15 @@ export interface EvaluateOptions {
   averaged?: boolean
   /**
    * Sum the counts over this group's ranks, each passing its own share of the images (a collective), so every
-   * rank gets the metrics of all the shares together.
+   * rank gets the metrics of all the shares together. Single-label data only.
    */
   group?: ProcessGroup
+  /**
+   * Multi-label data: the per-class thresholds the set metrics (F1, precision, recall, exact match) are taken at, or
+   * `'fit'` to choose each class's F1-maximising threshold on these images. Defaults to the model's (`multiLabel`),
+   * else 0.5.
+   */
+  thresholds?: readonly number[] | 'fit'
 }
 
 export interface SaveOptions {
@@ -113,6 +125,20 @@ function toInt32(values: Int32Array | readonly number[], field: string): Int32Ar
   return out
 }
 
+function evaluationBatchSize(options: EvaluateOptions): number {
+  const batchSize = options.batchSize ?? 500
+  if (!Number.isInteger(batchSize) || batchSize <= 0)
+    throw new InputError('INVALID_OPTION', `option batchSize: expected an integer > 0, got ${batchSize}`)
+  return batchSize
+}
+
+/** The rows of an `n × k` row-major array at `indices`. */
+function rowsAt(values: Uint8Array, indices: Int32Array, k: number): Uint8Array {
+  const out = new Uint8Array(indices.length * k)
+  indices.forEach((i, j) => out.set(values.subarray(i * k, (i + 1) * k), j * k))
+  return out
+}
+
 function positiveInt(value: number, field: string): number {
   if (!Number.isInteger(value) || value < 1)
     throw new InputError('INVALID_OPTION', `option ${field}: expected an integer >= 1, got ${value}`)
@@ -146,6 +172,7 @@ function parseMeta<T>(metadata: Record<string, string>, key: string, file: strin
 }
 
 interface Extras {
+  multiLabel?: MultiLabelHead
   classNames?: string[]
   normalization?: Normalization
   preprocessing?: Preprocessing
@@ -175,6 +202,7 @@ export class Model {
   /** The header of the checkpoint this model came from; empty for a new model. */
   readonly metadata: Record<string, string>
   #precision: Precision = 'fp32'
+  #multiLabel: MultiLabelHead | undefined
 
   private constructor(handle: Native.NativeModel, extras: Extras) {
     this.#native = handle
@@ -185,6 +213,7 @@ export class Model {
     if (extras.preprocessing) this.preprocessing = extras.preprocessing
     if (extras.tta) this.tta = extras.tta
     if (extras.evalInputSize) this.setEvalInputSize(extras.evalInputSize)
+    if (extras.multiLabel) this.setMultiLabel(extras.multiLabel.thresholds)
   }
 
   /**
@@ -259,6 +288,8 @@ export class Model {
     const preprocessing = parseMeta<Preprocessing>(meta, META.preprocessing, file)
     const tta = parseMeta<Tta>(meta, META.tta, file)
     const evalInputSize = parseMeta<[number, number]>(meta, META.evalInputSize, file)
+    const multiLabel = parseMeta<MultiLabelHead>(meta, META.multiLabel, file)
+    if (multiLabel) extras.multiLabel = multiLabel
     if (classNames) extras.classNames = classNames
     if (normalization) extras.normalization = normalization
     if (preprocessing) extras.preprocessing = preprocessing
@@ -267,6 +298,35 @@ export class Model {
     const model = new Model(handle, extras)
     if (options.precision) model.setPrecision(options.precision)
     return model
+  }
+
+  /**
+   * The per-class decision thresholds of a multi-label model (each class scored by its own sigmoid), or undefined for
+   * a single-label one (one softmax over exclusive classes).
+   */
+  get multiLabel(): MultiLabelHead | undefined {
+    return this.#multiLabel && { thresholds: [...this.#multiLabel.thresholds] }
+  }
+
+  /**
+   * Makes the model multi-label: predict() and evaluate() score each class with its own sigmoid, and a class is
+   * predicted where its probability exceeds its threshold (one per class, or one for all; defaults to 0.5). `null`
+   * makes it single-label again. Saved in checkpoints and ONNX metadata.
+   */
+  setMultiLabel(thresholds: number | readonly number[] | null = DEFAULT_THRESHOLD): void {
+    if (thresholds === null) {
+      callSync('making the model single-label', () => this.#native.setMultiLabel(false))
+      this.#multiLabel = undefined
+      return
+    }
+    const list = typeof thresholds === 'number' ? new Array<number>(this.classes).fill(thresholds) : [...thresholds]
+    if (list.length !== this.classes || !list.every((t) => Number.isFinite(t) && t >= 0 && t <= 1))
+      throw new InputError(
+        'INVALID_OPTION',
+        `option thresholds: expected one number in [0, 1] per class (${this.classes}), got ${JSON.stringify(thresholds)}`,
+      )
+    callSync('making the model multi-label', () => this.#native.setMultiLabel(true))
+    this.#multiLabel = { thresholds: list }
   }
 
   /** `[height, width]` that `evaluate()`, `predict()` and ONNX export feed the model: the spec's input unless set. */
@@ -517,9 +577,60 @@ export class Model {
     return call('training step', () => this.#native.trainBatchFloats(pixels, toInt32(labels, 'labels')))
   }
 
-  /** Loss, top-1, top-5, per-class top-1 and the confusion matrix, computed on the device. */
+  /**
+   * Loss, top-1, top-5, per-class top-1 and the confusion matrix, computed on the device. For multi-label data
+   * (`data.targets`), the metrics of `multiLabelMetrics` (mAP, F1, exact match) at `options.thresholds`.
+   */
   async evaluate(data: TensorDataset, options: EvaluateOptions = {}): Promise<EvalMetrics> {
+    if (data.targets) return this.evaluateMultiLabel(data, data.targets, options)
     return metricsFromCounts(await this.evaluateCounts(data, options), data.classes)
+  }
+
+  private async evaluateMultiLabel(data: TensorDataset, targets: Uint8Array, options: EvaluateOptions): Promise<EvalMetrics> {
+    if (options.group)
+      throw new InputError(
+        'INVALID_OPTION',
+        'option group: multi-label evaluation runs in one process (evaluate each share and gather the probabilities)',
+      )
+    const indices = options.indices ? toInt32(options.indices, 'indices') : null
+    const scores = await this.cancellable('evaluation', options, (token) =>
+      call('evaluation', () =>
+        this.#native.evaluateMultiLabel(
+          datasetHandle(data),
+          indices,
+          evaluationBatchSize(options),
+          options.tta,
+          options.averaged ?? true,
+          token,
+        ),
+      ),
+    )
+    const k = data.classes.length
+    const n = Number(scores.count)
+    const picked = indices ? rowsAt(targets, indices, k) : targets
+    const thresholds =
+      options.thresholds === 'fit'
+        ? fitThresholds(scores.probabilities, picked, n, k)
+        : (options.thresholds ?? this.#multiLabel?.thresholds ?? new Array<number>(k).fill(DEFAULT_THRESHOLD))
+    return multiLabelMetrics(scores.probabilities, picked, n, data.classes, scores.lossSum, thresholds)
+  }
+
+  /** Runs `work` with a native cancel token that `options.signal` sets. */
+  private async cancellable<T>(
+    what: string,
+    options: { signal?: AbortSignal },
+    work: (token: Native.CancelToken) => Promise<T>,
+  ): Promise<T> {
+    const signal = options.signal
+    if (signal?.aborted) throw new CancelledError('CANCELLED', `${what}: cancelled before it started`, { cause: signal.reason })
+    const token = new native.CancelToken()
+    const onAbort = () => token.cancel()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await work(token)
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
   }
 
   /**
@@ -527,24 +638,15 @@ export class Model {
    * (`addEvalCounts`), which is how a set too large to hold is evaluated a part at a time.
    */
   async evaluateCounts(data: TensorDataset, options: EvaluateOptions = {}): Promise<EvalCounts> {
-    const batchSize = options.batchSize ?? 500
-    if (!Number.isInteger(batchSize) || batchSize <= 0) {
-      throw new InputError('INVALID_OPTION', `option batchSize: expected an integer > 0, got ${batchSize}`)
-    }
-    const signal = options.signal
-    if (signal?.aborted) throw new CancelledError('CANCELLED', 'evaluation: cancelled before it started', { cause: signal.reason })
-    const token = new native.CancelToken()
-    const onAbort = () => token.cancel()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      const indices = options.indices ? toInt32(options.indices, 'indices') : null
-      const counts = await call('evaluation', () =>
+    if (data.targets) throw new InputError('INVALID_OPTION', 'evaluateCounts: multi-label data has no counts to add up; use evaluate()')
+    const batchSize = evaluationBatchSize(options)
+    const indices = options.indices ? toInt32(options.indices, 'indices') : null
+    const counts = await this.cancellable('evaluation', options, (token) =>
+      call('evaluation', () =>
         this.#native.evaluate(datasetHandle(data), indices, batchSize, options.tta, options.averaged ?? true, token),
-      )
-      return options.group ? await allreduceEvalCounts(options.group, counts) : counts
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-    }
+      ),
+    )
+    return options.group ? await allreduceEvalCounts(options.group, counts) : counts
   }
 
   /**
@@ -590,7 +692,7 @@ export class Model {
       const batch = images.slice(start, start + batchSize)
       const pixels = await prepareImages(batch, start, decode)
       const probs = await this.predictPixels(pixels, batch.length, { tta: options.tta })
-      for (const row of probs) results.push(rankScores(row, names, k))
+      for (const row of probs) results.push(rankScores(row, names, k, this.#multiLabel?.thresholds))
     }
     return results
   }
@@ -648,7 +750,7 @@ export class Model {
         height,
         width,
         target: { label: names[target] ?? String(target), index: target, probability: row[target]! },
-        prediction: rankScores(row, names, this.topK(options.topK)),
+        prediction: rankScores(row, names, this.topK(options.topK), this.#multiLabel?.thresholds),
         layer: cam.layer,
         image: pixels.subarray(i * channels * plane, (i + 1) * channels * plane),
         channels,
@@ -716,6 +818,7 @@ export class Model {
     if (this.preprocessing) metadata[META.preprocessing] = JSON.stringify(this.preprocessing)
     if (this.tta !== 'none') metadata[META.tta] = JSON.stringify(this.tta)
     if (this.#evalInputSize) metadata[META.evalInputSize] = JSON.stringify(this.#evalInputSize)
+    if (this.#multiLabel) metadata[META.multiLabel] = JSON.stringify(this.#multiLabel)
     await call(`saving ${file}`, () => this.#native.save(file, metadata, options.withOptimizer ?? true, options.averaged ?? false))
   }
 
@@ -724,7 +827,8 @@ export class Model {
    * input `input` (float32 `[N, C, H, W]`, any batch size N), output `logits` (`[N, classes]`, before softmax).
    * `metadata_props` say how to prepare an image: `convkit.input_shape` (`[C, H, W]`, at `evalInputSize`), `convkit.normalization`
    * (`{ mean, std }` per channel, on pixels scaled to [0, 1]), `convkit.classes` (the class names, as JSON) and
-   * `convkit.preprocessing` when set; `convkit.version` says which ConvKit wrote it. Test-time augmentation is not
+   * `convkit.preprocessing` when set; `convkit.version` says which ConvKit wrote it. A multi-label model adds
+   * `convkit.multi_label` (`{ thresholds }`: apply a sigmoid to each logit and predict the classes above their threshold). Test-time augmentation is not
    * part of the graph. The write is atomic. A layer with no ONNX form (an adaptive pool whose windows are uneven) is
    * a SpecError with code `NOT_EXPORTABLE` naming the layer.
    *
@@ -747,6 +851,7 @@ export class Model {
     metadata[META.normalization] = JSON.stringify(this.normalization ?? halfNormalization(this.spec.inputShape[0]))
     if (this.classNames) metadata[META.classes] = JSON.stringify(this.classNames)
     if (this.preprocessing) metadata[META.preprocessing] = JSON.stringify(this.preprocessing)
+    if (this.#multiLabel) metadata[META.multiLabel] = JSON.stringify(this.#multiLabel)
     await call(`exporting ${file}`, () => this.#native.exportOnnx(file, metadata))
   }
 

@@ -37,6 +37,11 @@ export interface ClassScore {
 /** The most likely class of one image, and the `topK` most likely, best first. */
 export interface Prediction extends ClassScore {
   topK: ClassScore[]
+  /**
+   * A multi-label model's prediction: every class whose probability exceeds its threshold, most likely first (empty
+   * when none does). Undefined for a single-label model.
+   */
+  labels?: ClassScore[]
 }
 
 function isRaw(input: ImageInput): input is RawImage {
@@ -97,9 +102,13 @@ export async function prepareImages(inputs: readonly ImageInput[], first: number
   return pixels
 }
 
-/** One image's probabilities as a labelled prediction with the `k` best. */
-export function rankScores(probs: Float32Array, names: readonly string[], k: number): Prediction {
+/**
+ * One image's probabilities as a labelled prediction with the `k` best; with `thresholds` (a multi-label model), also
+ * every class above its threshold.
+ */
+export function rankScores(probs: Float32Array, names: readonly string[], k: number, thresholds?: readonly number[]): Prediction {
   const ranked = Array.from(probs, (probability, index) => ({ label: names[index] ?? String(index), index, probability }))
   ranked.sort((a, b) => b.probability - a.probability || a.index - b.index)
-  return { ...ranked[0]!, topK: ranked.slice(0, k) }
+  const labels = thresholds && ranked.filter((s) => s.probability > thresholds[s.index]!)
+  return { ...ranked[0]!, topK: ranked.slice(0, k), ...(labels ? { labels } : {}) }
 }

@@ -109,38 +109,100 @@ function classRows(history: HistoryFile, split: 'train' | 'test') {
   )
 }
 
-function confusion(history: HistoryFile): TopLevelSpec {
-  // The best epoch's, when the test data was evaluated then (see testEvery); else the last evaluated epoch's.
-  const tested = history.epochs.filter((e) => e.test?.confusion)
-  const at = (tested.find((e) => e.epoch === history.best?.epoch) ?? tested.at(-1))?.epoch
-  const matrix = history.epochs.find((e) => e.epoch === at)?.test?.confusion ?? []
-  const rows = matrix.flatMap((row, t) =>
-    row.map((count, p) => ({ true: history.classes[t] ?? String(t), predicted: history.classes[p] ?? String(p), count })),
-  )
-  const order = history.classes
-  const x = { field: 'predicted', type: 'ordinal', sort: order, title: 'predicted class', axis: { labelAngle: -40 } } as const
-  const y = { field: 'true', type: 'ordinal', sort: order, title: 'true class' } as const
+/** The epoch whose test metrics the matrix plots show: the best one when it was tested (see testEvery), else the last tested. */
+function testedEpoch(history: HistoryFile) {
+  const tested = history.epochs.filter((e) => e.test)
+  return tested.find((e) => e.epoch === history.best?.epoch) ?? tested.at(-1)
+}
+
+/** A heatmap of `rows` (`x` across, `y` down, `value` as colour and text). */
+function heatmap(
+  title: string,
+  rows: { x: string; y: string; value: number }[],
+  axes: { x: { title: string; order: string[] }; y: { title: string; order: string[] }; value: string; format?: string },
+): TopLevelSpec {
+  const x = { field: 'x', type: 'ordinal', sort: axes.x.order, title: axes.x.title, axis: { labelAngle: -40 } } as const
+  const y = { field: 'y', type: 'ordinal', sort: axes.y.order, title: axes.y.title } as const
   return {
     ...CHART_BASE,
-    title: `Test confusion matrix at epoch ${at} (images)`,
+    title,
     data: { values: rows },
     layer: [
-      { mark: 'rect', encoding: { x, y, color: { field: 'count', type: 'quantitative', title: 'images', scale: { scheme: 'blues' } } } },
+      { mark: 'rect', encoding: { x, y, color: { field: 'value', type: 'quantitative', title: axes.value, scale: { scheme: 'blues' } } } },
       {
         mark: { type: 'text', fontSize: 11 },
         encoding: {
           x,
           y,
-          text: { field: 'count', type: 'quantitative' },
-          color: { condition: { test: `datum.count > ${Math.max(...rows.map((r) => r.count), 1) / 2}`, value: 'white' }, value: 'black' },
+          text: { field: 'value', type: 'quantitative', ...(axes.format ? { format: axes.format } : {}) },
+          color: { condition: { test: `datum.value > ${Math.max(...rows.map((r) => r.value), 1) / 2}`, value: 'white' }, value: 'black' },
         },
       },
     ],
   } as unknown as TopLevelSpec
 }
 
+function confusion(history: HistoryFile): TopLevelSpec {
+  const at = testedEpoch(history)
+  const matrix = at?.test?.confusion ?? []
+  const name = (c: number) => history.classes[c] ?? String(c)
+  const rows = matrix.flatMap((row, t) => row.map((count, p) => ({ x: name(p), y: name(t), value: count })))
+  const classes = { order: history.classes }
+  return heatmap(`Test confusion matrix at epoch ${at?.epoch} (images)`, rows, {
+    x: { title: 'predicted class', ...classes },
+    y: { title: 'true class', ...classes },
+    value: 'images',
+  })
+}
+
+/** Multi-label runs: each class's precision, recall, F1 (at its threshold) and average precision on the test data. */
+function classTable(history: HistoryFile): TopLevelSpec {
+  const at = testedEpoch(history)
+  const m = at?.test
+  const columns = ['precision', 'recall', 'F1', 'AP']
+  const rows = history.classes.flatMap((c) => {
+    const scores = m?.classMetrics?.[c]
+    const values = [scores?.precision, scores?.recall, scores?.f1, m?.multiLabel?.averagePrecision[c]]
+    return columns.map((x, i) => ({ x, y: c, value: values[i] ?? Number.NaN })).filter((r) => Number.isFinite(r.value))
+  })
+  return heatmap(`Test metrics per class at epoch ${at?.epoch} (%)`, rows, {
+    x: { title: 'metric', order: columns },
+    y: { title: 'class', order: history.classes },
+    value: '%',
+    format: '.1f',
+  })
+}
+
+function mapRows(history: HistoryFile) {
+  return history.epochs.flatMap((e) =>
+    (['val', 'test'] as const).flatMap((split) => {
+      const mAP = e[split]?.multiLabel?.mAP
+      return mAP === undefined ? [] : [{ epoch: e.epoch, series: split, value: mAP }]
+    }),
+  )
+}
+
+function apRows(history: HistoryFile) {
+  return history.epochs.flatMap((e) =>
+    Object.entries(e.test?.multiLabel?.averagePrecision ?? {}).map(([series, value]) => ({ epoch: e.epoch, series, value })),
+  )
+}
+
+/** The six plots of a multi-label run, under the same names: set and ranking metrics where top-1 and top-5 go. */
+function multiLabelCharts(history: HistoryFile): Record<ChartName, TopLevelSpec> {
+  return {
+    top1: curves('Exact-match ratio by epoch', 'images with every label right (%)', splitRows(history, 'top1'), 'data', history),
+    loss: curves('Binary cross-entropy by epoch', 'mean loss (nats per class and image)', splitRows(history, 'loss'), 'data', history),
+    top5: curves('Mean average precision by epoch', 'mAP (%)', mapRows(history), 'data', history),
+    'per-class-train': curves('Per-class recall on training data', 'recall (%)', classRows(history, 'train'), 'class', history),
+    'per-class-test': curves('Per-class average precision on test data', 'average precision (%)', apRows(history), 'class', history),
+    confusion: classTable(history),
+  }
+}
+
 /** The six plots of a run. */
 export function historyCharts(history: HistoryFile): Record<ChartName, TopLevelSpec> {
+  if (history.epochs.some((e) => e.val?.multiLabel || e.test?.multiLabel)) return multiLabelCharts(history)
   return {
     top1: curves('Top-1 accuracy by epoch', 'top-1 accuracy (%)', splitRows(history, 'top1'), 'data', history),
     loss: curves('Cross-entropy loss by epoch', 'mean loss (nats per image)', splitRows(history, 'loss'), 'data', history),

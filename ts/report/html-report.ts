@@ -51,16 +51,23 @@ const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ?
 function metricsTable(history: HistoryFile): string {
   const epoch = history.epochs.find((e) => e.epoch === history.best?.epoch) ?? history.epochs.at(-1)
   if (!epoch) return '<p>No epoch finished.</p>'
-  const rows = (['train', 'val', 'test'] as const)
-    .filter((s) => epoch[s])
-    .map((s) => {
-      const m = epoch[s]!
-      return `<tr><th>${s}</th><td>${m.loss.toFixed(4)}</td><td>${pct(m.top1)}</td><td>${pct(m.top5)}</td><td>${pct(m.balancedAccuracy)}</td><td>${pct(m.macroF1)}</td></tr>`
-    })
+  const splits = (['train', 'val', 'test'] as const).filter((s) => epoch[s])
+  // Multi-label runs: mAP and micro-F1 beside the exact-match ratio (their top-1) and the share whose best score is a label.
+  const multi = splits.some((s) => epoch[s]!.multiLabel)
+  const head = multi
+    ? ['loss', 'exact match', 'best score a label', 'mAP', 'macro-F1', 'micro-F1']
+    : ['loss', 'top-1', 'top-5', 'balanced accuracy', 'macro-F1']
+  const rows = splits.map((s) => {
+    const m = epoch[s]!
+    const cells = multi
+      ? [m.loss.toFixed(4), pct(m.top1), pct(m.top5), pct(m.multiLabel?.mAP), pct(m.macroF1), pct(m.multiLabel?.microF1)]
+      : [m.loss.toFixed(4), pct(m.top1), pct(m.top5), pct(m.balancedAccuracy), pct(m.macroF1)]
+    return `<tr><th>${s}</th>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`
+  })
   return `<p>At epoch ${epoch.epoch}${history.best ? ` (best by ${esc(history.best.monitor)})` : ''}; ${history.epochs.length} epoch(s) run${
     history.stoppedEarly ? `, stopped early: ${esc(history.stopReason)}` : ''
   }.</p>
-<table><thead><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th><th>balanced accuracy</th><th>macro-F1</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+<table><thead><tr><th></th>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`
 }
 
 /** The last test evaluation, class by class: how many images, precision, recall and F1. */
@@ -68,13 +75,18 @@ function testClassTable(history: HistoryFile): string {
   const epoch = [...history.epochs].reverse().find((e) => e.test?.classMetrics)
   if (!epoch) return ''
   const scores = epoch.test!.classMetrics!
-  const rows = history.classes.map((c) => {
+  const ranked = epoch.test!.multiLabel
+  const rows = history.classes.map((c, i) => {
     const m = scores[c]
-    return `<tr><th>${esc(c)}</th><td>${m?.count ?? '–'}</td><td>${pct(m?.precision)}</td><td>${pct(m?.recall)}</td><td>${pct(m?.f1)}</td></tr>`
+    const extra = ranked ? `<td>${pct(ranked.averagePrecision[c])}</td><td>${ranked.thresholds[i]?.toFixed(3) ?? '–'}</td>` : ''
+    return `<tr><th>${esc(c)}</th><td>${m?.count ?? '–'}</td><td>${pct(m?.precision)}</td><td>${pct(m?.recall)}</td><td>${pct(m?.f1)}</td>${extra}</tr>`
   })
+  const summary = ranked
+    ? `mAP ${pct(ranked.mAP)}, macro-F1 ${pct(epoch.test!.macroF1)}, micro-F1 ${pct(ranked.microF1)}; precision, recall and F1 at each class's threshold (chosen on the validation images to maximise its F1)`
+    : `balanced accuracy ${pct(epoch.test!.balancedAccuracy)}, macro-F1 ${pct(epoch.test!.macroF1)}`
   return `<h2>Per-class test metrics</h2>
-<p>The test evaluation of epoch ${epoch.epoch}: balanced accuracy ${pct(epoch.test!.balancedAccuracy)}, macro-F1 ${pct(epoch.test!.macroF1)}.</p>
-<table><thead><tr><th>class</th><th>count</th><th>precision</th><th>recall</th><th>F1</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+<p>The test evaluation of epoch ${epoch.epoch}: ${summary}.</p>
+<table><thead><tr><th>class</th><th>${ranked ? 'images with it' : 'count'}</th><th>precision</th><th>recall</th><th>F1</th>${ranked ? '<th>AP</th><th>threshold</th>' : ''}</tr></thead><tbody>${rows.join('')}</tbody></table>`
 }
 
 function perClassTable(history: HistoryFile): string {
@@ -84,7 +96,8 @@ function perClassTable(history: HistoryFile): string {
   const rows = history.classes.map(
     (c) => `<tr><th>${esc(c)}</th>${splits.map((s) => `<td>${pct(epoch[s]!.perClass[c])}</td>`).join('')}</tr>`,
   )
-  return `<table><thead><tr><th>class</th>${splits.map((s) => `<th>${s} top-1</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`
+  const metric = splits.some((s) => epoch[s]!.multiLabel) ? 'recall' : 'top-1'
+  return `<table><thead><tr><th>class</th>${splits.map((s) => `<th>${s} ${metric}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`
 }
 
 /** The top losses, each image with its true and predicted class and the loss. */

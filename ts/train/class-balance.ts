@@ -2,6 +2,8 @@
 // (`classWeights`) and each epoch's training order (`sampler`). Pure functions of counts, labels and seeds.
 import { balancedOrder, deriveSeed, shuffle } from '../data/split.ts'
 import { InputError } from '../errors.ts'
+import type { ImageSet } from '../data/image-set.ts'
+import type { LossOptions } from '../model/model.ts'
 import { bad } from '../options/option.ts'
 
 /** `classWeights`: a rule, or a weight per class name (classes not named weigh 1). */
@@ -34,14 +36,34 @@ export function checkClassWeights(v: unknown, field: string): ClassWeights {
   return value as Record<string, number>
 }
 
-/** Images of each of `classes` classes among `indices` of a set labelled `labels`. */
-export function classCounts(labels: ArrayLike<number>, indices: ArrayLike<number>, classes: number): number[] {
+/** Images of each of `classes` classes among `indices` of `set` (multi-label: images that have each label). */
+export function classCounts(set: Pick<ImageSet, 'labels' | 'targets'>, indices: ArrayLike<number>, classes: number): number[] {
   const counts = new Array<number>(classes).fill(0)
+  const { labels, targets } = set
   for (let i = 0; i < indices.length; i++) {
-    const label = labels[indices[i]!]!
+    const image = indices[i]!
+    if (targets) {
+      for (let c = 0; c < classes; c++) counts[c]! += targets[image * classes + c]!
+      continue
+    }
+    const label = labels[image]!
     if (label >= 0 && label < classes) counts[label]!++
   }
   return counts
+}
+
+/** The training loss a run's model gets (label smoothing, reduction, `classWeights` from the training counts). */
+export function runLoss(
+  config: { classWeights: ClassWeights; labelSmoothing: number; lossReduction: NonNullable<LossOptions['reduction']> },
+  data: { trainSet: Pick<ImageSet, 'labels' | 'targets'>; train: ArrayLike<number>; classes: string[] },
+): { loss: LossOptions; trainCounts: number[]; weights: number[] | null } {
+  const trainCounts = classCounts(data.trainSet, data.train, data.classes.length)
+  const weights = resolveClassWeights(config.classWeights, trainCounts, data.classes)
+  return {
+    loss: { labelSmoothing: config.labelSmoothing, reduction: config.lossReduction, classWeights: weights ?? undefined },
+    trainCounts,
+    weights,
+  }
 }
 
 /**

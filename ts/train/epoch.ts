@@ -137,12 +137,13 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
   const trainSeconds = (performance.now() - started) / 1000
 
   await sync.beforeEvaluation(model)
-  const evaluateOn = (set: TensorDataset, indices: Int32Array) =>
+  const evaluateOn = (set: TensorDataset, indices: Int32Array, thresholds?: 'fit') =>
     model.evaluate(set, {
       ...sync.evaluation(indices),
       batchSize: evaluationBatch(model),
       tta: config.tta,
       averaged: config.averaging === 'ema',
+      ...(thresholds ? { thresholds } : {}),
     })
   // Evaluation allocates other sizes than the steps did: the steps' cached blocks go back first, and the evaluation's
   // after it (only where an evaluation runs, so runs that test only at the end keep their blocks from epoch to epoch).
@@ -151,9 +152,9 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
     if (!evaluated) releaseCachedBlocks()
     evaluated = true
   }
-  const evaluate = async (set: TensorDataset, indices: Int32Array) => {
+  const evaluate = async (set: TensorDataset, indices: Int32Array, thresholds?: 'fit') => {
     beginEvaluation()
-    return evaluateOn(set, indices)
+    return evaluateOn(set, indices, thresholds)
   }
   const evaluateStreamed = (set: ShardSet) => {
     beginEvaluation()
@@ -175,8 +176,11 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
   const valM = data.valStream
     ? await evaluateStreamed(data.valStream)
     : data.val.length > 0
-      ? await evaluate(run.valData, data.val)
+      ? await evaluate(run.valData, data.val, data.multiLabel ? 'fit' : undefined)
       : undefined
+  // Multi-label: each class's F1-maximising threshold on the validation images becomes the model's, for the test
+  // evaluation, the checkpoints and predict() (0.5 where nothing is held out).
+  if (valM?.multiLabel) model.setMultiLabel(valM.multiLabel.thresholds)
   const lastEpoch = epoch === plan.length
   const scored: EpochRecord = {
     epoch,

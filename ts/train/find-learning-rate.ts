@@ -4,12 +4,11 @@
 import path from 'node:path'
 import { deriveSeed } from '../data/split.ts'
 import { InputError } from '../errors.ts'
-import type { LossOptions } from '../model/model.ts'
 import { plotLrFind } from '../report/lr-find-chart.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import { runStamp } from '../util/run-stamp.ts'
 import { setSeed } from '../util/device.ts'
-import { classCounts, epochOrder, resolveClassWeights } from './class-balance.ts'
+import { epochOrder, runLoss } from './class-balance.ts'
 import { LR_FIND_OPTIONS, resolveLrFind, type LrFindOptions, type LrFindSettings } from './lr-find-options.ts'
 import { sweepLearningRate } from './lr-finder.ts'
 import type { LrSweep } from './lr-sweep.ts'
@@ -25,18 +24,11 @@ export interface FindLearningRateResult extends LrSweep {
   files: { json: string; svg: string | null; png: string | null }
 }
 
-/** The loss train() sets on the model (applyClassBalance in train.ts): the checkpoint the copy comes from lacks it. */
-function runLoss(run: PreparedRun): LossOptions {
-  const { config, data } = run
-  const counts = classCounts(data.trainSet.labels, data.train, data.classes.length)
-  const weights = resolveClassWeights(config.classWeights, counts, data.classes)
-  return { labelSmoothing: config.labelSmoothing, reduction: config.lossReduction, classWeights: weights ?? undefined }
-}
-
 /** The sweep of a prepared run: its model as its first epoch starts, over its training images in its epochs' order. */
 async function sweepRun(run: PreparedRun, settings: LrFindSettings, signal: AbortSignal | undefined): Promise<LrSweep> {
   const { config, data, sync } = run
-  const loss = runLoss(run)
+  // The loss train() sets on the model: the checkpoint the copy comes from lacks it.
+  const { loss } = runLoss(run.config, run.data)
   // Seeded like an epoch, so that the sweep's dropout repeats; each epoch seeds its own afterwards.
   setSeed(sync.seed(deriveSeed(config.seed, 0x1f1d)))
   return sweepLearningRate(run.model, run.trainData, {

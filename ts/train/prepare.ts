@@ -212,6 +212,20 @@ async function initWhitening(model: Model, trainData: TensorDataset, data: Train
   await model.initWhitening(trainData, sample, first.name!, config.whitenEps)
 }
 
+/** What multi-label training does not do yet, refused by name. */
+function checkMultiLabel(config: RunConfig, worldSize: number): void {
+  if (config.sampler === 'balanced')
+    throw new InputError(
+      'INVALID_OPTION',
+      "option sampler: 'shuffle' for multi-label data (an image has several classes to balance); use classWeights",
+    )
+  if (worldSize > 1)
+    throw new InputError(
+      'INVALID_OPTION',
+      'multi-label training runs in one process: its evaluation ranks every image of a split together (mAP), which ranks do not share yet',
+    )
+}
+
 /**
  * Resolves the options, reads the data and builds the model. `joined` receives the data-parallel group as soon as
  * it exists, so that a failure after it leaves the group at once.
@@ -241,6 +255,11 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const run = config as RunConfig
   if (sync.isWriter) fs.mkdirSync(runDir, { recursive: true })
   const model = await buildModel(options, config, data, runDir, previous)
+  if (data.multiLabel) {
+    checkMultiLabel(run, sync.worldSize)
+    // A resumed model keeps the thresholds its checkpoint holds.
+    if (!model.multiLabel) model.setMultiLabel()
+  }
   applyRunState(model, run)
   if (config.backboneLrScale !== 1 && !previous) applyBackboneScale(model, config)
 

@@ -50,7 +50,11 @@ function checkPretrained(pretrained: string, model: ResolvedTrainOptions['model'
 function crossChecks(config: ResolvedTrainOptions): void {
   if (config.pretrained !== null) checkPretrained(config.pretrained, config.model)
   // A label file may bring validation rows of its own (read later): its val_* metrics cannot be ruled out yet.
-  checkMonitor(config.monitor, runMetrics(config.valSplit > 0 || isLabelFile(config.data)), 'option monitor')
+  checkMonitor(
+    config.monitor,
+    runMetrics(config.valSplit > 0 || isLabelFile(config.data), config.multiLabel || isLabelFile(config.data)),
+    'option monitor',
+  )
   if (config.testEvery !== 1 && config.monitor.startsWith('test_')) {
     throw bad(
       'monitor',

@@ -23,6 +23,7 @@ import {
   type SelectOptions,
 } from '../data/split.ts'
 import { DataError, InputError } from '../errors.ts'
+import { labelFileOptionsOf } from '../data/label-file.ts'
 import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
 import { formatBytes } from '../util/progress.ts'
@@ -38,6 +39,8 @@ export function validationCount(data: Pick<TrainData, 'val' | 'valStream'>): num
 
 export interface TrainData {
   classes: string[]
+  /** Several labels per image (`trainSet.targets`): a sigmoid per class and binary cross-entropy. */
+  multiLabel: boolean
   normalization: Normalization
   /** Resident: every training image. Streamed: a seeded sample of the training shards. */
   trainSet: ImageSet
@@ -65,6 +68,11 @@ export interface TrainData {
 /** Thrown by a listing's pick when its training images would not fit the memory budget: the folder streams instead. */
 /** The options a streamed training set cannot honour, refused by name. */
 function checkStreamable(config: ResolvedTrainOptions): void {
+  if (config.multiLabel)
+    throw new InputError(
+      'INVALID_OPTION',
+      'option multiLabel: streamed data (image folders and shards) gives one class per image; give a label file (CSV, TSV, JSON)',
+    )
   if (config.trainMetrics === 'full')
     throw new InputError(
       'INVALID_OPTION',
@@ -189,7 +197,7 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
           quiet: config.quiet,
           signal: options.signal,
           pick,
-          ...labelFileOptions(config),
+          ...labelFileOptionsOf(config),
         })
       : { train: options.data.train, test: options.data.test, skipped: [] as string[] }
   const given = testGiven ? await readTestData(config, options.signal, listedBytes) : undefined
@@ -212,15 +220,6 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
     null,
     'val' in loaded ? loaded.val : undefined,
   )
-}
-
-/** How a label file given as `data` or `testData` is read. */
-function labelFileOptions(config: ResolvedTrainOptions) {
-  const { pathColumn, labelColumn, splitColumn, labelDelimiter } = config
-  const given = { pathColumn, labelColumn, splitColumn, labelDelimiter }
-  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== null)) as {
-    [K in keyof typeof given]?: string
-  }
 }
 
 /** What selection follows; `labels`, the training images' classes, make a held-out test split stratified. */
@@ -266,6 +265,15 @@ function residentSplits(
 ): TrainData {
   checkSameClasses(trainSet, testSet ?? trainSet)
   if (valSet) checkSameClasses(trainSet, valSet)
+  const multiLabel = trainSet.targets !== undefined
+  if (config.multiLabel && !multiLabel)
+    throw new InputError(
+      'INVALID_OPTION',
+      `option multiLabel: ${config.data} gives one class per image (an image folder, CIFAR-10, idx files and shards cannot say several); ` +
+        "give a label file (CSV, TSV, JSON) whose label field lists each image's labels",
+    )
+  // A single-label test or validation set (a folder as testData) scores a multi-label model with one label per image.
+  if (multiLabel) [testSet, valSet] = [testSet && multiHot(testSet), valSet && multiHot(valSet)]
   const trainPool = selection.train
   const test = selection.test
   const split = valSet
@@ -281,6 +289,7 @@ function residentSplits(
   const normalization = normalizationFor(config, trainSet, train)
   return {
     classes: trainSet.classes,
+    multiLabel,
     normalization,
     trainSet,
     valSet: valSet ?? trainSet,
@@ -349,6 +358,7 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   const reason = `${why ?? choice.reason}; ${trainShards.files.length} training shard(s)${held ? `, ${held} held out` : ''}`
   return {
     classes: all.classes,
+    multiLabel: false,
     normalization,
     trainSet: sample,
     valSet: sample,
@@ -402,9 +412,18 @@ async function readTestData(
     quiet: config.quiet,
     signal,
     pick,
-    ...labelFileOptions(config),
+    ...labelFileOptionsOf(config),
   })
   return { set: loaded.test ?? loaded.train, skipped: loaded.skipped ?? [] }
+}
+
+/** `set` with `targets`: its own, or a one-hot row per image from its labels. */
+function multiHot(set: ImageSet): ImageSet {
+  if (set.targets) return set
+  const k = set.classes.length
+  const targets = new Uint8Array(set.labels.length * k)
+  set.labels.forEach((label, i) => (targets[i * k + label] = 1))
+  return { ...set, targets }
 }
 
 function checkSameClasses(train: ImageSet, test: ImageSet): void {

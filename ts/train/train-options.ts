@@ -509,8 +509,8 @@ export const TRAIN_OPTIONS = {
     metavar: '<name>',
   }),
   /**
-   * What separates several labels in a label file's label field (such files are refused until multi-label training
-   * exists). @default ';', and whitespace too in a column named labels or tags
+   * What separates several labels in a label file's label field. @default ';', and whitespace too in a column named
+   * labels or tags
    * @example '|'
    */
   labelDelimiter: optionalText({
@@ -520,6 +520,13 @@ export const TRAIN_OPTIONS = {
     shownDefault: "';' (and spaces in a labels/tags column)",
     metavar: '<text>',
   }),
+  /**
+   * Multi-label classification: a sigmoid per class trained with binary cross-entropy, a decision threshold per class
+   * chosen on the validation images to maximise F1, and mAP, micro- and macro-F1 and the exact-match ratio as metrics
+   * (`top1` is then the exact-match ratio). Only label files can say several labels per image. @default false: on
+   * when any row of the label file has several labels
+   */
+  multiLabel: boolean({ help: 'several labels per image (sigmoid outputs, binary cross-entropy)', group: 'data', default: false }),
   /** Shorthand for `cropPadding: 4` and `flip: 'random'`. @default false */
   augment: boolean({ help: 'random crop (4-px padding) and horizontal flip', group: 'data', default: false }),
   /** Random crop from this much padding on each side while training. @default 0 (4 with augment) */
@@ -782,15 +789,16 @@ export type ResolvedTrainOptions = TrainConfig & Omit<Resolved, StoredKeys>
 /** What history.json records as `data` for images passed in memory. */
 export const IN_MEMORY = '<in-memory>'
 
-/** The metric names a run reports: loss, top-1, top-5, balanced accuracy and macro-F1 of train, val (when held out) and test. */
-export function runMetrics(withVal: boolean): string[] {
-  return ['train', ...(withVal ? ['val'] : []), 'test'].flatMap((s) => [
-    `${s}_loss`,
-    `${s}_top1`,
-    `${s}_top5`,
-    `${s}_balanced_accuracy`,
-    `${s}_macro_f1`,
-  ])
+/**
+ * The metric names a run reports: loss, top-1, top-5, balanced accuracy and macro-F1 of train, val (when held out) and
+ * test; mAP and micro-F1 of val and test too where the data may be multi-label.
+ */
+export function runMetrics(withVal: boolean, multiLabel = false): string[] {
+  const evaluated = [...(withVal ? ['val'] : []), 'test']
+  return [
+    ...['train', ...evaluated].flatMap((s) => [`${s}_loss`, `${s}_top1`, `${s}_top5`, `${s}_balanced_accuracy`, `${s}_macro_f1`]),
+    ...(multiLabel ? evaluated.flatMap((s) => [`${s}_map`, `${s}_micro_f1`]) : []),
+  ]
 }
 
 /** A path (or shard pattern) is stored absolute so `--resume` works from any folder; names such as 'cifar10' stay as they are. */

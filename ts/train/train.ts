@@ -17,7 +17,7 @@ import { WeightAveraging } from '../callbacks/weight-averaging.ts'
 import { deriveSeed } from '../data/split.ts'
 import type { DistributedSummary, TrainSync } from '../distributed/train-sync.ts'
 import type { Model } from '../model/model.ts'
-import { classBalanceLines, classCounts, countsByName, resolveClassWeights } from './class-balance.ts'
+import { classBalanceLines, classCounts, countsByName, runLoss } from './class-balance.ts'
 import { runEpoch } from './epoch.ts'
 import { runLearningRate } from './find-learning-rate.ts'
 import { prepareRun, type PreparedRun } from './prepare.ts'
@@ -97,7 +97,7 @@ function runCallbacks(run: PreparedRun, options: TrainOptions, history: History)
   if (sync.isWriter)
     all.push(
       // Before LastCheckpoint, which writes history.json with what it finds.
-      ...(report ? [new TopLosses()] : []),
+      ...(report && !run.data.multiLabel ? [new TopLosses()] : []),
       new LastCheckpoint(),
       ...(report ? [report] : []),
       new ProgressPrinter({ print, quiet: config.quiet, bestEpoch: () => checkpoint.bestEpoch }),
@@ -131,15 +131,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 function applyClassBalance(run: PreparedRun): { recorded: Pick<HistoryFile, 'classCounts' | 'classWeights'>; lines: string[] } {
   const { config, data, model } = run
   const k = data.classes.length
-  const counts = {
-    train: classCounts(data.trainSet.labels, data.train, k),
-    val: classCounts(data.valSet.labels, data.val, k),
-    test: classCounts(data.testSet.labels, data.test, k),
-  }
+  const { loss, trainCounts, weights } = runLoss(config, data)
+  const counts = { train: trainCounts, val: classCounts(data.valSet, data.val, k), test: classCounts(data.testSet, data.test, k) }
   // Streamed, the training images in memory are a sample of the shards: its frequencies stand for theirs.
   const trainSampled = data.stream !== null
-  const weights = resolveClassWeights(config.classWeights, counts.train, data.classes)
-  model.setLoss({ labelSmoothing: config.labelSmoothing, reduction: config.lossReduction, classWeights: weights ?? undefined })
+  model.setLoss(loss)
   const byName = (c: number[]) => countsByName(c, data.classes)
   return {
     recorded: {
@@ -166,7 +162,7 @@ async function trainPrepared(run: PreparedRun, options: TrainOptions): Promise<T
   const ctx: TrainContext = {
     model,
     runDir,
-    metrics: runMetrics(validationCount(data) > 0),
+    metrics: runMetrics(validationCount(data) > 0, data.multiLabel),
     stopTraining: false,
     // A resumed run continues at the rate its last epoch ended with.
     lr,

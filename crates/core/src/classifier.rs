@@ -15,7 +15,7 @@ use crate::checkpoint::{self, tensor_from_bytes};
 use crate::dataset::{Dataset, Normalization};
 use crate::distributed::{GradSync, ProcessGroup};
 use crate::error::{Error, Result};
-use crate::evaluate::{self, EvalCounts, Tta};
+use crate::evaluate::{self, EvalCounts, LabelScores, Tta};
 use crate::explain::{grad_cam, GradCam};
 use crate::glob::glob_match;
 use crate::model::Network;
@@ -211,6 +211,26 @@ impl Classifier {
         self.with_average(averaged, |t| {
             evaluate::evaluate(&t.net, data, indices, batch_size, tta, cancel)
         })
+    }
+
+    /// [`Classifier::evaluate`] for multi-label data: every image's probabilities and the loss.
+    pub fn evaluate_multi_label(
+        &mut self,
+        data: &Dataset,
+        indices: Option<&[i64]>,
+        batch_size: usize,
+        tta: Tta,
+        averaged: bool,
+        cancel: &AtomicBool,
+    ) -> Result<LabelScores> {
+        self.with_average(averaged, |t| {
+            evaluate::evaluate_multi_label(&t.net, data, indices, batch_size, tta, cancel)
+        })
+    }
+
+    /// Scores each class on its own (a sigmoid per class) in prediction, or, with `false`, one softmax over them.
+    pub fn set_multi_label(&mut self, on: bool) {
+        self.trainer.net.multi_label = on;
     }
 
     /// Class probabilities (or, with `raw_logits`, logits) for `count` normalized images `[N, C, H, W]`, row by row.

@@ -64,7 +64,11 @@ pub fn check_labels(labels: &[i64], classes: i64, what: &str) -> Result<()> {
 #[derive(Debug)]
 pub struct Dataset {
     pub images: Tensor,
+    /// One class index per image (for multi-label data, its first label: what stratified splits go by).
     pub labels: Tensor,
+    /// Multi-label data: `[N, classes]` floats, 1 where the image has that label, 0 elsewhere; batches then carry
+    /// these rows as their targets (binary cross-entropy) instead of `labels`.
+    pub targets: Option<Tensor>,
     pub shape: [i64; 3],
     pub classes: i64,
     pub normalization: Normalization,
@@ -111,12 +115,46 @@ impl Dataset {
         Ok(Dataset {
             images,
             labels,
+            targets: None,
             shape,
             classes,
             normalization,
             scale,
             shift,
         })
+    }
+
+    /// Makes the data multi-label: `targets` holds `N × classes` bytes, 1 where an image has a label, else 0.
+    pub fn set_targets(&mut self, targets: &[u8]) -> Result<()> {
+        let (n, classes) = (self.len(), self.classes);
+        if targets.len() as i64 != n * classes {
+            return Err(Error::BadShape {
+                what: "dataset targets".into(),
+                expected: format!("{n} images × {classes} classes = {} bytes", n * classes),
+                got: format!("{} bytes", targets.len()),
+            });
+        }
+        if let Some(at) = targets.iter().position(|&t| t > 1) {
+            return Err(Error::BadShape {
+                what: format!(
+                    "dataset targets (image {}, class {})",
+                    at as i64 / classes,
+                    at as i64 % classes
+                ),
+                expected: "0 or 1".into(),
+                got: targets[at].to_string(),
+            });
+        }
+        let t = Tensor::f_from_slice(targets)?
+            .f_view([n, classes])?
+            .f_to_kind(Kind::Float)?;
+        self.targets = Some(t.f_to_device(self.device())?);
+        Ok(())
+    }
+
+    /// Whether batches carry multi-hot targets (see [`Dataset::set_targets`]).
+    pub fn multi_label(&self) -> bool {
+        self.targets.is_some()
     }
 
     pub fn len(&self) -> i64 {
@@ -144,7 +182,8 @@ impl Dataset {
         crate::transfer::to_device(Tensor::f_from_slice(indices)?, self.device())
     }
 
-    /// The images at `indices` as normalized floats of `out` (`[height, width]`) and their labels: the centre
+    /// The images at `indices` as normalized floats of `out` (`[height, width]`) and their labels (multi-hot rows for
+    /// multi-label data): the centre
     /// of each image when no augmentation is given, else cropped, flipped and cut out as `augment` says, with
     /// the draws of `draw`.
     pub fn batch(
@@ -155,7 +194,10 @@ impl Dataset {
     ) -> Result<(Tensor, Tensor)> {
         let index = self.index_tensor(indices)?;
         let raw = self.images.f_index_select(0, &index)?;
-        let labels = self.labels.f_index_select(0, &index)?;
+        let labels = match &self.targets {
+            Some(targets) => targets.f_index_select(0, &index)?,
+            None => self.labels.f_index_select(0, &index)?,
+        };
         let default = Augment::default();
         let (aug, draw) = match augment {
             Some((a, d)) => (a, Some(d)),

@@ -92,24 +92,15 @@ pub fn evaluate(
     tta: Tta,
     cancel: &AtomicBool,
 ) -> Result<EvalCounts> {
-    let out = net.eval_size();
-    let field = if net.eval_input_size.is_some() {
-        "evalInputSize"
-    } else {
-        "inputShape"
-    };
-    check_dataset_at(net, data, out, field)?;
-    if batch_size == 0 {
-        return Err(Error::option("batchSize", "an integer > 0", 0));
+    if data.multi_label() {
+        return Err(Error::option(
+            "data",
+            "single-label data (multi-label data: evaluate_multi_label)",
+            "multi-label data",
+        ));
     }
-    let all: Vec<i64>;
-    let indices = match indices {
-        Some(i) => i,
-        None => {
-            all = (0..data.len()).collect();
-            &all
-        }
-    };
+    let (out, indices) = evaluation_indices(net, data, indices, batch_size)?;
+    let indices = &indices[..];
     let classes = net.classes();
     let k = classes.min(5);
     let device = net.device;
@@ -147,13 +138,95 @@ pub fn evaluate(
     })
 }
 
-/// Class probabilities for a normalized float batch, one row per image, with `tta`.
+/// The evaluation size, checked against the data, and the images to evaluate (all when `indices` is `None`).
+fn evaluation_indices(
+    net: &Network,
+    data: &Dataset,
+    indices: Option<&[i64]>,
+    batch_size: usize,
+) -> Result<([i64; 2], Vec<i64>)> {
+    let out = net.eval_size();
+    let field = if net.eval_input_size.is_some() {
+        "evalInputSize"
+    } else {
+        "inputShape"
+    };
+    check_dataset_at(net, data, out, field)?;
+    if batch_size == 0 {
+        return Err(Error::option("batchSize", "an integer > 0", 0));
+    }
+    Ok((out, indices.map_or_else(|| (0..data.len()).collect(), <[i64]>::to_vec)))
+}
+
+/// A multi-label evaluation: every image's probabilities (ranking metrics such as average precision need them all,
+/// not counts) and its loss.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelScores {
+    /// `count × classes` sigmoid probabilities, row by row.
+    pub probabilities: Vec<f32>,
+    /// Sum over images of the mean binary cross-entropy over classes.
+    pub loss_sum: f64,
+    pub count: i64,
+}
+
+/// [`evaluate`] for multi-label data: the probabilities of the images at `indices` (all when `None`) and their loss.
+pub fn evaluate_multi_label(
+    net: &Network,
+    data: &Dataset,
+    indices: Option<&[i64]>,
+    batch_size: usize,
+    tta: Tta,
+    cancel: &AtomicBool,
+) -> Result<LabelScores> {
+    if !data.multi_label() {
+        return Err(Error::option(
+            "data",
+            "multi-label data (targets set)",
+            "single-label data",
+        ));
+    }
+    let (out, indices) = evaluation_indices(net, data, indices, batch_size)?;
+    let _guard = tch::no_grad_guard();
+    let mut loss_sum = Tensor::f_zeros([], (Kind::Double, net.device))?;
+    let mut parts = Vec::new();
+    for chunk in indices.chunks(batch_size) {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let (x, y) = data.batch(chunk, out, None)?;
+        let logits = logits_with(net, &x, tta)?.f_to_kind(Kind::Float)?;
+        let none: Option<&Tensor> = None;
+        let loss = logits.f_binary_cross_entropy_with_logits(&y, none, none, Reduction::None)?;
+        let _ = loss_sum.f_add_(&loss.f_mean_dim(&[1i64][..], false, Kind::Double)?.f_sum(Kind::Double)?)?;
+        parts.push(logits.f_sigmoid()?);
+    }
+    let probabilities = if parts.is_empty() {
+        Vec::new()
+    } else {
+        let all = Tensor::f_cat(&parts, 0)?
+            .f_to_device(tch::Device::Cpu)?
+            .f_contiguous()?
+            .f_view([-1])?;
+        Vec::<f32>::try_from(all)?
+    };
+    Ok(LabelScores {
+        probabilities,
+        loss_sum: loss_sum.f_double_value(&[])?,
+        count: indices.len() as i64,
+    })
+}
+
+/// Class probabilities for a normalized float batch, one row per image, with `tta`: a softmax over the classes, or a
+/// sigmoid per class for a multi-label network.
 pub fn probabilities(net: &Network, x: &Tensor, tta: Tta) -> Result<Vec<f32>> {
     let _guard = tch::no_grad_guard();
-    let probs = logits_with(net, x, tta)?
-        .f_softmax(1, Kind::Float)?
-        .f_to_kind(Kind::Float)?
-        .f_to_device(tch::Device::Cpu)?;
+    let logits = logits_with(net, x, tta)?.f_to_kind(Kind::Float)?;
+    let probs = if net.multi_label {
+        logits.f_sigmoid()?
+    } else {
+        logits.f_softmax(1, Kind::Float)?
+    };
+    let probs = probs.f_to_device(tch::Device::Cpu)?;
     let mut out = vec![0f32; probs.numel()];
     let n = out.len();
     probs.f_copy_data(&mut out, n)?;

@@ -18,7 +18,7 @@ pub struct GradCam {
     pub width: i64,
     /// The class each map explains: the one asked for, or the highest-scoring one.
     pub targets: Vec<i64>,
-    /// `N × classes` softmax probabilities of the same forward pass.
+    /// `N × classes` probabilities of the same forward pass (softmax, or a sigmoid per class when multi-label).
     pub probabilities: Vec<f32>,
     /// The layer whose activations were weighted (its path, or its place in the spec when it has no name).
     pub layer: String,
@@ -173,7 +173,12 @@ pub fn grad_cam(net: &Network, x: &Tensor, targets: Option<&[i64]>, layer: Optio
             .f_upsample_bilinear2d([height, width], false, None, None)?
             .f_squeeze_dim(1)?;
         let heatmaps = scale_each(&resized.f_relu()?)?;
-        let probabilities = logits.f_detach()?.f_softmax(1, Kind::Float)?;
+        let scores = logits.f_detach()?.f_to_kind(Kind::Float)?;
+        let probabilities = if net.multi_label {
+            scores.f_sigmoid()?
+        } else {
+            scores.f_softmax(1, Kind::Float)?
+        };
         Ok(GradCam {
             heatmaps: to_vec_f32(&heatmaps)?,
             height,

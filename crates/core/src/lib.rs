@@ -40,7 +40,7 @@ pub mod whitening;
 pub use classifier::{Classifier, TensorBytes};
 pub use dataset::{Dataset, Normalization};
 pub use error::{Error, Result};
-pub use evaluate::{evaluate, EvalCounts, Tta};
+pub use evaluate::{evaluate, EvalCounts, LabelScores, Tta};
 pub use explain::GradCam;
 pub use layers::{Layer, LAYER_TYPES};
 pub use metadata::MetadataKeys;

@@ -21,6 +21,9 @@ pub const TTA: &str = "convkit.tta";
 pub const EVAL_INPUT_SIZE: &str = "convkit.eval_input_size";
 /// `[channels, height, width]` an exported graph takes (JSON).
 pub const INPUT_SHAPE: &str = "convkit.input_shape";
+/// A multi-label model's `{ thresholds }`: the probability above which each class is predicted (JSON). Absent for a
+/// single-label model, whose probabilities are one softmax.
+pub const MULTI_LABEL: &str = "convkit.multi_label";
 /// Every key starts with this; callers' own keys may not.
 pub const PREFIX: &str = "convkit.";
 
@@ -37,6 +40,7 @@ pub struct MetadataKeys {
     pub tta: String,
     pub eval_input_size: String,
     pub input_shape: String,
+    pub multi_label: String,
     /// The prefix every one of them starts with; callers' own keys may not.
     pub prefix: String,
 }
@@ -53,6 +57,7 @@ impl Default for MetadataKeys {
             tta: TTA.into(),
             eval_input_size: EVAL_INPUT_SIZE.into(),
             input_shape: INPUT_SHAPE.into(),
+            multi_label: MULTI_LABEL.into(),
             prefix: PREFIX.into(),
         }
     }

@@ -36,6 +36,9 @@ pub struct Network {
     /// random-resized crops show objects larger than a centre crop of the same size, so a network trained on them
     /// scores better on a larger view).
     pub eval_input_size: Option<[i64; 2]>,
+    /// Each class is scored on its own (a sigmoid per class, several labels per image) instead of one softmax over
+    /// exclusive classes: what prediction's probabilities are.
+    pub multi_label: bool,
 }
 
 /// Lays a 4-d tensor out as NHWC in memory while keeping its NCHW shape: libtorch reads the strides
@@ -141,6 +144,7 @@ impl Network {
             frozen_batchnorm_statistics: false,
             sync_batchnorm: None,
             eval_input_size: None,
+            multi_label: false,
         })
     }
 

@@ -21,9 +21,9 @@ use crate::transfer::HostCopy;
 pub struct StepOutput {
     /// Mean cross-entropy over the batch (no label smoothing, no class weights: it compares with evaluation's).
     pub loss: f64,
-    /// Images classified right.
+    /// Images classified right (multi-label: every label right, scores over 0 exactly on the image's labels).
     pub correct: i64,
-    /// Images whose label is among the five highest scores.
+    /// Images whose label is among the five highest scores (multi-label: whose highest score is one of its labels).
     pub top5_correct: i64,
     pub count: i64,
     /// The learning rate of this step's update, before parameter groups' scales.
@@ -71,6 +71,24 @@ impl PendingStep {
             seconds: self.launch_seconds + started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// A multi-label step's report, laid out as a single-label one's: the mean loss, the images whose every label is right
+/// (a score above 0 for each label, below for the rest), the images whose highest score is one of their labels, then
+/// each image's highest-scoring class.
+fn multi_label_report(logits: &Tensor, y: &Tensor, nll: &Tensor) -> Result<Tensor> {
+    let exact = logits.f_gt(0.0)?.f_eq_tensor(&y.f_gt(0.5)?)?.f_all_dim(1, false)?;
+    let top = logits.f_argmax(1, false)?;
+    let top_hit = y.f_gather(1, &top.f_unsqueeze(1)?, false)?;
+    let sums = Tensor::f_stack(
+        &[
+            nll.f_mean(Kind::Double)?,
+            exact.f_sum(Kind::Double)?,
+            top_hit.f_sum(Kind::Double)?,
+        ],
+        0,
+    )?;
+    Ok(Tensor::f_cat(&[sums, top.f_to_kind(Kind::Double)?], 0)?)
 }
 
 #[derive(Debug)]
@@ -175,6 +193,9 @@ impl Trainer {
         // The report as one tensor on the device (mean loss, top-1 and top-5 hits, then each image's predicted
         // class), so that reading it back is a single copy.
         let report = tch::no_grad(|| -> Result<Tensor> {
+            if y.dim() == 2 {
+                return multi_label_report(&logits, y, &nll);
+            }
             let k = logits.size()[1].min(5);
             let (_, top) = logits.f_topk(k, 1, true, true)?;
             let hits = top.f_eq_tensor(&y.f_unsqueeze(1)?)?;

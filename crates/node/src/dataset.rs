@@ -21,6 +21,8 @@ pub struct BindingDatasetOptions {
     pub std: Vec<f64>,
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
+    /// Multi-label data: `N × classes` bytes, 1 where an image has that label.
+    pub targets: Option<Uint8Array>,
 }
 
 /// A labelled image set kept on a device as uint8, normalized batch by batch where it lives.
@@ -44,7 +46,8 @@ pub(crate) fn shape3(shape: &[i64], field: &str) -> napi::Result<[i64; 3]> {
 
 #[napi]
 impl NativeDataset {
-    /// Copies `pixels` (N·C·H·W bytes, channel-first) and `labels` (N class indices) onto the device. The
+    /// Copies `pixels` (N·C·H·W bytes, channel-first), `labels` (N class indices) and, for multi-label data,
+    /// `options.targets` onto the device. The
     /// pixels are read where JavaScript holds them, once, off the JS thread: do not change them until the
     /// promise settles.
     #[napi(ts_return_type = "Promise<NativeDataset>")]
@@ -58,11 +61,15 @@ impl NativeDataset {
             mean: options.mean,
             std: options.std,
         };
-        let (classes, device) = (options.classes, options.device);
+        let (classes, device, targets) = (options.classes, options.device, options.targets);
         Ok(AsyncTask::new(TorchTask::new(
             move || {
                 let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-                Dataset::new(&pixels, &labels, shape, classes, norm, runtime::parse_device(&device)?)
+                let mut data = Dataset::new(&pixels, &labels, shape, classes, norm, runtime::parse_device(&device)?)?;
+                if let Some(t) = targets {
+                    data.set_targets(&t)?;
+                }
+                Ok(data)
             },
             |_, d| {
                 let (len, device) = (d.len(), runtime::device_name(d.device()));

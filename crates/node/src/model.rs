@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use convkit_core::{
-    AveragingOptions, Classifier, EvalCounts, GradCam, LayerRow, LoadOptions, LossOptions, ModelOptions, ModelSpec,
-    Normalization, ParamGroup, StepOptions, StepOutput, TensorBytes,
+    AveragingOptions, Classifier, EvalCounts, GradCam, LabelScores, LayerRow, LoadOptions, LossOptions, ModelOptions,
+    ModelSpec, Normalization, ParamGroup, StepOptions, StepOutput, TensorBytes,
 };
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, ToNapiValue, TypeName, Uint8Array};
 use napi_derive::napi;
@@ -24,9 +24,9 @@ use crate::worker::{self, TorchTask};
 pub struct BindingStep {
     /// Mean cross-entropy over the batch (without label smoothing or class weights).
     pub loss: f64,
-    /// Images classified right.
+    /// Images classified right (multi-label: every label right, scores over 0 exactly on the image's labels).
     pub correct: i64,
-    /// Images whose label is among the five highest scores.
+    /// Images whose label is among the five highest scores (multi-label: whose highest score is one of its labels).
     pub top5_correct: i64,
     /// Images in the batch.
     pub count: i64,
@@ -83,6 +83,26 @@ impl From<GradCam> for BindingGradCam {
             targets: Int32Array::new(g.targets.iter().map(|&t| t as i32).collect()),
             probabilities: Float32Array::new(g.probabilities),
             layer: g.layer,
+        }
+    }
+}
+
+/// A multi-label evaluation: the core's `LabelScores` with the probabilities as a `Float32Array`.
+#[napi(object, object_from_js = false)]
+pub struct BindingLabelScores {
+    /// `count × classes` sigmoid probabilities, row by row.
+    pub probabilities: Float32Array,
+    /// Sum over images of the mean binary cross-entropy over classes.
+    pub loss_sum: f64,
+    pub count: i64,
+}
+
+impl From<LabelScores> for BindingLabelScores {
+    fn from(s: LabelScores) -> Self {
+        BindingLabelScores {
+            probabilities: Float32Array::new(s.probabilities),
+            loss_sum: s.loss_sum,
+            count: s.count,
         }
     }
 }
@@ -284,6 +304,37 @@ impl NativeModel {
         )
     }
 
+    /// `evaluate` for multi-label data: every image's sigmoid probabilities and the summed loss.
+    #[napi(ts_return_type = "Promise<BindingLabelScores>")]
+    pub fn evaluate_multi_label(
+        &self,
+        dataset: &NativeDataset,
+        indices: Option<Int32Array>,
+        batch_size: u32,
+        tta_name: Option<String>,
+        averaged: Option<bool>,
+        cancel: Option<&CancelToken>,
+    ) -> AsyncTask<TorchTask<LabelScores, BindingLabelScores>> {
+        let data = Arc::clone(&dataset.inner);
+        let indices = indices.map(|i| indices_i64(&i));
+        let flag: Arc<AtomicBool> = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
+        self.task(
+            move |m| {
+                let tta = tta(tta_name.as_deref())?;
+                let data = lock(&data);
+                m.evaluate_multi_label(
+                    &data,
+                    indices.as_deref(),
+                    batch_size as usize,
+                    tta,
+                    averaged.unwrap_or(false),
+                    &flag,
+                )
+            },
+            |_, s| Ok(s.into()),
+        )
+    }
+
     /// Class probabilities (or, with `rawLogits`, logits) for `count` normalized images `[N, C, H, W]`, row by row.
     #[napi(ts_return_type = "Promise<Float32Array>")]
     pub fn predict_floats(
@@ -426,6 +477,15 @@ impl NativeModel {
     #[napi]
     pub fn set_grad_clip_norm(&self, max_norm: Option<f64>) -> napi::Result<()> {
         self.now(move |m| m.set_grad_clip_norm(max_norm))
+    }
+
+    /// Prediction scores each class with its own sigmoid (multi-label) or, with `false`, one softmax over all.
+    #[napi]
+    pub fn set_multi_label(&self, on: bool) -> napi::Result<()> {
+        self.now(move |m| {
+            m.set_multi_label(on);
+            Ok(())
+        })
     }
 
     /// Batch norm layers normalize with their running statistics (and keep them) even while they train.
