@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as ort from 'onnxruntime-node'
-import protobuf from 'protobufjs'
 import sharp from 'sharp'
 import { convkitCommand } from '../ts/cli/convkit.ts'
 import { EXPORT_HELP, exportCommand } from '../ts/cli/export-command.ts'
@@ -19,6 +18,7 @@ import { readSafetensors } from '../ts/weights/safetensors-file.ts'
 import { ZOO_NAMES, zooModel } from '../ts/zoo/architectures.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { needs } from './helpers/needs.ts'
+import { metadataOf, readOnnx, type OnnxValue } from './helpers/onnx-file.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -41,29 +41,6 @@ const POOLS: ModelSpec = {
 }
 /** Not the default 0.5, so the metadata and the page have to carry the real values. */
 const NORMALIZATION = { mean: [0.49, 0.48, 0.45], std: [0.25, 0.24, 0.26] }
-
-/** ONNX's own schema, read by protobufjs: a second implementation, independent of the prost types that wrote the file. */
-const ModelProto = new protobuf.Root()
-  .loadSync(path.join(repo, 'crates', 'core', 'proto', 'onnx.proto'), { keepCase: true })
-  .lookupType('onnx.ModelProto')
-
-interface OnnxFile {
-  opset_import: { domain?: string; version: number }[]
-  metadata_props: { key: string; value: string }[]
-  graph: { input: OnnxValue[]; output: OnnxValue[]; node: { op_type: string }[] }
-}
-interface OnnxValue {
-  name: string
-  type: { tensor_type: { elem_type: number; shape: { dim: { dim_value?: number; dim_param?: string }[] } } }
-}
-
-function readOnnx(file: string): OnnxFile {
-  return ModelProto.toObject(ModelProto.decode(fs.readFileSync(file)), { longs: Number }) as OnnxFile
-}
-
-function metadataOf(file: string): Record<string, string> {
-  return Object.fromEntries(readOnnx(file).metadata_props.map((p) => [p.key, p.value]))
-}
 
 const images = new Map<string, Promise<ImageSet>>()
 /** The CIFAR-10 test subset at `size` (sharp resizes the 32×32 images for other sizes). */

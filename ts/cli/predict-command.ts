@@ -23,7 +23,11 @@ const PREDICT_OPTIONS = {
 } satisfies OptionTable
 
 const EXTRA: ExtraFlag[] = [
-  { name: 'json', boolean: true, help: 'one JSON object per line: { file, label, index, probability, topK } (and heatmap with --explain)' },
+  {
+    name: 'json',
+    boolean: true,
+    help: 'one JSON object per line: { file, label, index, probability, topK } (labels for a multi-label model, heatmap with --explain)',
+  },
   {
     name: 'explain',
     boolean: false,
@@ -69,6 +73,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
           index: p.index,
           probability: p.probability,
           topK: p.topK.map(({ label, probability }) => ({ label, probability })),
+          ...(p.labels ? { labels: p.labels.map(({ label, probability }) => ({ label, probability })) } : {}),
           ...(heatmaps ? { heatmap: heatmaps[i] } : {}),
         }),
       )
@@ -79,7 +84,9 @@ export async function predictCommand(argv: string[]): Promise<number> {
   console.log(`${'file'.padEnd(width)}  ${'label'.padEnd(14)} prob    top-${topK}`)
   for (const [i, p] of predictions.entries()) {
     const others = p.topK.map((s) => `${s.label} ${(100 * s.probability).toFixed(1)}%`).join(', ')
-    console.log(`${files[i]!.padEnd(width)}  ${p.label.padEnd(14)} ${(100 * p.probability).toFixed(1).padStart(5)}%  ${others}`)
+    // A multi-label model names every label over its threshold (or none) where a single-label one names its best class.
+    const label = p.labels ? p.labels.map((l) => l.label).join(', ') || '(none)' : p.label
+    console.log(`${files[i]!.padEnd(width)}  ${label.padEnd(14)} ${(100 * p.probability).toFixed(1).padStart(5)}%  ${others}`)
   }
   if (heatmaps) console.log(`Grad-CAM heatmaps: ${heatmaps.length} in ${extra.explain}`)
   return 0
