@@ -8,6 +8,7 @@ import path from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { InputError, Model, train } from '../ts/index.ts'
 import { loadData } from '../ts/data/load-data.ts'
+import { prng } from '../ts/data/split.ts'
 import { bestThreshold, multiLabelMetrics } from '../ts/model/multi-label-metrics.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { writeMosaics } from './helpers/mosaics.ts'
@@ -27,15 +28,6 @@ const mosaics = writeMosaics(
   ],
   11,
 )
-
-/** A seeded generator of numbers in [0, 1). */
-function random(seed: number): () => number {
-  let s = seed
-  return () => {
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s / 2147483648
-  }
-}
 
 test.serial(
   'train() on a multi-label CSV learns, fits thresholds on validation, and its checkpoint predicts label sets (also in onnxruntime)',
@@ -142,7 +134,7 @@ test.serial('multi-label options a run cannot honour are refused by name', async
 })
 
 test('the best threshold of a class maximises its F1 over every cut of its scores', (t) => {
-  const next = random(5)
+  const next = prng(5)
   for (let trial = 0; trial < 20; trial++) {
     const scores = Array.from({ length: 60 }, () => Math.round(next() * 40) / 40)
     const truth = scores.map((s) => (next() < 0.3 + 0.4 * s ? 1 : 0))
@@ -163,7 +155,7 @@ test('the best threshold of a class maximises its F1 over every cut of its score
 const SKLEARN = ['sklearn']
 needs(missingPython(SKLEARN))("mAP, per-class AP, precision, recall, micro- and macro-F1 and exact match equal scikit-learn's", (t) => {
   const [n, k] = [300, 6]
-  const next = random(9)
+  const next = prng(9)
   // Scores rounded to 0.05: ties, which average precision must take together.
   const probabilities = Float32Array.from({ length: n * k }, () => Math.round(next() * 20) / 20)
   const targets = Uint8Array.from(probabilities, (p, i) => (next() < 0.15 + 0.5 * p + 0.05 * (i % k) ? 1 : 0))

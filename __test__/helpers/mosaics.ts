@@ -4,18 +4,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import sharp from 'sharp'
-
-/** A seeded generator of numbers in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../../ts/data/split.ts'
 
 /** Every image of a class-folder tree: its path and class. */
 function listImages(root: string): { file: string; label: string }[] {
@@ -43,7 +32,7 @@ export interface MosaicSplit {
  * A mosaic holds 1 to 4 images drawn at random (uniformly many, each image at most once per mosaic).
  */
 export async function writeMosaics(out: string, splits: MosaicSplit[], seed: number): Promise<string> {
-  const next = random(seed)
+  const next = prng(seed)
   const rows: string[] = ['file,labels,split']
   const pixels = new Map<string, Buffer>()
   const rgb = async (file: string) => {

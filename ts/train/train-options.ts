@@ -526,7 +526,12 @@ export const TRAIN_OPTIONS = {
    * (`top1` is then the exact-match ratio). Only label files can say several labels per image. @default false: on
    * when any row of the label file has several labels
    */
-  multiLabel: boolean({ help: 'several labels per image (sigmoid outputs, binary cross-entropy)', group: 'data', default: false }),
+  multiLabel: boolean({
+    help: 'several labels per image (sigmoid outputs, binary cross-entropy)',
+    group: 'data',
+    default: false,
+    shownDefault: 'when a label file row has several',
+  }),
   /** Shorthand for `cropPadding: 4` and `flip: 'random'`. @default false */
   augment: boolean({ help: 'random crop (4-px padding) and horizontal flip', group: 'data', default: false }),
   /** Random crop from this much padding on each side while training. @default 0 (4 with augment) */

@@ -163,6 +163,60 @@ impl NativeModel {
     }
 }
 
+/// What both evaluations take, converted off the JS values before the work leaves the JS thread.
+struct Evaluation {
+    data: Arc<Mutex<convkit_core::Dataset>>,
+    indices: Option<Vec<i64>>,
+    batch_size: usize,
+    tta_name: Option<String>,
+    averaged: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The classifier's evaluation arguments: data, indices, batch size, test-time augmentation, averaged, cancel flag.
+type EvalArgs<'a> = (
+    &'a convkit_core::Dataset,
+    Option<&'a [i64]>,
+    usize,
+    convkit_core::Tta,
+    bool,
+    &'a AtomicBool,
+);
+
+impl Evaluation {
+    fn new(
+        dataset: &NativeDataset,
+        indices: Option<Int32Array>,
+        batch_size: u32,
+        tta_name: Option<String>,
+        averaged: Option<bool>,
+        cancel: Option<&CancelToken>,
+    ) -> Self {
+        Evaluation {
+            data: Arc::clone(&dataset.inner),
+            indices: indices.map(|i| indices_i64(&i)),
+            batch_size: batch_size as usize,
+            tta_name,
+            averaged: averaged.unwrap_or(false),
+            cancel: cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default(),
+        }
+    }
+
+    /// Runs `f` on the libtorch thread with the data locked and the arguments in the classifier's form.
+    fn with<T>(self, f: impl FnOnce(EvalArgs) -> convkit_core::Result<T>) -> convkit_core::Result<T> {
+        let tta = tta(self.tta_name.as_deref())?;
+        let data = lock(&self.data);
+        f((
+            &data,
+            self.indices.as_deref(),
+            self.batch_size,
+            tta,
+            self.averaged,
+            &self.cancel,
+        ))
+    }
+}
+
 fn indices_i64(values: &Int32Array) -> Vec<i64> {
     values.iter().map(|&l| l as i64).collect()
 }
@@ -284,22 +338,9 @@ impl NativeModel {
         averaged: Option<bool>,
         cancel: Option<&CancelToken>,
     ) -> AsyncTask<TorchTask<EvalCounts, EvalCounts>> {
-        let data = Arc::clone(&dataset.inner);
-        let indices = indices.map(|i| indices_i64(&i));
-        let flag: Arc<AtomicBool> = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
+        let run = Evaluation::new(dataset, indices, batch_size, tta_name, averaged, cancel);
         self.task(
-            move |m| {
-                let tta = tta(tta_name.as_deref())?;
-                let averaged = averaged.unwrap_or(false);
-                m.evaluate(
-                    &lock(&data),
-                    indices.as_deref(),
-                    batch_size as usize,
-                    tta,
-                    averaged,
-                    &flag,
-                )
-            },
+            move |m| run.with(|e| m.evaluate(e.0, e.1, e.2, e.3, e.4, e.5)),
             |_, c| Ok(c),
         )
     }
@@ -315,22 +356,9 @@ impl NativeModel {
         averaged: Option<bool>,
         cancel: Option<&CancelToken>,
     ) -> AsyncTask<TorchTask<LabelScores, BindingLabelScores>> {
-        let data = Arc::clone(&dataset.inner);
-        let indices = indices.map(|i| indices_i64(&i));
-        let flag: Arc<AtomicBool> = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
+        let run = Evaluation::new(dataset, indices, batch_size, tta_name, averaged, cancel);
         self.task(
-            move |m| {
-                let tta = tta(tta_name.as_deref())?;
-                let data = lock(&data);
-                m.evaluate_multi_label(
-                    &data,
-                    indices.as_deref(),
-                    batch_size as usize,
-                    tta,
-                    averaged.unwrap_or(false),
-                    &flag,
-                )
-            },
+            move |m| run.with(|e| m.evaluate_multi_label(e.0, e.1, e.2, e.3, e.4, e.5)),
             |_, s| Ok(s.into()),
         )
     }
