@@ -1,5 +1,5 @@
 // An ImageSet moved onto the model's device as uint8; batches are gathered, augmented and normalized there.
-import { call, native, type Native } from '../binding.ts'
+import { call, native, type AugmentOptions, type Native } from '../binding.ts'
 import { InputError } from '../errors.ts'
 import type { Shape3 } from '../model/layers.ts'
 import { halfNormalization, type ImageSet, type Normalization } from './image-set.ts'
@@ -43,6 +43,25 @@ export class TensorDataset {
     this.normalization = normalization
     this.length = handle.length
     this.device = handle.device
+  }
+
+  /**
+   * The images at `indices` as a training step (with `augment`) or an evaluation (without) gets them: normalized
+   * floats `[N, C, H, W]` at `size` (defaults to the stored size), each image's centre, or augmented with the draws a
+   * step with these seeds makes. For looking at what an augmentation does to the data.
+   *
+   * @example
+   * const x = await data.batch([0, 1, 2], { augment: { randomErasing: { probability: 1 } }, batchSeed: 7 })
+   */
+  async batch(
+    indices: Int32Array | readonly number[],
+    options: { size?: readonly [number, number]; augment?: AugmentOptions; batchSeed?: number; runSeed?: number; epoch?: number } = {},
+  ): Promise<Float32Array> {
+    const size = options.size ?? [this.shape[1], this.shape[2]]
+    const { augment, batchSeed, runSeed, epoch } = options
+    return call('a dataset batch', () =>
+      datasetHandle(this).batch(Int32Array.from(indices), [...size], augment ? { augment, batchSeed, runSeed, epoch } : undefined),
+    )
   }
 
   /**

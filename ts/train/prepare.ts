@@ -83,9 +83,11 @@ function optimizerOptions(config: ResolvedTrainOptions): OptimizerOptions {
 function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], input: [number, number]): AugmentOptions | undefined {
   const aug: AugmentOptions = { cropPadding: config.cropPadding, padMode: config.padMode, flip: config.flip, cutout: config.cutout }
   if (config.resizedCrop) aug.resizedCrop = { scale: config.resizedCrop, ratio: [3 / 4, 4 / 3] }
+  if (config.randomErasing > 0) aug.randomErasing = { probability: config.randomErasing }
   // Images stored larger than the input are cropped at random while training (and centred when evaluating).
   const larger = stored[0] > input[0] || stored[1] > input[1]
-  return larger || config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 ? aug : undefined
+  const any = config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 || config.randomErasing > 0
+  return larger || any ? aug : undefined
 }
 
 /** `evalInputSize`, checked against the stored images `[C, H, W]` it is a centre crop of. */

@@ -553,6 +553,19 @@ export const TRAIN_OPTIONS = {
   }),
   /** Zero a square of this side at a random place in each training image. @default 0 */
   cutout: int({ help: 'cutout square side', group: 'data', default: 0, min: 0 }),
+  /**
+   * Random erasing (Zhong et al. 2020) as torchvision's `RandomErasing`: with this probability, a box of 2–33 % of
+   * each training image's area and aspect 0.3–3.3 is set to the mean (0 after normalization). @default 0 (off)
+   * @example 0.25
+   */
+  randomErasing: number({
+    help: 'chance of erasing a random box of each training image',
+    group: 'data',
+    default: 0,
+    ok: (v) => v >= 0 && v <= 1,
+    expected: 'a number in [0, 1]',
+    metavar: '<p>',
+  }),
   /** Test-time augmentation of validation and test data (and of predict() with the checkpoint). @default 'none' */
   tta: choice(['none', 'mirror', 'mirrorTranslate'], { help: 'test-time augmentation', group: 'evaluation', default: 'none' }),
   /**

@@ -73,6 +73,7 @@ fn main() {
         flip: Some("alternating".into()),
         cutout: None,
         resized_crop: None,
+        random_erasing: None,
     };
     let indices: Vec<i64> = (0..batch).collect();
     let steps = 10;

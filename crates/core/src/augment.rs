@@ -47,6 +47,17 @@ pub struct Augment {
     /// The side of a square zeroed (after normalization: the mean) at a random place in each image; 0 for none.
     pub cutout: i64,
     pub resized_crop: Option<ResizedCrop>,
+    pub random_erasing: Option<RandomErasing>,
+}
+
+/// Random erasing (Zhong et al. 2020) as torchvision's `RandomErasing(p, scale, ratio, value=0)`: with probability
+/// `probability` per image, a box of `scale` of the area and `ratio` aspect (height over width; ten tries for one that
+/// fits, else none) set to 0 after normalization, the mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RandomErasing {
+    pub probability: f64,
+    pub scale: [f64; 2],
+    pub ratio: [f64; 2],
 }
 
 /// The seeds of one batch's draws.
@@ -67,6 +78,24 @@ impl Augment {
                 "cropPadding and cutout >= 0",
                 self.crop_padding.min(self.cutout),
             ));
+        }
+        if let Some(re) = self.random_erasing {
+            let ok = (0.0..=1.0).contains(&re.probability)
+                && re.scale[0] > 0.0
+                && re.scale[0] <= re.scale[1]
+                && re.scale[1] < 1.0
+                && re.ratio[0] > 0.0
+                && re.ratio[0] <= re.ratio[1];
+            if !ok {
+                return Err(Error::option(
+                    "augment.randomErasing",
+                    "probability in [0, 1], 0 < scale[0] <= scale[1] < 1 and 0 < ratio[0] <= ratio[1]",
+                    format!(
+                        "probability {}, scale {:?}, ratio {:?}",
+                        re.probability, re.scale, re.ratio
+                    ),
+                ));
+            }
         }
         if let Some(rc) = self.resized_crop {
             let ok = rc.scale[0] > 0.0
@@ -245,21 +274,71 @@ pub fn resized_crop(
     Ok(batch.f_grid_sampler(&grid, 0, 0, false)?)
 }
 
-/// Zeroes a `size`×`size` square at a random centre in each image of a float batch (clipped at the borders).
-pub fn cutout(batch: &Tensor, size: i64, draw: &Draw) -> Result<Tensor> {
+/// A box of one image: `[top, left, height, width]`, already within the image.
+type Box4 = [i64; 4];
+
+/// Zeroes each image's boxes (none for `None`) in a float batch, in one multiply by a mask.
+fn zero_boxes(batch: &Tensor, boxes: &[Option<Box4>]) -> Result<Tensor> {
     let [n, _, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
-    let mut rng = SplitMix(draw.batch_seed ^ 0xC0_7C07);
     let mut mask = vec![1f32; (n * h * w) as usize];
-    for i in 0..n {
-        let (cy, cx) = (rng.below(h as u64) as i64, rng.below(w as u64) as i64);
-        for y in (cy - size / 2).max(0)..(cy - size / 2 + size).min(h) {
-            for x in (cx - size / 2).max(0)..(cx - size / 2 + size).min(w) {
-                mask[(i * h * w + y * w + x) as usize] = 0.0;
-            }
+    for (i, b) in boxes.iter().enumerate() {
+        let Some([top, left, bh, bw]) = *b else { continue };
+        for y in top..top + bh {
+            let row = (i as i64 * h + y) * w;
+            mask[(row + left) as usize..(row + left + bw) as usize].fill(0.0);
         }
     }
     let mask = to_device(Tensor::f_from_slice(&mask)?.f_view([n, 1, h, w])?, batch.device())?;
     Ok(batch.f_mul(&mask.f_to_kind(batch.kind())?)?)
+}
+
+/// Zeroes a `size`×`size` square at a random centre in each image of a float batch (clipped at the borders).
+pub fn cutout(batch: &Tensor, size: i64, draw: &Draw) -> Result<Tensor> {
+    let [n, _, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
+    let mut rng = SplitMix(draw.batch_seed ^ 0xC0_7C07);
+    let boxes: Vec<Option<Box4>> = (0..n)
+        .map(|_| {
+            let (cy, cx) = (rng.below(h as u64) as i64, rng.below(w as u64) as i64);
+            let (top, left) = ((cy - size / 2).max(0), (cx - size / 2).max(0));
+            let (bottom, right) = ((cy - size / 2 + size).min(h), (cx - size / 2 + size).min(w));
+            Some([top, left, bottom - top, right - left])
+        })
+        .collect();
+    zero_boxes(batch, &boxes)
+}
+
+/// torchvision's `RandomErasing.get_params` for one `h`×`w` image: ten tries at an area and aspect, the first box
+/// that fits strictly inside.
+fn erasing_box(re: &RandomErasing, h: i64, w: i64, rng: &mut SplitMix) -> Option<Box4> {
+    let area = (h * w) as f64;
+    let (log_lo, log_hi) = (re.ratio[0].ln(), re.ratio[1].ln());
+    for _ in 0..10 {
+        let target = area * (re.scale[0] + (re.scale[1] - re.scale[0]) * rng.unit());
+        let aspect = (log_lo + (log_hi - log_lo) * rng.unit()).exp();
+        let (bh, bw) = (
+            (target * aspect).sqrt().round() as i64,
+            (target / aspect).sqrt().round() as i64,
+        );
+        if bh < h && bw < w {
+            let top = rng.below((h - bh + 1) as u64) as i64;
+            let left = rng.below((w - bw + 1) as u64) as i64;
+            return Some([top, left, bh, bw]);
+        }
+    }
+    None
+}
+
+/// Random erasing of a normalized float batch (see [`RandomErasing`]), each image drawn on its own.
+pub fn random_erasing(batch: &Tensor, re: &RandomErasing, draw: &Draw) -> Result<Tensor> {
+    let [n, _, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
+    let mut rng = SplitMix(draw.batch_seed ^ 0xE7A5_E000);
+    let boxes: Vec<Option<Box4>> = (0..n)
+        .map(|_| {
+            let erase = rng.unit() < re.probability;
+            erase.then(|| erasing_box(re, h, w, &mut rng)).flatten()
+        })
+        .collect();
+    zero_boxes(batch, &boxes)
 }
 
 /// A uint8 batch as floats, for the operations that interpolate.

@@ -4,7 +4,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::augment::{crop_flip, cutout, resized_crop, to_float, Augment, Draw};
+use crate::augment::{crop_flip, cutout, random_erasing, resized_crop, to_float, Augment, Draw};
 use crate::error::{Error, Result};
 
 /// Per-channel normalization: `x = (pixel / 255 - mean) / std`.
@@ -221,6 +221,10 @@ impl Dataset {
         };
         let x = match draw {
             Some(d) if aug.cutout > 0 => cutout(&x, aug.cutout, d)?,
+            _ => x,
+        };
+        let x = match (draw, aug.random_erasing.as_ref()) {
+            (Some(d), Some(re)) if re.probability > 0.0 => random_erasing(&x, re, d)?,
             _ => x,
         };
         Ok((x, labels))

@@ -2,7 +2,7 @@
 //! TypeScript types from these declarations), and their conversion into the core's types. Each `TryFrom` checks
 //! what the types cannot (enumerated strings, ranges) and names the option at fault.
 
-use crate::augment::{Augment, Draw, Flip, PadMode, ResizedCrop};
+use crate::augment::{Augment, Draw, Flip, PadMode, RandomErasing, ResizedCrop};
 use crate::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
 use crate::distributed::{Backend, DistConfig};
 use crate::error::Error;
@@ -136,6 +136,20 @@ pub struct AugmentOptions {
     pub cutout: Option<i64>,
     /// A random-resized crop of each image, resized to the input.
     pub resized_crop: Option<ResizedCropOptions>,
+    /// Random erasing of a box in each image, after normalization.
+    pub random_erasing: Option<RandomErasingOptions>,
+}
+
+/// torchvision's `RandomErasing` (value 0, after normalization).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct RandomErasingOptions {
+    /// The chance that an image gets a box erased.
+    pub probability: f64,
+    /// `[low, high]` share of the image's area. Defaults to `[0.02, 0.33]`.
+    pub scale: Option<Vec<f64>>,
+    /// `[low, high]` aspect (height over width), drawn log-uniformly. Defaults to `[0.3, 3.3]`.
+    pub ratio: Option<Vec<f64>>,
 }
 
 fn pair(field: &str, v: &[f64]) -> Result<[f64; 2], Error> {
@@ -172,6 +186,23 @@ impl TryFrom<&AugmentOptions> for Augment {
                     Ok(ResizedCrop {
                         scale: pair("augment.resizedCrop.scale", &rc.scale)?,
                         ratio: pair("augment.resizedCrop.ratio", &rc.ratio)?,
+                    })
+                })
+                .transpose()?,
+            random_erasing: b
+                .random_erasing
+                .as_ref()
+                .map(|re| -> Result<RandomErasing, Error> {
+                    Ok(RandomErasing {
+                        probability: re.probability,
+                        scale: pair(
+                            "augment.randomErasing.scale",
+                            re.scale.as_deref().unwrap_or(&[0.02, 0.33]),
+                        )?,
+                        ratio: pair(
+                            "augment.randomErasing.ratio",
+                            re.ratio.as_deref().unwrap_or(&[0.3, 3.3]),
+                        )?,
                     })
                 })
                 .transpose()?,

@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use convkit_core::augment::{Augment, Draw, Flip, PadMode};
+use convkit_core::augment::{Augment, Draw, Flip, PadMode, RandomErasing};
 use convkit_core::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
 use convkit_core::checkpoint::{load_network, load_trainer, save_network, save_trainer};
 use convkit_core::loss::{LossConfig, Reduction};
@@ -13,7 +13,7 @@ use convkit_core::{
     evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, ParamGroup, Precision,
     Trainer, Tta,
 };
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 fn trainer(seed: u64) -> (Trainer, Dataset) {
     runtime::seed(seed);
@@ -279,6 +279,56 @@ fn augmentation_crops_and_flips_repeatably() {
             "reflect crop {k}"
         );
     }
+}
+
+#[test]
+fn random_erasing_zeroes_one_box_per_erased_image() {
+    let _serial = common::serial();
+    let (_, data) = trainer(6);
+    let indices: Vec<i64> = (0..16).collect();
+    // Every image, a square of a fifth of the area: round(sqrt(0.2 · 16 · 16)) = 7 pixels a side.
+    let square = RandomErasing {
+        probability: 1.0,
+        scale: [0.2, 0.2],
+        ratio: [1.0, 1.0],
+    };
+    let aug = Augment {
+        random_erasing: Some(square),
+        ..Augment::default()
+    };
+    let plain = plain_batch(&data, &indices);
+    let erased = data.batch(&indices, [16, 16], Some((&aug, &draw(3, 1)))).unwrap().0;
+    let again = data.batch(&indices, [16, 16], Some((&aug, &draw(3, 1)))).unwrap().0;
+    assert!(erased.equal(&again), "one seed, one erasing");
+    for k in 0..16 {
+        // Pixels normalized with mean 0.5 are never exactly 0 (127.5 is no byte): the zeros are the box.
+        let zero = erased.get(k).eq(0.0).all_dim(0, false).to_kind(Kind::Int64);
+        assert_eq!(zero.sum(Kind::Int64).int64_value(&[]), 49, "image {k}: one 7×7 box");
+        let rows = zero
+            .sum_dim_intlist(&[1i64][..], false, Kind::Int64)
+            .gt(0)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        assert_eq!(rows, 7, "image {k}: the box spans 7 rows");
+        let kept = erased.get(k).ne(0.0).to_kind(Kind::Float);
+        assert!(
+            erased.get(k).eq_tensor(&(plain.get(k) * &kept)).all().int64_value(&[]) == 1,
+            "image {k}: the rest untouched"
+        );
+    }
+    // Probability 0 leaves the batch as it is.
+    let never = Augment {
+        random_erasing: Some(RandomErasing {
+            probability: 0.0,
+            ..square
+        }),
+        ..Augment::default()
+    };
+    assert!(data
+        .batch(&indices, [16, 16], Some((&never, &draw(3, 1))))
+        .unwrap()
+        .0
+        .equal(&plain));
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use convkit_core::{runtime, Dataset, Normalization};
-use napi::bindgen_prelude::{AsyncTask, Int32Array, Uint8Array};
+use convkit_core::{runtime, Dataset, Normalization, StepOptions};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
 use napi_derive::napi;
 
 use crate::worker::TorchTask;
@@ -79,6 +79,41 @@ impl NativeDataset {
                     device,
                 })
             },
+        )))
+    }
+
+    /// The images at `indices` as a training step or an evaluation gets them: normalized floats `[N, C, H, W]` at
+    /// `size` (`[height, width]`), each image's centre, or, with `options.augment`, augmented with the step's draws
+    /// (`batchSeed`, `runSeed`, `epoch`). For looking at what augmentation does.
+    #[napi(ts_return_type = "Promise<Float32Array>")]
+    pub fn batch(
+        &self,
+        indices: Int32Array,
+        size: Vec<u32>,
+        options: Option<StepOptions>,
+    ) -> napi::Result<AsyncTask<TorchTask<Vec<f32>, Float32Array>>> {
+        let out = <[u32; 2]>::try_from(size.as_slice()).map_err(|_| {
+            crate::errors::to_napi(convkit_core::Error::InvalidOption {
+                field: "size".into(),
+                expected: "[height, width]".into(),
+                got: format!("{size:?}"),
+            })
+        })?;
+        let inner = Arc::clone(&self.inner);
+        let indices: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        Ok(AsyncTask::new(TorchTask::new(
+            move || {
+                let augment = options.unwrap_or_default().augment()?;
+                let data = lock(&inner);
+                let (x, _) = data.batch(
+                    &indices,
+                    [out[0] as i64, out[1] as i64],
+                    augment.as_ref().map(|(a, d)| (a, d)),
+                )?;
+                let flat = x.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?;
+                Ok(Vec::<f32>::try_from(flat).map_err(convkit_core::Error::from)?)
+            },
+            |_, v| Ok(Float32Array::new(v)),
         )))
     }
 
