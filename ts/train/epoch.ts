@@ -94,6 +94,8 @@ export async function runEpoch(loop: EpochLoop, epoch: number): Promise<EpochRec
       runSeed: loop.runSeed,
       epoch,
       stop: sync.asked,
+      // Accumulation: every `accumulate`-th batch updates, and the epoch's last one with whatever is left.
+      ...(config.accumulate > 1 ? { microBatches: config.accumulate, update: (b + 1) % config.accumulate === 0 || b === batches - 1 } : {}),
     }
   }
   const stream = data.stream

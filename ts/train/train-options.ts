@@ -167,6 +167,12 @@ export const TRAIN_OPTIONS = {
   }),
   /** Images per training step. @default 128 */
   batchSize: int({ help: 'images per training step', group: 'optimization', default: 128, min: 1 }),
+  /**
+   * Gradient accumulation: the gradients of this many batches add up to one update, as one batch of `accumulate ×
+   * batchSize` images would give (without its memory); each batch's loss counts 1/accumulate. An epoch's last update
+   * takes the batches left. Data-parallel ranks average gradients only before an update. @default 1
+   */
+  accumulate: int({ help: 'batches whose gradients add up to one update', group: 'optimization', default: 1, min: 1, metavar: '<n>' }),
   /** Skip the last, smaller batch of each epoch. @default false */
   dropLast: boolean({ help: 'skip the last, smaller batch of each epoch', group: 'optimization', default: false }),
   /** @default 'adam' */

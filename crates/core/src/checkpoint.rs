@@ -356,6 +356,7 @@ pub fn load_trainer(path: &Path, device: Device) -> Result<LoadedTrainer> {
             grad_sync: None,
             // Like the loss, a training setting the caller sets again: a checkpoint keeps weights and optimizer state.
             grad_clip_norm: None,
+            micro_batch: Default::default(),
         },
         metadata,
         average,

@@ -126,7 +126,7 @@ impl Classifier {
     }
 
     /// Launches a step on the dataset images at `indices` with the step's options: its learning rate, this rank's
-    /// vote to stop after it (data-parallel runs only), its augmentation.
+    /// vote to stop after it (data-parallel runs only), its augmentation, and how it counts toward an update.
     fn launch(&mut self, data: &Dataset, indices: &[i64], options: &StepOptions) -> Result<PendingStep> {
         let t = &mut self.trainer;
         if let Some(lr) = options.lr {
@@ -136,6 +136,7 @@ impl Classifier {
             sync.vote_stop = options.stop.unwrap_or(false);
         }
         let augment = options.augment()?;
+        t.micro_batch = options.micro_batch()?;
         t.launch_step_indices(data, indices, augment.as_ref().map(|(a, d)| (a, d)))
     }
 

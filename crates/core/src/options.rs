@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::evaluate::Tta;
 use crate::loss::{LossConfig, Reduction};
 use crate::optimizer::{OptimizerConfig, ParamGroup};
+use crate::trainer::MicroBatch;
 use crate::weights::Precision;
 
 fn pick<T: serde::de::DeserializeOwned>(field: &str, value: &str, expected: &str) -> Result<T, Error> {
@@ -228,9 +229,27 @@ pub struct StepOptions {
     pub epoch: Option<i64>,
     /// Data-parallel: this rank asks every rank to stop after this step (an interrupt). Defaults to false.
     pub stop: Option<bool>,
+    /// Gradient accumulation: this step is one of this many micro-batches whose gradients add up to one update, so
+    /// its loss is divided by it. Defaults to 1.
+    pub micro_batches: Option<u32>,
+    /// `false` keeps this step's gradients for a later step's update (accumulation): no update, no gradient
+    /// all-reduce, no clipping. Defaults to true.
+    pub update: Option<bool>,
 }
 
 impl StepOptions {
+    /// How this step's gradients count toward an update.
+    pub fn micro_batch(&self) -> Result<MicroBatch, Error> {
+        let of = self.micro_batches.unwrap_or(1);
+        if of == 0 {
+            return Err(Error::option("microBatches", "an integer >= 1", 0));
+        }
+        Ok(MicroBatch {
+            loss_scale: 1.0 / f64::from(of),
+            update: self.update.unwrap_or(true),
+        })
+    }
+
     pub fn augment(&self) -> Result<Option<(Augment, Draw)>, Error> {
         match &self.augment {
             None => Ok(None),

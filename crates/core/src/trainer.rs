@@ -91,6 +91,25 @@ fn multi_label_report(logits: &Tensor, y: &Tensor, nll: &Tensor) -> Result<Tenso
     Ok(Tensor::f_cat(&[sums, top.f_to_kind(Kind::Double)?], 0)?)
 }
 
+/// How one step's gradients count toward an update (gradient accumulation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MicroBatch {
+    /// The step's loss is multiplied by this before backward: 1 / the micro-batches of an update, so that their
+    /// summed gradients are the mean over all of their images.
+    pub loss_scale: f64,
+    /// Whether the update follows this step's backward; otherwise the gradients wait in the parameters.
+    pub update: bool,
+}
+
+impl Default for MicroBatch {
+    fn default() -> Self {
+        MicroBatch {
+            loss_scale: 1.0,
+            update: true,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Trainer {
     pub net: Network,
@@ -101,6 +120,8 @@ pub struct Trainer {
     pub grad_sync: Option<GradSync>,
     /// The global gradient norm each update is clipped to (after the ranks' average); none by default.
     pub grad_clip_norm: Option<f64>,
+    /// How the next launched step counts (see [`MicroBatch`]); back to a whole update after it.
+    pub micro_batch: MicroBatch,
 }
 
 impl Trainer {
@@ -112,6 +133,7 @@ impl Trainer {
             averager: None,
             grad_sync: None,
             grad_clip_norm: None,
+            micro_batch: MicroBatch::default(),
         })
     }
 
@@ -129,6 +151,7 @@ impl Trainer {
             averager: None,
             grad_sync: None,
             grad_clip_norm: None,
+            micro_batch: MicroBatch::default(),
         })
     }
 
@@ -170,8 +193,14 @@ impl Trainer {
             ));
         }
         let started = Instant::now();
+        let micro = std::mem::take(&mut self.micro_batch);
         let logits = self.net.forward_t(x, true)?;
         let (loss, nll) = self.loss.compute(&logits, y)?;
+        let loss = if micro.loss_scale == 1.0 {
+            loss
+        } else {
+            loss.f_mul_scalar(micro.loss_scale)?
+        };
         if let Err(e) = loss.f_backward() {
             // With synchronized batch norm the backward pass holds collectives: a lost peer fails it.
             return Err(match &self.net.sync_batchnorm {
@@ -179,16 +208,20 @@ impl Trainer {
                 None => e.into(),
             });
         }
-        let synced = match &mut self.grad_sync {
-            Some(sync) => sync.average(&self.net.params)?,
-            None => Default::default(),
-        };
-        if let Some(max_norm) = self.grad_clip_norm {
-            grad_clip::clip_grad_norm(&self.net.params, max_norm)?;
-        }
-        self.optimizer.step(&mut self.net.params)?;
-        if let Some(avg) = &mut self.averager {
-            avg.after_step(&mut self.net, self.optimizer.step)?;
+        // Accumulating, the gradients stay in the parameters (backward adds to them) until the step that updates,
+        // which alone averages them over the ranks, clips them and applies them.
+        let mut synced = Default::default();
+        if micro.update {
+            if let Some(sync) = &mut self.grad_sync {
+                synced = sync.average(&self.net.params)?;
+            }
+            if let Some(max_norm) = self.grad_clip_norm {
+                grad_clip::clip_grad_norm(&self.net.params, max_norm)?;
+            }
+            self.optimizer.step(&mut self.net.params)?;
+            if let Some(avg) = &mut self.averager {
+                avg.after_step(&mut self.net, self.optimizer.step)?;
+            }
         }
         // The report as one tensor on the device (mean loss, top-1 and top-5 hits, then each image's predicted
         // class), so that reading it back is a single copy.

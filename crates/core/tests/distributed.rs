@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use convkit_core::checkpoint::{load_network, save_network};
 use convkit_core::distributed::{Backend, DistConfig, GradSync, ProcessGroup};
+use convkit_core::trainer::MicroBatch;
 use convkit_core::{runtime, Dataset, ModelSpec, Network, Normalization, OptimizerConfig, Precision, Trainer};
 use tch::{Device, Kind, Tensor};
 
@@ -168,6 +169,61 @@ fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
         .max()
         .double_value(&[]);
     assert!(moved > 1e-4, "the steps moved the weights ({moved})");
+}
+
+#[test]
+fn accumulated_micro_batches_all_reduce_once_and_update_like_one_batch() {
+    let _serial = common::serial();
+    if let Some(rank) = child_rank() {
+        let group = Arc::new(join(rank));
+        let mut t = trainer(7);
+        t.grad_sync = Some(GradSync::new(Arc::clone(&group), 25 << 20));
+        let data = quadrant_data();
+        let mine: Vec<i64> = (rank as i64..64).step_by(2).collect();
+        // Two micro-batches of 16 per rank: the first keeps its gradients, the second all-reduces and updates.
+        t.micro_batch = MicroBatch {
+            loss_scale: 0.5,
+            update: false,
+        };
+        let first = t.step_indices(&data, &mine[..16], None).unwrap();
+        assert_eq!(first.allreduce_seconds, 0.0, "no all-reduce before the update");
+        assert_eq!(t.optimizer.step, 0);
+        t.micro_batch = MicroBatch {
+            loss_scale: 0.5,
+            update: true,
+        };
+        let second = t.step_indices(&data, &mine[16..], None).unwrap();
+        assert!(second.allreduce_seconds > 0.0);
+        assert_eq!(t.optimizer.step, 1);
+        if rank == 0 {
+            let out = std::path::PathBuf::from(std::env::var(OUT).unwrap());
+            save_network(&t.net, &out, Default::default()).unwrap();
+        }
+        group.barrier(None).unwrap();
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rank0.safetensors");
+    let ranks = run_ranks(
+        "accumulated_micro_batches_all_reduce_once_and_update_like_one_batch",
+        Some(&out),
+    );
+    for (rank, (ok, text)) in ranks.iter().enumerate() {
+        assert!(ok, "rank {rank} failed:\n{text}");
+    }
+    // One process, one step on all 64 images.
+    let mut single = trainer(7);
+    let all: Vec<i64> = (0..64).collect();
+    single.step_indices(&quadrant_data(), &all, None).unwrap();
+    let (two, _) = load_network(&out, Device::Cpu).unwrap();
+    for (p, q) in single.net.params.iter().zip(&two.params) {
+        let diff = (&p.tensor - &q.tensor).abs().max().double_value(&[]);
+        assert!(
+            diff < 1e-5,
+            "{}: the accumulated two-rank weights differ by {diff}",
+            p.name
+        );
+    }
 }
 
 /// A small network with a learning batch norm and one without affine parameters, trained with SGD (whose update is

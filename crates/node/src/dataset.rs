@@ -111,7 +111,7 @@ impl NativeDataset {
                     augment.as_ref().map(|(a, d)| (a, d)),
                 )?;
                 let flat = x.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?;
-                Ok(Vec::<f32>::try_from(flat).map_err(convkit_core::Error::from)?)
+                Vec::<f32>::try_from(flat).map_err(convkit_core::Error::from)
             },
             |_, v| Ok(Float32Array::new(v)),
         )))
