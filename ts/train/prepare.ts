@@ -84,9 +84,19 @@ function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], 
   const aug: AugmentOptions = { cropPadding: config.cropPadding, padMode: config.padMode, flip: config.flip, cutout: config.cutout }
   if (config.resizedCrop) aug.resizedCrop = { scale: config.resizedCrop, ratio: [3 / 4, 4 / 3] }
   if (config.randomErasing > 0) aug.randomErasing = { probability: config.randomErasing }
+  const mixed = config.mixup > 0 || config.cutmix > 0
+  if (mixed) {
+    aug.mix = {
+      mixupAlpha: config.mixup,
+      cutmixAlpha: config.cutmix,
+      probability: config.mixProbability,
+      switchProbability: config.mixSwitchProbability,
+    }
+  }
   // Images stored larger than the input are cropped at random while training (and centred when evaluating).
   const larger = stored[0] > input[0] || stored[1] > input[1]
-  const any = config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 || config.randomErasing > 0
+  const any =
+    config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 || config.randomErasing > 0 || mixed
   return larger || any ? aug : undefined
 }
 

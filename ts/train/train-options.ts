@@ -560,6 +560,51 @@ export const TRAIN_OPTIONS = {
   /** Zero a square of this side at a random place in each training image. @default 0 */
   cutout: int({ help: 'cutout square side', group: 'data', default: 0, min: 0 }),
   /**
+   * Mixup (Zhang et al. 2018) as timm's `Mixup`: each training batch blended with itself reversed by one λ from
+   * Beta(α, α), the targets alike (soft targets; label smoothing applies to them). This α; 0 is off. @default 0
+   * @example 0.8
+   */
+  mixup: number({
+    help: "mixup's α (blend each batch with itself reversed)",
+    group: 'data',
+    default: 0,
+    ok: (v) => v >= 0 && Number.isFinite(v),
+    expected: 'a number >= 0',
+    metavar: '<alpha>',
+  }),
+  /**
+   * CutMix (Yun et al. 2019) as timm's `Mixup`: a box of area 1 − λ (λ from Beta(α, α)) pasted from the batch
+   * reversed, the targets mixed by the box's share. This α; 0 is off. With mixup on too, `mixSwitchProbability` picks
+   * one per batch. @default 0
+   * @example 1
+   */
+  cutmix: number({
+    help: "CutMix's α (paste a box from the batch reversed)",
+    group: 'data',
+    default: 0,
+    ok: (v) => v >= 0 && Number.isFinite(v),
+    expected: 'a number >= 0',
+    metavar: '<alpha>',
+  }),
+  /** The chance that a batch is mixed at all (mixup or CutMix). @default 1 */
+  mixProbability: number({
+    help: 'chance that a batch is mixed (mixup/CutMix)',
+    group: 'data',
+    default: 1,
+    ok: (v) => v >= 0 && v <= 1,
+    expected: 'a number in [0, 1]',
+    metavar: '<p>',
+  }),
+  /** With mixup and CutMix both on, the chance that a mixed batch uses CutMix. @default 0.5 */
+  mixSwitchProbability: number({
+    help: 'chance of CutMix rather than mixup when both are on',
+    group: 'data',
+    default: 0.5,
+    ok: (v) => v >= 0 && v <= 1,
+    expected: 'a number in [0, 1]',
+    metavar: '<p>',
+  }),
+  /**
    * Random erasing (Zhong et al. 2020) as torchvision's `RandomErasing`: with this probability, a box of 2–33 % of
    * each training image's area and aspect 0.3–3.3 is set to the mean (0 after normalization). @default 0 (off)
    * @example 0.25

@@ -74,6 +74,7 @@ fn main() {
         cutout: None,
         resized_crop: None,
         random_erasing: None,
+        mix: None,
     };
     let indices: Vec<i64> = (0..batch).collect();
     let steps = 10;

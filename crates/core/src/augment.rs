@@ -48,6 +48,21 @@ pub struct Augment {
     pub cutout: i64,
     pub resized_crop: Option<ResizedCrop>,
     pub random_erasing: Option<RandomErasing>,
+    pub mix: Option<Mix>,
+}
+
+/// Mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019) as timm's `Mixup` in its batch mode: with probability
+/// `probability` a batch is mixed with itself reversed, by one λ drawn from Beta(α, α): blended (mixup) or with a box
+/// of area 1 − λ pasted in (CutMix, λ then corrected to the box's clipped area), `switch_probability` choosing CutMix
+/// where both are on. The targets mix alike: λ of the image's and 1 − λ of its partner's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mix {
+    /// Mixup's α; 0 turns mixup off.
+    pub mixup_alpha: f64,
+    /// CutMix's α; 0 turns CutMix off.
+    pub cutmix_alpha: f64,
+    pub probability: f64,
+    pub switch_probability: f64,
 }
 
 /// Random erasing (Zhong et al. 2020) as torchvision's `RandomErasing(p, scale, ratio, value=0)`: with probability
@@ -78,6 +93,21 @@ impl Augment {
                 "cropPadding and cutout >= 0",
                 self.crop_padding.min(self.cutout),
             ));
+        }
+        if let Some(m) = self.mix {
+            let ok = m.mixup_alpha >= 0.0
+                && m.cutmix_alpha >= 0.0
+                && m.mixup_alpha.is_finite()
+                && m.cutmix_alpha.is_finite()
+                && (0.0..=1.0).contains(&m.probability)
+                && (0.0..=1.0).contains(&m.switch_probability);
+            if !ok {
+                return Err(Error::option(
+                    "augment.mix",
+                    "mixupAlpha and cutmixAlpha finite and >= 0, probability and switchProbability in [0, 1]",
+                    format!("{m:?}"),
+                ));
+            }
         }
         if let Some(re) = self.random_erasing {
             let ok = (0.0..=1.0).contains(&re.probability)
@@ -339,6 +369,81 @@ pub fn random_erasing(batch: &Tensor, re: &RandomErasing, draw: &Draw) -> Result
         })
         .collect();
     zero_boxes(batch, &boxes)
+}
+
+impl SplitMix {
+    /// A standard normal draw (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u = 1.0 - self.unit();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.unit()).cos()
+    }
+
+    /// A Gamma(`shape`, 1) draw (Marsaglia and Tsang; shapes below 1 boosted by U^(1/shape)).
+    fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            return self.gamma(shape + 1.0) * (1.0 - self.unit()).powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = 1.0 - self.unit();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// A Beta(`a`, `a`) draw.
+    pub fn beta(&mut self, a: f64) -> f64 {
+        let x = self.gamma(a);
+        let y = self.gamma(a);
+        x / (x + y)
+    }
+}
+
+/// Mixes a normalized float batch and its targets (`[N, classes]`: one-hot or multi-hot rows) as `mix` says, with
+/// this batch's draws. Returns them as they are when the batch is not mixed.
+pub fn mix_batch(x: &Tensor, targets: &Tensor, mix: &Mix, draw: &Draw) -> Result<(Tensor, Tensor)> {
+    let mut rng = SplitMix(draw.batch_seed ^ 0x3A1C_5EED);
+    let on = mix.mixup_alpha > 0.0 || mix.cutmix_alpha > 0.0;
+    if !on || rng.unit() >= mix.probability {
+        return Ok((x.shallow_clone(), targets.shallow_clone()));
+    }
+    let cutmix = match (mix.mixup_alpha > 0.0, mix.cutmix_alpha > 0.0) {
+        (true, true) => rng.unit() < mix.switch_probability,
+        (false, true) => true,
+        _ => false,
+    };
+    let mut lam = rng.beta(if cutmix { mix.cutmix_alpha } else { mix.mixup_alpha });
+    let partner = x.f_flip([0])?;
+    let mixed = if cutmix {
+        let [_, _, h, w] = <[i64; 4]>::try_from(x.size()).expect("a batch is 4-d");
+        // timm's rand_bbox: sides of √(1 − λ) of the image's, centred at random, clipped to the image.
+        let cut = (1.0 - lam).sqrt();
+        let (ch, cw) = ((h as f64 * cut) as i64, (w as f64 * cut) as i64);
+        let (cy, cx) = (rng.below(h as u64) as i64, rng.below(w as u64) as i64);
+        let (top, bottom) = ((cy - ch / 2).clamp(0, h), (cy + ch / 2).clamp(0, h));
+        let (left, right) = ((cx - cw / 2).clamp(0, w), (cx + cw / 2).clamp(0, w));
+        lam = 1.0 - ((bottom - top) * (right - left)) as f64 / (h * w) as f64;
+        let mut mask = vec![0f32; (h * w) as usize];
+        for y in top..bottom {
+            mask[(y * w + left) as usize..(y * w + right) as usize].fill(1.0);
+        }
+        let mask = to_device(Tensor::f_from_slice(&mask)?.f_view([1, 1, h, w])?, x.device())?.f_to_kind(x.kind())?;
+        x.f_mul(&mask.f_neg()?.f_add_scalar(1.0)?)?
+            .f_add(&partner.f_mul(&mask)?)?
+    } else {
+        x.f_mul_scalar(lam)?.f_add(&partner.f_mul_scalar(1.0 - lam)?)?
+    };
+    let targets = targets
+        .f_mul_scalar(lam)?
+        .f_add(&targets.f_flip([0])?.f_mul_scalar(1.0 - lam)?)?;
+    Ok((mixed, targets))
 }
 
 /// A uint8 batch as floats, for the operations that interpolate.

@@ -4,7 +4,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::augment::{crop_flip, cutout, random_erasing, resized_crop, to_float, Augment, Draw};
+use crate::augment::{crop_flip, cutout, mix_batch, random_erasing, resized_crop, to_float, Augment, Draw};
 use crate::error::{Error, Result};
 
 /// Per-channel normalization: `x = (pixel / 255 - mean) / std`.
@@ -227,6 +227,17 @@ impl Dataset {
             (Some(d), Some(re)) if re.probability > 0.0 => random_erasing(&x, re, d)?,
             _ => x,
         };
-        Ok((x, labels))
+        match (draw, aug.mix.as_ref()) {
+            // Mixed batches carry soft targets `[N, classes]`: one-hot rows (multi-hot for multi-label data) mixed.
+            (Some(d), Some(mix)) => {
+                let rows = if self.multi_label() {
+                    labels
+                } else {
+                    labels.f_one_hot(self.classes)?.f_to_kind(Kind::Float)?
+                };
+                mix_batch(&x, &rows, mix, d)
+            }
+            _ => Ok((x, labels)),
+        }
     }
 }

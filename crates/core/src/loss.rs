@@ -88,8 +88,14 @@ impl Loss {
     }
 
     /// The loss to differentiate, and the plain cross-entropy of each image (no smoothing, no weights) for metrics.
-    pub fn compute(&self, logits: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
-        training_loss(logits, y, &self.config, self.weights.as_ref())
+    /// `y` holds class indices, or `[N, classes]` rows: multi-hot labels when `multi_label` (binary cross-entropy),
+    /// else soft targets (mixup, CutMix).
+    pub fn compute(&self, logits: &Tensor, y: &Tensor, multi_label: bool) -> Result<(Tensor, Tensor)> {
+        match (y.dim(), multi_label) {
+            (2, true) => binary_loss(logits, y, &self.config, self.weights.as_ref()),
+            (2, false) => soft_target_loss(logits, y, &self.config, self.weights.as_ref()),
+            _ => training_loss(logits, y, &self.config, self.weights.as_ref()),
+        }
     }
 }
 
@@ -104,9 +110,6 @@ pub fn training_loss(
     config: &LossConfig,
     weights: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
-    if y.dim() == 2 {
-        return binary_loss(logits, y, config, weights);
-    }
     let kind = logits.kind();
     let logp = logits.f_log_softmax(1, kind)?;
     let nll = logp.f_gather(1, &y.f_unsqueeze(1)?, false)?.f_squeeze_dim(1)?.f_neg()?;
@@ -144,6 +147,40 @@ pub fn training_loss(
         (Reduction::Sum, _) => per_image.f_sum(kind)?,
     };
     Ok((loss, nll.f_detach()?))
+}
+
+/// Soft targets `y` (`[N, classes]`, rows summing to 1: mixup and CutMix), as
+/// `torch.nn.functional.cross_entropy(logits, t, weight=w, reduction=…)` with probability targets:
+/// `lossᵢ = −Σ_c w[c]·tᵢ[c]·log pᵢ[c]` with `t = y·(1 − ε) + ε/classes`; `mean` divides by N (PyTorch does not divide
+/// by the weights with probability targets). For metrics, the unsmoothed, unweighted cross-entropy of each image.
+fn soft_target_loss(
+    logits: &Tensor,
+    y: &Tensor,
+    config: &LossConfig,
+    weights: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let kind = logits.kind();
+    let logp = logits.f_log_softmax(1, kind)?;
+    let y = y.f_to_kind(kind)?;
+    let classes = logp.size()[1] as f64;
+    let eps = config.label_smoothing;
+    let plain = logp.f_mul(&y)?.f_sum_dim_intlist(&[1i64][..], false, kind)?.f_neg()?;
+    let t = if eps > 0.0 {
+        y.f_mul_scalar(1.0 - eps)?.f_add_scalar(eps / classes)?
+    } else {
+        y
+    };
+    let terms = logp.f_mul(&t)?;
+    let terms = match weights {
+        Some(w) => terms.f_mul(&w.f_to_kind(kind)?.f_unsqueeze(0)?)?,
+        None => terms,
+    };
+    let per_image = terms.f_sum_dim_intlist(&[1i64][..], false, kind)?.f_neg()?;
+    let loss = match config.reduction {
+        Reduction::Mean => per_image.f_mean(kind)?,
+        Reduction::Sum => per_image.f_sum(kind)?,
+    };
+    Ok((loss, plain.f_detach()?))
 }
 
 /// Multi-label: a sigmoid per class against multi-hot targets `y` (`[N, classes]`), as
@@ -206,7 +243,7 @@ mod tests {
             class_weights: w.map(|w| w.to_vec()),
         };
         let loss = Loss::new(config, 3, Device::Cpu).unwrap();
-        loss.compute(&logits, &y).unwrap().0.double_value(&[])
+        loss.compute(&logits, &y, false).unwrap().0.double_value(&[])
     }
 
     #[test]
@@ -256,7 +293,10 @@ mod tests {
                     };
                     let x = Tensor::from_slice(logits.as_flattened()).view([2, 3]);
                     let t = Tensor::from_slice(y.as_flattened()).view([2, 3]);
-                    let (loss, per_image) = Loss::new(config, 3, Device::Cpu).unwrap().compute(&x, &t).unwrap();
+                    let (loss, per_image) = Loss::new(config, 3, Device::Cpu)
+                        .unwrap()
+                        .compute(&x, &t, true)
+                        .unwrap();
                     let got = loss.double_value(&[]);
                     assert!(
                         (got - want).abs() < 1e-12,
@@ -267,6 +307,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Soft targets (a mixed batch): `−Σ_c w[c]·t[c]·log p[c]` with `t` smoothed, mean over images, by hand.
+    #[test]
+    fn soft_target_loss_matches_a_hand_computation() {
+        let logits = [[2.0f64, 0.5, -1.0], [0.0, 1.0, 3.0]];
+        let y = [[0.7f64, 0.3, 0.0], [0.0, 0.4, 0.6]];
+        let w = [0.5, 2.0, 1.0];
+        for eps in [0.0, 0.1] {
+            for weighted in [false, true] {
+                let mut sum = 0.0;
+                for (row, t) in logits.iter().zip(&y) {
+                    let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+                    for c in 0..3 {
+                        let wc = if weighted { w[c] } else { 1.0 };
+                        sum += -wc * (t[c] * (1.0 - eps) + eps / 3.0) * (row[c] - lse);
+                    }
+                }
+                let config = LossConfig {
+                    label_smoothing: eps,
+                    reduction: Reduction::Mean,
+                    class_weights: weighted.then(|| w.to_vec()),
+                };
+                let x = Tensor::from_slice(logits.as_flattened()).view([2, 3]);
+                let t = Tensor::from_slice(y.as_flattened()).view([2, 3]);
+                let got = Loss::new(config, 3, Device::Cpu)
+                    .unwrap()
+                    .compute(&x, &t, false)
+                    .unwrap()
+                    .0
+                    .double_value(&[]);
+                assert!(
+                    (got - sum / 2.0).abs() < 1e-12,
+                    "ε {eps}, weighted {weighted}: {got} vs {}",
+                    sum / 2.0
+                );
+            }
+        }
+        // One-hot targets give the class-index loss.
+        let onehot = Tensor::from_slice(&[1.0f64, 0.0, 0.0, 0.0, 1.0, 0.0]).view([2, 3]);
+        let x = Tensor::from_slice(logits.as_flattened()).view([2, 3]);
+        let loss = Loss::new(LossConfig::default(), 3, Device::Cpu).unwrap();
+        let soft = loss.compute(&x, &onehot, false).unwrap().0.double_value(&[]);
+        let hard = loss
+            .compute(&x, &Tensor::from_slice(&[0i64, 1]), false)
+            .unwrap()
+            .0
+            .double_value(&[]);
+        assert!((soft - hard).abs() < 1e-12);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! TypeScript types from these declarations), and their conversion into the core's types. Each `TryFrom` checks
 //! what the types cannot (enumerated strings, ranges) and names the option at fault.
 
-use crate::augment::{Augment, Draw, Flip, PadMode, RandomErasing, ResizedCrop};
+use crate::augment::{Augment, Draw, Flip, Mix, PadMode, RandomErasing, ResizedCrop};
 use crate::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
 use crate::distributed::{Backend, DistConfig};
 use crate::error::Error;
@@ -139,6 +139,22 @@ pub struct AugmentOptions {
     pub resized_crop: Option<ResizedCropOptions>,
     /// Random erasing of a box in each image, after normalization.
     pub random_erasing: Option<RandomErasingOptions>,
+    /// Mixup and CutMix of the batch with itself reversed; the step then trains on soft targets.
+    pub mix: Option<MixOptions>,
+}
+
+/// timm's `Mixup` in batch mode: one λ per batch from Beta(α, α).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct MixOptions {
+    /// Mixup's α (0: off). Defaults to 0.
+    pub mixup_alpha: Option<f64>,
+    /// CutMix's α (0: off). Defaults to 0.
+    pub cutmix_alpha: Option<f64>,
+    /// The chance that a batch is mixed at all. Defaults to 1.
+    pub probability: Option<f64>,
+    /// With both on, the chance that a mixed batch uses CutMix. Defaults to 0.5.
+    pub switch_probability: Option<f64>,
 }
 
 /// torchvision's `RandomErasing` (value 0, after normalization).
@@ -190,6 +206,12 @@ impl TryFrom<&AugmentOptions> for Augment {
                     })
                 })
                 .transpose()?,
+            mix: b.mix.as_ref().map(|m| Mix {
+                mixup_alpha: m.mixup_alpha.unwrap_or(0.0),
+                cutmix_alpha: m.cutmix_alpha.unwrap_or(0.0),
+                probability: m.probability.unwrap_or(1.0),
+                switch_probability: m.switch_probability.unwrap_or(0.5),
+            }),
             random_erasing: b
                 .random_erasing
                 .as_ref()

@@ -185,6 +185,12 @@ impl Trainer {
     /// returns before they run; [`PendingStep::finish`] waits for them. Launching the next step before finishing
     /// this one keeps the GPU busy while the host reads the report and prepares the next batch.
     pub fn launch_step(&mut self, x: &Tensor, y: &Tensor) -> Result<PendingStep> {
+        self.launch_step_with(x, y, false)
+    }
+
+    /// [`Trainer::launch_step`] with targets `y` as [`Loss::compute`] takes them: class indices, or `[N, classes]`
+    /// rows, multi-hot when `multi_label`, else soft (mixed) targets.
+    pub fn launch_step_with(&mut self, x: &Tensor, y: &Tensor, multi_label: bool) -> Result<PendingStep> {
         if !self.net.params.iter().any(|p| p.trainable) {
             return Err(Error::option(
                 "trainable parameters",
@@ -195,7 +201,7 @@ impl Trainer {
         let started = Instant::now();
         let micro = std::mem::take(&mut self.micro_batch);
         let logits = self.net.forward_t(x, true)?;
-        let (loss, nll) = self.loss.compute(&logits, y)?;
+        let (loss, nll) = self.loss.compute(&logits, y, multi_label)?;
         let loss = if micro.loss_scale == 1.0 {
             loss
         } else {
@@ -226,9 +232,15 @@ impl Trainer {
         // The report as one tensor on the device (mean loss, top-1 and top-5 hits, then each image's predicted
         // class), so that reading it back is a single copy.
         let report = tch::no_grad(|| -> Result<Tensor> {
-            if y.dim() == 2 {
+            if multi_label {
                 return multi_label_report(&logits, y, &nll);
             }
+            // Mixed targets count as their larger share's class.
+            let y = if y.dim() == 2 {
+                y.f_argmax(1, false)?
+            } else {
+                y.shallow_clone()
+            };
             let k = logits.size()[1].min(5);
             let (_, top) = logits.f_topk(k, 1, true, true)?;
             let hits = top.f_eq_tensor(&y.f_unsqueeze(1)?)?;
@@ -278,7 +290,7 @@ impl Trainer {
             });
         }
         let (x, y) = data.batch(indices, self.net.input_size(), augment)?;
-        self.launch_step(&x, &y)
+        self.launch_step_with(&x, &y, data.multi_label())
     }
 
     /// A step on already normalized floats `[N, C, H, W]` sent from the caller.
