@@ -79,7 +79,7 @@ test.serial(
     const files = ['00000', '00001', '00002', '00003'].map((f) => path.join(path.dirname(csv), 'test', `${f}.png`))
     const predictions = await loaded.predict(files, { topK: k })
     for (const p of predictions) {
-      const above = p.topK.filter((s) => s.probability > loaded.multiLabel!.thresholds[s.index]!)
+      const above = p.topK.filter((s) => s.probability >= loaded.multiLabel!.thresholds[s.index]!)
       t.deepEqual(p.labels, above)
       // A sigmoid per class: the probabilities are independent, not one distribution.
       t.true(Math.abs(p.topK.reduce((a, s) => a + s.probability, 0) - 1) > 1e-3)
@@ -97,13 +97,13 @@ test.serial(
     const thresholds = loaded.multiLabel!.thresholds
     const fromOnnx = [0, 1, 2, 3].map((i) =>
       Array.from({ length: k }, (_, c) => 1 / (1 + Math.exp(-(logits!.data as Float32Array)[i * k + c]!))).flatMap((p, c) =>
-        p > thresholds[c]! ? [c] : [],
+        p >= thresholds[c]! ? [c] : [],
       ),
     )
     const ours = await loaded.predictPixels(testSet!.pixels.subarray(0, 4 * 3 * 64 * 64), 4)
     t.deepEqual(
       fromOnnx,
-      ours.map((row) => Array.from(row).flatMap((p, c) => (p > thresholds[c]! ? [c] : []))),
+      ours.map((row) => Array.from(row).flatMap((p, c) => (p >= thresholds[c]! ? [c] : []))),
     )
     ours.forEach((row, i) =>
       row.forEach((p, c) => t.true(Math.abs(p - 1 / (1 + Math.exp(-(logits!.data as Float32Array)[i * k + c]!))) < 1e-5)),
@@ -141,12 +141,12 @@ test('the best threshold of a class maximises its F1 over every cut of its score
     const f1At = (threshold: number) => {
       let [tp, fp, fn] = [0, 0, 0]
       scores.forEach((s, i) => {
-        if (s > threshold) truth[i] ? tp++ : fp++
+        if (s >= threshold) truth[i] ? tp++ : fp++
         else if (truth[i]) fn++
       })
       return (2 * tp) / (2 * tp + fp + fn)
     }
-    const best = Math.max(...[-1, ...scores].map(f1At))
+    const best = Math.max(...[2, ...scores].map(f1At))
     t.true(Math.abs(f1At(bestThreshold(scores, truth)) - best) < 1e-12, `trial ${trial}`)
   }
   t.is(bestThreshold([0.2, 0.9], [0, 0]), 0.5, 'no positives: the default')
@@ -169,7 +169,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, f1_score, p
 d = json.load(sys.stdin)
 p = np.array(d["p"], dtype=np.float32).reshape(-1, ${k})
 y = np.array(d["y"]).reshape(-1, ${k})
-pred = (p > np.array(d["t"])).astype(int)
+pred = (p >= np.array(d["t"])).astype(int)
 print(json.dumps({
   "ap": average_precision_score(y, p, average=None).tolist(),
   "map": average_precision_score(y, p, average="macro"),

@@ -1,7 +1,8 @@
 """PyTorch's side of bench/multi-label.ts: torchvision's resnet18 trained on the same mosaic CSV with BCEWithLogitsLoss
 and the same recipe as the ConvKit run beside it (Adam, constant rate, no augmentation, pixels scaled to [-1, 1], fp32),
 then scored as ConvKit scores it: mAP over the test images, and macro-/micro-F1 and exact match at per-class thresholds
-chosen on the validation rows to maximise each class's F1 (the midpoint below the best cut).
+chosen on the validation rows to maximise each class's F1 (the midpoint below the best cut; a class is predicted
+where its probability reaches its threshold).
 
   multi_label_torch.py <labels.csv> <epochs> <batch size> <lr> <seed>
 
@@ -57,7 +58,7 @@ def best_threshold(scores, truth):
         if f1 > best:
             best, at = f1, j
     lowest = scores[order[at]]
-    return lowest / 2 if at + 1 == len(order) else (lowest + scores[order[at + 1]]) / 2
+    return lowest if at + 1 == len(order) else (lowest + scores[order[at + 1]]) / 2
 
 
 def main(csv_file, epochs, batch, lr, seed):
@@ -88,7 +89,7 @@ def main(csv_file, epochs, batch, lr, seed):
     pv, yv = probabilities("valid")
     thresholds = np.array([best_threshold(pv[:, c], yv[:, c]) for c in range(len(classes))])
     pt, yt = probabilities("test")
-    pred = (pt > thresholds).astype(int)
+    pred = (pt >= thresholds).astype(int)
     print(
         json.dumps(
             {

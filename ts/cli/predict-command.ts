@@ -84,7 +84,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   console.log(`${'file'.padEnd(width)}  ${'label'.padEnd(14)} prob    top-${topK}`)
   for (const [i, p] of predictions.entries()) {
     const others = p.topK.map((s) => `${s.label} ${(100 * s.probability).toFixed(1)}%`).join(', ')
-    // A multi-label model names every label over its threshold (or none) where a single-label one names its best class.
+    // A multi-label model names every label at or over its threshold (or none) where a single-label one names its best class.
     const label = p.labels ? p.labels.map((l) => l.label).join(', ') || '(none)' : p.label
     console.log(`${files[i]!.padEnd(width)}  ${label.padEnd(14)} ${(100 * p.probability).toFixed(1).padStart(5)}%  ${others}`)
   }

@@ -310,7 +310,7 @@ export class Model {
 
   /**
    * Makes the model multi-label: predict() and evaluate() score each class with its own sigmoid, and a class is
-   * predicted where its probability exceeds its threshold (one per class, or one for all; defaults to 0.5). `null`
+   * predicted where its probability reaches its threshold (one per class, or one for all; defaults to 0.5). `null`
    * makes it single-label again. Saved in checkpoints and ONNX metadata.
    */
   setMultiLabel(thresholds: number | readonly number[] | null = DEFAULT_THRESHOLD): void {
@@ -828,7 +828,7 @@ export class Model {
    * `metadata_props` say how to prepare an image: `convkit.input_shape` (`[C, H, W]`, at `evalInputSize`), `convkit.normalization`
    * (`{ mean, std }` per channel, on pixels scaled to [0, 1]), `convkit.classes` (the class names, as JSON) and
    * `convkit.preprocessing` when set; `convkit.version` says which ConvKit wrote it. A multi-label model adds
-   * `convkit.multi_label` (`{ thresholds }`: apply a sigmoid to each logit and predict the classes above their threshold). Test-time augmentation is not
+   * `convkit.multi_label` (`{ thresholds }`: apply a sigmoid to each logit and predict the classes at or above their threshold). Test-time augmentation is not
    * part of the graph. The write is atomic. A layer with no ONNX form (an adaptive pool whose windows are uneven) is
    * a SpecError with code `NOT_EXPORTABLE` naming the layer.
    *

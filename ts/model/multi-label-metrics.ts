@@ -40,8 +40,9 @@ export function averagePrecision(scores: readonly number[], truth: readonly numb
 }
 
 /**
- * The threshold that maximises one class's F1 on these images: the midpoint between the lowest score predicted
- * positive and the next one down (ties never split). DEFAULT_THRESHOLD when no image has the class.
+ * The threshold that maximises one class's F1 on these images (a class is predicted where its probability reaches
+ * its threshold): the midpoint between the lowest score predicted positive and the next one down (ties never split),
+ * or that lowest score where every image is predicted positive. DEFAULT_THRESHOLD when no image has the class.
  */
 export function bestThreshold(scores: readonly number[], truth: readonly number[]): number {
   const positives = truth.reduce((a, t) => a + (t ? 1 : 0), 0)
@@ -57,7 +58,7 @@ export function bestThreshold(scores: readonly number[], truth: readonly number[
   }
   const lowest = scores[order[bestAt]!]!
   const below = order[bestAt + 1]
-  return below === undefined ? lowest / 2 : (lowest + scores[below]!) / 2
+  return below === undefined ? lowest : (lowest + scores[below]!) / 2
 }
 
 /** Per-class thresholds chosen on `probabilities` (`n × k`) against `targets` (multi-hot, `n × k`). */
@@ -89,7 +90,7 @@ export function multiLabelMetrics(
     let top = 0
     for (let c = 0; c < k; c++) {
       const p = probabilities[i * k + c]!
-      const yes = p > thresholds[c]!
+      const yes = p >= thresholds[c]!
       const truth = targets[i * k + c] === 1
       if (p > probabilities[i * k + top]!) top = c
       if (yes) predicted[c]!++

@@ -38,7 +38,7 @@ export interface ClassScore {
 export interface Prediction extends ClassScore {
   topK: ClassScore[]
   /**
-   * A multi-label model's prediction: every class whose probability exceeds its threshold, most likely first (empty
+   * A multi-label model's prediction: every class whose probability reaches its threshold, most likely first (empty
    * when none does). Undefined for a single-label model.
    */
   labels?: ClassScore[]
@@ -109,6 +109,6 @@ export async function prepareImages(inputs: readonly ImageInput[], first: number
 export function rankScores(probs: Float32Array, names: readonly string[], k: number, thresholds?: readonly number[]): Prediction {
   const ranked = Array.from(probs, (probability, index) => ({ label: names[index] ?? String(index), index, probability }))
   ranked.sort((a, b) => b.probability - a.probability || a.index - b.index)
-  const labels = thresholds && ranked.filter((s) => s.probability > thresholds[s.index]!)
+  const labels = thresholds && ranked.filter((s) => s.probability >= thresholds[s.index]!)
   return { ...ranked[0]!, topK: ranked.slice(0, k), ...(labels ? { labels } : {}) }
 }
