@@ -41,9 +41,13 @@ test.serial(
       size: [64, 64],
       device: 'cpu',
       seed: 3,
+      // Early stopping and the best checkpoint follow the validation mAP.
+      monitor: 'val_map',
       quiet: true,
       out,
     })
+    t.is(history.best!.monitor, 'val_map')
+    t.is(history.best!.value, Math.max(...history.epochs.map((e) => e.val!.multiLabel!.mAP)))
     const last = history.epochs.at(-1)!
     const tested = last.test!.multiLabel!
     // Chance: a model that ranks at random has an average precision equal to its class's share of the test images.
