@@ -136,22 +136,10 @@ fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
             assert_eq!(out.stop_requested, step == STEPS - 1);
             assert!(out.allreduce_seconds > 0.0 && out.allreduce_seconds <= out.seconds);
         }
-        if rank == 0 {
-            let out = std::path::PathBuf::from(std::env::var(OUT).unwrap());
-            save_network(&t.net, &out, Default::default()).unwrap();
-        }
-        group.barrier(None).unwrap();
+        finish_rank(rank, &t.net, &group);
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("rank0.safetensors");
-    let ranks = run_ranks(
-        "two_ranks_sum_broadcast_and_average_gradients_like_one_process",
-        Some(&out),
-    );
-    for (rank, (ok, text)) in ranks.iter().enumerate() {
-        assert!(ok, "rank {rank} failed:\n{text}");
-    }
+    let two = rank0_network("two_ranks_sum_broadcast_and_average_gradients_like_one_process");
     // One process, the same start, the whole batch of 64 per step.
     let mut single = trainer(7);
     let data = quadrant_data();
@@ -159,11 +147,7 @@ fn two_ranks_sum_broadcast_and_average_gradients_like_one_process() {
     for _ in 0..STEPS {
         single.step_indices(&data, &all, None).unwrap();
     }
-    let (two, _) = load_network(&out, Device::Cpu).unwrap();
-    for (p, q) in single.net.params.iter().zip(&two.params) {
-        let diff = (&p.tensor - &q.tensor).abs().max().double_value(&[]);
-        assert!(diff < 1e-5, "{}: the two-rank weights differ by {diff}", p.name);
-    }
+    assert_same_weights(&single.net, &two, "the two-rank weights");
     let moved = (&single.net.params[0].tensor - &trainer(7).net.params[0].tensor)
         .abs()
         .max()
@@ -195,34 +179,42 @@ fn accumulated_micro_batches_all_reduce_once_and_update_like_one_batch() {
         let second = t.step_indices(&data, &mine[16..], None).unwrap();
         assert!(second.allreduce_seconds > 0.0);
         assert_eq!(t.optimizer.step, 1);
-        if rank == 0 {
-            let out = std::path::PathBuf::from(std::env::var(OUT).unwrap());
-            save_network(&t.net, &out, Default::default()).unwrap();
-        }
-        group.barrier(None).unwrap();
+        finish_rank(rank, &t.net, &group);
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("rank0.safetensors");
-    let ranks = run_ranks(
-        "accumulated_micro_batches_all_reduce_once_and_update_like_one_batch",
-        Some(&out),
-    );
-    for (rank, (ok, text)) in ranks.iter().enumerate() {
-        assert!(ok, "rank {rank} failed:\n{text}");
-    }
+    let two = rank0_network("accumulated_micro_batches_all_reduce_once_and_update_like_one_batch");
     // One process, one step on all 64 images.
     let mut single = trainer(7);
     let all: Vec<i64> = (0..64).collect();
     single.step_indices(&quadrant_data(), &all, None).unwrap();
-    let (two, _) = load_network(&out, Device::Cpu).unwrap();
-    for (p, q) in single.net.params.iter().zip(&two.params) {
+    assert_same_weights(&single.net, &two, "the accumulated two-rank weights");
+}
+
+/// A rank's end in the tests that compare weights: rank 0 saves its network where the parent asked, then every rank
+/// waits for the others.
+fn finish_rank(rank: i32, net: &Network, group: &ProcessGroup) {
+    if rank == 0 {
+        let out = std::path::PathBuf::from(std::env::var(OUT).unwrap());
+        save_network(net, &out, Default::default()).unwrap();
+    }
+    group.barrier(None).unwrap();
+}
+
+/// Runs `test` once per rank, checks that every rank passed, and returns the network rank 0 saved.
+fn rank0_network(test: &str) -> Network {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rank0.safetensors");
+    for (rank, (ok, text)) in run_ranks(test, Some(&out)).iter().enumerate() {
+        assert!(ok, "rank {rank} failed:\n{text}");
+    }
+    load_network(&out, Device::Cpu).unwrap().0
+}
+
+/// Every parameter of `two` within 1e-5 of `single`'s.
+fn assert_same_weights(single: &Network, two: &Network, what: &str) {
+    for (p, q) in single.params.iter().zip(&two.params) {
         let diff = (&p.tensor - &q.tensor).abs().max().double_value(&[]);
-        assert!(
-            diff < 1e-5,
-            "{}: the accumulated two-rank weights differ by {diff}",
-            p.name
-        );
+        assert!(diff < 1e-5, "{}: {what} differ by {diff}", p.name);
     }
 }
 
