@@ -73,6 +73,10 @@ test.serial(
       'fitted, not the default 0.5',
     )
     t.regex(path.basename(bestCheckpoint!), /^epoch_\d+_map_\d+\.\d\d\.safetensors$/)
+    // The report's predictions are captioned with label sets (most mosaics have several).
+    const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8')
+    t.regex(html, /true: [a-z]+, [a-z]+/)
+    t.regex(html, /<th>mAP<\/th>/)
     const csvText = fs.readFileSync(path.join(out, 'history.csv'), 'utf8')
     t.regex(csvText.split('\n')[0]!, /val_map,val_micro_f1,test_map,test_micro_f1/)
 

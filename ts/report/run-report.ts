@@ -54,16 +54,18 @@ export async function writeRunReport(
   const charts = await plotHistory(history, path.join(runDir, 'plots'))
   const picks = balancedSample(testSet.labels, testSet.classes.length, perClass(testSet.classes.length, 3), testIndices)
   const probs = picks.length > 0 ? await model.predictPixels(modelInputs(testSet, picks, model), picks.length) : []
+  const thresholds = testSet.targets ? model.multiLabel?.thresholds : undefined
+  const k = testSet.classes.length
+  const names = (chosen: (c: number) => boolean) => testSet.classes.filter((_, c) => chosen(c)).join(', ') || '(none)'
   const predictions: PredictedImage[] = await Promise.all(
     picks.map(async (index, j) => {
       const row = probs[j]!
       const best = row.indexOf(Math.max(...row))
-      return {
-        png: await imagePng(testSet, index),
-        truth: testSet.classes[testSet.labels[index]!]!,
-        predicted: testSet.classes[best] ?? String(best),
-        probability: row[best]!,
-      }
+      // Multi-label: the label sets, so that a caption matches exactly when every label is right.
+      const [truth, predicted] = thresholds
+        ? [names((c) => testSet.targets![index * k + c] === 1), names((c) => row[c]! >= thresholds[c]!)]
+        : [testSet.classes[testSet.labels[index]!]!, testSet.classes[best] ?? String(best)]
+      return { png: await imagePng(testSet, index), truth, predicted, probability: row[best]! }
     }),
   )
   const interpretation = history.interpretation
