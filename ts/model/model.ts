@@ -737,6 +737,7 @@ export class Model {
       throw new InputError('INVALID_OPTION', `option method: expected one of ${EXPLAIN_METHODS.join(', ')}, got ${String(method)}`)
     const names = this.classNames ?? []
     const targets = targetIndices(options.targets, count, names, this.classes)
+    const k = this.topK(options.topK)
     const norm = this.normalization ?? halfNormalization(this.spec.inputShape[0])
     const cam = await call('explanation', () => this.#native.explainPixels(pixels, count, norm.mean, norm.std, targets, options.layer))
     const [height, width] = [Number(cam.height), Number(cam.width)]
@@ -750,7 +751,7 @@ export class Model {
         height,
         width,
         target: { label: names[target] ?? String(target), index: target, probability: row[target]! },
-        prediction: rankScores(row, names, this.topK(options.topK), this.#multiLabel?.thresholds),
+        prediction: rankScores(row, names, k, this.#multiLabel?.thresholds),
         layer: cam.layer,
         image: pixels.subarray(i * channels * plane, (i + 1) * channels * plane),
         channels,

@@ -111,11 +111,9 @@ impl Augment {
         }
         if let Some(re) = self.random_erasing {
             let ok = (0.0..=1.0).contains(&re.probability)
-                && re.scale[0] > 0.0
-                && re.scale[0] <= re.scale[1]
+                && positive_range(re.scale)
                 && re.scale[1] < 1.0
-                && re.ratio[0] > 0.0
-                && re.ratio[0] <= re.ratio[1];
+                && positive_range(re.ratio);
             if !ok {
                 return Err(Error::option(
                     "augment.randomErasing",
@@ -128,11 +126,7 @@ impl Augment {
             }
         }
         if let Some(rc) = self.resized_crop {
-            let ok = rc.scale[0] > 0.0
-                && rc.scale[0] <= rc.scale[1]
-                && rc.scale[1] <= 1.0
-                && rc.ratio[0] > 0.0
-                && rc.ratio[0] <= rc.ratio[1];
+            let ok = positive_range(rc.scale) && rc.scale[1] <= 1.0 && positive_range(rc.ratio);
             if !ok {
                 return Err(Error::option(
                     "augment.resizedCrop",
@@ -147,6 +141,24 @@ impl Augment {
     pub fn is_none(&self) -> bool {
         *self == Augment::default()
     }
+}
+
+/// `[low, high]` with 0 < low <= high.
+fn positive_range(r: [f64; 2]) -> bool {
+    r[0] > 0.0 && r[0] <= r[1]
+}
+
+/// The sides of a random box of `scale` of `area` with aspect `ratio` (drawn log-uniformly), as torchvision's
+/// `RandomResizedCrop` and `RandomErasing` draw them: `(√(area·aspect), √(area / aspect))`, rounded. Which side is
+/// the width is the caller's: the crop's aspect is width over height, erasing's height over width.
+fn box_sides(area: f64, scale: [f64; 2], ratio: [f64; 2], rng: &mut SplitMix) -> (i64, i64) {
+    let target = area * (scale[0] + (scale[1] - scale[0]) * rng.unit());
+    let (log_lo, log_hi) = (ratio[0].ln(), ratio[1].ln());
+    let aspect = (log_lo + (log_hi - log_lo) * rng.unit()).exp();
+    (
+        (target * aspect).sqrt().round() as i64,
+        (target / aspect).sqrt().round() as i64,
+    )
 }
 
 /// SplitMix64: a tiny, well-mixed generator, enough for offsets and coin flips.
@@ -260,15 +272,11 @@ pub fn resized_crop(
     let [n, c, h, w] = <[i64; 4]>::try_from(batch.size()).expect("a batch is 4-d");
     let mut rng = SplitMix(draw.batch_seed);
     let area = (h * w) as f64;
-    let (log_lo, log_hi) = (rc.ratio[0].ln(), rc.ratio[1].ln());
     let mut theta = Vec::with_capacity((n * 6) as usize);
     for &index in indices.iter().take(n as usize) {
         let mut chosen = None;
         for _ in 0..10 {
-            let target = area * (rc.scale[0] + (rc.scale[1] - rc.scale[0]) * rng.unit());
-            let aspect = (log_lo + (log_hi - log_lo) * rng.unit()).exp();
-            let bw = (target * aspect).sqrt().round() as i64;
-            let bh = (target / aspect).sqrt().round() as i64;
+            let (bw, bh) = box_sides(area, rc.scale, rc.ratio, &mut rng);
             if bw > 0 && bh > 0 && bw <= w && bh <= h {
                 let top = rng.below((h - bh + 1) as u64) as i64;
                 let left = rng.below((w - bw + 1) as u64) as i64;
@@ -340,15 +348,8 @@ pub fn cutout(batch: &Tensor, size: i64, draw: &Draw) -> Result<Tensor> {
 /// torchvision's `RandomErasing.get_params` for one `h`×`w` image: ten tries at an area and aspect, the first box
 /// that fits strictly inside.
 fn erasing_box(re: &RandomErasing, h: i64, w: i64, rng: &mut SplitMix) -> Option<Box4> {
-    let area = (h * w) as f64;
-    let (log_lo, log_hi) = (re.ratio[0].ln(), re.ratio[1].ln());
     for _ in 0..10 {
-        let target = area * (re.scale[0] + (re.scale[1] - re.scale[0]) * rng.unit());
-        let aspect = (log_lo + (log_hi - log_lo) * rng.unit()).exp();
-        let (bh, bw) = (
-            (target * aspect).sqrt().round() as i64,
-            (target / aspect).sqrt().round() as i64,
-        );
+        let (bh, bw) = box_sides((h * w) as f64, re.scale, re.ratio, rng);
         if bh < h && bw < w {
             let top = rng.below((h - bh + 1) as u64) as i64;
             let left = rng.below((w - bw + 1) as u64) as i64;
