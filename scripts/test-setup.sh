@@ -16,12 +16,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The reference implementations, in the cache so later runs reuse them: PyTorch 2.11 (checkpoints, optimizers),
-# torchvision and timm (the model zoo), TensorBoard's own event reader, pytorch-grad-cam (Grad-CAM). torch from PyPI
+# torchvision and timm (the model zoo), TensorBoard's own event reader, pytorch-grad-cam (Grad-CAM), cleanlab (confident
+# learning, for convkit inspect's label errors). torch from PyPI
 # brings its CUDA libraries: about 3 GB, installed once per machine. The tests find it here (or at $CONVKIT_PYTHON).
 venv="${CONVKIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/convkit}/pytorch-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-if ! "$venv/bin/python" -c 'import torch, torchvision, timm, safetensors, numpy, tensorboard, pytorch_grad_cam' >/dev/null 2>&1; then
-  echo "test:setup: installing PyTorch 2.11, torchvision 0.26, timm, TensorBoard and grad-cam into $venv (about 3 GB, once)"
-  "$venv/bin/pip" install -q torch==2.11.0 torchvision==0.26.0 timm==1.0.31 safetensors numpy tensorboard==2.21.0 grad-cam==1.5.7
+if ! "$venv/bin/python" -c 'import torch, torchvision, timm, safetensors, numpy, tensorboard, pytorch_grad_cam, cleanlab' >/dev/null 2>&1; then
+  echo "test:setup: installing PyTorch 2.11, torchvision 0.26, timm, TensorBoard, grad-cam and cleanlab into $venv (about 3 GB, once)"
+  "$venv/bin/pip" install -q torch==2.11.0 torchvision==0.26.0 timm==1.0.31 safetensors numpy tensorboard==2.21.0 grad-cam==1.5.7 cleanlab==2.9.0
 fi
 echo "test:setup: references ready ($venv)"

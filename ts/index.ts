@@ -40,6 +40,14 @@ export type { ConfusedPair, Interpretation, InterpretOptions, TopLoss } from './
 export type { RunReportOptions } from './callbacks/run-report.ts'
 export type { TensorBoardOptions, TensorBoardState } from './callbacks/tensorboard.ts'
 export { Model } from './model/model.ts'
+export { inspectData } from './inspect/inspect-data.ts'
+export type { InspectImage, InspectReport, Inspection } from './inspect/inspect-data.ts'
+export { INSPECT_OPTIONS, NEAR_DUPLICATE_THRESHOLD } from './inspect/inspect-options.ts'
+export type { InspectOptions, InspectSettings } from './inspect/inspect-options.ts'
+export { writeInspection, inspectHtml } from './inspect/inspect-html.ts'
+export { confidentJoint, findLabelIssues } from './inspect/label-issues.ts'
+export type { LabelIssue } from './inspect/label-issues.ts'
+export { readExcludeList } from './data/exclude-list.ts'
 export { loadModel, predict } from './predict/predict.ts'
 export type { ClassScore, ImageInput, Prediction, PredictOptions, RawImage } from './predict/predict-images.ts'
 export type { Explanation, ExplainMethod, ExplainOptions } from './explain/explanation.ts'
@@ -47,6 +55,8 @@ export { heatmapOverlay, overlayPixels, type OverlayOptions } from './explain/he
 export type {
   AugmentOptions,
   AveragingOptions,
+  EmbedOptions,
+  Embeddings,
   EvaluateOptions,
   ExportOnnxOptions,
   LoadOptions,

@@ -25,6 +25,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: 'suggest a learning rate from a short sweep of growing rates (and plot its loss curve)',
     load: async () => (await import('./lr-find-command.ts')).lrFindCommand,
   },
+  inspect: {
+    summary: 'find unreadable files, duplicates, train/test leakage and likely label errors in a dataset',
+    load: async () => (await import('./inspect-command.ts')).inspectCommand,
+  },
   predict: {
     summary: 'predict the class of images with a trained checkpoint',
     load: async () => (await import('./predict-command.ts')).predictCommand,

@@ -87,6 +87,20 @@ export interface EvaluateOptions {
   thresholds?: readonly number[] | 'fit'
 }
 
+export interface EmbedOptions extends Pick<EvaluateOptions, 'indices' | 'batchSize' | 'signal'> {
+  /** The layer whose feature map is averaged (a name from `layers()`). Defaults to the last feature map. */
+  layer?: string
+}
+
+/** One embedding per image. */
+export interface Embeddings {
+  /** `count × dim` floats, row by row, in the order of the indices asked for. */
+  values: Float32Array
+  dim: number
+  /** The layer whose feature map was averaged. */
+  layer: string
+}
+
 export interface SaveOptions {
   /** Extra header entries; objects are stored as JSON. */
   metadata?: Record<string, unknown>
@@ -647,6 +661,24 @@ export class Model {
       ),
     )
     return options.group ? await allreduceEvalCounts(options.group, counts) : counts
+  }
+
+  /**
+   * Embeddings of dataset images, for comparing them by what the network sees: the spatial mean of a layer's feature
+   * map (by default the last one, which feeds the classifier), in evaluation mode. Images stored at another size
+   * than the model's input are resized to it bilinearly. `convkit inspect` finds near-duplicates and label errors
+   * with a pretrained network's.
+   *
+   * @example
+   * const net = await Model.create(null, { pretrained: 'efficientnet_lite0', inputSize: [64, 64] })
+   * const { values, dim } = await net.embed(await TensorDataset.create(set, { normalization: net.normalization }))
+   */
+  async embed(data: TensorDataset, options: EmbedOptions = {}): Promise<Embeddings> {
+    const indices = options.indices ? toInt32(options.indices, 'indices') : Int32Array.from({ length: data.length }, (_, i) => i)
+    const e = await this.cancellable('embedding', options, (token) =>
+      call('embedding', () => this.#native.embed(datasetHandle(data), indices, evaluationBatchSize(options), options.layer, token)),
+    )
+    return { values: e.values, dim: Number(e.dim), layer: e.layer }
   }
 
   /**

@@ -41,11 +41,11 @@ export interface ReportInput {
   confused?: ConfusedImages[]
 }
 
-function esc(value: unknown): string {
+export function esc(value: unknown): string {
   return String(value).replace(/[<>&"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 }
 
-const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString('base64')}`
+export const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString('base64')}`
 const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(2)} %`)
 
 function metricsTable(history: HistoryFile): string {

@@ -257,6 +257,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
   const data = await sync.rankZeroFirst(() => prepareData(options, config))
   checkMemory(data)
   if (data.dataPath) print(`convkit: ${data.dataPath}`)
+  if (config.exclude !== null) print(`convkit: left out ${data.excluded} image(s) that ${config.exclude} lists`)
   // The monitor's default was chosen from valSplit; a source that brought validation rows of its own (a label file's)
   // has them to follow even with valSplit 0.
   if (options.monitor === undefined && !previous && config.valSplit === 0 && validationCount(data) > 0) config.monitor = 'val_loss'

@@ -24,6 +24,7 @@ import {
 } from '../data/split.ts'
 import { DataError, InputError } from '../errors.ts'
 import { labelFileOptionsOf } from '../data/label-file.ts'
+import { readExcludeList, withoutExcluded } from '../data/exclude-list.ts'
 import type { ResolvedTrainOptions, TrainOptions } from './train-options.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
 import { formatBytes } from '../util/progress.ts'
@@ -63,6 +64,8 @@ export interface TrainData {
   /** Why the shards are resident or streamed (null for other data). */
   dataPath: string | null
   skipped: string[]
+  /** Images left out because `exclude`'s list names them. */
+  excluded: number
 }
 
 /** Thrown by a listing's pick when its training images would not fit the memory budget: the folder streams instead. */
@@ -78,11 +81,21 @@ function checkStreamable(config: ResolvedTrainOptions): void {
       'INVALID_OPTION',
       "option trainMetrics: 'running' when the training shards are streamed (a full pass would read them all again)",
     )
+  if (config.exclude !== null)
+    throw new InputError(
+      'INVALID_OPTION',
+      "option exclude: streamed training shards cannot leave single images out; pass stream: 'never' to hold them in memory, or write the shards without them",
+    )
   if (config.sampler === 'balanced')
     throw new InputError(
       'INVALID_OPTION',
       "option sampler: 'shuffle' when the training shards are streamed (a balanced draw picks single images out of every shard); pass stream: 'never' to hold them in memory",
     )
+}
+
+/** The images `exclude` names (none without it). */
+async function exclusionsOf(config: ResolvedTrainOptions): Promise<ReadonlySet<string>> {
+  return config.exclude === null ? new Set() : readExcludeList(config.exclude)
 }
 
 class StreamInstead extends Error {
@@ -219,6 +232,7 @@ async function prepareResident(options: TrainOptions, config: ResolvedTrainOptio
     [...(loaded.skipped ?? []), ...(given?.skipped ?? [])],
     null,
     'val' in loaded ? loaded.val : undefined,
+    await exclusionsOf(config),
   )
 }
 
@@ -261,7 +275,8 @@ function residentSplits(
   selection: Selection,
   skipped: string[],
   dataPath: string | null,
-  valSet?: ImageSet,
+  valSet: ImageSet | undefined,
+  exclusions: ReadonlySet<string>,
 ): TrainData {
   checkSameClasses(trainSet, testSet ?? trainSet)
   if (valSet) checkSameClasses(trainSet, valSet)
@@ -274,8 +289,11 @@ function residentSplits(
     )
   // A single-label test or validation set (a folder as testData) scores a multi-label model with one label per image.
   if (multiLabel) [testSet, valSet] = [testSet && multiHot(testSet), valSet && multiHot(valSet)]
-  const trainPool = selection.train
-  const test = selection.test
+  // Excluded before the validation split, so that it stratifies what is left.
+  const trainPool = withoutExcluded(selection.train, trainSet, 'train', exclusions)
+  const test = selection.heldOut
+    ? withoutExcluded(selection.test, trainSet, 'train', exclusions)
+    : withoutExcluded(selection.test, testSet ?? trainSet, testSet ? 'test' : 'train', exclusions)
   const split = valSet
     ? { kept: range(trainPool.length), held: new Int32Array(0) }
     : stratifiedSplit(
@@ -284,7 +302,9 @@ function residentSplits(
         deriveSeed(config.seed, 0x3),
       )
   const train = split.kept.map((i) => trainPool[i]!)
-  const val = valSet ? range(valSet.labels.length) : split.held.map((i) => trainPool[i]!)
+  const val = valSet ? withoutExcluded(range(valSet.labels.length), valSet, 'val', exclusions) : split.held.map((i) => trainPool[i]!)
+  const excluded =
+    selection.train.length - trainPool.length + selection.test.length - test.length + (valSet ? valSet.labels.length - val.length : 0)
   if (train.length === 0) throw new DataError('DATA_EMPTY', `no training images left after limits and splits (valSplit ${config.valSplit})`)
   const normalization = normalizationFor(config, trainSet, train)
   return {
@@ -302,6 +322,7 @@ function residentSplits(
     valStream: null,
     dataPath,
     skipped,
+    excluded,
   }
 }
 
@@ -321,7 +342,16 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
   if (!choice.stream) {
     const trainSet = await readShardImages(all, read)
     const selection = selectImages(trainSet.labels.length, given?.set.labels.length, selectOptions(config, trainSet.labels))
-    return residentSplits(config, trainSet, given?.set, selection, [...trainSet.skipped, ...(given?.skipped ?? [])], choice.reason)
+    return residentSplits(
+      config,
+      trainSet,
+      given?.set,
+      selection,
+      [...trainSet.skipped, ...(given?.skipped ?? [])],
+      choice.reason,
+      undefined,
+      await exclusionsOf(config),
+    )
   }
   checkStreamable(config)
   // Whole shards held out, seeded: a streamed run cannot pick single images out of a shard without reading it all.
@@ -371,6 +401,7 @@ async function prepareShards(config: ResolvedTrainOptions, signal: AbortSignal |
     valStream,
     dataPath: reason,
     skipped,
+    excluded: 0,
   }
 }
 

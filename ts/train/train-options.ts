@@ -712,6 +712,18 @@ export const TRAIN_OPTIONS = {
         : [32, 32]),
     shownDefault: "32x32; with --pretrained, the weights' input (224x224)",
   }),
+  /**
+   * Leave out the images a list names: `convkit inspect`'s inspect.json (its `exclude` array), or a text file with
+   * one image path per line (relative to the list's folder). Names are files as the data source lists them, or
+   * `<split>:<index>` for CIFAR-10's binary batches and idx files. Resident data only. @default none
+   * @example 'inspect/inspect.json'
+   */
+  exclude: optionalText({
+    help: "leave out the images a list names (inspect.json's exclude, or one path per line)",
+    group: 'data',
+    default: null,
+    metavar: '<file>',
+  }),
   /** Skip unreadable images instead of failing; they are counted in the run's report. @default false */
   skipBadImages: boolean({ help: 'skip unreadable images instead of failing', group: 'data', default: false }),
   /** Where downloads and decoded datasets are cached. @default '~/.cache/convkit/datasets' */

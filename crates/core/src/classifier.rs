@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::{self, EvalCounts, LabelScores, Tta};
 use crate::explain::{grad_cam, GradCam};
 use crate::glob::glob_match;
+use crate::inspect::{self, Embeddings};
 use crate::model::Network;
 use crate::optimizer::ParamGroup;
 use crate::options::{dtype, precision, AveragingOptions, LoadOptions, LossOptions, ModelOptions, StepOptions};
@@ -264,6 +265,19 @@ impl Classifier {
         let net = &self.trainer.net;
         let x = pixels_to_batch(net, net.eval_size(), pixels, count, norm, "explain images")?;
         grad_cam(net, &x, targets, layer)
+    }
+
+    /// Embeddings of the images of `data` at `indices`: the spatial mean of `layer`'s feature map (by default the
+    /// last one), in evaluation mode (see [`inspect::embeddings`]).
+    pub fn embed(
+        &self,
+        data: &Dataset,
+        indices: &[i64],
+        batch_size: usize,
+        layer: Option<&str>,
+        cancel: &AtomicBool,
+    ) -> Result<Embeddings> {
+        inspect::embeddings(&self.trainer.net, data, indices, batch_size, layer, cancel)
     }
 
     /// Writes the weights (and, with `with_optimizer`, the optimizer and averaging state beside them) atomically;

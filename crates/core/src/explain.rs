@@ -25,7 +25,7 @@ pub struct GradCam {
 }
 
 /// How a node is named to users: its tensor prefix, or its place in the spec for layers without tensors.
-fn node_name(node: &Node) -> &str {
+pub(crate) fn node_name(node: &Node) -> &str {
     if node.path.is_empty() {
         &node.spec_path
     } else {

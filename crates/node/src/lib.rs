@@ -5,6 +5,7 @@ mod cancel;
 mod dataset;
 mod distributed;
 mod errors;
+mod inspect;
 mod jpeg;
 mod model;
 mod worker;
@@ -14,6 +15,7 @@ use napi_derive::napi;
 pub use cancel::CancelToken;
 pub use dataset::NativeDataset;
 pub use distributed::NativeProcessGroup;
+pub use inspect::{cross_validated_probabilities, nearest_neighbours};
 pub use jpeg::{decode_jpeg_buffers, decode_jpeg_files, DecodeJpegBuffers, DecodeJpegs, JpegBatch};
 pub use model::NativeModel;
 

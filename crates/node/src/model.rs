@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use convkit_core::{
-    AveragingOptions, Classifier, EvalCounts, GradCam, LabelScores, LayerRow, LoadOptions, LossOptions, ModelOptions,
-    ModelSpec, Normalization, ParamGroup, StepOptions, StepOutput, TensorBytes,
+    AveragingOptions, Classifier, Embeddings, EvalCounts, GradCam, LabelScores, LayerRow, LoadOptions, LossOptions,
+    ModelOptions, ModelSpec, Normalization, ParamGroup, StepOptions, StepOutput, TensorBytes,
 };
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, ToNapiValue, TypeName, Uint8Array};
 use napi_derive::napi;
@@ -83,6 +83,26 @@ impl From<GradCam> for BindingGradCam {
             targets: Int32Array::new(g.targets.iter().map(|&t| t as i32).collect()),
             probabilities: Float32Array::new(g.probabilities),
             layer: g.layer,
+        }
+    }
+}
+
+/// Image embeddings: the core's `Embeddings` with the values as a `Float32Array`.
+#[napi(object, object_from_js = false)]
+pub struct BindingEmbeddings {
+    /// `count × dim` floats, row by row.
+    pub values: Float32Array,
+    pub dim: i64,
+    /// The layer whose feature map was averaged.
+    pub layer: String,
+}
+
+impl From<Embeddings> for BindingEmbeddings {
+    fn from(e: Embeddings) -> Self {
+        BindingEmbeddings {
+            values: Float32Array::new(e.values),
+            dim: e.dim,
+            layer: e.layer,
         }
     }
 }
@@ -424,6 +444,25 @@ impl NativeModel {
                 m.explain_pixels(&pixels, count as usize, &norm, targets.as_deref(), layer.as_deref())
             },
             |_, g| Ok(g.into()),
+        )
+    }
+
+    /// Embeddings of the images at `indices`: the spatial mean of `layer`'s feature map (by default the last one).
+    #[napi(ts_return_type = "Promise<BindingEmbeddings>")]
+    pub fn embed(
+        &self,
+        dataset: &NativeDataset,
+        indices: Int32Array,
+        batch_size: u32,
+        layer: Option<String>,
+        cancel: Option<&CancelToken>,
+    ) -> AsyncTask<TorchTask<Embeddings, BindingEmbeddings>> {
+        let data = Arc::clone(&dataset.inner);
+        let indices = indices_i64(&indices);
+        let cancel = cancel.map(|c| Arc::clone(&c.flag)).unwrap_or_default();
+        self.task(
+            move |m| m.embed(&lock(&data), &indices, batch_size as usize, layer.as_deref(), &cancel),
+            |_, e| Ok(e.into()),
         )
     }
 

@@ -1,0 +1,45 @@
+//! What `convkit inspect` asks of libtorch: image embeddings from a pretrained network, nearest neighbours by cosine
+//! similarity (near-duplicates, leakage), and out-of-sample class probabilities from a linear probe on the
+//! embeddings (label errors). Ranking and reporting are TypeScript's.
+
+mod embed;
+mod linear_probe;
+mod neighbours;
+
+pub use embed::{embeddings, Embeddings};
+pub use linear_probe::{cross_validated_probabilities, ProbeOptions};
+pub use neighbours::{nearest_neighbours, Neighbours};
+
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// `rows × dim` floats as a CPU tensor, after checking the length.
+fn matrix(values: &[f32], rows: usize, dim: usize, what: &str) -> Result<Tensor> {
+    if dim == 0 || values.len() != rows * dim {
+        return Err(Error::BadShape {
+            what: what.into(),
+            expected: format!("{rows} rows of {dim} floats ({} values)", rows * dim),
+            got: format!("{} values", values.len()),
+        });
+    }
+    Ok(Tensor::f_from_slice(values)?.f_view([rows as i64, dim as i64])?)
+}
+
+/// Each row divided by its Euclidean length (rows of zeros stay zero): cosine similarity becomes a dot product.
+fn unit_rows(t: &Tensor) -> Result<Tensor> {
+    let norms = t
+        .f_to_kind(Kind::Float)?
+        .f_norm_scalaropt_dim(2, &[1i64][..], true)?
+        .f_clamp_min(1e-12)?;
+    Ok(t.f_to_kind(Kind::Float)?.f_div(&norms)?)
+}
+
+/// A tensor's values, row by row, on the CPU.
+fn to_vec<T: tch::kind::Element + Default + Clone>(t: &Tensor) -> Result<Vec<T>> {
+    let flat = t.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?;
+    let mut out = vec![T::default(); flat.numel()];
+    let n = out.len();
+    flat.f_copy_data(&mut out, n)?;
+    Ok(out)
+}

@@ -1,0 +1,65 @@
+// `convkit inspect <data>` (and `npm run inspect`): inspectData() with its options as flags; writes inspect.json and
+// inspect.html and prints what it found.
+import path from 'node:path'
+import { INSPECT_OPTIONS } from '../inspect/inspect-options.ts'
+import { inspectData } from '../inspect/inspect-data.ts'
+import { writeInspection } from '../inspect/inspect-html.ts'
+import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
+
+const USAGE = `Inspect a dataset before training on it: unreadable files, exact and near-duplicates (inside each split and
+across train and test: leakage), likely label errors (confident learning on cross-validated probabilities from a
+pretrained network's embeddings), class counts and image sizes. Writes inspect.json and inspect.html; train
+--exclude inspect.json then leaves out the images it lists under "exclude".
+
+usage: convkit inspect <data> [options]
+       npm run inspect -- <data> [options]`
+
+const EXTRA: ExtraFlag[] = [
+  { name: 'out', boolean: false, help: 'where inspect.json and inspect.html go (default: inspect)', metavar: '<dir>' },
+  { name: 'help', boolean: true, help: 'this text', short: 'h' },
+]
+
+export const INSPECT_HELP = helpText(USAGE, INSPECT_OPTIONS, EXTRA)
+
+/** Runs the inspect command on `argv`; returns the exit code. */
+export async function inspectCommand(argv: string[]): Promise<number> {
+  const { options, extra, positionals } = parseFlags(INSPECT_OPTIONS, argv, EXTRA)
+  if (extra.help) {
+    console.log(INSPECT_HELP)
+    return 0
+  }
+  if (positionals.length !== 1) {
+    console.error(
+      `convkit inspect: expected one data source (a folder, an archive, a label file or cifar10), got ${positionals.length}\n\n${INSPECT_HELP}`,
+    )
+    return 2
+  }
+  const controller = new AbortController()
+  process.on('SIGINT', () => {
+    if (controller.signal.aborted) process.exit(130)
+    console.error('\nconvkit: interrupted; stopping after the current batch (Ctrl-C again to quit at once)')
+    controller.abort()
+  })
+  const started = performance.now()
+  const { report, sets } = await inspectData(positionals[0]!, { ...options, signal: controller.signal })
+  const out = (extra.out as string | undefined) ?? 'inspect'
+  const files = await writeInspection(report, sets, out)
+  const total = Object.values(report.counts).reduce((n, c) => n + c.reduce((a, b) => a + b, 0), 0)
+  const leaks = report.exactDuplicates.filter((g) => g.leakage).length + report.nearDuplicates.filter((p) => p.leakage).length
+  const lines = [
+    `inspected ${total} images in ${((performance.now() - started) / 1000).toFixed(1)} s (${Object.entries(report.seconds)
+      .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+      .join(', ')})`,
+    `  unreadable               ${report.unreadable.length}`,
+    `  exact duplicate groups   ${report.exactDuplicates.length}`,
+    `  near-duplicate pairs     ${report.nearDuplicates.length} (cosine ≥ ${report.nearThreshold})`,
+    `  across splits (leakage)  ${leaks}`,
+    report.labelErrorsSkipped
+      ? `  likely label errors      not looked for: ${report.labelErrorsSkipped}`
+      : `  likely label errors      ${report.labelIssues.length} (out-of-sample accuracy ${(100 * (report.probeAccuracy ?? 0)).toFixed(1)} %)`,
+    `  class imbalance          ${Number.isFinite(report.imbalance) ? report.imbalance.toFixed(1) : '∞'}× (largest / smallest training class)`,
+    `wrote ${path.relative('.', files.html) || files.html} and ${path.relative('.', files.json) || files.json}; ${report.exclude.length} image(s) to exclude with --exclude ${path.relative('.', files.json) || files.json}`,
+  ]
+  console.log(lines.join('\n'))
+  return 0
+}

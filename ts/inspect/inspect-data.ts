@@ -1,0 +1,305 @@
+// `convkit inspect` / inspectData(): what is wrong with a dataset before training on it — unreadable files, exact and
+// near-duplicates inside and across splits (leakage), likely label errors, class counts, image sizes.
+import { call, native } from '../binding.ts'
+import { imageId, type ImageSplit } from '../data/exclude-list.ts'
+import type { ImageSet } from '../data/image-set.ts'
+import { labelFileOptionsOf } from '../data/label-file.ts'
+import { range, shuffle } from '../data/split.ts'
+import { loadData } from '../data/load-data.ts'
+import { TensorDataset } from '../data/tensor-dataset.ts'
+import { Model } from '../model/model.ts'
+import { resolveTable } from '../options/option.ts'
+import { cpuBf16Flags } from '../train/precision.ts'
+import type { Device } from '../util/device.ts'
+import { ProgressBar } from '../util/progress.ts'
+import { exactDuplicates, nearDuplicates, type ImageRef, type SplitImages } from './duplicates.ts'
+import { readImageSizes, summarizeSizes, type SizeSummary } from './image-sizes.ts'
+import { INSPECT_OPTIONS, type InspectOptions, type InspectSettings } from './inspect-options.ts'
+import { findLabelIssues } from './label-issues.ts'
+
+/** An image in the report. */
+export interface InspectImage {
+  /** Its file (absolute, or `<archive>/<path inside>`), else `<split>:<index>`: the name `--exclude` takes. */
+  id: string
+  split: ImageSplit
+  /** Index in its split's set, in loading order. */
+  index: number
+  /** Its (first) label. */
+  label: string
+}
+
+export interface InspectReport {
+  /** The data source, resolved. */
+  source: string
+  format: string
+  classes: string[]
+  /** Images per class in each split present. */
+  counts: Partial<Record<ImageSplit, number[]>>
+  /** Largest over smallest class count in the training split (Infinity when a class has none). */
+  imbalance: number
+  /** Sizes as stored in the files (or the fixed size of CIFAR-10 and idx data). */
+  sizes: SizeSummary
+  /** Files that could not be decoded (with why), or rows a label file could not use. */
+  unreadable: string[]
+  /** Groups of images with identical pixels; `leakage` when a group spans splits. */
+  exactDuplicates: { images: InspectImage[]; leakage: boolean }[]
+  /** Pairs at least `nearThreshold` similar whose pixels differ, most similar first; `leakage` across splits. */
+  nearDuplicates: { a: InspectImage; b: InspectImage; similarity: number; leakage: boolean }[]
+  nearThreshold: number
+  /** Likely label errors, likeliest first; empty when not looked for (see `labelErrorsSkipped`). */
+  labelIssues: { image: InspectImage; suggested: string; selfConfidence: number; suggestedProbability: number }[]
+  /** Why label errors were not looked for. */
+  labelErrorsSkipped?: string
+  /** Top-1 accuracy of the out-of-sample probabilities against the given labels: how far to trust the label findings. */
+  probeAccuracy?: number
+  /** The embedding: weights, layer, input size, dimension. */
+  embedding: { model: string; layer: string; inputSize: number; dim: number; precision: string }
+  /** Images to leave out (`train --exclude inspect.json`): likely label errors, all but one of each duplicate group, and the training side of every duplicate across splits. */
+  exclude: string[]
+  /** Seconds per phase. */
+  seconds: Record<string, number>
+}
+
+/** What inspectData() found, with what it was found in. */
+export interface Inspection {
+  report: InspectReport
+  /** The decoded images of each split (for drawing the findings: see `writeInspection`). */
+  sets: Partial<Record<ImageSplit, ImageSet>>
+  /**
+   * The out-of-sample probabilities the label findings came from: `rows × classes`, rows in split order (train, val,
+   * test) and in each split's order; undefined when label errors were not looked for.
+   */
+  probabilities?: Float32Array
+}
+
+/** Images embedded per native call: the progress bar moves between calls. */
+const EMBED_CHUNK = 2048
+
+/**
+ * Inspects a data source (anything `--data` takes) and returns what it found. Images are decoded at `size`, embedded
+ * by a pretrained network, compared by cosine similarity, and classified out of sample by a cross-validated linear
+ * probe on the embeddings, whose probabilities confident learning turns into likely label errors.
+ *
+ * @example
+ * const report = await inspectData('photos/labels.csv')
+ * for (const issue of report.labelIssues.slice(0, 10)) console.log(issue.image.id, issue.image.label, '→', issue.suggested)
+ */
+export async function inspectData(source: string, options: InspectOptions = {}): Promise<Inspection> {
+  const seconds: Record<string, number> = {}
+  let started = performance.now()
+  const lap = (phase: string) => {
+    const now = performance.now()
+    seconds[phase] = Math.round(now - started) / 1000
+    started = now
+  }
+  const { signal, ...given } = options
+  const o = resolveTable(INSPECT_OPTIONS, given)
+  const loaded = await loadData(source, {
+    size: o.size,
+    skipBadImages: true,
+    quiet: o.quiet,
+    signal,
+    cacheDir: o.cacheDir ?? undefined,
+    ...labelFileOptionsOf(o),
+  })
+  const sets: Partial<Record<ImageSplit, ImageSet>> = { train: loaded.train }
+  if (loaded.val) sets.val = loaded.val
+  if (loaded.test) sets.test = loaded.test
+  const splits = (['train', 'val', 'test'] as const).filter((s) => sets[s] && sets[s].labels.length > 0)
+  const classes = loaded.train.classes
+  const ref = (split: ImageSplit, index: number): InspectImage => {
+    const set = sets[split]!
+    return { id: imageId(set, split, index), split, index, label: classes[set.labels[index]!]! }
+  }
+  lap('load')
+
+  const files = splits.flatMap((s) => sets[s]!.files ?? [])
+  const sizeBar = new ProgressBar('image sizes', { total: files.length, quiet: o.quiet, rateUnit: 'img/s' })
+  const stored = splits.flatMap((s) =>
+    Array.from({ length: sets[s]!.files ? 0 : sets[s]!.labels.length }, () => [sets[s]!.shape[2], sets[s]!.shape[1]] as [number, number]),
+  )
+  const sizes = summarizeSizes([...(await readImageSizes(files, (n) => sizeBar.update(n))).values(), ...stored])
+  sizeBar.done()
+  lap('sizes')
+
+  const model = await Model.create(null, {
+    pretrained: o.model,
+    // As train() does: one cache folder holds the data and, for a named weight set, its file.
+    ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
+    inputSize: [o.embedSize, o.embedSize],
+    device: o.device,
+    quiet: o.quiet,
+    signal,
+  })
+  // bf16 halves the time where the CPU has native bf16 arithmetic, and ranks neighbours the same.
+  if (model.device === 'cpu' && cpuBf16Flags().length > 0) model.setPrecision('bf16')
+  const total = splits.reduce((n, s) => n + sets[s]!.labels.length, 0)
+  const bar = new ProgressBar('embedding', { total, quiet: o.quiet, rateUnit: 'img/s' })
+  const images: SplitImages[] = []
+  let done = 0
+  let embedding = { layer: '', dim: 0 }
+  for (const split of splits) {
+    const set = threeChannels(sets[split]!)
+    const data = await TensorDataset.create(set, { device: model.device as Device, normalization: model.normalization })
+    const parts: Float32Array[] = []
+    for (let start = 0; start < data.length; start += EMBED_CHUNK) {
+      const indices = Int32Array.from({ length: Math.min(EMBED_CHUNK, data.length - start) }, (_, i) => start + i)
+      const e = await model.embed(data, { indices, batchSize: 128, layer: o.layer ?? undefined, signal })
+      parts.push(e.values)
+      embedding = { layer: e.layer, dim: e.dim }
+      bar.update((done += indices.length))
+    }
+    images.push({
+      split,
+      pixels: set.pixels,
+      shape: set.shape,
+      count: data.length,
+      bytes: set.pixels.length / Math.max(1, data.length),
+      embeddings: concat(parts),
+    })
+  }
+  bar.done()
+  lap('embed')
+
+  const exact = exactDuplicates(images).map((g) => ({
+    images: g.images.map((r) => ref(r.split, r.index)),
+    leakage: new Set(g.images.map((r) => r.split)).size > 1,
+  }))
+  const near = (await nearDuplicates(images, embedding.dim, o.nearThreshold)).map((p) => ({
+    a: ref(p.a.split, p.a.index),
+    b: ref(p.b.split, p.b.index),
+    similarity: p.similarity,
+    leakage: p.a.split !== p.b.split,
+  }))
+  lap('duplicates')
+
+  const labels = await labelFindings(images, sets, splits, classes, embedding.dim, o)
+  lap('labels')
+  const labelIssues = labels.issues.map((i) => ({
+    image: ref(i.ref.split, i.ref.index),
+    suggested: classes[i.suggested]!,
+    selfConfidence: i.selfConfidence,
+    suggestedProbability: i.suggestedProbability,
+  }))
+
+  const counts: Partial<Record<ImageSplit, number[]>> = {}
+  for (const s of splits) counts[s] = classCounts(sets[s]!, classes.length)
+  const trainCounts = counts.train ?? []
+  const report: InspectReport = {
+    source: loaded.source,
+    format: loaded.format,
+    classes,
+    counts,
+    imbalance: Math.max(...trainCounts) / Math.min(...trainCounts),
+    sizes,
+    unreadable: loaded.skipped,
+    exactDuplicates: exact,
+    nearDuplicates: near,
+    nearThreshold: o.nearThreshold,
+    labelIssues,
+    ...(labels.skipped ? { labelErrorsSkipped: labels.skipped } : {}),
+    ...(labels.accuracy !== undefined ? { probeAccuracy: labels.accuracy } : {}),
+    embedding: { model: o.model, inputSize: o.embedSize, precision: model.precision, ...embedding },
+    exclude: excluded(exact, near, labelIssues),
+    seconds,
+  }
+  return { report, sets, ...(labels.probabilities ? { probabilities: labels.probabilities } : {}) }
+}
+
+/** Cross-validated probe probabilities over every split's images, and the label issues they point to. */
+async function labelFindings(
+  images: readonly SplitImages[],
+  sets: Partial<Record<ImageSplit, ImageSet>>,
+  splits: readonly ImageSplit[],
+  classes: readonly string[],
+  dim: number,
+  o: InspectSettings,
+): Promise<{
+  issues: { ref: ImageRef; suggested: number; selfConfidence: number; suggestedProbability: number }[]
+  accuracy?: number
+  probabilities?: Float32Array
+  skipped?: string
+}> {
+  if (!o.labelErrors) return { issues: [], skipped: 'not asked for (labelErrors: false)' }
+  if (splits.some((s) => sets[s]!.targets))
+    return { issues: [], skipped: 'multi-label data: label errors are looked for in single-label data only' }
+  const refs: ImageRef[] = images.flatMap((s) => Array.from({ length: s.count }, (_, index) => ({ split: s.split, index })))
+  const labels = Int32Array.from(refs, (r) => sets[r.split]!.labels[r.index]!)
+  const perClass = classCounts({ labels } as ImageSet, classes.length)
+  if (perClass.filter((c) => c > 0).length < 2 || refs.length < o.folds * 2)
+    return { issues: [], skipped: `too few images to cross-validate (${refs.length} in ${perClass.filter((c) => c > 0).length} class(es))` }
+  const foldOf = seededFolds(refs.length, o.folds, o.seed)
+  const probabilities = await call('label-error probe', () =>
+    native.crossValidatedProbabilities(concat(images.map((s) => s.embeddings)), refs.length, dim, labels, classes.length, foldOf, null),
+  )
+  const k = classes.length
+  let right = 0
+  for (let i = 0; i < labels.length; i++) {
+    let best = 0
+    for (let j = 1; j < k; j++) if (probabilities[i * k + j]! > probabilities[i * k + best]!) best = j
+    if (best === labels[i]) right++
+  }
+  const issues = findLabelIssues(probabilities, labels, k).map((i) => ({
+    ref: refs[i.row]!,
+    suggested: i.suggested,
+    selfConfidence: i.selfConfidence,
+    suggestedProbability: i.suggestedProbability,
+  }))
+  return { issues, accuracy: right / labels.length, probabilities }
+}
+
+/** Fold ids 0..folds-1, as even as can be, in a seeded random order. */
+function seededFolds(n: number, folds: number, seed: number): Int32Array {
+  const ids = new Int32Array(n)
+  for (const [position, row] of shuffle(range(n), seed).entries()) ids[row] = position % folds
+  return ids
+}
+
+/** What `--exclude inspect.json` leaves out; see `InspectReport.exclude`. */
+function excluded(
+  exact: InspectReport['exactDuplicates'],
+  near: InspectReport['nearDuplicates'],
+  issues: InspectReport['labelIssues'],
+): string[] {
+  const out = new Set<string>()
+  for (const g of exact) {
+    // Keep every test (and validation) copy, so the evaluation set stays whole, and one training copy if no other.
+    const held = g.images.filter((i) => i.split !== 'train')
+    const train = g.images.filter((i) => i.split === 'train')
+    for (const i of held.length > 0 ? train : train.slice(1)) out.add(i.id)
+    for (const i of held.slice(1).filter((i) => held[0]!.split === i.split)) out.add(i.id)
+  }
+  for (const p of near) if (p.leakage) out.add((p.a.split === 'train' ? p.a : p.b).id)
+  for (const i of issues) out.add(i.image.id)
+  return [...out]
+}
+
+function classCounts(set: Pick<ImageSet, 'labels'>, classes: number): number[] {
+  const counts = new Array<number>(classes).fill(0)
+  for (const l of set.labels) counts[l]!++
+  return counts
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+/** Grayscale images repeated into three channels: pretrained networks take RGB. */
+function threeChannels(set: ImageSet): ImageSet {
+  const [c, h, w] = set.shape
+  if (c === 3) return set
+  const plane = h * w
+  const n = set.labels.length
+  const pixels = new Uint8Array(n * 3 * plane)
+  for (let i = 0; i < n; i++) {
+    const src = set.pixels.subarray(i * plane, (i + 1) * plane)
+    for (let ch = 0; ch < 3; ch++) pixels.set(src, (i * 3 + ch) * plane)
+  }
+  return { ...set, pixels, shape: [3, h, w] }
+}
