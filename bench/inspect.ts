@@ -70,7 +70,10 @@ for (let k = 0; k < nPlanted; k++) {
   const brightness = 0.8 + 0.4 * rand()
   const { data, info } = await sharp(source.file).raw().toBuffer({ resolveWithObject: true })
   // Two pipelines: within one, sharp extracts before it extends.
-  const larger = await sharp(data, { raw: info }).extend({ left: dx, top: dy, extendWith: 'copy' }).raw().toBuffer({ resolveWithObject: true })
+  const larger = await sharp(data, { raw: info })
+    .extend({ left: dx, top: dy, extendWith: 'copy' })
+    .raw()
+    .toBuffer({ resolveWithObject: true })
   const shifted = await sharp(larger.data, { raw: larger.info })
     .extract({ left: 0, top: 0, width: info.width, height: info.height })
     .modulate({ brightness })

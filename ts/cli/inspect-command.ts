@@ -5,6 +5,7 @@ import { INSPECT_OPTIONS } from '../inspect/inspect-options.ts'
 import { inspectData } from '../inspect/inspect-data.ts'
 import { writeInspection } from '../inspect/inspect-html.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
+import { abortOnInterrupt } from './run.ts'
 
 const USAGE = `Inspect a dataset before training on it: unreadable files, exact and near-duplicates (inside each split and
 across train and test: leakage), likely label errors (confident learning on cross-validated probabilities from a
@@ -34,12 +35,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
     )
     return 2
   }
-  const controller = new AbortController()
-  process.on('SIGINT', () => {
-    if (controller.signal.aborted) process.exit(130)
-    console.error('\nconvkit: interrupted; stopping after the current batch (Ctrl-C again to quit at once)')
-    controller.abort()
-  })
+  const controller = abortOnInterrupt('stopping after the current batch')
   const started = performance.now()
   const { report, sets } = await inspectData(positionals[0]!, { ...options, signal: controller.signal })
   const out = (extra.out as string | undefined) ?? 'inspect'

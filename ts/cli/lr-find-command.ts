@@ -5,6 +5,7 @@ import { findLearningRate, type FindLearningRateOptions } from '../train/find-le
 import { LR_FIND_OPTIONS } from '../train/lr-find-options.ts'
 import { TRAIN_OPTIONS } from '../train/train-options.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
+import { abortOnInterrupt } from './run.ts'
 
 /** Train options a sweep never reads: the schedule over epochs, what happens after them, and more processes. */
 const NOT_SWEPT = new Set([
@@ -71,12 +72,7 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
     console.log(LR_FIND_HELP)
     return 0
   }
-  const controller = new AbortController()
-  process.on('SIGINT', () => {
-    if (controller.signal.aborted) process.exit(130)
-    console.error('\nconvkit: interrupted; stopping the sweep after the current batch (Ctrl-C again to quit at once)')
-    controller.abort()
-  })
+  const controller = abortOnInterrupt('stopping the sweep after the current batch')
   const data = (extra.data as string | undefined) ?? 'cifar10'
   const result = await findLearningRate({ ...options, data, signal: controller.signal } as FindLearningRateOptions)
   // Quiet, the rate alone, for scripts: `lr=$(convkit lr-find --quiet …)`.

@@ -1,4 +1,5 @@
-// How every command ends: exit with its code, and print a ConvKit error as one line with its class and code.
+// How every command ends (exit with its code, a ConvKit error printed as one line with its class and code) and how
+// Ctrl-C stops one.
 import { isConvkitError } from '../errors.ts'
 
 /** The exit code for bad flags or arguments, as most Unix tools use it. */
@@ -17,4 +18,18 @@ export function runCli(main: () => Promise<number>): void {
       process.exit(1)
     },
   )
+}
+
+/**
+ * An AbortController that the first Ctrl-C aborts, after saying `what` happens then on stderr (nothing when null);
+ * a second Ctrl-C quits at once.
+ */
+export function abortOnInterrupt(what: string | null): AbortController {
+  const controller = new AbortController()
+  process.on('SIGINT', () => {
+    if (controller.signal.aborted) process.exit(130)
+    if (what !== null) console.error(`\nconvkit: interrupted; ${what} (Ctrl-C again to quit at once)`)
+    controller.abort()
+  })
+  return controller
 }

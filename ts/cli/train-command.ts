@@ -8,6 +8,7 @@ import type { Shape3 } from '../model/layers.ts'
 import { Model } from '../model/model.ts'
 import { specForData } from '../model/spec.ts'
 import { train } from '../train/train.ts'
+import { abortOnInterrupt } from './run.ts'
 import { resolveConfig } from '../train/resolve-config.ts'
 import { TRAIN_OPTIONS, type TrainOptions } from '../train/train-options.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
@@ -93,12 +94,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const worker = launchedAsRank()
   if (worker) joinLauncher()
   const speaks = !worker || process.env.RANK === '0'
-  const controller = new AbortController()
-  process.on('SIGINT', () => {
-    if (controller.signal.aborted) process.exit(130)
-    if (speaks) console.error('\nconvkit: interrupted; finishing the current batch and saving (Ctrl-C again to quit at once)')
-    controller.abort()
-  })
+  const controller = abortOnInterrupt(speaks ? 'finishing the current batch and saving' : null)
   const result = await train({ ...trainOptions, ...(worker ? { distributed: true } : {}), signal: controller.signal })
   if (!speaks) return result.interrupted ? 130 : 0
   if (result.interrupted) {
