@@ -14,7 +14,7 @@ export const NEAR_DUPLICATE_THRESHOLD = 0.9
 
 export const INSPECT_OPTIONS = {
   /** `[height, width]` images are decoded to (CIFAR-10 and idx files keep their own size). @default [64, 64] */
-  size: size({ help: 'size images are decoded to before embedding', group: 'data', default: [64, 64] }),
+  size: size({ help: 'size images are decoded to before embedding', group: 'data', default: [64, 64], shownDefault: '64x64' }),
   pathColumn: TRAIN_OPTIONS.pathColumn,
   labelColumn: TRAIN_OPTIONS.labelColumn,
   splitColumn: TRAIN_OPTIONS.splitColumn,
@@ -35,7 +35,7 @@ export const INSPECT_OPTIONS = {
   device: TRAIN_OPTIONS.device,
   /** Cosine similarity at which two images count as near-duplicates (see NEAR_DUPLICATE_THRESHOLD). */
   nearThreshold: number({
-    help: 'cosine similarity from which two images are near-duplicates',
+    help: 'similarity (embedding and layout) from which two images are near-duplicates',
     group: 'data',
     default: NEAR_DUPLICATE_THRESHOLD,
     ok: (v) => v > 0 && v <= 1,
@@ -46,7 +46,7 @@ export const INSPECT_OPTIONS = {
   /** Seeds the folds. @default 0 */
   seed: int({ help: 'seed of the cross-validation folds', group: 'data', default: 0, min: 0 }),
   /** Look for label errors (single-label data). @default true */
-  labelErrors: boolean({ help: 'look for likely label errors', group: 'data', default: true }),
+  labelErrors: boolean({ help: 'skip the search for likely label errors', group: 'data', default: true }),
   quiet: TRAIN_OPTIONS.quiet,
 } as const
 
