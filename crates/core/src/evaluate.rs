@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::batch::check_dataset_at;
+use crate::batch::{check_dataset_at, host_floats};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Network;
@@ -203,11 +203,7 @@ pub fn evaluate_multi_label(
     let probabilities = if parts.is_empty() {
         Vec::new()
     } else {
-        let all = Tensor::f_cat(&parts, 0)?
-            .f_to_device(tch::Device::Cpu)?
-            .f_contiguous()?
-            .f_view([-1])?;
-        Vec::<f32>::try_from(all)?
+        host_floats(&Tensor::f_cat(&parts, 0)?)?
     };
     Ok(LabelScores {
         probabilities,
@@ -226,21 +222,11 @@ pub fn probabilities(net: &Network, x: &Tensor, tta: Tta) -> Result<Vec<f32>> {
     } else {
         logits.f_softmax(1, Kind::Float)?
     };
-    let probs = probs.f_to_device(tch::Device::Cpu)?;
-    let mut out = vec![0f32; probs.numel()];
-    let n = out.len();
-    probs.f_copy_data(&mut out, n)?;
-    Ok(out)
+    host_floats(&probs)
 }
 
 /// Logits for a normalized float batch, one row per image, with `tta`.
 pub fn logits(net: &Network, x: &Tensor, tta: Tta) -> Result<Vec<f32>> {
     let _guard = tch::no_grad_guard();
-    let l = logits_with(net, x, tta)?
-        .f_to_kind(Kind::Float)?
-        .f_to_device(tch::Device::Cpu)?;
-    let mut out = vec![0f32; l.numel()];
-    let n = out.len();
-    l.f_copy_data(&mut out, n)?;
-    Ok(out)
+    host_floats(&logits_with(net, x, tta)?)
 }

@@ -5,6 +5,7 @@
 
 use tch::{Kind, Tensor};
 
+use crate::batch::{host_floats, host_indices};
 use crate::error::{Error, Result};
 use crate::layers::{Capture, Node};
 use crate::model::Network;
@@ -180,21 +181,12 @@ pub fn grad_cam(net: &Network, x: &Tensor, targets: Option<&[i64]>, layer: Optio
             scores.f_softmax(1, Kind::Float)?
         };
         Ok(GradCam {
-            heatmaps: to_vec_f32(&heatmaps)?,
+            heatmaps: host_floats(&heatmaps)?,
             height,
             width,
-            targets: Vec::<i64>::try_from(target.f_to_device(tch::Device::Cpu)?)?,
-            probabilities: to_vec_f32(&probabilities)?,
+            targets: host_indices(&target)?,
+            probabilities: host_floats(&probabilities)?,
             layer: name.clone(),
         })
     })
-}
-
-fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
-    let flat = t
-        .f_to_kind(Kind::Float)?
-        .f_to_device(tch::Device::Cpu)?
-        .f_contiguous()?
-        .f_view([-1])?;
-    Ok(Vec::<f32>::try_from(flat)?)
 }

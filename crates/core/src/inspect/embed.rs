@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::Kind;
 
-use super::to_vec;
+use crate::batch::host_floats;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::explain::{node_name, target_layer};
@@ -66,7 +66,7 @@ pub fn embeddings(
         let pooled = map
             .f_to_kind(Kind::Float)?
             .f_mean_dim(&[2i64, 3][..], false, Kind::Float)?;
-        values.extend(to_vec::<f32>(&pooled)?);
+        values.extend(host_floats(&pooled)?);
     }
     Ok(Embeddings {
         values,

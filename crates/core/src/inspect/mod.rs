@@ -34,12 +34,3 @@ fn unit_rows(t: &Tensor) -> Result<Tensor> {
         .f_clamp_min(1e-12)?;
     Ok(t.f_to_kind(Kind::Float)?.f_div(&norms)?)
 }
-
-/// A tensor's values, row by row, on the CPU.
-fn to_vec<T: tch::kind::Element + Default + Clone>(t: &Tensor) -> Result<Vec<T>> {
-    let flat = t.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?;
-    let mut out = vec![T::default(); flat.numel()];
-    let n = out.len();
-    flat.f_copy_data(&mut out, n)?;
-    Ok(out)
-}

@@ -4,7 +4,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::{matrix, to_vec, unit_rows};
+use super::{matrix, unit_rows};
+use crate::batch::{host_floats, host_indices};
 use crate::error::{Error, Result};
 
 /// For each query, its `k` most similar keys, most similar first.
@@ -63,8 +64,8 @@ pub fn nearest_neighbours(
             )?;
         }
         let (top, at) = block.f_topk(k as i64, 1, true, true)?;
-        similarities.extend(to_vec::<f32>(&top)?);
-        indices.extend(to_vec::<i64>(&at)?);
+        similarities.extend(host_floats(&top)?);
+        indices.extend(host_indices(&at)?);
     }
     Ok(Neighbours {
         indices,
