@@ -31,11 +31,12 @@ export interface SplitImages {
   /** `[channels, height, width]` of each image. */
   shape: readonly [number, number, number]
   count: number
-  /** Bytes per image. */
-  bytes: number
   /** `count × dim` embeddings. */
   embeddings: Float32Array
 }
+
+const imageBytes = (s: SplitImages) => s.shape[0] * s.shape[1] * s.shape[2]
+const imagePixels = (s: SplitImages, i: number) => s.pixels.subarray(i * imageBytes(s), (i + 1) * imageBytes(s))
 
 /** Side of the grid each image's pixels are averaged over for its layout descriptor. */
 const LAYOUT_GRID = 8
@@ -55,7 +56,7 @@ export function duplicateDescriptors(s: SplitImages, dim: number): Float32Array 
   const layout = new Float64Array(layoutDim)
   for (let i = 0; i < s.count; i++) {
     layout.fill(0)
-    const base = i * s.bytes
+    const base = i * imageBytes(s)
     for (let ch = 0; ch < c; ch++)
       for (let y = 0; y < h; y++) {
         const row = ch * cells + Math.floor((y * LAYOUT_GRID) / h) * LAYOUT_GRID
@@ -86,7 +87,7 @@ export function exactDuplicates(splits: readonly SplitImages[]): DuplicateGroup[
   const groups = new Map<string, ImageRef[]>()
   for (const s of splits) {
     for (let i = 0; i < s.count; i++) {
-      const key = crypto.hash('sha1', s.pixels.subarray(i * s.bytes, (i + 1) * s.bytes), 'base64')
+      const key = crypto.hash('sha1', imagePixels(s, i), 'base64')
       const refs = groups.get(key)
       if (refs) refs.push({ split: s.split, index: i })
       else groups.set(key, [{ split: s.split, index: i }])
@@ -112,8 +113,7 @@ export async function nearDuplicates(
   const descriptors = new Map(splits.map((s) => [s, duplicateDescriptors(s, dim)]))
   const width = splits[0] ? splits[0].shape[0] * LAYOUT_GRID * LAYOUT_GRID + dim : 0
   const pairs = new Map<string, NearDuplicate>()
-  const same = (x: SplitImages, i: number, y: SplitImages, j: number) =>
-    Buffer.compare(x.pixels.subarray(i * x.bytes, (i + 1) * x.bytes), y.pixels.subarray(j * y.bytes, (j + 1) * y.bytes)) === 0
+  const same = (x: SplitImages, i: number, y: SplitImages, j: number) => Buffer.compare(imagePixels(x, i), imagePixels(y, j)) === 0
   const searches = splits.flatMap((q, qi) => splits.slice(0, qi + 1).map((k) => [q, k] as const))
   for (const [n, [queries, keys]] of searches.entries()) {
     onProgress?.(n, searches.length)

@@ -9,13 +9,14 @@ import { loadData } from '../data/load-data.ts'
 import { TensorDataset } from '../data/tensor-dataset.ts'
 import { Model } from '../model/model.ts'
 import { resolveTable } from '../options/option.ts'
+import { classCounts } from '../train/class-balance.ts'
 import { cpuBf16Flags } from '../train/precision.ts'
 import type { Device } from '../util/device.ts'
 import { ProgressBar } from '../util/progress.ts'
 import { exactDuplicates, nearDuplicates, type ImageRef, type SplitImages } from './duplicates.ts'
 import { readImageSizes, summarizeSizes, type SizeSummary } from './image-sizes.ts'
 import { INSPECT_OPTIONS, type InspectOptions, type InspectSettings } from './inspect-options.ts'
-import { findLabelIssues } from './label-issues.ts'
+import { argmax, findLabelIssues } from './label-issues.ts'
 
 /** An image in the report. */
 export interface InspectImage {
@@ -114,7 +115,7 @@ export async function inspectData(source: string, options: InspectOptions = {}):
   lap('load')
 
   const files = splits.flatMap((s) => sets[s]!.files ?? [])
-  const sizeBar = new ProgressBar('image sizes', { total: files.length, quiet: o.quiet, rateUnit: 'img/s' })
+  const sizeBar = new ProgressBar('image sizes', { total: files.length, quiet: o.quiet, rateUnit: ' img/s' })
   const stored = splits.flatMap((s) =>
     Array.from({ length: sets[s]!.files ? 0 : sets[s]!.labels.length }, () => [sets[s]!.shape[2], sets[s]!.shape[1]] as [number, number]),
   )
@@ -134,7 +135,7 @@ export async function inspectData(source: string, options: InspectOptions = {}):
   // bf16 halves the time where the CPU has native bf16 arithmetic, and ranks neighbours the same.
   if (model.device === 'cpu' && cpuBf16Flags().length > 0) model.setPrecision('bf16')
   const total = splits.reduce((n, s) => n + sets[s]!.labels.length, 0)
-  const bar = new ProgressBar('embedding', { total, quiet: o.quiet, rateUnit: 'img/s' })
+  const bar = new ProgressBar('embedding', { total, quiet: o.quiet, rateUnit: ' img/s' })
   const images: SplitImages[] = []
   let done = 0
   let embedding = { layer: '', dim: 0 }
@@ -154,7 +155,6 @@ export async function inspectData(source: string, options: InspectOptions = {}):
       pixels: set.pixels,
       shape: set.shape,
       count: data.length,
-      bytes: set.pixels.length / Math.max(1, data.length),
       embeddings: concat(parts),
     })
   }
@@ -165,7 +165,12 @@ export async function inspectData(source: string, options: InspectOptions = {}):
     images: g.images.map((r) => ref(r.split, r.index)),
     leakage: new Set(g.images.map((r) => r.split)).size > 1,
   }))
-  const near = (await nearDuplicates(images, embedding.dim, o.nearThreshold)).map((p) => ({
+  // One search per pair of splits, each with itself too.
+  const searches = (images.length * (images.length + 1)) / 2
+  const searchBar = new ProgressBar('near-duplicates', { total: searches, quiet: o.quiet, rateUnit: ' searches/s' })
+  const pairs = await nearDuplicates(images, embedding.dim, o.nearThreshold, (done) => searchBar.update(done))
+  searchBar.done()
+  const near = pairs.map((p) => ({
     a: ref(p.a.split, p.a.index),
     b: ref(p.b.split, p.b.index),
     similarity: p.similarity,
@@ -183,7 +188,7 @@ export async function inspectData(source: string, options: InspectOptions = {}):
   }))
 
   const counts: Partial<Record<ImageSplit, number[]>> = {}
-  for (const s of splits) counts[s] = classCounts(sets[s]!, classes.length)
+  for (const s of splits) counts[s] = classCounts(sets[s]!, range(sets[s]!.labels.length), classes.length)
   const trainCounts = counts.train ?? []
   const report: InspectReport = {
     source: loaded.source,
@@ -225,7 +230,7 @@ async function labelFindings(
     return { issues: [], skipped: 'multi-label data: label errors are looked for in single-label data only' }
   const refs: ImageRef[] = images.flatMap((s) => Array.from({ length: s.count }, (_, index) => ({ split: s.split, index })))
   const labels = Int32Array.from(refs, (r) => sets[r.split]!.labels[r.index]!)
-  const perClass = classCounts({ labels } as ImageSet, classes.length)
+  const perClass = classCounts({ labels }, range(labels.length), classes.length)
   if (perClass.filter((c) => c > 0).length < 2 || refs.length < o.folds * 2)
     return { issues: [], skipped: `too few images to cross-validate (${refs.length} in ${perClass.filter((c) => c > 0).length} class(es))` }
   const foldOf = seededFolds(refs.length, o.folds, o.seed)
@@ -234,11 +239,7 @@ async function labelFindings(
   )
   const k = classes.length
   let right = 0
-  for (let i = 0; i < labels.length; i++) {
-    let best = 0
-    for (let j = 1; j < k; j++) if (probabilities[i * k + j]! > probabilities[i * k + best]!) best = j
-    if (best === labels[i]) right++
-  }
+  for (let i = 0; i < labels.length; i++) if (argmax(probabilities, i, k) === labels[i]) right++
   const issues = findLabelIssues(probabilities, labels, k).map((i) => ({
     ref: refs[i.row]!,
     suggested: i.suggested,
@@ -263,7 +264,8 @@ function excluded(
 ): string[] {
   const out = new Set<string>()
   for (const g of exact) {
-    // Keep every test (and validation) copy, so the evaluation set stays whole, and one training copy if no other.
+    // A held-out split keeps the first of its copies (it loses no image it has once; repeats in it go); training keeps
+    // one copy only where no held-out split has the image.
     const held = g.images.filter((i) => i.split !== 'train')
     const train = g.images.filter((i) => i.split === 'train')
     for (const i of held.length > 0 ? train : train.slice(1)) out.add(i.id)
@@ -272,12 +274,6 @@ function excluded(
   for (const p of near) if (p.leakage) out.add((p.a.split === 'train' ? p.a : p.b).id)
   for (const i of issues) out.add(i.image.id)
   return [...out]
-}
-
-function classCounts(set: Pick<ImageSet, 'labels'>, classes: number): number[] {
-  const counts = new Array<number>(classes).fill(0)
-  for (const l of set.labels) counts[l]!++
-  return counts
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {

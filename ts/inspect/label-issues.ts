@@ -89,7 +89,8 @@ export function findLabelIssues(probabilities: Float32Array, labels: Int32Array,
   return issues.sort((x, y) => x.selfConfidence - y.selfConfidence || x.row - y.row)
 }
 
-function argmax(probabilities: Float32Array, row: number, classes: number): number {
+/** The most probable class of a row of `probabilities` (`rows × classes`). */
+export function argmax(probabilities: Float32Array, row: number, classes: number): number {
   let best = 0
   for (let j = 1; j < classes; j++) if (probabilities[row * classes + j]! > probabilities[row * classes + best]!) best = j
   return best
