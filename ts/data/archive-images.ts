@@ -202,7 +202,7 @@ function assemble(archive: string, splits: ArchiveSplit[], sets: ImageFolderResu
 }
 
 /** Whether the file starts as gzip or as a tar header; anything else (bzip2, xz, damage) is left to the system tar. */
-function archiveFormat(file: string): 'gzip' | 'tar' | undefined {
+export function archiveFormat(file: string): 'gzip' | 'tar' | undefined {
   const head = Buffer.alloc(512)
   let fd: number | undefined
   try {

@@ -4,6 +4,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import zlib from 'node:zlib'
 import sharp from 'sharp'
+import { ARCHIVE_EXTENSIONS } from '../data/archive.ts'
+import { archiveFormat } from '../data/archive-images.ts'
 import { TarStreamParser } from '../data/tar-stream.ts'
 
 /** Width and height of each named file; 0 × 0 for one whose header cannot be read. */
@@ -51,7 +53,7 @@ export async function readImageSizes(files: readonly string[], onProgress?: (don
   for (const [archive, names] of inArchives) {
     const tar = new TarStreamParser((name) => names.has(name))
     const stream = fs.createReadStream(archive)
-    const body = /\.(tgz|gz)$/i.test(archive) ? stream.pipe(zlib.createGunzip()) : stream
+    const body = archiveFormat(archive) === 'gzip' ? stream.pipe(zlib.createGunzip()) : stream
     const pending: Promise<void>[] = []
     for await (const chunk of body as AsyncIterable<Buffer>) {
       for (const entry of tar.push(chunk)) {
@@ -76,10 +78,14 @@ export async function readImageSizes(files: readonly string[], onProgress?: (don
 
 /** The archive a name `<archive>/<path inside>` points into, or undefined for a file on disk. */
 function archiveOf(file: string): string | undefined {
-  const m = /^(.*?\.(tar\.gz|tgz|tar))\//i.exec(file)
-  if (!m) return undefined
-  const archive = m[1]!
-  return fs.statSync(archive, { throwIfNoEntry: false })?.isFile() ? path.resolve(archive) : undefined
+  const lower = file.toLowerCase()
+  for (const ext of ARCHIVE_EXTENSIONS) {
+    const end = lower.indexOf(`${ext}/`)
+    if (end < 0) continue
+    const archive = file.slice(0, end + ext.length)
+    if (fs.statSync(archive, { throwIfNoEntry: false })?.isFile()) return path.resolve(archive)
+  }
+  return undefined
 }
 
 /** Counts and quantiles of sizes for the report. */
