@@ -4,6 +4,7 @@ import path from 'node:path'
 import { INSPECT_OPTIONS } from '../inspect/inspect-options.ts'
 import { inspectData } from '../inspect/inspect-data.ts'
 import { writeInspection } from '../inspect/inspect-html.ts'
+import { summaryRows } from '../inspect/inspect-summary.ts'
 import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 import { abortOnInterrupt } from './run.ts'
 
@@ -40,20 +41,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const { report, sets } = await inspectData(positionals[0]!, { ...options, signal: controller.signal })
   const out = (extra.out as string | undefined) ?? 'inspect'
   const files = await writeInspection(report, sets, out)
-  const total = Object.values(report.counts).reduce((n, c) => n + c.reduce((a, b) => a + b, 0), 0)
-  const leaks = report.exactDuplicates.filter((g) => g.leakage).length + report.nearDuplicates.filter((p) => p.leakage).length
+  const rows = summaryRows(report)
+  const width = Math.max(...rows.map(([k]) => k.length))
   const lines = [
-    `inspected ${total} images in ${((performance.now() - started) / 1000).toFixed(1)} s (${Object.entries(report.seconds)
+    `inspected in ${((performance.now() - started) / 1000).toFixed(1)} s (${Object.entries(report.seconds)
       .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
       .join(', ')})`,
-    `  unreadable               ${report.unreadable.length}`,
-    `  exact duplicate groups   ${report.exactDuplicates.length}`,
-    `  near-duplicate pairs     ${report.nearDuplicates.length} (cosine ≥ ${report.nearThreshold})`,
-    `  across splits (leakage)  ${leaks}`,
-    report.labelErrorsSkipped
-      ? `  likely label errors      not looked for: ${report.labelErrorsSkipped}`
-      : `  likely label errors      ${report.labelIssues.length} (out-of-sample accuracy ${(100 * (report.probeAccuracy ?? 0)).toFixed(1)} %)`,
-    `  class imbalance          ${Number.isFinite(report.imbalance) ? report.imbalance.toFixed(1) : '∞'}× (largest / smallest training class)`,
+    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
     `wrote ${path.relative('.', files.html) || files.html} and ${path.relative('.', files.json) || files.json}; ${report.exclude.length} image(s) to exclude with --exclude ${path.relative('.', files.json) || files.json}`,
   ]
   console.log(lines.join('\n'))

@@ -7,6 +7,7 @@ import { imagePng } from '../report/image-grid.ts'
 import { dataUri, esc } from '../report/html-report.ts'
 import { writeFileAtomic } from '../util/atomic-write.ts'
 import type { InspectImage, InspectReport } from './inspect-data.ts'
+import { summaryRows } from './inspect-summary.ts'
 
 /** Findings of each kind drawn on the page (inspect.json lists them all): enough to judge, few enough to load. */
 export const SHOWN_PER_FINDING = 120
@@ -74,25 +75,6 @@ export async function inspectHtml(report: InspectReport, sets: Partial<Record<Im
     .map((c, k) => `<tr><th>${esc(c)}</th>${splits.map((s) => `<td>${report.counts[s]![k]}</td>`).join('')}</tr>`)
     .join('')
   const s = report.sizes
-  const leaks = report.exactDuplicates.filter((g) => g.leakage).length + report.nearDuplicates.filter((p) => p.leakage).length
-  const summary = [
-    ['images', splits.map((sp) => `${report.counts[sp]!.reduce((a, b) => a + b, 0)} ${sp}`).join(', ')],
-    [
-      'classes',
-      `${report.classes.length}; largest / smallest training class ${Number.isFinite(report.imbalance) ? report.imbalance.toFixed(1) : '∞'}×`,
-    ],
-    ['unreadable', String(report.unreadable.length)],
-    ['exact duplicate groups', String(report.exactDuplicates.length)],
-    [`near-duplicate pairs (≥ ${report.nearThreshold})`, String(report.nearDuplicates.length)],
-    ['across splits (leakage)', String(leaks)],
-    [
-      'likely label errors',
-      report.labelErrorsSkipped
-        ? `not looked for: ${esc(report.labelErrorsSkipped)}`
-        : `${report.labelIssues.length} (out-of-sample probe accuracy ${(100 * (report.probeAccuracy ?? 0)).toFixed(1)} %)`,
-    ],
-    ['suggested exclusions', `${report.exclude.length} (convkit train --exclude inspect.json)`],
-  ]
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>convkit inspect: ${esc(path.basename(report.source))}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -109,7 +91,9 @@ figcaption { font-size: 11px; color: #444; word-break: break-all; }
 .note { color: #666; font-size: 12px; }
 </style></head><body>
 <h1>Inspection of ${esc(report.source)}</h1>
-<table class="summary"><tbody>${summary.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join('')}</tbody></table>
+<table class="summary"><tbody>${summaryRows(report)
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`)
+    .join('')}</tbody></table>
 <h2>Likely label errors</h2>
 <p class="note">Ranked by the out-of-sample probability of the given label (confident learning on a cross-validated linear probe of ${esc(report.embedding.model)} embeddings).</p>
 <div class="grid">${issues.join('') || '<p>None found.</p>'}</div>${more(report.labelIssues.length)}
