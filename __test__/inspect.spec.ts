@@ -6,6 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import sharp from 'sharp'
 import { confidentJoint, findLabelIssues, inspectData, readExcludeList, train, writeInspection } from '../ts/index.ts'
+import { CHROMIUM, openPage } from './helpers/chromium.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { needs } from './helpers/needs.ts'
 import { missingPython, pythonWith } from './helpers/python-torch.ts'
@@ -15,7 +16,6 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const LITE0_FILE = path.resolve(repo, '..', 'shared', 'models', 'efficientnet-lite0-57934424.pth')
 const withLite0 = needs(fs.existsSync(LITE0_FILE) ? null : `the shared weights file ${LITE0_FILE}`)
 const withCleanlab = needs(missingPython(['cleanlab']) ?? (fs.existsSync(LITE0_FILE) ? null : `the shared weights file ${LITE0_FILE}`))
-const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
 const tmpdir = tempDirs('inspect')
 
 /**
@@ -166,26 +166,18 @@ print(json.dumps(compute_confident_joint(y, p, calibrate=False).tolist()))`
   t.true(findLabelIssues(probabilities!, labels, 10).length > 0)
 })
 
-needs(chromium && fs.existsSync(LITE0_FILE) ? null : 'chromium (apt-get install chromium) and the shared weights')(
+needs(CHROMIUM && fs.existsSync(LITE0_FILE) ? null : 'chromium (apt-get install chromium) and the shared weights')(
   'inspect.html loads in headless Chromium with no errors and every image drawn',
   async (t) => {
     const { report, sets } = await inspection()
     const { html } = await writeInspection(report, sets, tmpdir())
-    const { default: puppeteer } = await import('puppeteer-core')
-    const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
+    const { page, problems, close } = await openPage(`file://${html}`)
     try {
-      const page = await browser.newPage()
-      const problems: string[] = []
-      page.on('pageerror', (e) => problems.push(String(e)))
-      page.on('console', (m) => {
-        if (m.type() === 'error') problems.push(m.text())
-      })
-      await page.goto(`file://${html}`, { waitUntil: 'load' })
       const images = (await page.evaluate('Array.from(document.images, (img) => img.complete && img.naturalWidth > 0)')) as boolean[]
       t.deepEqual(problems, [])
       t.true(images.length > 2 && images.every(Boolean), `${images.filter(Boolean).length} of ${images.length} drawn`)
     } finally {
-      await browser.close()
+      await close()
     }
   },
 )

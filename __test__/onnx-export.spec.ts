@@ -16,6 +16,7 @@ import { InputError, Model, readImageFolder, referenceCnn, SpecError, TensorData
 import type { ImageSet } from '../ts/data/image-set.ts'
 import { readSafetensors } from '../ts/weights/safetensors-file.ts'
 import { ZOO_NAMES, zooModel } from '../ts/zoo/architectures.ts'
+import { CHROMIUM, openPage } from './helpers/chromium.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { needs } from './helpers/needs.ts'
 import { metadataOf, readOnnx, type OnnxValue } from './helpers/onnx-file.ts'
@@ -331,9 +332,7 @@ function readIfThere(file: string): Buffer | undefined {
   return fs.existsSync(file) ? fs.readFileSync(file) : undefined
 }
 
-const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
-
-needs(chromium ? null : 'chromium (apt-get install chromium)')(
+needs(CHROMIUM ? null : 'chromium (apt-get install chromium)')(
   'a page with onnxruntime-web in headless Chromium classifies a real image with the label and probability of predict()',
   async (t) => {
     const { model, set } = await trainedModel(referenceCnn({ classes: 10 }))
@@ -350,14 +349,8 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
       '/model.meta.json': Buffer.from(JSON.stringify(metadataOf(file))),
       '/image.png': png,
     })
-    const { default: puppeteer } = await import('puppeteer-core')
-    const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
+    const { page, problems, close } = await openPage(served.url, { consoleErrors: false })
     try {
-      const page = await browser.newPage()
-      const problems: string[] = []
-      page.on('pageerror', (e) => problems.push(String(e)))
-      page.on('requestfailed', (r) => problems.push(`failed: ${r.url()}`))
-      await page.goto(served.url, { waitUntil: 'load' })
       // Evaluated in the page, so written as a string: this project's TypeScript has no DOM types.
       const answer = (await page.evaluate('window.result')) as {
         label: string
@@ -375,7 +368,7 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
       t.log(`max |probability difference| over the 10 classes: ${worst.toExponential(2)}`)
       t.true(worst < 1e-4)
     } finally {
-      await browser.close()
+      await close()
       await served.close()
     }
   },

@@ -12,6 +12,7 @@ import { balancedSample, imageGrid, imagePng } from '../ts/report/image-grid.ts'
 import { plotHistory } from '../ts/report/plot-history.ts'
 import { heatmapOverlay, Model, readImageFolder, referenceCnn } from '../ts/index.ts'
 import { modelInputs } from '../ts/report/model-inputs.ts'
+import { CHROMIUM, openPage } from './helpers/chromium.ts'
 import { cifarSubset } from './helpers/cifar-subset.ts'
 import { tempDirs } from './helpers/temp-dir.ts'
 
@@ -62,9 +63,7 @@ test('the model summary lists each layer, its output shape and parameters, and t
   t.regex(summary, /Size: 8\.10 MiB/)
 })
 
-const chromium = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
-
-needs(chromium ? null : 'chromium (apt-get install chromium)')(
+needs(CHROMIUM ? null : 'chromium (apt-get install chromium)')(
   'report.html is self-contained and loads in headless Chromium with no console errors and every image drawn',
   async (t) => {
     const set = await readImageFolder(cifarSubset().test)
@@ -113,17 +112,8 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
     const file = path.join(out, 'report.html')
     fs.writeFileSync(file, html)
 
-    const { default: puppeteer } = await import('puppeteer-core')
-    const browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--disable-gpu'] })
+    const { page, problems, close } = await openPage(`file://${file}`)
     try {
-      const page = await browser.newPage()
-      const problems: string[] = []
-      page.on('console', (m) => {
-        if (m.type() === 'error') problems.push(m.text())
-      })
-      page.on('pageerror', (e) => problems.push(String(e)))
-      page.on('requestfailed', (r) => problems.push(`failed: ${r.url().slice(0, 80)}`))
-      await page.goto(`file://${file}`, { waitUntil: 'load' })
       // Evaluated in the page, so written as a string: this project's TypeScript has no DOM types.
       const images = (await page.evaluate(
         'Array.from(document.images, (img) => ({ alt: img.alt, ok: img.complete && img.naturalWidth > 0 }))',
@@ -136,7 +126,7 @@ needs(chromium ? null : 'chromium (apt-get install chromium)')(
       )
       t.regex(await page.title(), /ConvKit run report/)
     } finally {
-      await browser.close()
+      await close()
     }
   },
 )
