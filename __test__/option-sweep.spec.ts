@@ -28,6 +28,7 @@ const ZERO_MEANS_SOMETHING = new Set([
   'cropPadding',
   'cutout',
   'randomErasing',
+  'randAugmentMagnitude',
   'mixup',
   'cutmix',
   'mixProbability',

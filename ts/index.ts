@@ -128,6 +128,8 @@ export type {
   WeightInit,
 } from './model/layers.ts'
 export { TensorDataset } from './data/tensor-dataset.ts'
+export { applyAugmentOperation } from './data/augment-operation.ts'
+export type { AugmentOperation } from './data/augment-operation.ts'
 export type { TensorDatasetOptions } from './data/tensor-dataset.ts'
 export { loadData } from './data/load-data.ts'
 export type { DataFormat, LoadDataOptions, LoadedData } from './data/load-data.ts'

@@ -73,14 +73,17 @@ function parseNumber(text: string, flag: string): number {
   return n
 }
 
-/** An integer of at least `min`. */
-export function int(common: Common<number> & { min: number }): OptionDecl<number> {
+/** An integer of at least `min` (and at most `max`, where given). */
+export function int(common: Common<number> & { min: number; max?: number }): OptionDecl<number> {
+  const { min, max = Number.POSITIVE_INFINITY } = common
   return declare(common, {
     boolean: false,
     metavar: '<n>',
     parse: parseNumber,
     check: (v, field) => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < common.min) throw bad(field, `an integer >= ${common.min}`, v)
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw bad(field, max === Number.POSITIVE_INFINITY ? `an integer >= ${min}` : `an integer from ${min} to ${max}`, v)
+      }
       return v
     },
   })

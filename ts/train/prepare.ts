@@ -83,6 +83,9 @@ function optimizerOptions(config: ResolvedTrainOptions): OptimizerOptions {
 function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], input: [number, number]): AugmentOptions | undefined {
   const aug: AugmentOptions = { cropPadding: config.cropPadding, padMode: config.padMode, flip: config.flip, cutout: config.cutout }
   if (config.resizedCrop) aug.resizedCrop = { scale: config.resizedCrop, ratio: [3 / 4, 4 / 3] }
+  if (config.autoAugment !== 'none') {
+    aug.autoAugment = { policy: config.autoAugment, numOps: config.randAugmentOps, magnitude: config.randAugmentMagnitude }
+  }
   if (config.randomErasing > 0) aug.randomErasing = { probability: config.randomErasing }
   const mixed = config.mixup > 0 || config.cutmix > 0
   if (mixed) {
@@ -95,9 +98,8 @@ function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], 
   }
   // Images stored larger than the input are cropped at random while training (and centred when evaluating).
   const larger = stored[0] > input[0] || stored[1] > input[1]
-  const any =
-    config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 || config.randomErasing > 0 || mixed
-  return larger || any ? aug : undefined
+  const any = config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 || config.randomErasing > 0
+  return larger || any || mixed || aug.autoAugment ? aug : undefined
 }
 
 /** `evalInputSize`, checked against the stored images `[C, H, W]` it is a centre crop of. */

@@ -605,6 +605,22 @@ export const TRAIN_OPTIONS = {
     metavar: '<p>',
   }),
   /**
+   * An automatic augmentation policy on each training image after its crop and flip, as torchvision's:
+   * `trivial-augment-wide` (TrivialAugment, Müller & Hutter 2021: one of 14 operations per image at a random strength)
+   * or `rand-augment` (RandAugment, Cubuk et al. 2020: `randAugmentOps` operations at strength `randAugmentMagnitude`
+   * of 31). Each image draws its own from the batch's seed, so runs repeat and resume. @default 'none'
+   * @example 'trivial-augment-wide'
+   */
+  autoAugment: choice(['none', 'trivial-augment-wide', 'rand-augment'], {
+    help: "torchvision's TrivialAugmentWide or RandAugment on each training image",
+    group: 'data',
+    default: 'none',
+  }),
+  /** RandAugment's operations per image. @default 2 */
+  randAugmentOps: int({ help: "RandAugment's operations per image", group: 'data', default: 2, min: 1, max: 16 }),
+  /** RandAugment's strength, a bin of 0–30 (torchvision's `magnitude`). @default 9 */
+  randAugmentMagnitude: int({ help: "RandAugment's magnitude bin (0-30)", group: 'data', default: 9, min: 0, max: 30 }),
+  /**
    * Random erasing (Zhong et al. 2020) as torchvision's `RandomErasing`: with this probability, a box of 2–33 % of
    * each training image's area and aspect 0.3–3.3 is set to the mean (0 after normalization). @default 0 (off)
    * @example 0.25

@@ -71,10 +71,7 @@ fn main() {
         crop_padding: Some(2),
         pad_mode: Some("reflect".into()),
         flip: Some("alternating".into()),
-        cutout: None,
-        resized_crop: None,
-        random_erasing: None,
-        mix: None,
+        ..Default::default()
     };
     let indices: Vec<i64> = (0..batch).collect();
     let steps = 10;

@@ -1,10 +1,13 @@
 //! Augmentation on the device, batch by batch: random crops from zero- or reflect-padded images, random or
-//! alternating flips, random-resized crops, and cutout. Every draw comes from a seed, so a run repeats (and
+//! alternating flips, random-resized crops, cutout, random erasing and mixing (the automatic policies are in
+//! `auto_augment`). Every draw comes from a seed, so a run repeats (and
 //! resumes) exactly; all images of a batch are cropped and flipped with two gathers or one `grid_sample`.
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use crate::auto_augment::AutoAugment;
+use crate::draw::{Draw, SplitMix};
 use crate::error::{Error, Result};
 use crate::transfer::to_device;
 
@@ -47,6 +50,8 @@ pub struct Augment {
     /// The side of a square zeroed (after normalization: the mean) at a random place in each image; 0 for none.
     pub cutout: i64,
     pub resized_crop: Option<ResizedCrop>,
+    /// TrivialAugmentWide or RandAugment on the uint8 pixels after crops and flips, before normalization.
+    pub auto_augment: Option<AutoAugment>,
     pub random_erasing: Option<RandomErasing>,
     pub mix: Option<Mix>,
 }
@@ -73,16 +78,6 @@ pub struct RandomErasing {
     pub probability: f64,
     pub scale: [f64; 2],
     pub ratio: [f64; 2],
-}
-
-/// The seeds of one batch's draws.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Draw {
-    /// Seeds this batch's crops, random flips and cutouts.
-    pub batch_seed: u64,
-    /// Seeds each image's alternating flip, together with its index; fixed for a run.
-    pub run_seed: u64,
-    pub epoch: i64,
 }
 
 impl Augment {
@@ -125,6 +120,9 @@ impl Augment {
                 ));
             }
         }
+        if let Some(aa) = self.auto_augment {
+            aa.policy.validate()?;
+        }
         if let Some(rc) = self.resized_crop {
             let ok = positive_range(rc.scale) && rc.scale[1] <= 1.0 && positive_range(rc.ratio);
             if !ok {
@@ -159,28 +157,6 @@ fn box_sides(area: f64, scale: [f64; 2], ratio: [f64; 2], rng: &mut SplitMix) ->
         (target * aspect).sqrt().round() as i64,
         (target / aspect).sqrt().round() as i64,
     )
-}
-
-/// SplitMix64: a tiny, well-mixed generator, enough for offsets and coin flips.
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// Whether image `index` is flipped at `epoch`.
@@ -372,41 +348,6 @@ pub fn random_erasing(batch: &Tensor, re: &RandomErasing, draw: &Draw) -> Result
     zero_boxes(batch, &boxes)
 }
 
-impl SplitMix {
-    /// A standard normal draw (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let u = 1.0 - self.unit();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.unit()).cos()
-    }
-
-    /// A Gamma(`shape`, 1) draw (Marsaglia and Tsang; shapes below 1 boosted by U^(1/shape)).
-    fn gamma(&mut self, shape: f64) -> f64 {
-        if shape < 1.0 {
-            return self.gamma(shape + 1.0) * (1.0 - self.unit()).powf(1.0 / shape);
-        }
-        let d = shape - 1.0 / 3.0;
-        let c = 1.0 / (9.0 * d).sqrt();
-        loop {
-            let x = self.normal();
-            let v = (1.0 + c * x).powi(3);
-            if v <= 0.0 {
-                continue;
-            }
-            let u = 1.0 - self.unit();
-            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
-                return d * v;
-            }
-        }
-    }
-
-    /// A Beta(`a`, `a`) draw.
-    pub fn beta(&mut self, a: f64) -> f64 {
-        let x = self.gamma(a);
-        let y = self.gamma(a);
-        x / (x + y)
-    }
-}
-
 /// Mixes a normalized float batch and its targets (`[N, classes]`: one-hot or multi-hot rows) as `mix` says, with
 /// this batch's draws. Returns them as they are when the batch is not mixed.
 pub fn mix_batch(x: &Tensor, targets: &Tensor, mix: &Mix, draw: &Draw) -> Result<(Tensor, Tensor)> {
@@ -450,4 +391,12 @@ pub fn mix_batch(x: &Tensor, targets: &Tensor, mix: &Mix, draw: &Draw) -> Result
 /// A uint8 batch as floats, for the operations that interpolate.
 pub fn to_float(batch: &Tensor) -> Result<Tensor> {
     Ok(batch.f_to_kind(Kind::Float)?)
+}
+
+/// Pixels on the 0–255 scale as uint8: rounded and clamped where they are floats.
+pub fn to_bytes(pixels: &Tensor) -> Result<Tensor> {
+    if pixels.kind() == Kind::Uint8 {
+        return Ok(pixels.shallow_clone());
+    }
+    Ok(pixels.f_round()?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)?)
 }

@@ -4,7 +4,9 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::augment::{crop_flip, cutout, mix_batch, random_erasing, resized_crop, to_float, Augment, Draw};
+use crate::augment::{crop_flip, cutout, mix_batch, random_erasing, resized_crop, to_bytes, to_float, Augment};
+use crate::auto_augment::auto_augment;
+use crate::draw::Draw;
 use crate::error::{Error, Result};
 
 /// Per-channel normalization: `x = (pixel / 255 - mean) / std`.
@@ -203,22 +205,25 @@ impl Dataset {
             Some((a, d)) => (a, Some(d)),
             None => (&default, None),
         };
-        let x = match (aug.resized_crop.as_ref(), draw) {
-            (Some(rc), Some(d)) => {
-                let x = resized_crop(&to_float(&raw)?, indices, out, rc, aug.flip, d)?;
-                x.f_mul(&self.scale)?.f_add(&self.shift)?
-            }
+        // Pixels on the 0–255 scale: uint8, or floats where a resized crop interpolated them.
+        let pixels = match (aug.resized_crop.as_ref(), draw) {
+            (Some(rc), Some(d)) => resized_crop(&to_float(&raw)?, indices, out, rc, aug.flip, d)?,
             _ => {
                 let same =
                     out == [self.shape[1], self.shape[2]] && aug.crop_padding == 0 && aug.flip == Default::default();
-                let x = if same || draw.is_none() && out == [self.shape[1], self.shape[2]] {
+                if same || draw.is_none() && out == [self.shape[1], self.shape[2]] {
                     raw
                 } else {
                     crop_flip(&raw, indices, out, aug, draw)?
-                };
-                x.f_to_kind(Kind::Float)?.f_mul(&self.scale)?.f_add(&self.shift)?
+                }
             }
         };
+        let pixels = match (draw, aug.auto_augment.as_ref()) {
+            // torchvision's operations work on uint8 images, as a resized crop gives them there.
+            (Some(d), Some(aa)) => auto_augment(&to_bytes(&pixels)?, aa, d)?,
+            _ => pixels,
+        };
+        let x = pixels.f_to_kind(Kind::Float)?.f_mul(&self.scale)?.f_add(&self.shift)?;
         let x = match draw {
             Some(d) if aug.cutout > 0 => cutout(&x, aug.cutout, d)?,
             _ => x,

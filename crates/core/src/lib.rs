@@ -9,12 +9,14 @@
 pub mod allocator;
 pub mod atomic_file;
 pub mod augment;
+pub mod auto_augment;
 pub mod averaging;
 pub mod batch;
 pub mod checkpoint;
 pub mod classifier;
 pub mod dataset;
 pub mod distributed;
+pub mod draw;
 pub mod error;
 pub mod evaluate;
 pub mod explain;

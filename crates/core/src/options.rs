@@ -2,9 +2,11 @@
 //! TypeScript types from these declarations), and their conversion into the core's types. Each `TryFrom` checks
 //! what the types cannot (enumerated strings, ranges) and names the option at fault.
 
-use crate::augment::{Augment, Draw, Flip, Mix, PadMode, RandomErasing, ResizedCrop};
+use crate::augment::{Augment, Flip, Mix, PadMode, RandomErasing, ResizedCrop};
+use crate::auto_augment::{AutoAugment, Policy, PolicyName};
 use crate::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
 use crate::distributed::{Backend, DistConfig};
+use crate::draw::Draw;
 use crate::error::Error;
 use crate::evaluate::Tta;
 use crate::loss::{LossConfig, Reduction};
@@ -137,6 +139,8 @@ pub struct AugmentOptions {
     pub cutout: Option<i64>,
     /// A random-resized crop of each image, resized to the input.
     pub resized_crop: Option<ResizedCropOptions>,
+    /// TrivialAugmentWide or RandAugment, torchvision's operations on each image after crops and flips.
+    pub auto_augment: Option<AutoAugmentOptions>,
     /// Random erasing of a box in each image, after normalization.
     pub random_erasing: Option<RandomErasingOptions>,
     /// Mixup and CutMix of the batch with itself reversed; the step then trains on soft targets.
@@ -155,6 +159,45 @@ pub struct MixOptions {
     pub probability: Option<f64>,
     /// With both on, the chance that a mixed batch uses CutMix. Defaults to 0.5.
     pub switch_probability: Option<f64>,
+}
+
+/// torchvision's automatic augmentation policies, each image drawing its own operations from the batch seed.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "napi", napi_derive::napi(object))]
+pub struct AutoAugmentOptions {
+    /// `trivial-augment-wide`: one operation per image at a random magnitude; `rand-augment`: `numOps` in a row
+    /// at magnitude bin `magnitude`.
+    #[cfg_attr(feature = "napi", napi(ts_type = "'trivial-augment-wide' | 'rand-augment'"))]
+    pub policy: String,
+    /// RandAugment's operations per image. Defaults to 2.
+    pub num_ops: Option<i64>,
+    /// RandAugment's magnitude bin, below `magnitudeBins`. Defaults to 9.
+    pub magnitude: Option<i64>,
+    /// How many magnitudes each operation's range is cut into. Defaults to 31.
+    pub magnitude_bins: Option<i64>,
+}
+
+impl TryFrom<&AutoAugmentOptions> for AutoAugment {
+    type Error = Error;
+
+    fn try_from(o: &AutoAugmentOptions) -> Result<Self, Error> {
+        let name = pick::<PolicyName>(
+            "augment.autoAugment.policy",
+            &o.policy,
+            "'trivial-augment-wide' or 'rand-augment'",
+        )?;
+        let bins = o.magnitude_bins.unwrap_or(31);
+        let policy = match name {
+            PolicyName::TrivialAugmentWide => Policy::TrivialAugmentWide { bins },
+            PolicyName::RandAugment => Policy::RandAugment {
+                ops: o.num_ops.unwrap_or(2),
+                magnitude: o.magnitude.unwrap_or(9),
+                bins,
+            },
+        };
+        policy.validate()?;
+        Ok(AutoAugment { policy })
+    }
 }
 
 /// torchvision's `RandomErasing` (value 0, after normalization).
@@ -206,6 +249,7 @@ impl TryFrom<&AugmentOptions> for Augment {
                     })
                 })
                 .transpose()?,
+            auto_augment: b.auto_augment.as_ref().map(AutoAugment::try_from).transpose()?,
             mix: b.mix.as_ref().map(|m| Mix {
                 mixup_alpha: m.mixup_alpha.unwrap_or(0.0),
                 cutmix_alpha: m.cutmix_alpha.unwrap_or(0.0),

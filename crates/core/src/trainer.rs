@@ -4,11 +4,12 @@ use std::time::Instant;
 
 use tch::{Kind, Tensor};
 
-use crate::augment::{Augment, Draw};
+use crate::augment::Augment;
 use crate::averaging::{Averager, AveragingConfig};
 use crate::batch::{check_dataset, floats_to_batch};
 use crate::dataset::{check_labels, Dataset};
 use crate::distributed::GradSync;
+use crate::draw::Draw;
 use crate::error::{Error, Result};
 use crate::grad_clip;
 use crate::loss::{Loss, LossConfig};

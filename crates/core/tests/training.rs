@@ -5,9 +5,10 @@ mod common;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use convkit_core::augment::{Augment, Draw, Flip, PadMode, RandomErasing};
+use convkit_core::augment::{Augment, Flip, PadMode, RandomErasing};
 use convkit_core::averaging::{AveragingConfig, AveragingMode, DecayWarmup};
 use convkit_core::checkpoint::{load_network, load_trainer, save_network, save_trainer};
+use convkit_core::draw::Draw;
 use convkit_core::loss::{LossConfig, Reduction};
 use convkit_core::{
     evaluate, runtime, Dataset, Error, ModelSpec, Network, Normalization, OptimizerConfig, ParamGroup, Precision,

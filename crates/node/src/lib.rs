@@ -1,6 +1,7 @@
 //! The napi-rs binding of ConvKit. It converts types, runs libtorch work off the JS thread and maps
 //! errors; everything else lives in `convkit-core`.
 
+mod augment;
 mod cancel;
 mod dataset;
 mod distributed;
@@ -12,6 +13,7 @@ mod worker;
 
 use napi_derive::napi;
 
+pub use augment::apply_augment_operation;
 pub use cancel::CancelToken;
 pub use dataset::NativeDataset;
 pub use distributed::NativeProcessGroup;
