@@ -46,6 +46,8 @@ test('the registry: every name, its file named with its hash, ImageNet labels an
     'mobilenet_v2',
     'mobilenet_v3_large',
     'efficientnet_b0',
+    'efficientnet_v2_s',
+    'regnet_y_800mf',
     'efficientnet_lite0',
   ])
   for (const name of PRETRAINED_WEIGHTS_NAMES) {
@@ -54,7 +56,8 @@ test('the registry: every name, its file named with its hash, ImageNet labels an
     t.is(w.architecture, name)
     t.is(w.categories, IMAGENET_CLASSES)
     t.is(w.categories.length, 1000)
-    t.deepEqual(w.preprocessing.inputSize, [224, 224])
+    // EfficientNetV2-S was trained, and is measured, at 384.
+    t.deepEqual(w.preprocessing.inputSize, name === 'efficientnet_v2_s' ? [384, 384] : [224, 224])
     t.deepEqual(w.preprocessing.mean, [0.485, 0.456, 0.406])
     t.true(Object.isFrozen(w) && Object.isFrozen(w.source))
     // torch.hub's rule: the first `-<hex>.` of the file name is the start of the file's SHA-256.

@@ -42,6 +42,8 @@ const PARAMS: Record<ZooName, number> = {
   mobilenet_v3_large: 5_483_032,
   efficientnet_b0: 5_288_548,
   efficientnet_lite0: 4_652_008,
+  efficientnet_v2_s: 21_458_488,
+  regnet_y_800mf: 6_432_512,
 }
 
 function* walk(layers: readonly Layer[]): Generator<Layer> {

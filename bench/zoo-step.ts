@@ -1,8 +1,8 @@
 // Training-step throughput of zoo networks at fine-tuning size (224×224, batch 32, channels_last, AdamW): ConvKit
-// from TypeScript against PyTorch's own (bench/zoo_step.py: torchvision resnet18, timm tf_efficientnet_lite0), in
+// from TypeScript against PyTorch's own (bench/zoo_step.py: torchvision's networks, timm's tf_efficientnet_lite0), in
 // fp32 and under bf16, alternating rounds in one run. bench/throughput.ts calls it; alone:
 // npx tsx bench/zoo-step.ts          (BENCH_DEVICE=cuda on a GPU, as scripts/gpu-check.sh does; BENCH_ZOO_STEPS=6,
-// BENCH_BATCH=32, BENCH_OPTIMIZER=adamw|sgd, BENCH_ARCHS=resnet18,efficientnet_lite0, BENCH_TORCH_SINGLE_TENSOR=1,
+// BENCH_BATCH=32, BENCH_OPTIMIZER=adamw|sgd, BENCH_ARCHS=resnet18,efficientnet_lite0,regnet_y_800mf,efficientnet_v2_s, BENCH_TORCH_SINGLE_TENSOR=1,
 // BENCH_CHANNELS_LAST=1|0 to force ConvKit's memory order)
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -18,7 +18,7 @@ const BATCH = Number(process.env.BENCH_BATCH ?? 32)
 const OPTIMIZER = (process.env.BENCH_OPTIMIZER ?? 'adamw') as 'adamw' | 'sgd'
 /** ConvKit's memory order: its default (channels_last on the CPU only), or 1/0 to force it. */
 const CHANNELS_LAST = process.env.BENCH_CHANNELS_LAST === undefined ? undefined : process.env.BENCH_CHANNELS_LAST === '1'
-const ARCHS = (process.env.BENCH_ARCHS ?? 'resnet18,efficientnet_lite0').split(',') as ZooName[]
+const ARCHS = (process.env.BENCH_ARCHS ?? 'resnet18,efficientnet_lite0,regnet_y_800mf,efficientnet_v2_s').split(',') as ZooName[]
 const STEPS = Number(process.env.BENCH_ZOO_STEPS ?? 6)
 const WARMUP = 2
 const IMAGES = 256
@@ -88,7 +88,7 @@ function pytorch(arch: ZooName, files: { pixels: string; labels: string }, preci
   return (JSON.parse(run.stdout) as { images_per_second: number }).images_per_second
 }
 
-/** Runs the comparison for resnet18 and efficientnet_lite0 and prints one line per network and precision. */
+/** Runs the comparison for each of ARCHS and prints one line per network and precision. */
 export async function zooStepBench(rounds = Number(process.env.BENCH_ROUNDS ?? 3)): Promise<void> {
   const set = images()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-zoo-bench-'))

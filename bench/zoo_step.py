@@ -16,11 +16,11 @@ import torchvision
 
 
 def build(arch):
-    if arch == "resnet18":
-        return torchvision.models.resnet18(num_classes=10)
     if arch == "efficientnet_lite0":
         return timm.create_model("tf_efficientnet_lite0", num_classes=10)
-    raise SystemExit(f"unknown arch {arch}")
+    if not hasattr(torchvision.models, arch):
+        raise SystemExit(f"unknown arch {arch}")
+    return getattr(torchvision.models, arch)(num_classes=10)
 
 
 def main():

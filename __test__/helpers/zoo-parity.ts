@@ -25,6 +25,8 @@ export const PARITY_SIZE: Record<ZooName, number> = {
   mobilenet_v3_large: 32,
   efficientnet_b0: 32,
   efficientnet_lite0: 32,
+  efficientnet_v2_s: 32,
+  regnet_y_800mf: 32,
 }
 export const PARITY_CLASSES = 10
 /** Images per batch: train-mode batch norm needs at least 2 values per channel at the last (1×1 at 32×32) map. */

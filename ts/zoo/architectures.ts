@@ -3,9 +3,10 @@
 import { InputError } from '../errors.ts'
 import type { ModelSpec } from '../model/layers.ts'
 import type { ZooOptions } from './blocks.ts'
-import { efficientnetB0, efficientnetLite0 } from './efficientnet.ts'
+import { efficientnetB0, efficientnetLite0, efficientnetV2S } from './efficientnet.ts'
 import { mobilenetV2, mobilenetV3Large } from './mobilenet.ts'
 import { resnet18, resnet34, resnet50 } from './resnet.ts'
+import { regnetY800mf } from './regnet.ts'
 import { resnet9 } from './resnet9.ts'
 
 /** One architecture of the zoo. */
@@ -78,6 +79,19 @@ export const ZOO = {
     defaultInputSize: [224, 224],
     description:
       "EfficientNet-Lite0 (TensorFlow's, efficientnet_pytorch's keys): B0 without squeeze-and-excitation, ReLU6, SAME padding; 4.7 M parameters",
+  },
+  efficientnet_v2_s: {
+    build: efficientnetV2S,
+    head: ['classifier.1'],
+    defaultInputSize: [384, 384],
+    description:
+      'EfficientNetV2-S (torchvision): FusedMBConv then MBConv stages, SiLU, stochastic depth, trained at 384 px; 21.5 M parameters',
+  },
+  regnet_y_800mf: {
+    build: regnetY800mf,
+    head: ['fc'],
+    defaultInputSize: [224, 224],
+    description: 'RegNetY-800MF (torchvision): grouped bottlenecks with squeeze-and-excitation, widths 64-144-320-784; 6.4 M parameters',
   },
 } as const satisfies Record<string, ZooArchitecture>
 

@@ -134,3 +134,75 @@ export function efficientnetLite0(options: ZooOptions): ModelSpec {
     linear(o.classes, { name: '_fc', init: 'uniformOut' }),
   ])
 }
+
+/** torchvision's EfficientNetV2 batch norm: eps 1e-3, PyTorch's momentum. */
+const V2_NORM: Norm = { eps: 1e-3, momentum: 0.1 }
+
+/**
+ * EfficientNetV2-S's stages: block kind (`fused`: one full convolution in place of the expand and depthwise pair),
+ * expansion, kernel, stride of the first block, input, output, blocks.
+ */
+const V2_S_STAGES: readonly (readonly [
+  kind: 'fused' | 'mb',
+  expand: number,
+  kernel: number,
+  stride: number,
+  input: number,
+  out: number,
+  blocks: number,
+])[] = [
+  ['fused', 1, 3, 1, 24, 24, 2],
+  ['fused', 4, 3, 2, 24, 48, 4],
+  ['fused', 4, 3, 2, 48, 64, 4],
+  ['mb', 4, 3, 2, 64, 128, 6],
+  ['mb', 6, 3, 1, 128, 160, 9],
+  ['mb', 6, 3, 2, 160, 256, 15],
+]
+
+/**
+ * EfficientNetV2-S (Tan & Le 2021), torchvision's `efficientnet_v2_s`: `features.0` stem (3×3 stride 2 to 24),
+ * `features.1`–`3` FusedMBConv stages (`block.0` a k×k convolution to the expanded width, `block.1` a 1×1 projection;
+ * one k×k convolution where nothing expands), `features.4`–`6` MBConv stages as B0's (squeeze to a quarter of the
+ * block's input), `features.7` 1×1 to 1280, global average pool, `classifier.0` dropout, `classifier.1` linear. SiLU;
+ * batch norm eps 1e-3. Stochastic depth `dropPath · i / 40` on residual block i. Trained at 384×384.
+ * 21,458,488 parameters at 1000 classes.
+ *
+ * @example
+ * const model = Model.create(efficientnetV2S({ classes: 10, inputSize: [224, 224] }))
+ */
+export function efficientnetV2S(options: ZooOptions): ModelSpec {
+  const o = resolveOptions('efficientnet_v2_s', options, { inputSize: [384, 384], dropout: 0.2, dropPath: 0.2 })
+  const total = V2_S_STAGES.reduce((sum, stage) => sum + stage[6], 0)
+  let index = 0
+  const stages = V2_S_STAGES.map(([kind, expand, kernel, firstStride, firstInput, out, blocks]): Layer => {
+    const layers = Array.from({ length: blocks }, (_, i): Layer => {
+      const [stride, input] = i === 0 ? [firstStride, firstInput] : [1, out]
+      const expanded = makeDivisible(input * expand)
+      let body: Layer[]
+      if (kind === 'fused') {
+        body =
+          expanded === input
+            ? [convBnAct(out, kernel, V2_NORM, 'silu', { stride })]
+            : [convBnAct(expanded, kernel, V2_NORM, 'silu', { stride }), convBnAct(out, 1, V2_NORM, null)]
+      } else {
+        body = [
+          ...(expanded === input ? [] : [convBnAct(expanded, 1, V2_NORM, 'silu')]),
+          convBnAct(expanded, kernel, V2_NORM, 'silu', { stride, groups: expanded }),
+          { type: 'se', squeezeChannels: Math.max(1, Math.floor(input / 4)), activation: 'silu', gate: 'sigmoid', init: 'kaimingNormal' },
+          convBnAct(out, 1, V2_NORM, null),
+        ]
+      }
+      return invertedBlock('block', body, stride === 1 && input === out, (o.dropPath * index++) / total)
+    })
+    return { type: 'sequential', layers }
+  })
+  return spec(o, [
+    {
+      type: 'sequential',
+      name: 'features',
+      layers: [convBnAct(24, 3, V2_NORM, 'silu', { stride: 2 }), ...stages, convBnAct(1280, 1, V2_NORM, 'silu')],
+    },
+    ...globalAveragePool(),
+    { type: 'sequential', name: 'classifier', layers: [{ type: 'dropout', p: o.dropout }, linear(o.classes, { init: 'uniformOut' })] },
+  ])
+}

@@ -89,9 +89,13 @@ const IMAGENET_STD = [0.229, 0.224, 0.225] as const
 const TORCHVISION_LICENCE =
   'torchvision (BSD-3-Clause code). The weights were trained on ImageNet-1k, whose terms allow non-commercial research use; torchvision leaves it to users to check their use is allowed.'
 
-function preprocessing(resizeShorter: 256 | 232, interpolation: 'bilinear' | 'bicubic' = 'bilinear'): Preprocessing {
+function preprocessing(
+  resizeShorter: 256 | 232 | 384,
+  interpolation: 'bilinear' | 'bicubic' = 'bilinear',
+  crop: 224 | 384 = 224,
+): Preprocessing {
   return Object.freeze({
-    inputSize: Object.freeze([224, 224] as const),
+    inputSize: Object.freeze([crop, crop] as const),
     resizeShorter,
     mean: IMAGENET_MEAN,
     std: IMAGENET_STD,
@@ -201,6 +205,20 @@ export const PRETRAINED_WEIGHTS = Object.freeze({
     acc5: 93.532,
     params: 5_288_548,
     origin: "torchvision EfficientNet_B0_Weights.IMAGENET1K_V1 (ported from Ross Wightman's timm weights)",
+  }),
+  efficientnet_v2_s: torchvision('efficientnet_v2_s', 'efficientnet_v2_s-dd5fe13b.pth', 'dd5fe13b', {
+    preprocessing: preprocessing(384, 'bilinear', 384),
+    acc1: 84.228,
+    acc5: 96.878,
+    params: 21_458_488,
+    origin: 'torchvision EfficientNet_V2_S_Weights.IMAGENET1K_V1',
+  }),
+  regnet_y_800mf: torchvision('regnet_y_800mf', 'regnet_y_800mf-58fc7688.pth', '58fc7688', {
+    preprocessing: preprocessing(232),
+    acc1: 78.828,
+    acc5: 94.502,
+    params: 6_432_512,
+    origin: 'torchvision RegNet_Y_800MF_Weights.IMAGENET1K_V2',
   }),
   efficientnet_lite0: defineWeights({
     name: 'efficientnet_lite0',

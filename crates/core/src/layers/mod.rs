@@ -212,11 +212,12 @@ impl Scope {
             }
             (None, Naming::ByKind, None) => return Ok(None),
         };
-        let valid = !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        // Anything but the key separator would do for PyTorch; hyphens are in torchvision's RegNet keys (`block1-0`).
+        let valid = !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid {
             return Err(self.error(
                 index,
-                format!("name {local:?}: expected letters, digits and underscores"),
+                format!("name {local:?}: expected letters, digits, underscores and hyphens"),
             ));
         }
         if !self.used.insert(local.clone()) {
