@@ -139,7 +139,10 @@ for (const [what, spec] of PARITY) {
   })
 }
 
-/** Batch-norm statistics drawn at random (seeded), so the batch norms of an untrained zoo network do real work in both runtimes. */
+/**
+ * Batch-norm statistics and layer scales drawn at random (seeded), so the batch norms of an untrained zoo network do
+ * real work in both runtimes, and ConvNeXt's blocks (layer scale 1e-6 when new) count in its logits.
+ */
 async function randomStatistics(model: Model): Promise<void> {
   const file = path.join(tmpdir(), 'weights.safetensors')
   await model.save(file, { withOptimizer: false })
@@ -147,11 +150,12 @@ async function randomStatistics(model: Model): Promise<void> {
   // A linear congruential generator (glibc's constants): the same numbers on every run.
   const random = () => (state = (Math.imul(state, 1103515245) + 12345) & 0x7fffffff) / 2 ** 31
   const tensors = (await readSafetensors(file)).map((t) => {
-    const kind = /\.running_(mean|var)$/.exec(t.name)?.[1]
+    const kind = /\.(running_mean|running_var|layer_scale)$/.exec(t.name)?.[1]
     if (!kind) return t
     const count = t.shape.reduce((a, b) => a * b, 1)
     // Variances of at least 1 keep the activations of fifty layers (resnet50) in range, so logits stay near 1.
-    const values = Float32Array.from({ length: count }, () => (kind === 'mean' ? 0.1 * (random() - 0.5) : 1 + random()))
+    const draw = { running_mean: () => 0.1 * (random() - 0.5), running_var: () => 1 + random(), layer_scale: () => 0.5 + random() }[kind]!
+    const values = Float32Array.from({ length: count }, draw)
     return { ...t, dtype: 'float32' as const, data: new Uint8Array(values.buffer) }
   })
   await model.loadStateDict(tensors)

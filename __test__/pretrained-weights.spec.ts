@@ -46,6 +46,7 @@ test('the registry: every name, its file named with its hash, ImageNet labels an
     'mobilenet_v2',
     'mobilenet_v3_large',
     'efficientnet_b0',
+    'convnext_tiny',
     'efficientnet_v2_s',
     'regnet_y_800mf',
     'efficientnet_lite0',

@@ -1,6 +1,6 @@
 """PyTorch's own training step for zoo networks at fine-tuning size, the floor bench/zoo-step.ts compares with.
 
-torchvision's resnet18 or timm's tf_efficientnet_lite0 (10 classes), channels_last, AdamW, mean cross-entropy,
+A torchvision network by its name, or timm's tf_efficientnet_lite0 (10 classes), channels_last, AdamW, mean cross-entropy,
 optionally under bf16 autocast around the forward (fp32 weights), on uint8 images ConvKit's bench wrote
 (N×3×H×W) normalized once, on the CPU or (--device cuda) a GPU. Prints one JSON object: images per second.
 """

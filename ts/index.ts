@@ -104,6 +104,8 @@ export type {
   AdaptiveMaxPool2dLayer,
   AvgPool2dLayer,
   BatchNorm2dLayer,
+  LayerNorm2dLayer,
+  LayerScaleLayer,
   Conv2dLayer,
   DropoutLayer,
   FlattenLayer,

@@ -27,6 +27,7 @@ export const PARITY_SIZE: Record<ZooName, number> = {
   efficientnet_lite0: 32,
   efficientnet_v2_s: 32,
   regnet_y_800mf: 32,
+  convnext_tiny: 32,
 }
 export const PARITY_CLASSES = 10
 /** Images per batch: train-mode batch norm needs at least 2 values per channel at the last (1×1 at 32×32) map. */

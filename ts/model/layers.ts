@@ -8,10 +8,11 @@ export type Size2 = number | [height: number, width: number]
 /**
  * How a layer's weights start out: PyTorch's `default` (uniform ±1/√fan_in), torchvision's `kaimingNormal`
  * (fan-out, ReLU gain, zero biases), `normal` (N(0, 0.01²), zero biases: torchvision's MobileNet classifiers),
- * `uniformOut` (±1/√out, zero biases: torchvision's EfficientNet classifiers), `dirac` (convolutions: the first
+ * `uniformOut` (±1/√out, zero biases: torchvision's EfficientNet classifiers), `truncNormal` (N(0, 0.02²), zero
+ * biases: torchvision's ConvNeXt), `dirac` (convolutions: the first
  * filters pass their channel through, airbench's partial identity) or `zeros`.
  */
-export type WeightInit = 'default' | 'kaimingNormal' | 'normal' | 'uniformOut' | 'dirac' | 'zeros'
+export type WeightInit = 'default' | 'kaimingNormal' | 'normal' | 'uniformOut' | 'truncNormal' | 'dirac' | 'zeros'
 
 /** A nonlinearity named as a field (squeeze-and-excitation's `activation` and `gate`). */
 export type ActivationName = 'relu' | 'relu6' | 'gelu' | 'silu' | 'hardswish' | 'hardsigmoid' | 'sigmoid'
@@ -63,7 +64,10 @@ export interface BatchNorm2dLayer extends Named {
   frozenScale?: boolean
 }
 
-/** A fully connected layer over a flat input. */
+/**
+ * A fully connected layer over a flat input; with `channels`, the same at each position of a `[C, H, W]` input over
+ * its channels (ConvNeXt's `Linear` between permutes, a 1×1 convolution with an `[out, in]` weight).
+ */
 export interface LinearLayer extends Named {
   type: 'linear'
   outFeatures: number
@@ -71,6 +75,25 @@ export interface LinearLayer extends Named {
   bias?: boolean
   /** @default 'default' */
   init?: WeightInit
+  /** Over the channels of a `[C, H, W]` input, at each position. @default false */
+  channels?: boolean
+}
+
+/** Layer normalization over the channels at each position, with a scale and shift per channel (torchvision's `LayerNorm2d`). */
+export interface LayerNorm2dLayer extends Named {
+  type: 'layernorm2d'
+  /** @default 1e-5 */
+  eps?: number
+}
+
+/**
+ * Each channel times a learned factor (LayerScale; ConvNeXt's `layer_scale`), one `[C, 1, 1]` tensor keyed by the
+ * layer's own name.
+ */
+export interface LayerScaleLayer extends Named {
+  type: 'layerscale'
+  /** Every factor's starting value. @default 1e-6 */
+  init?: number
 }
 
 /** `max(0, x)`. */
@@ -194,6 +217,8 @@ export interface SeLayer extends Named {
 export type Layer =
   | Conv2dLayer
   | BatchNorm2dLayer
+  | LayerNorm2dLayer
+  | LayerScaleLayer
   | LinearLayer
   | ReluLayer
   | Relu6Layer

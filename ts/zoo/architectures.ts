@@ -3,6 +3,7 @@
 import { InputError } from '../errors.ts'
 import type { ModelSpec } from '../model/layers.ts'
 import type { ZooOptions } from './blocks.ts'
+import { convnextTiny } from './convnext.ts'
 import { efficientnetB0, efficientnetLite0, efficientnetV2S } from './efficientnet.ts'
 import { mobilenetV2, mobilenetV3Large } from './mobilenet.ts'
 import { resnet18, resnet34, resnet50 } from './resnet.ts'
@@ -86,6 +87,12 @@ export const ZOO = {
     defaultInputSize: [384, 384],
     description:
       'EfficientNetV2-S (torchvision): FusedMBConv then MBConv stages, SiLU, stochastic depth, trained at 384 px; 21.5 M parameters',
+  },
+  convnext_tiny: {
+    build: convnextTiny,
+    head: ['classifier.2'],
+    defaultInputSize: [224, 224],
+    description: 'ConvNeXt-Tiny (torchvision): depthwise 7×7, layer norm, inverted MLP, layer scale, stochastic depth; 28.6 M parameters',
   },
   regnet_y_800mf: {
     build: regnetY800mf,

@@ -89,11 +89,7 @@ const IMAGENET_STD = [0.229, 0.224, 0.225] as const
 const TORCHVISION_LICENCE =
   'torchvision (BSD-3-Clause code). The weights were trained on ImageNet-1k, whose terms allow non-commercial research use; torchvision leaves it to users to check their use is allowed.'
 
-function preprocessing(
-  resizeShorter: 256 | 232 | 384,
-  interpolation: 'bilinear' | 'bicubic' = 'bilinear',
-  crop: 224 | 384 = 224,
-): Preprocessing {
+function preprocessing(resizeShorter: number, interpolation: 'bilinear' | 'bicubic' = 'bilinear', crop: 224 | 384 = 224): Preprocessing {
   return Object.freeze({
     inputSize: Object.freeze([crop, crop] as const),
     resizeShorter,
@@ -205,6 +201,13 @@ export const PRETRAINED_WEIGHTS = Object.freeze({
     acc5: 93.532,
     params: 5_288_548,
     origin: "torchvision EfficientNet_B0_Weights.IMAGENET1K_V1 (ported from Ross Wightman's timm weights)",
+  }),
+  convnext_tiny: torchvision('convnext_tiny', 'convnext_tiny-983f1562.pth', '983f1562', {
+    preprocessing: preprocessing(236),
+    acc1: 82.52,
+    acc5: 96.146,
+    params: 28_589_128,
+    origin: 'torchvision ConvNeXt_Tiny_Weights.IMAGENET1K_V1',
   }),
   efficientnet_v2_s: torchvision('efficientnet_v2_s', 'efficientnet_v2_s-dd5fe13b.pth', 'dd5fe13b', {
     preprocessing: preprocessing(384, 'bilinear', 384),

@@ -47,11 +47,22 @@ pub fn to_channels_last(x: &Tensor) -> Result<Tensor> {
     Ok(x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?)
 }
 
+/// A tensor's key: `<layer path>.<field>` (`conv1.weight`), or the path alone for a layer whose one tensor is itself
+/// (layer scale's `features.1.0.layer_scale`).
+fn tensor_key(path: &str, field: &str) -> String {
+    if field.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
 fn init_tensor(decl: &TensorDecl, device: Device) -> Result<Tensor> {
     let shape = decl.shape.as_slice();
     let t = match decl.init {
         TensorInit::Zeros => Tensor::f_zeros(shape, (decl.kind, device))?,
         TensorInit::Ones => Tensor::f_ones(shape, (decl.kind, device))?,
+        TensorInit::Constant(value) => Tensor::f_full(shape, value, (decl.kind, device))?,
         TensorInit::Uniform(bound) => Tensor::f_empty(shape, (decl.kind, device))?.f_uniform_(-bound, bound)?,
         TensorInit::Normal(std) => Tensor::f_empty(shape, (decl.kind, device))?.f_normal_(0.0, std)?,
         TensorInit::DiracOver(bound) => {
@@ -116,7 +127,7 @@ impl Network {
                 let tensor = init_tensor(decl, device)?.f_set_requires_grad(!fixed)?;
                 node.params.push(params.len());
                 params.push(Param {
-                    name: format!("{}.{}", node.path, decl.field),
+                    name: tensor_key(&node.path, &decl.field),
                     tensor,
                     trainable: !fixed,
                     fixed,
@@ -127,7 +138,7 @@ impl Network {
             for decl in &node.buffer_decls {
                 node.buffers.push(buffers.len());
                 buffers.push(Buffer {
-                    name: format!("{}.{}", node.path, decl.field),
+                    name: tensor_key(&node.path, &decl.field),
                     tensor: init_tensor(decl, device)?,
                 });
             }

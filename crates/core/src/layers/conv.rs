@@ -123,6 +123,7 @@ impl LayerKind for Conv2d {
                 TensorInit::Normal((2.0 / (self.out_channels * kernel[0] * kernel[1]) as f64).sqrt())
             }
             WeightInit::Normal => TensorInit::Normal(0.01),
+            WeightInit::TruncNormal => TensorInit::Normal(0.02),
             WeightInit::UniformOut => TensorInit::Uniform(default_bound(self.out_channels)),
         };
         let mut params = vec![TensorDecl::float(
@@ -133,9 +134,11 @@ impl LayerKind for Conv2d {
         if self.bias {
             let bias_init = match self.init {
                 WeightInit::Default | WeightInit::Dirac => TensorInit::Uniform(bound),
-                WeightInit::KaimingNormal | WeightInit::Zeros | WeightInit::Normal | WeightInit::UniformOut => {
-                    TensorInit::Zeros
-                }
+                WeightInit::KaimingNormal
+                | WeightInit::Zeros
+                | WeightInit::Normal
+                | WeightInit::TruncNormal
+                | WeightInit::UniformOut => TensorInit::Zeros,
             };
             params.push(TensorDecl::float("bias", vec![self.out_channels], bias_init));
         }

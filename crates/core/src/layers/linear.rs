@@ -1,4 +1,6 @@
-//! `linear`: a fully connected layer over a flat input, with or without bias.
+//! `linear`: a fully connected layer over a flat input, with or without bias; with `channels`, the same layer at
+//! each position of a `[C, H, W]` input over its channels (ConvNeXt's `Linear` between permutes: a 1×1 convolution
+//! with linear's `[out, in]` weight).
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -17,6 +19,9 @@ pub struct Linear {
     pub bias: bool,
     #[serde(default)]
     pub init: WeightInit,
+    /// Over the channels of a `[C, H, W]` input, at each position, instead of over a flat input.
+    #[serde(default)]
+    pub channels: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,6 +34,7 @@ impl Linear {
             out_features,
             bias: true,
             init: WeightInit::Default,
+            channels: false,
             name: None,
             trainable: None,
         }
@@ -47,12 +53,16 @@ impl LayerKind for Linear {
     }
 
     fn declare(&self, input: &[i64], ctx: &mut DeclareCtx) -> Result<Declared> {
-        let features = match input {
-            [f] => *f,
-            other => {
+        let (features, output) = match (input, self.channels) {
+            ([f], false) => (*f, vec![self.out_features]),
+            ([c, h, w], true) => (*c, vec![self.out_features, *h, *w]),
+            (other, false) => {
                 return Err(ctx.error(format!(
                     "linear expects a flat input, got {other:?}; add {{\"type\": \"flatten\"}} before it"
                 )))
+            }
+            (other, true) => {
+                return Err(ctx.error(format!("linear with channels expects a [C, H, W] input, got {other:?}")))
             }
         };
         if self.out_features <= 0 {
@@ -60,7 +70,7 @@ impl LayerKind for Linear {
         }
         if self.init == WeightInit::Dirac {
             return Err(
-                ctx.error("linear init 'dirac' is for convolutions; expected 'default', 'kaimingNormal', 'normal', 'uniformOut' or 'zeros'")
+                ctx.error("linear init 'dirac' is for convolutions; expected 'default', 'kaimingNormal', 'normal', 'truncNormal', 'uniformOut' or 'zeros'")
             );
         }
         let bound = default_bound(features);
@@ -72,6 +82,7 @@ impl LayerKind for Linear {
             ),
             WeightInit::Zeros => (TensorInit::Zeros, TensorInit::Zeros),
             WeightInit::Normal => (TensorInit::Normal(0.01), TensorInit::Zeros),
+            WeightInit::TruncNormal => (TensorInit::Normal(0.02), TensorInit::Zeros),
             WeightInit::UniformOut => (TensorInit::Uniform(default_bound(self.out_features)), TensorInit::Zeros),
         };
         let mut params = vec![TensorDecl::float("weight", vec![self.out_features, features], weight)];
@@ -79,7 +90,7 @@ impl LayerKind for Linear {
             params.push(TensorDecl::float("bias", vec![self.out_features], bias));
         }
         Ok(Declared {
-            output: vec![self.out_features],
+            output,
             params,
             ..Declared::default()
         })
@@ -92,13 +103,28 @@ impl LayerKind for Linear {
         } else {
             None
         };
-        Ok(f.low(&x)?.f_linear(&weight, bias.as_ref())?)
+        if !self.channels {
+            return Ok(f.low(&x)?.f_linear(&weight, bias.as_ref())?);
+        }
+        // NHWC, where the channels are the last dimension a linear layer works on, and back.
+        let y = f.low(&x)?.f_permute([0, 2, 3, 1])?.f_linear(&weight, bias.as_ref())?;
+        Ok(y.f_permute([0, 3, 1, 2])?)
     }
 
-    /// Gemm with the weight transposed, as PyTorch keeps it `[out, in]`.
+    /// Gemm with the weight transposed, as PyTorch keeps it `[out, in]`; over channels, a MatMul on the input
+    /// transposed to NHWC with the weight transposed, the bias added, transposed back.
     fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
         let weight = g.param(node, 0)?;
         let bias = if self.bias { Some(g.param(node, 1)?) } else { None };
+        if self.channels {
+            let nhwc = g.op(node, "Transpose", &[input], &[("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
+            let transposed = g.op(node, "Transpose", &[&weight], &[("perm", Attr::Ints(vec![1, 0]))]);
+            let mut y = g.op(node, "MatMul", &[&nhwc, &transposed], &[]);
+            if let Some(b) = &bias {
+                y = g.op(node, "Add", &[&y, b], &[]);
+            }
+            return Ok(g.op(node, "Transpose", &[&y], &[("perm", Attr::Ints(vec![0, 3, 1, 2]))]));
+        }
         let mut inputs = vec![input, weight.as_str()];
         inputs.extend(bias.as_deref());
         Ok(g.op(node, "Gemm", &inputs, &[("transB", Attr::Int(1))]))

@@ -8,6 +8,8 @@ mod activation;
 mod batchnorm;
 mod conv;
 mod dropout;
+mod layer_norm;
+mod layer_scale;
 mod linear;
 mod pool;
 mod residual;
@@ -31,6 +33,8 @@ pub use activation::{Gelu, Hardsigmoid, Hardswish, Relu, Relu6, Sigmoid, Silu};
 pub use batchnorm::Batchnorm2d;
 pub use conv::Conv2d;
 pub use dropout::Dropout;
+pub use layer_norm::Layernorm2d;
+pub use layer_scale::Layerscale;
 pub use linear::Linear;
 pub use pool::{Adaptiveavgpool2d, Adaptivemaxpool2d, Avgpool2d, Maxpool2d};
 pub use residual::Residual;
@@ -50,6 +54,8 @@ pub enum TensorInit {
     DiracOver(f64),
     Ones,
     Zeros,
+    /// Every element this value (layer scale's 1e-6).
+    Constant(f64),
 }
 
 /// A tensor a layer holds: its field (`weight`), shape and initialization.
@@ -498,6 +504,8 @@ macro_rules! layers {
 layers! {
     Conv2d = "conv2d",
     Batchnorm2d = "batchnorm2d",
+    Layernorm2d = "layernorm2d",
+    Layerscale = "layerscale",
     Linear = "linear",
     Relu = "relu",
     Relu6 = "relu6",

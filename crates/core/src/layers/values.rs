@@ -99,6 +99,9 @@ pub enum WeightInit {
     Normal,
     /// U(±1/√out) weights and zero biases: torchvision's EfficientNet classifiers.
     UniformOut,
+    /// `trunc_normal_(std=0.02)` weights (truncated at ±2, a hundred deviations out: a plain normal) and zero
+    /// biases: torchvision's ConvNeXt.
+    TruncNormal,
     /// PyTorch's default, then the first filters set to the identity (`dirac_`), so the layer starts by passing
     /// its input through: airbench's "partial identity" initialization.
     Dirac,
