@@ -126,8 +126,7 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
       )
     }
     const raw = values[labelAt]
-    const parts = Array.isArray(raw) ? raw.map(text) : text(raw).split(delimiter)
-    const labels = [...new Set(parts.map((l) => l.trim()).filter((l) => l !== ''))]
+    const labels = labelsOf(raw, delimiter)
     return {
       line,
       written,
@@ -137,6 +136,17 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
     }
   })
   return { file, columns, rows }
+}
+
+/** A label field's labels: split at `delimiter` (JSON arrays as they are), trimmed, empty ones dropped, each once. */
+function labelsOf(raw: unknown, delimiter: string | RegExp): string[] {
+  if (typeof raw === 'string' && (typeof delimiter === 'string' ? !raw.includes(delimiter) : !delimiter.test(raw))) {
+    // One label, nearly every row of a single-label file: no arrays or set to build.
+    const label = raw.trim()
+    return label === '' ? [] : [label]
+  }
+  const parts = Array.isArray(raw) ? raw.map(text) : text(raw).split(delimiter)
+  return [...new Set(parts.map((l) => l.trim()).filter((l) => l !== ''))]
 }
 
 /** A field as text: JSON numbers and booleans as written, a missing or null value as ''. */
@@ -223,8 +233,8 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
   const multiLabel = options.multiLabel ?? rows.some((r) => r.labels.length > 1)
   if (!multiLabel) refuseMultiLabel(file, columns, rows)
   const faults: RowFault[] = []
-  const seen = new Map<string, number>()
-  const kept: { row: LabelRow; stat: fs.Stats }[] = []
+  const lines = new Map<string, number>()
+  const usable: Record<RowSplit, UsableRows> = { train: usableRows(), valid: usableRows(), test: usableRows() }
   for (const row of rows) {
     const fault = (field: string, what: string, code: ErrorCode = 'DATA_CORRUPT') => faults.push({ row, field, what, code })
     if (row.written === '') {
@@ -235,36 +245,42 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
       fault(columns.label, `no label for ${row.written}`)
       continue
     }
-    const first = seen.get(row.file)
+    const first = lines.get(row.file)
     if (first !== undefined) {
       fault(columns.path, `${row.written} is listed again (first on line ${first})`)
       continue
     }
-    seen.set(row.file, row.line)
+    lines.set(row.file, row.line)
     const problem = unreadable(row.file)
     if (typeof problem === 'string') {
       fault(columns.path, `${row.written} ${problem}`, 'DATA_NOT_FOUND')
       continue
     }
-    kept.push({ row, stat: problem })
+    const these = usable[row.split]
+    these.stats = pushStat(these.stats, 4 * these.rows.length, problem)
+    these.rows.push(row)
   }
+  const kept = [...usable.train.rows, ...usable.valid.rows, ...usable.test.rows]
   if (faults.length > 0 && !options.skipBadImages) throw rowError(file, faults)
   if (kept.length === 0) throw new DataError('DATA_EMPTY', `label file ${file} lists no images`, { files: [file] })
 
-  const classes = [...new Set(kept.flatMap((k) => (multiLabel ? k.row.labels : k.row.labels.slice(0, 1))))].sort()
+  const names = new Set<string>()
+  for (const row of kept) {
+    if (multiLabel) for (const label of row.labels) names.add(label)
+    else names.add(row.labels[0]!)
+  }
+  const classes = [...names].sort()
   const index = new Map(classes.map((c, i) => [c, i]))
   const rootPrefix = withSep(path.dirname(file))
   const listingOf = (split: RowSplit): FolderListing | undefined => {
-    const these = kept.filter((k) => k.row.split === split)
+    const { rows: these, stats } = usable[split]
     if (these.length === 0) return undefined
-    let stats: Float64Array = new Float64Array(4 * these.length)
-    for (const [i, k] of these.entries()) stats = pushStat(stats, 4 * i, k.stat)
     return {
       classes,
-      files: these.map((k) => k.row.file),
-      labels: Int32Array.from(these, (k) => index.get(k.row.labels[0]!)!),
+      files: these.map((row) => row.file),
+      labels: Int32Array.from(these, (row) => index.get(row.labels[0]!)!),
       // Paths relative to the label file's folder, as the cache stores them ('../' for images outside it).
-      folder: { rels: these.map((k) => relativeTo(rootPrefix, k.row.file)), stats },
+      folder: { rels: these.map((row) => relativeTo(rootPrefix, row.file)), stats: stats.subarray(0, 4 * these.length) },
       labelled: { from: `${file}#${split}` },
     }
   }
@@ -280,10 +296,23 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
     columns,
     classes,
     splits: { train, ...(valid ? { valid } : {}), ...(test ? { test } : {}) },
-    lines: new Map(kept.map((k) => [k.row.file, k.row.line])),
-    ...(multiLabel ? { labelSets: new Map(kept.map((k) => [k.row.file, k.row.labels])) } : {}),
+    lines,
+    ...(multiLabel ? { labelSets: new Map(kept.map((row) => [row.file, row.labels])) } : {}),
     skipped: faults.map((f) => `${file}:${f.row.line}: ${f.what}`),
   }
+}
+
+/**
+ * One split's usable rows with their stats (size, mtime, ctime, inode; see `pushStat`) as numbers: 60 000 `fs.Stats`
+ * objects kept until the listing is built cost more in garbage collection than the stat calls themselves.
+ */
+interface UsableRows {
+  rows: LabelRow[]
+  stats: Float64Array
+}
+
+function usableRows(): UsableRows {
+  return { rows: [], stats: new Float64Array(0) }
 }
 
 /** A row with several labels where the file was to be read single-label (`multiLabel: false`). */
