@@ -45,11 +45,16 @@ test.serial('auto is the default: the run probes, records its choice with the re
     t.regex(chosen.precisionReason, /no native bf16/)
   } else {
     t.true(chosen.precision === 'fp32' || chosen.precision === 'bf16')
-    t.regex(chosen.precisionReason, /the CPU has .*bf16.* step took \d+ ms in bf16 and \d+ ms in fp32$/)
-    // The same network, batch and CPU again: a clear outcome (bf16/fp32 outside 0.8–1.0) comes from the memo, so the
-    // choice is the same and no probe runs; a close call is measured again.
-    const [bf16, fp32] = /took (\d+) ms in bf16 and (\d+) ms in fp32/.exec(chosen.precisionReason)!.slice(1).map(Number)
-    // The reason rounds to whole milliseconds: only ratios well clear of the 0.8 and 1.0 bounds are asserted either way.
+    // The probe weighs a training step and an evaluation by the run's images: 270 trained (300 less the 10 % held
+    // out), 30 validated and 100 tested.
+    t.regex(
+      chosen.precisionReason,
+      /the CPU has .*bf16.* step took \d+ ms in bf16 and \d+ ms in fp32, their evaluation \d+ ms and \d+ ms; for this run's 270 trained and 130 evaluated images, about [\d.]+ s in bf16 and [\d.]+ s in fp32$/,
+    )
+    // The same network, batch and CPU again: a clear outcome (bf16/fp32 outside 0.8–1.0, for this run's images) comes
+    // from the memo, so the choice is the same and no probe runs; a close call is measured again.
+    const [bf16, fp32] = /about ([\d.]+) s in bf16 and ([\d.]+) s in fp32/.exec(chosen.precisionReason)!.slice(1).map(Number)
+    // The reason rounds to two digits: only ratios well clear of the 0.8 and 1.0 bounds are asserted either way.
     const distance = Math.abs(bf16! / fp32! - 0.9)
     const again = await train({ ...base, epochs: 1, out: tmp() })
     if (distance > 0.15) {
@@ -110,6 +115,24 @@ test("the probe times each precision's own steps, after warming both up, alterna
   t.is(decidePrecision({ fp32: 100, bf16: 95 }, 64, 'x').precision, 'fp32')
 })
 
+test("with the run's workload, the choice weighs its evaluations too: the fine-tune whose training is no faster in bf16", (t) => {
+  // Timings of the fine-tuning bench's probe (32 images, Lite0 with its body frozen): training alike, evaluation not.
+  const probe = { fp32: 754, bf16: 762, evalFp32: 150, evalBf16: 80 }
+  // 8 epochs of 900 images; 100 validation images each epoch and 10 000 test images once, all with mirror TTA.
+  const workload = { trainImages: 7200, evalImages: (8 * 100 + 10_000) * 2 }
+  t.is(decidePrecision(probe, 32, 'x').precision, 'fp32', 'per training step alone: no clear win')
+  const weighed = decidePrecision(probe, 32, 'the CPU has avx512_bf16', workload)
+  t.is(weighed.precision, 'bf16')
+  t.regex(
+    weighed.reason,
+    /^bf16: the CPU has avx512_bf16, and a 32-image step took 762 ms in bf16 and 754 ms in fp32, their evaluation 80 ms and 150 ms; for this run's 7,200 trained and 21,600 evaluated images, about 225 s in bf16 and 271 s in fp32$/,
+  )
+  // A run that mostly trains keeps fp32.
+  t.is(decidePrecision(probe, 32, 'x', { trainImages: 100_000, evalImages: 2000 }).precision, 'fp32')
+  // Without evaluation timings the workload cannot be weighed: the step decides.
+  t.is(decidePrecision({ fp32: 754, bf16: 762 }, 32, 'x', workload).precision, 'fp32')
+})
+
 test.serial("the probe trains a copy in the run's own state (prepare), never the run's model", async (t) => {
   const dirs = cifarSubset()
   const set = await readImageFolder(dirs.test)
@@ -130,6 +153,7 @@ test.serial("the probe trains a copy in the run's own state (prepare), never the
         probe.setTrainable(['fc2.*'], true)
         prepared.push({ trainable: probe.trainableParamCount, froze: all > probe.trainableParamCount })
       },
+      workload: { trainImages: 6400, evalImages: 2000 },
     },
   )
   if (cpuBf16Flags().length === 0) {
@@ -141,6 +165,7 @@ test.serial("the probe trains a copy in the run's own state (prepare), never the
     t.is(prepared.length, 1)
     t.true(prepared[0]!.froze)
     t.is(prepared[0]!.trainable, 512 * 10 + 10, 'fc2: 512 inputs to 10 classes')
-    t.regex(choice.reason, /step took \d+ ms in bf16 and \d+ ms in fp32/)
+    t.regex(choice.reason, /step took \d+ ms in bf16 and \d+ ms in fp32, their evaluation \d+ ms and \d+ ms; for this run's 6,400 trained/)
+    t.true(choice.probe!.evalFp32! > 0 && choice.probe!.evalBf16! > 0)
   }
 })

@@ -26,6 +26,9 @@ export interface ProbeKey {
 export interface RememberedProbe {
   fp32: number
   bf16: number
+  /** An evaluation of the probed images, where it was probed. */
+  evalFp32?: number
+  evalBf16?: number
   at: string
 }
 
@@ -61,9 +64,9 @@ export function recallProbe(file: string, key: ProbeKey): RememberedProbe | unde
 }
 
 /** Records a probe's timings under `key` (best effort: a read-only cache only means probing again next time). */
-export async function rememberProbe(file: string, key: ProbeKey, probe: { fp32: number; bf16: number }): Promise<void> {
+export async function rememberProbe(file: string, key: ProbeKey, probe: Omit<RememberedProbe, 'at'>): Promise<void> {
   const memo = readMemo(file)
-  memo[keyOf(key)] = { fp32: probe.fp32, bf16: probe.bf16, at: new Date().toISOString() }
+  memo[keyOf(key)] = { ...probe, at: new Date().toISOString() }
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true })
     await writeFileAtomic(file, `${JSON.stringify(memo, null, 1)}\n`)

@@ -35,8 +35,8 @@ export interface PrecisionChoice {
   precision: Precision
   /** Why, in a sentence the run prints and history.json records. */
   reason: string
-  /** Median milliseconds of a training step in each precision, when probed. */
-  probe?: { fp32: number; bf16: number }
+  /** Median milliseconds of a training step (and of an evaluation) in each precision, when probed. */
+  probe?: ProbeTimings
 }
 
 /** How many timed steps each precision gets, alternating which goes first. */
@@ -71,11 +71,56 @@ export async function probePrecisions(
   return { fp32: median(times.fp32), bf16: median(times.bf16) }
 }
 
-/** bf16 when its step is clearly faster; `where` says why bf16 was considered at all. */
-export function decidePrecision(probe: { fp32: number; bf16: number }, images: number, where: string): PrecisionChoice {
-  const timings = `a ${images}-image step took ${probe.bf16.toFixed(0)} ms in bf16 and ${probe.fp32.toFixed(0)} ms in fp32`
+/**
+ * Milliseconds per probed batch in each precision: a training step (`fp32`, `bf16`) and, where probed, an evaluation
+ * of the same images (`evalFp32`, `evalBf16`).
+ */
+export interface ProbeTimings {
+  fp32: number
+  bf16: number
+  evalFp32?: number
+  evalBf16?: number
+}
+
+/**
+ * The images a run pushes through training steps and through evaluation (validation, test, a full train pass; each
+ * test-time view counted): what the probe's per-batch timings are weighed by. On a CPU the two can disagree: a
+ * fine-tune whose frozen body skips most of the backward pass trains no faster in bf16, yet evaluates 10 000 test
+ * images nearly twice as fast.
+ */
+export interface Workload {
+  trainImages: number
+  evalImages: number
+}
+
+/** The run's estimated seconds in each precision, where the probe and the workload allow it. */
+function estimate(probe: ProbeTimings, images: number, workload?: Workload): { fp32: number; bf16: number } | undefined {
+  if (!workload || probe.evalFp32 === undefined || probe.evalBf16 === undefined) return undefined
+  const seconds = (train: number, evaluate: number) => (workload.trainImages * train + workload.evalImages * evaluate) / images / 1000
+  return { fp32: seconds(probe.fp32, probe.evalFp32), bf16: seconds(probe.bf16, probe.evalBf16) }
+}
+
+/** Seconds to two significant digits below 10 (a short run's estimate), whole above. */
+function seconds(value: number): string {
+  return value >= 10 ? value.toFixed(0) : value.toPrecision(2)
+}
+
+/**
+ * bf16 when it is clearly faster (under 0.9× fp32's time): for the run's workload where it and evaluation timings are
+ * given, else per training step. `where` says why bf16 was considered at all.
+ */
+export function decidePrecision(probe: ProbeTimings, images: number, where: string, workload?: Workload): PrecisionChoice {
+  let timings = `a ${images}-image step took ${probe.bf16.toFixed(0)} ms in bf16 and ${probe.fp32.toFixed(0)} ms in fp32`
+  const run = estimate(probe, images, workload)
+  if (run && workload) {
+    timings +=
+      `, their evaluation ${probe.evalBf16!.toFixed(0)} ms and ${probe.evalFp32!.toFixed(0)} ms; for this run's ` +
+      `${workload.trainImages.toLocaleString('en')} trained and ${workload.evalImages.toLocaleString('en')} evaluated images, ` +
+      `about ${seconds(run.bf16)} s in bf16 and ${seconds(run.fp32)} s in fp32`
+  }
+  const [bf16, fp32] = run ? [run.bf16, run.fp32] : [probe.bf16, probe.fp32]
   // A clear win only: where the two are close the choice would follow timing noise from run to run.
-  return probe.bf16 < BF16_MARGIN * probe.fp32
+  return bf16 < BF16_MARGIN * fp32
     ? { precision: 'bf16', reason: `bf16: ${where}, and ${timings}`, probe }
     : { precision: 'fp32', reason: `fp32: ${where}, but ${timings}`, probe }
 }
@@ -93,6 +138,8 @@ export interface PrecisionProbeOptions {
    * work and hold several times the memory the run needs.
    */
   prepare?: (probe: Model) => void
+  /** What the run will train and evaluate: with it, an evaluation is probed too and the choice weighs both. */
+  workload?: Workload
 }
 
 /**
@@ -119,20 +166,30 @@ export async function choosePrecision(
   const probe = Model.create(spec, { device: device as 'cpu', seed: 0 })
   options.prepare?.(probe)
   const key: ProbeKey = { spec, trainable: probe.trainableParamCount, images: batch.length, device, cpu: cpuIdentity(flags) }
+  const { workload } = options
   const remembered = recallProbe(memoFile, key)
-  if (remembered) {
-    const choice = decidePrecision(remembered, batch.length, where)
+  // Timings remembered without an evaluation cannot weigh a workload: such a run probes again.
+  if (remembered && (!workload || remembered.evalFp32 !== undefined)) {
+    const choice = decidePrecision(remembered, batch.length, where, workload)
     return { ...choice, reason: `${choice.reason} (remembered from a probe of ${remembered.at.slice(0, 10)}, ${memoFile})` }
   }
-  const timings = await probePrecisions(async (precision) => {
+  const steps = await probePrecisions(async (precision) => {
     probe.setPrecision(precision)
     await probe.trainBatch(data, batch)
   })
+  const evaluations = workload
+    ? await probePrecisions(async (precision) => {
+        probe.setPrecision(precision)
+        await probe.evaluate(data, { indices: batch, batchSize: batch.length })
+      })
+    : undefined
+  const timings: ProbeTimings = { ...steps, ...(evaluations ? { evalFp32: evaluations.fp32, evalBf16: evaluations.bf16 } : {}) }
   // Training allocates one precision's activation sizes only: the probe's blocks of both go back.
   releaseCachedBlocks()
   // Only a clear outcome is remembered: near the margin the choice could follow one probe's noise for good, so a close
   // call is measured again by the next run.
-  const ratio = timings.bf16 / timings.fp32
+  const run = estimate(timings, batch.length, workload)
+  const ratio = run ? run.bf16 / run.fp32 : timings.bf16 / timings.fp32
   if (ratio < BF16_MARGIN - CLEAR_BY || ratio > BF16_MARGIN + CLEAR_BY) await rememberProbe(memoFile, key, timings)
-  return decidePrecision(timings, batch.length, where)
+  return decidePrecision(timings, batch.length, where, workload)
 }

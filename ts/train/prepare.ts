@@ -18,7 +18,7 @@ import { planPretrained } from '../zoo/pretrained.ts'
 import { pretrainedWeights } from '../zoo/weights.ts'
 import { finetuneEpochs } from '../recipes/finetune.ts'
 import { runStamp } from '../util/run-stamp.ts'
-import { choosePrecision } from './precision.ts'
+import { choosePrecision, type Workload } from './precision.ts'
 import { probeMemoFile } from './precision-memo.ts'
 import { checkMemory, prepareData, validationCount, type TrainData } from './train-data.ts'
 import { resolveConfig, resumeConfig } from './resolve-config.ts'
@@ -100,6 +100,21 @@ function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], 
   const larger = stored[0] > input[0] || stored[1] > input[1]
   const any = config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 || config.randomErasing > 0
   return larger || any || mixed || aug.autoAugment ? aug : undefined
+}
+
+/** The views test-time augmentation evaluates each image in (see the core's `Tta`). */
+const TTA_VIEWS: Record<ResolvedTrainOptions['tta'], number> = { none: 1, mirror: 2, mirrorTranslate: 6 }
+
+/**
+ * The images a run trains on and evaluates, for the precision probe: every epoch's training images and validation
+ * (and, with `trainMetrics: 'full'`, a pass over the training images), the test images as often as `testEvery` says,
+ * each evaluation times its test-time views.
+ */
+function runWorkload(config: ResolvedTrainOptions, runEpochs: number, train: number, val: number, test: number): Workload {
+  const epochs = Math.ceil(runEpochs)
+  const tests = config.testEvery > 0 ? Math.ceil(epochs / config.testEvery) : 1
+  const evaluated = epochs * (val + (config.trainMetrics === 'full' ? train : 0)) + tests * test
+  return { trainImages: epochs * train, evalImages: evaluated * TTA_VIEWS[config.tta] }
 }
 
 /** `evalInputSize`, checked against the stored images `[C, H, W]` it is a centre crop of. */
@@ -298,6 +313,7 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
       // The step of the run's last epoch, the one most of its epochs take: with the body frozen for epoch 1, a
       // one-epoch run trains the head alone, which needs neither the body's activations kept nor their gradients.
       prepare: (probe) => applyRunState(probe, run, Math.ceil(run.epochs)),
+      workload: runWorkload(config, run.epochs, data.train.length, data.val.length, data.test.length),
     })
     chosen = { precision: c.precision, precisionReason: c.reason }
   } else chosen = { precision: config.precision, precisionReason: `${config.precision}: as asked` }
