@@ -1,7 +1,7 @@
 //! Augmentation on the device, batch by batch: random crops from zero- or reflect-padded images, random or
 //! alternating flips, random-resized crops, cutout, random erasing and mixing (the automatic policies are in
-//! `auto_augment`). Every draw comes from a seed, so a run repeats (and
-//! resumes) exactly; all images of a batch are cropped and flipped with two gathers or one `grid_sample`.
+//! `auto_augment`). Every draw comes from a seed, so a run repeats (and resumes) exactly; all images of a batch
+//! are cropped and flipped with two gathers or one `grid_sample`.
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};

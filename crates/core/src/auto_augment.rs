@@ -106,27 +106,26 @@ pub enum Policy {
 
 impl Policy {
     pub fn validate(&self) -> Result<()> {
+        let bins = self.bins();
+        if bins < 2 {
+            return Err(Error::option("augment.autoAugment.magnitudeBins", "at least 2", bins));
+        }
+        if let Policy::RandAugment { ops, magnitude, .. } = *self {
+            if !(1..=16).contains(&ops) {
+                return Err(Error::option("augment.autoAugment.numOps", "1 to 16", ops));
+            }
+            if !(0..bins).contains(&magnitude) {
+                let expected = format!("a bin in 0..{bins} (magnitudeBins)");
+                return Err(Error::option("augment.autoAugment.magnitude", expected, magnitude));
+            }
+        }
+        Ok(())
+    }
+
+    /// How many magnitudes each operation's range is cut into.
+    fn bins(&self) -> i64 {
         match *self {
-            Policy::TrivialAugmentWide { bins } if bins < 2 => {
-                Err(Error::option("augment.autoAugment.magnitudeBins", "at least 2", bins))
-            }
-            Policy::RandAugment { ops, magnitude, bins } => {
-                if bins < 2 {
-                    return Err(Error::option("augment.autoAugment.magnitudeBins", "at least 2", bins));
-                }
-                if !(1..=16).contains(&ops) {
-                    return Err(Error::option("augment.autoAugment.numOps", "1 to 16", ops));
-                }
-                if !(0..bins).contains(&magnitude) {
-                    return Err(Error::option(
-                        "augment.autoAugment.magnitude",
-                        format!("a bin in 0..{bins} (magnitudeBins)"),
-                        magnitude,
-                    ));
-                }
-                Ok(())
-            }
-            Policy::TrivialAugmentWide { .. } => Ok(()),
+            Policy::TrivialAugmentWide { bins } | Policy::RandAugment { bins, .. } => bins,
         }
     }
 
@@ -135,9 +134,7 @@ impl Policy {
     fn magnitudes(&self, op: Operation, size: [i64; 2]) -> Result<Vec<f64>> {
         use Operation::*;
         let wide = matches!(self, Policy::TrivialAugmentWide { .. });
-        let bins = match *self {
-            Policy::TrivialAugmentWide { bins } | Policy::RandAugment { bins, .. } => bins,
-        };
+        let bins = self.bins();
         let linspace = |end: f64, start: f64| -> Result<Vec<f64>> {
             let t = Tensor::f_linspace(start, end, bins, (Kind::Float, Device::Cpu))?;
             Ok(Vec::<f32>::try_from(t)?.into_iter().map(f64::from).collect())
