@@ -9,6 +9,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::draw::{Draw, SplitMix};
 use crate::error::{Error, Result};
+use crate::host::host_bytes;
 use crate::transfer::to_device;
 
 /// One image operation, named as in torchvision's augmentation spaces.
@@ -248,9 +249,9 @@ fn dims(batch: &Tensor) -> Result<[i64; 4]> {
     }
 }
 
-/// One value per image as a float32 `[N, 1, 1, 1]` tensor on `device`.
-fn per_image(values: impl IntoIterator<Item = f32>, device: Device) -> Result<Tensor> {
-    let v: Vec<f32> = values.into_iter().collect();
+/// One value per image as an `[N, 1, 1, 1]` tensor on `device`, to broadcast over each image.
+fn per_image<T: tch::kind::Element + Copy>(values: impl IntoIterator<Item = T>, device: Device) -> Result<Tensor> {
+    let v: Vec<T> = values.into_iter().collect();
     to_device(Tensor::f_from_slice(&v)?.f_view([-1, 1, 1, 1])?, device)
 }
 
@@ -279,8 +280,7 @@ fn apply(op: Operation, x: &Tensor, magnitudes: &[f64]) -> Result<Tensor> {
         Sharpness => blend_with(&smoothed(x)?),
         Posterize => {
             // torchvision's `img & -2^(8 - bits)`, the int mask cast to uint8.
-            let masks: Vec<u8> = magnitudes.iter().map(|&b| (-(1i64 << (8 - b as i64))) as u8).collect();
-            let masks = to_device(Tensor::f_from_slice(&masks)?.f_view([-1, 1, 1, 1])?, device)?;
+            let masks = per_image(magnitudes.iter().map(|&b| (-(1i64 << (8 - b as i64))) as u8), device)?;
             Ok(x.f_bitwise_and_tensor(&masks)?)
         }
         Solarize => {
@@ -464,8 +464,5 @@ pub fn apply_operation_to_bytes(
         Tensor::f_from_slice(pixels)?.f_view([n, shape[0], shape[1], shape[2]])?,
         device,
     )?;
-    let out = apply_operation(&batch, op, magnitude)?;
-    Ok(Vec::<u8>::try_from(
-        out.f_to_device(Device::Cpu)?.f_contiguous()?.f_view([-1])?,
-    )?)
+    host_bytes(&apply_operation(&batch, op, magnitude)?)
 }

@@ -1,31 +1,11 @@
 //! Checks that images fit a network, and the batches made of them: dataset images, or flat buffers sent from the
 //! caller, on the network's device.
 
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 use crate::dataset::{Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::model::Network;
-
-/// A tensor's values as `f32` on the host, row by row, whatever its dtype, device or layout: how results go back.
-pub(crate) fn host_floats(t: &Tensor) -> Result<Vec<f32>> {
-    let flat = t
-        .f_to_kind(Kind::Float)?
-        .f_to_device(Device::Cpu)?
-        .f_contiguous()?
-        .f_view([-1])?;
-    Ok(Vec::<f32>::try_from(flat)?)
-}
-
-/// [`host_floats`] for integer tensors (class indices, neighbour indices), as `i64`.
-pub(crate) fn host_indices(t: &Tensor) -> Result<Vec<i64>> {
-    let flat = t
-        .f_to_kind(Kind::Int64)?
-        .f_to_device(Device::Cpu)?
-        .f_contiguous()?
-        .f_view([-1])?;
-    Ok(Vec::<i64>::try_from(flat)?)
-}
 
 /// Fails unless the dataset's images fit the network's input for training (same channels, at least its height
 /// and width), its classes are among the network's, and it lives on the network's device.

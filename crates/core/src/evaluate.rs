@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::batch::{check_dataset_at, host_floats};
+use crate::batch::check_dataset_at;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::host::host_floats;
 use crate::model::Network;
 
 /// Test-time augmentation: the logits of several views of each image, averaged.

@@ -5,8 +5,8 @@
 
 use tch::{Kind, Tensor};
 
-use crate::batch::{host_floats, host_indices};
 use crate::error::{Error, Result};
+use crate::host::{host_floats, host_indices};
 use crate::layers::{Capture, Node};
 use crate::model::Network;
 

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::Kind;
 
-use crate::batch::host_floats;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::explain::{node_name, target_layer};
+use crate::host::host_floats;
 use crate::layers::Capture;
 use crate::model::Network;
 

@@ -5,8 +5,8 @@
 use tch::{Kind, Reduction, Tensor};
 
 use super::{matrix, unit_rows};
-use crate::batch::host_floats;
 use crate::error::{Error, Result};
+use crate::host::host_floats;
 use crate::optimizer::fused::{self, TensorLists};
 
 /// How each fold's regression is fitted.

@@ -5,8 +5,8 @@
 use tch::{Kind, Tensor};
 
 use super::{matrix, unit_rows};
-use crate::batch::{host_floats, host_indices};
 use crate::error::{Error, Result};
+use crate::host::{host_floats, host_indices};
 
 /// For each query, its `k` most similar keys, most similar first.
 #[derive(Debug, Clone, PartialEq)]
