@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
+use super::{over_channels, DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
 use crate::error::Result;
 use crate::onnx::{Attr, OnnxGraph};
 
@@ -51,22 +51,19 @@ impl LayerKind for Layernorm2d {
 
     fn forward(&self, node: &Node, f: &Forward, x: Tensor) -> Result<Tensor> {
         // In the parameters' type (float32 under bf16, as autocast runs layer_norm).
+        let (weight, bias) = (f.param(node, 0), f.param(node, 1));
         let c = node.input_shape[0];
-        let nhwc = x.f_to_kind(f.param(node, 0).kind())?.f_permute([0, 2, 3, 1])?;
-        let normed = nhwc.f_layer_norm([c], Some(f.param(node, 0)), Some(f.param(node, 1)), self.eps, true)?;
-        Ok(normed.f_permute([0, 3, 1, 2])?)
+        over_channels(&x.f_to_kind(weight.kind())?, |nhwc| {
+            Ok(nhwc.f_layer_norm([c], Some(weight), Some(bias), self.eps, true)?)
+        })
     }
 
     /// LayerNormalization over the last axis of the input transposed to NHWC, then transposed back.
     fn onnx(&self, node: &Node, g: &mut OnnxGraph, input: &str) -> Result<String> {
         let (scale, shift) = (g.param(node, 0)?, g.param(node, 1)?);
-        let nhwc = g.op(node, "Transpose", &[input], &[("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
-        let normed = g.op(
-            node,
-            "LayerNormalization",
-            &[&nhwc, &scale, &shift],
-            &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(self.eps as f32))],
-        );
-        Ok(g.op(node, "Transpose", &[&normed], &[("perm", Attr::Ints(vec![0, 3, 1, 2]))]))
+        let attrs = [("axis", Attr::Int(-1)), ("epsilon", Attr::Float(self.eps as f32))];
+        g.over_channels(node, input, |g, nhwc| {
+            Ok(g.op(node, "LayerNormalization", &[nhwc, &scale, &shift], &attrs))
+        })
     }
 }

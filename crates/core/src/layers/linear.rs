@@ -7,7 +7,7 @@ use tch::Tensor;
 
 use super::conv::default_bound;
 use super::values::{yes, WeightInit};
-use super::{DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
+use super::{over_channels, DeclareCtx, Declared, Forward, LayerKind, Node, TensorDecl, TensorInit};
 use crate::error::Result;
 use crate::onnx::{Attr, OnnxGraph};
 
@@ -106,9 +106,7 @@ impl LayerKind for Linear {
         if !self.channels {
             return Ok(f.low(&x)?.f_linear(&weight, bias.as_ref())?);
         }
-        // NHWC, where the channels are the last dimension a linear layer works on, and back.
-        let y = f.low(&x)?.f_permute([0, 2, 3, 1])?.f_linear(&weight, bias.as_ref())?;
-        Ok(y.f_permute([0, 3, 1, 2])?)
+        over_channels(&f.low(&x)?, |nhwc| Ok(nhwc.f_linear(&weight, bias.as_ref())?))
     }
 
     /// Gemm with the weight transposed, as PyTorch keeps it `[out, in]`; over channels, a MatMul on the input
@@ -117,13 +115,14 @@ impl LayerKind for Linear {
         let weight = g.param(node, 0)?;
         let bias = if self.bias { Some(g.param(node, 1)?) } else { None };
         if self.channels {
-            let nhwc = g.op(node, "Transpose", &[input], &[("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
-            let transposed = g.op(node, "Transpose", &[&weight], &[("perm", Attr::Ints(vec![1, 0]))]);
-            let mut y = g.op(node, "MatMul", &[&nhwc, &transposed], &[]);
-            if let Some(b) = &bias {
-                y = g.op(node, "Add", &[&y, b], &[]);
-            }
-            return Ok(g.op(node, "Transpose", &[&y], &[("perm", Attr::Ints(vec![0, 3, 1, 2]))]));
+            return g.over_channels(node, input, |g, nhwc| {
+                let transposed = g.op(node, "Transpose", &[&weight], &[("perm", Attr::Ints(vec![1, 0]))]);
+                let y = g.op(node, "MatMul", &[nhwc, &transposed], &[]);
+                Ok(match &bias {
+                    Some(b) => g.op(node, "Add", &[&y, b], &[]),
+                    None => y,
+                })
+            });
         }
         let mut inputs = vec![input, weight.as_str()];
         inputs.extend(bias.as_deref());

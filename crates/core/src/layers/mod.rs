@@ -43,6 +43,17 @@ pub use sequential::Sequential;
 pub use shape::{Flatten, Identity};
 pub use squeeze_excitation::Se;
 
+/// The permutation that shows an `[N, C, H, W]` tensor as `[N, H, W, C]`, and the one back.
+pub(crate) const TO_NHWC: [i64; 4] = [0, 2, 3, 1];
+pub(crate) const TO_NCHW: [i64; 4] = [0, 3, 1, 2];
+
+/// Runs `f` at each position over the channels: on `x` (`[N, C, H, W]`) seen as `[N, H, W, C]`, where the channels
+/// are the last dimension, with its result seen as NCHW again. ConvNeXt's layer norm and linear layers work so, as
+/// PyTorch's do between two permutes.
+pub(crate) fn over_channels(x: &Tensor, f: impl FnOnce(Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    Ok(f(x.f_permute(TO_NHWC)?)?.f_permute(TO_NCHW)?)
+}
+
 /// How a tensor starts out.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TensorInit {

@@ -11,7 +11,7 @@ use super::proto::attribute_proto::AttributeType;
 use super::proto::tensor_proto::DataType;
 use super::proto::{AttributeProto, NodeProto, TensorProto};
 use crate::error::{Error, Result};
-use crate::layers::Node;
+use crate::layers::{Node, TO_NCHW, TO_NHWC};
 use crate::weights::{Buffer, Param};
 
 /// The value of one attribute of an ONNX node.
@@ -160,6 +160,19 @@ impl<'a> OnnxGraph<'a> {
             ..NodeProto::default()
         });
         output
+    }
+
+    /// [`crate::layers::over_channels`] as ONNX: the nodes `f` adds on the input transposed to NHWC, their output
+    /// transposed back.
+    pub fn over_channels(
+        &mut self,
+        node: &Node,
+        input: &str,
+        f: impl FnOnce(&mut Self, &str) -> Result<String>,
+    ) -> Result<String> {
+        let nhwc = self.op(node, "Transpose", &[input], &[("perm", Attr::Ints(TO_NHWC.to_vec()))]);
+        let out = f(self, &nhwc)?;
+        Ok(self.op(node, "Transpose", &[&out], &[("perm", Attr::Ints(TO_NCHW.to_vec()))]))
     }
 
     /// The error for a layer that has no ONNX form, naming it by its place in the spec and its tensor prefix.
