@@ -116,19 +116,20 @@ test("the probe times each precision's own steps, after warming both up, alterna
 })
 
 test("with the run's workload, the choice weighs its evaluations too: the fine-tune whose training is no faster in bf16", (t) => {
-  // Timings of the fine-tuning bench's probe (32 images, Lite0 with its body frozen): training alike, evaluation not.
-  const probe = { fp32: 754, bf16: 762, evalFp32: 150, evalBf16: 80 }
+  // Timings of the fine-tuning bench's probe (32 images, Lite0 with its body frozen, evaluated with mirror TTA):
+  // training alike, evaluation not.
+  const probe = { fp32: 754, bf16: 762, evalFp32: 300, evalBf16: 160 }
   // 8 epochs of 900 images; 100 validation images each epoch and 10 000 test images once, all with mirror TTA.
-  const workload = { trainImages: 7200, evalImages: (8 * 100 + 10_000) * 2 }
+  const workload = { trainImages: 7200, evalImages: 8 * 100 + 10_000, tta: 'mirror' as const }
   t.is(decidePrecision(probe, 32, 'x').precision, 'fp32', 'per training step alone: no clear win')
   const weighed = decidePrecision(probe, 32, 'the CPU has avx512_bf16', workload)
   t.is(weighed.precision, 'bf16')
   t.regex(
     weighed.reason,
-    /^bf16: the CPU has avx512_bf16, and a 32-image step took 762 ms in bf16 and 754 ms in fp32, their evaluation 80 ms and 150 ms; for this run's 7,200 trained and 21,600 evaluated images, about 225 s in bf16 and 271 s in fp32$/,
+    /^bf16: the CPU has avx512_bf16, and a 32-image step took 762 ms in bf16 and 754 ms in fp32, their evaluation 160 ms and 300 ms; for this run's 7,200 trained and 10,800 evaluated images, about 225 s in bf16 and 271 s in fp32$/,
   )
   // A run that mostly trains keeps fp32.
-  t.is(decidePrecision(probe, 32, 'x', { trainImages: 100_000, evalImages: 2000 }).precision, 'fp32')
+  t.is(decidePrecision(probe, 32, 'x', { trainImages: 100_000, evalImages: 1000, tta: 'mirror' }).precision, 'fp32')
   // Without evaluation timings the workload cannot be weighed: the step decides.
   t.is(decidePrecision({ fp32: 754, bf16: 762 }, 32, 'x', workload).precision, 'fp32')
 })
@@ -153,7 +154,7 @@ test.serial("the probe trains a copy in the run's own state (prepare), never the
         probe.setTrainable(['fc2.*'], true)
         prepared.push({ trainable: probe.trainableParamCount, froze: all > probe.trainableParamCount })
       },
-      workload: { trainImages: 6400, evalImages: 2000 },
+      workload: { trainImages: 6400, evalImages: 2000, tta: 'none' },
     },
   )
   if (cpuBf16Flags().length === 0) {

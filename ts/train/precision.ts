@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import type { TensorDataset } from '../data/tensor-dataset.ts'
 import type { ModelSpec } from '../model/layers.ts'
 import { Model, type Precision } from '../model/model.ts'
+import type { Tta } from '../model/model-options.ts'
 import { releaseCachedBlocks } from '../util/memory.ts'
 import { cpuIdentity, recallProbe, rememberProbe, type ProbeKey } from './precision-memo.ts'
 
@@ -83,14 +84,16 @@ export interface ProbeTimings {
 }
 
 /**
- * The images a run pushes through training steps and through evaluation (validation, test, a full train pass; each
- * test-time view counted): what the probe's per-batch timings are weighed by. On a CPU the two can disagree: a
- * fine-tune whose frozen body skips most of the backward pass trains no faster in bf16, yet evaluates 10 000 test
- * images nearly twice as fast.
+ * The images a run pushes through training steps and through evaluation (validation, test, a full train pass), and
+ * the test-time augmentation it evaluates them with: what the probe's per-batch timings are weighed by. On a CPU the
+ * two can disagree: a fine-tune whose frozen body skips most of the backward pass trains no faster in bf16, yet
+ * evaluates 10 000 test images nearly twice as fast.
  */
 export interface Workload {
   trainImages: number
   evalImages: number
+  /** The run's, which the probed evaluation uses too. */
+  tta: Tta
 }
 
 /** The run's estimated seconds in each precision, where the probe and the workload allow it. */
@@ -180,7 +183,7 @@ export async function choosePrecision(
   const evaluations = workload
     ? await probePrecisions(async (precision) => {
         probe.setPrecision(precision)
-        await probe.evaluate(data, { indices: batch, batchSize: batch.length })
+        await probe.evaluate(data, { indices: batch, batchSize: batch.length, tta: workload.tta })
       })
     : undefined
   const timings: ProbeTimings = { ...steps, ...(evaluations ? { evalFp32: evaluations.fp32, evalBf16: evaluations.bf16 } : {}) }

@@ -98,23 +98,27 @@ function augmentOptions(config: ResolvedTrainOptions, stored: [number, number], 
   }
   // Images stored larger than the input are cropped at random while training (and centred when evaluating).
   const larger = stored[0] > input[0] || stored[1] > input[1]
-  const any = config.resizedCrop || config.cropPadding > 0 || config.flip !== 'none' || config.cutout > 0 || config.randomErasing > 0
-  return larger || any || mixed || aug.autoAugment ? aug : undefined
+  const any =
+    config.resizedCrop ||
+    config.cropPadding > 0 ||
+    config.flip !== 'none' ||
+    config.cutout > 0 ||
+    config.autoAugment !== 'none' ||
+    config.randomErasing > 0 ||
+    mixed
+  return larger || any ? aug : undefined
 }
-
-/** The views test-time augmentation evaluates each image in (see the core's `Tta`). */
-const TTA_VIEWS: Record<ResolvedTrainOptions['tta'], number> = { none: 1, mirror: 2, mirrorTranslate: 6 }
 
 /**
  * The images a run trains on and evaluates, for the precision probe: every epoch's training images and validation
- * (and, with `trainMetrics: 'full'`, a pass over the training images), the test images as often as `testEvery` says,
- * each evaluation times its test-time views.
+ * (and, with `trainMetrics: 'full'`, a pass over the training images), and the test images as often as `testEvery`
+ * says, all evaluated with the run's test-time augmentation.
  */
 function runWorkload(config: ResolvedTrainOptions, runEpochs: number, train: number, val: number, test: number): Workload {
   const epochs = Math.ceil(runEpochs)
   const tests = config.testEvery > 0 ? Math.ceil(epochs / config.testEvery) : 1
-  const evaluated = epochs * (val + (config.trainMetrics === 'full' ? train : 0)) + tests * test
-  return { trainImages: epochs * train, evalImages: evaluated * TTA_VIEWS[config.tta] }
+  const evalImages = epochs * (val + (config.trainMetrics === 'full' ? train : 0)) + tests * test
+  return { trainImages: epochs * train, evalImages, tta: config.tta }
 }
 
 /** `evalInputSize`, checked against the stored images `[C, H, W]` it is a centre crop of. */
