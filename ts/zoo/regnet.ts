@@ -22,7 +22,7 @@ const STEM_WIDTH = 32
  * (`f.b`), squeeze-and-excitation to a quarter of the block's input width (`f.se`, ReLU and sigmoid), 1×1 (`f.c`, no
  * activation); a `proj` 1×1 + batch norm shortcut where the shape changes; ReLU after the sum.
  */
-function bottleneckBlock(input: number, width: number, stride: number): Layer {
+function bottleneckBlock(name: string, input: number, width: number, stride: number): Layer {
   const f: Layer = {
     type: 'sequential',
     name: 'f',
@@ -36,6 +36,7 @@ function bottleneckBlock(input: number, width: number, stride: number): Layer {
   const project = stride !== 1 || input !== width
   return {
     type: 'residual',
+    name,
     layers: [f],
     ...(project ? { shortcut: convBnAct(width, 1, TORCH_NORM, null, { stride }).layers, shortcutName: 'proj' } : {}),
     activation: 'relu',
@@ -54,10 +55,9 @@ export function regnetY800mf(options: ZooOptions): ModelSpec {
   const o = resolveOptions('regnet_y_800mf', options, { inputSize: [224, 224], dropout: null, dropPath: null })
   let input = STEM_WIDTH
   const stages = Y800MF_STAGES.map(([width, blocks], s): Layer => {
-    const layers = Array.from({ length: blocks }, (_, i): Layer => {
-      const block = { ...bottleneckBlock(i === 0 ? input : width, width, i === 0 ? 2 : 1), name: `block${s + 1}-${i}` }
-      return block
-    })
+    const layers = Array.from({ length: blocks }, (_, i) =>
+      bottleneckBlock(`block${s + 1}-${i}`, i === 0 ? input : width, width, i === 0 ? 2 : 1),
+    )
     input = width
     return { type: 'sequential', name: `block${s + 1}`, layers }
   })
