@@ -16,16 +16,16 @@ fn host_values<T: tch::kind::Element + Copy>(t: &Tensor, kind: Kind) -> Result<V
 }
 
 /// [`host_values`] as `f32` (logits, probabilities, embeddings).
-pub(crate) fn host_floats(t: &Tensor) -> Result<Vec<f32>> {
+pub fn host_floats(t: &Tensor) -> Result<Vec<f32>> {
     host_values(t, Kind::Float)
 }
 
 /// [`host_values`] for integer tensors (class indices, neighbour indices), as `i64`.
-pub(crate) fn host_indices(t: &Tensor) -> Result<Vec<i64>> {
+pub fn host_indices(t: &Tensor) -> Result<Vec<i64>> {
     host_values(t, Kind::Int64)
 }
 
 /// [`host_values`] as bytes (uint8 pixels).
-pub(crate) fn host_bytes(t: &Tensor) -> Result<Vec<u8>> {
+pub fn host_bytes(t: &Tensor) -> Result<Vec<u8>> {
     host_values(t, Kind::Uint8)
 }

@@ -23,7 +23,7 @@ pub mod explain;
 pub(crate) mod ffi;
 pub mod glob;
 pub mod grad_clip;
-pub(crate) mod host;
+pub mod host;
 pub mod inspect;
 pub mod jpeg;
 pub mod layers;

@@ -110,8 +110,7 @@ impl NativeDataset {
                     [out[0] as i64, out[1] as i64],
                     augment.as_ref().map(|(a, d)| (a, d)),
                 )?;
-                let flat = x.f_to_device(tch::Device::Cpu)?.f_contiguous()?.f_view([-1])?;
-                Vec::<f32>::try_from(flat).map_err(convkit_core::Error::from)
+                convkit_core::host::host_floats(&x)
             },
             |_, v| Ok(Float32Array::new(v)),
         )))
