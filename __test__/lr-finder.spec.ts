@@ -72,21 +72,28 @@ test('the smoothed loss is a bias-corrected moving average', (t) => {
   t.regex(s.divergence(Number.NaN)!, /not finite/)
 })
 
-test('the valley rule suggests a rate on the way down, before the loss turns', (t) => {
+test('the suggestion is a tenth of the rate where the smoothed loss is lowest', (t) => {
   // A flat start, a long descent (with a bump of noise), then a climb: fastai's picture of a range test.
   const rates = sweepRates(1e-6, 1, 100)
   const curve = rates.map((_, i) => (i < 20 ? 2.3 : i < 70 ? 2.3 - (i - 20) * 0.02 + (i === 40 ? 0.05 : 0) : 1.35 + (i - 70) * 0.1))
-  const s = suggestLearningRate(rates, curve, 100)
-  t.is(s.rule, 'valley')
-  const [from, to] = s.valley
-  // The valley ends at the foot of the descent (69) and, the bump stepped over, starts about where it does (20).
-  t.true(Math.abs(from - 20) <= 1 && to === 69, `valley ${from}..${to}`)
-  t.is(s.index, from + Math.floor((to - from) / 2))
-  t.is(s.lr, rates[s.index]!)
+  const s = suggestLearningRate(rates, curve)
+  t.is(s.rule, 'minimum')
+  // The lowest point is the foot of the descent (69); a tenth of its rate is 16.5 batches back (10 ** (6 / 99) a batch).
+  t.is(s.minimum, 69)
+  t.true(Math.abs(s.lr / (rates[69]! / 10) - 1) < 1e-12)
+  t.true(s.index === 52 || s.index === 53, `marked at ${s.index}`)
+  t.regex(s.reason, /^minimum: a tenth of 1\.5e-2/)
   // A NaN ends the curve the rule reads.
-  const broken = suggestLearningRate(rates, [...curve.slice(0, 50), Number.NaN, ...curve.slice(51)], 100)
-  t.true(broken.valley[1] < 50)
-  const none = suggestLearningRate([], [], 10)
+  const broken = suggestLearningRate(rates, [...curve.slice(0, 50), Number.NaN, ...curve.slice(51)])
+  t.is(broken.minimum, 49)
+  // A loss that only rose: the first rate, not a tenth of it.
+  const rising = suggestLearningRate(
+    rates,
+    curve.map((_, i) => 2 + i),
+  )
+  t.is(rising.lr, rates[0]!)
+  t.regex(rising.reason, /never fell/)
+  const none = suggestLearningRate([], [])
   t.is(none.rule, 'none')
   t.true(Number.isNaN(none.lr))
 })
@@ -103,11 +110,13 @@ test('findLearningRate sweeps the rates, records the losses and suggests a rate 
   for (let i = 1; i < n; i++) t.true(Math.abs(sweep.rates[i]! / sweep.rates[i - 1]! / factor - 1) < 1e-9)
   // A fresh ten-class network starts at about chance's loss, ln 10 = 2.30.
   t.true(Math.abs(sweep.losses[0]! - Math.log(10)) < 0.3, `first loss ${sweep.losses[0]}`)
-  const { lr, index } = sweep.suggestion
+  const { lr, index, minimum } = sweep.suggestion
   t.true(lr > 1e-6 && lr < 10, `suggested ${lr}`)
-  t.is(lr, sweep.rates[index]!)
-  // Descending: left of the smoothed loss's lowest point, and no higher than where the curve started.
+  // A tenth of the rate at the smoothed loss's lowest point, marked at the batch nearest it, before that point.
   const lowest = sweep.smoothed.indexOf(Math.min(...sweep.smoothed))
+  t.is(minimum, lowest)
+  t.true(Math.abs(lr / (sweep.rates[lowest]! / 10) - 1) < 1e-12)
+  t.true(Math.abs(Math.log(sweep.rates[index]! / lr)) <= Math.log(factor) / 2 + 1e-9)
   t.true(index < lowest, `suggestion at ${index}, lowest smoothed loss at ${lowest}`)
   t.true(sweep.smoothed[index]! <= sweep.smoothed[0]! + 0.01)
   t.is(sweep.trainableParams, sweep.paramCount)
@@ -163,7 +172,7 @@ test("lr: 'find' picks the rate, records it, trains at it, and a resumed run kee
   const lr = history.chosen!.lr!
   t.is(history.config.lr, 'find')
   t.deepEqual(history.config.lrFind, { startLr: 1e-5, endLr: 10, steps: 24 })
-  t.regex(history.chosen!.lrReason!, /^valley: .* a sweep of 1e-5–10 over 24 batches/)
+  t.regex(history.chosen!.lrReason!, /^minimum: .* a sweep of 1e-5–10 over 24 batches/)
   const sweep = JSON.parse(fs.readFileSync(path.join(found, 'lr-find.json'), 'utf8')) as LrSweep
   t.is(sweep.suggestion.lr, lr)
   t.true(lr > 1e-5 && lr < 10)
@@ -183,11 +192,14 @@ test("lr: 'find' picks the rate, records it, trains at it, and a resumed run kee
   t.is(fs.statSync(path.join(found, 'lr-find.json')).mtimeMs, swept, 'no second sweep')
 })
 
-test('a fine-tuning run sweeps in the state its first epoch trains in: the classifier alone', async (t) => {
-  const sweep = await findLearningRate({ data: await data(), ...quick, freezeEpochs: 1, steps: 8, out: tmp() })
-  // fc2 of the reference CNN: 512 × 10 weights and 10 biases.
-  t.is(sweep.trainableParams, 5130)
-  t.true(sweep.paramCount > 2_000_000)
+test('a fine-tuning run sweeps in the state its last epoch trains in', async (t) => {
+  // One epoch with the body frozen: the classifier alone, fc2 of the reference CNN (512 × 10 weights and 10 biases).
+  const frozen = await findLearningRate({ data: await data(), ...quick, freezeEpochs: 1, epochs: 1, steps: 8, out: tmp() })
+  t.is(frozen.trainableParams, 5130)
+  t.true(frozen.paramCount > 2_000_000)
+  // Three epochs: the body trains from epoch 2 on, and so in the sweep.
+  const unfrozen = await findLearningRate({ data: await data(), ...quick, freezeEpochs: 1, epochs: 3, steps: 8, out: tmp() })
+  t.is(unfrozen.trainableParams, unfrozen.paramCount)
 })
 
 test('bad sweep options are InputErrors naming the option, before any data is read', async (t) => {

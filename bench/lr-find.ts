@@ -4,8 +4,8 @@
 //
 // With `--pretrained <name>` it is the fine-tune half instead: the fine-tuning recipe (its defaults, 3 epochs, no
 // validation split) on BENCH_DATA, which must then be a folder of photos (bench/finetune.ts prepares one).
-// Besides the suggestion, the table has the rates two other rules read from the same sweep: the smoothed loss's
-// minimum divided by 10 (Smith's rule of thumb) and its steepest descent against log rate.
+// Besides the suggestion (a tenth of the rate at the smoothed loss's minimum), the table has the rate another rule
+// reads from the same sweep: the smoothed loss's steepest descent against log rate.
 //
 // Usage: npm run bench:lr-find [-- --optimizer sgd] [-- --pretrained efficientnet_lite0]
 // Environment: BENCH_DATA (default ../shared/datasets/cifar10-jpg.tar.gz), BENCH_LIMIT_TRAIN (10000; none with
@@ -37,8 +37,8 @@ const base: TrainOptions = pretrained
   ? { ...common, pretrained }
   : { ...common, limitTrain: Number(process.env.BENCH_LIMIT_TRAIN ?? 10_000), optimizer, augment: true }
 
-/** The rates two other rules read from a sweep's smoothed losses: the minimum's rate / 10, and the steepest descent. */
-function otherRules(rates: number[], smoothed: number[]): { minimumOver10: number; steepest: number } {
+/** The rate the steepest descent of a sweep's smoothed losses against log rate reads, up to their minimum. */
+function steepestDescent(rates: number[], smoothed: number[]): number {
   let low = 0
   for (let i = 1; i < smoothed.length; i++) if (smoothed[i]! < smoothed[low]!) low = i
   let steep = 1
@@ -48,7 +48,7 @@ function otherRules(rates: number[], smoothed: number[]): { minimumOver10: numbe
     const s = (smoothed[i + 1]! - smoothed[i - 1]!) / (Math.log(rates[i + 1]!) - Math.log(rates[i - 1]!))
     if (s < slope) [slope, steep] = [s, i]
   }
-  return { minimumOver10: rates[low]! / 10, steepest: rates[steep]! }
+  return rates[steep]!
 }
 
 /** Mean test top-1 over the seeds of three epochs at `lr`. */
@@ -65,17 +65,14 @@ const started = performance.now()
 const sweep = await findLearningRate({ ...base, seed: 0, out: path.join('runs', 'bench-lr-find', 'sweep') })
 const sweepSeconds = (performance.now() - started) / 1000
 const suggested = sweep.suggestion.lr
-const rules = otherRules(sweep.rates, sweep.smoothed)
+const steepest = steepestDescent(sweep.rates, sweep.smoothed)
 console.log(`suggested ${suggested.toExponential(2)} (${sweep.suggestion.reason}) in ${sweepSeconds.toFixed(1)} s`)
-console.log(`minimum / 10: ${rules.minimumOver10.toExponential(2)}; steepest descent: ${rules.steepest.toExponential(2)}`)
+console.log(`steepest descent: ${steepest.toExponential(2)}`)
 
 const rows: { lr: number; top1: number; suggested: boolean; rule?: string }[] = []
 for (const lr of GRID) rows.push({ lr, top1: await topOneAt(lr), suggested: false })
 rows.push({ lr: suggested, top1: await topOneAt(suggested), suggested: true })
-for (const [rule, lr] of [
-  ['minimum / 10', rules.minimumOver10],
-  ['steepest', rules.steepest],
-] as const) {
+for (const [rule, lr] of [['steepest', steepest]] as const) {
   const same = rows.find((r) => Math.abs(r.lr / lr - 1) < 1e-9)
   rows.push({ lr, top1: same ? same.top1 : await topOneAt(lr), suggested: false, rule })
 }

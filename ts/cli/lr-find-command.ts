@@ -47,7 +47,7 @@ const LR_FIND_FLAGS: OptionTable = {
 }
 
 const USAGE = `Find a learning rate: train a copy of the model convkit train would train for a few batches at rates growing
-from --start-lr to --end-lr, and suggest one from the loss curve (fastai's valley rule). Writes lr-find.json and
+from --start-lr to --end-lr, and suggest one from the loss curve (a tenth of the rate where the smoothed loss is lowest). Writes lr-find.json and
 lr-find.png/svg. With --quiet, prints the suggested rate alone. convkit train --lr find does this before it trains.
 
 usage: convkit lr-find [--data <source>] [options]

@@ -1,5 +1,5 @@
-// The learning-rate sweep's plot: training loss against rate on a log axis, raw and smoothed, with the valley and the
-// suggested rate marked. Written as SVG and PNG like a run's other plots.
+// The learning-rate sweep's plot: training loss against rate on a log axis, raw and smoothed, with the smoothed loss's lowest
+// point and the suggested rate (a tenth of its rate) marked. Written as SVG and PNG like a run's other plots.
 import path from 'node:path'
 import type { TopLevelSpec } from 'vega-lite'
 import { DIVERGENCE_FACTOR, type LrSweep } from '../train/lr-sweep.ts'
@@ -48,25 +48,29 @@ export function lrFindChart(sweep: LrSweep): TopLevelSpec {
       },
     },
   ]
-  if (suggestion.rule === 'valley' && Number.isFinite(suggestion.lr)) {
-    const [from, to] = suggestion.valley
-    const point = { lr: suggestion.lr, value: sweep.smoothed[suggestion.index]!, label: `suggested ${suggestion.lr.toExponential(1)}` }
+  if (suggestion.rule === 'minimum' && Number.isFinite(suggestion.lr)) {
+    const lowest = sweep.rates[suggestion.minimum]!
+    // The band from the suggestion to the lowest point it is a tenth of.
     layers.unshift({
-      data: { values: [{ from: sweep.rates[from]!, to: sweep.rates[to]! }] },
+      data: { values: [{ from: suggestion.lr, to: lowest }] },
       mark: { type: 'rect', color: '#2ca02c', opacity: 0.08 },
       encoding: { x: { ...x, field: 'from' }, x2: { field: 'to' } },
     })
+    const marker = (lr: number, value: number, label: string, color: string) => {
+      const values = [{ lr, value, label }]
+      const y = { field: 'value', type: 'quantitative' }
+      return [
+        { data: { values }, mark: { type: 'point', filled: true, size: 140, color }, encoding: { x, y } },
+        {
+          data: { values },
+          mark: { type: 'text', align: 'left', dx: 8, dy: -10, fontSize: 13, color },
+          encoding: { x, y, text: { field: 'label' } },
+        },
+      ]
+    }
     layers.push(
-      {
-        data: { values: [point] },
-        mark: { type: 'point', filled: true, size: 140, color: '#d62728' },
-        encoding: { x, y: { field: 'value', type: 'quantitative' } },
-      },
-      {
-        data: { values: [point] },
-        mark: { type: 'text', align: 'left', dx: 8, dy: -10, fontSize: 13, color: '#d62728' },
-        encoding: { x, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' } },
-      },
+      ...marker(lowest, sweep.smoothed[suggestion.minimum]!, 'lowest', '#7f7f7f'),
+      ...marker(suggestion.lr, sweep.smoothed[suggestion.index]!, `suggested ${suggestion.lr.toExponential(1)}`, '#d62728'),
     )
   }
   const stop = sweep.stoppedEarly ? ' (stopped: the loss diverged)' : ''

@@ -1,5 +1,5 @@
 // findLearningRate() and train()'s `lr: 'find'`: a learning-rate sweep on the model a run prepares, trained as the
-// run's first epoch would train it (its data and order, batch size, augmentation, precision, loss and frozen layers),
+// run's epochs would train it (its data and order, batch size, augmentation, precision, loss, and what trains in its last epoch),
 // on a copy of it. The sweep's curve goes to lr-find.json and lr-find.svg/png.
 import path from 'node:path'
 import { deriveSeed } from '../data/split.ts'
@@ -24,7 +24,7 @@ export interface FindLearningRateResult extends LrSweep {
   files: { json: string; svg: string | null; png: string | null }
 }
 
-/** The sweep of a prepared run: its model as its first epoch starts, over its training images in its epochs' order. */
+/** The sweep of a prepared run: its model as prepared, training what its last epoch trains, over its training images in its epochs' order. */
 async function sweepRun(run: PreparedRun, settings: LrFindSettings, signal: AbortSignal | undefined): Promise<LrSweep> {
   const { config, data, sync } = run
   // The loss train() sets on the model: the checkpoint the copy comes from lacks it.
@@ -42,8 +42,10 @@ async function sweepRun(run: PreparedRun, settings: LrFindSettings, signal: Abor
     signal,
     prepare: (copy) => {
       copy.setLoss(loss)
-      // What trains in the run's first epoch: with a frozen body the rate found is the head's, which that epoch uses.
-      applyRunState(copy, config, 1)
+      // What trains in the run's last epoch, the state most of its epochs take (as the precision probe times): with
+      // the body frozen for epoch 1 alone, a sweep of the head would find rates ten times what the whole network
+      // takes from epoch 2 on (bench/RESULTS.md), and the run's one rate serves both.
+      applyRunState(copy, config, Math.ceil(config.epochs))
     },
   })
 }
@@ -96,9 +98,9 @@ export async function runLearningRate(run: PreparedRun, signal: AbortSignal | un
 
 /**
  * A learning-rate range test: prepares the run that `train()` would with these options (data, splits, model,
- * pretrained weights, precision, frozen first epoch), then trains a copy of its model for `steps` batches at rates
- * growing exponentially from `startLr` to `endLr`, stopping when the smoothed loss diverges, and suggests a rate by
- * fastai's valley rule. Writes lr-find.json (rates, losses, smoothed losses, suggestion) and lr-find.svg/png (loss
+ * pretrained weights, precision, what trains in its last epoch), then trains a copy of its model for `steps` batches at
+ * rates growing exponentially from `startLr` to `endLr`, stopping when the smoothed loss diverges, and suggests a tenth
+ * of the rate at the smoothed loss's lowest point. Writes lr-find.json (rates, losses, smoothed losses, suggestion) and lr-find.svg/png (loss
  * against rate, the suggestion marked) into `out`. `train({ lr: 'find' })` does the same before it trains.
  *
  * @example

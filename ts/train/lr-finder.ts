@@ -54,7 +54,7 @@ async function copyOf(model: Model): Promise<Model> {
 /**
  * Trains a copy of `model` on batches of `data` at rates growing exponentially from `startLr` to `endLr` over
  * `steps` batches, recording each batch's loss and their smoothed curve, and stops early when the smoothed loss
- * diverges (over 4× its best). Suggests a rate by fastai's valley rule ({@link suggestLearningRate}). `model`
+ * diverges (over 4× its best). Suggests a tenth of the rate at the smoothed loss's lowest point ({@link suggestLearningRate}). `model`
  * itself is left as it was, weights and optimizer state alike.
  *
  * @example
@@ -129,7 +129,7 @@ export async function sweepLearningRate(model: Model, data: TensorDataset, optio
     stoppedEarly: stopReason !== null,
     stopReason,
     interrupted,
-    suggestion: suggestLearningRate(sweep.rates, sweep.smoothed, steps),
+    suggestion: suggestLearningRate(sweep.rates, sweep.smoothed),
     trainableParams,
     paramCount: copy.paramCount,
   }
