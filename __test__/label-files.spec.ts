@@ -72,6 +72,15 @@ test('the CSV reader: quoted fields with commas, doubled quotes and line breaks,
     { fields: ['x\ty', 'z'], line: 2 },
   ])
   t.deepEqual(parseDelimited('a,b,\n', ','), [{ fields: ['a', 'b', ''], line: 1 }])
+  // Lines without quotes are split whole; a quote inside an unquoted field, a lone CR and a last line without a break
+  // read as the field-by-field reader reads them.
+  t.deepEqual(parseDelimited('p,q\r\nsay "hi",x\na\rb,c\nlast,1', ','), [
+    { fields: ['p', 'q'], line: 1 },
+    { fields: ['say "hi"', 'x'], line: 2 },
+    { fields: ['a'], line: 3 },
+    { fields: ['b', 'c'], line: 4 },
+    { fields: ['last', '1'], line: 5 },
+  ])
   const unclosed = t.throws(() => parseDelimited('a,b\n1,"open\n2,3\n', ','), { instanceOf: DelimitedSyntaxError })
   t.is(unclosed?.line, 2)
   const after = t.throws(() => parseDelimited('a,b\n"x"y,1\n', ','), { instanceOf: DelimitedSyntaxError })
@@ -249,7 +258,7 @@ test('split columns: split values (any case) and fastai is_valid booleans put ro
   t.true(err.message.startsWith(`${fold} line 6, field fold: unknown split "holdout"`), err.message)
 })
 
-test('a row whose file is missing, whose label is empty or whose path repeats fails naming the file, line and field', async (t) => {
+test('a row whose file is missing, whose label is empty or whose file repeats fails naming the file, line and field', async (t) => {
   const { work, rows } = flatImages(['cat', 'dog'], 3)
   const cacheDir = tmpdir()
   const cases: [string, (r: string[][]) => void, ErrorCode, RegExp][] = [
@@ -265,6 +274,21 @@ test('a row whose file is missing, whose label is empty or whose path repeats fa
       (r) => (r[4]![0] = r[1]![0]!),
       'DATA_CORRUPT',
       /line 6, field file: images\/cat-0001\.jpg is listed again \(first on line 3\)/,
+    ],
+    [
+      'the same file by another path',
+      (r) => (r[4]![0] = `./images/../${r[1]![0]!}`),
+      'DATA_CORRUPT',
+      /line 6, field file: \.\/images\/\.\.\/images\/cat-0001\.jpg is listed again \(first on line 3\)/,
+    ],
+    [
+      'a hard link',
+      (r) => {
+        fs.linkSync(path.join(work, r[1]![0]!), path.join(work, 'images', 'linked.jpg'))
+        r[4]![0] = 'images/linked.jpg'
+      },
+      'DATA_CORRUPT',
+      /line 6, field file: images\/linked\.jpg is the same file as images\/cat-0001\.jpg \(first on line 3\)/,
     ],
     ['URL', (r) => (r[0]![0] = 'https://example.org/a.jpg'), 'DATA_CORRUPT', /line 2, field file: https:\/\/example\.org\/a\.jpg is a URL/],
   ]

@@ -17,6 +17,9 @@ export class DelimitedSyntaxError extends Error {
   }
 }
 
+const QUOTE = 0x22
+const CR = 0x0d
+
 /**
  * Splits `text` into records of fields separated by `delimiter`. A field that starts with `"` is quoted: it ends at the
  * next lone `"`, `""` inside it is one `"`, and delimiters and line breaks inside it are text. A `"` elsewhere in an
@@ -34,6 +37,19 @@ export function parseDelimited(text: string, delimiter: string): DelimitedRecord
   let line = 1
   while (i < n) {
     const start = line
+    // Nearly every line of a real label file has no quotes and ends in LF or CRLF: split it whole.
+    if (text.charCodeAt(i) !== QUOTE) {
+      const lf = text.indexOf('\n', i)
+      const end = lf < 0 ? n : lf
+      const body = text.charCodeAt(end - 1) === CR ? end - 1 : end
+      const whole = text.slice(i, body)
+      if (!whole.includes('"') && !whole.includes('\r')) {
+        if (whole !== '') records.push({ fields: whole.split(delimiter), line: start })
+        i = lf < 0 ? n : lf + 1
+        line++
+        continue
+      }
+    }
     const fields: string[] = []
     // One record: fields until a line break outside quotes, or the end.
     for (;;) {

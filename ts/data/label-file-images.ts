@@ -63,7 +63,7 @@ export async function readLabelFileImages(file: string, options: LabelFileImages
     if (chosen) picked[name] = pickedIndices(split.files, set, chosen)
   }
   const decodeSkipped = Object.values(sets).flatMap((s) =>
-    s.skipped.map((f) => `${file}:${listing.lines.get(f)}: ${path.relative(root, f)} could not be decoded`),
+    s.skipped.map((f) => `${file}:${listing.lineOf(f)}: ${path.relative(root, f)} could not be decoded`),
   )
   const anyPicked = Object.keys(picked).length > 0
   return {
@@ -94,7 +94,7 @@ async function decodeSplit(
     return await readListedCached(root, split, options)
   } catch (err) {
     if (!isDataError(err) || err.code !== 'DATA_BAD_IMAGE') throw err
-    const lines = err.files.map((f) => listing.lines.get(path.resolve(f))).filter((l) => l !== undefined)
+    const lines = err.files.map((f) => listing.lineOf(path.resolve(f))).filter((l) => l !== undefined)
     throw new DataError(
       'DATA_BAD_IMAGE',
       `${listing.file} line${lines.length > 1 ? 's' : ''} ${lines.join(', ')}, field ${listing.columns.path}: ${err.message}`,

@@ -84,8 +84,8 @@ export interface LabelRow {
   written: string
   /** Absolute: relative paths are taken from the label file's folder. */
   file: string
-  /** The row's labels (one for single-label files), trimmed, each once, in the order written. */
-  labels: string[]
+  /** The row's labels (one for single-label files), trimmed, each once, in the order written; shared between rows. */
+  labels: readonly string[]
   split: RowSplit
 }
 
@@ -116,7 +116,8 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
   const [pathAt, labelAt, splitAt] = [at(columns.path), at(columns.label), at(columns.split)]
   const delimiter = labelSplitter(columns.label, options.labelDelimiter)
   const dirPrefix = withSep(path.dirname(file))
-  const rows = table.records.map(({ line, values }): LabelRow => {
+  const singles = new Map<string, readonly string[]>()
+  const rows = table.records.map(({ line, fields: values }): LabelRow => {
     const written = text(values[pathAt]).trim()
     if (isUrl(written)) {
       throw new DataError(
@@ -126,7 +127,7 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
       )
     }
     const raw = values[labelAt]
-    const labels = labelsOf(raw, delimiter)
+    const labels = labelsOf(raw, delimiter, singles)
     return {
       line,
       written,
@@ -138,12 +139,17 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
   return { file, columns, rows }
 }
 
-/** A label field's labels: split at `delimiter` (JSON arrays as they are), trimmed, empty ones dropped, each once. */
-function labelsOf(raw: unknown, delimiter: string | RegExp): string[] {
+/**
+ * A label field's labels: split at `delimiter` (JSON arrays as they are), trimmed, empty ones dropped, each once. A
+ * single label's list comes from `singles`, one per label: a 60 000-row file makes ten lists, not 60 000.
+ */
+function labelsOf(raw: unknown, delimiter: string | RegExp, singles: Map<string, readonly string[]>): readonly string[] {
   if (typeof raw === 'string' && (typeof delimiter === 'string' ? !raw.includes(delimiter) : !delimiter.test(raw))) {
     // One label, nearly every row of a single-label file: no arrays or set to build.
     const label = raw.trim()
-    return label === '' ? [] : [label]
+    let list = singles.get(label)
+    if (!list) singles.set(label, (list = label === '' ? [] : [label]))
+    return list
   }
   const parts = Array.isArray(raw) ? raw.map(text) : text(raw).split(delimiter)
   return [...new Set(parts.map((l) => l.trim()).filter((l) => l !== ''))]
@@ -212,18 +218,18 @@ export interface LabelFileListing {
   /** Sorted label names (every label any row has); every split's `labels` index into them. */
   classes: string[]
   /** Multi-label: each listed image's labels, by its absolute path; each split's `labels` hold the first. */
-  labelSets?: Map<string, string[]>
+  labelSets?: Map<string, readonly string[]>
   /** The train, validation and test rows (validation and test undefined when there are none), in file order. */
   splits: { train: FolderListing; valid?: FolderListing; test?: FolderListing }
-  /** The line of each listed image, by its absolute path (for messages about it). */
-  lines: Map<string, number>
+  /** The line of a listed image, by its absolute path (for messages about it). */
+  lineOf: (file: string) => number | undefined
   /** Rows skipped with skipBadImages, as `<label file>:<line>: <what was wrong>`. */
   skipped: string[]
 }
 
 /**
  * Reads a label file and checks every row: its file must exist and be readable, it must have a label and must not
- * repeat an earlier row's path. A row that fails is a DataError naming the label file, the line and the field
+ * list an earlier row's file again (by the same path or through a link). A row that fails is a DataError naming the label file, the line and the field
  * (DATA_NOT_FOUND for files, DATA_CORRUPT otherwise; the first three such rows, and how many more), or, with
  * `skipBadImages`, left out and listed in `skipped`. Multi-label (see `LabelFileOptions.multiLabel`) when rows have
  * several labels.
@@ -233,27 +239,27 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
   const multiLabel = options.multiLabel ?? rows.some((r) => r.labels.length > 1)
   if (!multiLabel) refuseMultiLabel(file, columns, rows)
   const faults: RowFault[] = []
-  const lines = new Map<string, number>()
   const usable: Record<RowSplit, UsableRows> = { train: usableRows(), valid: usableRows(), test: usableRows() }
+  const listed = new ListedFiles()
+  const fault = (row: LabelRow, field: string, what: string, code: ErrorCode = 'DATA_CORRUPT') => faults.push({ row, field, what, code })
   for (const row of rows) {
-    const fault = (field: string, what: string, code: ErrorCode = 'DATA_CORRUPT') => faults.push({ row, field, what, code })
     if (row.written === '') {
-      fault(columns.path, 'no image path')
+      fault(row, columns.path, 'no image path')
       continue
     }
     if (row.labels.length === 0) {
-      fault(columns.label, `no label for ${row.written}`)
+      fault(row, columns.label, `no label for ${row.written}`)
       continue
     }
-    const first = lines.get(row.file)
-    if (first !== undefined) {
-      fault(columns.path, `${row.written} is listed again (first on line ${first})`)
-      continue
-    }
-    lines.set(row.file, row.line)
     const problem = unreadable(row.file)
     if (typeof problem === 'string') {
-      fault(columns.path, `${row.written} ${problem}`, 'DATA_NOT_FOUND')
+      fault(row, columns.path, `${row.written} ${problem}`, 'DATA_NOT_FOUND')
+      continue
+    }
+    const first = listed.earlier(row, problem)
+    if (first) {
+      const what = first.file === row.file ? 'is listed again' : `is the same file as ${first.written}`
+      fault(row, columns.path, `${row.written} ${what} (first on line ${first.line})`)
       continue
     }
     const these = usable[row.split]
@@ -296,10 +302,46 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
     columns,
     classes,
     splits: { train, ...(valid ? { valid } : {}), ...(test ? { test } : {}) },
-    lines,
+    lineOf: lineFinder(kept),
     ...(multiLabel ? { labelSets: new Map(kept.map((row) => [row.file, row.labels])) } : {}),
     skipped: faults.map((f) => `${file}:${f.row.line}: ${f.what}`),
   }
+}
+
+/**
+ * The files of the rows checked so far, by inode: a row whose file an earlier row listed (by the same path, or by
+ * another one through a link) is a duplicate. Numbers hash faster than 60 000 paths; the rare inode shared by files on
+ * two devices (or a file system without inode numbers, 0) falls back to comparing paths.
+ */
+class ListedFiles {
+  private readonly byInode = new Map<number, LabelRow>()
+  private readonly byPath = new Map<string, LabelRow>()
+
+  /** The earlier row listing `row`'s file (whose stat is `stat`), or undefined, in which case `row` is remembered. */
+  earlier(row: LabelRow, stat: fs.Stats): LabelRow | undefined {
+    const first = stat.ino === 0 ? undefined : this.byInode.get(stat.ino)
+    if (first === undefined && stat.ino !== 0) {
+      this.byInode.set(stat.ino, row)
+      return undefined
+    }
+    if (first !== undefined && (first.file === row.file || sameFile(first.file, row.file))) return first
+    const samePath = this.byPath.get(row.file)
+    if (samePath) return samePath
+    this.byPath.set(row.file, row)
+    return undefined
+  }
+}
+
+/** Whether two paths name one file: the same device and inode, read exactly (inodes may pass 2⁵³). */
+function sameFile(a: string, b: string): boolean {
+  const [x, y] = [fs.statSync(a, { bigint: true, throwIfNoEntry: false }), fs.statSync(b, { bigint: true, throwIfNoEntry: false })]
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino
+}
+
+/** The line of a listed row by its file, built on the first question: only messages about a file ask. */
+function lineFinder(rows: readonly LabelRow[]): (file: string) => number | undefined {
+  let lines: Map<string, number> | undefined
+  return (file) => (lines ??= new Map(rows.map((row) => [row.file, row.line]))).get(file)
 }
 
 /**
@@ -348,15 +390,27 @@ function withSep(dir: string): string {
   return dir.endsWith(path.sep) ? dir : dir + path.sep
 }
 
-/** A path that needs no normalizing: relative, with no `.`/`..` segments, empty segments or backslashes. */
-const PLAIN = /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))(?!.*\/\/)[^\\]*$/
+/**
+ * Whether a path needs no normalizing: relative, with no `.`/`..` segments, empty segments or backslashes. Read
+ * conservatively (a name ending in a dot, or with `./` inside, counts as needing it), and without a regular
+ * expression, which cost more than the check at 60 000 rows.
+ */
+function plain(written: string): boolean {
+  return (
+    written.charCodeAt(0) !== 0x2f &&
+    !written.endsWith('.') &&
+    !written.includes('./') &&
+    !written.includes('//') &&
+    !written.includes('\\')
+  )
+}
 
 /**
  * `written` resolved against the folder `dirPrefix` (ending in a separator). Plain relative paths, nearly every row of
  * a real label file, are joined by concatenation: path.resolve costs as much as the row's stat at 60 000 rows.
  */
 function resolveFrom(dirPrefix: string, written: string): string {
-  return path.sep === '/' && PLAIN.test(written) ? dirPrefix + written : path.resolve(dirPrefix, written)
+  return path.sep === '/' && plain(written) ? dirPrefix + written : path.resolve(dirPrefix, written)
 }
 
 /** `file` relative to the folder `rootPrefix`, with forward slashes, as the decoded cache names images. */

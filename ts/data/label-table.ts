@@ -13,10 +13,13 @@ export function isLabelFile(file: string): boolean {
   return LABEL_FILE_EXTENSIONS.includes(path.extname(file).toLowerCase())
 }
 
-/** One record: its values by column (strings from CSV/TSV; any JSON value, or undefined where a record lacks the key). */
+/**
+ * One record: its values by column (strings from CSV/TSV; any JSON value, or undefined where a record lacks the key).
+ * Shaped as the CSV reader's records, which are then taken as they are: a 60 000-row file makes no second object per row.
+ */
 export interface LabelRecord {
   line: number
-  values: unknown[]
+  fields: unknown[]
 }
 
 export interface LabelTable {
@@ -56,10 +59,11 @@ function delimitedTable(file: string, text: string, delimiter: string): LabelTab
     if (err instanceof DelimitedSyntaxError) throw corrupt(file, err.line, err.message, err)
     throw err
   }
-  const [header, ...body] = rows
+  const header = rows[0]
   if (!header)
     throw new DataError('DATA_EMPTY', `label file ${file} is empty; expected a header line and a line per image`, { files: [file] })
   const columns = header.fields.map((c) => c.trim())
+  const body = rows.slice(1)
   for (const row of body) {
     if (row.fields.length !== columns.length) {
       throw corrupt(
@@ -70,7 +74,7 @@ function delimitedTable(file: string, text: string, delimiter: string): LabelTab
       )
     }
   }
-  return { columns, records: body.map((r) => ({ line: r.line, values: r.fields })) }
+  return { columns, records: body }
 }
 
 /** A JSON array of records, each with the line it starts on. */
@@ -114,9 +118,9 @@ function objectTable(file: string, records: { line: number; value: unknown }[]):
   return {
     columns,
     records: records.map(({ line, value }) => {
-      const values: unknown[] = new Array(columns.length).fill(undefined)
-      for (const [key, v] of Object.entries(value as object)) values[index.get(key)!] = v
-      return { line, values }
+      const fields: unknown[] = new Array(columns.length).fill(undefined)
+      for (const [key, v] of Object.entries(value as object)) fields[index.get(key)!] = v
+      return { line, fields }
     }),
   }
 }
