@@ -102,7 +102,14 @@ withLite0.serial('inspect finds the unreadable file, the copies across train and
   const near = report.nearDuplicates.find((p) => [p.a.id, p.b.id].includes(nearCopy[1]))
   t.truthy(near, `the re-encoded copy is paired (pairs: ${report.nearDuplicates.length})`)
   t.deepEqual([near!.a.id, near!.b.id].sort(), [...nearCopy].sort())
-  t.true(near!.leakage && near!.similarity >= report.nearThreshold)
+  // Found as the same picture: its detail matches at the best small shift.
+  t.true(near!.leakage && near!.match >= report.matchThreshold, `match ${near!.match}, similarity ${near!.similarity}`)
+  // Few other pairs: look-alikes of one class are not the same picture.
+  const others = report.nearDuplicates.filter((p) => p !== near)
+  t.log(
+    `other near-duplicate pairs: ${others.map((p) => `${path.basename(p.a.id)}/${path.basename(p.b.id)} ${p.match.toFixed(3)} ${p.similarity.toFixed(3)}`).join(', ')}`,
+  )
+  t.true(others.length <= 5, `${others.length} other pairs`)
 
   // 30 of 1 301 images mislabelled (2.3 %): most are found, and the flagged ones are far richer in them than chance.
   const flagged = report.labelIssues.map((i) => i.image.id)

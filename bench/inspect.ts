@@ -6,7 +6,10 @@
 //   a training image that similar (ciFAIR found near-duplicates in train for 3.3 % of CIFAR-10's test images);
 // - the time of the whole inspection of 60 000 images.
 //
-// npm run bench:inspect -- [--train 50000] [--test 10000] [--planted 200] [--noise 0.1] [--seed 0]
+// It also draws the pairs the defaults flag among the original test images (near-pairs-*.png), to judge by eye how
+// many are real near-duplicates.
+//
+// npm run bench:inspect -- [--train 50000] [--test 10000] [--planted 200] [--noise 0.1] [--seed 0] [--skip-label-errors]
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -17,6 +20,7 @@ import sharp from 'sharp'
 import { listImageFolder } from '../ts/data/image-folder.ts'
 import { prng } from '../ts/data/split.ts'
 import { inspectData } from '../ts/inspect/inspect-data.ts'
+import { MATCH_THRESHOLD, NEAR_DUPLICATE_THRESHOLD } from '../ts/inspect/inspect-options.ts'
 import { writeInspection } from '../ts/inspect/inspect-html.ts'
 import { extractedCifar } from './cifar-folder.ts'
 
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     planted: { type: 'string' },
     noise: { type: 'string' },
     seed: { type: 'string' },
+    'skip-label-errors': { type: 'boolean' },
   },
 })
 const nTrain = Number(values.train ?? 50000)
@@ -97,71 +102,132 @@ console.log(
 )
 
 const started = performance.now()
-// A low threshold keeps every pair the table below might want; the default is applied to them afterwards.
-const { report, sets, probabilities } = await inspectData(csv, { nearThreshold: 0.8, seed })
+// Low thresholds keep every pair the tables below might want; the defaults are applied to them afterwards.
+const skipLabels = values['skip-label-errors'] === true
+const { report, sets, probabilities } = await inspectData(csv, { nearThreshold: 0.8, matchThreshold: 0.5, seed, labelErrors: !skipLabels })
 const seconds = (performance.now() - started) / 1000
-await writeInspection({ ...report, nearDuplicates: report.nearDuplicates.filter((p) => p.similarity >= 0.9) }, sets, dir)
+const byDefaults = (p: { similarity: number; match: number }) => p.match >= MATCH_THRESHOLD || p.similarity >= NEAR_DUPLICATE_THRESHOLD
+await writeInspection({ ...report, nearDuplicates: report.nearDuplicates.filter(byDefaults) }, sets, dir)
 console.log(
   `inspectData: ${seconds.toFixed(1)} s for ${report.counts.train!.reduce((a, b) => a + b, 0) + report.counts.test!.reduce((a, b) => a + b, 0)} images; phases ${JSON.stringify(report.seconds)}`,
 )
-console.log(`out-of-sample probe accuracy against the given labels: ${(100 * report.probeAccuracy!).toFixed(2)} %`)
 
-// Label errors, scored over every row (only training rows were relabelled).
-const rows = [...sets.train!.files!, ...sets.test!.files!]
-const isFlipped = rows.map((f) => flipped.has(f))
-const score = (flaggedRows: number[]) => {
-  const tp = flaggedRows.filter((r) => isFlipped[r]).length
-  const precision = tp / Math.max(1, flaggedRows.length)
-  const recall = tp / flipped.size
-  return { flagged: flaggedRows.length, precision, recall, f1: (2 * precision * recall) / Math.max(1e-12, precision + recall) }
+if (!skipLabels) {
+  console.log(`out-of-sample probe accuracy against the given labels: ${(100 * report.probeAccuracy!).toFixed(2)} %`)
+  // Label errors, scored over every row (only training rows were relabelled).
+  const rows = [...sets.train!.files!, ...sets.test!.files!]
+  const isFlipped = rows.map((f) => flipped.has(f))
+  const score = (flaggedRows: number[]) => {
+    const tp = flaggedRows.filter((r) => isFlipped[r]).length
+    const precision = tp / Math.max(1, flaggedRows.length)
+    const recall = tp / flipped.size
+    return { flagged: flaggedRows.length, precision, recall, f1: (2 * precision * recall) / Math.max(1e-12, precision + recall) }
+  }
+  const rowOf = new Map(rows.map((f, i) => [f, i]))
+  const ours = score(report.labelIssues.map((i) => rowOf.get(i.image.id)!))
+  const probsFile = path.join(dir, 'probabilities.f32')
+  const labelsFile = path.join(dir, 'labels.i32')
+  fs.writeFileSync(probsFile, probabilities!)
+  fs.writeFileSync(labelsFile, Int32Array.from([...sets.train!.labels, ...sets.test!.labels]))
+  const python = process.env.CONVKIT_PYTHON ?? path.join(os.homedir(), '.cache/convkit/pytorch-venv/bin/python')
+  const run = spawnSync(python, [path.join(repo, 'bench/label_issues_cleanlab.py'), probsFile, labelsFile, '10'], { encoding: 'utf8' })
+  const table = [['method', 'flagged', 'precision', 'recall', 'F1'].join(' | ')]
+  const row = (name: string, s: ReturnType<typeof score>) =>
+    table.push([name, s.flagged, s.precision.toFixed(3), s.recall.toFixed(3), s.f1.toFixed(3)].join(' | '))
+  row('convkit inspect (default)', ours)
+  if (run.status === 0) {
+    const cleanlab = JSON.parse(run.stdout) as Record<string, { rows: number[]; seconds: number }>
+    for (const [filter, r] of Object.entries(cleanlab)) row(`cleanlab find_label_issues(filter_by='${filter}')`, score(r.rows))
+  } else console.log(`cleanlab did not run (${python}): ${run.stderr.slice(-400)}`)
+  console.log(`\nlabel errors (${flipped.size} relabelled of ${trainRows.length} training images):\n${table.join('\n')}`)
 }
-const rowOf = new Map(rows.map((f, i) => [f, i]))
-const ours = score(report.labelIssues.map((i) => rowOf.get(i.image.id)!))
-const probsFile = path.join(dir, 'probabilities.f32')
-const labelsFile = path.join(dir, 'labels.i32')
-fs.writeFileSync(probsFile, probabilities!)
-fs.writeFileSync(labelsFile, Int32Array.from([...sets.train!.labels, ...sets.test!.labels]))
-const python = process.env.CONVKIT_PYTHON ?? path.join(os.homedir(), '.cache/convkit/pytorch-venv/bin/python')
-const run = spawnSync(python, [path.join(repo, 'bench/label_issues_cleanlab.py'), probsFile, labelsFile, '10'], { encoding: 'utf8' })
-const table = [['method', 'flagged', 'precision', 'recall', 'F1'].join(' | ')]
-const row = (name: string, s: ReturnType<typeof score>) =>
-  table.push([name, s.flagged, s.precision.toFixed(3), s.recall.toFixed(3), s.f1.toFixed(3)].join(' | '))
-row('convkit inspect (default)', ours)
-if (run.status === 0) {
-  const cleanlab = JSON.parse(run.stdout) as Record<string, { rows: number[]; seconds: number }>
-  for (const [filter, r] of Object.entries(cleanlab)) row(`cleanlab find_label_issues(filter_by='${filter}')`, score(r.rows))
-} else console.log(`cleanlab did not run (${python}): ${run.stderr.slice(-400)}`)
-console.log(`\nlabel errors (${flipped.size} relabelled of ${trainRows.length} training images):\n${table.join('\n')}`)
 
-// Near-duplicates: a planted copy is found when a pair joins it to its original.
+// Near-duplicates across train and test. A planted copy is found when a pair joins it to its original; an original
+// test image is flagged when a pair joins it to any training image.
+type Pair = (typeof report.nearDuplicates)[number]
 const testIds = new Set(sets.test!.files)
-const copyPairs = new Map<string, number>()
-const naturalBest = new Map<string, number>()
+const copyPairs = new Map<string, Pair>()
+const naturalPairs: Pair[] = []
 for (const p of report.nearDuplicates) {
   if (!p.leakage) continue
   const [t, tr] = p.a.split === 'test' ? [p.a, p.b] : [p.b, p.a]
   if (planted.has(t.id)) {
-    if (planted.get(t.id) === tr.id) copyPairs.set(t.id, Math.max(copyPairs.get(t.id) ?? 0, p.similarity))
-  } else if (testIds.has(t.id)) naturalBest.set(t.id, Math.max(naturalBest.get(t.id) ?? 0, p.similarity))
+    if (planted.get(t.id) === tr.id) copyPairs.set(t.id, p)
+  } else if (testIds.has(t.id)) naturalPairs.push(p)
+}
+const testOf = (p: Pair) => (p.a.split === 'test' ? p.a.id : p.b.id)
+const perThousand = (pairs: Pair[]) => {
+  const images = new Set(pairs.map(testOf)).size
+  return `${images} (${((1000 * images) / testRows.length).toFixed(1)})`
+}
+const found = (ok: (p: Pair) => boolean) => {
+  const n = [...copyPairs.values()].filter(ok).length
+  return `${n} (${((100 * n) / planted.size).toFixed(1)} %)`
 }
 const exactCopies = report.exactDuplicates.filter((g) => g.leakage).length
-console.log(
-  `\nnear-duplicates (${planted.size} planted copies; ${exactCopies} exact groups across splits):\nthreshold | planted found | original test images with a training image this similar (per 1 000)`,
-)
-for (const threshold of [0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96]) {
-  const found = [...copyPairs.values()].filter((s) => s >= threshold).length
-  const natural = [...naturalBest.values()].filter((s) => s >= threshold).length
-  console.log(
-    `${threshold} | ${found} (${((100 * found) / planted.size).toFixed(1)} %) | ${natural} (${((1000 * natural) / testRows.length).toFixed(1)})`,
-  )
+console.log(`\nnear-duplicates: ${planted.size} planted copies; ${exactCopies} exact groups across splits`)
+console.log('\nby pixel match alone:\n| match ≥ | planted copies found | original test images flagged (per 1 000) |\n|---|---|---|')
+for (const t of [0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]) {
+  console.log(`| ${t} | ${found((p) => p.match >= t)} | ${perThousand(naturalPairs.filter((p) => p.match >= t))} |`)
 }
-const missed = [...planted.keys()].filter((k) => !copyPairs.has(k))
-console.log(`planted copies whose original was not among their 5 nearest at ≥ 0.8: ${missed.length}`)
 console.log(
-  `lowest similarities of found copies: ${[...copyPairs.values()]
-    .sort((a, b) => a - b)
-    .slice(0, 5)
-    .map((s) => s.toFixed(3))
-    .join(', ')}`,
+  `\nby similarity alone, among pairs under the default match (${MATCH_THRESHOLD}):\n| similarity ≥ | planted copies found | original test images flagged (per 1 000) |\n|---|---|---|`,
 )
-console.log(`inspect.html with the pairs ≥ 0.9: ${path.join(dir, 'inspect.html')}`)
+const unmatched = naturalPairs.filter((p) => p.match < MATCH_THRESHOLD)
+for (const t of [0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.98]) {
+  console.log(`| ${t} | ${found((p) => p.similarity >= t)} | ${perThousand(unmatched.filter((p) => p.similarity >= t))} |`)
+}
+const flagged = naturalPairs.filter(byDefaults)
+console.log(
+  `\ndefaults (match ≥ ${MATCH_THRESHOLD} or similarity ≥ ${NEAR_DUPLICATE_THRESHOLD}): planted copies found ${found(byDefaults)}; original test images flagged ${perThousand(flagged)}`,
+)
+const missed = [...planted.keys()].filter((k) => !copyPairs.get(k) || !byDefaults(copyPairs.get(k)!))
+const lowest = [...copyPairs.values()].sort((x, y) => x.match - y.match).slice(0, 5)
+console.log(
+  `planted copies missed: ${missed.length}; lowest matches of paired copies: ${lowest.map((p) => `${p.match.toFixed(3)} (similarity ${p.similarity.toFixed(3)})`).join(', ')}`,
+)
+
+/** The pairs side by side, 3× enlarged, five to a row, each with its scores: to judge by eye. */
+async function drawPairs(pairs: Pair[], file: string): Promise<void> {
+  if (pairs.length === 0) return
+  const side = 96
+  const cell = { width: 2 * side + 16, height: side + 18 }
+  const columns = 5
+  const tiles = await Promise.all(
+    pairs.flatMap((p, n) => {
+      const [t, tr] = p.a.split === 'test' ? [p.a, p.b] : [p.b, p.a]
+      const left = (n % columns) * cell.width
+      const top = Math.floor(n / columns) * cell.height
+      const label = `${n} m ${p.match.toFixed(3)} s ${p.similarity.toFixed(3)}`
+      const text = Buffer.from(
+        `<svg width="${cell.width}" height="16"><text x="0" y="12" font-size="11" font-family="sans-serif">${label}</text></svg>`,
+      )
+      return [
+        sharp(t.id)
+          .resize(side, side, { kernel: 'nearest' })
+          .png()
+          .toBuffer()
+          .then((input) => ({ input, left, top })),
+        sharp(tr.id)
+          .resize(side, side, { kernel: 'nearest' })
+          .png()
+          .toBuffer()
+          .then((input) => ({ input, left: left + side + 4, top })),
+        Promise.resolve({ input: text, left, top: top + side + 1 }),
+      ]
+    }),
+  )
+  const rows = Math.ceil(pairs.length / columns)
+  await sharp({ create: { width: columns * cell.width, height: rows * cell.height, channels: 3, background: '#ffffff' } })
+    .composite(tiles)
+    .png()
+    .toFile(file)
+}
+const byMatch = flagged.filter((p) => p.match >= MATCH_THRESHOLD).sort((x, y) => x.match - y.match)
+const bySimilarity = flagged.filter((p) => p.match < MATCH_THRESHOLD).sort((x, y) => x.similarity - y.similarity)
+await drawPairs(byMatch, path.join(dir, 'near-pairs-match.png'))
+await drawPairs(bySimilarity, path.join(dir, 'near-pairs-similarity.png'))
+console.log(
+  `flagged pairs of original test images, weakest first: ${path.join(dir, 'near-pairs-match.png')} (${byMatch.length}), near-pairs-similarity.png (${bySimilarity.length})`,
+)
+console.log(`inspect.html with the pairs the defaults flag: ${path.join(dir, 'inspect.html')}`)

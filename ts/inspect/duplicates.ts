@@ -1,5 +1,6 @@
-// Exact and near-duplicate images, inside a split and across splits (leakage): exact by identical decoded pixels,
-// near by the cosine similarity of embeddings.
+// Exact and near-duplicate images, inside a split and across splits (leakage): exact by identical decoded pixels;
+// near when the nearest neighbours by embedding are the same picture by their pixels' detail, or by embedding alone
+// are very close.
 import crypto from 'node:crypto'
 import { call, native } from '../binding.ts'
 
@@ -16,12 +17,22 @@ export interface DuplicateGroup {
   images: ImageRef[]
 }
 
-/** Two images whose embeddings are at least the threshold similar (and whose pixels differ). */
+/** Two images that are the same picture or nearly the same view (and whose pixels differ). */
 export interface NearDuplicate {
   a: ImageRef
   b: ImageRef
-  /** Cosine similarity of the two embeddings, in [-1, 1]. */
+  /** Cosine similarity of the two `duplicateDescriptors` (embedding and layout), in [-1, 1]. */
   similarity: number
+  /** Correlation of the two pictures' detail at the best shift of up to 2 pixels of 32, in [-1, 1] (core's `pixel_match`). */
+  match: number
+}
+
+/** When a pair of nearest neighbours counts as near-duplicates: either measure at or over its threshold. */
+export interface NearThresholds {
+  /** Of `similarity`. */
+  similarity: number
+  /** Of `match`. */
+  match: number
 }
 
 /** One split's images as inspect sees them. */
@@ -96,18 +107,23 @@ export function exactDuplicates(splits: readonly SplitImages[]): DuplicateGroup[
   return [...groups.values()].filter((g) => g.length > 1).map((images) => ({ images }))
 }
 
-/** Neighbours compared per image: a few, so that an image copied several times finds every copy. */
-const NEIGHBOURS = 5
+/**
+ * Neighbours compared per image: enough that an image copied several times finds every copy, and that a copy's
+ * original is among them when a few look-alikes rank above it by embedding (pixel matching then tells them apart).
+ */
+const NEIGHBOURS = 8
+
+const bytesOf = (s: SplitImages) => ({ pixels: s.pixels, count: s.count, shape: [...s.shape] })
 
 /**
- * Pairs at or above `threshold` similarity of their `duplicateDescriptors`: inside each split and between each later split and every earlier
- * one (test against train: leakage). Pairs whose pixels are identical are left to `exactDuplicates`. Most similar
- * first.
+ * Pairs of nearest neighbours by `duplicateDescriptors` whose `similarity` or pixel `match` reaches its threshold:
+ * inside each split and between each later split and every earlier one (test against train: leakage). Pairs whose
+ * pixels are identical are left to `exactDuplicates`. Most alike first (by the higher of match and similarity).
  */
 export async function nearDuplicates(
   splits: readonly SplitImages[],
   dim: number,
-  threshold: number,
+  thresholds: NearThresholds,
   onProgress?: (done: number, total: number) => void,
 ): Promise<NearDuplicate[]> {
   const descriptors = new Map(splits.map((s) => [s, duplicateDescriptors(s, dim)]))
@@ -131,10 +147,12 @@ export async function nearDuplicates(
         k,
       ),
     )
+    const matches = await call('pixel match', () => native.pixelMatch(bytesOf(queries), own ? null : bytesOf(keys), found.indices, k))
     for (let i = 0; i < queries.count; i++) {
       for (let r = 0; r < k; r++) {
         const similarity = found.similarities[i * k + r]!
-        if (similarity < threshold) break
+        const match = matches[i * k + r]!
+        if (similarity < thresholds.similarity && match < thresholds.match) continue
         const j = found.indices[i * k + r]!
         if (same(queries, i, keys, j)) continue
         const [a, b] = own && j < i ? [j, i] : [i, j]
@@ -144,10 +162,12 @@ export async function nearDuplicates(
             a: { split: queries.split, index: own ? a : i },
             b: { split: keys.split, index: own ? b : j },
             similarity,
+            match,
           })
       }
     }
   }
   onProgress?.(searches.length, searches.length)
-  return [...pairs.values()].sort((x, y) => y.similarity - x.similarity)
+  const alike = (p: NearDuplicate) => Math.max(p.similarity, p.match)
+  return [...pairs.values()].sort((x, y) => alike(y) - alike(x))
 }

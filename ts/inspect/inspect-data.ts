@@ -44,9 +44,13 @@ export interface InspectReport {
   unreadable: string[]
   /** Groups of images with identical pixels; `leakage` when a group spans splits. */
   exactDuplicates: { images: InspectImage[]; leakage: boolean }[]
-  /** Pairs at least `nearThreshold` similar whose pixels differ, most similar first; `leakage` across splits. */
-  nearDuplicates: { a: InspectImage; b: InspectImage; similarity: number; leakage: boolean }[]
+  /**
+   * Pairs whose pictures match (`match` ≥ `matchThreshold`) or whose embeddings are very close (`similarity` ≥
+   * `nearThreshold`), and whose pixels differ; most alike first; `leakage` across splits.
+   */
+  nearDuplicates: { a: InspectImage; b: InspectImage; similarity: number; match: number; leakage: boolean }[]
   nearThreshold: number
+  matchThreshold: number
   /** Likely label errors, likeliest first; empty when not looked for (see `labelErrorsSkipped`). */
   labelIssues: { image: InspectImage; suggested: string; selfConfidence: number; suggestedProbability: number }[]
   /** Why label errors were not looked for. */
@@ -78,7 +82,8 @@ const EMBED_CHUNK = 2048
 
 /**
  * Inspects a data source (anything `--data` takes) and returns what it found. Images are decoded at `size`, embedded
- * by a pretrained network, compared by cosine similarity, and classified out of sample by a cross-validated linear
+ * by a pretrained network, compared by cosine similarity (each image's nearest neighbours then by their pixels' detail,
+ * see `nearDuplicates`), and classified out of sample by a cross-validated linear
  * probe on the embeddings, whose probabilities confident learning turns into likely label errors.
  *
  * @example
@@ -168,12 +173,14 @@ export async function inspectData(source: string, options: InspectOptions = {}):
   // One search per pair of splits, each with itself too.
   const searches = (images.length * (images.length + 1)) / 2
   const searchBar = new ProgressBar('near-duplicates', { total: searches, quiet: o.quiet, rateUnit: ' searches/s' })
-  const pairs = await nearDuplicates(images, embedding.dim, o.nearThreshold, (done) => searchBar.update(done))
+  const thresholds = { similarity: o.nearThreshold, match: o.matchThreshold }
+  const pairs = await nearDuplicates(images, embedding.dim, thresholds, (done) => searchBar.update(done))
   searchBar.done()
   const near = pairs.map((p) => ({
     a: ref(p.a.split, p.a.index),
     b: ref(p.b.split, p.b.index),
     similarity: p.similarity,
+    match: p.match,
     leakage: p.a.split !== p.b.split,
   }))
   lap('duplicates')
@@ -201,6 +208,7 @@ export async function inspectData(source: string, options: InspectOptions = {}):
     exactDuplicates: exact,
     nearDuplicates: near,
     nearThreshold: o.nearThreshold,
+    matchThreshold: o.matchThreshold,
     labelIssues,
     ...(labels.skipped ? { labelErrorsSkipped: labels.skipped } : {}),
     ...(labels.accuracy !== undefined ? { probeAccuracy: labels.accuracy } : {}),

@@ -67,7 +67,7 @@ export async function inspectHtml(report: InspectReport, sets: Partial<Record<Im
       await thumb(sets, p.b, `${where(p.b)}<br>${esc(p.b.label)}`),
     ]
     near.push(
-      `<div class="group${p.leakage ? ' leak' : ''}">${figures.join('')}<span class="tag">${p.similarity.toFixed(3)}${p.leakage ? ' · across splits' : ''}</span></div>`,
+      `<div class="group${p.leakage ? ' leak' : ''}">${figures.join('')}<span class="tag">match ${p.match.toFixed(3)} · similarity ${p.similarity.toFixed(3)}${p.leakage ? ' · across splits' : ''}</span></div>`,
     )
   }
   const splits = Object.keys(report.counts) as ImageSplit[]
@@ -100,7 +100,7 @@ figcaption { font-size: 11px; color: #444; word-break: break-all; }
 <h2>Exact duplicates</h2>
 <div class="grid">${exact.join('') || '<p>None.</p>'}</div>${more(report.exactDuplicates.length)}
 <h2>Near-duplicates</h2>
-<p class="note">Pairs whose embeddings have a cosine similarity of at least ${report.nearThreshold}; red: across splits.</p>
+<p class="note">Nearest neighbours by embedding whose pictures match (detail correlated at least ${report.matchThreshold} at the best shift of up to 2 pixels of 32) or whose embeddings are at least ${report.nearThreshold} similar; red: across splits.</p>
 <div class="grid">${near.join('') || '<p>None.</p>'}</div>${more(report.nearDuplicates.length)}
 <h2>Classes</h2>
 <table><thead><tr><th></th>${splits.map((sp) => `<th>${sp}</th>`).join('')}</tr></thead><tbody>${countRows}</tbody></table>

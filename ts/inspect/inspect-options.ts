@@ -3,14 +3,22 @@ import { boolean, int, number, optionalText, size, text, type InputsOf, type Res
 import { TRAIN_OPTIONS } from '../train/train-options.ts'
 
 /**
- * Similarity (of `duplicateDescriptors`: embedding and layout together) from which two images count as
- * near-duplicates. Measured by `npm run bench:inspect` on the whole shared CIFAR-10 (bench/RESULTS.md): at 0.9, 1.7 %
- * of the test images have a training image this similar (ciFAIR counted 3.3 % with near-duplicates in train), but only
- * 40 % of training images planted in the test set after a JPEG re-encode at quality 60, a 1–2 pixel shift and a
- * brightness change of up to 20 % reach it; 0.8 finds 95.5 % of them and flags 8.7 % of the test images. The
- * default keeps the list short enough to look through; lower it to search harder.
+ * Pixel match (the core's `pixel_match`: detail correlated at the best shift of up to 2 pixels of 32) from which two
+ * nearest neighbours are the same picture. Measured by `npm run bench:inspect` on the whole shared CIFAR-10
+ * (bench/RESULTS.md): all 200 training images planted in the test split after a JPEG re-encode at quality 60, a 1–2
+ * pixel shift and a brightness change of up to 20 % match at 0.906 or more; 1.4 % of the original test images match a
+ * training image at 0.85 or more, and by eye all but a few of those pairs are the same photo.
  */
-export const NEAR_DUPLICATE_THRESHOLD = 0.9
+export const MATCH_THRESHOLD = 0.85
+
+/**
+ * Similarity (of `duplicateDescriptors`: embedding and layout together) from which two images count as
+ * near-duplicates whatever their pixels: the same view re-cropped or rescaled, which the pixel match's small shifts do
+ * not reach. Measured by `npm run bench:inspect` (bench/RESULTS.md): among test images whose pixels match no training
+ * image, 0.95 adds 12 of 10 000, each a photo of the same object from the same series; at 0.9 a copy's embedding is
+ * no closer than many same-class look-alikes.
+ */
+export const NEAR_DUPLICATE_THRESHOLD = 0.95
 
 export const INSPECT_OPTIONS = {
   /** `[height, width]` images are decoded to (CIFAR-10 and idx files keep their own size). @default [64, 64] */
@@ -33,9 +41,17 @@ export const INSPECT_OPTIONS = {
     metavar: '<name>',
   }),
   device: TRAIN_OPTIONS.device,
-  /** Cosine similarity at which two images count as near-duplicates (see NEAR_DUPLICATE_THRESHOLD). */
+  /** Pixel match at which two nearest neighbours count as near-duplicates (see MATCH_THRESHOLD). */
+  matchThreshold: number({
+    help: "pixel match (detail's correlation at the best small shift) from which two images are near-duplicates",
+    group: 'data',
+    default: MATCH_THRESHOLD,
+    ok: (v) => v > 0 && v <= 1,
+    expected: 'a number in (0, 1]',
+  }),
+  /** Similarity at which two images count as near-duplicates whatever their pixels (see NEAR_DUPLICATE_THRESHOLD). */
   nearThreshold: number({
-    help: 'similarity (embedding and layout) from which two images are near-duplicates',
+    help: 'similarity (embedding and layout) from which two images are near-duplicates whatever their pixels',
     group: 'data',
     default: NEAR_DUPLICATE_THRESHOLD,
     ok: (v) => v > 0 && v <= 1,

@@ -11,7 +11,10 @@ export function summaryRows(report: InspectReport): [string, string][] {
     ['classes', `${report.classes.length}; largest / smallest training class ${imbalance}×`],
     ['unreadable', String(report.unreadable.length)],
     ['exact duplicate groups', String(report.exactDuplicates.length)],
-    [`near-duplicate pairs (≥ ${report.nearThreshold})`, String(report.nearDuplicates.length)],
+    [
+      `near-duplicate pairs (match ≥ ${report.matchThreshold} or similarity ≥ ${report.nearThreshold})`,
+      String(report.nearDuplicates.length),
+    ],
     ['across splits (leakage)', String(leaks)],
     [
       'likely label errors',

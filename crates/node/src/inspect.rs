@@ -1,8 +1,8 @@
-//! The core's inspection math for `convkit inspect`: nearest neighbours by cosine similarity and cross-validated
-//! linear-probe probabilities, run on the libtorch thread.
+//! The core's inspection math for `convkit inspect`: nearest neighbours by cosine similarity, the pixel match of the
+//! pairs they find, and cross-validated linear-probe probabilities, run off the JS thread.
 
-use convkit_core::inspect::{self, Neighbours, ProbeOptions};
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array};
+use convkit_core::inspect::{self, ImageBytes, Neighbours, ProbeOptions};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Int32Array, Uint8Array};
 use napi_derive::napi;
 
 use crate::worker::TorchTask;
@@ -44,6 +44,51 @@ pub fn nearest_neighbours(
             inspect::nearest_neighbours(&queries, query_count as usize, keys, dim as usize, k as usize)
         },
         |_, n| Ok(n.into()),
+    ))
+}
+
+/// `count` images of `[channels, height, width]` bytes each.
+#[napi(object)]
+pub struct BindingImageBytes {
+    pub pixels: Uint8Array,
+    pub count: u32,
+    pub shape: Vec<u32>,
+}
+
+/// The core's view of the bytes (a shape that is not three numbers reads as none, which the core refuses).
+fn image_bytes(images: &BindingImageBytes) -> ImageBytes<'_> {
+    let dim = |i: usize| images.shape.get(i).map_or(0, |&d| d as usize);
+    let channels = if images.shape.len() == 3 { dim(0) } else { 0 };
+    ImageBytes {
+        pixels: &images.pixels,
+        count: images.count as usize,
+        channels,
+        height: dim(1),
+        width: dim(2),
+    }
+}
+
+/// For each query and each of its `k` neighbours (`queries × k` indices into the keys), the correlation of their
+/// pictures' detail at the best shift of up to 2 pixels (see the core's `pixel_match`); without keys, the queries
+/// are the keys.
+#[napi(ts_return_type = "Promise<Float32Array>")]
+pub fn pixel_match(
+    queries: BindingImageBytes,
+    keys: Option<BindingImageBytes>,
+    neighbours: Int32Array,
+    k: u32,
+) -> AsyncTask<TorchTask<Vec<f32>, Float32Array>> {
+    AsyncTask::new(TorchTask::new(
+        move || {
+            let neighbours: Vec<i64> = neighbours.iter().map(|&j| i64::from(j)).collect();
+            inspect::pixel_match(
+                image_bytes(&queries),
+                keys.as_ref().map(image_bytes),
+                &neighbours,
+                k as usize,
+            )
+        },
+        |_, m| Ok(Float32Array::new(m)),
     ))
 }
 

@@ -17,7 +17,7 @@ pub use augment::apply_augment_operation;
 pub use cancel::CancelToken;
 pub use dataset::NativeDataset;
 pub use distributed::NativeProcessGroup;
-pub use inspect::{cross_validated_probabilities, nearest_neighbours};
+pub use inspect::{cross_validated_probabilities, nearest_neighbours, pixel_match};
 pub use jpeg::{decode_jpeg_buffers, decode_jpeg_files, DecodeJpegBuffers, DecodeJpegs, JpegBatch};
 pub use model::NativeModel;
 

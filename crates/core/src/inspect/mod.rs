@@ -1,14 +1,16 @@
-//! What `convkit inspect` asks of libtorch: image embeddings from a pretrained network, nearest neighbours by cosine
-//! similarity (near-duplicates, leakage), and out-of-sample class probabilities from a linear probe on the
+//! What `convkit inspect` asks of the core: image embeddings from a pretrained network, nearest neighbours by cosine
+//! similarity and the pixel match of the pairs they find (near-duplicates, leakage), and out-of-sample class probabilities from a linear probe on the
 //! embeddings (label errors). Ranking and reporting are TypeScript's.
 
 mod embed;
 mod linear_probe;
 mod neighbours;
+mod pixel_match;
 
 pub use embed::{embeddings, Embeddings};
 pub use linear_probe::{cross_validated_probabilities, ProbeOptions};
 pub use neighbours::{nearest_neighbours, Neighbours};
+pub use pixel_match::{pixel_match, ImageBytes, MATCH_SIDE};
 
 use tch::{Kind, Tensor};
 
