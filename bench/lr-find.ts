@@ -37,10 +37,8 @@ const base: TrainOptions = pretrained
   ? { ...common, pretrained }
   : { ...common, limitTrain: Number(process.env.BENCH_LIMIT_TRAIN ?? 10_000), optimizer, augment: true }
 
-/** The rate the steepest descent of a sweep's smoothed losses against log rate reads, up to their minimum. */
-function steepestDescent(rates: number[], smoothed: number[]): number {
-  let low = 0
-  for (let i = 1; i < smoothed.length; i++) if (smoothed[i]! < smoothed[low]!) low = i
+/** The rate the steepest descent of a sweep's smoothed losses against log rate reads, up to their minimum (batch `low`). */
+function steepestDescent(rates: number[], smoothed: number[], low: number): number {
   let steep = 1
   let slope = Number.POSITIVE_INFINITY
   // Central differences against log rate, up to the minimum (beyond it the loss turns).
@@ -65,7 +63,7 @@ const started = performance.now()
 const sweep = await findLearningRate({ ...base, seed: 0, out: path.join('runs', 'bench-lr-find', 'sweep') })
 const sweepSeconds = (performance.now() - started) / 1000
 const suggested = sweep.suggestion.lr
-const steepest = steepestDescent(sweep.rates, sweep.smoothed)
+const steepest = steepestDescent(sweep.rates, sweep.smoothed, sweep.suggestion.minimum)
 console.log(`suggested ${suggested.toExponential(2)} (${sweep.suggestion.reason}) in ${sweepSeconds.toFixed(1)} s`)
 console.log(`steepest descent: ${steepest.toExponential(2)}`)
 

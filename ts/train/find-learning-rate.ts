@@ -12,7 +12,7 @@ import { epochOrder, runLoss } from './class-balance.ts'
 import { LR_FIND_OPTIONS, resolveLrFind, type LrFindOptions, type LrFindSettings } from './lr-find-options.ts'
 import { sweepLearningRate } from './lr-finder.ts'
 import type { LrSweep } from './lr-sweep.ts'
-import { applyRunState, prepareRun, type PreparedRun } from './prepare.ts'
+import { applyLastEpochState, prepareRun, type PreparedRun } from './prepare.ts'
 import type { TrainOptions } from './train-options.ts'
 
 /** The options of findLearningRate(): train()'s (the data, model, batch size, augmentation… of the run to come) and the sweep's. */
@@ -42,10 +42,9 @@ async function sweepRun(run: PreparedRun, settings: LrFindSettings, signal: Abor
     signal,
     prepare: (copy) => {
       copy.setLoss(loss)
-      // What trains in the run's last epoch, the state most of its epochs take (as the precision probe times): with
-      // the body frozen for epoch 1 alone, a sweep of the head would find rates ten times what the whole network
+      // A sweep of the head alone, as a frozen first epoch trains, would find rates ten times what the whole network
       // takes from epoch 2 on (bench/RESULTS.md), and the run's one rate serves both.
-      applyRunState(copy, config, Math.ceil(config.epochs))
+      applyLastEpochState(copy, config)
     },
   })
 }

@@ -38,6 +38,15 @@ export function applyRunState(model: Model, config: ResolvedTrainOptions, epoch?
   if (epoch !== undefined) setTrainableAt(model, epoch, { freezeEpochs: config.freezeEpochs, spans: config.trainableSpans })
 }
 
+/**
+ * {@link applyRunState} as the run's last epoch trains, the state most of its epochs take: with the body frozen for
+ * epoch 1 alone, the rest train the whole network. The precision probe times this state and the learning-rate sweep
+ * trains in it.
+ */
+export function applyLastEpochState(model: Model, config: RunConfig): void {
+  applyRunState(model, config, Math.ceil(config.epochs))
+}
+
 /** A run ready to train: what the epochs need, decided once. */
 export interface PreparedRun {
   config: RunConfig
@@ -314,9 +323,9 @@ export async function prepareRun(options: TrainOptions, joined: { sync?: TrainSy
       batchSize: config.batchSize,
       device: modelDevice,
       memoFile: probeMemoFile(config.cacheDir),
-      // The step of the run's last epoch, the one most of its epochs take: with the body frozen for epoch 1, a
-      // one-epoch run trains the head alone, which needs neither the body's activations kept nor their gradients.
-      prepare: (probe) => applyRunState(probe, run, Math.ceil(run.epochs)),
+      // The step most of the run's epochs take; a one-epoch run with its body frozen trains the head alone, which
+      // needs neither the body's activations kept nor their gradients.
+      prepare: (probe) => applyLastEpochState(probe, run),
       workload: runWorkload(config, run.epochs, data.train.length, data.val.length, data.test.length),
     })
     chosen = { precision: c.precision, precisionReason: c.reason }
