@@ -117,7 +117,7 @@ withLite0.serial('inspect finds the unreadable file, the copies across train and
   const recall = found / mislabelled.size
   const precision = found / flagged.length
   t.log(
-    `label issues: ${flagged.length} flagged, recall ${recall.toFixed(2)}, precision ${precision.toFixed(2)}; probe accuracy ${report.probeAccuracy}`,
+    `label issues: ${flagged.length} flagged, recall ${recall.toFixed(2)}, precision ${precision.toFixed(2)}; ${report.labelModel} accuracy ${report.labelModelAccuracy}`,
   )
   t.true(recall >= 0.5, `recall ${recall}`)
   t.true(precision >= 4 * (mislabelled.size / 1301), `precision ${precision}`)
@@ -125,6 +125,35 @@ withLite0.serial('inspect finds the unreadable file, the copies across train and
   t.true(report.labelIssues.every((i, k) => k === 0 || report.labelIssues[k - 1]!.selfConfidence <= i.selfConfidence))
   for (const id of [...flagged, exactCopy[0], nearCopy[0]]) t.true(report.exclude.includes(id), id)
   t.false(report.exclude.includes(exactCopy[1]), 'test copies stay in the test set')
+})
+
+withLite0.serial('labelModel network: a network trained on the images, cross-validated, ranks the mislabelled images first', async (t) => {
+  const { root, mislabelled } = await folder()
+  const { report, probabilities, sets } = await inspectData(root, {
+    cacheDir: weightsCache(),
+    quiet: true,
+    labelModel: 'network',
+    labelEpochs: 12,
+  })
+  t.is(report.labelModel, 'network')
+  // Learning happened: well above chance (10 %) out of sample, on 650 images per fold.
+  t.true(report.labelModelAccuracy! > 0.25, `accuracy ${report.labelModelAccuracy}`)
+  // The mislabelled images' own labels are far less probable than the others' (30 of 1 301).
+  const rows = [...sets.train!.files!, ...sets.test!.files!]
+  const labels = [...sets.train!.labels, ...sets.test!.labels]
+  const self = (row: number) => probabilities![row * 10 + labels[row]!]!
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+  const wrong = mean(rows.flatMap((f, row) => (mislabelled.has(f) ? [self(row)] : [])))
+  const right = mean(rows.flatMap((f, row) => (mislabelled.has(f) ? [] : [self(row)])))
+  t.log(
+    `accuracy ${report.labelModelAccuracy}; self-confidence: mislabelled ${wrong.toFixed(3)}, others ${right.toFixed(3)}; ${report.labelIssues.length} flagged`,
+  )
+  t.true(wrong < right / 2, `${wrong} against ${right}`)
+  const found = report.labelIssues.filter((i) => mislabelled.has(i.image.id)).length
+  t.true(
+    found / Math.max(1, report.labelIssues.length) >= 2 * (mislabelled.size / 1301),
+    `${found} of ${report.labelIssues.length} flagged`,
+  )
 })
 
 withLite0.serial('inspect.json and inspect.html are written; train({ exclude }) leaves the listed images out', async (t) => {
@@ -152,7 +181,7 @@ withLite0.serial('inspect.json and inspect.html are written; train({ exclude }) 
   t.true(total(withList.history) < total(fewer.history))
 })
 
-withCleanlab('the confident joint is cleanlab 2.9’s compute_confident_joint(calibrate=False) on the same probabilities', async (t) => {
+withCleanlab('the confident joint and the flagged images are cleanlab 2.9’s on the same probabilities', async (t) => {
   const { probabilities, sets } = await inspection()
   const labels = Int32Array.from([...sets.train!.labels, ...sets.test!.labels])
   const dir = tmpdir()
@@ -161,16 +190,28 @@ withCleanlab('the confident joint is cleanlab 2.9’s compute_confident_joint(ca
   const script = `
 import sys, json, numpy as np
 from cleanlab.count import compute_confident_joint
+from cleanlab.filter import find_label_issues
 y = np.fromfile(sys.argv[1] + '/y.i32', dtype=np.int32)
-p = np.fromfile(sys.argv[1] + '/p.f32', dtype=np.float32).reshape(len(y), -1)
-print(json.dumps(compute_confident_joint(y, p, calibrate=False).tolist()))`
+p = np.fromfile(sys.argv[1] + '/p.f32', dtype=np.float32).reshape(len(y), -1).astype(np.float64)
+flagged = find_label_issues(y, p / p.sum(1, keepdims=True), filter_by='low_self_confidence')
+print(json.dumps({'joint': compute_confident_joint(y, p, calibrate=False).tolist(), 'flagged': np.flatnonzero(flagged).tolist()}))`
   const run = spawnSync(pythonWith(['cleanlab'])!, ['-c', script, dir], { encoding: 'utf8' })
   t.is(run.status, 0, run.stderr)
-  const theirs = JSON.parse(run.stdout) as number[][]
+  const theirs = JSON.parse(run.stdout) as { joint: number[][]; flagged: number[] }
   const ours = confidentJoint(probabilities!, labels, 10)
   // cleanlab raises an empty diagonal entry to 1; off the diagonal the counts are the same.
-  for (let a = 0; a < 10; a++) for (let b = 0; b < 10; b++) if (a !== b) t.is(ours[a * 10 + b], theirs[a]![b], `[${a}][${b}]`)
-  t.true(findLabelIssues(probabilities!, labels, 10).length > 0)
+  for (let a = 0; a < 10; a++) for (let b = 0; b < 10; b++) if (a !== b) t.is(ours[a * 10 + b], theirs.joint[a]![b], `[${a}][${b}]`)
+  // The same number flagged, and every image cleanlab flags is flagged here too, except those whose most probable class
+  // is their own label: those are left out here, and the next least self-confident take their places.
+  const flagged = new Set(findLabelIssues(probabilities!, labels, 10).map((i) => i.row))
+  t.true(flagged.size > 0)
+  t.is(flagged.size, theirs.flagged.length)
+  const row10 = (row: number) => [...probabilities!.subarray(row * 10, row * 10 + 10)]
+  const ownLabelFirst = (row: number) => row10(row)[labels[row]!]! + 1e-6 >= Math.max(...row10(row))
+  t.deepEqual(
+    theirs.flagged.filter((row) => !flagged.has(row) && !ownLabelFirst(row)),
+    [],
+  )
 })
 
 needs(CHROMIUM && fs.existsSync(LITE0_FILE) ? null : 'chromium (apt-get install chromium) and the shared weights')(

@@ -1,6 +1,8 @@
 // `convkit inspect`'s targets (issue 25), in one run of inspectData() over the whole shared CIFAR-10 as a label file:
 // - label errors: 10 % of the training labels changed to another class at random (seeded); precision, recall and F1
-//   of the flagged images, beside cleanlab 2.9's find_label_issues on the same out-of-sample probabilities;
+//   of the flagged images, beside cleanlab 2.9's find_label_issues on the same out-of-sample probabilities; with
+//   `--compare-probe`, a second inspection with `labelModel: 'probe'` puts the linear probe on the same embeddings
+//   (and cleanlab on its probabilities) beside the default;
 // - near-duplicates: `--planted` training images copied into the test split after a JPEG re-encode at quality 60, a
 //   1–2 pixel shift and a brightness change; recall at each threshold, and how many of the original test images have
 //   a training image that similar (ciFAIR found near-duplicates in train for 3.3 % of CIFAR-10's test images);
@@ -10,6 +12,7 @@
 // many are real near-duplicates.
 //
 // npm run bench:inspect -- [--train 50000] [--test 10000] [--planted 200] [--noise 0.1] [--seed 0] [--skip-label-errors]
+//   [--label-model auto|network|probe] [--compare-probe]
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -33,6 +36,8 @@ const { values } = parseArgs({
     noise: { type: 'string' },
     seed: { type: 'string' },
     'skip-label-errors': { type: 'boolean' },
+    'label-model': { type: 'string' },
+    'compare-probe': { type: 'boolean' },
   },
 })
 const nTrain = Number(values.train ?? 50000)
@@ -104,7 +109,14 @@ console.log(
 const started = performance.now()
 // Low thresholds keep every pair the tables below might want; the defaults are applied to them afterwards.
 const skipLabels = values['skip-label-errors'] === true
-const { report, sets, probabilities } = await inspectData(csv, { nearThreshold: 0.8, matchThreshold: 0.5, seed, labelErrors: !skipLabels })
+const labelModel = (values['label-model'] ?? 'auto') as 'auto' | 'network' | 'probe'
+const { report, sets, probabilities } = await inspectData(csv, {
+  nearThreshold: 0.8,
+  matchThreshold: 0.5,
+  seed,
+  labelErrors: !skipLabels,
+  labelModel,
+})
 const seconds = (performance.now() - started) / 1000
 const byDefaults = (p: { similarity: number; match: number }) => p.match >= MATCH_THRESHOLD || p.similarity >= NEAR_DUPLICATE_THRESHOLD
 await writeInspection({ ...report, nearDuplicates: report.nearDuplicates.filter(byDefaults) }, sets, dir)
@@ -113,32 +125,42 @@ console.log(
 )
 
 if (!skipLabels) {
-  console.log(`out-of-sample probe accuracy against the given labels: ${(100 * report.probeAccuracy!).toFixed(2)} %`)
   // Label errors, scored over every row (only training rows were relabelled).
   const rows = [...sets.train!.files!, ...sets.test!.files!]
   const isFlipped = rows.map((f) => flipped.has(f))
+  const rowOf = new Map(rows.map((f, i) => [f, i]))
   const score = (flaggedRows: number[]) => {
     const tp = flaggedRows.filter((r) => isFlipped[r]).length
     const precision = tp / Math.max(1, flaggedRows.length)
     const recall = tp / flipped.size
     return { flagged: flaggedRows.length, precision, recall, f1: (2 * precision * recall) / Math.max(1e-12, precision + recall) }
   }
-  const rowOf = new Map(rows.map((f, i) => [f, i]))
-  const ours = score(report.labelIssues.map((i) => rowOf.get(i.image.id)!))
-  const probsFile = path.join(dir, 'probabilities.f32')
-  const labelsFile = path.join(dir, 'labels.i32')
-  fs.writeFileSync(probsFile, probabilities!)
-  fs.writeFileSync(labelsFile, Int32Array.from([...sets.train!.labels, ...sets.test!.labels]))
-  const python = process.env.CONVKIT_PYTHON ?? path.join(os.homedir(), '.cache/convkit/pytorch-venv/bin/python')
-  const run = spawnSync(python, [path.join(repo, 'bench/label_issues_cleanlab.py'), probsFile, labelsFile, '10'], { encoding: 'utf8' })
-  const table = [['method', 'flagged', 'precision', 'recall', 'F1'].join(' | ')]
+  const table = [['method, same out-of-sample probabilities', 'flagged', 'precision', 'recall', 'F1'].join(' | ')]
   const row = (name: string, s: ReturnType<typeof score>) =>
     table.push([name, s.flagged, s.precision.toFixed(3), s.recall.toFixed(3), s.f1.toFixed(3)].join(' | '))
-  row('convkit inspect (default)', ours)
-  if (run.status === 0) {
+  const labelsFile = path.join(dir, 'labels.i32')
+  fs.writeFileSync(labelsFile, Int32Array.from([...sets.train!.labels, ...sets.test!.labels]))
+  const python = process.env.CONVKIT_PYTHON ?? path.join(os.homedir(), '.cache/convkit/pytorch-venv/bin/python')
+  /** Our flagged images and cleanlab's on the probabilities `inspected` came from. */
+  const rowsOf = (inspected: { report: typeof report; probabilities?: Float32Array }, name: string) => {
+    const model = `${inspected.report.labelModel}, ${(100 * inspected.report.labelModelAccuracy!).toFixed(2)} % against the given labels`
+    row(`convkit inspect (${model})`, score(inspected.report.labelIssues.map((i) => rowOf.get(i.image.id)!)))
+    const probsFile = path.join(dir, `probabilities-${name}.f32`)
+    fs.writeFileSync(probsFile, inspected.probabilities!)
+    const run = spawnSync(python, [path.join(repo, 'bench/label_issues_cleanlab.py'), probsFile, labelsFile, '10'], { encoding: 'utf8' })
+    if (run.status !== 0) return console.log(`cleanlab did not run (${python}): ${run.stderr.slice(-400)}`)
     const cleanlab = JSON.parse(run.stdout) as Record<string, { rows: number[]; seconds: number }>
     for (const [filter, r] of Object.entries(cleanlab)) row(`cleanlab find_label_issues(filter_by='${filter}')`, score(r.rows))
-  } else console.log(`cleanlab did not run (${python}): ${run.stderr.slice(-400)}`)
+  }
+  rowsOf({ report, probabilities }, 'default')
+  if (values['compare-probe'] === true && report.labelModel !== 'probe') {
+    const started = performance.now()
+    const probe = await inspectData(csv, { seed, labelModel: 'probe' })
+    console.log(
+      `inspectData with labelModel 'probe': ${((performance.now() - started) / 1000).toFixed(1)} s; phases ${JSON.stringify(probe.report.seconds)}`,
+    )
+    rowsOf(probe, 'probe')
+  }
   console.log(`\nlabel errors (${flipped.size} relabelled of ${trainRows.length} training images):\n${table.join('\n')}`)
 }
 

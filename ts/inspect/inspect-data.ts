@@ -17,6 +17,7 @@ import { exactDuplicates, nearDuplicates, type ImageRef, type SplitImages } from
 import { readImageSizes, summarizeSizes, type SizeSummary } from './image-sizes.ts'
 import { INSPECT_OPTIONS, type InspectOptions, type InspectSettings } from './inspect-options.ts'
 import { argmax, findLabelIssues } from './label-issues.ts'
+import { NETWORK_FOLDS, NETWORK_MIN_IMAGES, networkProbabilities } from './label-network.ts'
 
 /** An image in the report. */
 export interface InspectImage {
@@ -55,8 +56,10 @@ export interface InspectReport {
   labelIssues: { image: InspectImage; suggested: string; selfConfidence: number; suggestedProbability: number }[]
   /** Why label errors were not looked for. */
   labelErrorsSkipped?: string
-  /** Top-1 accuracy of the out-of-sample probabilities against the given labels: how far to trust the label findings. */
-  probeAccuracy?: number
+  /** What gave the out-of-sample probabilities the label findings come from (see `labelModel`). */
+  labelModel?: 'network' | 'probe'
+  /** Top-1 accuracy of those probabilities against the given labels: how far to trust the label findings. */
+  labelModelAccuracy?: number
   /** The embedding: weights, layer, input size, dimension. */
   embedding: { model: string; layer: string; inputSize: number; dim: number; precision: string }
   /** Images to leave out (`train --exclude inspect.json`): likely label errors, all but one of each duplicate group, and the training side of every duplicate across splits. */
@@ -83,8 +86,8 @@ const EMBED_CHUNK = 2048
 /**
  * Inspects a data source (anything `--data` takes) and returns what it found. Images are decoded at `size`, embedded
  * by a pretrained network, compared by cosine similarity (each image's nearest neighbours then by their pixels' detail,
- * see `nearDuplicates`), and classified out of sample by a cross-validated linear
- * probe on the embeddings, whose probabilities confident learning turns into likely label errors.
+ * see `nearDuplicates`), and classified out of sample, cross-validated, by a network trained on the images or a linear
+ * probe on the embeddings (`labelModel`), whose probabilities confident learning turns into likely label errors.
  *
  * @example
  * const report = await inspectData('photos/labels.csv')
@@ -185,7 +188,7 @@ export async function inspectData(source: string, options: InspectOptions = {}):
   }))
   lap('duplicates')
 
-  const labels = await labelFindings(images, sets, splits, classes, embedding.dim, o)
+  const labels = await labelFindings(images, sets, splits, classes, embedding.dim, { ...o, ...(signal ? { signal } : {}) })
   lap('labels')
   const labelIssues = labels.issues.map((i) => ({
     image: ref(i.ref.split, i.ref.index),
@@ -211,7 +214,8 @@ export async function inspectData(source: string, options: InspectOptions = {}):
     matchThreshold: o.matchThreshold,
     labelIssues,
     ...(labels.skipped ? { labelErrorsSkipped: labels.skipped } : {}),
-    ...(labels.accuracy !== undefined ? { probeAccuracy: labels.accuracy } : {}),
+    ...(labels.model ? { labelModel: labels.model } : {}),
+    ...(labels.accuracy !== undefined ? { labelModelAccuracy: labels.accuracy } : {}),
     embedding: { model: o.model, inputSize: o.embedSize, precision: model.precision, ...embedding },
     exclude: excluded(exact, near, labelIssues),
     seconds,
@@ -219,16 +223,20 @@ export async function inspectData(source: string, options: InspectOptions = {}):
   return { report, sets, ...(labels.probabilities ? { probabilities: labels.probabilities } : {}) }
 }
 
-/** Cross-validated probe probabilities over every split's images, and the label issues they point to. */
+/**
+ * Out-of-sample probabilities over every split's images, from the model `labelModel` picks (cross-validated), and the
+ * label issues they point to.
+ */
 async function labelFindings(
   images: readonly SplitImages[],
   sets: Partial<Record<ImageSplit, ImageSet>>,
   splits: readonly ImageSplit[],
   classes: readonly string[],
   dim: number,
-  o: InspectSettings,
+  o: InspectSettings & { signal?: AbortSignal },
 ): Promise<{
   issues: { ref: ImageRef; suggested: number; selfConfidence: number; suggestedProbability: number }[]
+  model?: 'network' | 'probe'
   accuracy?: number
   probabilities?: Float32Array
   skipped?: string
@@ -239,12 +247,29 @@ async function labelFindings(
   const refs: ImageRef[] = images.flatMap((s) => Array.from({ length: s.count }, (_, index) => ({ split: s.split, index })))
   const labels = Int32Array.from(refs, (r) => sets[r.split]!.labels[r.index]!)
   const perClass = classCounts({ labels }, range(labels.length), classes.length)
-  if (perClass.filter((c) => c > 0).length < 2 || refs.length < o.folds * 2)
+  const model = o.labelModel === 'auto' ? (refs.length >= NETWORK_MIN_IMAGES ? 'network' : 'probe') : o.labelModel
+  const folds = model === 'network' ? NETWORK_FOLDS : o.folds
+  if (perClass.filter((c) => c > 0).length < 2 || refs.length < folds * 2)
     return { issues: [], skipped: `too few images to cross-validate (${refs.length} in ${perClass.filter((c) => c > 0).length} class(es))` }
-  const foldOf = seededFolds(refs.length, o.folds, o.seed)
-  const probabilities = await call('label-error probe', () =>
-    native.crossValidatedProbabilities(concat(images.map((s) => s.embeddings)), refs.length, dim, labels, classes.length, foldOf, null),
-  )
+  const foldOf = seededFolds(refs.length, folds, o.seed)
+  const probabilities =
+    model === 'network'
+      ? await networkProbabilities(
+          { pixels: concat(images.map((s) => s.pixels)), labels, shape: [...images[0]!.shape] as ImageSet['shape'], classes: [...classes] },
+          foldOf,
+          { epochs: o.labelEpochs, seed: o.seed, device: o.device, quiet: o.quiet, ...(o.signal ? { signal: o.signal } : {}) },
+        )
+      : await call('label-error probe', () =>
+          native.crossValidatedProbabilities(
+            concat(images.map((s) => s.embeddings)),
+            refs.length,
+            dim,
+            labels,
+            classes.length,
+            foldOf,
+            null,
+          ),
+        )
   const k = classes.length
   let right = 0
   for (let i = 0; i < labels.length; i++) if (argmax(probabilities, i, k) === labels[i]) right++
@@ -254,7 +279,7 @@ async function labelFindings(
     selfConfidence: i.selfConfidence,
     suggestedProbability: i.suggestedProbability,
   }))
-  return { issues, accuracy: right / labels.length, probabilities }
+  return { issues, model, accuracy: right / labels.length, probabilities }
 }
 
 /** Fold ids 0..folds-1, as even as can be, in a seeded random order. */
@@ -284,8 +309,9 @@ function excluded(
   return [...out]
 }
 
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
+/** The arrays end to end, in one of their type (`parts` is never empty: every split inspected has images). */
+function concat<T extends Float32Array | Uint8Array>(parts: readonly T[]): T {
+  const out = new (parts[0]!.constructor as new (n: number) => T)(parts.reduce((n, p) => n + p.length, 0))
   let at = 0
   for (const p of parts) {
     out.set(p, at)

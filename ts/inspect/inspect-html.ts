@@ -95,7 +95,7 @@ figcaption { font-size: 11px; color: #444; word-break: break-all; }
     .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`)
     .join('')}</tbody></table>
 <h2>Likely label errors</h2>
-<p class="note">Ranked by the out-of-sample probability of the given label (confident learning on a cross-validated linear probe of ${esc(report.embedding.model)} embeddings).</p>
+<p class="note">Ranked by the out-of-sample probability of the given label (confident learning on ${labelModelNote(report)}).</p>
 <div class="grid">${issues.join('') || '<p>None found.</p>'}</div>${more(report.labelIssues.length)}
 <h2>Exact duplicates</h2>
 <div class="grid">${exact.join('') || '<p>None.</p>'}</div>${more(report.exactDuplicates.length)}
@@ -109,4 +109,15 @@ figcaption { font-size: 11px; color: #444; word-break: break-all; }
 ${report.unreadable.length ? `<h2>Unreadable</h2><ul>${report.unreadable.map((u) => `<li>${esc(u)}</li>`).join('')}</ul>` : ''}
 </body></html>
 `
+}
+
+/** What the label findings' probabilities came from, in words. */
+function labelModelNote(report: InspectReport): string {
+  const model =
+    report.labelModel === 'network'
+      ? 'a network trained on the images, cross-validated'
+      : `a cross-validated linear probe of ${esc(report.embedding.model)} embeddings`
+  const accuracy =
+    report.labelModelAccuracy === undefined ? '' : `, ${(100 * report.labelModelAccuracy).toFixed(1)} % accurate against the given labels`
+  return model + accuracy
 }

@@ -1,5 +1,5 @@
 // The options of `convkit inspect` / inspectData(), declared once; the data options are train()'s own declarations.
-import { boolean, int, number, optionalText, size, text, type InputsOf, type ResolvedOf } from '../options/option.ts'
+import { boolean, choice, int, number, optionalText, size, text, type InputsOf, type ResolvedOf } from '../options/option.ts'
 import { TRAIN_OPTIONS } from '../train/train-options.ts'
 
 /**
@@ -57,8 +57,22 @@ export const INSPECT_OPTIONS = {
     ok: (v) => v > 0 && v <= 1,
     expected: 'a number in (0, 1]',
   }),
-  /** Folds of the cross-validation that gives each image out-of-sample probabilities. @default 5 */
-  folds: int({ help: 'cross-validation folds for out-of-sample probabilities', group: 'data', default: 5, min: 2 }),
+  /**
+   * What gives each image the out-of-sample class probabilities that point to label errors: `'network'` trains the
+   * airbench94 network on the images themselves, over two folds (see NETWORK_FOLDS); `'probe'` fits a linear
+   * regression on the embeddings over `folds` folds; `'auto'` takes the network from NETWORK_MIN_IMAGES labelled
+   * images, where it is the better of the two (bench/RESULTS.md), else the probe.
+   * @default 'auto'
+   */
+  labelModel: choice(['auto', 'network', 'probe'], {
+    help: 'what predicts labels for the label-error search: network (trained on the images), probe (linear, on the embeddings), or auto (network from 25 000 images)',
+    group: 'data',
+    default: 'auto',
+  }),
+  /** Epochs each fold's label-error network trains for: enough to learn the images, too few to learn their wrong labels. @default 6 */
+  labelEpochs: int({ help: "epochs of each fold's label-error network", group: 'data', default: 6, min: 1 }),
+  /** Folds of the probe's cross-validation. @default 5 */
+  folds: int({ help: "folds of the probe's cross-validation", group: 'data', default: 5, min: 2 }),
   /** Seeds the folds. @default 0 */
   seed: int({ help: 'seed of the cross-validation folds', group: 'data', default: 0, min: 0 }),
   /** Look for label errors (single-label data). @default true */

@@ -20,7 +20,7 @@ export function summaryRows(report: InspectReport): [string, string][] {
       'likely label errors',
       report.labelErrorsSkipped
         ? `not looked for: ${report.labelErrorsSkipped}`
-        : `${report.labelIssues.length} (out-of-sample probe accuracy ${(100 * (report.probeAccuracy ?? 0)).toFixed(1)} %)`,
+        : `${report.labelIssues.length} (the ${report.labelModel}'s out-of-sample accuracy ${(100 * (report.labelModelAccuracy ?? 0)).toFixed(1)} %)`,
     ],
     ['suggested exclusions', `${report.exclude.length} (train --exclude inspect.json)`],
   ]
