@@ -9,8 +9,8 @@ import { helpText, parseFlags, type ExtraFlag } from './flags.ts'
 import { abortOnInterrupt } from './run.ts'
 
 const USAGE = `Inspect a dataset before training on it: unreadable files, exact and near-duplicates (inside each split and
-across train and test: leakage), likely label errors (confident learning on cross-validated probabilities from a
-pretrained network's embeddings), class counts and image sizes. Writes inspect.json and inspect.html; train
+across train and test: leakage), likely label errors (confident learning on cross-validated probabilities: from a
+network trained on the images, or a probe of a pretrained network's embeddings; see --label-model), class counts and image sizes. Writes inspect.json and inspect.html; train
 --exclude inspect.json then leaves out the images it lists under "exclude".
 
 usage: convkit inspect <data> [options]

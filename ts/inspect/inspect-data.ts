@@ -15,9 +15,16 @@ import type { Device } from '../util/device.ts'
 import { ProgressBar } from '../util/progress.ts'
 import { exactDuplicates, nearDuplicates, type ImageRef, type SplitImages } from './duplicates.ts'
 import { readImageSizes, summarizeSizes, type SizeSummary } from './image-sizes.ts'
-import { INSPECT_OPTIONS, type InspectOptions, type InspectSettings } from './inspect-options.ts'
+import {
+  INSPECT_OPTIONS,
+  MIN_NETWORK_FOLD_IMAGES,
+  NETWORK_FOLDS,
+  NETWORK_MIN_IMAGES,
+  type InspectOptions,
+  type InspectSettings,
+} from './inspect-options.ts'
 import { argmax, findLabelIssues } from './label-issues.ts'
-import { NETWORK_FOLDS, NETWORK_MIN_IMAGES, networkProbabilities } from './label-network.ts'
+import { networkProbabilities } from './label-network.ts'
 
 /** An image in the report. */
 export interface InspectImage {
@@ -251,13 +258,18 @@ async function labelFindings(
   const folds = model === 'network' ? NETWORK_FOLDS : o.folds
   if (perClass.filter((c) => c > 0).length < 2 || refs.length < folds * 2)
     return { issues: [], skipped: `too few images to cross-validate (${refs.length} in ${perClass.filter((c) => c > 0).length} class(es))` }
+  if (model === 'network' && refs.length < NETWORK_FOLDS * MIN_NETWORK_FOLD_IMAGES)
+    return {
+      issues: [],
+      skipped: `too few images for the label-error network (${refs.length}; it needs ${NETWORK_FOLDS * MIN_NETWORK_FOLD_IMAGES}, labelModel 'probe' does with fewer)`,
+    }
   const foldOf = seededFolds(refs.length, folds, o.seed)
   const probabilities =
     model === 'network'
       ? await networkProbabilities(
           { pixels: concat(images.map((s) => s.pixels)), labels, shape: [...images[0]!.shape] as ImageSet['shape'], classes: [...classes] },
           foldOf,
-          { epochs: o.labelEpochs, seed: o.seed, device: o.device, quiet: o.quiet, ...(o.signal ? { signal: o.signal } : {}) },
+          { folds, epochs: o.labelEpochs, seed: o.seed, device: o.device, quiet: o.quiet, ...(o.signal ? { signal: o.signal } : {}) },
         )
       : await call('label-error probe', () =>
           native.crossValidatedProbabilities(

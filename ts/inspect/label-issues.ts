@@ -40,8 +40,7 @@ export function classThresholds(probabilities: Float32Array, labels: Int32Array,
  * `compute_confident_joint(calibrate=False)` (`__test__/inspect.spec.ts` compares them), diagonal clip aside. Not
  * calibrated: scaling each row to its label's count flagged half again as many images on CIFAR-10 with 10 % noise, at
  * lower F1 (the probe's probabilities; with the network's, cleanlab's default, which prunes by the calibrated joint,
- * flagged 7 021 at F1 0.72
- * against 4 565 at 0.84).
+ * flagged 7 021 at F1 0.72 against 4 565 at 0.84).
  */
 export function confidentJoint(probabilities: Float32Array, labels: Int32Array, classes: number): Float64Array {
   const joint = new Float64Array(classes * classes)
@@ -69,8 +68,9 @@ function confidentClasses(probabilities: Float32Array, labels: Int32Array, class
  * Likely label errors, most likely first. As many as the confident joint counts off its diagonal, less those whose
  * own label is still (within 1e-6) their most probable class: that many images with the lowest self-confidence
  * (probability of their own label), among those whose most probable class is another (there is something to suggest
- * instead). This is cleanlab 2.9's `filter_by='low_self_confidence'` with its default count (`__test__/inspect.spec.ts`
- * compares them). It ranks all classes together: on CIFAR-10 with 10 % of the labels wrong, taking each class's own
+ * instead). This is cleanlab 2.9's `filter_by='low_self_confidence'` with its default count, except that cleanlab
+ * also flags images whose own label is their most probable class where they rank low enough; here the next least
+ * self-confident take their places (`__test__/inspect.spec.ts` compares the two). It ranks all classes together: on CIFAR-10 with 10 % of the labels wrong, taking each class's own
  * count of its least self-confident images, as cleanlab's `prune_by_class` does, flagged as many with precision 0.83
  * and recall 0.77 instead of 0.88 and 0.81 (the label-error network's probabilities, bench/RESULTS.md).
  */
