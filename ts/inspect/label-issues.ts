@@ -76,13 +76,14 @@ function confidentClasses(probabilities: Float32Array, labels: Int32Array, class
  */
 export function findLabelIssues(probabilities: Float32Array, labels: Int32Array, classes: number): LabelIssue[] {
   const self = (row: number) => probabilities[row * classes + labels[row]!]!
-  const ownLabelFirst = (row: number) => self(row) + 1e-6 >= probabilities[row * classes + argmax(probabilities, row, classes)]!
+  const confident = confidentClasses(probabilities, labels, classes)
   let wrong = 0
-  confidentClasses(probabilities, labels, classes).forEach((j, row) => {
-    if (j >= 0 && j !== labels[row] && !ownLabelFirst(row)) wrong++
-  })
   const candidates: number[] = []
-  for (let row = 0; row < labels.length; row++) if (!ownLabelFirst(row)) candidates.push(row)
+  for (let row = 0; row < labels.length; row++) {
+    if (self(row) + 1e-6 >= probabilities[row * classes + argmax(probabilities, row, classes)]!) continue
+    candidates.push(row)
+    if (confident[row]! >= 0 && confident[row] !== labels[row]) wrong++
+  }
   return candidates
     .sort((x, y) => self(x) - self(y) || x - y)
     .slice(0, wrong)

@@ -97,7 +97,7 @@ const PREDICT_CHUNK = 1024
  * 1 024 images), so that an epoch decays the weights as much at any batch size; the recipe's numbers are for 1 024.
  */
 function decayFor(batch: number): Pick<TrainOptions, 'weightDecay' | 'paramGroups'> {
-  const scale = batch / 1024
+  const scale = batch / AIRBENCH94.batchSize!
   return {
     weightDecay: AIRBENCH94.weightDecay! * scale,
     paramGroups: AIRBENCH94.paramGroups!.map((g) => ({
@@ -113,7 +113,7 @@ function decayFor(batch: number): Pick<TrainOptions, 'weightDecay' | 'paramGroup
  * batch, so its learning rate is per image and carries over; its decay is scaled (`decayFor`).
  */
 function batchSize(images: number): number {
-  return Math.min(1024, 2 ** Math.max(4, Math.floor(Math.log2(images / 8))))
+  return Math.min(AIRBENCH94.batchSize!, 2 ** Math.max(4, Math.floor(Math.log2(images / 8))))
 }
 
 /** The images at `indices`, as a set of their own. */
