@@ -56,7 +56,7 @@ export async function readLabelFileImages(file: string, options: LabelFileImages
     if (!split) continue
     const chosen = pick && pick.length < split.files.length ? pick : undefined
     const set = withTargets(
-      placed(await decodeSplit(listing, root, split, { ...cacheOptions, ...(chosen ? { pick: chosen } : {}) })),
+      placed(await decodeSplit(listing, root, split, { ...cacheOptions, ...(chosen ? { pick: chosen } : {}) }), listing.outside),
       listing,
     )
     sets[name] = set
@@ -117,9 +117,9 @@ function withTargets(set: ImageFolderResult, listing: LabelFileListing): ImageFo
 
 /**
  * The set with its paths resolved: the cache names images `<folder>/<path relative to it>`, which for images outside
- * the label file's folder reads `<folder>/../…`.
+ * the label file's folder (`outside`) reads `<folder>/../…`.
  */
-function placed(set: ImageFolderResult): ImageFolderResult {
-  if (!set.files.some((f) => f.includes('/../')) && !set.skipped.some((f) => f.includes('/../'))) return set
+function placed(set: ImageFolderResult, outside: boolean): ImageFolderResult {
+  if (!outside) return set
   return { ...set, files: set.files.map((f) => path.resolve(f)), skipped: set.skipped.map((f) => path.resolve(f)) }
 }

@@ -61,6 +61,7 @@ export const SPLIT_COLUMNS = ['split', 'is_valid']
 const MULTI_LABEL_COLUMNS = ['labels', 'tags']
 
 export type RowSplit = 'train' | 'valid' | 'test'
+const ROW_SPLITS: readonly RowSplit[] = ['train', 'valid', 'test']
 
 /** Split values, lower case: the names, and fastai's `is_valid` booleans. */
 const SPLIT_VALUES: Record<string, RowSplit> = {
@@ -76,17 +77,18 @@ const SPLIT_VALUES: Record<string, RowSplit> = {
   '0': 'train',
 }
 
-/** One row of a label file. */
-export interface LabelRow {
-  /** 1-based line of the file the row starts on. */
-  line: number
-  /** The path as the file writes it. */
-  written: string
-  /** Absolute: relative paths are taken from the label file's folder. */
-  file: string
+/**
+ * A label file's rows, column by column, in file order: row `i` is `line[i]`, `written[i]`, … An object per row cost
+ * more in garbage collection than reading the file, at 60 000 rows.
+ */
+export interface LabelFileRows {
+  /** 1-based line of the file each row starts on. */
+  line: number[]
+  /** The path as the file writes it, trimmed. */
+  written: string[]
   /** The row's labels (one for single-label files), trimmed, each once, in the order written; shared between rows. */
-  labels: readonly string[]
-  split: RowSplit
+  labels: (readonly string[])[]
+  split: RowSplit[]
 }
 
 /** The columns a label file is read by, as its header spells them. */
@@ -100,7 +102,7 @@ export interface LabelColumns {
 export interface LabelRows {
   file: string
   columns: LabelColumns
-  rows: LabelRow[]
+  rows: LabelFileRows
 }
 
 /**
@@ -115,10 +117,13 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
   const at = (name: string | undefined) => (name === undefined ? -1 : table.columns.indexOf(name))
   const [pathAt, labelAt, splitAt] = [at(columns.path), at(columns.label), at(columns.split)]
   const delimiter = labelSplitter(columns.label, options.labelDelimiter)
-  const dirPrefix = withSep(path.dirname(file))
-  const singles = new Map<string, readonly string[]>()
-  const rows = table.records.map(({ line, fields: values }): LabelRow => {
-    const written = text(values[pathAt]).trim()
+  // Label and split fields repeat: each distinct one is read once.
+  const labelLists = new Map<unknown, readonly string[]>()
+  const splits = new Map<unknown, RowSplit>()
+  const rows: LabelFileRows = { line: [], written: [], labels: [], split: [] }
+  for (let record = table.next(); record; record = table.next()) {
+    const { line, fields } = record
+    const written = text(fields[pathAt]).trim()
     if (isUrl(written)) {
       throw new DataError(
         'DATA_CORRUPT',
@@ -126,31 +131,22 @@ export function readLabelRows(file: string, options: LabelFileOptions = {}): Lab
         { files: [file] },
       )
     }
-    const raw = values[labelAt]
-    const labels = labelsOf(raw, delimiter, singles)
-    return {
-      line,
-      written,
-      file: written === '' ? '' : resolveFrom(dirPrefix, written),
-      labels,
-      split: splitOf(file, line, columns.split, values[splitAt]),
-    }
-  })
+    const rawLabels = fields[labelAt]
+    let labels = labelLists.get(rawLabels)
+    if (!labels) labelLists.set(rawLabels, (labels = labelsOf(rawLabels, delimiter)))
+    const rawSplit = fields[splitAt]
+    let split = splits.get(rawSplit)
+    if (!split) splits.set(rawSplit, (split = splitOf(file, line, columns.split, rawSplit)))
+    rows.line.push(line)
+    rows.written.push(written)
+    rows.labels.push(labels)
+    rows.split.push(split)
+  }
   return { file, columns, rows }
 }
 
-/**
- * A label field's labels: split at `delimiter` (JSON arrays as they are), trimmed, empty ones dropped, each once. A
- * single label's list comes from `singles`, one per label: a 60 000-row file makes ten lists, not 60 000.
- */
-function labelsOf(raw: unknown, delimiter: string | RegExp, singles: Map<string, readonly string[]>): readonly string[] {
-  if (typeof raw === 'string' && (typeof delimiter === 'string' ? !raw.includes(delimiter) : !delimiter.test(raw))) {
-    // One label, nearly every row of a single-label file: no arrays or set to build.
-    const label = raw.trim()
-    let list = singles.get(label)
-    if (!list) singles.set(label, (list = label === '' ? [] : [label]))
-    return list
-  }
+/** A label field's labels: split at `delimiter` (JSON arrays as they are), trimmed, empty ones dropped, each once. */
+function labelsOf(raw: unknown, delimiter: string | RegExp): readonly string[] {
   const parts = Array.isArray(raw) ? raw.map(text) : text(raw).split(delimiter)
   return [...new Set(parts.map((l) => l.trim()).filter((l) => l !== ''))]
 }
@@ -203,9 +199,9 @@ function findColumns(file: string, table: LabelTable, options: LabelFileOptions)
   return { path: pathColumn, label, ...(split !== undefined && split !== pathColumn && split !== label ? { split } : {}) }
 }
 
-/** A row that cannot be used: where, what, and the error code it fails with. */
+/** A row that cannot be used: which, what, and the error code it fails with. */
 interface RowFault {
-  row: LabelRow
+  row: number
   field: string
   what: string
   code: ErrorCode
@@ -225,6 +221,8 @@ export interface LabelFileListing {
   lineOf: (file: string) => number | undefined
   /** Rows skipped with skipBadImages, as `<label file>:<line>: <what was wrong>`. */
   skipped: string[]
+  /** Whether an image lies outside the label file's folder: the cache then names it `<folder>/../…`. */
+  outside: boolean
 }
 
 /**
@@ -236,57 +234,74 @@ export interface LabelFileListing {
  */
 export function listLabelFile(file: string, options: LabelFileOptions = {}): LabelFileListing {
   const { columns, rows } = readLabelRows(file, options)
-  const multiLabel = options.multiLabel ?? rows.some((r) => r.labels.length > 1)
+  const multiLabel = options.multiLabel ?? rows.labels.some((labels) => labels.length > 1)
   if (!multiLabel) refuseMultiLabel(file, columns, rows)
   const faults: RowFault[] = []
   const usable: Record<RowSplit, UsableRows> = { train: usableRows(), valid: usableRows(), test: usableRows() }
-  const listed = new ListedFiles()
-  const fault = (row: LabelRow, field: string, what: string, code: ErrorCode = 'DATA_CORRUPT') => faults.push({ row, field, what, code })
-  for (const row of rows) {
-    if (row.written === '') {
-      fault(row, columns.path, 'no image path')
+  // Each row's absolute path, once resolved ('' for a row with no path or no label).
+  const files: string[] = []
+  const prefix = withSep(path.dirname(file))
+  let outside = false
+  const fault = (row: number, field: string, what: string, code: ErrorCode = 'DATA_CORRUPT') => faults.push({ row, field, what, code })
+  for (let i = 0; i < rows.written.length; i++) {
+    const written = rows.written[i]!
+    files.push('')
+    if (written === '') {
+      fault(i, columns.path, 'no image path')
       continue
     }
-    if (row.labels.length === 0) {
-      fault(row, columns.label, `no label for ${row.written}`)
+    if (rows.labels[i]!.length === 0) {
+      fault(i, columns.label, `no label for ${written}`)
       continue
     }
-    const problem = unreadable(row.file)
+    // A plain relative path, nearly every row of a real label file, is joined by concatenation and is its own path
+    // relative to the label file's folder: path.resolve costs as much as the row's stat at 60 000 rows.
+    const isPlain = path.sep === '/' && plain(written)
+    const resolved = isPlain ? prefix + written : path.resolve(prefix, written)
+    files[i] = resolved
+    const problem = unreadable(resolved)
     if (typeof problem === 'string') {
-      fault(row, columns.path, `${row.written} ${problem}`, 'DATA_NOT_FOUND')
+      fault(i, columns.path, `${written} ${problem}`, 'DATA_NOT_FOUND')
       continue
     }
-    const first = listed.earlier(row, problem)
-    if (first) {
-      const what = first.file === row.file ? 'is listed again' : `is the same file as ${first.written}`
-      fault(row, columns.path, `${row.written} ${what} (first on line ${first.line})`)
-      continue
-    }
-    const these = usable[row.split]
+    const these = usable[rows.split[i]!]
     these.stats = pushStat(these.stats, 4 * these.rows.length, problem)
-    these.rows.push(row)
+    these.rows.push(i)
+    // The cache names images by their path relative to the label file's folder ('../' for images outside it).
+    const rel = isPlain ? written : relativeTo(prefix, resolved)
+    if (!isPlain && rel.startsWith('../')) outside = true
+    these.rels.push(rel)
+  }
+  const repeated = repeatedFiles(usable, files)
+  if (repeated.size > 0) {
+    for (const [row, first] of repeated) {
+      const what = files[first] === files[row] ? 'is listed again' : `is the same file as ${rows.written[first]}`
+      fault(row, columns.path, `${rows.written[row]} ${what} (first on line ${rows.line[first]})`)
+    }
+    faults.sort((a, b) => a.row - b.row)
+    for (const split of ROW_SPLITS) usable[split] = withoutRows(usable[split], repeated)
   }
   const kept = [...usable.train.rows, ...usable.valid.rows, ...usable.test.rows]
-  if (faults.length > 0 && !options.skipBadImages) throw rowError(file, faults)
+  if (faults.length > 0 && !options.skipBadImages) throw rowError(file, rows, files, faults)
   if (kept.length === 0) throw new DataError('DATA_EMPTY', `label file ${file} lists no images`, { files: [file] })
 
   const names = new Set<string>()
-  for (const row of kept) {
-    if (multiLabel) for (const label of row.labels) names.add(label)
-    else names.add(row.labels[0]!)
+  const labelLists = new Set<readonly string[]>()
+  for (const i of kept) labelLists.add(rows.labels[i]!)
+  for (const labels of labelLists) {
+    if (multiLabel) for (const label of labels) names.add(label)
+    else names.add(labels[0]!)
   }
   const classes = [...names].sort()
   const index = new Map(classes.map((c, i) => [c, i]))
-  const rootPrefix = withSep(path.dirname(file))
   const listingOf = (split: RowSplit): FolderListing | undefined => {
-    const { rows: these, stats } = usable[split]
+    const { rows: these, rels, stats } = usable[split]
     if (these.length === 0) return undefined
     return {
       classes,
-      files: these.map((row) => row.file),
-      labels: Int32Array.from(these, (row) => index.get(row.labels[0]!)!),
-      // Paths relative to the label file's folder, as the cache stores them ('../' for images outside it).
-      folder: { rels: these.map((row) => relativeTo(rootPrefix, row.file)), stats: stats.subarray(0, 4 * these.length) },
+      files: these.map((i) => files[i]!),
+      labels: Int32Array.from(these, (i) => index.get(rows.labels[i]![0]!)!),
+      folder: { rels, stats: stats.subarray(0, 4 * these.length) },
       labelled: { from: `${file}#${split}` },
     }
   }
@@ -302,33 +317,78 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
     columns,
     classes,
     splits: { train, ...(valid ? { valid } : {}), ...(test ? { test } : {}) },
-    lineOf: lineFinder(kept),
-    ...(multiLabel ? { labelSets: new Map(kept.map((row) => [row.file, row.labels])) } : {}),
-    skipped: faults.map((f) => `${file}:${f.row.line}: ${f.what}`),
+    lineOf: lineFinder(kept, rows, files),
+    ...(multiLabel ? { labelSets: new Map(kept.map((i) => [files[i]!, rows.labels[i]!])) } : {}),
+    skipped: faults.map((f) => `${file}:${rows.line[f.row]}: ${f.what}`),
+    outside,
   }
 }
 
 /**
- * The files of the rows checked so far, by inode: a row whose file an earlier row listed (by the same path, or by
- * another one through a link) is a duplicate. Numbers hash faster than 60 000 paths; the rare inode shared by files on
- * two devices (or a file system without inode numbers, 0) falls back to comparing paths.
+ * The usable rows that list an earlier usable row's file again (by the same path, or another one through a link), each
+ * with that earlier row. Sorting the inodes tells whether any file is there twice at a third of the cost of a map of
+ * 60 000 rows; only then, or where a file system gives no inode numbers (0), are the rows compared one by one.
+ */
+function repeatedFiles(usable: Record<RowSplit, UsableRows>, files: readonly string[]): Map<number, number> {
+  const repeated = new Map<number, number>()
+  const count = ROW_SPLITS.reduce((n, split) => n + usable[split].rows.length, 0)
+  const inodes = new Float64Array(count)
+  let at = 0
+  for (const split of ROW_SPLITS) {
+    const { rows, stats } = usable[split]
+    for (let k = 0; k < rows.length; k++) inodes[at++] = stats[4 * k + 3]!
+  }
+  inodes.sort()
+  let twice = inodes[0] === 0
+  for (let k = 1; k < count && !twice; k++) twice = inodes[k] === inodes[k - 1]
+  if (!twice) return repeated
+
+  const inodeOf = new Map<number, number>()
+  for (const split of ROW_SPLITS) usable[split].rows.forEach((row, k) => inodeOf.set(row, usable[split].stats[4 * k + 3]!))
+  const listed = new ListedFiles(files)
+  for (const row of [...inodeOf.keys()].sort((a, b) => a - b)) {
+    const first = listed.earlier(row, inodeOf.get(row)!)
+    if (first >= 0) repeated.set(row, first)
+  }
+  return repeated
+}
+
+/** `these` less the rows in `left`. */
+function withoutRows(these: UsableRows, left: ReadonlyMap<number, number>): UsableRows {
+  const keep = these.rows.flatMap((row, k) => (left.has(row) ? [] : [k]))
+  const stats = new Float64Array(4 * keep.length)
+  keep.forEach((k, j) => stats.set(these.stats.subarray(4 * k, 4 * k + 4), 4 * j))
+  return { rows: keep.map((k) => these.rows[k]!), rels: keep.map((k) => these.rels[k]!), stats }
+}
+
+/**
+ * The files of the rows checked so far, in row order, by inode: a row whose file an earlier row listed (by the same
+ * path, or by another one through a link) is a duplicate. The rare inode shared by files on two devices (or a file
+ * system without inode numbers, 0) falls back to comparing paths.
  */
 class ListedFiles {
-  private readonly byInode = new Map<number, LabelRow>()
-  private readonly byPath = new Map<string, LabelRow>()
+  private readonly byInode = new Map<number, number>()
+  private readonly byPath = new Map<string, number>()
+  /** Each row's absolute path, by row. */
+  private readonly files: readonly string[]
 
-  /** The earlier row listing `row`'s file (whose stat is `stat`), or undefined, in which case `row` is remembered. */
-  earlier(row: LabelRow, stat: fs.Stats): LabelRow | undefined {
-    const first = stat.ino === 0 ? undefined : this.byInode.get(stat.ino)
-    if (first === undefined && stat.ino !== 0) {
-      this.byInode.set(stat.ino, row)
-      return undefined
+  constructor(files: readonly string[]) {
+    this.files = files
+  }
+
+  /** The earlier row listing row `row`'s file (whose inode is `inode`), or -1, in which case `row` is remembered. */
+  earlier(row: number, inode: number): number {
+    const file = this.files[row]!
+    const first = inode === 0 ? undefined : this.byInode.get(inode)
+    if (first === undefined && inode !== 0) {
+      this.byInode.set(inode, row)
+      return -1
     }
-    if (first !== undefined && (first.file === row.file || sameFile(first.file, row.file))) return first
-    const samePath = this.byPath.get(row.file)
-    if (samePath) return samePath
-    this.byPath.set(row.file, row)
-    return undefined
+    if (first !== undefined && (this.files[first] === file || sameFile(this.files[first]!, file))) return first
+    const samePath = this.byPath.get(file)
+    if (samePath !== undefined) return samePath
+    this.byPath.set(file, row)
+    return -1
   }
 }
 
@@ -339,33 +399,36 @@ function sameFile(a: string, b: string): boolean {
 }
 
 /** The line of a listed row by its file, built on the first question: only messages about a file ask. */
-function lineFinder(rows: readonly LabelRow[]): (file: string) => number | undefined {
+function lineFinder(kept: readonly number[], rows: LabelFileRows, files: readonly string[]): (file: string) => number | undefined {
   let lines: Map<string, number> | undefined
-  return (file) => (lines ??= new Map(rows.map((row) => [row.file, row.line]))).get(file)
+  return (file) => (lines ??= new Map(kept.map((i) => [files[i]!, rows.line[i]!]))).get(file)
 }
 
 /**
- * One split's usable rows with their stats (size, mtime, ctime, inode; see `pushStat`) as numbers: 60 000 `fs.Stats`
- * objects kept until the listing is built cost more in garbage collection than the stat calls themselves.
+ * One split's usable rows, their paths relative to the label file's folder, and their stats (size, mtime, ctime,
+ * inode; see `pushStat`) as numbers: 60 000 `fs.Stats` objects kept until the listing is built cost more in garbage
+ * collection than the stat calls themselves.
  */
 interface UsableRows {
-  rows: LabelRow[]
+  rows: number[]
+  rels: string[]
   stats: Float64Array
 }
 
 function usableRows(): UsableRows {
-  return { rows: [], stats: new Float64Array(0) }
+  return { rows: [], rels: [], stats: new Float64Array(0) }
 }
 
 /** A row with several labels where the file was to be read single-label (`multiLabel: false`). */
-function refuseMultiLabel(file: string, columns: LabelColumns, rows: LabelRow[]): void {
-  const multi = rows.filter((r) => r.labels.length > 1)
-  if (multi.length === 0) return
-  const first = multi[0]!
+function refuseMultiLabel(file: string, columns: LabelColumns, rows: LabelFileRows): void {
+  const first = rows.labels.findIndex((labels) => labels.length > 1)
+  if (first < 0) return
+  const more = rows.labels.filter((labels) => labels.length > 1).length - 1
+  const labels = rows.labels[first]!
   throw new InputError(
     'MULTI_LABEL',
-    `${file} line ${first.line}, field ${columns.label}: ${first.labels.length} labels (${first.labels.join(', ')})` +
-      `${multi.length > 1 ? `, and ${multi.length - 1} more row(s) with several` : ''}, but multiLabel is false. ` +
+    `${file} line ${rows.line[first]}, field ${columns.label}: ${labels.length} labels (${labels.join(', ')})` +
+      `${more > 0 ? `, and ${more} more row(s) with several` : ''}, but multiLabel is false. ` +
       'Give one label per row, or leave multiLabel on; a label with spaces in it is one label unless the column is named labels or tags (pass labelDelimiter to say what separates labels)',
   )
 }
@@ -405,27 +468,19 @@ function plain(written: string): boolean {
   )
 }
 
-/**
- * `written` resolved against the folder `dirPrefix` (ending in a separator). Plain relative paths, nearly every row of
- * a real label file, are joined by concatenation: path.resolve costs as much as the row's stat at 60 000 rows.
- */
-function resolveFrom(dirPrefix: string, written: string): string {
-  return path.sep === '/' && plain(written) ? dirPrefix + written : path.resolve(dirPrefix, written)
-}
-
 /** `file` relative to the folder `rootPrefix`, with forward slashes, as the decoded cache names images. */
 function relativeTo(rootPrefix: string, file: string): string {
   if (path.sep === '/' && file.startsWith(rootPrefix)) return file.slice(rootPrefix.length)
   return path.relative(rootPrefix, file).split(path.sep).join('/')
 }
 
-function rowError(file: string, faults: RowFault[]): DataError {
+function rowError(file: string, rows: LabelFileRows, files: readonly string[], faults: RowFault[]): DataError {
   const shown = faults
     .slice(0, 3)
-    .map((f) => `line ${f.row.line}, field ${f.field}: ${f.what}`)
+    .map((f) => `line ${rows.line[f.row]}, field ${f.field}: ${f.what}`)
     .join('; ')
   const more = faults.length > 3 ? `; and ${faults.length - 3} more row(s)` : ''
   return new DataError(faults[0]!.code, `${file} ${shown}${more}. Pass skipBadImages to skip such rows.`, {
-    files: [file, ...faults.flatMap((f) => (f.row.file ? [f.row.file] : []))],
+    files: [file, ...faults.flatMap((f) => (files[f.row] ? [files[f.row]!] : []))],
   })
 }

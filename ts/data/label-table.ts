@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { DataError } from '../errors.ts'
-import { DelimitedSyntaxError, parseDelimited } from './csv.ts'
+import { DelimitedReader, DelimitedSyntaxError } from './csv.ts'
 
 /** Extensions read as label files, lower case. */
 export const LABEL_FILE_EXTENSIONS = ['.csv', '.tsv', '.json', '.jsonl']
@@ -13,10 +13,7 @@ export function isLabelFile(file: string): boolean {
   return LABEL_FILE_EXTENSIONS.includes(path.extname(file).toLowerCase())
 }
 
-/**
- * One record: its values by column (strings from CSV/TSV; any JSON value, or undefined where a record lacks the key).
- * Shaped as the CSV reader's records, which are then taken as they are: a 60 000-row file makes no second object per row.
- */
+/** One record: its values by column (strings from CSV/TSV; any JSON value, or undefined where a record lacks the key). */
 export interface LabelRecord {
   line: number
   fields: unknown[]
@@ -25,13 +22,18 @@ export interface LabelRecord {
 export interface LabelTable {
   /** Column names as the file spells them: the header of CSV/TSV, every key of the JSON records in first-seen order. */
   columns: string[]
-  records: LabelRecord[]
+  /**
+   * The next record in file order, or undefined after the last. One at a time, so that a 60 000-row CSV is read into
+   * rows as it is parsed and never held as 60 000 records besides (their garbage collection cost more than the reading).
+   * A CSV/TSV record that is malformed throws when it is reached.
+   */
+  next(): LabelRecord | undefined
 }
 
 /**
  * Reads `file` (absolute) as its extension says. A file that cannot be read is a DATA_NOT_FOUND DataError; malformed
  * text (an unclosed quote, a row with another number of fields than the header, invalid JSON, a record that is not an
- * object) a DATA_CORRUPT one naming the file and the line.
+ * object) a DATA_CORRUPT one naming the file and the line: for CSV/TSV, when `next()` reaches that record.
  */
 export function readLabelTable(file: string): LabelTable {
   let text: string
@@ -52,29 +54,34 @@ function corrupt(file: string, line: number, what: string, cause?: unknown): Dat
 }
 
 function delimitedTable(file: string, text: string, delimiter: string): LabelTable {
-  let rows: ReturnType<typeof parseDelimited>
-  try {
-    rows = parseDelimited(text, delimiter)
-  } catch (err) {
-    if (err instanceof DelimitedSyntaxError) throw corrupt(file, err.line, err.message, err)
-    throw err
+  const reader = new DelimitedReader(text, delimiter)
+  const read = () => {
+    try {
+      return reader.next()
+    } catch (err) {
+      if (err instanceof DelimitedSyntaxError) throw corrupt(file, err.line, err.message, err)
+      throw err
+    }
   }
-  const header = rows[0]
+  const header = read()
   if (!header)
     throw new DataError('DATA_EMPTY', `label file ${file} is empty; expected a header line and a line per image`, { files: [file] })
   const columns = header.fields.map((c) => c.trim())
-  const body = rows.slice(1)
-  for (const row of body) {
-    if (row.fields.length !== columns.length) {
-      throw corrupt(
-        file,
-        row.line,
-        `${row.fields.length} field(s), but the header (line ${header.line}) has ${columns.length}: ${columns.join(', ')}` +
-          (delimiter === '\t' ? '' : '; a field holding a comma must be quoted ("a, b")'),
-      )
-    }
+  return {
+    columns,
+    next: () => {
+      const row = read()
+      if (row && row.fields.length !== columns.length) {
+        throw corrupt(
+          file,
+          row.line,
+          `${row.fields.length} field(s), but the header (line ${header.line}) has ${columns.length}: ${columns.join(', ')}` +
+            (delimiter === '\t' ? '' : '; a field holding a comma must be quoted ("a, b")'),
+        )
+      }
+      return row
+    },
   }
-  return { columns, records: body }
 }
 
 /** A JSON array of records, each with the line it starts on. */
@@ -115,13 +122,16 @@ function objectTable(file: string, records: { line: number; value: unknown }[]):
       columns.push(key)
     }
   }
+  let at = 0
   return {
     columns,
-    records: records.map(({ line, value }) => {
+    next: () => {
+      const record = records[at++]
+      if (!record) return undefined
       const fields: unknown[] = new Array(columns.length).fill(undefined)
-      for (const [key, v] of Object.entries(value as object)) fields[index.get(key)!] = v
-      return { line, fields }
-    }),
+      for (const [key, v] of Object.entries(record.value as object)) fields[index.get(key)!] = v
+      return { line: record.line, fields }
+    },
   }
 }
 

@@ -2,5 +2,6 @@
 
 /** Whether `text` starts with a URL scheme (`https://`, `s3://`, …). */
 export function isUrl(text: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text)
+  // The substring test first: it is most of the regular expression's cost saved on every row of a label file.
+  return text.includes('://') && /^[a-z][a-z0-9+.-]*:\/\//i.test(text)
 }
