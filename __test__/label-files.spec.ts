@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { TRAIN_HELP } from '../ts/cli/train-command.ts'
-import { DelimitedSyntaxError, parseDelimited } from '../ts/data/csv.ts'
+import { DelimitedReader, DelimitedSyntaxError, parseDelimited } from '../ts/data/csv.ts'
 import { decodeImage } from '../ts/data/decode-image.ts'
 import { loadData } from '../ts/data/load-data.ts'
 import { selectImages, stratifiedSplit } from '../ts/data/split.ts'
@@ -85,6 +85,16 @@ test('the CSV reader: quoted fields with commas, doubled quotes and line breaks,
   t.is(unclosed?.line, 2)
   const after = t.throws(() => parseDelimited('a,b\n"x"y,1\n', ','), { instanceOf: DelimitedSyntaxError })
   t.is(after?.line, 2)
+  // One record at a time: the records before a fault are read, the fault is thrown when the reader reaches it, and
+  // after the last record the reader gives undefined.
+  const reader = new DelimitedReader('a,b\n1,2\n"x"y,1\n', ',')
+  t.deepEqual(reader.next(), { fields: ['a', 'b'], line: 1 })
+  t.deepEqual(reader.next(), { fields: ['1', '2'], line: 2 })
+  t.is(t.throws(() => reader.next(), { instanceOf: DelimitedSyntaxError })?.line, 3)
+  const done = new DelimitedReader('a\n\n', ',')
+  t.deepEqual(done.next(), { fields: ['a'], line: 1 })
+  t.is(done.next(), undefined)
+  t.is(done.next(), undefined)
 })
 
 test('a CSV label file: quoted paths and labels, paths relative to its folder or absolute, sorted classes, the images decoded', async (t) => {

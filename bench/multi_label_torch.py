@@ -4,7 +4,11 @@ then scored as ConvKit scores it: mAP over the test images, and macro-/micro-F1 
 chosen on the validation rows to maximise each class's F1 (the midpoint below the best cut; a class is predicted
 where its probability reaches its threshold).
 
-  multi_label_torch.py <labels.csv> <epochs> <batch size> <lr> <seed>
+  multi_label_torch.py <labels.csv> <epochs> <batch size> <lr> <seed> [<same-start folder>]
+
+With a same-start folder (bench/multi-label.ts --same-start), the network starts from ConvKit's initial weights
+(init.safetensors) and trains on ConvKit's order of images (order.json: each epoch's training-row indices), and the
+output adds each step's loss (stepLosses).
 
 Prints one JSON object: mAP, macroF1, microF1, exactMatch (percent), seconds (training and scoring).
 """
@@ -61,23 +65,34 @@ def best_threshold(scores, truth):
     return lowest if at + 1 == len(order) else (lowest + scores[order[at + 1]]) / 2
 
 
-def main(csv_file, epochs, batch, lr, seed):
+def main(csv_file, epochs, batch, lr, seed, same_start=None):
     torch.manual_seed(seed)
     torch.set_num_threads(os.cpu_count())
     classes, data = read(csv_file)
     model = torchvision.models.resnet18(num_classes=len(classes))
+    orders = None
+    if same_start:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(os.path.join(same_start, "init.safetensors")), strict=True)
+        with open(os.path.join(same_start, "order.json")) as f:
+            orders = [torch.tensor(o) for o in json.load(f)]
+    step_losses = []
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     x, y = data["train"]
     start = time.perf_counter()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(x))
+        order = orders[epoch] if orders else torch.randperm(len(x))
         for b in range(0, len(x), batch):
             pick = order[b : b + batch]
             optimizer.zero_grad()
-            loss_fn(model(normalized(x[pick])), y[pick]).backward()
+            loss = loss_fn(model(normalized(x[pick])), y[pick])
+            loss.backward()
             optimizer.step()
+            if orders:
+                step_losses.append(loss.item())
     model.eval()
 
     def probabilities(split):
@@ -98,10 +113,11 @@ def main(csv_file, epochs, batch, lr, seed):
                 "microF1": 100 * f1_score(yt, pred, average="micro", zero_division=0),
                 "exactMatch": 100 * accuracy_score(yt, pred),
                 "seconds": time.perf_counter() - start,
+                **({"stepLosses": step_losses} if orders else {}),
             }
         )
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), *sys.argv[6:7])

@@ -326,8 +326,9 @@ export function listLabelFile(file: string, options: LabelFileOptions = {}): Lab
 
 /**
  * The usable rows that list an earlier usable row's file again (by the same path, or another one through a link), each
- * with that earlier row. Sorting the inodes tells whether any file is there twice at a third of the cost of a map of
- * 60 000 rows; only then, or where a file system gives no inode numbers (0), are the rows compared one by one.
+ * with that earlier row. Sorting the inodes tells whether any file is there twice for less than a map filled row by
+ * row costs (about 5 ms against 15 at 60 000 rows); only then, or where a file system gives no inode numbers (0), are
+ * the rows compared one by one.
  */
 function repeatedFiles(usable: Record<RowSplit, UsableRows>, files: readonly string[]): Map<number, number> {
   const repeated = new Map<number, number>()
