@@ -139,5 +139,7 @@ function printStepLosses(ours: number[], torch: number[]): void {
     console.log(`| ${step} | ${a.toFixed(6)} | ${b.toFixed(6)} | ${((a - b) / b).toExponential(2)} |`)
   }
   const parted = ours.findIndex((a, i) => Math.abs(a - torch[i]!) > 0.01 * torch[i]!)
-  console.log(parted < 0 ? 'The step losses stay within 1 % throughout.' : `The step losses first part by more than 1 % at step ${parted + 1}.`)
+  console.log(
+    parted < 0 ? 'The step losses stay within 1 % throughout.' : `The step losses first part by more than 1 % at step ${parted + 1}.`,
+  )
 }
