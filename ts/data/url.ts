@@ -2,6 +2,7 @@
 
 /** Whether `text` starts with a URL scheme (`https://`, `s3://`, …). */
 export function isUrl(text: string): boolean {
-  // The substring test first: it is most of the regular expression's cost saved on every row of a label file.
+  // The substring test first: a label file asks for every row, nearly no path has '://', and the test costs a fraction
+  // of the regular expression.
   return text.includes('://') && /^[a-z][a-z0-9+.-]*:\/\//i.test(text)
 }
